@@ -1,0 +1,79 @@
+"""The FastAPI application: routes, error handlers, and the process's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from comfy_serverless.api.errors import error_response, install_error_handlers
+from comfy_serverless.api.routes import files, health, workflows
+from comfy_serverless.services import build_engine, build_worker, open_services
+from comfy_serverless.settings import Settings
+from comfy_serverless.worker.worker import Worker
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAPI:
+    """Build the app. With a worker (the embedded default), it also runs one ComfyUI."""
+    run_worker = settings.embedded_worker if with_worker is None else with_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            worker: Worker | None = None
+            if run_worker:
+                worker = build_worker(services, build_engine(settings))
+                await worker.start()
+            app.state.worker = worker
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    await worker.stop()
+
+    app = FastAPI(
+        title="ComfyUI Serverless API",
+        version="1.0.0",
+        description="Serverless API for ComfyUI workflow execution",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(_BodySizeLimit, limit=settings.max_request_bytes)
+    app.include_router(workflows.router)
+    app.include_router(files.router)
+    app.include_router(health.router)
+    return app
+
+
+class _BodySizeLimit:
+    """Refuses a request whose declared body exceeds the limit, before reading it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self._app = app
+        self._limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = _content_length(scope)
+            if length is not None and length > self._limit:
+                response = error_response(
+                    413, "PAYLOAD_TOO_LARGE", f"Request bodies are limited to {self._limit} bytes",
+                    {"max_bytes": self._limit, "content_length": length})
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None

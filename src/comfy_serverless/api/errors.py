@@ -1,0 +1,87 @@
+"""Every error from every route, the framework's own included, in the spec's error shape.
+
+Domain errors (ApiError) carry their status and body; this module is the one place that
+turns them, and everything else, into HTTP responses. No stack trace reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from comfy_serverless.errors import ApiError
+
+__all__ = ["error_response", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+_CODES_BY_STATUS = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "UNPROCESSABLE_ENTITY",
+    429: "RATE_LIMIT_EXCEEDED",
+    500: "INTERNAL_ERROR",
+    502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def error_response(
+    status_code: int, error_code: str, message: str, details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"status": "error", "error_code": error_code, "message": message,
+            "details": details or {}}
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODES_BY_STATUS.get(exc.status_code, HTTPStatus(exc.status_code).phrase.upper())
+    details: dict[str, Any] = {"path": request.url.path, "method": request.method}
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return error_response(exc.status_code, code, message, details,
+                          dict(exc.headers) if exc.headers else None)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"field": ".".join(str(part) for part in error.get("loc", ())),
+         "error": error.get("msg", "invalid"), "type": error.get("type", "")}
+        for error in exc.errors()
+    ]
+    return error_response(400, "INVALID_REQUEST", "The request body or parameters are invalid",
+                          {"validation_errors": problems})
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    incident = f"inc_{secrets.token_hex(6)}"
+    log.exception("unhandled error %s on %s %s", incident, request.method, request.url.path)
+    return error_response(500, "INTERNAL_ERROR", "An unexpected error occurred",
+                          {"incident_id": incident})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,150 @@
+"""The spec's workflow endpoints: execute, status, cancel, results (§1.1 to 1.3)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.api.schemas import ExecuteRequest
+from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
+from comfy_serverless.executions.estimates import estimate
+from comfy_serverless.executions.submission import new_execution
+from comfy_serverless.executions.views import (
+    accepted_view,
+    cancelled_view,
+    output_view,
+    results_view,
+    status_view,
+)
+from comfy_serverless.services import Services
+from comfy_serverless.store.records import ApiKeyRecord, ExecutionRecord, OutputRecord
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+
+
+class ExecutionAlreadyFinished(ApiError):
+    status_code = 409
+    error_code = "EXECUTION_ALREADY_FINISHED"
+
+
+class ExecutionNotSuccessful(ApiError):
+    status_code = 409
+    error_code = "EXECUTION_NOT_SUCCESSFUL"
+
+
+async def _owned(services: Services, execution_id: str, key: ApiKeyRecord) -> ExecutionRecord:
+    execution = await services.store.execution_for_key(execution_id, key.id)
+    if execution is None:
+        raise ExecutionNotFound(execution_id)
+    return execution
+
+
+@router.post("/execute", status_code=202)
+async def execute(
+    body: ExecuteRequest,
+    key: CurrentKey,
+    services: ServicesDep,
+    x_webhook_url: Annotated[str | None, Header()] = None,
+    x_client_id: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    submission = new_execution(body, key, services.settings, webhook_header=x_webhook_url,
+                               client_id=x_client_id)
+    await services.store.create_execution(submission)
+    services.signals.work_available()
+    execution = await services.store.execution_for_key(submission.id, key.id)
+    assert execution is not None
+    return JSONResponse(accepted_view(execution, await estimate(services.store, execution)),
+                        status_code=202)
+
+
+@router.get("/{execution_id}/status")
+async def status(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
+    execution = await _owned(services, execution_id, key)
+    log = await services.store.events(execution.id)
+    return status_view(execution, log, await estimate(services.store, execution))
+
+
+@router.delete("/{execution_id}/cancel")
+async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
+    execution = await _owned(services, execution_id, key)
+    cancelled = await services.store.cancel(execution.id, key.id, "user_requested", time.time())
+    if cancelled is None:
+        current = await _owned(services, execution_id, key)
+        raise ExecutionAlreadyFinished(
+            f"Execution {execution_id} is already {current.status} and cannot be cancelled",
+            {"execution_id": execution_id, "status": current.status},
+        )
+    services.signals.cancelled(cancelled.id)
+    return cancelled_view(cancelled)
+
+
+@router.get("/{execution_id}/results")
+async def results(
+    request: Request,
+    execution_id: str,
+    key: CurrentKey,
+    services: ServicesDep,
+    include_metadata: bool = False,
+    download_format: Annotated[Literal["urls", "base64"], Query()] = "urls",
+) -> JSONResponse:
+    execution = await _owned(services, execution_id, key)
+    if execution.status in ("queued", "processing"):
+        return JSONResponse(_not_ready(execution), status_code=202)
+    if execution.status != "completed":
+        raise _unsuccessful(execution)
+    outputs = await services.store.outputs(execution.id)
+    inline = download_format == "base64"
+    if inline:
+        _check_inline_size(outputs, services.settings.base64_max_bytes)
+    base_url = services.settings.public_base_url or str(request.base_url)
+    expires = int(time.time()) + services.settings.signed_url_ttl
+    views = [
+        (output.intermediate, await output_view(output, services.storage, base_url=base_url,
+                                                expires=expires, inline=inline))
+        for output in outputs
+    ]
+    body = results_view(
+        execution,
+        [view for intermediate, view in views if not intermediate],
+        [view for intermediate, view in views if intermediate],
+        include_metadata=include_metadata,
+    )
+    return JSONResponse(body)
+
+
+def _not_ready(execution: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "execution_id": execution.id,
+        "status": execution.status,
+        "progress": execution.progress,
+        "message": "The execution has not finished; results are not available yet",
+        "status_url": f"/v1/workflows/{execution.id}/status",
+    }
+
+
+def _unsuccessful(execution: ExecutionRecord) -> ApiError:
+    error = execution.error or {}
+    details = {"execution_id": execution.id, "status": execution.status,
+               **(error.get("details") or {})}
+    if execution.status == "cancelled":
+        details["reason"] = execution.cancel_reason
+    message = error.get("message") or f"Execution {execution.id} was {execution.status}"
+    extra = {"retry_info": error["retry_info"]} if "retry_info" in error else None
+    return ExecutionNotSuccessful(message, details, extra=extra)
+
+
+def _check_inline_size(outputs: list[OutputRecord], limit: int) -> None:
+    total = sum(output.size_bytes for output in outputs)
+    if total > limit:
+        raise PayloadTooLarge(
+            f"The outputs total {total} bytes, more than the {limit} bytes "
+            "that download_format=base64 may return",
+            {"total_size_bytes": total, "max_base64_bytes": limit,
+             "suggestion": "Use download_format=urls"},
+        )

@@ -1,0 +1,87 @@
+"""API keys: `comfyui_sk_…` (secret) and `comfyui_pk_…` (public).
+
+A key is 192 random bits. Only its SHA-256 is stored (a key this long needs no slow hash);
+its first characters are a public lookup prefix, so authentication is one indexed read and
+one constant-time comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from comfy_serverless.errors import AuthenticationFailed
+from comfy_serverless.store.records import ApiKeyRecord
+from comfy_serverless.store.store import Store
+
+__all__ = ["IssuedKey", "KeyKind", "authenticate", "issue_key", "parse_bearer"]
+
+KeyKind = Literal["secret", "public"]
+_TYPE_PREFIX: dict[KeyKind, str] = {"secret": "comfyui_sk_", "public": "comfyui_pk_"}
+_LOOKUP_CHARS = 12
+_SECRET_BYTES = 24
+# last_used_at is written at most this often per key, to keep reads cheap.
+_TOUCH_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    plaintext: str
+    record: ApiKeyRecord
+
+
+def _hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def _lookup_prefix(plaintext: str) -> str | None:
+    for type_prefix in _TYPE_PREFIX.values():
+        if plaintext.startswith(type_prefix):
+            return plaintext[: len(type_prefix) + _LOOKUP_CHARS]
+    return None
+
+
+def issue_key(kind: KeyKind, tier: str, *, is_admin: bool = False,
+              name: str | None = None) -> IssuedKey:
+    plaintext = _TYPE_PREFIX[kind] + secrets.token_urlsafe(_SECRET_BYTES)
+    prefix = _lookup_prefix(plaintext)
+    assert prefix is not None
+    record = ApiKeyRecord(
+        id=f"key_{secrets.token_hex(8)}",
+        prefix=prefix,
+        secret_hash=_hash(plaintext),
+        kind=kind,
+        tier=tier,
+        is_admin=is_admin,
+        name=name,
+        created_at=time.time(),
+    )
+    return IssuedKey(plaintext, record)
+
+
+def parse_bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthenticationFailed()
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("Authorization must be 'Bearer {api_key}'")
+    return token.strip()
+
+
+async def authenticate(store: Store, plaintext: str) -> ApiKeyRecord:
+    prefix = _lookup_prefix(plaintext)
+    if prefix is None:
+        raise AuthenticationFailed()
+    record = await store.api_key_by_prefix(prefix)
+    if record is None or not hmac.compare_digest(record.secret_hash, _hash(plaintext)):
+        raise AuthenticationFailed()
+    if record.revoked_at is not None:
+        raise AuthenticationFailed("This API key has been revoked")
+    now = time.time()
+    if record.last_used_at is None or now - record.last_used_at > _TOUCH_INTERVAL:
+        await store.touch_api_key(record.id, now)
+    return record

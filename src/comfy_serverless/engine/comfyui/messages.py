@@ -1,0 +1,154 @@
+"""ComfyUI's WebSocket messages, parsed into small typed events for one prompt.
+
+Only the messages that change an execution's state are kept; the rest (status, previews,
+crystools…) are dropped by `parse_message`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "EngineEvent",
+    "ConnectionLost",
+    "ExecutionCached",
+    "ExecutionError",
+    "ExecutionFinished",
+    "ExecutionInterrupted",
+    "ExecutionStarted",
+    "NodeExecuted",
+    "NodeStarted",
+    "StepProgress",
+    "parse_message",
+]
+
+
+@dataclass(frozen=True)
+class ExecutionStarted:
+    prompt_id: str
+
+
+@dataclass(frozen=True)
+class ExecutionCached:
+    prompt_id: str
+    node_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodeStarted:
+    prompt_id: str
+    node_id: str
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    prompt_id: str
+    node_id: str | None
+    value: int
+    maximum: int
+
+
+@dataclass(frozen=True)
+class NodeExecuted:
+    prompt_id: str
+    node_id: str
+    output: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExecutionFinished:
+    """`executing {node: null}`: ComfyUI has written the prompt's history."""
+
+    prompt_id: str
+
+
+@dataclass(frozen=True)
+class ExecutionError:
+    prompt_id: str
+    node_id: str | None
+    node_type: str | None
+    exception_type: str
+    exception_message: str
+    traceback: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExecutionInterrupted:
+    prompt_id: str
+    node_id: str | None
+
+
+@dataclass(frozen=True)
+class ConnectionLost:
+    """Not a ComfyUI message: the WebSocket dropped, or the engine went away."""
+
+    reason: str
+
+
+EngineEvent = (
+    ExecutionStarted
+    | ExecutionCached
+    | NodeStarted
+    | StepProgress
+    | NodeExecuted
+    | ExecutionFinished
+    | ExecutionError
+    | ExecutionInterrupted
+    | ConnectionLost
+)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _executing(prompt_id: str, data: dict[str, Any]) -> EngineEvent:
+    node = data.get("node")
+    if node is None:
+        return ExecutionFinished(prompt_id)
+    return NodeStarted(prompt_id, str(node))
+
+
+def _error(prompt_id: str, data: dict[str, Any]) -> EngineEvent:
+    return ExecutionError(
+        prompt_id=prompt_id,
+        node_id=_optional_str(data.get("node_id")),
+        node_type=_optional_str(data.get("node_type")),
+        exception_type=str(data.get("exception_type", "")),
+        exception_message=str(data.get("exception_message", "")),
+        traceback=[str(line) for line in data.get("traceback") or []],
+    )
+
+
+def _build(kind: str, prompt_id: str, data: dict[str, Any]) -> EngineEvent | None:
+    match kind:
+        case "execution_start":
+            return ExecutionStarted(prompt_id)
+        case "execution_cached":
+            return ExecutionCached(prompt_id, tuple(str(n) for n in data.get("nodes") or ()))
+        case "executing":
+            return _executing(prompt_id, data)
+        case "progress":
+            return StepProgress(
+                prompt_id, _optional_str(data.get("node")),
+                int(data.get("value", 0)), int(data.get("max", 0)),
+            )
+        case "executed":
+            return NodeExecuted(prompt_id, str(data.get("node")), dict(data.get("output") or {}))
+        case "execution_error":
+            return _error(prompt_id, data)
+        case "execution_interrupted":
+            return ExecutionInterrupted(prompt_id, _optional_str(data.get("node_id")))
+    return None
+
+
+def parse_message(message: dict[str, Any]) -> EngineEvent | None:
+    """Turn one decoded WebSocket JSON message into an event, or None if it is not one."""
+    data = message.get("data")
+    if not isinstance(data, dict):
+        return None
+    prompt_id = data.get("prompt_id")
+    if not isinstance(prompt_id, str):
+        return None
+    return _build(str(message.get("type")), prompt_id, data)

@@ -1,0 +1,185 @@
+"""Runs ComfyUI as a supervised child process, or attaches to one that already runs.
+
+A crash or OOM inside ComfyUI never takes the worker down: the supervisor notices the exit,
+starts a new process on the same port and directories, and the worker carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from comfy_serverless.engine.comfyui.installer import EngineLayout
+from comfy_serverless.errors import EngineUnavailable
+
+__all__ = ["AttachedEngine", "Engine", "EngineProcessConfig", "SupervisedEngine"]
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """What a worker needs from its ComfyUI: a URL, and a way to make sure it is up."""
+
+    base_url: str
+
+    async def start(self) -> None: ...
+
+    async def ensure_running(self) -> bool:
+        """Wait until ComfyUI answers; True if it had to be (re)started for that."""
+        ...
+
+    def is_alive(self) -> bool: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineProcessConfig:
+    layout: EngineLayout
+    state_dir: Path
+    port: int = 0
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+    start_timeout: float = 180.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _answers(base_url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            return (await http.get(base_url + "/system_stats")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class SupervisedEngine:
+    def __init__(self, config: EngineProcessConfig) -> None:
+        self._config = config
+        self._port = config.port or _free_port()
+        self.base_url = f"http://127.0.0.1:{self._port}"
+        self._process: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    async def start(self) -> None:
+        await self.ensure_running()
+
+    async def ensure_running(self) -> bool:
+        async with self._lock:
+            if self.is_alive():
+                return False
+            if self._process is not None:
+                self.restarts += 1
+                log.warning("ComfyUI (pid %s) is gone; restarting it", self._process.pid)
+                await self._terminate()
+            await self._spawn()
+            await self._wait_ready()
+            return True
+
+    async def stop(self) -> None:
+        async with self._lock:
+            await self._terminate()
+
+    def _command(self) -> list[str]:
+        layout, state = self._config.layout, self._config.state_dir
+        device_args = ["--cpu"] if layout.device() == "cpu" else []
+        return [
+            str(layout.python), "main.py", *device_args,
+            "--listen", "127.0.0.1", "--port", str(self._port), "--disable-auto-launch",
+            "--front-end-root", str(layout.frontend_dir),
+            "--output-directory", str(state / "output"),
+            "--input-directory", str(state / "input"),
+            "--temp-directory", str(state / "temp"),
+            "--database-url", f"sqlite:///{state / 'comfyui.db'}",
+            "--disable-api-nodes",
+            *self._config.extra_args,
+        ]
+
+    async def _spawn(self) -> None:
+        state = self._config.state_dir
+        for folder in ("output", "input", "temp"):
+            (state / folder).mkdir(parents=True, exist_ok=True)
+        log_file = (state / "comfyui.log").open("ab")
+        log.info("starting ComfyUI on %s", self.base_url)
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *self._command(), cwd=self._config.layout.comfyui_dir,
+                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                start_new_session=True,
+            )
+        finally:
+            log_file.close()
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self._config.start_timeout
+        while time.monotonic() < deadline:
+            if not self.is_alive():
+                raise EngineUnavailable(f"ComfyUI exited at start: {self._log_tail()}")
+            if await _answers(self.base_url):
+                log.info("ComfyUI ready on %s (pid %s)", self.base_url, self.pid)
+                return
+            await asyncio.sleep(0.25)
+        raise EngineUnavailable(f"ComfyUI not ready after {self._config.start_timeout}s")
+
+    async def _terminate(self) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+
+    def _log_tail(self) -> str:
+        path = self._config.state_dir / "comfyui.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+class AttachedEngine:
+    """A ComfyUI that someone else runs (COMFYUI_URL): we wait for it, never restart it."""
+
+    def __init__(self, base_url: str, *, wait_timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._wait_timeout = wait_timeout
+
+    def is_alive(self) -> bool:
+        return True
+
+    async def start(self) -> None:
+        await self.ensure_running()
+
+    async def ensure_running(self) -> bool:
+        deadline = time.monotonic() + self._wait_timeout
+        while not await _answers(self.base_url):
+            if time.monotonic() > deadline:
+                raise EngineUnavailable(f"ComfyUI at {self.base_url} does not answer")
+            await asyncio.sleep(0.5)
+        return False
+
+    async def stop(self) -> None:
+        return None

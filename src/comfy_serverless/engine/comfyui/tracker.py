@@ -1,0 +1,135 @@
+"""Turns one prompt's engine events into progress over the whole workflow and a log.
+
+Progress counts every node of the graph equally; the running node contributes the fraction
+of its sampler steps. ComfyUI says when a node *starts* (`executing`), so a node is
+complete when the next one starts, or when the prompt ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from comfy_serverless.engine.comfyui.messages import (
+    EngineEvent,
+    ExecutionCached,
+    ExecutionFinished,
+    ExecutionStarted,
+    NodeExecuted,
+    NodeStarted,
+    StepProgress,
+)
+from comfy_serverless.store.records import LogEntry, ProgressSnapshot
+
+__all__ = ["ExecutionTracker"]
+
+
+def _model_name(inputs: dict[str, Any]) -> str | None:
+    for name, value in inputs.items():
+        if name.endswith("_name") and isinstance(value, str):
+            return value
+    return None
+
+
+def _is_model_loader(class_type: str, inputs: dict[str, Any]) -> bool:
+    return "Loader" in class_type and _model_name(inputs) is not None
+
+
+@dataclass
+class ExecutionTracker:
+    workflow: dict[str, dict[str, Any]]
+    clock: Callable[[], float] = time.time
+    started_at: float | None = None
+    finished_at: float | None = None
+    current_node_id: str | None = None
+    current_step: int | None = None
+    total_steps: int | None = None
+    completed: set[str] = field(default_factory=set)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _node_started_at: float = 0.0
+    _log: list[LogEntry] = field(default_factory=list)
+
+    @property
+    def total_nodes(self) -> int:
+        return len(self.workflow)
+
+    def class_of(self, node_id: str | None) -> str | None:
+        if node_id is None:
+            return None
+        node = self.workflow.get(node_id)
+        return str(node.get("class_type")) if node else None
+
+    def apply(self, event: EngineEvent) -> None:
+        match event:
+            case ExecutionStarted():
+                self.started_at = self.clock()
+                self._record("execution_started", None, "Workflow execution initiated")
+            case ExecutionCached(node_ids=node_ids):
+                for node_id in node_ids:
+                    self._complete(node_id, cached=True)
+            case NodeStarted(node_id=node_id):
+                self._finish_current()
+                self.current_node_id = node_id
+                self.current_step = self.total_steps = None
+                self._node_started_at = self.clock()
+            case StepProgress(value=value, maximum=maximum):
+                self.current_step, self.total_steps = value, maximum
+            case NodeExecuted(node_id=node_id, output=output):
+                self.outputs[node_id] = output
+            case ExecutionFinished():
+                self._finish_current()
+                self.finished_at = self.clock()
+
+    def snapshot(self) -> ProgressSnapshot:
+        done = len(self.completed)
+        fraction = 0.0
+        if self.current_node_id and self.current_step is not None and self.total_steps:
+            fraction = min(1.0, self.current_step / self.total_steps)
+        progress = min(1.0, (done + fraction) / self.total_nodes) if self.total_nodes else 0.0
+        return ProgressSnapshot(
+            progress=round(progress, 4),
+            current_node=self.class_of(self.current_node_id),
+            current_node_id=self.current_node_id,
+            current_step=self.current_step,
+            total_steps=self.total_steps,
+            completed_nodes=done,
+        )
+
+    def drain_log(self) -> list[LogEntry]:
+        entries, self._log = self._log, []
+        return entries
+
+    def engine_time(self) -> float:
+        """Seconds ComfyUI spent on the prompt (start to finish, or to now)."""
+        if self.started_at is None:
+            return 0.0
+        return max(0.0, (self.finished_at or self.clock()) - self.started_at)
+
+    # ------------------------------------------------------------------ internals
+
+    def _finish_current(self) -> None:
+        if self.current_node_id is not None:
+            self._complete(self.current_node_id, cached=False)
+            self.current_node_id = None
+
+    def _complete(self, node_id: str, *, cached: bool) -> None:
+        if node_id in self.completed:
+            return
+        self.completed.add(node_id)
+        class_type = self.class_of(node_id) or "node"
+        inputs = dict(self.workflow.get(node_id, {}).get("inputs") or {})
+        duration = 0.0 if cached else round(self.clock() - self._node_started_at, 4)
+        details: dict[str, Any] = {"class_type": class_type, "duration": duration}
+        if cached:
+            details["cached"] = True
+        if not cached and _is_model_loader(class_type, inputs):
+            self._record("model_loaded", node_id, f"{class_type} loaded {_model_name(inputs)}",
+                         {"model": _model_name(inputs), "load_time": duration})
+        verb = "served from cache" if cached else "completed"
+        self._record("node_completed", node_id, f"{class_type} {verb}", details)
+
+    def _record(self, event: str, node_id: str | None, message: str,
+                details: dict[str, Any] | None = None) -> None:
+        self._log.append(LogEntry(self.clock(), event, node_id, message, details))

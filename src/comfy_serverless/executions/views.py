@@ -1,0 +1,192 @@
+"""The spec's response bodies, built from store records."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from comfy_serverless.executions.estimates import Estimate
+from comfy_serverless.storage.base import OutputStorage, StoredLocation
+from comfy_serverless.store.records import ExecutionRecord, LogEntry, OutputRecord
+from comfy_serverless.timefmt import utc_iso
+
+__all__ = ["accepted_view", "cancelled_view", "output_view", "results_view", "status_view"]
+
+
+def _links(execution_id: str) -> dict[str, str]:
+    return {
+        "status_url": f"/v1/workflows/{execution_id}/status",
+        "cancel_url": f"/v1/workflows/{execution_id}/cancel",
+    }
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def accepted_view(execution: ExecutionRecord, estimate: Estimate) -> dict[str, Any]:
+    return {
+        "status": "accepted",
+        "execution_id": execution.id,
+        "queue_position": estimate.queue_position,
+        "estimated_duration": _seconds(estimate.duration),
+        "estimated_start_time": utc_iso(estimate.start_time),
+        "estimated_completion_time": utc_iso(estimate.completion_time),
+        "webhook_url": execution.webhook_url,
+        **_links(execution.id),
+    }
+
+
+def _log_view(entry: LogEntry) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "timestamp": utc_iso(entry.at),
+        "event": entry.event,
+        "node_id": entry.node_id,
+        "message": entry.message,
+    }
+    if entry.details:
+        view["details"] = entry.details
+    return view
+
+
+def _remaining(execution: ExecutionRecord, estimate: Estimate) -> float | None:
+    if execution.is_finished:
+        return 0.0
+    if estimate.completion_time is None:
+        return None
+    return _seconds(max(0.0, estimate.completion_time - time.time()))
+
+
+def status_view(
+    execution: ExecutionRecord, log: list[LogEntry], estimate: Estimate
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "execution_id": execution.id,
+        "status": execution.status,
+        "progress": execution.progress,
+        "current_node": execution.current_node,
+        "current_node_id": execution.current_node_id,
+        "current_step": execution.current_step,
+        "total_steps": execution.total_steps,
+        "submitted_at": utc_iso(execution.submitted_at),
+        "started_at": utc_iso(execution.started_at),
+        "completed_at": utc_iso(execution.finished_at),
+        "estimated_completion": utc_iso(
+            execution.finished_at if execution.is_finished else estimate.completion_time),
+        "estimated_remaining": _remaining(execution, estimate),
+        "attempt": execution.attempt,
+        "resource_allocation": execution.resource_allocation,
+        "execution_log": [_log_view(entry) for entry in log],
+        "metrics": {
+            "total_nodes": execution.total_nodes,
+            "completed_nodes": execution.completed_nodes,
+        },
+    }
+    if execution.status == "queued":
+        view["queue_position"] = estimate.queue_position
+    if execution.error is not None:
+        view["error"] = execution.error
+    return view
+
+
+def cancelled_view(execution: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "status": "cancelled",
+        "execution_id": execution.id,
+        "cancelled_at": utc_iso(execution.finished_at),
+        "reason": execution.cancel_reason,
+        "refund_eligible": True,
+        "partial_results": {
+            "available": False,
+            "completed_nodes": execution.completed_nodes,
+            "total_nodes": execution.total_nodes,
+        },
+    }
+
+
+def _location(output: OutputRecord) -> StoredLocation:
+    return StoredLocation(output.storage_provider, output.storage_key, output.storage_bucket)
+
+
+async def output_view(
+    output: OutputRecord, storage: OutputStorage, *, base_url: str, expires: int,
+    inline: bool,
+) -> dict[str, Any]:
+    location = _location(output)
+    dimensions = f"{output.width}x{output.height}" if output.width and output.height else None
+    view: dict[str, Any] = {
+        "node_id": output.node_id,
+        "output_type": output.output_type,
+        "file_info": {
+            "filename": output.filename,
+            "size_bytes": output.size_bytes,
+            "dimensions": dimensions,
+            "format": output.format,
+            "content_type": output.content_type,
+        },
+        "storage": {
+            "provider": output.storage_provider,
+            "bucket": output.storage_bucket,
+            "key": output.storage_key,
+            "url": _absolute(base_url, storage.download_path(location, expires)),
+            "expires_at": utc_iso(expires),
+        },
+    }
+    if inline:
+        data = await storage.read_bytes(location)
+        view["data"] = base64.b64encode(data).decode()
+        view["encoding"] = "base64"
+    return view
+
+
+def _absolute(base_url: str, url: str) -> str:
+    return url if "://" in url else base_url.rstrip("/") + url
+
+
+def _model_used(workflow: dict[str, Any]) -> str | None:
+    for node in workflow.values():
+        name = node.get("inputs", {}).get("ckpt_name")
+        if isinstance(name, str):
+            return name
+    return None
+
+
+def _seed(workflow: dict[str, Any]) -> int | None:
+    for node in workflow.values():
+        inputs = node.get("inputs", {})
+        for name in ("seed", "noise_seed"):
+            if isinstance(inputs.get(name), int):
+                return int(inputs[name])
+    return None
+
+
+def results_view(
+    execution: ExecutionRecord, outputs: list[dict[str, Any]],
+    intermediate: list[dict[str, Any]], *, include_metadata: bool,
+) -> dict[str, Any]:
+    started = execution.started_at or execution.submitted_at
+    finished = execution.finished_at or time.time()
+    results: dict[str, Any] = {"outputs": outputs, "intermediate_outputs": intermediate}
+    if include_metadata:
+        results["metadata"] = {
+            "total_outputs": len(outputs),
+            "total_size_bytes": sum(o["file_info"]["size_bytes"] for o in outputs),
+            "generation_seed": _seed(execution.workflow),
+            "model_used": _model_used(execution.workflow),
+            "workflow_metadata": execution.options.get("metadata", {}),
+            "attempts": execution.attempt,
+        }
+    return {
+        "execution_id": execution.id,
+        "status": execution.status,
+        "completed_at": utc_iso(execution.finished_at),
+        "execution_time": _seconds(finished - started),
+        "results": results,
+        "execution_metrics": {
+            "total_time": _seconds(finished - execution.submitted_at),
+            "queue_time": _seconds(started - execution.submitted_at),
+            "processing_time": _seconds(finished - started),
+            "gpu_time": _seconds(execution.gpu_time),
+        },
+    }

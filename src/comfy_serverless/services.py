@@ -1,0 +1,72 @@
+"""Builds the long-lived parts of a process (store, storage, worker) from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
+from comfy_serverless.engine.comfyui.supervisor import (
+    AttachedEngine,
+    Engine,
+    EngineProcessConfig,
+    SupervisedEngine,
+)
+from comfy_serverless.settings import Settings
+from comfy_serverless.storage.local import LocalStorage
+from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.store import Store
+from comfy_serverless.worker.signals import WorkerSignals
+from comfy_serverless.worker.worker import Worker, WorkerConfig
+
+__all__ = ["Services", "build_engine", "build_worker", "open_services"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    storage: LocalStorage
+    signals: WorkerSignals
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    store = await Store.open(settings.resolved_database_url())
+    try:
+        await store.migrate()
+        signer = UrlSigner(settings.resolved_signing_secret())
+        storage = LocalStorage(settings.outputs_dir(), signer)
+        yield Services(settings, store, storage, WorkerSignals())
+    finally:
+        await store.close()
+
+
+def build_engine(settings: Settings) -> Engine:
+    """Attach to COMFYUI_URL when set; otherwise supervise a local ComfyUI child."""
+    if settings.comfyui_url:
+        return AttachedEngine(settings.comfyui_url)
+    layout = install_engine(EngineLayout(settings.engine_dir))
+    return SupervisedEngine(EngineProcessConfig(
+        layout=layout,
+        state_dir=settings.comfyui_dir(),
+        port=settings.comfyui_port,
+        extra_args=tuple(settings.comfyui_extra_args),
+        start_timeout=settings.comfyui_start_timeout,
+    ))
+
+
+def build_worker(services: Services, engine: Engine) -> Worker:
+    settings = services.settings
+    config = WorkerConfig(
+        worker_id=settings.worker_id,
+        spool_dir=settings.resolved_data_dir() / "spool",
+        gpu_type=settings.gpu_type,
+        lease_seconds=settings.lease_seconds,
+        heartbeat_interval=settings.heartbeat_interval,
+        poll_interval=settings.poll_interval,
+        cancel_poll_interval=settings.cancel_poll_interval,
+        progress_write_interval=settings.progress_write_interval,
+    )
+    return Worker(config, services.store, engine, services.storage, services.signals)

@@ -1,0 +1,102 @@
+"""The one settings class. Built once at start-up and passed down, never imported as a global.
+
+Every field is documented in docs/reference/configuration.md (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+_PREFIX = "COMFY_SERVERLESS_"
+
+
+def _default_engine_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "comfy-serverless" / "engine"
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _aliased(name: str) -> AliasChoices:
+    """Accept both COMFY_SERVERLESS_<NAME> and the conventional bare <NAME>."""
+    return AliasChoices(_PREFIX + name, name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore")
+
+    # --- where things live ---
+    data_dir: Path = Field(default=Path("data"))
+    database_url: str | None = Field(default=None, validation_alias=_aliased("DATABASE_URL"))
+    engine_dir: Path = Field(default_factory=_default_engine_dir)
+
+    # --- HTTP API ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str | None = None
+    embedded_worker: bool = True
+
+    # --- the worker and its ComfyUI ---
+    worker_id: str = Field(default_factory=_default_worker_id)
+    comfyui_url: str | None = Field(default=None, validation_alias=_aliased("COMFYUI_URL"))
+    comfyui_port: int = 0
+    comfyui_extra_args: list[str] = Field(default_factory=list)
+    comfyui_start_timeout: float = 180.0
+    comfyui_models_dir: Path | None = None
+    gpu_type: str | None = None
+    lease_seconds: float = 30.0
+    heartbeat_interval: float = 10.0
+    poll_interval: float = 1.0
+    cancel_poll_interval: float = 0.2
+    progress_write_interval: float = 0.25
+    default_retry_attempts: int = 0
+
+    # --- outputs ---
+    signing_secret: str | None = None
+    signed_url_ttl: int = 8 * 3600
+    base64_max_bytes: int = 20 * 1024 * 1024
+
+    # --- limits ---
+    max_request_bytes: int = 10 * 1024 * 1024
+    default_priority: int = 5
+
+    def resolved_data_dir(self) -> Path:
+        path = self.data_dir.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir() / 'comfy-serverless.db'}"
+
+    def outputs_dir(self) -> Path:
+        return self.resolved_data_dir() / "outputs"
+
+    def comfyui_dir(self) -> Path:
+        """Per-data-folder ComfyUI state: its input, output, temp folders and database."""
+        return self.resolved_data_dir() / "comfyui"
+
+    def resolved_signing_secret(self) -> str:
+        """The URL-signing secret: configured, or made once and kept in the data folder."""
+        if self.signing_secret:
+            return self.signing_secret
+        secret_file = self.resolved_data_dir() / "signing-secret"
+        try:
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        return secret_file.read_text().strip()

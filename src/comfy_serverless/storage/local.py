@@ -1,0 +1,51 @@
+"""Outputs on local disk, served back by this API through signed, expiring URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path, PurePosixPath
+
+from comfy_serverless.errors import StorageError
+from comfy_serverless.storage.base import StoredLocation
+from comfy_serverless.storage.signing import UrlSigner
+
+__all__ = ["LocalStorage"]
+
+
+class LocalStorage:
+    provider = "local"
+
+    def __init__(self, root: Path, signer: UrlSigner) -> None:
+        self.root = root
+        self.signer = signer
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, key: str) -> Path:
+        """The file behind `key`, refusing any key that would leave the storage root."""
+        relative = PurePosixPath(key)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise StorageError(f"invalid storage key {key!r}")
+        return self.root.joinpath(*relative.parts)
+
+    async def put_file(self, key: str, source: Path, content_type: str) -> StoredLocation:
+        target = self.path_for(key)
+        await asyncio.to_thread(_move_into_place, source, target)
+        return StoredLocation(self.provider, key)
+
+    def download_path(self, location: StoredLocation, expires: int) -> str:
+        return self.signer.signed_path(location.key, expires)
+
+    async def read_bytes(self, location: StoredLocation) -> bytes:
+        return await asyncio.to_thread(self.path_for(location.key).read_bytes)
+
+
+def _move_into_place(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        shutil.move(source, partial)
+        os.replace(partial, target)
+    except OSError as exc:
+        raise StorageError(f"cannot store {target.name}: {exc}") from exc

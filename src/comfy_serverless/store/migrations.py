@@ -1,0 +1,70 @@
+"""A small, explicit migrations runner: numbered .sql files per dialect, applied in order.
+
+Each file runs in its own transaction and is recorded in `schema_migrations`, so running
+`migrate` twice (or from two processes at once on PostgreSQL) applies each file once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from importlib import resources
+
+from comfy_serverless.store.connector import Connector
+
+__all__ = ["Migration", "apply_migrations", "available_migrations"]
+
+log = logging.getLogger(__name__)
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  DOUBLE PRECISION NOT NULL
+)
+"""
+# One lock id for every comfy-serverless migration run on a PostgreSQL database.
+_PG_ADVISORY_LOCK = 7_391_002
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available_migrations(dialect: str) -> list[Migration]:
+    folder = resources.files("comfy_serverless.store") / "migrations" / dialect
+    migrations = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version, _, name = entry.name.removesuffix(".sql").partition("_")
+            migrations.append(Migration(int(version), name, entry.read_text()))
+    return sorted(migrations, key=lambda migration: migration.version)
+
+
+async def apply_migrations(connector: Connector) -> list[int]:
+    """Apply every migration not yet recorded; returns the versions applied now."""
+    await connector.execute(_CREATE_TABLE)
+    applied_now: list[int] = []
+    for migration in available_migrations(connector.dialect):
+        async with connector.transaction() as tx:
+            if connector.dialect == "postgres":
+                await tx.execute(f"SELECT pg_advisory_xact_lock({_PG_ADVISORY_LOCK})")
+            done = await tx.fetch_one(
+                "SELECT version FROM schema_migrations WHERE version = :version",
+                {"version": migration.version},
+            )
+            if done is not None:
+                continue
+            await tx.execute_script(migration.sql)
+            await tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) "
+                "VALUES (:version, :name, :applied_at)",
+                {"version": migration.version, "name": migration.name, "applied_at": time.time()},
+            )
+            applied_now.append(migration.version)
+            log.info("applied migration %04d_%s", migration.version, migration.name)
+    return applied_now

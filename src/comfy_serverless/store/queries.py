@@ -1,0 +1,26 @@
+"""Loads the named SQL blocks (`-- name: x`) of queries/common.sql, then the dialect's overrides."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+__all__ = ["load_queries"]
+
+_BLOCK_HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def _parse(text: str) -> dict[str, str]:
+    parts = _BLOCK_HEADER.split(text)
+    # parts = [preamble, name1, body1, name2, body2, ...]
+    return {
+        name: body.strip().rstrip(";")
+        for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+def load_queries(dialect: str) -> dict[str, str]:
+    folder = resources.files("comfy_serverless.store") / "queries"
+    queries = _parse((folder / "common.sql").read_text())
+    queries.update(_parse((folder / f"{dialect}.sql").read_text()))
+    return queries

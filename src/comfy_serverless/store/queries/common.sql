@@ -1,0 +1,132 @@
+-- Named queries shared by SQLite and PostgreSQL. A dialect file may override a name.
+-- Every state change says what it expects (status, lease owner, attempt): a guarded update.
+
+-- name: insert_api_key
+INSERT INTO api_keys (id, prefix, secret_hash, kind, tier, is_admin, name, created_at)
+VALUES (:id, :prefix, :secret_hash, :kind, :tier, :is_admin, :name, :created_at);
+
+-- name: api_key_by_prefix
+SELECT * FROM api_keys WHERE prefix = :prefix;
+
+-- name: touch_api_key
+UPDATE api_keys SET last_used_at = :now WHERE id = :id;
+
+-- name: insert_execution
+INSERT INTO executions (
+    id, api_key_id, status, priority, workflow, options, signature, webhook_url, client_id,
+    submitted_at, max_attempts, total_nodes
+) VALUES (
+    :id, :api_key_id, 'queued', :priority, :workflow, :options, :signature, :webhook_url,
+    :client_id, :submitted_at, :max_attempts, :total_nodes
+);
+
+-- name: execution_for_key
+SELECT * FROM executions WHERE id = :id AND api_key_id = :api_key_id;
+
+-- name: execution_by_id
+SELECT * FROM executions WHERE id = :id;
+
+-- name: queue_position
+SELECT COUNT(*) AS ahead FROM executions
+WHERE status = 'queued'
+  AND (priority > :priority OR (priority = :priority AND submitted_at < :submitted_at)
+       OR (priority = :priority AND submitted_at = :submitted_at AND id < :id));
+
+-- name: claim_next
+UPDATE executions
+SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
+    lease_expires_at = :lease_expires_at, attempt = attempt + 1, started_at = :now,
+    progress = 0, current_node = NULL, current_node_id = NULL, current_step = NULL,
+    total_steps = NULL, completed_nodes = 0, engine_prompt_id = NULL
+WHERE id = (
+    SELECT id FROM executions
+    WHERE status = 'queued' AND (not_before IS NULL OR not_before <= :now)
+    ORDER BY priority DESC, submitted_at, id
+    LIMIT 1
+)
+RETURNING *;
+
+-- name: renew_lease
+UPDATE executions SET lease_expires_at = :lease_expires_at
+WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
+
+-- name: set_engine_prompt
+UPDATE executions SET engine_prompt_id = :engine_prompt_id, resource_allocation = :resource_allocation
+WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
+
+-- name: record_progress
+UPDATE executions
+SET progress = :progress, current_node = :current_node, current_node_id = :current_node_id,
+    current_step = :current_step, total_steps = :total_steps, completed_nodes = :completed_nodes
+WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
+
+-- name: complete_execution
+UPDATE executions
+SET status = 'completed', finished_at = :now, progress = 1, completed_nodes = total_nodes,
+    current_step = :current_step, total_steps = :total_steps, current_node = NULL,
+    current_node_id = NULL, gpu_time = :gpu_time, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
+
+-- name: fail_execution
+UPDATE executions
+SET status = 'failed', finished_at = :now, error = :error, gpu_time = :gpu_time,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
+
+-- name: requeue_execution
+UPDATE executions
+SET status = 'queued', not_before = :not_before, error = :error, lease_owner = NULL,
+    lease_expires_at = NULL, worker_id = NULL
+WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
+
+-- name: cancel_execution
+UPDATE executions
+SET status = 'cancelled', finished_at = :now, cancel_reason = :reason,
+    lease_expires_at = NULL
+WHERE id = :id AND api_key_id = :api_key_id AND status IN ('queued', 'processing')
+RETURNING *;
+
+-- name: execution_status_for_worker
+SELECT status, lease_owner, attempt FROM executions WHERE id = :id;
+
+-- name: insert_event
+INSERT INTO execution_events (execution_id, at, event, node_id, message, details)
+VALUES (:execution_id, :at, :event, :node_id, :message, :details);
+
+-- name: events_for_execution
+SELECT at, event, node_id, message, details FROM execution_events
+WHERE execution_id = :execution_id ORDER BY id;
+
+-- name: insert_output
+INSERT INTO outputs (
+    id, execution_id, node_id, output_type, intermediate, filename, content_type, size_bytes,
+    width, height, format, storage_provider, storage_bucket, storage_key, created_at
+) VALUES (
+    :id, :execution_id, :node_id, :output_type, :intermediate, :filename, :content_type,
+    :size_bytes, :width, :height, :format, :storage_provider, :storage_bucket, :storage_key,
+    :created_at
+);
+
+-- name: outputs_for_execution
+SELECT * FROM outputs WHERE execution_id = :execution_id ORDER BY created_at, id;
+
+-- name: upsert_worker
+INSERT INTO workers (id, started_at, heartbeat_at, state, gpu_type, system_stats,
+                     current_execution_id)
+VALUES (:id, :now, :now, :state, :gpu_type, :system_stats, :current_execution_id)
+ON CONFLICT (id) DO UPDATE SET
+    heartbeat_at = excluded.heartbeat_at, state = excluded.state,
+    gpu_type = excluded.gpu_type,
+    system_stats = COALESCE(excluded.system_stats, workers.system_stats),
+    current_execution_id = excluded.current_execution_id;
+
+-- name: live_worker_count
+SELECT COUNT(*) AS live FROM workers WHERE heartbeat_at >= :since AND state <> 'stopped';
+
+-- name: average_processing_time
+SELECT AVG(finished_at - started_at) AS seconds, COUNT(*) AS samples FROM (
+    SELECT finished_at, started_at FROM executions
+    WHERE status = 'completed' AND (:signature IS NULL OR signature = :signature)
+    ORDER BY finished_at DESC
+    LIMIT 50
+) AS recent;

@@ -1,0 +1,188 @@
+"""Domain values read from and written to the store: frozen dataclasses, no driver types."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from comfy_serverless.store.connector import Row
+
+__all__ = [
+    "ApiKeyRecord",
+    "ExecutionRecord",
+    "ExecutionStatus",
+    "Lease",
+    "LogEntry",
+    "NewExecution",
+    "OutputRecord",
+    "ProgressSnapshot",
+    "WorkerState",
+]
+
+ExecutionStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
+FINISHED_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+def _json_or_none(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    prefix: str
+    secret_hash: str
+    kind: str
+    tier: str
+    is_admin: bool
+    name: str | None
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ApiKeyRecord:
+        return cls(**{**row, "is_admin": bool(row["is_admin"])})
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    id: str
+    api_key_id: str
+    priority: int
+    workflow: dict[str, Any]
+    options: dict[str, Any]
+    signature: str
+    webhook_url: str | None
+    client_id: str | None
+    submitted_at: float
+    max_attempts: int
+    total_nodes: int
+
+    def params(self) -> dict[str, Any]:
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        values["workflow"] = json.dumps(self.workflow)
+        values["options"] = json.dumps(self.options)
+        return values
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    id: str
+    api_key_id: str
+    status: ExecutionStatus
+    priority: int
+    workflow: dict[str, Any]
+    options: dict[str, Any]
+    signature: str
+    webhook_url: str | None
+    client_id: str | None
+    submitted_at: float
+    started_at: float | None
+    finished_at: float | None
+    not_before: float | None
+    attempt: int
+    max_attempts: int
+    worker_id: str | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    engine_prompt_id: str | None
+    progress: float
+    current_node: str | None
+    current_node_id: str | None
+    current_step: int | None
+    total_steps: int | None
+    total_nodes: int
+    completed_nodes: int
+    gpu_time: float | None
+    resource_allocation: dict[str, Any] | None
+    error: dict[str, Any] | None
+    cancel_reason: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ExecutionRecord:
+        decoded = dict(row)
+        for column in ("workflow", "options", "resource_allocation", "error"):
+            decoded[column] = _json_or_none(decoded[column])
+        return cls(**decoded)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.id, self.lease_owner or "", self.attempt)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Identifies one claim of an execution: every worker write is guarded by it."""
+
+    execution_id: str
+    worker_id: str
+    attempt: int
+
+    def params(self) -> dict[str, Any]:
+        return {"id": self.execution_id, "worker_id": self.worker_id, "attempt": self.attempt}
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    progress: float
+    current_node: str | None
+    current_node_id: str | None
+    current_step: int | None
+    total_steps: int | None
+    completed_nodes: int
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    at: float
+    event: str
+    node_id: str | None
+    message: str
+    details: dict[str, Any] | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> LogEntry:
+        return cls(**{**row, "details": _json_or_none(row["details"])})
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    id: str
+    execution_id: str
+    node_id: str
+    output_type: str
+    intermediate: bool
+    filename: str
+    content_type: str
+    size_bytes: int
+    width: int | None
+    height: int | None
+    format: str | None
+    storage_provider: str
+    storage_bucket: str | None
+    storage_key: str
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Row) -> OutputRecord:
+        return cls(**{**row, "intermediate": bool(row["intermediate"])})
+
+    def params(self) -> dict[str, Any]:
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        values["intermediate"] = int(self.intermediate)
+        return values
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    id: str
+    state: str
+    gpu_type: str | None
+    system_stats: dict[str, Any] | None
+    current_execution_id: str | None

@@ -1,0 +1,284 @@
+"""The store: the one door to the database, for SQLite and PostgreSQL alike.
+
+It is the only code that knows the queries and what a row means. Worker writes are guarded
+by a Lease (execution id, lease owner, attempt): a write that no longer matches changes
+nothing and reports False, so a worker whose job was cancelled or rescued cannot overwrite it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from comfy_serverless.store.connector import Connector, Session, connect
+from comfy_serverless.store.migrations import apply_migrations
+from comfy_serverless.store.queries import load_queries
+from comfy_serverless.store.records import (
+    ApiKeyRecord,
+    ExecutionRecord,
+    Lease,
+    LogEntry,
+    NewExecution,
+    OutputRecord,
+    ProgressSnapshot,
+    WorkerState,
+)
+
+__all__ = ["Store"]
+
+
+class _LeaseLost(Exception):
+    """Raised inside a transaction to roll it back when the guarded update matched nothing."""
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+class Store:
+    def __init__(self, connector: Connector) -> None:
+        self._db = connector
+        self._sql = load_queries(connector.dialect)
+
+    @classmethod
+    async def open(cls, database_url: str) -> Store:
+        return cls(await connect(database_url))
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
+
+    async def migrate(self) -> list[int]:
+        return await apply_migrations(self._db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # ------------------------------------------------------------------ API keys
+
+    async def create_api_key(self, key: ApiKeyRecord) -> None:
+        await self._db.execute(
+            self._sql["insert_api_key"],
+            {
+                "id": key.id, "prefix": key.prefix, "secret_hash": key.secret_hash,
+                "kind": key.kind, "tier": key.tier, "is_admin": int(key.is_admin),
+                "name": key.name, "created_at": key.created_at,
+            },
+        )
+
+    async def api_key_by_prefix(self, prefix: str) -> ApiKeyRecord | None:
+        row = await self._db.fetch_one(self._sql["api_key_by_prefix"], {"prefix": prefix})
+        return ApiKeyRecord.from_row(row) if row else None
+
+    async def touch_api_key(self, key_id: str, now: float) -> None:
+        await self._db.execute(self._sql["touch_api_key"], {"id": key_id, "now": now})
+
+    # ------------------------------------------------------------------ submitting and reading
+
+    async def create_execution(self, execution: NewExecution) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute(self._sql["insert_execution"], execution.params())
+            await tx.execute(
+                self._sql["insert_event"],
+                _event_params(execution.id, LogEntry(
+                    execution.submitted_at, "execution_queued", None, "Workflow queued")),
+            )
+
+    async def execution_for_key(self, execution_id: str, api_key_id: str) -> ExecutionRecord | None:
+        row = await self._db.fetch_one(
+            self._sql["execution_for_key"], {"id": execution_id, "api_key_id": api_key_id}
+        )
+        return ExecutionRecord.from_row(row) if row else None
+
+    async def execution(self, execution_id: str) -> ExecutionRecord | None:
+        row = await self._db.fetch_one(self._sql["execution_by_id"], {"id": execution_id})
+        return ExecutionRecord.from_row(row) if row else None
+
+    async def queue_position(self, execution: ExecutionRecord) -> int:
+        """1-based position among queued executions in claim order (0 once it has left)."""
+        if execution.status != "queued":
+            return 0
+        row = await self._db.fetch_one(
+            self._sql["queue_position"],
+            {"id": execution.id, "priority": execution.priority,
+             "submitted_at": execution.submitted_at},
+        )
+        return int(row["ahead"]) + 1 if row else 1
+
+    async def events(self, execution_id: str) -> list[LogEntry]:
+        rows = await self._db.fetch_all(
+            self._sql["events_for_execution"], {"execution_id": execution_id}
+        )
+        return [LogEntry.from_row(row) for row in rows]
+
+    async def outputs(self, execution_id: str) -> list[OutputRecord]:
+        rows = await self._db.fetch_all(
+            self._sql["outputs_for_execution"], {"execution_id": execution_id}
+        )
+        return [OutputRecord.from_row(row) for row in rows]
+
+    async def average_processing_time(self, signature: str | None) -> float | None:
+        row = await self._db.fetch_one(
+            self._sql["average_processing_time"], {"signature": signature}
+        )
+        if not row or not row["samples"]:
+            return None
+        return float(row["seconds"])
+
+    async def live_worker_count(self, since: float) -> int:
+        row = await self._db.fetch_one(self._sql["live_worker_count"], {"since": since})
+        return int(row["live"]) if row else 0
+
+    # ------------------------------------------------------------------ cancelling
+
+    async def cancel(
+        self, execution_id: str, api_key_id: str, reason: str, now: float
+    ) -> ExecutionRecord | None:
+        """Cancel a queued or processing execution; None if it was not cancellable."""
+        async with self._db.transaction() as tx:
+            row = await tx.fetch_one(
+                self._sql["cancel_execution"],
+                {"id": execution_id, "api_key_id": api_key_id, "reason": reason, "now": now},
+            )
+            if row is None:
+                return None
+            await tx.execute(
+                self._sql["insert_event"],
+                _event_params(execution_id, LogEntry(
+                    now, "execution_cancelled", None, f"Execution cancelled ({reason})")),
+            )
+        return ExecutionRecord.from_row(row)
+
+    # ------------------------------------------------------------------ worker side
+
+    async def claim_next(self, worker_id: str, lease_seconds: float) -> ExecutionRecord | None:
+        now = time.time()
+        async with self._db.transaction() as tx:
+            row = await tx.fetch_one(
+                self._sql["claim_next"],
+                {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds},
+            )
+        return ExecutionRecord.from_row(row) if row else None
+
+    async def renew_lease(self, lease: Lease, lease_seconds: float) -> bool:
+        changed = await self._db.execute(
+            self._sql["renew_lease"],
+            {**lease.params(), "lease_expires_at": time.time() + lease_seconds},
+        )
+        return changed == 1
+
+    async def still_owns(self, lease: Lease) -> bool:
+        row = await self._db.fetch_one(
+            self._sql["execution_status_for_worker"], {"id": lease.execution_id}
+        )
+        return row is not None and bool(
+            row["status"] == "processing"
+            and row["lease_owner"] == lease.worker_id
+            and row["attempt"] == lease.attempt
+        )
+
+    async def set_engine_prompt(
+        self, lease: Lease, engine_prompt_id: str, resource_allocation: dict[str, Any]
+    ) -> bool:
+        changed = await self._db.execute(
+            self._sql["set_engine_prompt"],
+            {**lease.params(), "engine_prompt_id": engine_prompt_id,
+             "resource_allocation": _dumps(resource_allocation)},
+        )
+        return changed == 1
+
+    async def record_progress(
+        self, lease: Lease, snapshot: ProgressSnapshot, log: Sequence[LogEntry] = ()
+    ) -> bool:
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                self._sql["record_progress"],
+                {**lease.params(), "progress": snapshot.progress,
+                 "current_node": snapshot.current_node,
+                 "current_node_id": snapshot.current_node_id,
+                 "current_step": snapshot.current_step, "total_steps": snapshot.total_steps,
+                 "completed_nodes": snapshot.completed_nodes},
+            )
+            if changed:
+                await self._insert_events(tx, lease.execution_id, log)
+        return changed == 1
+
+    async def append_log(self, execution_id: str, log: Sequence[LogEntry]) -> None:
+        async with self._db.transaction() as tx:
+            await self._insert_events(tx, execution_id, log)
+
+    async def complete(
+        self,
+        lease: Lease,
+        outputs: Sequence[OutputRecord],
+        final: ProgressSnapshot,
+        gpu_time: float,
+        log: Sequence[LogEntry] = (),
+    ) -> bool:
+        """Record outputs and completion in one transaction; False if the lease was lost."""
+        try:
+            async with self._db.transaction() as tx:
+                changed = await tx.execute(
+                    self._sql["complete_execution"],
+                    {**lease.params(), "now": time.time(), "gpu_time": gpu_time,
+                     "current_step": final.current_step, "total_steps": final.total_steps},
+                )
+                if changed != 1:
+                    raise _LeaseLost
+                for output in outputs:
+                    await tx.execute(self._sql["insert_output"], output.params())
+                await self._insert_events(tx, lease.execution_id, log)
+        except _LeaseLost:
+            return False
+        return True
+
+    async def fail(
+        self, lease: Lease, error: dict[str, Any], gpu_time: float | None,
+        log: Sequence[LogEntry] = (),
+    ) -> bool:
+        return await self._finish_attempt(
+            "fail_execution", lease,
+            {"now": time.time(), "error": _dumps(error), "gpu_time": gpu_time}, log,
+        )
+
+    async def requeue(
+        self, lease: Lease, error: dict[str, Any], not_before: float,
+        log: Sequence[LogEntry] = (),
+    ) -> bool:
+        return await self._finish_attempt(
+            "requeue_execution", lease, {"error": _dumps(error), "not_before": not_before}, log,
+        )
+
+    async def _finish_attempt(
+        self, query: str, lease: Lease, params: dict[str, Any], log: Sequence[LogEntry]
+    ) -> bool:
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(self._sql[query], {**lease.params(), **params})
+            if changed == 1:
+                await self._insert_events(tx, lease.execution_id, log)
+        return changed == 1
+
+    async def _insert_events(
+        self, tx: Session, execution_id: str, log: Sequence[LogEntry]
+    ) -> None:
+        for entry in log:
+            await tx.execute(self._sql["insert_event"], _event_params(execution_id, entry))
+
+    # ------------------------------------------------------------------ workers
+
+    async def heartbeat_worker(self, worker: WorkerState) -> None:
+        await self._db.execute(
+            self._sql["upsert_worker"],
+            {"id": worker.id, "now": time.time(), "state": worker.state,
+             "gpu_type": worker.gpu_type, "system_stats": _dumps(worker.system_stats),
+             "current_execution_id": worker.current_execution_id},
+        )
+
+
+def _event_params(execution_id: str, entry: LogEntry) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id, "at": entry.at, "event": entry.event,
+        "node_id": entry.node_id, "message": entry.message, "details": _dumps(entry.details),
+    }

@@ -1,0 +1,109 @@
+"""`input_overrides`: values that replace inputs of the submitted graph.
+
+A key means, in this order:
+1. `"<node_id>.<input>"`: that input of that node, exactly.
+2. An alias, on the nodes that feed a sampler:
+   - `prompt` / `negative_prompt`: the `text` of the node wired to a sampler's
+     `positive` / `negative`;
+   - `seed` (also `noise_seed`), `steps`, `cfg`, `sampler_name`, `scheduler`, `denoise`:
+     those inputs on every sampler node;
+   - `width`, `height`, `batch_size`: on latent-image nodes.
+3. Any other key: every literal (unlinked) input of that exact name.
+
+A key that matches nothing is refused with suggestions.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterator
+from typing import Any
+
+from comfy_serverless.validation.workflow import (
+    Graph,
+    ValidationProblem,
+    is_link,
+    workflow_invalid,
+)
+
+__all__ = ["apply_overrides"]
+
+_SAMPLER_ALIASES = ("seed", "noise_seed", "steps", "cfg", "sampler_name", "scheduler", "denoise")
+_LATENT_ALIASES = ("width", "height", "batch_size")
+_PROMPT_ALIASES = {"prompt": "positive", "negative_prompt": "negative"}
+_SEED_INPUTS = ("seed", "noise_seed")
+
+
+def _is_sampler(node: dict[str, Any]) -> bool:
+    return "Sampler" in str(node["class_type"])
+
+
+def _is_latent_image(node: dict[str, Any]) -> bool:
+    class_type = str(node["class_type"])
+    return "Latent" in class_type and any(name in node["inputs"] for name in _LATENT_ALIASES)
+
+
+def _targets(graph: Graph, key: str) -> Iterator[tuple[str, str]]:
+    """The (node_id, input) pairs that `key` sets."""
+    node_id, dot, input_name = key.partition(".")
+    if dot and node_id in graph:
+        yield node_id, input_name
+        return
+    if key in _PROMPT_ALIASES:
+        yield from _prompt_targets(graph, _PROMPT_ALIASES[key])
+    elif key in _SAMPLER_ALIASES:
+        names = _SEED_INPUTS if key in _SEED_INPUTS else (key,)
+        yield from _named_inputs(graph, names, _is_sampler)
+    elif key in _LATENT_ALIASES:
+        yield from _named_inputs(graph, (key,), _is_latent_image)
+    else:
+        yield from _named_inputs(graph, (key,), lambda node: True)
+
+
+def _prompt_targets(graph: Graph, socket: str) -> Iterator[tuple[str, str]]:
+    for node in graph.values():
+        link: Any = node["inputs"].get(socket) if _is_sampler(node) else None
+        if not is_link(link):
+            continue
+        upstream = str(link[0])
+        if "text" in graph.get(upstream, {}).get("inputs", {}):
+            yield upstream, "text"
+
+
+def _named_inputs(graph: Graph, names: tuple[str, ...], accept: Any) -> Iterator[tuple[str, str]]:
+    for node_id, node in graph.items():
+        if not accept(node):
+            continue
+        for name in names:
+            if name in node["inputs"] and not is_link(node["inputs"][name]):
+                yield node_id, name
+
+
+def _suggest(graph: Graph, key: str) -> str:
+    known = {f"{node_id}.{name}" for node_id, node in graph.items() for name in node["inputs"]}
+    known |= {name for node in graph.values() for name in node["inputs"]}
+    known |= set(_PROMPT_ALIASES) | set(_SAMPLER_ALIASES) | set(_LATENT_ALIASES)
+    close = difflib.get_close_matches(key, sorted(known), n=3)
+    if close:
+        return "Did you mean " + " or ".join(repr(name) for name in close) + "?"
+    return "Use '<node_id>.<input>' or an alias such as 'prompt', 'seed' or 'steps'"
+
+
+def apply_overrides(graph: Graph, overrides: dict[str, Any]) -> Graph:
+    """A copy of `graph` with the overrides applied; refuses keys that match nothing."""
+    if not overrides:
+        return graph
+    result = copy.deepcopy(graph)
+    problems = []
+    for key, value in overrides.items():
+        targets = list(_targets(result, key))
+        if not targets:
+            problems.append(ValidationProblem(
+                None, f"input_overrides key '{key}' matches no input of the workflow",
+                _suggest(result, key)))
+        for node_id, input_name in targets:
+            result[node_id]["inputs"][input_name] = value
+    if problems:
+        raise workflow_invalid(problems, "input_overrides do not match the workflow")
+    return result

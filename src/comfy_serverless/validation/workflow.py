@@ -1,0 +1,143 @@
+"""Turns a submitted `workflow` into ComfyUI's API-format graph, checking its structure.
+
+Accepted: `{"nodes": {id: node}, "metadata": {...}}` as in the spec, or a bare API-format
+graph `{id: {"class_type", "inputs"}}`. A UI-format export (nodes as a list, plus links) is
+refused with a hint to export the API format. Every structural problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from comfy_serverless.errors import WorkflowInvalid
+
+__all__ = [
+    "Graph",
+    "ParsedWorkflow",
+    "ValidationProblem",
+    "is_link",
+    "parse_workflow",
+    "workflow_invalid",
+    "workflow_signature",
+]
+
+Graph = dict[str, dict[str, Any]]
+
+DOCUMENTATION_URL = "/docs/reference/workflow-validation.md"
+
+
+@dataclass(frozen=True)
+class ValidationProblem:
+    node_id: str | None
+    error: str
+    suggestion: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "error": self.error, "suggestion": self.suggestion}
+
+
+@dataclass(frozen=True)
+class ParsedWorkflow:
+    graph: Graph
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def workflow_invalid(problems: list[ValidationProblem], message: str | None = None
+                     ) -> WorkflowInvalid:
+    summary = message or f"Workflow validation failed: {problems[0].error}"
+    return WorkflowInvalid(
+        summary,
+        {"validation_errors": [p.as_dict() for p in problems], "missing_nodes": [],
+         "invalid_connections": []},
+        extra={"documentation_url": DOCUMENTATION_URL},
+    )
+
+
+def _split_envelope(raw: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    nodes = raw.get("nodes")
+    if isinstance(nodes, list) and "links" in raw:
+        raise workflow_invalid([ValidationProblem(
+            None, "This is a ComfyUI UI-format workflow (nodes as a list, with links)",
+            "In ComfyUI, enable dev mode options and use 'Save (API Format)', "
+            "then submit that JSON as `workflow` (or as `workflow.nodes`)")])
+    if isinstance(nodes, dict):
+        metadata = raw.get("metadata")
+        return nodes, metadata if isinstance(metadata, dict) else {}
+    return raw, {}
+
+
+def is_link(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str | int)
+            and isinstance(value[1], int) and not isinstance(value[1], bool))
+
+
+def _node_problems(node_id: str, node: Any, graph: dict[str, Any]) -> list[ValidationProblem]:
+    if not isinstance(node, dict):
+        return [ValidationProblem(node_id, "Node must be an object",
+                                  'Give it "class_type" and "inputs"')]
+    problems = []
+    if not isinstance(node.get("class_type"), str) or not node.get("class_type"):
+        problems.append(ValidationProblem(node_id, "Missing required field 'class_type'",
+                                          "Set class_type to a ComfyUI node class"))
+    inputs = node.get("inputs")
+    if not isinstance(inputs, dict):
+        problems.append(ValidationProblem(node_id, "Missing required field 'inputs'",
+                                          'Give the node an "inputs" object, even if empty'))
+        return problems
+    for name, value in inputs.items():
+        if is_link(value) and str(value[0]) not in graph:
+            problems.append(ValidationProblem(
+                node_id, f"Input '{name}' links to node '{value[0]}', which does not exist",
+                f"Link '{name}' to an existing node id: {', '.join(sorted(graph)[:10])}"))
+    return problems
+
+
+def _cycle_problems(graph: Graph) -> list[ValidationProblem]:
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(node_id: str) -> str | None:
+        state[node_id] = 1
+        for value in graph[node_id].get("inputs", {}).values():
+            if is_link(value) and (upstream := str(value[0])) in graph:
+                if state.get(upstream) == 1:
+                    return upstream
+                if upstream not in state and (found := visit(upstream)):
+                    return found
+        state[node_id] = 2
+        return None
+
+    for node_id in graph:
+        if node_id not in state and (found := visit(node_id)):
+            return [ValidationProblem(found, "The graph has a cycle through this node",
+                                      "Remove a link so that no node depends on itself")]
+    return []
+
+
+def parse_workflow(raw: dict[str, Any]) -> ParsedWorkflow:
+    nodes, metadata = _split_envelope(raw)
+    if not isinstance(nodes, dict) or not nodes:
+        raise workflow_invalid([ValidationProblem(
+            None, "The workflow has no nodes",
+            "Submit an API-format graph: {\"<id>\": {\"class_type\": ..., \"inputs\": {...}}}")])
+    problems = [p for node_id, node in nodes.items()
+                for p in _node_problems(str(node_id), node, nodes)]
+    if problems:
+        raise workflow_invalid(problems)
+    graph: Graph = {str(node_id): node for node_id, node in nodes.items()}
+    if cycles := _cycle_problems(graph):
+        raise workflow_invalid(cycles)
+    return ParsedWorkflow(graph, metadata)
+
+
+def workflow_signature(graph: Graph) -> str:
+    """What makes two workflows cost alike: their node classes and the models they name."""
+    classes = sorted(str(node["class_type"]) for node in graph.values())
+    models = sorted(
+        value for node in graph.values() for name, value in node["inputs"].items()
+        if name.endswith("_name") and isinstance(value, str)
+    )
+    digest = hashlib.sha256(json.dumps([classes, models]).encode()).hexdigest()
+    return digest[:32]

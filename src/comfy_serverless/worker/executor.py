@@ -1,0 +1,290 @@
+"""The executor runs one claimed execution on ComfyUI, from submit to recorded outcome.
+
+    submit ──► follow events ──┬─► finished ──► collect outputs ──► completed
+                               ├─► execution_error ──────────────► failed (or retried)
+                               ├─► cancel seen ──► interrupt ────► (cancelled by the API)
+                               ├─► timeout ──► interrupt ────────► failed TIMEOUT
+                               └─► engine lost ──────────────────► queued again, or failed
+
+Every write goes through the store with the claim's Lease, so an execution that was
+cancelled or rescued meanwhile is never overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from comfy_serverless.engine.comfyui.client import ComfyUIClient, Subscription
+from comfy_serverless.engine.comfyui.messages import (
+    ConnectionLost,
+    EngineEvent,
+    ExecutionError,
+    ExecutionFinished,
+    ExecutionInterrupted,
+)
+from comfy_serverless.engine.comfyui.supervisor import Engine
+from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
+from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
+from comfy_serverless.store.records import ExecutionRecord, Lease, LogEntry
+from comfy_serverless.store.store import Store
+from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
+from comfy_serverless.worker.outputs import OutputCollector, files_in_history
+from comfy_serverless.worker.signals import WorkerSignals
+
+__all__ = ["ExecutionContext", "Executor", "Outcome"]
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["completed", "failed", "requeued", "cancelled", "lost"]
+
+_INTERRUPT_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    worker_id: str
+    lease_seconds: float
+    heartbeat_interval: float
+    cancel_poll_interval: float
+    progress_write_interval: float
+
+
+class _Stop(Exception):
+    """Leaves the event loop with an outcome already decided."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
+@dataclass
+class ExecutionContext:
+    execution: ExecutionRecord
+    prompt_id: str
+    tracker: ExecutionTracker
+    subscription: Subscription
+    deadline: float | None
+    cancel_event: asyncio.Event
+    last_progress_write: float = 0.0
+    last_lease_renewal: float = 0.0
+    last_cancel_poll: float = 0.0
+
+    @property
+    def lease(self) -> Lease:
+        return self.execution.lease
+
+
+class Executor:
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        store: Store,
+        engine: Engine,
+        client: ComfyUIClient,
+        collector: OutputCollector,
+        signals: WorkerSignals,
+        resource_allocation: dict[str, Any],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._engine = engine
+        self._client = client
+        self._collector = collector
+        self._signals = signals
+        self.resource_allocation = resource_allocation
+
+    async def run(self, execution: ExecutionRecord) -> Outcome:
+        context = self._context_for(execution)
+        try:
+            return await self._run(context)
+        except _Stop as stop:
+            return stop.outcome
+        finally:
+            self._client.unsubscribe(context.prompt_id)
+            self._signals.forget(execution.id)
+
+    def _context_for(self, execution: ExecutionRecord) -> ExecutionContext:
+        prompt_id = str(uuid.uuid4())
+        timeout = execution.options.get("execution_config", {}).get("timeout")
+        now = time.time()
+        return ExecutionContext(
+            execution=execution,
+            prompt_id=prompt_id,
+            tracker=ExecutionTracker(execution.workflow),
+            subscription=self._client.subscribe(prompt_id),
+            deadline=now + float(timeout) if timeout else None,
+            cancel_event=self._signals.watch_cancel(execution.id),
+            last_progress_write=now,
+            last_lease_renewal=now,
+            last_cancel_poll=now,
+        )
+
+    async def _run(self, context: ExecutionContext) -> Outcome:
+        await self._submit(context)
+        while True:
+            event = await context.subscription.next(self._config.cancel_poll_interval)
+            if event is not None:
+                context.tracker.apply(event)
+                outcome = await self._handle(context, event)
+                if outcome is not None:
+                    return outcome
+            await self._housekeeping(context)
+
+    async def _submit(self, context: ExecutionContext) -> None:
+        allocation = {**self.resource_allocation, "engine_prompt_id": context.prompt_id}
+        if not await self._store.set_engine_prompt(context.lease, context.prompt_id, allocation):
+            raise _Stop("lost")
+        try:
+            await self._client.submit(context.execution.workflow, context.prompt_id)
+        except EnginePromptRejected as exc:
+            raise _Stop(await self._fail(context, rejection_failure(exc))) from exc
+        except EngineUnavailable as exc:
+            raise _Stop(await self._engine_lost(context, str(exc))) from exc
+
+    async def _handle(self, context: ExecutionContext, event: EngineEvent) -> Outcome | None:
+        match event:
+            case ExecutionFinished():
+                return await self._finish(context)
+            case ExecutionError():
+                return await self._fail(context, engine_error_failure(event))
+            case ExecutionInterrupted():
+                return await self._after_interrupt(context)
+            case ConnectionLost(reason=reason):
+                return await self._reconcile(context, reason)
+        return None
+
+    # ------------------------------------------------------------------ periodic work
+
+    async def _housekeeping(self, context: ExecutionContext) -> None:
+        now = time.time()
+        if now - context.last_progress_write >= self._config.progress_write_interval:
+            context.last_progress_write = now
+            if not await self._store.record_progress(
+                context.lease, context.tracker.snapshot(), context.tracker.drain_log()
+            ):
+                await self._stop_engine_work(context, "cancelled")
+        if now - context.last_lease_renewal >= self._config.heartbeat_interval:
+            context.last_lease_renewal = now
+            if not await self._store.renew_lease(context.lease, self._config.lease_seconds):
+                await self._stop_engine_work(context, "cancelled")
+        await self._check_cancel(context, now)
+        if context.deadline is not None and now > context.deadline:
+            await self._timeout(context)
+
+    async def _check_cancel(self, context: ExecutionContext, now: float) -> None:
+        if context.cancel_event.is_set():
+            await self._stop_engine_work(context, "cancelled")
+        if now - context.last_cancel_poll >= self._config.cancel_poll_interval:
+            context.last_cancel_poll = now
+            if not await self._store.still_owns(context.lease):
+                await self._stop_engine_work(context, "cancelled")
+
+    async def _stop_engine_work(self, context: ExecutionContext, outcome: Outcome) -> None:
+        """Interrupt our prompt in ComfyUI, wait until it has let go, and leave."""
+        await self._interrupt(context)
+        raise _Stop(outcome)
+
+    async def _interrupt(self, context: ExecutionContext) -> None:
+        try:
+            await self._client.delete_queued([context.prompt_id])
+            await self._client.interrupt(context.prompt_id)
+        except EngineUnavailable:
+            return
+        deadline = time.monotonic() + _INTERRUPT_GRACE
+        while time.monotonic() < deadline:
+            event = await context.subscription.next(deadline - time.monotonic())
+            if isinstance(event, ExecutionInterrupted | ExecutionFinished | ExecutionError
+                          | ConnectionLost) or event is None:
+                return
+
+    async def _timeout(self, context: ExecutionContext) -> None:
+        await self._interrupt(context)
+        timeout = context.execution.options.get("execution_config", {}).get("timeout")
+        failure = Failure(
+            error_type="TIMEOUT",
+            message=f"Execution exceeded its timeout of {timeout}s",
+            retryable=False,
+            node_id=context.tracker.current_node_id,
+            node_type=context.tracker.class_of(context.tracker.current_node_id),
+        )
+        raise _Stop(await self._fail(context, failure))
+
+    # ------------------------------------------------------------------ outcomes
+
+    async def _finish(self, context: ExecutionContext) -> Outcome:
+        history = await self._client.history(context.prompt_id)
+        if history is None:
+            return await self._engine_lost(context, "ComfyUI has no history for the prompt")
+        status = history.get("status") or {}
+        if status.get("status_str") == "error":
+            return await self._fail(context, Failure(
+                error_type="WORKFLOW_EXECUTION_FAILED",
+                message="ComfyUI reported an error for the prompt", retryable=False))
+        files = list(files_in_history(history.get("outputs") or {}))
+        outputs = await self._collector.collect(context.execution.id, files)
+        snapshot = context.tracker.snapshot()
+        completed = await self._store.complete(
+            context.lease, outputs, snapshot, context.tracker.engine_time(),
+            [*context.tracker.drain_log(), LogEntry(
+                time.time(), "execution_completed", None,
+                f"Workflow completed with {len(outputs)} output(s)")],
+        )
+        return "completed" if completed else "cancelled"
+
+    async def _after_interrupt(self, context: ExecutionContext) -> Outcome:
+        if not await self._store.still_owns(context.lease):
+            return "cancelled"
+        return await self._fail(context, Failure(
+            error_type="INTERRUPTED", message="ComfyUI interrupted the prompt",
+            retryable=True))
+
+    async def _reconcile(self, context: ExecutionContext, reason: str) -> Outcome | None:
+        """The socket dropped: find out from ComfyUI itself what became of the prompt."""
+        if not self._engine.is_alive():
+            return await self._engine_lost(context, f"ComfyUI exited ({reason})")
+        try:
+            await self._client.wait_connected(timeout=30)
+            if await self._client.history(context.prompt_id) is not None:
+                return await self._finish(context)
+            if _prompt_in_queue(await self._client.queue(), context.prompt_id):
+                return None
+        except EngineUnavailable as exc:
+            return await self._engine_lost(context, str(exc))
+        return await self._engine_lost(context, "ComfyUI lost the prompt")
+
+    async def _engine_lost(self, context: ExecutionContext, reason: str) -> Outcome:
+        failure = Failure(error_type="ENGINE_CRASHED", message=reason, retryable=True,
+                          node_id=context.tracker.current_node_id,
+                          node_type=context.tracker.class_of(context.tracker.current_node_id))
+        return await self._fail(context, failure)
+
+    async def _fail(self, context: ExecutionContext, failure: Failure) -> Outcome:
+        execution = context.execution
+        retries_left = execution.max_attempts - execution.attempt
+        log_entries = context.tracker.drain_log()
+        gpu_time = context.tracker.engine_time()
+        if failure.retryable and retries_left > 0:
+            delay = min(2.0 ** (execution.attempt - 1), 30.0)
+            body = failure.body(execution, retries_left - 1, delay)
+            log_entries.append(LogEntry(time.time(), "execution_retry_scheduled", failure.node_id,
+                                        f"{failure.message}; retrying in {delay:.0f}s"))
+            requeued = await self._store.requeue(context.lease, body, time.time() + delay,
+                                                 log_entries)
+            return "requeued" if requeued else "cancelled"
+        body = failure.body(execution, 0, None)
+        log_entries.append(LogEntry(time.time(), "execution_failed", failure.node_id,
+                                    failure.message))
+        failed = await self._store.fail(context.lease, body, gpu_time, log_entries)
+        return "failed" if failed else "cancelled"
+
+
+def _prompt_in_queue(queue: dict[str, Any], prompt_id: str) -> bool:
+    for section in ("queue_running", "queue_pending"):
+        for item in queue.get(section) or []:
+            if isinstance(item, list) and len(item) > 1 and item[1] == prompt_id:
+                return True
+    return False

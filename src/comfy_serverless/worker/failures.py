@@ -1,0 +1,71 @@
+"""What went wrong in an execution, as stored and as the spec's error body shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from comfy_serverless.engine.comfyui.messages import ExecutionError
+from comfy_serverless.errors import EnginePromptRejected
+from comfy_serverless.store.records import ExecutionRecord
+
+__all__ = ["Failure", "engine_error_failure", "rejection_failure"]
+
+_OOM_MARKERS = ("out of memory", "outofmemory", "oom")
+
+
+@dataclass(frozen=True)
+class Failure:
+    error_type: str
+    message: str
+    retryable: bool
+    node_id: str | None = None
+    node_type: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(
+        self, execution: ExecutionRecord, remaining_retries: int, retry_delay: float | None
+    ) -> dict[str, Any]:
+        """The `details` and `retry_info` that the API shows for this failure."""
+        return {
+            "error_code": "WORKFLOW_EXECUTION_FAILED",
+            "message": self.message,
+            "details": {
+                "execution_id": execution.id,
+                "failed_node": self.node_id,
+                "node_type": self.node_type,
+                "error_type": self.error_type,
+                **self.extra,
+            },
+            "retry_info": {
+                "retryable": self.retryable,
+                "retry_delay": retry_delay,
+                "max_retries": execution.max_attempts - 1,
+                "remaining_retries": remaining_retries,
+            },
+        }
+
+
+def engine_error_failure(event: ExecutionError) -> Failure:
+    text = f"{event.exception_type} {event.exception_message}".lower()
+    out_of_memory = any(marker in text for marker in _OOM_MARKERS)
+    return Failure(
+        error_type="OUT_OF_MEMORY" if out_of_memory else "NODE_EXECUTION_ERROR",
+        message=(
+            f"Workflow execution failed during {event.node_type or 'a'} node: "
+            f"{event.exception_message.strip()}"
+        ),
+        retryable=out_of_memory,
+        node_id=event.node_id,
+        node_type=event.node_type,
+        extra={"exception_type": event.exception_type},
+    )
+
+
+def rejection_failure(exc: EnginePromptRejected) -> Failure:
+    return Failure(
+        error_type="ENGINE_VALIDATION_FAILED",
+        message=f"ComfyUI refused the workflow: {exc}",
+        retryable=False,
+        extra={"node_errors": exc.node_errors},
+    )

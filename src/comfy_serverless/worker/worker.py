@@ -1,0 +1,202 @@
+"""The worker: one ComfyUI, one job at a time, pulled from the store.
+
+Moving parts, each with start/stop and a single-step method for tests:
+- the *producer* loop claims the next job when woken (in-process signal, or a jittered poll);
+- the *executor* runs it (see executor.py);
+- the *heartbeat* renews the worker's row with its ComfyUI's /system_stats, and restarts a
+  ComfyUI child that died between jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.engine.comfyui.supervisor import Engine
+from comfy_serverless.errors import EngineError, StoreError
+from comfy_serverless.storage.base import OutputStorage
+from comfy_serverless.store.records import WorkerState
+from comfy_serverless.store.store import Store
+from comfy_serverless.worker.executor import Executor, ExecutorConfig, Outcome
+from comfy_serverless.worker.outputs import OutputCollector
+from comfy_serverless.worker.signals import WorkerSignals
+
+__all__ = ["Worker", "WorkerConfig"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    worker_id: str
+    spool_dir: Path
+    gpu_type: str | None = None
+    lease_seconds: float = 30.0
+    heartbeat_interval: float = 10.0
+    poll_interval: float = 1.0
+    cancel_poll_interval: float = 0.2
+    progress_write_interval: float = 0.25
+
+    def executor_config(self) -> ExecutorConfig:
+        return ExecutorConfig(
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+            heartbeat_interval=self.heartbeat_interval,
+            cancel_poll_interval=self.cancel_poll_interval,
+            progress_write_interval=self.progress_write_interval,
+        )
+
+
+class Worker:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        store: Store,
+        engine: Engine,
+        storage: OutputStorage,
+        signals: WorkerSignals | None = None,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._engine = engine
+        self._storage = storage
+        self.signals = signals or WorkerSignals()
+        self._client: ComfyUIClient | None = None
+        self._executor: Executor | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.current_execution_id: str | None = None
+        self.system_stats: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start ComfyUI (or attach), connect to it, and run the loops in the background."""
+        await self.prepare()
+        self._tasks = [
+            asyncio.create_task(self._producer_loop(), name="worker-producer"),
+            asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
+        ]
+
+    async def prepare(self) -> None:
+        await self._engine.start()
+        self._client = ComfyUIClient(self._engine.base_url)
+        await self._client.start()
+        collector = OutputCollector(self._client, self._storage, self.config.spool_dir)
+        self._executor = Executor(
+            self.config.executor_config(), self._store, self._engine, self._client,
+            collector, self.signals, {},
+        )
+        await self.heartbeat()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.signals.work_available()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        with contextlib.suppress(StoreError):
+            await self._publish_state("stopped")
+        if self._client is not None:
+            await self._client.close()
+        await self._engine.stop()
+
+    # ------------------------------------------------------------------ one step each
+
+    async def run_once(self) -> Outcome | None:
+        """Claim and run one job; None when the queue had nothing for us."""
+        execution = await self._store.claim_next(self.config.worker_id, self.config.lease_seconds)
+        if execution is None:
+            return None
+        assert self._executor is not None, "prepare() first"
+        self.current_execution_id = execution.id
+        try:
+            if await self._engine.ensure_running():
+                await self._refresh_system_stats()
+            outcome = await self._executor.run(execution)
+        finally:
+            self.current_execution_id = None
+        log.info("execution %s: %s", execution.id, outcome)
+        return outcome
+
+    async def run_burst(self) -> list[Outcome]:
+        """Run jobs until the queue is empty (deterministic tests and batch runs)."""
+        outcomes = []
+        while (outcome := await self.run_once()) is not None:
+            outcomes.append(outcome)
+        return outcomes
+
+    async def heartbeat(self) -> None:
+        if self._engine.is_alive() is False or self.system_stats is None:
+            await self._refresh_system_stats()
+        await self._publish_state("busy" if self.current_execution_id else "idle")
+
+    # ------------------------------------------------------------------ loops
+
+    async def _producer_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                ran = await self.run_once()
+            except (StoreError, EngineError) as exc:
+                log.warning("worker step failed: %s", exc)
+                ran = None
+            if ran is None:
+                jitter = random.uniform(0.5, 1.5)
+                await self.signals.wait_for_work(self.config.poll_interval * jitter)
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(min(1.0, self.config.heartbeat_interval))
+            try:
+                if not self._engine.is_alive() and self.current_execution_id is None:
+                    await self._engine.ensure_running()
+                await self._refresh_system_stats()
+                await self._publish_state("busy" if self.current_execution_id else "idle")
+            except (StoreError, EngineError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _refresh_system_stats(self) -> None:
+        if self._client is None:
+            return
+        try:
+            self.system_stats = await self._client.system_stats()
+        except EngineError:
+            return
+        if self._executor is not None:
+            self._executor.resource_allocation = _resource_allocation(
+                self.config.worker_id, self.system_stats
+            )
+
+    async def _publish_state(self, state: str) -> None:
+        await self._store.heartbeat_worker(WorkerState(
+            id=self.config.worker_id, state=state, gpu_type=self.config.gpu_type,
+            system_stats=self.system_stats, current_execution_id=self.current_execution_id,
+        ))
+
+
+def _format_bytes(value: float) -> str:
+    return f"{value / 1024**3:.1f}GB"
+
+
+def _resource_allocation(worker_id: str, stats: dict[str, Any]) -> dict[str, Any]:
+    devices = stats.get("devices") or [{}]
+    device = devices[0] if isinstance(devices[0], dict) else {}
+    total = float(device.get("vram_total") or 0)
+    free = float(device.get("vram_free") or 0)
+    return {
+        "gpu_id": worker_id,
+        "device": device.get("name"),
+        "device_type": device.get("type"),
+        "gpu_memory_used": _format_bytes(max(0.0, total - free)),
+        "gpu_memory_total": _format_bytes(total),
+        "container_id": worker_id,
+    }
