@@ -1,0 +1,176 @@
+"""The store's behaviour, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.store.records import (
+    ApiKeyRecord,
+    LogEntry,
+    NewExecution,
+    OutputRecord,
+    ProgressSnapshot,
+)
+from comfy_serverless.store.store import Store
+
+GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
+
+
+async def _key(store: Store) -> ApiKeyRecord:
+    issued = issue_key("secret", "basic")
+    await store.create_api_key(issued.record)
+    return issued.record
+
+
+async def _submit(store: Store, key: ApiKeyRecord, *, priority: int = 5,
+                  submitted_at: float | None = None, max_attempts: int = 1) -> str:
+    execution = NewExecution(
+        id=new_execution_id(), api_key_id=key.id, priority=priority, workflow=GRAPH,
+        options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
+        submitted_at=submitted_at or time.time(), max_attempts=max_attempts, total_nodes=1,
+    )
+    await store.create_execution(execution)
+    return execution.id
+
+
+async def test_migrations_apply_once(store: Store) -> None:
+    assert await store.migrate() == []
+
+
+async def test_api_key_round_trip(store: Store) -> None:
+    key = await _key(store)
+    found = await store.api_key_by_prefix(key.prefix)
+    assert found == key
+    await store.touch_api_key(key.id, 123.0)
+    touched = await store.api_key_by_prefix(key.prefix)
+    assert touched is not None and touched.last_used_at == 123.0
+
+
+async def test_claim_order_is_priority_then_submission(store: Store) -> None:
+    key = await _key(store)
+    now = time.time()
+    low = await _submit(store, key, priority=1, submitted_at=now - 30)
+    first_high = await _submit(store, key, priority=9, submitted_at=now - 20)
+    second_high = await _submit(store, key, priority=9, submitted_at=now - 10)
+    claimed = [await store.claim_next("w1", 30) for _ in range(4)]
+    assert [c.id if c else None for c in claimed] == [first_high, second_high, low, None]
+    assert all(c.status == "processing" and c.attempt == 1 for c in claimed if c)
+
+
+async def test_queue_position_follows_claim_order(store: Store) -> None:
+    key = await _key(store)
+    now = time.time()
+    ids = [await _submit(store, key, priority=p, submitted_at=now + i)
+           for i, p in enumerate([5, 10, 5])]
+    positions = []
+    for execution_id in ids:
+        execution = await store.execution(execution_id)
+        assert execution is not None
+        positions.append(await store.queue_position(execution))
+    assert positions == [2, 1, 3]
+
+
+async def test_concurrent_claims_take_each_job_once(store: Store) -> None:
+    key = await _key(store)
+    submitted = {await _submit(store, key) for _ in range(5)}
+    claims = await asyncio.gather(*(store.claim_next(f"w{i}", 30) for i in range(10)))
+    claimed = [c.id for c in claims if c is not None]
+    assert sorted(claimed) == sorted(submitted)
+
+
+async def test_cancel_guards_every_later_worker_write(store: Store) -> None:
+    key = await _key(store)
+    execution_id = await _submit(store, key)
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    cancelled = await store.cancel(execution_id, key.id, "user_requested", time.time())
+    assert cancelled is not None and cancelled.status == "cancelled"
+    lease = claimed.lease
+    snapshot = ProgressSnapshot(0.5, "KSampler", "3", 1, 2, 0)
+    assert not await store.record_progress(lease, snapshot)
+    assert not await store.complete(lease, [], snapshot, 1.0)
+    assert not await store.fail(lease, {"message": "x"}, 1.0)
+    assert not await store.still_owns(lease)
+    final = await store.execution(execution_id)
+    assert final is not None and final.status == "cancelled"
+    assert await store.cancel(execution_id, key.id, "user_requested", time.time()) is None
+
+
+async def test_cancel_is_scoped_to_the_owning_key(store: Store) -> None:
+    owner, other = await _key(store), await _key(store)
+    execution_id = await _submit(store, owner)
+    assert await store.cancel(execution_id, other.id, "user_requested", time.time()) is None
+    assert await store.execution_for_key(execution_id, other.id) is None
+    assert await store.execution_for_key(execution_id, owner.id) is not None
+
+
+async def test_complete_records_outputs_and_log_together(store: Store) -> None:
+    key = await _key(store)
+    execution_id = await _submit(store, key)
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    output = OutputRecord(
+        id="out_1", execution_id=execution_id, node_id="9", output_type="IMAGE",
+        intermediate=False, filename="a.png", content_type="image/png", size_bytes=10,
+        width=8, height=8, format="PNG", storage_provider="local", storage_bucket=None,
+        storage_key=f"outputs/{execution_id}/a.png", created_at=time.time(),
+    )
+    done = ProgressSnapshot(1.0, None, None, 20, 20, 1)
+    log = [LogEntry(time.time(), "node_completed", "9", "SaveImage completed", {"d": 1})]
+    assert await store.complete(claimed.lease, [output], done, 2.5, log)
+    final = await store.execution(execution_id)
+    assert final is not None
+    assert (final.status, final.progress, final.completed_nodes, final.gpu_time) == (
+        "completed", 1.0, 1, 2.5)
+    assert await store.outputs(execution_id) == [output]
+    events = [entry.event for entry in await store.events(execution_id)]
+    assert events == ["execution_queued", "node_completed"]
+
+
+async def test_requeue_waits_for_not_before_and_counts_attempts(store: Store) -> None:
+    key = await _key(store)
+    execution_id = await _submit(store, key, max_attempts=3)
+    first = await store.claim_next("w1", 30)
+    assert first is not None
+    assert await store.requeue(first.lease, {"message": "engine lost"}, time.time() - 1)
+    assert await store.requeue(first.lease, {}, 0) is False, "a lease is used once"
+    second = await store.claim_next("w2", 30)
+    assert second is not None and (second.id, second.attempt) == (execution_id, 2)
+    assert await store.requeue(second.lease, {"message": "again"}, time.time() + 60)
+    assert await store.claim_next("w3", 30) is None, "not before its backoff has passed"
+    waiting = await store.execution(execution_id)
+    assert waiting is not None and waiting.status == "queued"
+    assert waiting.error == {"message": "again"}
+
+
+async def test_progress_is_written_only_by_the_lease_holder(store: Store) -> None:
+    key = await _key(store)
+    await _submit(store, key)
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    snapshot = ProgressSnapshot(0.25, "KSampler", "3", 5, 20, 1)
+    assert await store.record_progress(claimed.lease, snapshot)
+    stranger = type(claimed.lease)(claimed.id, "w2", claimed.attempt)
+    assert not await store.record_progress(stranger, snapshot)
+    assert await store.renew_lease(claimed.lease, 30)
+    assert not await store.renew_lease(stranger, 30)
+    current = await store.execution(claimed.id)
+    assert current is not None
+    assert (current.progress, current.current_node, current.current_step) == (0.25, "KSampler", 5)
+
+
+async def test_average_processing_time_by_signature(store: Store) -> None:
+    key = await _key(store)
+    assert await store.average_processing_time("sig") is None
+    await _submit(store, key)
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, None, None, 1),
+                                0.1)
+    average = await store.average_processing_time("sig")
+    assert average is not None and average >= 0
+    assert await store.average_processing_time("other") is None
+    assert await store.average_processing_time(None) == average
