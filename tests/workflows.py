@@ -25,7 +25,10 @@ def tiny_sd15(seed: int, *, steps: int = 20, size: int = 64) -> dict[str, Any]:
 
 
 def inverted_image(color: int, *, size: int = 32) -> dict[str, Any]:
-    """Weight-free and fast: EmptyImage → ImageInvert → SaveImage. Vary `color` to dodge the cache."""
+    """Weight-free and fast: EmptyImage → ImageInvert → SaveImage.
+
+    Vary `color` to dodge ComfyUI's cache.
+    """
     return {
         "1": {"class_type": "EmptyImage",
               "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}},

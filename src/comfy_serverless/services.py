@@ -13,6 +13,7 @@ from comfy_serverless.engine.comfyui.supervisor import (
     EngineProcessConfig,
     SupervisedEngine,
 )
+from comfy_serverless.executions.estimates import Estimator
 from comfy_serverless.settings import Settings
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
@@ -29,6 +30,7 @@ class Services:
     store: Store
     storage: LocalStorage
     signals: WorkerSignals
+    estimator: Estimator
 
 
 @asynccontextmanager
@@ -38,7 +40,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await store.migrate()
         signer = UrlSigner(settings.resolved_signing_secret())
         storage = LocalStorage(settings.outputs_dir(), signer)
-        yield Services(settings, store, storage, WorkerSignals())
+        yield Services(settings, store, storage, WorkerSignals(), Estimator(store))
     finally:
         await store.close()
 

@@ -46,7 +46,8 @@ async def test_api_key_round_trip(store: Store) -> None:
     assert found == key
     await store.touch_api_key(key.id, 123.0)
     touched = await store.api_key_by_prefix(key.prefix)
-    assert touched is not None and touched.last_used_at == 123.0
+    assert touched is not None
+    assert touched.last_used_at == 123.0
 
 
 async def test_claim_order_is_priority_then_submission(store: Store) -> None:
@@ -87,7 +88,8 @@ async def test_cancel_guards_every_later_worker_write(store: Store) -> None:
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     cancelled = await store.cancel(execution_id, key.id, "user_requested", time.time())
-    assert cancelled is not None and cancelled.status == "cancelled"
+    assert cancelled is not None
+    assert cancelled.status == "cancelled"
     lease = claimed.lease
     snapshot = ProgressSnapshot(0.5, "KSampler", "3", 1, 2, 0)
     assert not await store.record_progress(lease, snapshot)
@@ -95,7 +97,8 @@ async def test_cancel_guards_every_later_worker_write(store: Store) -> None:
     assert not await store.fail(lease, {"message": "x"}, 1.0)
     assert not await store.still_owns(lease)
     final = await store.execution(execution_id)
-    assert final is not None and final.status == "cancelled"
+    assert final is not None
+    assert final.status == "cancelled"
     assert await store.cancel(execution_id, key.id, "user_requested", time.time()) is None
 
 
@@ -138,11 +141,13 @@ async def test_requeue_waits_for_not_before_and_counts_attempts(store: Store) ->
     assert await store.requeue(first.lease, {"message": "engine lost"}, time.time() - 1)
     assert await store.requeue(first.lease, {}, 0) is False, "a lease is used once"
     second = await store.claim_next("w2", 30)
-    assert second is not None and (second.id, second.attempt) == (execution_id, 2)
+    assert second is not None
+    assert (second.id, second.attempt) == (execution_id, 2)
     assert await store.requeue(second.lease, {"message": "again"}, time.time() + 60)
     assert await store.claim_next("w3", 30) is None, "not before its backoff has passed"
     waiting = await store.execution(execution_id)
-    assert waiting is not None and waiting.status == "queued"
+    assert waiting is not None
+    assert waiting.status == "queued"
     assert waiting.error == {"message": "again"}
 
 
@@ -171,6 +176,7 @@ async def test_average_processing_time_by_signature(store: Store) -> None:
     assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, None, None, 1),
                                 0.1)
     average = await store.average_processing_time("sig")
-    assert average is not None and average >= 0
+    assert average is not None
+    assert average >= 0
     assert await store.average_processing_time("other") is None
     assert await store.average_processing_time(None) == average

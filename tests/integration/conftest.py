@@ -7,16 +7,8 @@ tiny random-weight SD1.5 checkpoint is built once and cached in the engine's mod
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -25,14 +17,9 @@ import pytest
 from comfy_serverless.cli import build_tiny_checkpoint
 from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
 from comfy_serverless.settings import Settings
+from comfy_serverless.testing import LocalService
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def wait_for(check: Callable[[], Awaitable[T | None]], *, timeout: float,
@@ -55,100 +42,23 @@ def engine_layout() -> EngineLayout:
     return layout
 
 
-@dataclass
-class RunningService:
-    base_url: str
-    comfyui_url: str
-    data_dir: Path
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
-    key: str
-
-    def cli(self, *args: str) -> str:
-        return subprocess.run(
-            [sys.executable, "-m", "comfy_serverless.cli", *args], env=self.env,
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-
-    def new_key(self, *args: str) -> str:
-        return self.cli("keys", "create", *args)
-
-    def comfyui_pid(self) -> int | None:
-        port_flag = f"--port\x00{self.comfyui_url.rsplit(':', 1)[1]}\x00"
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                if port_flag in (proc / "cmdline").read_text() and "main.py" in (
-                        proc / "cmdline").read_text():
-                    return int(proc.name)
-        return None
-
-
-def _start_service(data_dir: Path, engine_dir: Path) -> RunningService:
-    api_port, comfyui_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "COMFY_SERVERLESS_DATA_DIR": str(data_dir),
-        "COMFY_SERVERLESS_ENGINE_DIR": str(engine_dir),
-        "COMFY_SERVERLESS_COMFYUI_PORT": str(comfyui_port),
-        "COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
-    }
-    env.pop("COMFY_SERVERLESS_DATABASE_URL", None)
-    env.pop("DATABASE_URL", None)
-    log = (data_dir / "service.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "comfy_serverless.cli", "serve", "--port", str(api_port)],
-        env=env, stdout=log, stderr=log,
-    )
-    service = RunningService(
-        base_url=f"http://127.0.0.1:{api_port}", comfyui_url=f"http://127.0.0.1:{comfyui_port}",
-        data_dir=data_dir, env=env, process=process, key="",
-    )
-    _wait_ready(service)
-    service.key = service.new_key()
-    return service
-
-
-def _wait_ready(service: RunningService, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            log = (service.data_dir / "service.log").read_text()[-3000:]
-            raise RuntimeError(f"the service exited at start:\n{log}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(service.base_url + "/readyz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError("the service did not become ready")
-
-
-def _stop_service(service: RunningService) -> None:
-    comfyui_pid = service.comfyui_pid()
-    service.process.send_signal(signal.SIGTERM)
-    try:
-        service.process.wait(30)
-    except subprocess.TimeoutExpired:
-        service.process.kill()
-        service.process.wait()
-    if comfyui_pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(comfyui_pid, signal.SIGKILL)
+@pytest.fixture(scope="session")
+def service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[LocalService]:
+    data_dir = tmp_path_factory.mktemp("service-data")
+    with LocalService.start(data_dir, engine_layout.root,
+                            extra_env={"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1"}) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[RunningService]:
-    running = _start_service(tmp_path_factory.mktemp("service-data"), engine_layout.root)
-    try:
-        yield running
-    finally:
-        _stop_service(running)
+def api_key(service: LocalService) -> str:
+    return service.new_key()
 
 
 @pytest.fixture
-async def api(service: RunningService) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {service.key}"}
+async def api(service: LocalService, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(base_url=service.base_url, headers=headers,
                                  timeout=30) as client:
         yield client

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.testing import LocalService
 from tests.integration.conftest import (
-    RunningService,
     status_of,
     submit,
     wait_for,
@@ -30,14 +30,14 @@ def _seed() -> int:
     return random.randrange(1, 2**31)
 
 
-async def _comfyui_queue(service: RunningService) -> dict[str, Any]:
+async def _comfyui_queue(service: LocalService) -> dict[str, Any]:
     async with httpx.AsyncClient() as raw:
         body: dict[str, Any] = (await raw.get(service.comfyui_url + "/queue")).json()
         return body
 
 
 async def test_tiny_sd15_reports_progress_then_downloads_its_png(
-    api: httpx.AsyncClient, service: RunningService
+    api: httpx.AsyncClient, service: LocalService
 ) -> None:
     response = await api.post("/v1/workflows/execute", json={
         "workflow": {"nodes": tiny_sd15(_seed(), steps=20), "metadata": {"title": "tiny"}},
@@ -70,8 +70,10 @@ async def test_tiny_sd15_reports_progress_then_downloads_its_png(
     assert all(s["status"] == "processing" and s["total_steps"] == 20 for s in sampling)
     steps = [s["current_step"] for s in sampling]
     progress = [s["progress"] for s in seen]
-    assert steps == sorted(steps) and steps[-1] > steps[0]
-    assert progress == sorted(progress) and progress[-1] > progress[0]
+    assert steps == sorted(steps)
+    assert steps[-1] > steps[0]
+    assert progress == sorted(progress)
+    assert progress[-1] > progress[0]
 
     final = await wait_until_finished(api, execution_id)
     assert final["status"] == "completed", final
@@ -82,7 +84,8 @@ async def test_tiny_sd15_reports_progress_then_downloads_its_png(
     assert "execution_started" in events
     assert events.count("node_completed") == 7
     loaded = [e for e in final["execution_log"] if e["event"] == "model_loaded"]
-    assert loaded and loaded[0]["node_id"] == "4"
+    assert loaded
+    assert loaded[0]["node_id"] == "4"
 
     results = (await api.get(f"/v1/workflows/{execution_id}/results",
                              params={"include_metadata": "true"})).json()
@@ -123,7 +126,8 @@ async def test_base64_results_carry_the_file(api: httpx.AsyncClient) -> None:
                           params={"download_format": "base64"})).json()
     [output] = body["results"]["outputs"]
     data = base64.b64decode(output["data"])
-    assert data.startswith(b"\x89PNG") and len(data) == output["file_info"]["size_bytes"]
+    assert data.startswith(b"\x89PNG")
+    assert len(data) == output["file_info"]["size_bytes"]
 
 
 async def test_results_before_the_end_answer_202(api: httpx.AsyncClient) -> None:
@@ -135,7 +139,7 @@ async def test_results_before_the_end_answer_202(api: httpx.AsyncClient) -> None
 
 
 async def test_cancel_during_ksampler_interrupts_comfyui(
-    api: httpx.AsyncClient, service: RunningService
+    api: httpx.AsyncClient, service: LocalService
 ) -> None:
     execution_id = await submit(api, tiny_sd15(_seed(), steps=400))
 
@@ -148,7 +152,8 @@ async def test_cancel_during_ksampler_interrupts_comfyui(
     response = await api.delete(f"/v1/workflows/{execution_id}/cancel")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "cancelled" and body["reason"] == "user_requested"
+    assert body["status"] == "cancelled"
+    assert body["reason"] == "user_requested"
     assert body["partial_results"]["total_nodes"] == 7
     assert body["partial_results"]["completed_nodes"] >= 4
 
@@ -168,7 +173,8 @@ async def test_cancel_while_queued_never_reaches_comfyui(api: httpx.AsyncClient)
     queued = await submit(api, inverted_image(random.randrange(0, 0xFFFFFF)),
                           execution_config={"priority": 1})
     waiting = await status_of(api, queued)
-    assert waiting["status"] == "queued" and waiting["queue_position"] >= 1
+    assert waiting["status"] == "queued"
+    assert waiting["queue_position"] >= 1
     cancelled = await api.delete(f"/v1/workflows/{queued}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["partial_results"]["completed_nodes"] == 0
@@ -180,7 +186,7 @@ async def test_cancel_while_queued_never_reaches_comfyui(api: httpx.AsyncClient)
 
 
 async def test_comfyui_killed_mid_job_is_restarted_and_the_job_retried(
-    api: httpx.AsyncClient, service: RunningService
+    api: httpx.AsyncClient, service: LocalService
 ) -> None:
     execution_id = await submit(api, tiny_sd15(_seed(), steps=200),
                                 execution_config={"retry_attempts": 1})
@@ -209,7 +215,7 @@ async def test_comfyui_killed_mid_job_is_restarted_and_the_job_retried(
 
 
 async def test_comfyui_killed_while_idle_is_restarted(
-    api: httpx.AsyncClient, service: RunningService
+    api: httpx.AsyncClient, service: LocalService
 ) -> None:
     old_pid = service.comfyui_pid()
     assert old_pid is not None
@@ -244,7 +250,7 @@ async def test_a_runtime_failure_is_reported_with_its_node(api: httpx.AsyncClien
 
 
 async def test_keys_are_isolated_and_required(
-    api: httpx.AsyncClient, service: RunningService
+    api: httpx.AsyncClient, service: LocalService
 ) -> None:
     execution_id = await submit(api, inverted_image(random.randrange(0, 0xFFFFFF)))
     other = {"Authorization": f"Bearer {service.new_key()}"}

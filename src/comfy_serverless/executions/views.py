@@ -8,7 +8,7 @@ from typing import Any
 
 from comfy_serverless.executions.estimates import Estimate
 from comfy_serverless.storage.base import OutputStorage, StoredLocation
-from comfy_serverless.store.records import ExecutionRecord, LogEntry, OutputRecord
+from comfy_serverless.store.records import ExecutionRecord, LogEntry, NewExecution, OutputRecord
 from comfy_serverless.timefmt import utc_iso
 
 __all__ = ["accepted_view", "cancelled_view", "output_view", "results_view", "status_view"]
@@ -25,7 +25,7 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def accepted_view(execution: ExecutionRecord, estimate: Estimate) -> dict[str, Any]:
+def accepted_view(execution: NewExecution, estimate: Estimate) -> dict[str, Any]:
     return {
         "status": "accepted",
         "execution_id": execution.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 from pathlib import Path, PurePosixPath
@@ -31,7 +32,12 @@ class LocalStorage:
 
     async def put_file(self, key: str, source: Path, content_type: str) -> StoredLocation:
         target = self.path_for(key)
-        await asyncio.to_thread(_move_into_place, source, target)
+        try:
+            _rename_into_place(source, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise StorageError(f"cannot store {target.name}: {exc}") from exc
+            await asyncio.to_thread(_move_into_place, source, target)
         return StoredLocation(self.provider, key)
 
     def download_path(self, location: StoredLocation, expires: int) -> str:
@@ -41,7 +47,14 @@ class LocalStorage:
         return await asyncio.to_thread(self.path_for(location.key).read_bytes)
 
 
+def _rename_into_place(source: Path, target: Path) -> None:
+    """Same filesystem: an atomic rename, microseconds, fine on the event loop."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
 def _move_into_place(source: Path, target: Path) -> None:
+    """Another filesystem: copy to a partial file, then rename (run in a thread)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     try:

@@ -66,6 +66,20 @@ class NewExecution:
         values["options"] = json.dumps(self.options)
         return values
 
+    def as_queued(self) -> ExecutionRecord:
+        """The record the store holds right after the insert, without reading it back."""
+        return ExecutionRecord(
+            id=self.id, api_key_id=self.api_key_id, status="queued", priority=self.priority,
+            workflow=self.workflow, options=self.options, signature=self.signature,
+            webhook_url=self.webhook_url, client_id=self.client_id,
+            submitted_at=self.submitted_at, started_at=None, finished_at=None,
+            not_before=None, attempt=0, max_attempts=self.max_attempts, worker_id=None,
+            lease_owner=None, lease_expires_at=None, engine_prompt_id=None, progress=0.0,
+            current_node=None, current_node_id=None, current_step=None, total_steps=None,
+            total_nodes=self.total_nodes, completed_nodes=0, gpu_time=None,
+            resource_allocation=None, error=None, cancel_reason=None,
+        )
+
 
 @dataclass(frozen=True)
 class ExecutionRecord:

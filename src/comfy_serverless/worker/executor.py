@@ -98,16 +98,20 @@ class Executor:
         self.resource_allocation = resource_allocation
 
     async def run(self, execution: ExecutionRecord) -> Outcome:
-        context = self._context_for(execution)
-        try:
-            return await self._run(context)
-        except _Stop as stop:
-            return stop.outcome
-        finally:
-            self._client.unsubscribe(context.prompt_id)
-            self._signals.forget(execution.id)
+        with self._signals.watch_cancel(execution.id) as cancel_event:
+            context = self._context_for(execution, cancel_event)
+            try:
+                outcome = await self._run(context)
+            except _Stop as stop:
+                outcome = stop.outcome
+            finally:
+                self._client.unsubscribe(context.prompt_id)
+        if outcome in ("completed", "failed"):
+            self._signals.finished(execution.id)
+        return outcome
 
-    def _context_for(self, execution: ExecutionRecord) -> ExecutionContext:
+    def _context_for(self, execution: ExecutionRecord, cancel_event: asyncio.Event
+                     ) -> ExecutionContext:
         prompt_id = str(uuid.uuid4())
         timeout = execution.options.get("execution_config", {}).get("timeout")
         now = time.time()
@@ -117,7 +121,7 @@ class Executor:
             tracker=ExecutionTracker(execution.workflow),
             subscription=self._client.subscribe(prompt_id),
             deadline=now + float(timeout) if timeout else None,
-            cancel_event=self._signals.watch_cancel(execution.id),
+            cancel_event=cancel_event,
             last_progress_write=now,
             last_lease_renewal=now,
             last_cancel_poll=now,

@@ -21,6 +21,8 @@ __all__ = ["EngineFile", "OutputCollector", "files_in_history"]
 
 # ComfyUI's output keys, and the output_type each one is reported with.
 _OUTPUT_TYPES = {"images": "IMAGE", "gifs": "VIDEO", "video": "VIDEO", "audio": "AUDIO"}
+# Files in these ComfyUI folders belong to the prompt and may be moved out; "input" may not.
+_MOVABLE_FOLDERS = frozenset({"output", "temp"})
 
 
 @dataclass(frozen=True)
@@ -72,17 +74,29 @@ def _inspect(path: Path) -> _Inspection:
 
 
 class OutputCollector:
-    def __init__(self, client: ComfyUIClient, storage: OutputStorage, spool_dir: Path) -> None:
+    """Takes each file from ComfyUI into storage.
+
+    When ComfyUI's output folders are on this machine (a supervised child), a file is
+    moved straight out of them: no HTTP, no copy, and ComfyUI's folder does not grow.
+    Otherwise it is streamed from /view into a spool file first.
+    """
+
+    def __init__(self, client: ComfyUIClient, storage: OutputStorage, spool_dir: Path,
+                 local_folders: dict[str, Path] | None = None) -> None:
         self._client = client
         self._storage = storage
         self._spool_dir = spool_dir
+        self._local_folders = {
+            kind: folder.resolve() for kind, folder in (local_folders or {}).items()
+            if kind in _MOVABLE_FOLDERS
+        }
         spool_dir.mkdir(parents=True, exist_ok=True)
 
     async def collect(self, execution_id: str, files: list[EngineFile]) -> list[OutputRecord]:
         return [await self._collect_one(execution_id, engine_file) for engine_file in files]
 
     async def _collect_one(self, execution_id: str, engine_file: EngineFile) -> OutputRecord:
-        spooled = await self._download(engine_file)
+        spooled = self._local_file(engine_file) or await self._download(engine_file)
         size = spooled.stat().st_size
         inspection = _inspect(spooled)
         content_type = mimetypes.guess_type(engine_file.filename)[0] or "application/octet-stream"
@@ -106,6 +120,15 @@ class OutputCollector:
             storage_key=location.key,
             created_at=time.time(),
         )
+
+    def _local_file(self, engine_file: EngineFile) -> Path | None:
+        folder = self._local_folders.get(engine_file.folder_type)
+        if folder is None:
+            return None
+        candidate = (folder / engine_file.subfolder / engine_file.filename).resolve()
+        if not candidate.is_relative_to(folder) or not candidate.is_file():
+            return None
+        return candidate
 
     async def _download(self, engine_file: EngineFile) -> Path:
         handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115

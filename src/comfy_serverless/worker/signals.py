@@ -1,20 +1,49 @@
 """In-process signals between the API and an embedded worker.
 
-They only make things faster: a worker on another machine learns the same facts by polling
-the store (a jittered poll for new work, a short poll of its execution's state for cancels).
+They only make things faster: a worker or API replica on another machine learns the same
+facts from the store (a jittered poll for new work, a short poll of an execution's state
+for cancels and for the end of an execution).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 __all__ = ["WorkerSignals"]
+
+
+class _Watches:
+    """One asyncio.Event per watched execution id, shared by all who watch it."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, tuple[asyncio.Event, int]] = {}
+
+    @contextmanager
+    def watch(self, execution_id: str) -> Iterator[asyncio.Event]:
+        event, watchers = self._events.get(execution_id, (asyncio.Event(), 0))
+        self._events[execution_id] = (event, watchers + 1)
+        try:
+            yield event
+        finally:
+            event, watchers = self._events[execution_id]
+            if watchers <= 1:
+                del self._events[execution_id]
+            else:
+                self._events[execution_id] = (event, watchers - 1)
+
+    def fire(self, execution_id: str) -> None:
+        entry = self._events.get(execution_id)
+        if entry is not None:
+            entry[0].set()
 
 
 class WorkerSignals:
     def __init__(self) -> None:
         self._work_available = asyncio.Event()
-        self._cancelled: dict[str, asyncio.Event] = {}
+        self._cancels = _Watches()
+        self._finishes = _Watches()
 
     def work_available(self) -> None:
         self._work_available.set()
@@ -27,13 +56,17 @@ class WorkerSignals:
         finally:
             self._work_available.clear()
 
-    def watch_cancel(self, execution_id: str) -> asyncio.Event:
-        return self._cancelled.setdefault(execution_id, asyncio.Event())
-
-    def forget(self, execution_id: str) -> None:
-        self._cancelled.pop(execution_id, None)
+    def watch_cancel(self, execution_id: str) -> AbstractContextManager[asyncio.Event]:
+        """Set when the API cancels this execution."""
+        return self._cancels.watch(execution_id)
 
     def cancelled(self, execution_id: str) -> None:
-        event = self._cancelled.get(execution_id)
-        if event is not None:
-            event.set()
+        self._cancels.fire(execution_id)
+        self._finishes.fire(execution_id)
+
+    def watch_finish(self, execution_id: str) -> AbstractContextManager[asyncio.Event]:
+        """Set when this execution reaches an end (completed, failed or cancelled)."""
+        return self._finishes.watch(execution_id)
+
+    def finished(self, execution_id: str) -> None:
+        self._finishes.fire(execution_id)

@@ -88,7 +88,8 @@ class Worker:
         await self._engine.start()
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
-        collector = OutputCollector(self._client, self._storage, self.config.spool_dir)
+        collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
+                                    self._engine.local_folders())
         self._executor = Executor(
             self.config.executor_config(), self._store, self._engine, self._client,
             collector, self.signals, {},

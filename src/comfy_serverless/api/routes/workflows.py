@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Annotated, Any, Literal
 
@@ -11,7 +13,6 @@ from fastapi.responses import JSONResponse
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
-from comfy_serverless.executions.estimates import estimate
 from comfy_serverless.executions.submission import new_execution
 from comfy_serverless.executions.views import (
     accepted_view,
@@ -26,6 +27,10 @@ from comfy_serverless.store.records import ApiKeyRecord, ExecutionRecord, Output
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+
+# `GET …/results?wait=N` holds the request up to N seconds for the execution to end.
+MAX_WAIT_SECONDS = 60.0
+_WAIT_POLL_SECONDS = 0.25
 
 
 class ExecutionAlreadyFinished(ApiError):
@@ -57,17 +62,15 @@ async def execute(
                                client_id=x_client_id)
     await services.store.create_execution(submission)
     services.signals.work_available()
-    execution = await services.store.execution_for_key(submission.id, key.id)
-    assert execution is not None
-    return JSONResponse(accepted_view(execution, await estimate(services.store, execution)),
-                        status_code=202)
+    estimate = await services.estimator.estimate(submission.as_queued())
+    return JSONResponse(accepted_view(submission, estimate), status_code=202)
 
 
 @router.get("/{execution_id}/status")
 async def status(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
     log = await services.store.events(execution.id)
-    return status_view(execution, log, await estimate(services.store, execution))
+    return status_view(execution, log, await services.estimator.estimate(execution))
 
 
 @router.delete("/{execution_id}/cancel")
@@ -92,8 +95,11 @@ async def results(
     services: ServicesDep,
     include_metadata: bool = False,
     download_format: Annotated[Literal["urls", "base64"], Query()] = "urls",
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> JSONResponse:
     execution = await _owned(services, execution_id, key)
+    if not execution.is_finished and wait > 0:
+        execution = await _wait_until_finished(services, execution, wait)
     if execution.status in ("queued", "processing"):
         return JSONResponse(_not_ready(execution), status_code=202)
     if execution.status != "completed":
@@ -116,6 +122,19 @@ async def results(
         include_metadata=include_metadata,
     )
     return JSONResponse(body)
+
+
+async def _wait_until_finished(
+    services: Services, execution: ExecutionRecord, wait: float
+) -> ExecutionRecord:
+    """Long-poll: an embedded worker signals the end at once; others are seen by polling."""
+    deadline = time.monotonic() + wait
+    with services.signals.watch_finish(execution.id) as finished:
+        while not execution.is_finished and (remaining := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), min(remaining, _WAIT_POLL_SECONDS))
+            execution = await services.store.execution(execution.id) or execution
+    return execution
 
 
 def _not_ready(execution: ExecutionRecord) -> dict[str, Any]:

@@ -32,6 +32,10 @@ class Engine(Protocol):
 
     base_url: str
 
+    def local_folders(self) -> dict[str, Path]:
+        """ComfyUI's output/temp/input folders when they are on this machine, else {}."""
+        ...
+
     async def start(self) -> None: ...
 
     async def ensure_running(self) -> bool:
@@ -74,6 +78,10 @@ class SupervisedEngine:
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.restarts = 0
+
+    def local_folders(self) -> dict[str, Path]:
+        state = self._config.state_dir
+        return {"output": state / "output", "temp": state / "temp", "input": state / "input"}
 
     @property
     def pid(self) -> int | None:
@@ -169,6 +177,9 @@ class AttachedEngine:
 
     def is_alive(self) -> bool:
         return True
+
+    def local_folders(self) -> dict[str, Path]:
+        return {}
 
     async def start(self) -> None:
         await self.ensure_running()
