@@ -16,8 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-import websockets
+import aiohttp
 
 from comfy_serverless.engine.comfyui.messages import ConnectionLost, EngineEvent, parse_message
 from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
@@ -49,12 +48,19 @@ class ComfyUIClient:
     def __init__(self, base_url: str, *, http_timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id = uuid.uuid4().hex
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=http_timeout)
+        self._timeout = aiohttp.ClientTimeout(total=http_timeout)
+        self._session: aiohttp.ClientSession | None = None
         self._subscriptions: dict[str, Subscription] = {}
         self._connected = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
 
     async def start(self) -> None:
         """Start the event stream; returns once the WebSocket is connected."""
@@ -74,7 +80,9 @@ class ComfyUIClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
             self._reader = None
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     # ------------------------------------------------------------------ events
 
@@ -87,15 +95,17 @@ class ComfyUIClient:
         self._subscriptions.pop(prompt_id, None)
 
     async def _read_events(self) -> None:
-        ws_url = self.base_url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
+        ws_url = f"{self.base_url}/ws?clientId={self.client_id}"
         while True:
             try:
-                async with websockets.connect(ws_url, max_size=None, ping_interval=20) as socket:
+                async with self._http.ws_connect(ws_url, heartbeat=20, max_msg_size=0,
+                                                 timeout=aiohttp.ClientWSTimeout(ws_close=5)
+                                                 ) as socket:
                     self._connected.set()
                     async for frame in socket:
-                        if isinstance(frame, str):
-                            self._route(json.loads(frame))
-            except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+                        if frame.type == aiohttp.WSMsgType.TEXT:
+                            self._route(json.loads(frame.data))
+            except (OSError, aiohttp.ClientError, TimeoutError) as exc:
                 log.debug("ComfyUI WebSocket unavailable: %s", exc)
             if self._connected.is_set():
                 self._connected.clear()
@@ -132,18 +142,18 @@ class ComfyUIClient:
 
     async def submit(self, prompt: dict[str, Any], prompt_id: str) -> None:
         body = {"prompt": prompt, "client_id": self.client_id, "prompt_id": prompt_id}
-        response = await self._request("POST", "/prompt", json=body)
-        if response.status_code == 400:
-            raise _rejection(response)
-        _raise_for_status(response)
+        status, payload = await self._request("POST", "/prompt", body)
+        if status == 400:
+            raise _rejection(payload)
+        _raise_for_status(status, "POST", "/prompt")
 
     async def interrupt(self, prompt_id: str) -> None:
-        _raise_for_status(
-            await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
-        )
+        status, _ = await self._request("POST", "/interrupt", {"prompt_id": prompt_id})
+        _raise_for_status(status, "POST", "/interrupt")
 
     async def delete_queued(self, prompt_ids: list[str]) -> None:
-        _raise_for_status(await self._request("POST", "/queue", json={"delete": prompt_ids}))
+        status, _ = await self._request("POST", "/queue", {"delete": prompt_ids})
+        _raise_for_status(status, "POST", "/queue")
 
     @contextlib.asynccontextmanager
     async def download(self, filename: str, subfolder: str, folder_type: str
@@ -151,38 +161,42 @@ class ComfyUIClient:
         """Stream one file from /view, chunk by chunk, never whole in memory."""
         params = {"filename": filename, "subfolder": subfolder, "type": folder_type}
         try:
-            async with self._http.stream("GET", "/view", params=params) as response:
-                _raise_for_status(response)
-                yield response.aiter_bytes(1 << 20)
-        except httpx.TransportError as exc:
+            async with self._http.get(self.base_url + "/view", params=params) as response:
+                _raise_for_status(response.status, "GET", "/view")
+                yield response.content.iter_chunked(1 << 20)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise EngineUnavailable(f"ComfyUI /view failed: {exc}") from exc
 
     async def _get_json(self, path: str) -> dict[str, Any]:
-        response = await self._request("GET", path)
-        _raise_for_status(response)
-        body = response.json()
-        return body if isinstance(body, dict) else {}
+        status, payload = await self._request("GET", path)
+        _raise_for_status(status, "GET", path)
+        return payload
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, body: Any = None
+                       ) -> tuple[int, dict[str, Any]]:
+        """One call: its status and its JSON body ({} when there is none)."""
         try:
-            return await self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
+            async with self._http.request(method, self.base_url + path, json=body) as response:
+                text = await response.text()
+                return response.status, _json_object(text)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise EngineUnavailable(f"ComfyUI {method} {path} failed: {exc}") from exc
 
 
-def _raise_for_status(response: httpx.Response) -> None:
-    if response.status_code >= 400:
-        raise EngineUnavailable(
-            f"ComfyUI answered {response.status_code} to {response.request.method} "
-            f"{response.request.url.path}"
-        )
-
-
-def _rejection(response: httpx.Response) -> EnginePromptRejected:
+def _json_object(text: str) -> dict[str, Any]:
     try:
-        body = response.json()
+        payload = json.loads(text) if text else {}
     except ValueError:
-        body = {}
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _raise_for_status(status: int, method: str, path: str) -> None:
+    if status >= 400:
+        raise EngineUnavailable(f"ComfyUI answered {status} to {method} {path}")
+
+
+def _rejection(body: dict[str, Any]) -> EnginePromptRejected:
     error = body.get("error") or {}
     message = error.get("message") if isinstance(error, dict) else str(error)
     return EnginePromptRejected(message or "ComfyUI rejected the prompt",
