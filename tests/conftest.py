@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
+from comfy_serverless.engine.comfyui.installer import (
+    EngineLayout,
+    build_tiny_checkpoint,
+    install_engine,
+)
+from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
+from comfy_serverless.testing import LocalService
 
 POSTGRES_URL = os.environ.get(
     "COMFY_SERVERLESS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -49,3 +57,38 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+# --------------------------------------------------------------------------- real ComfyUI
+# A real service, as a new user runs it: `comfy-serverless serve` over a real ComfyUI on the
+# CPU. The engine is installed on first use and reused afterwards; the tiny random-weight
+# SD1.5 checkpoint is built once and cached in the engine's models folder.
+
+
+@pytest.fixture(scope="session")
+def engine_layout() -> EngineLayout:
+    layout = install_engine(EngineLayout(Settings().engine_dir))
+    build_tiny_checkpoint(layout)
+    return layout
+
+
+@pytest.fixture(scope="session")
+def service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[LocalService]:
+    data_dir = tmp_path_factory.mktemp("service-data")
+    with LocalService.start(data_dir, engine_layout.root,
+                            extra_env={"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def api_key(service: LocalService) -> str:
+    return service.new_key()
+
+
+@pytest.fixture
+async def api(service: LocalService, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(base_url=service.base_url, headers=headers,
+                                 timeout=30) as client:
+        yield client

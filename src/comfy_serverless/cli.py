@@ -7,21 +7,20 @@ import asyncio
 import contextlib
 import logging
 import signal
-import subprocess
 import sys
-from importlib import resources
-from pathlib import Path
 
 from comfy_serverless.auth.keys import KeyKind, issue_key
-from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
+from comfy_serverless.engine.comfyui.installer import (
+    TINY_CHECKPOINT_NAME,
+    EngineLayout,
+    build_tiny_checkpoint,
+    install_engine,
+)
 from comfy_serverless.services import build_engine, build_worker, open_services
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 
 __all__ = ["main"]
-
-TINY_CHECKPOINT_NAME = "tiny-sd15.safetensors"
-
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
@@ -89,22 +88,6 @@ def _engine_install(settings: Settings, args: argparse.Namespace) -> int:
     if args.tiny_checkpoint:
         print(build_tiny_checkpoint(layout))
     return 0
-
-
-def build_tiny_checkpoint(layout: EngineLayout, *, seed: int = 1234) -> Path:
-    """Build (once) the random-weight SD1.5 checkpoint into the engine's checkpoints folder."""
-    target = layout.models_dir / "checkpoints" / TINY_CHECKPOINT_NAME
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    script = resources.files("comfy_serverless.engine.comfyui") / "scripts"
-    with resources.as_file(script / "build_tiny_checkpoint.py") as script_path:
-        subprocess.run(
-            [str(layout.python), str(script_path), "--comfyui-dir", str(layout.comfyui_dir),
-             "--out", str(target), "--seed", str(seed)],
-            check=True,
-        )
-    return target
 
 
 def _parser() -> argparse.ArgumentParser:

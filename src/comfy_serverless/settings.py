@@ -33,7 +33,7 @@ def _aliased(name: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", populate_by_name=True)
 
     # --- where things live ---
     data_dir: Path = Field(default=Path("data"))
@@ -52,7 +52,6 @@ class Settings(BaseSettings):
     comfyui_port: int = 0
     comfyui_extra_args: list[str] = Field(default_factory=list)
     comfyui_start_timeout: float = 180.0
-    comfyui_models_dir: Path | None = None
     gpu_type: str | None = None
     lease_seconds: float = 30.0
     heartbeat_interval: float = 10.0
@@ -68,7 +67,6 @@ class Settings(BaseSettings):
 
     # --- limits ---
     max_request_bytes: int = 10 * 1024 * 1024
-    default_priority: int = 5
 
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser().resolve()

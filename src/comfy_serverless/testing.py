@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +40,11 @@ class LocalService:
     @classmethod
     @contextlib.contextmanager
     def start(cls, data_dir: Path, engine_dir: Path, *, extra_env: dict[str, str] | None = None,
-              ready_timeout: float = 240) -> Iterator[LocalService]:
-        service = cls.launch(data_dir, engine_dir, extra_env=extra_env)
+              command: Sequence[str] | None = None, ready_timeout: float = 240
+              ) -> Iterator[LocalService]:
+        """Run the service until the block ends. `command` replaces `comfy-serverless serve`
+        (it gets `--port P` appended), e.g. the README's `scripts/serve`."""
+        service = cls.launch(data_dir, engine_dir, extra_env=extra_env, command=command)
         try:
             service.wait_ready(ready_timeout)
             yield service
@@ -50,7 +53,8 @@ class LocalService:
 
     @classmethod
     def launch(cls, data_dir: Path, engine_dir: Path, *,
-               extra_env: dict[str, str] | None = None) -> LocalService:
+               extra_env: dict[str, str] | None = None,
+               command: Sequence[str] | None = None) -> LocalService:
         api_port, comfyui_port = free_port(), free_port()
         env = {
             **os.environ,
@@ -64,10 +68,9 @@ class LocalService:
                 env.pop(name, None)
         data_dir.mkdir(parents=True, exist_ok=True)
         with (data_dir / "service.log").open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "comfy_serverless.cli", "serve", "--port", str(api_port)],
-                env=env, stdout=log, stderr=log,
-            )
+            serve = list(command or [sys.executable, "-m", "comfy_serverless.cli", "serve"])
+            process = subprocess.Popen([*serve, "--port", str(api_port)], env=env, stdout=log,
+                                       stderr=log)
         return cls(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{comfyui_port}",
                    data_dir, env, process)
 

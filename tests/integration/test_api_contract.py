@@ -1,0 +1,129 @@
+"""The HTTP contract that needs no ComfyUI: errors in the spec's shape, auth, validation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from comfy_serverless.api.app import create_app
+from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.services import Services
+from comfy_serverless.settings import Settings
+from tests.workflows import inverted_image
+
+
+def _assert_error_shape(body: dict[str, Any], code: str) -> None:
+    assert body["status"] == "error"
+    assert body["error_code"] == code
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    assert isinstance(body["details"], dict)
+    assert "Traceback" not in str(body)
+
+
+@pytest.fixture
+async def app_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(data_dir=tmp_path, embedded_worker=False, max_request_bytes=100_000,
+                        database_url=None)
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    async with app.router.lifespan_context(app):
+        services: Services = app.state.services
+        issued = issue_key("secret", "basic")
+        await services.store.create_api_key(issued.record)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        headers = {"Authorization": f"Bearer {issued.plaintext}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                     headers=headers) as client:
+            yield client
+
+
+async def test_framework_errors_use_the_spec_shape(app_client: httpx.AsyncClient) -> None:
+    _assert_error_shape((await app_client.get("/v1/unknown")).json(), "NOT_FOUND")
+    wrong_method = await app_client.put("/v1/workflows/execute")
+    assert wrong_method.status_code == 405
+    _assert_error_shape(wrong_method.json(), "METHOD_NOT_ALLOWED")
+    crash = await app_client.get("/boom")
+    assert crash.status_code == 500
+    _assert_error_shape(crash.json(), "INTERNAL_ERROR")
+    assert "secret internals" not in crash.text
+
+
+async def test_bad_bodies_get_400_with_the_fields(app_client: httpx.AsyncClient) -> None:
+    response = await app_client.post("/v1/workflows/execute", json={
+        "workflow": inverted_image(1), "execution_config": {"priority": 11}, "typo": 1})
+    assert response.status_code == 400
+    body = response.json()
+    _assert_error_shape(body, "INVALID_REQUEST")
+    fields = {problem["field"] for problem in body["details"]["validation_errors"]}
+    assert fields == {"body.execution_config.priority", "body.typo"}
+    not_json = await app_client.post("/v1/workflows/execute", content=b"{nope",
+                                     headers={"content-type": "application/json"})
+    assert not_json.status_code == 400
+
+
+async def test_broken_workflows_get_the_validation_error(
+    app_client: httpx.AsyncClient,
+) -> None:
+    response = await app_client.post("/v1/workflows/execute", json={"workflow": {
+        "1": {"class_type": "ImageInvert", "inputs": {"image": ["7", 0]}}}})
+    assert response.status_code == 400
+    body = response.json()
+    _assert_error_shape(body, "WORKFLOW_VALIDATION_FAILED")
+    [problem] = body["details"]["validation_errors"]
+    assert problem["node_id"] == "1"
+    assert {"missing_nodes", "invalid_connections"} <= set(body["details"])
+
+
+async def test_unsupported_options_are_refused_not_ignored(
+    app_client: httpx.AsyncClient,
+) -> None:
+    response = await app_client.post("/v1/workflows/execute", json={
+        "workflow": inverted_image(1), "output_config": {"storage": {"provider": "s3"}}})
+    assert response.status_code == 422
+    _assert_error_shape(response.json(), "FEATURE_UNAVAILABLE")
+
+
+async def test_large_bodies_are_refused_before_reading(app_client: httpx.AsyncClient) -> None:
+    response = await app_client.post("/v1/workflows/execute", content=b"x" * 200_000,
+                                     headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    _assert_error_shape(response.json(), "PAYLOAD_TOO_LARGE")
+
+
+async def test_missing_and_unknown_keys_get_401(app_client: httpx.AsyncClient) -> None:
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer comfyui_sk_nope"}):
+        response = await app_client.get("/v1/workflows/exec_x/status", headers=headers)
+        assert response.status_code == 401
+        _assert_error_shape(response.json(), "UNAUTHORIZED")
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_queued_execution_reports_its_place(app_client: httpx.AsyncClient) -> None:
+    first = (await app_client.post("/v1/workflows/execute",
+                                   json={"workflow": inverted_image(1)})).json()
+    urgent = (await app_client.post("/v1/workflows/execute", json={
+        "workflow": inverted_image(2), "execution_config": {"priority": 9}})).json()
+    assert (first["queue_position"], urgent["queue_position"]) == (1, 1)
+    status = (await app_client.get(first["status_url"])).json()
+    assert status["status"] == "queued"
+    assert status["queue_position"] == 2
+    waited = await app_client.get(f"/v1/workflows/{first['execution_id']}/results",
+                                  params={"wait": 0.3})
+    assert waited.status_code == 202
+    assert waited.json()["status"] == "queued"
+    cancelled = (await app_client.delete(first["cancel_url"])).json()
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["partial_results"] == {"available": False, "completed_nodes": 0,
+                                            "total_nodes": 3}
+    after = await app_client.get(f"/v1/workflows/{first['execution_id']}/results")
+    assert after.status_code == 409
+    _assert_error_shape(after.json(), "EXECUTION_NOT_SUCCESSFUL")

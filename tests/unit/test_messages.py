@@ -1,0 +1,46 @@
+from comfy_serverless.engine.comfyui.messages import (
+    ExecutionCached,
+    ExecutionError,
+    ExecutionFinished,
+    NodeExecuted,
+    NodeStarted,
+    StepProgress,
+    parse_message,
+)
+
+PID = "5f0c6b2e-8c1a-4d7e-9a57-0b8d2f1c3e4a"
+
+
+def test_executing_a_node_then_null() -> None:
+    assert parse_message({"type": "executing", "data": {"node": "3", "prompt_id": PID}}) == (
+        NodeStarted(PID, "3"))
+    assert parse_message({"type": "executing", "data": {"node": None, "prompt_id": PID}}) == (
+        ExecutionFinished(PID))
+
+
+def test_progress_cached_and_executed() -> None:
+    progress = {"type": "progress", "data": {"value": 3, "max": 20, "node": "3", "prompt_id": PID}}
+    assert parse_message(progress) == StepProgress(PID, "3", 3, 20)
+    cached = {"type": "execution_cached", "data": {"nodes": ["4", 5], "prompt_id": PID}}
+    assert parse_message(cached) == ExecutionCached(PID, ("4", "5"))
+    output = {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}]}
+    executed = {"type": "executed", "data": {"node": "9", "output": output, "prompt_id": PID}}
+    assert parse_message(executed) == NodeExecuted(PID, "9", output)
+
+
+def test_execution_error_keeps_node_and_exception() -> None:
+    message = {"type": "execution_error", "data": {
+        "prompt_id": PID, "node_id": "3", "node_type": "KSampler",
+        "exception_type": "torch.OutOfMemoryError", "exception_message": "CUDA out of memory",
+        "traceback": ["line 1"]}}
+    event = parse_message(message)
+    assert isinstance(event, ExecutionError)
+    assert (event.node_id, event.node_type, event.exception_type) == (
+        "3", "KSampler", "torch.OutOfMemoryError")
+
+
+def test_messages_without_a_prompt_are_dropped() -> None:
+    assert parse_message({"type": "status", "data": {"status": {}}}) is None
+    assert parse_message({"type": "crystools.monitor", "data": {"cpu": 3}}) is None
+    assert parse_message({"type": "progress_state", "data": {"prompt_id": PID}}) is None
+    assert parse_message({"type": "executing", "data": "oops"}) is None

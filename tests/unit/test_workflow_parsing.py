@@ -1,0 +1,77 @@
+import pytest
+
+from comfy_serverless.errors import WorkflowInvalid
+from comfy_serverless.validation.overrides import apply_overrides
+from comfy_serverless.validation.workflow import parse_workflow, workflow_signature
+from tests.workflows import inverted_image, tiny_sd15
+
+
+def _problems(raw: dict) -> list[dict]:
+    with pytest.raises(WorkflowInvalid) as caught:
+        parse_workflow(raw)
+    body = caught.value.body()
+    assert body["status"] == "error"
+    assert body["error_code"] == "WORKFLOW_VALIDATION_FAILED"
+    assert "documentation_url" in body
+    return body["details"]["validation_errors"]
+
+
+def test_spec_envelope_and_bare_graph_are_both_accepted() -> None:
+    graph = inverted_image(3)
+    enveloped = parse_workflow({"nodes": graph, "metadata": {"title": "t"}})
+    bare = parse_workflow(graph)
+    assert enveloped.graph == bare.graph == graph
+    assert enveloped.metadata == {"title": "t"}
+
+
+def test_ui_format_gets_export_advice() -> None:
+    [problem] = _problems({"nodes": [{"id": 1}], "links": []})
+    assert "API Format" in problem["suggestion"]
+
+
+def test_every_structural_problem_is_reported() -> None:
+    problems = _problems({
+        "1": {"class_type": "EmptyImage"},
+        "2": {"inputs": {}},
+        "3": {"class_type": "ImageInvert", "inputs": {"image": ["99", 0]}},
+    })
+    assert {(p["node_id"], p["error"].split(" ")[0]) for p in problems} == {
+        ("1", "Missing"), ("2", "Missing"), ("3", "Input")}
+
+
+def test_cycles_are_refused() -> None:
+    [problem] = _problems({
+        "1": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    })
+    assert "cycle" in problem["error"]
+
+
+def test_empty_workflow_is_refused() -> None:
+    assert _problems({"nodes": {}})[0]["error"] == "The workflow has no nodes"
+
+
+def test_overrides_follow_the_alias_rules() -> None:
+    graph = tiny_sd15(1)
+    result = apply_overrides(graph, {
+        "prompt": "a fox", "negative_prompt": "blurry", "seed": 7, "steps": 3,
+        "width": 128, "5.height": 96, "filename_prefix": "mine",
+    })
+    assert result["6"]["inputs"]["text"] == "a fox"
+    assert result["7"]["inputs"]["text"] == "blurry"
+    assert (result["3"]["inputs"]["seed"], result["3"]["inputs"]["steps"]) == (7, 3)
+    assert (result["5"]["inputs"]["width"], result["5"]["inputs"]["height"]) == (128, 96)
+    assert result["9"]["inputs"]["filename_prefix"] == "mine"
+    assert graph["6"]["inputs"]["text"] == "a cat", "the submitted graph is not modified"
+
+
+def test_an_override_that_matches_nothing_gets_suggestions() -> None:
+    with pytest.raises(WorkflowInvalid) as caught:
+        apply_overrides(tiny_sd15(1), {"sede": 3})
+    [problem] = caught.value.details["validation_errors"]
+    assert "'seed'" in problem["suggestion"]
+
+
+def test_signature_depends_on_classes_and_models_not_values() -> None:
+    assert workflow_signature(tiny_sd15(1)) == workflow_signature(tiny_sd15(2, steps=5))
+    assert workflow_signature(tiny_sd15(1)) != workflow_signature(inverted_image(1))
