@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 Outcome = Literal["completed", "failed", "requeued", "cancelled", "lost"]
 
 _INTERRUPT_GRACE = 10.0
+# After this long without an event for its prompt, the executor asks ComfyUI directly
+# (/history, /queue) in case an event was lost.
+_SILENCE_CHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class ExecutionContext:
     last_progress_write: float = 0.0
     last_lease_renewal: float = 0.0
     last_cancel_poll: float = 0.0
+    last_event_at: float = 0.0
 
     @property
     def lease(self) -> Lease:
@@ -125,6 +129,7 @@ class Executor:
             last_progress_write=now,
             last_lease_renewal=now,
             last_cancel_poll=now,
+            last_event_at=now,
         )
 
     async def _run(self, context: ExecutionContext) -> Outcome:
@@ -132,6 +137,7 @@ class Executor:
         while True:
             event = await context.subscription.next(self._config.cancel_poll_interval)
             if event is not None:
+                context.last_event_at = time.time()
                 context.tracker.apply(event)
                 outcome = await self._handle(context, event)
                 if outcome is not None:
@@ -143,6 +149,8 @@ class Executor:
         if not await self._store.set_engine_prompt(context.lease, context.prompt_id, allocation):
             raise _Stop("lost")
         try:
+            # Events sent before our WebSocket is up would be lost: never submit without it.
+            await self._client.wait_connected()
             await self._client.submit(context.execution.workflow, context.prompt_id)
         except EnginePromptRejected as exc:
             raise _Stop(await self._fail(context, rejection_failure(exc))) from exc
@@ -178,6 +186,11 @@ class Executor:
         await self._check_cancel(context, now)
         if context.deadline is not None and now > context.deadline:
             await self._timeout(context)
+        if now - context.last_event_at >= _SILENCE_CHECK_SECONDS:
+            context.last_event_at = now
+            outcome = await self._reconcile(context, "no engine event for a while")
+            if outcome is not None:
+                raise _Stop(outcome)
 
     async def _check_cancel(self, context: ExecutionContext, now: float) -> None:
         if context.cancel_event.is_set():
