@@ -39,7 +39,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         await store.migrate()
         signer = UrlSigner(settings.resolved_signing_secret())
-        storage = LocalStorage(settings.outputs_dir(), signer)
+        storage = LocalStorage(settings.storage_dir(), signer)
         yield Services(settings, store, storage, WorkerSignals(), Estimator(store))
     finally:
         await store.close()

@@ -78,8 +78,9 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.resolved_data_dir() / 'comfy-serverless.db'}"
 
-    def outputs_dir(self) -> Path:
-        return self.resolved_data_dir() / "outputs"
+    def storage_dir(self) -> Path:
+        """Root of local storage; keys such as `outputs/<execution_id>/<file>` live below."""
+        return self.resolved_data_dir() / "storage"
 
     def comfyui_dir(self) -> Path:
         """Per-data-folder ComfyUI state: its input, output, temp folders and database."""
