@@ -44,3 +44,14 @@ def test_messages_without_a_prompt_are_dropped() -> None:
     assert parse_message({"type": "crystools.monitor", "data": {"cpu": 3}}) is None
     assert parse_message({"type": "progress_state", "data": {"prompt_id": PID}}) is None
     assert parse_message({"type": "executing", "data": "oops"}) is None
+
+
+def test_only_real_out_of_memory_errors_are_retryable() -> None:
+    from comfy_serverless.worker.failures import engine_error_failure
+
+    def failure(kind: str, message: str) -> bool:
+        return engine_error_failure(ExecutionError(PID, "3", "KSampler", kind, message)).retryable
+
+    assert failure("torch.OutOfMemoryError", "CUDA error")
+    assert failure("RuntimeError", "CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert not failure("RuntimeError", "boom: the room is full")

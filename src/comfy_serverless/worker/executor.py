@@ -43,9 +43,6 @@ log = logging.getLogger(__name__)
 Outcome = Literal["completed", "failed", "requeued", "cancelled", "lost"]
 
 _INTERRUPT_GRACE = 10.0
-# After this long without an event for its prompt, the executor asks ComfyUI directly
-# (/history, /queue) in case an event was lost.
-_SILENCE_CHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,9 @@ class ExecutorConfig:
     heartbeat_interval: float
     cancel_poll_interval: float
     progress_write_interval: float
+    # After this long without an event for its prompt, the executor asks ComfyUI directly
+    # (/history, /queue) in case an event was lost.
+    silence_check_interval: float = 5.0
 
 
 class _Stop(Exception):
@@ -186,7 +186,7 @@ class Executor:
         await self._check_cancel(context, now)
         if context.deadline is not None and now > context.deadline:
             await self._timeout(context)
-        if now - context.last_event_at >= _SILENCE_CHECK_SECONDS:
+        if now - context.last_event_at >= self._config.silence_check_interval:
             context.last_event_at = now
             outcome = await self._reconcile(context, "no engine event for a while")
             if outcome is not None:
@@ -243,9 +243,8 @@ class Executor:
                 message="ComfyUI reported an error for the prompt", retryable=False))
         files = list(files_in_history(history.get("outputs") or {}))
         outputs = await self._collector.collect(context.execution.id, files)
-        snapshot = context.tracker.snapshot()
         completed = await self._store.complete(
-            context.lease, outputs, snapshot, context.tracker.engine_time(),
+            context.lease, outputs, context.tracker.final_snapshot(), context.tracker.engine_time(),
             [*context.tracker.drain_log(), LogEntry(
                 time.time(), "execution_completed", None,
                 f"Workflow completed with {len(outputs)} output(s)")],

@@ -11,7 +11,7 @@ from comfy_serverless.store.records import ExecutionRecord
 
 __all__ = ["Failure", "engine_error_failure", "rejection_failure"]
 
-_OOM_MARKERS = ("out of memory", "outofmemory", "oom")
+_OOM_MARKERS = ("out of memory", "outofmemoryerror")
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class WorkerConfig:
     poll_interval: float = 1.0
     cancel_poll_interval: float = 0.2
     progress_write_interval: float = 0.25
+    silence_check_interval: float = 5.0
 
     def executor_config(self) -> ExecutorConfig:
         return ExecutorConfig(
@@ -50,6 +51,7 @@ class WorkerConfig:
             heartbeat_interval=self.heartbeat_interval,
             cancel_poll_interval=self.cancel_poll_interval,
             progress_write_interval=self.progress_write_interval,
+            silence_check_interval=self.silence_check_interval,
         )
 
 

@@ -48,6 +48,7 @@ class ExecutionTracker:
     total_steps: int | None = None
     completed: set[str] = field(default_factory=set)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_steps: tuple[int, int] | None = None
     _node_started_at: float = 0.0
     _log: list[LogEntry] = field(default_factory=list)
 
@@ -76,6 +77,7 @@ class ExecutionTracker:
                 self._node_started_at = self.clock()
             case StepProgress(value=value, maximum=maximum):
                 self.current_step, self.total_steps = value, maximum
+                self.last_steps = (value, maximum)
             case NodeExecuted(node_id=node_id, output=output):
                 self.outputs[node_id] = output
             case ExecutionFinished():
@@ -96,6 +98,11 @@ class ExecutionTracker:
             total_steps=self.total_steps,
             completed_nodes=done,
         )
+
+    def final_snapshot(self) -> ProgressSnapshot:
+        """What a completed execution shows: everything done, the last sampler's steps."""
+        step, total = self.last_steps or (None, None)
+        return ProgressSnapshot(1.0, None, None, step, total, self.total_nodes)
 
     def drain_log(self) -> list[LogEntry]:
         entries, self._log = self._log, []

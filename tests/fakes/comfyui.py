@@ -1,0 +1,181 @@
+"""A protocol-faithful fake ComfyUI for fault injection (never a stand-in for end-to-end tests).
+
+It speaks the HTTP routes and WebSocket messages a worker uses, in ComfyUI 0.3.75's order:
+`execution_start`, `execution_cached`, `executing {node}` (with `progress` for samplers),
+`executed` for output nodes, `execution_success`, `executing {node: null}`, and writes the
+prompt's history and output files. Knobs make it misbehave on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from PIL import Image
+
+
+@dataclass
+class Faults:
+    silent: bool = False              # run prompts but send no WebSocket events
+    fail_node: str | None = None      # raise an execution_error at this node id
+    error_message: str = "boom"
+    prompt_status: int = 200          # answer POST /prompt with this status
+    steps: int = 3                    # progress events per sampler node
+    step_seconds: float = 0.0
+
+
+@dataclass
+class FakeComfyUI:
+    output_dir: Path
+    faults: Faults = field(default_factory=Faults)
+    history: dict[str, Any] = field(default_factory=dict)
+    interrupted: set[str] = field(default_factory=set)
+    running: str | None = None
+    _sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
+    _queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(
+        default_factory=asyncio.Queue)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/ws", self._ws)
+        app.router.add_get("/system_stats", self._system_stats)
+        app.router.add_post("/prompt", self._prompt)
+        app.router.add_post("/interrupt", self._interrupt)
+        app.router.add_get("/queue", self._get_queue)
+        app.router.add_post("/queue", self._post_queue)
+        app.router.add_get("/history/{prompt_id}", self._history)
+        app.router.add_get("/view", self._view)
+        app.on_startup.append(self._start_runner)
+        return app
+
+    async def _start_runner(self, app: web.Application) -> None:
+        task = asyncio.create_task(self._run_prompts())
+        app.on_cleanup.append(lambda _: _cancel(task))
+
+    # ------------------------------------------------------------------ routes
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets[request.query["clientId"]] = socket
+        await socket.send_json({"type": "status", "data": {"status": {}}})
+        async for message in socket:
+            if message.type == WSMsgType.CLOSE:
+                break
+        self._sockets.pop(request.query["clientId"], None)
+        return socket
+
+    async def _system_stats(self, request: web.Request) -> web.Response:
+        device = {"name": "fake", "type": "cpu", "vram_total": 8 << 30, "vram_free": 6 << 30}
+        return web.json_response({"system": {"comfyui_version": "fake"}, "devices": [device]})
+
+    async def _prompt(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self.faults.prompt_status != 200:
+            return web.json_response({"error": "injected"}, status=self.faults.prompt_status)
+        await self._queue.put((body["prompt_id"], body["client_id"], body["prompt"]))
+        return web.json_response({"prompt_id": body["prompt_id"], "number": 0,
+                                  "node_errors": {}})
+
+    async def _interrupt(self, request: web.Request) -> web.Response:
+        prompt_id = (await request.json()).get("prompt_id")
+        if prompt_id and prompt_id == self.running:
+            self.interrupted.add(prompt_id)
+        return web.Response()
+
+    async def _get_queue(self, request: web.Request) -> web.Response:
+        running = [[0, self.running, {}, {}, []]] if self.running else []
+        return web.json_response({"queue_running": running, "queue_pending": []})
+
+    async def _post_queue(self, request: web.Request) -> web.Response:
+        return web.Response()
+
+    async def _history(self, request: web.Request) -> web.Response:
+        prompt_id = request.match_info["prompt_id"]
+        entry = self.history.get(prompt_id)
+        return web.json_response({prompt_id: entry} if entry else {})
+
+    async def _view(self, request: web.Request) -> web.StreamResponse:
+        path = self.output_dir / request.query["filename"]
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+    # ------------------------------------------------------------------ execution
+
+    async def _run_prompts(self) -> None:
+        while True:
+            prompt_id, client_id, prompt = await self._queue.get()
+            self.running = prompt_id
+            try:
+                await self._execute(prompt_id, client_id, prompt)
+            finally:
+                self.running = None
+
+    async def _send(self, client_id: str, kind: str, data: dict[str, Any]) -> None:
+        socket = self._sockets.get(client_id)
+        if socket is not None and not self.faults.silent:
+            await socket.send_str(json.dumps({"type": kind, "data": data}))
+
+    async def _execute(self, prompt_id: str, client_id: str, prompt: dict[str, Any]) -> None:
+        send = lambda kind, **data: self._send(client_id, kind, {**data, "prompt_id": prompt_id})  # noqa: E731
+        await send("execution_start")
+        await send("execution_cached", nodes=[])
+        outputs: dict[str, Any] = {}
+        for node_id, node in prompt.items():
+            await send("executing", node=node_id)
+            if node_id == self.faults.fail_node:
+                await send("execution_error", node_id=node_id, node_type=node["class_type"],
+                           exception_type="RuntimeError",
+                           exception_message=self.faults.error_message, traceback=[])
+                self.history[prompt_id] = {"outputs": {}, "status": {"status_str": "error"}}
+                return
+            if not await self._run_node(send, prompt_id, node_id, node, outputs):
+                await send("execution_interrupted", node_id=node_id)
+                return
+        await send("execution_success")
+        self.history[prompt_id] = {"outputs": outputs, "status": {"status_str": "success"}}
+        await send("executing", node=None)
+
+    async def _run_node(self, send: Any, prompt_id: str, node_id: str, node: dict[str, Any],
+                        outputs: dict[str, Any]) -> bool:
+        if "Sampler" in node["class_type"]:
+            for step in range(1, self.faults.steps + 1):
+                if prompt_id in self.interrupted:
+                    return False
+                await asyncio.sleep(self.faults.step_seconds)
+                await send("progress", value=step, max=self.faults.steps, node=node_id)
+        if node["class_type"] == "SaveImage":
+            filename = f"{prompt_id}.png"
+            buffer = io.BytesIO()
+            Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
+            (self.output_dir / filename).write_bytes(buffer.getvalue())
+            image = {"filename": filename, "subfolder": "", "type": "output"}
+            outputs[node_id] = {"images": [image]}
+            await send("executed", node=node_id, output=outputs[node_id])
+        return prompt_id not in self.interrupted
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@contextlib.asynccontextmanager
+async def running_fake(output_dir: Path, port: int) -> AsyncIterator[FakeComfyUI]:
+    fake = FakeComfyUI(output_dir)
+    runner = web.AppRunner(fake.app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,115 @@
+"""The worker against a fake ComfyUI that misbehaves on purpose: lost events, node errors,
+out of memory, refusals. Real SQLite store and local storage; the worker runs in burst mode."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.engine.comfyui.supervisor import AttachedEngine
+from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.storage.local import LocalStorage
+from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.records import ExecutionRecord, NewExecution
+from comfy_serverless.store.store import Store
+from comfy_serverless.testing import free_port
+from comfy_serverless.worker.worker import Worker, WorkerConfig
+from tests.fakes.comfyui import FakeComfyUI, running_fake
+from tests.workflows import tiny_sd15
+
+
+@dataclass
+class Rig:
+    store: Store
+    worker: Worker
+    fake: FakeComfyUI
+    key_id: str
+
+    async def submit(self, *, retries: int = 0) -> str:
+        graph = tiny_sd15(1)
+        execution = NewExecution(
+            id=new_execution_id(), api_key_id=self.key_id, priority=5, workflow=graph,
+            options={"execution_config": {}}, signature="s", webhook_url=None, client_id=None,
+            submitted_at=time.time(), max_attempts=1 + retries, total_nodes=len(graph))
+        await self.store.create_execution(execution)
+        return execution.id
+
+    async def execution(self, execution_id: str) -> ExecutionRecord:
+        record = await self.store.execution(execution_id)
+        assert record is not None
+        return record
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    port = free_port()
+    (tmp_path / "engine-out").mkdir()
+    store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.migrate()
+    key = issue_key("secret", "basic")
+    await store.create_api_key(key.record)
+    async with running_fake(tmp_path / "engine-out", port) as fake:
+        config = WorkerConfig(worker_id="w-test", spool_dir=tmp_path / "spool",
+                              cancel_poll_interval=0.05, progress_write_interval=0.05,
+                              silence_check_interval=0.5)
+        storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
+        worker = Worker(config, store, AttachedEngine(f"http://127.0.0.1:{port}"), storage)
+        await worker.prepare()
+        yield Rig(store, worker, fake, key.record.id)
+        await worker.stop()
+    await store.close()
+
+
+async def test_a_normal_run_streams_the_output_over_http(rig: Rig) -> None:
+    execution_id = await rig.submit()
+    assert await rig.worker.run_burst() == ["completed"]
+    [output] = await rig.store.outputs(execution_id)
+    assert (output.width, output.height, output.format) == (8, 8, "PNG")
+    record = await rig.execution(execution_id)
+    assert (record.progress, record.current_step, record.total_steps) == (1.0, 3, 3)
+
+
+async def test_lost_events_are_recovered_from_history(rig: Rig) -> None:
+    rig.fake.faults.silent = True
+    execution_id = await rig.submit()
+    assert await rig.worker.run_burst() == ["completed"]
+    assert len(await rig.store.outputs(execution_id)) == 1
+
+
+async def test_a_node_error_fails_with_the_node_and_no_retry(rig: Rig) -> None:
+    rig.fake.faults.fail_node = "3"
+    execution_id = await rig.submit(retries=2)
+    assert await rig.worker.run_burst() == ["failed"]
+    record = await rig.execution(execution_id)
+    assert record.error is not None
+    details = record.error["details"]
+    assert (details["failed_node"], details["node_type"], details["error_type"]) == (
+        "3", "KSampler", "NODE_EXECUTION_ERROR")
+    assert record.error["retry_info"]["retryable"] is False
+
+
+async def test_out_of_memory_is_retried_then_fails_with_retries_spent(rig: Rig) -> None:
+    rig.fake.faults.fail_node = "3"
+    rig.fake.faults.error_message = "CUDA out of memory. Tried to allocate 2.00 GiB"
+    execution_id = await rig.submit(retries=1)
+    assert await rig.worker.run_once() == "requeued"
+    queued = await rig.execution(execution_id)
+    assert queued.status == "queued"
+    assert queued.error is not None
+    assert queued.error["retry_info"]["remaining_retries"] == 0
+    assert await rig.worker.run_once() is None, "not before its backoff"
+
+
+async def test_an_engine_refusing_prompts_is_a_retryable_engine_failure(rig: Rig) -> None:
+    rig.fake.faults.prompt_status = 500
+    execution_id = await rig.submit()
+    assert await rig.worker.run_burst() == ["failed"]
+    record = await rig.execution(execution_id)
+    assert record.error is not None
+    assert record.error["details"]["error_type"] == "ENGINE_CRASHED"
+    assert record.error["retry_info"]["retryable"] is True
