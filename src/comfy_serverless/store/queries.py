@@ -19,8 +19,18 @@ def _parse(text: str) -> dict[str, str]:
     }
 
 
+_DIALECT_TOKENS = {
+    "postgres": {"{{row_lock}}": "FOR UPDATE SKIP LOCKED"},
+    "sqlite": {"{{row_lock}}": ""},
+}
+
+
 def load_queries(dialect: str) -> dict[str, str]:
     folder = resources.files("comfy_serverless.store") / "queries"
     queries = _parse((folder / "common.sql").read_text())
     queries.update(_parse((folder / f"{dialect}.sql").read_text()))
+    for name, sql in queries.items():
+        for token, replacement in _DIALECT_TOKENS[dialect].items():
+            sql = sql.replace(token, replacement)
+        queries[name] = sql
     return queries

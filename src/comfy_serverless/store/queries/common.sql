@@ -1,4 +1,6 @@
--- Named queries shared by SQLite and PostgreSQL. A dialect file may override a name.
+-- Named queries shared by SQLite and PostgreSQL. A dialect file may override a name, and
+-- {{row_lock}} becomes the dialect's row lock (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite
+-- needs none, its claims run in BEGIN IMMEDIATE transactions).
 -- Every state change says what it expects (status, lease owner, attempt): a guarded update.
 
 -- name: insert_api_key
@@ -43,6 +45,7 @@ WHERE id = (
     WHERE status = 'queued' AND (not_before IS NULL OR not_before <= :now)
     ORDER BY priority DESC, submitted_at, id
     LIMIT 1
+    {{row_lock}}
 )
 RETURNING *;
 
@@ -126,7 +129,7 @@ SELECT COUNT(*) AS live FROM workers WHERE heartbeat_at >= :since AND state <> '
 -- name: average_processing_time
 SELECT AVG(finished_at - started_at) AS seconds, COUNT(*) AS samples FROM (
     SELECT finished_at, started_at FROM executions
-    WHERE status = 'completed' AND (:signature IS NULL OR signature = :signature)
+    WHERE status = 'completed' AND (CAST(:signature AS TEXT) IS NULL OR signature = :signature)
     ORDER BY finished_at DESC
     LIMIT 50
 ) AS recent;

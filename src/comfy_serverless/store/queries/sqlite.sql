@@ -1,0 +1,1 @@
+-- SQLite overrides of common.sql (none needed yet).
