@@ -18,6 +18,7 @@ from comfy_serverless.settings import Settings
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
+from comfy_serverless.validation.catalog_cache import CatalogCache
 from comfy_serverless.worker.signals import WorkerSignals
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 
@@ -31,6 +32,7 @@ class Services:
     storage: LocalStorage
     signals: WorkerSignals
     estimator: Estimator
+    catalogs: CatalogCache
 
 
 @asynccontextmanager
@@ -40,7 +42,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await store.migrate()
         signer = UrlSigner(settings.resolved_signing_secret())
         storage = LocalStorage(settings.storage_dir(), signer)
-        yield Services(settings, store, storage, WorkerSignals(), Estimator(store))
+        catalogs = CatalogCache(store, max_age=settings.catalog_max_age)
+        yield Services(settings, store, storage, WorkerSignals(), Estimator(store), catalogs)
     finally:
         await store.close()
 

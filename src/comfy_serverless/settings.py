@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from comfy_serverless.validation.rules import ValidationRules
+
 __all__ = ["Settings"]
 
 _PREFIX = "COMFY_SERVERLESS_"
@@ -65,8 +67,39 @@ class Settings(BaseSettings):
     signed_url_ttl: int = 8 * 3600
     base64_max_bytes: int = 20 * 1024 * 1024
 
-    # --- limits ---
+    # --- limits and validation (spec §5.1) ---
     max_request_bytes: int = 10 * 1024 * 1024
+    max_nodes: int = 100
+    max_connections: int = 500
+    max_execution_time: int = 3600
+    max_string_length: int = 10_000
+    max_numeric_value: float = 1_000_000
+    allowed_url_schemes: list[str] = Field(default_factory=lambda: ["https"])
+    max_image_bytes: int = 50 * 1024 * 1024
+    supported_image_formats: list[str] = Field(default_factory=lambda: ["png", "jpg", "webp"])
+    node_blacklist: list[str] = Field(default_factory=lambda: ["ExecuteCode", "SystemCommand"])
+    node_whitelist: list[str] = Field(default_factory=list)
+    custom_nodes_enabled: bool = True
+    custom_nodes_require_verification: bool = True
+    verified_node_packs: list[str] = Field(default_factory=list)
+    catalog_max_age: float = 86_400.0
+
+    def validation_rules(self) -> ValidationRules:
+        return ValidationRules(
+            max_nodes=self.max_nodes,
+            max_connections=self.max_connections,
+            max_execution_time=self.max_execution_time,
+            max_string_length=self.max_string_length,
+            max_numeric_value=self.max_numeric_value,
+            allowed_url_schemes=tuple(s.lower() for s in self.allowed_url_schemes),
+            max_image_bytes=self.max_image_bytes,
+            supported_image_formats=tuple(self.supported_image_formats),
+            node_blacklist=tuple(self.node_blacklist),
+            node_whitelist=tuple(self.node_whitelist),
+            custom_nodes_enabled=self.custom_nodes_enabled,
+            custom_nodes_require_verification=self.custom_nodes_require_verification,
+            verified_node_packs=tuple(self.verified_node_packs),
+        )
 
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser().resolve()

@@ -236,13 +236,31 @@ async def test_comfyui_killed_while_idle_is_restarted(
     assert (await wait_until_finished(api, execution_id))["status"] == "completed"
 
 
-async def test_a_runtime_failure_is_reported_with_its_node(api: httpx.AsyncClient) -> None:
+async def test_a_model_on_no_worker_is_refused_at_submit(api: httpx.AsyncClient) -> None:
     workflow = tiny_sd15(_seed())
-    workflow["4"]["inputs"]["ckpt_name"] = "no-such-model.safetensors"
+    workflow["4"]["inputs"]["ckpt_name"] = "tiny-sd15.safetensor"
+    response = await api.post("/v1/workflows/execute", json={"workflow": workflow})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error_code"] == "WORKFLOW_NOT_RUNNABLE"
+    [problem] = body["details"]["validation_errors"]
+    assert problem["node_id"] == "4"
+    assert "tiny-sd15.safetensors" in problem["suggestion"]
+
+
+async def test_a_workflow_comfyui_refuses_fails_with_its_node_errors(
+    api: httpx.AsyncClient,
+) -> None:
+    workflow = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "never-uploaded.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["1", 0]}},
+    }
     execution_id = await submit(api, workflow)
     final = await wait_until_finished(api, execution_id)
     assert final["status"] == "failed"
-    assert final["error"]["details"]["error_type"] == "ENGINE_VALIDATION_FAILED"
+    details = final["error"]["details"]
+    assert details["error_type"] == "ENGINE_VALIDATION_FAILED"
+    assert [problem["node_id"] for problem in details["validation_errors"]] == ["1"]
     assert final["error"]["retry_info"]["retryable"] is False
     results = await api.get(f"/v1/workflows/{execution_id}/results")
     assert results.status_code == 409

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from comfy_serverless.api.schemas import ExecuteRequest
-from comfy_serverless.errors import ApiError
+from comfy_serverless.errors import ApiError, RequestInvalid
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
+from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.overrides import apply_overrides
+from comfy_serverless.validation.rules import ValidationRules
+from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow, workflow_signature
 
-__all__ = ["FeatureUnavailable", "new_execution", "new_execution_id"]
+__all__ = ["FeatureUnavailable", "Submission", "new_execution", "new_execution_id"]
 
 
 class FeatureUnavailable(ApiError):
@@ -39,40 +43,64 @@ def _check_supported(request: ExecuteRequest) -> None:
         )
 
 
-def _options(request: ExecuteRequest, metadata: dict[str, Any]) -> dict[str, Any]:
+def _options(request: ExecuteRequest, metadata: dict[str, Any], timeout: int
+             ) -> dict[str, Any]:
     notification = request.notification_config.model_dump(exclude={"webhook_secret"})
     return {
         "metadata": metadata,
         "output_config": request.output_config.model_dump(),
-        "execution_config": request.execution_config.model_dump(),
+        "execution_config": {**request.execution_config.model_dump(), "timeout": timeout},
         "notification_config": notification,
     }
+
+
+@dataclass(frozen=True)
+class Submission:
+    execution: NewExecution
+    warnings: list[str]
+
+
+def _timeout(request: ExecuteRequest, rules: ValidationRules) -> int:
+    """The execution's timeout: asked for, capped by max_execution_time, which is the default."""
+    asked = request.execution_config.timeout
+    if asked is not None and asked > rules.max_execution_time:
+        raise RequestInvalid(
+            f"execution_config.timeout {asked}s is above max_execution_time "
+            f"{rules.max_execution_time}s",
+            {"field": "execution_config.timeout", "max_execution_time": rules.max_execution_time},
+        )
+    return asked or rules.max_execution_time
 
 
 def new_execution(
     request: ExecuteRequest,
     key: ApiKeyRecord,
     settings: Settings,
+    catalog: NodeCatalog | None,
     *,
     webhook_header: str | None,
     client_id: str | None,
-) -> NewExecution:
+) -> Submission:
     _check_supported(request)
+    rules = settings.validation_rules()
+    timeout = _timeout(request, rules)
     parsed = parse_workflow(request.workflow)
     overrides = dict(request.input_overrides)
     if request.execution_config.batch_size is not None:
         overrides.setdefault("batch_size", request.execution_config.batch_size)
-    graph = apply_overrides(parsed.graph, overrides)
+    validated = WorkflowValidator(rules, catalog).validate(
+        apply_overrides(parsed.graph, overrides))
+    graph = validated.graph
     config = request.execution_config
     retries = config.retry_attempts
     if retries is None:
         retries = settings.default_retry_attempts
-    return NewExecution(
+    execution = NewExecution(
         id=new_execution_id(),
         api_key_id=key.id,
         priority=config.priority,
         workflow=graph,
-        options=_options(request, parsed.metadata),
+        options=_options(request, parsed.metadata, timeout),
         signature=workflow_signature(graph),
         webhook_url=request.notification_config.webhook_url or webhook_header,
         client_id=client_id,
@@ -80,3 +108,4 @@ def new_execution(
         max_attempts=1 + retries,
         total_nodes=len(graph),
     )
+    return Submission(execution, validated.warnings)

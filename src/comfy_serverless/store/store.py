@@ -7,6 +7,7 @@ nothing and reports False, so a worker whose job was cancelled or rescued cannot
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -266,7 +267,26 @@ class Store:
         for entry in log:
             await tx.execute(self._sql["insert_event"], _event_params(execution_id, entry))
 
-    # ------------------------------------------------------------------ workers
+    # ------------------------------------------------------------------ workers and catalogs
+
+    async def publish_catalog(self, worker_id: str, object_info_json: str) -> str:
+        """Record a worker's /object_info (stored once per distinct content); its hash."""
+        digest = hashlib.sha256(object_info_json.encode()).hexdigest()
+        async with self._db.transaction() as tx:
+            await tx.execute(self._sql["insert_catalog"],
+                             {"hash": digest, "object_info": object_info_json, "now": time.time()})
+            await tx.execute(self._sql["set_worker_catalog"],
+                             {"hash": digest, "worker_id": worker_id})
+        return digest
+
+    async def catalog_hashes(self, since: float) -> set[str]:
+        """The catalogs of the workers heard from since `since`."""
+        rows = await self._db.fetch_all(self._sql["catalog_hashes_since"], {"since": since})
+        return {str(row["hash"]) for row in rows}
+
+    async def catalog(self, digest: str) -> dict[str, Any] | None:
+        row = await self._db.fetch_one(self._sql["catalog_by_hash"], {"hash": digest})
+        return json.loads(row["object_info"]) if row else None
 
     async def heartbeat_worker(self, worker: WorkerState) -> None:
         await self._db.execute(

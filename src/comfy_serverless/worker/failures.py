@@ -63,9 +63,40 @@ def engine_error_failure(event: ExecutionError) -> Failure:
 
 
 def rejection_failure(exc: EnginePromptRejected) -> Failure:
+    """ComfyUI's own validation refused the prompt (the catalog drifted): its node_errors,
+    in the same shape as our submit-time validation."""
+    problems, connections = _map_node_errors(exc.node_errors)
+    if not problems and not connections:
+        problems.append({"node_id": None, "error": str(exc),
+                         "suggestion": "Check the workflow against the workers' nodes"})
     return Failure(
         error_type="ENGINE_VALIDATION_FAILED",
         message=f"ComfyUI refused the workflow: {exc}",
         retryable=False,
-        extra={"node_errors": exc.node_errors},
+        extra={"validation_errors": problems, "invalid_connections": connections,
+               "missing_nodes": []},
     )
+
+
+def _map_node_errors(node_errors: dict[str, Any]
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    problems: list[dict[str, Any]] = []
+    connections: list[dict[str, Any]] = []
+    for node_id, entry in node_errors.items():
+        for error in (entry or {}).get("errors") or []:
+            extra = error.get("extra_info") or {}
+            if error.get("type") == "return_type_mismatch":
+                expected = (extra.get("input_config") or [None])[0]
+                connections.append({
+                    "from_node": str((extra.get("linked_node") or [None])[0]),
+                    "from_socket": str(extra.get("received_type")),
+                    "to_node": str(node_id), "to_socket": extra.get("input_name"),
+                    "error": f"Type mismatch: {extra.get('received_type')} cannot connect "
+                             f"to {expected}"})
+                continue
+            problems.append({
+                "node_id": str(node_id),
+                "error": f"{error.get('message', 'invalid')}: {error.get('details', '')}".strip(),
+                "suggestion": f"Fix input '{extra.get('input_name')}' of {entry.get('class_type')}"
+                if extra.get("input_name") else "Fix this node"})
+    return problems, connections

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ class WorkerConfig:
     cancel_poll_interval: float = 0.2
     progress_write_interval: float = 0.25
     silence_check_interval: float = 5.0
+    catalog_refresh_interval: float = 60.0
 
     def executor_config(self) -> ExecutorConfig:
         return ExecutorConfig(
@@ -75,6 +78,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self.current_execution_id: str | None = None
         self.system_stats: dict[str, Any] | None = None
+        self._catalog_published_at = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -97,6 +101,7 @@ class Worker:
             collector, self.signals, {},
         )
         await self.heartbeat()
+        await self.publish_catalog()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -125,6 +130,7 @@ class Worker:
         try:
             if await self._engine.ensure_running():
                 await self._refresh_system_stats()
+                await self.publish_catalog()
             outcome = await self._executor.run(execution)
         finally:
             self.current_execution_id = None
@@ -138,8 +144,21 @@ class Worker:
             outcomes.append(outcome)
         return outcomes
 
+    async def publish_catalog(self) -> None:
+        """Publish ComfyUI's /object_info, which the API validates workflows against."""
+        if self._client is None:
+            return
+        try:
+            object_info = await self._client.object_info()
+        except EngineError as exc:
+            log.warning("cannot read ComfyUI's node catalog: %s", exc)
+            return
+        text = json.dumps(object_info, sort_keys=True, separators=(",", ":"))
+        await self._store.publish_catalog(self.config.worker_id, text)
+        self._catalog_published_at = time.monotonic()
+
     async def heartbeat(self) -> None:
-        if self._engine.is_alive() is False or self.system_stats is None:
+        if self.system_stats is None:
             await self._refresh_system_stats()
         await self._publish_state("busy" if self.current_execution_id else "idle")
 
@@ -157,15 +176,26 @@ class Worker:
                 await self.signals.wait_for_work(self.config.poll_interval * jitter)
 
     async def _heartbeat_loop(self) -> None:
+        """Every second: is ComfyUI alive? Every heartbeat_interval: publish our state."""
+        last_heartbeat = time.monotonic()
         while not self._stopping.is_set():
             await asyncio.sleep(min(1.0, self.config.heartbeat_interval))
             try:
-                if not self._engine.is_alive() and self.current_execution_id is None:
-                    await self._engine.ensure_running()
-                await self._refresh_system_stats()
-                await self._publish_state("busy" if self.current_execution_id else "idle")
+                restarted = await self._restart_engine_if_idle_and_dead()
+                if restarted or time.monotonic() - last_heartbeat >= self.config.heartbeat_interval:
+                    last_heartbeat = time.monotonic()
+                    await self._refresh_system_stats()
+                    await self._publish_state("busy" if self.current_execution_id else "idle")
+                catalog_age = time.monotonic() - self._catalog_published_at
+                if restarted or catalog_age >= self.config.catalog_refresh_interval:
+                    await self.publish_catalog()
             except (StoreError, EngineError) as exc:
                 log.warning("heartbeat failed: %s", exc)
+
+    async def _restart_engine_if_idle_and_dead(self) -> bool:
+        if self._engine.is_alive() or self.current_execution_id is not None:
+            return False
+        return await self._engine.ensure_running()
 
     async def _refresh_system_stats(self) -> None:
         if self._client is None:

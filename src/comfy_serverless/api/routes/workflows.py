@@ -58,12 +58,16 @@ async def execute(
     x_webhook_url: Annotated[str | None, Header()] = None,
     x_client_id: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    submission = new_execution(body, key, services.settings, webhook_header=x_webhook_url,
-                               client_id=x_client_id)
-    await services.store.create_execution(submission)
+    submission = new_execution(body, key, services.settings, await services.catalogs.current(),
+                               webhook_header=x_webhook_url, client_id=x_client_id)
+    execution = submission.execution
+    await services.store.create_execution(execution)
     services.signals.work_available()
-    estimate = await services.estimator.estimate(submission.as_queued())
-    return JSONResponse(accepted_view(submission, estimate), status_code=202)
+    estimate = await services.estimator.estimate(execution.as_queued())
+    view = accepted_view(execution, estimate)
+    if submission.warnings:
+        view["warnings"] = submission.warnings
+    return JSONResponse(view, status_code=202)
 
 
 @router.get("/{execution_id}/status")

@@ -133,3 +133,17 @@ SELECT AVG(finished_at - started_at) AS seconds, COUNT(*) AS samples FROM (
     ORDER BY finished_at DESC
     LIMIT 50
 ) AS recent;
+
+-- name: insert_catalog
+INSERT INTO node_catalogs (hash, object_info, created_at) VALUES (:hash, :object_info, :now)
+ON CONFLICT (hash) DO NOTHING;
+
+-- name: set_worker_catalog
+UPDATE workers SET catalog_hash = :hash WHERE id = :worker_id;
+
+-- name: catalog_hashes_since
+SELECT DISTINCT catalog_hash AS hash FROM workers
+WHERE catalog_hash IS NOT NULL AND heartbeat_at >= :since;
+
+-- name: catalog_by_hash
+SELECT object_info FROM node_catalogs WHERE hash = :hash;

@@ -1,0 +1,166 @@
+"""The node catalog: what the workers' ComfyUI instances can run, from their /object_info.
+
+Several workers' catalogs merge into one: a node class is known if any worker has it, and a
+combo (e.g. `ckpt_name`) accepts a value that any worker offers.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["InputSpec", "NodeCatalog", "NodeSpec", "types_compatible"]
+
+PRIMITIVE_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN"})
+# Inputs whose value ComfyUI checks with the node's own VALIDATE_INPUTS (a file that may be
+# uploaded after the catalog was published), never against the listed options.
+NODE_VALIDATED_INPUTS = frozenset({
+    ("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadLatent", "latent"),
+    ("LoadVideo", "file"), ("LoadAudio", "audio"), ("LoadImageOutput", "image"),
+})
+_MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
+# The node a person most likely forgot, per missing input type (used in suggestions).
+_PREFERRED_PRODUCERS = {
+    "MODEL": "CheckpointLoaderSimple", "CLIP": "CheckpointLoaderSimple",
+    "VAE": "CheckpointLoaderSimple", "CONDITIONING": "CLIPTextEncode",
+    "LATENT": "EmptyLatentImage", "IMAGE": "LoadImage", "MASK": "LoadImageMask",
+    "CONTROL_NET": "ControlNetLoader", "CLIP_VISION": "CLIPVisionLoader",
+    "UPSCALE_MODEL": "UpscaleModelLoader", "SAMPLER": "KSamplerSelect", "SIGMAS": "BasicScheduler",
+    "NOISE": "RandomNoise", "GUIDER": "BasicGuider",
+}
+
+
+def types_compatible(received: Any, expected: Any) -> bool:
+    """ComfyUI's rule: equal, `*` on either side, or comma-separated unions that overlap."""
+    if received == expected or received == "*" or expected == "*":
+        return True
+    if not isinstance(received, str) or not isinstance(expected, str):
+        return False
+    given = {part.strip() for part in received.split(",")}
+    wanted = {part.strip() for part in expected.split(",")}
+    return bool(given & wanted)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    required: bool
+    type: str
+    options: tuple[Any, ...] | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    legacy_combo: bool = False
+
+    @classmethod
+    def parse(cls, name: str, raw: Any, *, required: bool) -> InputSpec:
+        kind = raw[0] if isinstance(raw, list | tuple) and raw else raw
+        config = raw[1] if isinstance(raw, list | tuple) and len(raw) > 1 else {}
+        config = config if isinstance(config, dict) else {}
+        if isinstance(kind, list):
+            return cls(name, required, "COMBO", tuple(kind), config, legacy_combo=True)
+        if kind == "COMBO":
+            return cls(name, required, "COMBO", tuple(config.get("options") or ()), config)
+        return cls(name, required, str(kind), None, config)
+
+    @property
+    def takes_literal(self) -> bool:
+        return self.type in PRIMITIVE_TYPES or self.type == "COMBO"
+
+    @property
+    def link_type(self) -> Any:
+        """The type a link into this input must carry (a legacy combo's is its option list)."""
+        return list(self.options or ()) if self.legacy_combo else self.type
+
+    @property
+    def lists_model_files(self) -> bool:
+        return self.type == "COMBO" and self.name.endswith("_name") and (
+            not self.options or any(str(option).endswith(_MODEL_EXTENSIONS)
+                                    for option in self.options))
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    class_type: str
+    display_name: str
+    python_module: str
+    output_node: bool
+    outputs: tuple[Any, ...]
+    inputs: Mapping[str, InputSpec]
+
+    @classmethod
+    def parse(cls, class_type: str, raw: Mapping[str, Any]) -> NodeSpec:
+        declared = raw.get("input") or {}
+        inputs = {}
+        for category in ("required", "optional"):
+            for name, spec in (declared.get(category) or {}).items():
+                inputs[name] = InputSpec.parse(name, spec, required=category == "required")
+        return cls(
+            class_type=class_type,
+            display_name=str(raw.get("display_name") or class_type),
+            python_module=str(raw.get("python_module") or "nodes"),
+            output_node=bool(raw.get("output_node")),
+            outputs=tuple(raw.get("output") or ()),
+            inputs=inputs,
+        )
+
+    @property
+    def is_core(self) -> bool:
+        return self.python_module.split(".")[0] in ("nodes", "comfy_extras", "comfy_api_nodes")
+
+    @property
+    def node_pack(self) -> str | None:
+        """The custom node pack it comes from (`custom_nodes.<pack>…`), None for core nodes."""
+        parts = self.python_module.split(".")
+        return parts[1] if parts[0] == "custom_nodes" and len(parts) > 1 else None
+
+
+def _merge_node(first: NodeSpec, other: NodeSpec) -> NodeSpec:
+    inputs = dict(first.inputs)
+    for name, spec in other.inputs.items():
+        mine = inputs.get(name)
+        if mine is None:
+            inputs[name] = spec
+        elif mine.options is not None and spec.options is not None:
+            union = tuple(dict.fromkeys((*mine.options, *spec.options)))
+            inputs[name] = replace(mine, options=union)
+    return replace(first, inputs=inputs)
+
+
+class NodeCatalog:
+    def __init__(self, nodes: Mapping[str, NodeSpec]) -> None:
+        self.nodes = dict(nodes)
+        self._producers: dict[str, list[NodeSpec]] = {}
+
+    @classmethod
+    def from_object_info(cls, object_info: Mapping[str, Any]) -> NodeCatalog:
+        return cls({name: NodeSpec.parse(name, raw) for name, raw in object_info.items()
+                    if isinstance(raw, Mapping)})
+
+    @classmethod
+    def merged(cls, catalogs: Iterable[NodeCatalog]) -> NodeCatalog:
+        nodes: dict[str, NodeSpec] = {}
+        for catalog in catalogs:
+            for name, spec in catalog.nodes.items():
+                nodes[name] = _merge_node(nodes[name], spec) if name in nodes else spec
+        return cls(nodes)
+
+    def get(self, class_type: str) -> NodeSpec | None:
+        return self.nodes.get(class_type)
+
+    def similar(self, class_type: str, limit: int = 3) -> list[str]:
+        return difflib.get_close_matches(class_type, list(self.nodes), n=limit, cutoff=0.6)
+
+    def producers(self, wanted: Any) -> list[NodeSpec]:
+        """Core nodes with an output that can feed `wanted`, the likeliest first."""
+        key = repr(wanted)
+        if key not in self._producers:
+            found = [spec for spec in self.nodes.values() if spec.is_core and any(
+                output != "*" and types_compatible(output, wanted) for output in spec.outputs)]
+            preferred = _PREFERRED_PRODUCERS.get(wanted) if isinstance(wanted, str) else None
+            found.sort(key=lambda spec: (spec.class_type != preferred,
+                                         sum(i.required and not i.takes_literal
+                                             for i in spec.inputs.values()),
+                                         spec.class_type))
+            self._producers[key] = found
+        return self._producers[key]

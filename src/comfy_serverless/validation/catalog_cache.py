@@ -1,0 +1,49 @@
+"""The merged catalog of the workers heard from recently, as the API validates against it.
+
+Checked at most every few seconds: one indexed query for the set of catalog hashes, and a
+catalog is parsed only when a new one appears.
+"""
+
+from __future__ import annotations
+
+import time
+
+from comfy_serverless.store.store import Store
+from comfy_serverless.validation.catalog import NodeCatalog
+
+__all__ = ["CatalogCache"]
+
+
+class CatalogCache:
+    def __init__(self, store: Store, *, max_age: float, refresh_seconds: float = 5.0) -> None:
+        self._store = store
+        self._max_age = max_age
+        self._refresh_seconds = refresh_seconds
+        self._parsed: dict[str, NodeCatalog] = {}
+        self._hashes: frozenset[str] = frozenset()
+        self._merged: NodeCatalog | None = None
+        self._checked_at = float("-inf")
+
+    async def current(self) -> NodeCatalog | None:
+        """None until some worker has published a catalog."""
+        now = time.monotonic()
+        if now - self._checked_at < self._refresh_seconds:
+            return self._merged
+        self._checked_at = now
+        hashes = frozenset(await self._store.catalog_hashes(time.time() - self._max_age))
+        if hashes != self._hashes:
+            await self._load(hashes)
+        return self._merged
+
+    def invalidate(self) -> None:
+        self._checked_at = float("-inf")
+
+    async def _load(self, hashes: frozenset[str]) -> None:
+        for digest in hashes - set(self._parsed):
+            object_info = await self._store.catalog(digest)
+            if object_info is not None:
+                self._parsed[digest] = NodeCatalog.from_object_info(object_info)
+        self._parsed = {digest: self._parsed[digest] for digest in hashes if digest in self._parsed}
+        self._hashes = hashes
+        catalogs = list(self._parsed.values())
+        self._merged = NodeCatalog.merged(catalogs) if catalogs else None

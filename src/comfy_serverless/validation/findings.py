@@ -1,0 +1,56 @@
+"""What a validation found, and how it is answered: 400 (the workflow is wrong) wins over
+422 (a sound workflow this fleet cannot run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from comfy_serverless.errors import ApiError, WorkflowInvalid
+from comfy_serverless.validation.workflow import DOCUMENTATION_URL, ValidationProblem
+
+__all__ = ["Findings", "WorkflowNotRunnable"]
+
+
+class WorkflowNotRunnable(ApiError):
+    status_code = 422
+    error_code = "WORKFLOW_NOT_RUNNABLE"
+
+
+@dataclass
+class Findings:
+    errors: list[ValidationProblem] = field(default_factory=list)
+    unrunnable: list[ValidationProblem] = field(default_factory=list)
+    missing_nodes: list[str] = field(default_factory=list)
+    invalid_connections: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, node_id: str | None, error: str, suggestion: str) -> None:
+        self.errors.append(ValidationProblem(node_id, error, suggestion))
+
+    def cannot_run(self, node_id: str | None, error: str, suggestion: str) -> None:
+        self.unrunnable.append(ValidationProblem(node_id, error, suggestion))
+
+    def missing_node(self, class_type: str) -> None:
+        if class_type not in self.missing_nodes:
+            self.missing_nodes.append(class_type)
+
+    def raise_if_any(self) -> None:
+        if self.errors or self.invalid_connections:
+            raise self._answer(WorkflowInvalid, self.errors, "Workflow validation failed")
+        if self.unrunnable:
+            raise self._answer(WorkflowNotRunnable, self.unrunnable,
+                               "The workflow cannot run on this deployment")
+
+    def _answer(self, kind: type[ApiError], problems: list[ValidationProblem],
+                summary: str) -> ApiError:
+        first = problems[0].error if problems else self.invalid_connections[0]["error"]
+        count = len(problems) + len(self.invalid_connections)
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        return kind(
+            f"{summary}: {first}{more}",
+            {"validation_errors": [problem.as_dict() for problem in problems],
+             "missing_nodes": self.missing_nodes,
+             "invalid_connections": self.invalid_connections},
+            extra={"documentation_url": DOCUMENTATION_URL},
+        )

@@ -1,0 +1,24 @@
+"""The spec's validation rules (§5.1), with its numbers as defaults; all configurable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ValidationRules"]
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    max_nodes: int = 100
+    max_connections: int = 500
+    max_execution_time: int = 3600
+    max_string_length: int = 10_000
+    max_numeric_value: float = 1_000_000
+    allowed_url_schemes: tuple[str, ...] = ("https",)
+    max_image_bytes: int = 50 * 1024 * 1024
+    supported_image_formats: tuple[str, ...] = ("png", "jpg", "webp")
+    node_blacklist: tuple[str, ...] = ("ExecuteCode", "SystemCommand")
+    node_whitelist: tuple[str, ...] = ()
+    custom_nodes_enabled: bool = True
+    custom_nodes_require_verification: bool = True
+    verified_node_packs: tuple[str, ...] = ()

@@ -1,0 +1,264 @@
+"""The workflow validator: catches what would fail, or break ComfyUI, before it costs GPU time.
+
+Order: size limits → node policy → (with a catalog) node classes, output nodes, reachability,
+then each reachable node's inputs: presence, link types, literal values. Without a catalog (no
+worker has published one yet) only the checks that need none run; ComfyUI's own validation,
+mapped onto the same error shape, still guards the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from comfy_serverless.validation.catalog import (
+    NODE_VALIDATED_INPUTS,
+    InputSpec,
+    NodeCatalog,
+    types_compatible,
+)
+from comfy_serverless.validation.findings import Findings
+from comfy_serverless.validation.rules import ValidationRules
+from comfy_serverless.validation.values import (
+    Refused,
+    coerce_literal,
+    limit_problems,
+    numeric_bound,
+    range_problem,
+)
+from comfy_serverless.validation.workflow import Graph, is_link
+
+__all__ = ["ValidatedWorkflow", "WorkflowValidator"]
+
+
+@dataclass(frozen=True)
+class ValidatedWorkflow:
+    graph: Graph
+    warnings: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+
+
+def _nearest(value: Any, options: tuple[Any, ...]) -> list[str]:
+    return difflib.get_close_matches(str(value), [str(o) for o in options], n=3, cutoff=0.4)
+
+
+def _describe(spec: InputSpec) -> str:
+    config = spec.config
+    bounds = ""
+    if "min" in config and "max" in config:
+        bounds = f" between {config['min']} and {config['max']}"
+    default = f" (default {config['default']!r})" if "default" in config else ""
+    return f"{spec.type}{bounds}{default}"
+
+
+class WorkflowValidator:
+    def __init__(self, rules: ValidationRules, catalog: NodeCatalog | None) -> None:
+        self.rules = rules
+        self.catalog = catalog
+
+    def validate(self, graph: Graph) -> ValidatedWorkflow:
+        findings = Findings()
+        self._check_size(graph, findings)
+        self._check_node_lists(graph, findings)
+        if self.catalog is None:
+            self._check_literal_limits(graph, findings)
+            findings.raise_if_any()
+            return ValidatedWorkflow(graph)
+        checked, pruned = _CatalogPass(self.rules, self.catalog, graph, findings).run()
+        findings.raise_if_any()
+        return ValidatedWorkflow(checked, findings.warnings, pruned)
+
+    def _check_size(self, graph: Graph, findings: Findings) -> None:
+        if len(graph) > self.rules.max_nodes:
+            findings.error(None, f"The workflow has {len(graph)} nodes, more than max_nodes "
+                                 f"{self.rules.max_nodes}", "Split it into smaller workflows")
+        links = sum(is_link(v) for node in graph.values() for v in node["inputs"].values())
+        if links > self.rules.max_connections:
+            findings.error(None, f"The workflow has {links} connections, more than "
+                                 f"max_connections {self.rules.max_connections}",
+                           "Split it into smaller workflows")
+
+    def _check_node_lists(self, graph: Graph, findings: Findings) -> None:
+        denied, allowed = set(self.rules.node_blacklist), set(self.rules.node_whitelist)
+        for node_id, node in graph.items():
+            class_type = node["class_type"]
+            if class_type in denied or (allowed and class_type not in allowed):
+                findings.cannot_run(node_id, f"Node class '{class_type}' is not allowed on "
+                                             "this service", "Remove it from the workflow")
+
+    def _check_literal_limits(self, graph: Graph, findings: Findings) -> None:
+        for node_id, node in graph.items():
+            for name, value in node["inputs"].items():
+                if not is_link(value):
+                    bound = numeric_bound(name, None, self.rules)
+                    for problem in limit_problems(name, value, self.rules, bound):
+                        findings.error(node_id, problem, "Send a value within the limits")
+
+
+class _CatalogPass:
+    """One validation of one graph against the catalog; builds the normalised graph."""
+
+    def __init__(self, rules: ValidationRules, catalog: NodeCatalog, graph: Graph,
+                 findings: Findings) -> None:
+        self.rules = rules
+        self.catalog = catalog
+        self.graph = copy.deepcopy(graph)
+        self.findings = findings
+        self.specs = {node_id: catalog.get(node["class_type"])
+                      for node_id, node in self.graph.items()}
+
+    def run(self) -> tuple[Graph, list[str]]:
+        self._check_classes()
+        outputs = [node_id for node_id, spec in self.specs.items() if spec and spec.output_node]
+        unknown = [node_id for node_id, spec in self.specs.items() if spec is None]
+        if not outputs and not unknown:
+            self.findings.error(None, "The workflow has no output node",
+                                "Add an output node such as SaveImage or PreviewImage")
+            return self.graph, []
+        reachable = self._upstream_of(outputs + unknown)
+        pruned = [node_id for node_id in self.graph if node_id not in reachable]
+        for node_id in pruned:
+            self.findings.warnings.append(
+                f"Node '{node_id}' ({self.graph[node_id]['class_type']}) leads to no output "
+                "node; it was not sent to ComfyUI")
+        for node_id in reachable:
+            self._check_node(node_id)
+        return {node_id: self.graph[node_id] for node_id in self.graph
+                if node_id in reachable}, pruned
+
+    def _check_classes(self) -> None:
+        for node_id, spec in self.specs.items():
+            class_type = self.graph[node_id]["class_type"]
+            if spec is None:
+                similar = self.catalog.similar(class_type)
+                hint = (f"Did you mean {' or '.join(similar)}?" if similar else
+                        "Install the node pack that provides it on the workers")
+                self.findings.cannot_run(node_id, f"Node class '{class_type}' is not "
+                                                  "available on any worker", hint)
+                self.findings.missing_node(class_type)
+            elif not spec.is_core and not self._custom_node_allowed(spec.node_pack):
+                self.findings.cannot_run(
+                    node_id, f"Node class '{class_type}' comes from the unverified node pack "
+                             f"'{spec.node_pack}'", "Use core nodes or a verified node pack")
+
+    def _custom_node_allowed(self, pack: str | None) -> bool:
+        if not self.rules.custom_nodes_enabled:
+            return False
+        return not self.rules.custom_nodes_require_verification or (
+            pack in self.rules.verified_node_packs)
+
+    def _upstream_of(self, roots: list[str]) -> set[str]:
+        seen: set[str] = set()
+        pending = list(roots)
+        while pending:
+            node_id = pending.pop()
+            if node_id in seen:
+                continue
+            seen.add(node_id)
+            pending.extend(str(value[0]) for value in self.graph[node_id]["inputs"].values()
+                           if is_link(value))
+        return seen
+
+    def _check_node(self, node_id: str) -> None:
+        spec = self.specs[node_id]
+        inputs: dict[str, Any] = self.graph[node_id]["inputs"]
+        if spec is None:
+            return
+        for name, input_spec in spec.inputs.items():
+            if name not in inputs:
+                if input_spec.required:
+                    self._missing_input(node_id, input_spec)
+            elif is_link(inputs[name]):
+                self._check_link(node_id, input_spec, inputs[name])
+            else:
+                self._check_literal(node_id, spec.class_type, input_spec, inputs)
+        for name, value in inputs.items():
+            if name not in spec.inputs and not is_link(value):
+                self._check_limits(node_id, name, value, None)
+
+    def _missing_input(self, node_id: str, spec: InputSpec) -> None:
+        if spec.takes_literal:
+            self.findings.error(node_id, f"Missing required input '{spec.name}'",
+                                f"Set '{spec.name}' to a {_describe(spec)}")
+            return
+        producers = self.catalog.producers(spec.type)
+        if producers:
+            best = producers[0]
+            self.findings.missing_node(best.class_type)
+            hint = (f"Connect a {best.display_name} node ({best.class_type}) to input "
+                    f"'{spec.name}'")
+        else:
+            hint = f"Connect a node that outputs {spec.type} to input '{spec.name}'"
+        self.findings.error(node_id, f"Missing required input connection '{spec.name}'", hint)
+
+    def _check_link(self, node_id: str, spec: InputSpec, link: list[Any]) -> None:
+        source_id, index = str(link[0]), link[1]
+        source = self.specs.get(source_id)
+        if source is None:
+            return
+        if not 0 <= index < len(source.outputs):
+            self.findings.error(
+                node_id, f"Input '{spec.name}' links to output {index} of node '{source_id}' "
+                         f"({source.class_type}), which has {len(source.outputs)} output(s)",
+                f"Use an output index from 0 to {len(source.outputs) - 1}")
+            return
+        received = source.outputs[index]
+        if not types_match(received, spec):
+            expected = spec.type if not spec.legacy_combo else "a choice of values"
+            self.findings.invalid_connections.append({
+                "from_node": source_id, "from_socket": str(received), "to_node": node_id,
+                "to_socket": spec.name,
+                "error": f"Type mismatch: {received} cannot connect to {expected}",
+            })
+
+    def _check_literal(self, node_id: str, class_type: str, spec: InputSpec,
+                       inputs: dict[str, Any]) -> None:
+        value = inputs[spec.name]
+        if not spec.takes_literal:
+            self.findings.error(node_id, f"Input '{spec.name}' needs a connection from a node "
+                                         f"that outputs {spec.type}, not a value",
+                                f"Link '{spec.name}' as [node_id, output_index]")
+            return
+        try:
+            value = inputs[spec.name] = coerce_literal(spec, value)
+        except Refused as refused:
+            self.findings.error(node_id, f"Invalid value for '{spec.name}': {refused}",
+                                f"Set '{spec.name}' to a {_describe(spec)}")
+            return
+        if not self._check_limits(node_id, spec.name, value, spec):
+            return
+        if (class_type, spec.name) in NODE_VALIDATED_INPUTS or _is_upload(spec.config):
+            return
+        if problem := range_problem(spec, value):
+            self.findings.error(node_id, problem, f"Set '{spec.name}' to a {_describe(spec)}")
+        elif spec.type == "COMBO" and value not in (spec.options or ()):
+            self._not_an_option(node_id, spec, value)
+
+    def _check_limits(self, node_id: str, name: str, value: Any, spec: InputSpec | None
+                      ) -> bool:
+        problems = limit_problems(name, value, self.rules, numeric_bound(name, spec, self.rules))
+        for problem in problems:
+            self.findings.error(node_id, problem, "Send a value within the service's limits")
+        return not problems
+
+    def _not_an_option(self, node_id: str, spec: InputSpec, value: Any) -> None:
+        nearest = _nearest(value, spec.options or ())
+        hint = (f"Nearest: {', '.join(nearest)}" if nearest else
+                f"Choose one of {len(spec.options or ())} options")
+        if spec.lists_model_files:
+            self.findings.cannot_run(node_id, f"Model '{value}' for '{spec.name}' is not on "
+                                              "any worker", hint)
+        else:
+            self.findings.error(node_id, f"Value '{value}' is not a valid choice for "
+                                         f"'{spec.name}'", hint)
+
+
+def types_match(received: Any, spec: InputSpec) -> bool:
+    return types_compatible(received, spec.link_type)
+
+
+def _is_upload(config: Mapping[str, Any]) -> bool:
+    return any(key.endswith("_upload") and flag for key, flag in config.items())
