@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     max_execution_time: int = 3600
     max_string_length: int = 10_000
     max_numeric_value: float = 1_000_000
+    numeric_limit_exemptions: list[str] = Field(
+        default_factory=lambda: ["seed", "noise_seed", "color"])
     allowed_url_schemes: list[str] = Field(default_factory=lambda: ["https"])
     max_image_bytes: int = 50 * 1024 * 1024
     supported_image_formats: list[str] = Field(default_factory=lambda: ["png", "jpg", "webp"])
@@ -91,6 +93,7 @@ class Settings(BaseSettings):
             max_execution_time=self.max_execution_time,
             max_string_length=self.max_string_length,
             max_numeric_value=self.max_numeric_value,
+            numeric_limit_exemptions=tuple(self.numeric_limit_exemptions),
             allowed_url_schemes=tuple(s.lower() for s in self.allowed_url_schemes),
             max_image_bytes=self.max_image_bytes,
             supported_image_formats=tuple(self.supported_image_formats),

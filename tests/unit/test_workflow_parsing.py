@@ -2,13 +2,20 @@ import pytest
 
 from comfy_serverless.errors import WorkflowInvalid
 from comfy_serverless.validation.overrides import apply_overrides
+from comfy_serverless.validation.rules import ValidationRules
+from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow, workflow_signature
 from tests.workflows import inverted_image, tiny_sd15
 
 
+def _validate(raw: dict) -> None:
+    parsed = parse_workflow(raw)
+    WorkflowValidator(ValidationRules(), None).validate(parsed.graph, parsed.problems)
+
+
 def _problems(raw: dict) -> list[dict]:
     with pytest.raises(WorkflowInvalid) as caught:
-        parse_workflow(raw)
+        _validate(raw)
     body = caught.value.body()
     assert body["status"] == "error"
     assert body["error_code"] == "WORKFLOW_VALIDATION_FAILED"

@@ -89,7 +89,7 @@ def new_execution(
     if request.execution_config.batch_size is not None:
         overrides.setdefault("batch_size", request.execution_config.batch_size)
     validated = WorkflowValidator(rules, catalog).validate(
-        apply_overrides(parsed.graph, overrides))
+        apply_overrides(parsed.graph, overrides), parsed.problems)
     graph = validated.graph
     config = request.execution_config
     retries = config.retry_attempts

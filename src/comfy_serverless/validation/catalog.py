@@ -149,7 +149,7 @@ class NodeCatalog:
         return self.nodes.get(class_type)
 
     def similar(self, class_type: str, limit: int = 3) -> list[str]:
-        return difflib.get_close_matches(class_type, list(self.nodes), n=limit, cutoff=0.6)
+        return difflib.get_close_matches(class_type, list(self.nodes), n=limit, cutoff=0.8)
 
     def producers(self, wanted: Any) -> list[NodeSpec]:
         """Core nodes with an output that can feed `wanted`, the likeliest first."""

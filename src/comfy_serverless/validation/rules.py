@@ -14,6 +14,7 @@ class ValidationRules:
     max_execution_time: int = 3600
     max_string_length: int = 10_000
     max_numeric_value: float = 1_000_000
+    numeric_limit_exemptions: tuple[str, ...] = ("seed", "noise_seed", "color")
     allowed_url_schemes: tuple[str, ...] = ("https",)
     max_image_bytes: int = 50 * 1024 * 1024
     supported_image_formats: tuple[str, ...] = ("png", "jpg", "webp")

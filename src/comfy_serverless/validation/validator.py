@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from comfy_serverless.validation.values import (
     numeric_bound,
     range_problem,
 )
-from comfy_serverless.validation.workflow import Graph, is_link
+from comfy_serverless.validation.workflow import Graph, ValidationProblem, is_link
 
 __all__ = ["ValidatedWorkflow", "WorkflowValidator"]
 
@@ -59,15 +59,18 @@ class WorkflowValidator:
         self.rules = rules
         self.catalog = catalog
 
-    def validate(self, graph: Graph) -> ValidatedWorkflow:
-        findings = Findings()
+    def validate(self, graph: Graph, problems: Iterable[ValidationProblem] = ()
+                 ) -> ValidatedWorkflow:
+        """Check `graph`; raise with every problem found, including `problems` already known
+        (the structural ones of parse_workflow)."""
+        findings = Findings(errors=list(problems))
         self._check_size(graph, findings)
-        self._check_node_lists(graph, findings)
+        denied = self._check_node_lists(graph, findings)
         if self.catalog is None:
             self._check_literal_limits(graph, findings)
             findings.raise_if_any()
             return ValidatedWorkflow(graph)
-        checked, pruned = _CatalogPass(self.rules, self.catalog, graph, findings).run()
+        checked, pruned = _CatalogPass(self.rules, self.catalog, graph, findings, denied).run()
         findings.raise_if_any()
         return ValidatedWorkflow(checked, findings.warnings, pruned)
 
@@ -81,19 +84,23 @@ class WorkflowValidator:
                                  f"max_connections {self.rules.max_connections}",
                            "Split it into smaller workflows")
 
-    def _check_node_lists(self, graph: Graph, findings: Findings) -> None:
+    def _check_node_lists(self, graph: Graph, findings: Findings) -> set[str]:
+        """The deny and allow lists; returns the ids of the nodes they refuse."""
         denied, allowed = set(self.rules.node_blacklist), set(self.rules.node_whitelist)
+        refused = set()
         for node_id, node in graph.items():
             class_type = node["class_type"]
             if class_type in denied or (allowed and class_type not in allowed):
+                refused.add(node_id)
                 findings.cannot_run(node_id, f"Node class '{class_type}' is not allowed on "
                                              "this service", "Remove it from the workflow")
+        return refused
 
     def _check_literal_limits(self, graph: Graph, findings: Findings) -> None:
         for node_id, node in graph.items():
             for name, value in node["inputs"].items():
                 if not is_link(value):
-                    bound = numeric_bound(name, None, self.rules)
+                    bound = numeric_bound(name, self.rules)
                     for problem in limit_problems(name, value, self.rules, bound):
                         findings.error(node_id, problem, "Send a value within the limits")
 
@@ -102,11 +109,12 @@ class _CatalogPass:
     """One validation of one graph against the catalog; builds the normalised graph."""
 
     def __init__(self, rules: ValidationRules, catalog: NodeCatalog, graph: Graph,
-                 findings: Findings) -> None:
+                 findings: Findings, refused: set[str]) -> None:
         self.rules = rules
         self.catalog = catalog
         self.graph = copy.deepcopy(graph)
         self.findings = findings
+        self.refused = refused
         self.specs = {node_id: catalog.get(node["class_type"])
                       for node_id, node in self.graph.items()}
 
@@ -117,8 +125,9 @@ class _CatalogPass:
         if not outputs and not unknown:
             self.findings.error(None, "The workflow has no output node",
                                 "Add an output node such as SaveImage or PreviewImage")
-            return self.graph, []
-        reachable = self._upstream_of(outputs + unknown)
+            reachable = set(self.graph)
+        else:
+            reachable = self._upstream_of(outputs + unknown)
         pruned = [node_id for node_id in self.graph if node_id not in reachable]
         for node_id in pruned:
             self.findings.warnings.append(
@@ -132,6 +141,8 @@ class _CatalogPass:
     def _check_classes(self) -> None:
         for node_id, spec in self.specs.items():
             class_type = self.graph[node_id]["class_type"]
+            if node_id in self.refused:
+                continue
             if spec is None:
                 similar = self.catalog.similar(class_type)
                 hint = (f"Did you mean {' or '.join(similar)}?" if similar else
@@ -155,7 +166,7 @@ class _CatalogPass:
         pending = list(roots)
         while pending:
             node_id = pending.pop()
-            if node_id in seen:
+            if node_id in seen or node_id not in self.graph:
                 continue
             seen.add(node_id)
             pending.extend(str(value[0]) for value in self.graph[node_id]["inputs"].values()
@@ -239,7 +250,7 @@ class _CatalogPass:
 
     def _check_limits(self, node_id: str, name: str, value: Any, spec: InputSpec | None
                       ) -> bool:
-        problems = limit_problems(name, value, self.rules, numeric_bound(name, spec, self.rules))
+        problems = limit_problems(name, value, self.rules, numeric_bound(name, self.rules))
         for problem in problems:
             self.findings.error(node_id, problem, "Send a value within the service's limits")
         return not problems

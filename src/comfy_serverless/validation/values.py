@@ -37,7 +37,6 @@ __all__ = [
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _URL = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]*)://")
 _DATA_URI = re.compile(r"^data:([\w/+.\-]+)?(;base64)?,", re.IGNORECASE)
-_SEED_NAMES = frozenset({"seed", "noise_seed"})
 _IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg", b"RIFF": "webp"}
 
 
@@ -45,19 +44,14 @@ class Refused(ValueError):
     """A literal that cannot be given to this input; the message says why."""
 
 
-def numeric_bound(name: str, spec: InputSpec | None, rules: ValidationRules) -> float | None:
-    """The largest magnitude a number may have here; None when unbounded (documented policy).
+def numeric_bound(name: str, rules: ValidationRules) -> float | None:
+    """The largest magnitude a number may have here; None when exempt (documented policy).
 
-    max_numeric_value applies to every number, except seeds (`seed`, `noise_seed`: their range
-    reaches 2^64) and inputs whose node declares a larger `max` (EmptyImage's `color` reaches
-    0xFFFFFF): those are bounded by the node's own range, which ComfyUI checks too.
+    max_numeric_value applies to every number except the inputs named in
+    `numeric_limit_exemptions`: by default seeds (`seed`, `noise_seed`, whose range reaches
+    2^64) and `color` (0xRRGGBB, up to 16,777,215). Those stay bounded by the node's own range.
     """
-    if name in _SEED_NAMES:
-        return None
-    declared = spec.config.get("max") if spec is not None else None
-    if isinstance(declared, int | float) and declared > rules.max_numeric_value:
-        return None
-    return rules.max_numeric_value
+    return None if name in rules.numeric_limit_exemptions else rules.max_numeric_value
 
 
 def limit_problems(name: str, value: Any, rules: ValidationRules, bound: float | None

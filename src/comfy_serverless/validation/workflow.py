@@ -41,8 +41,15 @@ class ValidationProblem:
 
 @dataclass(frozen=True)
 class ParsedWorkflow:
+    """The well-formed nodes of a workflow, and the structural problems of the rest.
+
+    Problems are kept, not raised, so that the validator can report them together with
+    everything else it finds.
+    """
+
     graph: Graph
     metadata: dict[str, Any] = field(default_factory=dict)
+    problems: list[ValidationProblem] = field(default_factory=list)
 
 
 def workflow_invalid(problems: list[ValidationProblem], message: str | None = None
@@ -124,12 +131,14 @@ def parse_workflow(raw: dict[str, Any]) -> ParsedWorkflow:
             "Submit an API-format graph: {\"<id>\": {\"class_type\": ..., \"inputs\": {...}}}")])
     problems = [p for node_id, node in nodes.items()
                 for p in _node_problems(str(node_id), node, nodes)]
-    if problems:
-        raise workflow_invalid(problems)
-    graph: Graph = {str(node_id): node for node_id, node in nodes.items()}
-    if cycles := _cycle_problems(graph):
-        raise workflow_invalid(cycles)
-    return ParsedWorkflow(graph, metadata)
+    graph: Graph = {str(node_id): node for node_id, node in nodes.items() if _well_formed(node)}
+    problems += _cycle_problems(graph)
+    return ParsedWorkflow(graph, metadata, problems)
+
+
+def _well_formed(node: Any) -> bool:
+    return (isinstance(node, dict) and isinstance(node.get("class_type"), str)
+            and bool(node["class_type"]) and isinstance(node.get("inputs"), dict))
 
 
 def workflow_signature(graph: Graph) -> str:
