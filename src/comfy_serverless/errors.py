@@ -6,8 +6,8 @@
     │   ├── ExecutionNotFound        404 EXECUTION_NOT_FOUND
     │   ├── RequestInvalid           400 INVALID_REQUEST
     │   ├── WorkflowInvalid          400 WORKFLOW_VALIDATION_FAILED
-    │   ├── ResultsNotReady          202 (not an error to the client; a status answer)
-    │   ├── ResultsUnavailable       409 RESULTS_UNAVAILABLE
+    │   │   (and, elsewhere: WorkflowNotRunnable 422, FeatureUnavailable 422,
+    │   │    ExecutionAlreadyFinished / ExecutionNotSuccessful 409, OutputFileMissing 404)
     │   ├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
     │   └── SignedUrlRefused         403 SIGNED_URL_INVALID
     ├── StoreError                   the database said no (driver errors are mapped here)
@@ -34,8 +34,6 @@ __all__ = [
     "ExecutionNotFound",
     "PayloadTooLarge",
     "RequestInvalid",
-    "ResultsNotReady",
-    "ResultsUnavailable",
     "SignedUrlRefused",
     "StorageError",
     "StoreConflict",
@@ -88,7 +86,7 @@ class AuthenticationFailed(ApiError):
             {
                 "auth_required": True,
                 "key_format": "Bearer {api_key}",
-                "get_key_url": "/docs/how-to/api-keys.md",
+                "get_key_url": "/errors/UNAUTHORIZED",
             },
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -113,18 +111,6 @@ class RequestInvalid(ApiError):
 class WorkflowInvalid(ApiError):
     status_code = 400
     error_code = "WORKFLOW_VALIDATION_FAILED"
-
-
-class ResultsNotReady(ApiError):
-    """Results asked for before the execution ended; answered as 202 with its status."""
-
-    status_code = 202
-    error_code = "RESULTS_NOT_READY"
-
-
-class ResultsUnavailable(ApiError):
-    status_code = 409
-    error_code = "RESULTS_UNAVAILABLE"
 
 
 class PayloadTooLarge(ApiError):

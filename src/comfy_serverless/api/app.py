@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from comfy_serverless.api.errors import error_response, install_error_handlers
-from comfy_serverless.api.routes import files, health, workflows
+from comfy_serverless.api.routes import errors_pages, files, health, workflows
 from comfy_serverless.services import build_engine, build_worker, open_services
 from comfy_serverless.settings import Settings
 from comfy_serverless.worker.worker import Worker
@@ -50,6 +50,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.include_router(workflows.router)
     app.include_router(files.router)
     app.include_router(health.router)
+    app.include_router(errors_pages.router)
     return app
 
 

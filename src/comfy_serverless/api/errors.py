@@ -16,12 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from comfy_serverless.errors import ApiError
+from comfy_serverless.errors import ApiError, StoreError
 
 __all__ = ["error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
+_STORE_RETRY_AFTER = 5
 _CODES_BY_STATUS = {
     400: "INVALID_REQUEST",
     401: "UNAUTHORIZED",
@@ -50,7 +51,18 @@ def error_response(
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
+    body = exc.body()
+    link = body.get("documentation_url")
+    if isinstance(link, str) and link.startswith("/"):
+        body["documentation_url"] = str(request.base_url).rstrip("/") + link
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers or None)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "STORE_UNAVAILABLE", "The database is unavailable; retry shortly",
+                          {"retry_after": _STORE_RETRY_AFTER},
+                          {"Retry-After": str(_STORE_RETRY_AFTER)})
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -82,6 +94,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StoreError, _store_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.errors import ApiError, WorkflowInvalid
-from comfy_serverless.validation.workflow import DOCUMENTATION_URL, ValidationProblem
+from comfy_serverless.validation.workflow import ValidationProblem
 
 __all__ = ["Findings", "WorkflowNotRunnable"]
 
@@ -52,5 +52,5 @@ class Findings:
             {"validation_errors": [problem.as_dict() for problem in problems],
              "missing_nodes": self.missing_nodes,
              "invalid_connections": self.invalid_connections},
-            extra={"documentation_url": DOCUMENTATION_URL},
+            extra={"documentation_url": f"/errors/{kind.error_code}"},
         )

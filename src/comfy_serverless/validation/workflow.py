@@ -26,7 +26,7 @@ __all__ = [
 
 Graph = dict[str, dict[str, Any]]
 
-DOCUMENTATION_URL = "/docs/reference/workflow-validation.md"
+DOCUMENTATION_URL = "/errors/WORKFLOW_VALIDATION_FAILED"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,81 @@
+"""Every error_code this service answers with: its status, when it happens, what to do.
+
+The single source for the pages served at /errors/{code} (each error body's
+`documentation_url`) and for docs/reference/errors.md (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ERRORS", "ErrorDoc", "documentation_path"]
+
+
+@dataclass(frozen=True)
+class ErrorDoc:
+    code: str
+    status: int
+    when: str
+    fix: str
+
+
+ERRORS: tuple[ErrorDoc, ...] = (
+    ErrorDoc("INVALID_REQUEST", 400,
+             "The body or a parameter does not match the schema (each field is named in "
+             "details.validation_errors), or a value is out of the service's range.",
+             "Correct the named fields."),
+    ErrorDoc("WORKFLOW_VALIDATION_FAILED", 400,
+             "The workflow is broken: its structure, a missing input, a link between "
+             "incompatible types, a value out of range or not among the options, or a value "
+             "beyond the service's input limits.",
+             "Each entry of details.validation_errors and details.invalid_connections names the "
+             "node and carries a suggestion; details.missing_nodes names node classes to add."),
+    ErrorDoc("UNAUTHORIZED", 401,
+             "No Authorization header, one that is not 'Bearer {api_key}', or an unknown or "
+             "revoked key.",
+             "Send a valid key: comfy-serverless keys create."),
+    ErrorDoc("SIGNED_URL_INVALID", 403,
+             "A download URL whose signature does not match (tampered with) or that has expired "
+             "(details.reason).",
+             "Fetch the results again for fresh URLs."),
+    ErrorDoc("EXECUTION_NOT_FOUND", 404,
+             "No execution with this id for this API key (another key's executions are never "
+             "revealed).",
+             "Check the id and the key that submitted it."),
+    ErrorDoc("NOT_FOUND", 404, "No such route.", "Check the path and the API version."),
+    ErrorDoc("OUTPUT_NOT_FOUND", 404,
+             "The stored file behind a valid download URL no longer exists.",
+             "The output was removed; run the workflow again."),
+    ErrorDoc("METHOD_NOT_ALLOWED", 405, "The route exists but not with this method.",
+             "Use the method the API reference gives."),
+    ErrorDoc("EXECUTION_ALREADY_FINISHED", 409,
+             "Cancel of an execution that has already completed, failed or been cancelled.",
+             "Nothing to cancel; read its status or results."),
+    ErrorDoc("EXECUTION_NOT_SUCCESSFUL", 409,
+             "Results of an execution that failed or was cancelled; details carry the failure "
+             "(error_type, failed_node) and retry_info.",
+             "Fix what details name and submit again."),
+    ErrorDoc("PAYLOAD_TOO_LARGE", 413,
+             "A request body above max_request_bytes, or base64 results above base64_max_bytes.",
+             "Send a smaller body; fetch large results with download_format=urls."),
+    ErrorDoc("WORKFLOW_NOT_RUNNABLE", 422,
+             "A sound workflow this deployment cannot run: a node class or a model on no worker, "
+             "a node class the deny list or allow list refuses, or a custom node from an "
+             "unverified pack.",
+             "Use the suggested node class or model, or ask the operator to install it."),
+    ErrorDoc("FEATURE_UNAVAILABLE", 422,
+             "A valid option this deployment cannot honour yet (e.g. a storage provider that is "
+             "not configured).",
+             "Leave the option out or use a supported value (details.supported)."),
+    ErrorDoc("INTERNAL_ERROR", 500,
+             "A bug. The body carries an incident_id that is in the server's log; no internals "
+             "are shown.",
+             "Retry; report the incident_id if it persists."),
+    ErrorDoc("STORE_UNAVAILABLE", 503,
+             "The database does not answer (down, or overloaded). Nothing was changed.",
+             "Retry after the Retry-After header's seconds."),
+)
+
+
+def documentation_path(code: str) -> str:
+    return f"/errors/{code}"

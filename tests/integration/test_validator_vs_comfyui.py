@@ -1,0 +1,89 @@
+"""Our validator against real ComfyUI 0.3.75, on 500 generated graphs.
+
+For every graph: what we accept must be accepted by ComfyUI's /prompt and run without
+breaking its prompt worker; what we refuse is sent to ComfyUI too (unless it is a structure
+known to stop its worker) to count false rejections. Prints the tally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from comfy_serverless.errors import ApiError
+from comfy_serverless.testing import LocalService
+from comfy_serverless.validation.catalog import NodeCatalog
+from comfy_serverless.validation.rules import ValidationRules
+from comfy_serverless.validation.validator import WorkflowValidator
+from comfy_serverless.validation.workflow import parse_workflow
+from tests.graphgen import POLICY_MUTATIONS, GeneratedGraph, GraphGenerator
+
+pytestmark = pytest.mark.comfyui
+
+GRAPHS = 500
+
+
+async def _run_on_comfyui(http: httpx.AsyncClient, graph: dict[str, Any]) -> str:
+    """'rejected', 'succeeded' or 'failed' (accepted, then an error at run time)."""
+    prompt_id = str(uuid.uuid4())
+    response = await http.post("/prompt", json={"prompt": graph, "prompt_id": prompt_id,
+                                                "client_id": "validator-comparison"})
+    if response.status_code == 400:
+        return "rejected"
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        entry = (await http.get(f"/history/{prompt_id}")).json().get(prompt_id)
+        if entry and entry.get("status", {}).get("completed") is not None:
+            return "succeeded" if entry["status"]["status_str"] == "success" else "failed"
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"ComfyUI's prompt worker stopped on {graph}")
+
+
+def _ours(validator: WorkflowValidator, generated: GeneratedGraph
+          ) -> tuple[bool, dict[str, Any]]:
+    parsed = parse_workflow({"nodes": generated.graph})
+    try:
+        return True, validator.validate(parsed.graph, parsed.problems).graph
+    except ApiError:
+        return False, generated.graph
+
+
+async def test_no_graph_we_accept_is_refused_or_breaks_comfyui(
+    service: LocalService, capsys: pytest.CaptureFixture[str],
+) -> None:
+    tally: Counter[str] = Counter()
+    async with httpx.AsyncClient(base_url=service.comfyui_url, timeout=30) as http:
+        catalog = NodeCatalog.from_object_info((await http.get("/object_info")).json())
+        validator = WorkflowValidator(ValidationRules(), catalog)
+        generator = GraphGenerator(catalog)
+        for seed in range(GRAPHS):
+            generated = generator.generate(random.Random(seed))
+            accepted, graph = _ours(validator, generated)
+            if not accepted and not generated.safe_for_comfyui:
+                tally["refused: unsafe structure, not sent"] += 1
+                continue
+            theirs = await _run_on_comfyui(http, graph)
+            if accepted:
+                assert theirs != "rejected", f"we accepted what ComfyUI rejects: {graph}"
+                tally[f"accepted: ComfyUI {theirs}"] += 1
+            elif theirs == "succeeded":
+                policy = generated.mutation in POLICY_MUTATIONS
+                tally["refused by documented policy, ComfyUI ran it" if policy
+                      else "FALSE REJECTION"] += 1
+            else:
+                tally[f"refused: ComfyUI {theirs}"] += 1
+    with capsys.disabled():
+        print(f"\nvalidator vs ComfyUI 0.3.75 over {GRAPHS} graphs:")
+        for outcome, count in sorted(tally.items()):
+            print(f"  {count:4d}  {outcome}")
+    assert tally["FALSE REJECTION"] == 0
+    assert tally["accepted: ComfyUI failed"] == 0
+    assert tally["accepted: ComfyUI succeeded"] > 100
