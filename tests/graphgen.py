@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, NodeSpec, types_compatible
+from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
 
 VOCABULARY = (
     "EmptyImage", "SolidMask", "EmptyLatentImage", "ImageInvert", "ImageBlur", "ImageSharpen",
@@ -21,6 +21,8 @@ VOCABULARY = (
     "ImageQuantize", "ImagePadForOutpaint", "ImageCrop", "RepeatImageBatch", "ImageBatch",
     "GrowMask", "ThresholdMask", "LatentBatch", "ImageRotate", "PreviewImage", "SaveImage",
 )
+Graph = dict[str, dict[str, Any]]
+
 # Small ranges keep every generated job fast on a CPU: (low, high) per input name.
 _FAST_RANGES: dict[str, tuple[float, float]] = {
     "width": (16, 48), "height": (16, 48), "batch_size": (1, 2), "amount": (1, 2),
@@ -59,8 +61,7 @@ class GraphGenerator:
         graph: dict[str, dict[str, Any]] = {}
         for _ in range(rng.randint(1, 5)):
             self._add(rng, graph, rng.choice([n for n in self.specs if n not in OUTPUTS]))
-        image_nodes = [i for i, n in graph.items() if "IMAGE" in self.specs[n["class_type"]].outputs]
-        if not image_nodes:
+        if not any("IMAGE" in self.specs[n["class_type"]].outputs for n in graph.values()):
             self._add(rng, graph, "EmptyImage")
         self._add(rng, graph, rng.choice(OUTPUTS))
         should_mutate = rng.random() < 0.6 if mutate is None else mutate
@@ -121,66 +122,77 @@ class GraphGenerator:
     def _mutate(self, rng: random.Random, graph: dict[str, dict[str, Any]]) -> str:
         kind = rng.choice(SAFE_MUTATIONS + UNSAFE_MUTATIONS)
         node_id = rng.choice(sorted(_upstream_of_outputs(graph)))
-        node, spec = graph[node_id], self.specs[graph[node_id]["class_type"]]
-        literals = [i for i in spec.inputs.values() if i.name in node["inputs"] and i.takes_literal]
-        links = [i for i in spec.inputs.values() if i.name in node["inputs"]
-                 and not i.takes_literal]
-        applied = self._apply(rng, kind, graph, node_id, spec, literals, links)
-        return kind if applied else self._fallback(graph)
+        applied = getattr(self, f"_mutation_{kind}")(rng, graph, node_id)
+        return kind if applied else self._mutation_no_output(rng, graph, node_id) and "no_output"
 
-    def _apply(self, rng: random.Random, kind: str, graph: dict[str, dict[str, Any]],
-               node_id: str, spec: NodeSpec, literals: list[InputSpec],
-               links: list[InputSpec]) -> bool:
-        inputs = graph[node_id]["inputs"]
-        numeric = [i for i in literals if i.type in ("INT", "FLOAT")]
-        ints = [i for i in literals if i.type == "INT"]
-        match kind:
-            case "drop_required":
-                required = [i.name for i in spec.inputs.values() if i.required and i.name in inputs]
-                if required:
-                    del inputs[rng.choice(required)]
-                return bool(required)
-            case "out_of_range":
-                bounded = [i for i in numeric if "max" in i.config]
-                if bounded:
-                    target = rng.choice(bounded)
-                    inputs[target.name] = target.config["max"] + (1 if target.type == "INT" else 0.5)
-                return bool(bounded)
-            case "bad_option":
-                combos = [i for i in literals if i.type == "COMBO"]
-                if combos:
-                    inputs[rng.choice(combos).name] = "no-such-option"
-                return bool(combos)
-            case "wrong_literal_type":
-                if numeric:
-                    inputs[rng.choice(numeric).name] = "abc"
-                return bool(numeric)
-            case "type_mismatch":
-                return self._mismatch(graph, node_id, links)
-            case "bad_output_index":
-                if links:
-                    link = inputs[rng.choice(links).name]
-                    link[1] = len(self.specs[graph[link[0]]["class_type"]].outputs)
-                return bool(links)
-            case "fractional_int":
-                if ints:
-                    inputs[rng.choice(ints).name] = 1.5
-                return bool(ints)
-            case "boolean_for_number":
-                if numeric:
-                    inputs[rng.choice(numeric).name] = True
-                return bool(numeric)
-            case "no_output":
-                for output_id in [i for i, n in graph.items() if n["class_type"] in OUTPUTS]:
-                    del graph[output_id]
-                return True
-            case "dangling_link":
-                inputs[rng.choice([*(i.name for i in links), "extra"])] = ["999", 0]
-                return True
-            case "no_inputs":
-                graph[str(len(graph) + 100)] = {"class_type": "EmptyImage"}
-                return True
-        return False
+    def _present(self, graph: dict[str, dict[str, Any]], node_id: str, *types: str
+                 ) -> list[InputSpec]:
+        """The inputs of the node that are set and whose type is one of `types` (any if none),
+        or, with "LINK", the inputs that take a link."""
+        node = graph[node_id]
+        specs = self.specs[node["class_type"]].inputs.values()
+        return [i for i in specs if i.name in node["inputs"] and (
+            not types or i.type in types or ("LINK" in types and not i.takes_literal))]
+
+    def _mutation_drop_required(self, rng: random.Random, graph: Graph, node_id: str) -> bool:
+        required = [i.name for i in self._present(graph, node_id) if i.required]
+        if required:
+            del graph[node_id]["inputs"][rng.choice(required)]
+        return bool(required)
+
+    def _mutation_out_of_range(self, rng: random.Random, graph: Graph, node_id: str) -> bool:
+        bounded = [i for i in self._present(graph, node_id, "INT", "FLOAT") if "max" in i.config]
+        if bounded:
+            target = rng.choice(bounded)
+            step = 1 if target.type == "INT" else 0.5
+            graph[node_id]["inputs"][target.name] = target.config["max"] + step
+        return bool(bounded)
+
+    def _mutation_bad_option(self, rng: random.Random, graph: Graph, node_id: str) -> bool:
+        return self._set_one(rng, graph, node_id, ("COMBO",), "no-such-option")
+
+    def _mutation_wrong_literal_type(self, rng: random.Random, graph: Graph, node_id: str
+                                     ) -> bool:
+        return self._set_one(rng, graph, node_id, ("INT", "FLOAT"), "abc")
+
+    def _mutation_fractional_int(self, rng: random.Random, graph: Graph, node_id: str) -> bool:
+        return self._set_one(rng, graph, node_id, ("INT",), 1.5)
+
+    def _mutation_boolean_for_number(self, rng: random.Random, graph: Graph, node_id: str
+                                     ) -> bool:
+        return self._set_one(rng, graph, node_id, ("INT", "FLOAT"), True)
+
+    def _set_one(self, rng: random.Random, graph: Graph, node_id: str, types: tuple[str, ...],
+                 value: Any) -> bool:
+        candidates = self._present(graph, node_id, *types)
+        if candidates:
+            graph[node_id]["inputs"][rng.choice(candidates).name] = value
+        return bool(candidates)
+
+    def _mutation_type_mismatch(self, rng: random.Random, graph: Graph, node_id: str) -> bool:
+        return self._mismatch(graph, node_id, self._present(graph, node_id, "LINK"))
+
+    def _mutation_bad_output_index(self, rng: random.Random, graph: Graph, node_id: str
+                                   ) -> bool:
+        links = self._present(graph, node_id, "LINK")
+        if links:
+            link = graph[node_id]["inputs"][rng.choice(links).name]
+            link[1] = len(self.specs[graph[link[0]]["class_type"]].outputs)
+        return bool(links)
+
+    def _mutation_no_output(self, rng: random.Random, graph: Graph, node_id: str) -> bool:
+        for output_id in [i for i, n in graph.items() if n["class_type"] in OUTPUTS]:
+            del graph[output_id]
+        return True
+
+    def _mutation_dangling_link(self, rng: random.Random, graph: Graph, node_id: str) -> bool:
+        names = [i.name for i in self._present(graph, node_id, "LINK")] + ["extra"]
+        graph[node_id]["inputs"][rng.choice(names)] = ["999", 0]
+        return True
+
+    def _mutation_no_inputs(self, rng: random.Random, graph: Graph, node_id: str) -> bool:
+        graph[str(len(graph) + 100)] = {"class_type": "EmptyImage"}
+        return True
 
     def _mismatch(self, graph: dict[str, dict[str, Any]], node_id: str,
                   links: list[InputSpec]) -> bool:
@@ -196,11 +208,6 @@ class GraphGenerator:
                         return True
         return False
 
-    def _fallback(self, graph: dict[str, dict[str, Any]]) -> str:
-        for output_id in [i for i, n in graph.items() if n["class_type"] in OUTPUTS]:
-            del graph[output_id]
-        return "no_output"
-
 
 def _downstream(graph: dict[str, dict[str, Any]], node_id: str) -> set[str]:
     """`node_id` and every node that depends on it."""
@@ -211,8 +218,8 @@ def _downstream(graph: dict[str, dict[str, Any]], node_id: str) -> set[str]:
         if current in found:
             continue
         found.add(current)
-        pending += [i for i, n in graph.items()
-                    if any(isinstance(v, list) and v[:1] == [current] for v in n["inputs"].values())]
+        pending += [i for i, n in graph.items() if any(
+            isinstance(v, list) and v[:1] == [current] for v in n["inputs"].values())]
     return found
 
 
