@@ -73,5 +73,6 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         poll_interval=settings.poll_interval,
         cancel_poll_interval=settings.cancel_poll_interval,
         progress_write_interval=settings.progress_write_interval,
+        catalog_refresh_interval=settings.catalog_refresh_interval,
     )
     return Worker(config, services.store, engine, services.storage, services.signals)

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     cancel_poll_interval: float = 0.2
     progress_write_interval: float = 0.25
     default_retry_attempts: int = 0
+    catalog_refresh_interval: float = 60.0
 
     # --- outputs ---
     signing_secret: str | None = None

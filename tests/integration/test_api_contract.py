@@ -13,7 +13,7 @@ from comfy_serverless.api.app import create_app
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
-from tests.workflows import inverted_image
+from tests.workflows import inverted_image, tiny_sd15
 
 
 def _assert_error_shape(body: dict[str, Any], code: str) -> None:
@@ -26,7 +26,7 @@ def _assert_error_shape(body: dict[str, Any], code: str) -> None:
 
 
 @pytest.fixture
-async def app_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def app_and_client(tmp_path: Path) -> AsyncIterator[tuple[Services, httpx.AsyncClient]]:
     settings = Settings(data_dir=tmp_path, embedded_worker=False, max_request_bytes=100_000,
                         database_url=None)
     app = create_app(settings)
@@ -43,7 +43,12 @@ async def app_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         headers = {"Authorization": f"Bearer {issued.plaintext}"}
         async with httpx.AsyncClient(transport=transport, base_url="http://test",
                                      headers=headers) as client:
-            yield client
+            yield services, client
+
+
+@pytest.fixture
+def app_client(app_and_client: tuple[Services, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return app_and_client[1]
 
 
 async def test_framework_errors_use_the_spec_shape(app_client: httpx.AsyncClient) -> None:
@@ -127,3 +132,35 @@ async def test_a_queued_execution_reports_its_place(app_client: httpx.AsyncClien
     after = await app_client.get(f"/v1/workflows/{first['execution_id']}/results")
     assert after.status_code == 409
     _assert_error_shape(after.json(), "EXECUTION_NOT_SUCCESSFUL")
+
+
+async def test_documentation_urls_are_served_by_the_service(
+    app_client: httpx.AsyncClient,
+) -> None:
+    response = await app_client.post("/v1/workflows/execute", json={"workflow": {
+        "1": {"class_type": "<script>", "inputs": {"image": ["7", 0]}}}})
+    link = response.json()["documentation_url"]
+    assert link == "http://test/errors/WORKFLOW_VALIDATION_FAILED"
+    page = await app_client.get(link)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "WORKFLOW_VALIDATION_FAILED" in page.text
+    unknown = await app_client.get("/errors/%3Cscript%3E")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/json", "never HTML with user input"
+
+
+async def test_timeouts_are_capped_and_batch_size_is_a_shorthand(
+    app_and_client: tuple[Services, httpx.AsyncClient],
+) -> None:
+    services, client = app_and_client
+    too_long = await client.post("/v1/workflows/execute", json={
+        "workflow": inverted_image(1), "execution_config": {"timeout": 3601}})
+    assert too_long.status_code == 400
+    _assert_error_shape(too_long.json(), "INVALID_REQUEST")
+    accepted = (await client.post("/v1/workflows/execute", json={
+        "workflow": tiny_sd15(1), "execution_config": {"batch_size": 2}})).json()
+    stored = await services.store.execution(accepted["execution_id"])
+    assert stored is not None
+    assert stored.workflow["5"]["inputs"]["batch_size"] == 2
+    assert stored.options["execution_config"]["timeout"] == 3600

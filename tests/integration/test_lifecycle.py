@@ -236,6 +236,18 @@ async def test_comfyui_killed_while_idle_is_restarted(
     assert (await wait_until_finished(api, execution_id))["status"] == "completed"
 
 
+async def test_unreachable_nodes_are_pruned_and_reported(api: httpx.AsyncClient) -> None:
+    workflow = inverted_image(random.randrange(1 << 24))
+    workflow["7"] = {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}
+    response = await api.post("/v1/workflows/execute", json={"workflow": workflow})
+    assert response.status_code == 202
+    assert response.json()["warnings"] == [
+        "Node '7' (ImageInvert) leads to no output node; it was not sent to ComfyUI"]
+    final = await wait_until_finished(api, response.json()["execution_id"])
+    assert final["status"] == "completed"
+    assert final["metrics"]["total_nodes"] == 3
+
+
 async def test_a_model_on_no_worker_is_refused_at_submit(api: httpx.AsyncClient) -> None:
     workflow = tiny_sd15(_seed())
     workflow["4"]["inputs"]["ckpt_name"] = "tiny-sd15.safetensor"

@@ -82,3 +82,42 @@ def test_an_override_that_matches_nothing_gets_suggestions() -> None:
 def test_signature_depends_on_classes_and_models_not_values() -> None:
     assert workflow_signature(tiny_sd15(1)) == workflow_signature(tiny_sd15(2, steps=5))
     assert workflow_signature(tiny_sd15(1)) != workflow_signature(inverted_image(1))
+
+
+@pytest.mark.parametrize(("key", "value", "node_id", "input_name"), [
+    ("prompt", "a fox", "6", "text"),
+    ("negative_prompt", "blurry", "7", "text"),
+    ("seed", 9, "3", "seed"),
+    ("steps", 4, "3", "steps"),
+    ("cfg", 3.5, "3", "cfg"),
+    ("sampler_name", "heun", "3", "sampler_name"),
+    ("scheduler", "karras", "3", "scheduler"),
+    ("denoise", 0.5, "3", "denoise"),
+    ("width", 96, "5", "width"),
+    ("height", 80, "5", "height"),
+    ("batch_size", 2, "5", "batch_size"),
+    ("3.cfg", 2.0, "3", "cfg"),
+    ("filename_prefix", "mine", "9", "filename_prefix"),
+])
+def test_every_alias_and_the_explicit_form(key: str, value: object, node_id: str,
+                                            input_name: str) -> None:
+    result = apply_overrides(tiny_sd15(1), {key: value})
+    assert result[node_id]["inputs"][input_name] == value
+    changed = {(n, i) for n, node in result.items() for i, v in node["inputs"].items()
+               if v != tiny_sd15(1)[n]["inputs"][i]}
+    assert changed == {(node_id, input_name)}
+
+
+def test_noise_seed_sets_samplers_that_use_noise_seed() -> None:
+    graph = tiny_sd15(1)
+    graph["3"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        **{k: v for k, v in graph["3"]["inputs"].items() if k not in ("seed", "denoise")},
+        "noise_seed": 1, "add_noise": "enable", "start_at_step": 0, "end_at_step": 20,
+        "return_with_leftover_noise": "disable"}}
+    for key in ("seed", "noise_seed"):
+        assert apply_overrides(graph, {key: 77})["3"]["inputs"]["noise_seed"] == 77
+
+
+def test_linked_inputs_are_never_overridden_by_name() -> None:
+    with pytest.raises(WorkflowInvalid):
+        apply_overrides(tiny_sd15(1), {"model": "x"})

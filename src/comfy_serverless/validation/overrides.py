@@ -15,7 +15,6 @@ A key that matches nothing is refused with suggestions.
 
 from __future__ import annotations
 
-import copy
 import difflib
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from comfy_serverless.validation.workflow import (
     Graph,
     ValidationProblem,
+    copy_graph,
     is_link,
     workflow_invalid,
 )
@@ -94,7 +94,7 @@ def apply_overrides(graph: Graph, overrides: dict[str, Any]) -> Graph:
     """A copy of `graph` with the overrides applied; refuses keys that match nothing."""
     if not overrides:
         return graph
-    result = copy.deepcopy(graph)
+    result = copy_graph(graph)
     problems = []
     for key, value in overrides.items():
         targets = list(_targets(result, key))

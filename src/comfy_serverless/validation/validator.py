@@ -8,7 +8,6 @@ mapped onto the same error shape, still guards the rest.
 
 from __future__ import annotations
 
-import copy
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from comfy_serverless.validation.values import (
     numeric_bound,
     range_problem,
 )
-from comfy_serverless.validation.workflow import Graph, ValidationProblem, is_link
+from comfy_serverless.validation.workflow import Graph, ValidationProblem, copy_graph, is_link
 
 __all__ = ["ValidatedWorkflow", "WorkflowValidator"]
 
@@ -112,7 +111,7 @@ class _CatalogPass:
                  findings: Findings, refused: set[str]) -> None:
         self.rules = rules
         self.catalog = catalog
-        self.graph = copy.deepcopy(graph)
+        self.graph = copy_graph(graph)
         self.findings = findings
         self.refused = refused
         self.specs = {node_id: catalog.get(node["class_type"])

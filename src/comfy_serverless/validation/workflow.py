@@ -18,6 +18,7 @@ __all__ = [
     "Graph",
     "ParsedWorkflow",
     "ValidationProblem",
+    "copy_graph",
     "is_link",
     "parse_workflow",
     "workflow_invalid",
@@ -134,6 +135,11 @@ def parse_workflow(raw: dict[str, Any]) -> ParsedWorkflow:
     graph: Graph = {str(node_id): node for node_id, node in nodes.items() if _well_formed(node)}
     problems += _cycle_problems(graph)
     return ParsedWorkflow(graph, metadata, problems)
+
+
+def copy_graph(graph: Graph) -> Graph:
+    """A copy whose nodes and inputs may be changed (values themselves are never mutated)."""
+    return {node_id: {**node, "inputs": dict(node["inputs"])} for node_id, node in graph.items()}
 
 
 def _well_formed(node: Any) -> bool:
