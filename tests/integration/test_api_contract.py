@@ -154,6 +154,9 @@ async def test_timeouts_are_capped_and_batch_size_is_a_shorthand(
     app_and_client: tuple[Services, httpx.AsyncClient],
 ) -> None:
     services, client = app_and_client
+    at_limit = await client.post("/v1/workflows/execute", json={
+        "workflow": inverted_image(1), "execution_config": {"timeout": 3600}})
+    assert at_limit.status_code == 202
     too_long = await client.post("/v1/workflows/execute", json={
         "workflow": inverted_image(1), "execution_config": {"timeout": 3601}})
     assert too_long.status_code == 400

@@ -236,6 +236,26 @@ async def test_comfyui_killed_while_idle_is_restarted(
     assert (await wait_until_finished(api, execution_id))["status"] == "completed"
 
 
+async def test_the_specs_example_as_is_names_the_missing_model_and_loader(
+    api: httpx.AsyncClient,
+) -> None:
+    spec_example = {"workflow": {"nodes": {
+        "1": {"inputs": {"text": "beautiful landscape"}, "class_type": "CLIPTextEncode"},
+        "2": {"inputs": {"noise": ["3", 0], "steps": 20}, "class_type": "KSampler"},
+    }, "metadata": {"title": "Text to Image Generation", "description": "Standard SDXL workflow",
+                    "version": "1.0"}}}
+    response = await api.post("/v1/workflows/execute", json=spec_example)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error_code"] == "WORKFLOW_VALIDATION_FAILED"
+    model = [e for e in body["details"]["validation_errors"]
+             if e["node_id"] == "2" and e["error"] == "Missing required input connection 'model'"]
+    assert model
+    assert "CheckpointLoaderSimple" in model[0]["suggestion"]
+    assert "CheckpointLoaderSimple" in body["details"]["missing_nodes"]
+    assert body["documentation_url"].endswith("/errors/WORKFLOW_VALIDATION_FAILED")
+
+
 async def test_unreachable_nodes_are_pruned_and_reported(api: httpx.AsyncClient) -> None:
     workflow = inverted_image(random.randrange(1 << 24))
     workflow["7"] = {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}

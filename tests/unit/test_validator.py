@@ -59,7 +59,9 @@ def test_the_specs_own_example_names_the_missing_model_and_loader() -> None:
     details = refused(spec_example)
     errors = {(e["node_id"], e["error"]): e["suggestion"] for e in details["validation_errors"]}
     suggestion = errors[("2", "Missing required input connection 'model'")]
-    assert suggestion == "Connect a Load Checkpoint node (CheckpointLoaderSimple) to input 'model'"
+    assert suggestion.startswith(
+        "Connect a Load Checkpoint node (CheckpointLoaderSimple) to input 'model'; "
+        "other nodes that output MODEL: ")
     assert "CheckpointLoaderSimple" in details["missing_nodes"]
     assert ("1", "Missing required input connection 'clip'") in errors
     assert (None, "The workflow has no output node") in errors
@@ -255,9 +257,12 @@ def test_inline_images_are_limited_by_size_and_format() -> None:
             validate(workflow)
         else:
             assert "supported format" in refused(workflow)["validation_errors"][0]["error"]
-    small = ValidationRules(max_image_bytes=30)
+    payload_bytes = len(png.split(",", 1)[1]) * 3 // 4
     workflow["6"]["inputs"]["text"] = png
-    assert "larger than 30 bytes" in refused(workflow, small)["validation_errors"][0]["error"]
+    validate(workflow, ValidationRules(max_image_bytes=payload_bytes))
+    small = ValidationRules(max_image_bytes=payload_bytes - 1)
+    [problem] = refused(workflow, small)["validation_errors"]
+    assert f"larger than {payload_bytes - 1} bytes" in problem["error"]
 
 
 def test_blacklist_and_whitelist() -> None:

@@ -196,10 +196,12 @@ class _CatalogPass:
             return
         producers = self.catalog.producers(spec.type)
         if producers:
-            best = producers[0]
+            best, others = producers[0], [p.class_type for p in producers[1:4]]
             self.findings.missing_node(best.class_type)
             hint = (f"Connect a {best.display_name} node ({best.class_type}) to input "
                     f"'{spec.name}'")
+            if others:
+                hint += f"; other nodes that output {spec.type}: {', '.join(others)}"
         else:
             hint = f"Connect a node that outputs {spec.type} to input '{spec.name}'"
         self.findings.error(node_id, f"Missing required input connection '{spec.name}'", hint)
