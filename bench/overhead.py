@@ -1,6 +1,6 @@
 """End-to-end time of a trivial workflow through the service vs straight to the same ComfyUI.
 
-    python bench/overhead.py [--jobs 40] [--poll-ms 2]
+    python -m bench.overhead [--jobs 40] [--poll-ms 2]
 
 One ComfyUI serves both paths: the service's embedded worker supervises it, and the raw
 client talks to it directly (WebSocket + POST /prompt + GET /history, the floor any client
@@ -19,7 +19,6 @@ import asyncio
 import itertools
 import json
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -28,9 +27,6 @@ from typing import Any
 
 import httpx
 import websockets
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from tests.workflows import inverted_image
 
 from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine

@@ -1,6 +1,6 @@
 """Validation time of a 100-node graph against ComfyUI 0.3.75's real catalog (534 nodes).
 
-    python bench/validation.py [--repeat 2000]
+    python -m bench.validation [--repeat 2000]
 
 The graph is a chain: EmptyImage → 97 alternating image nodes (blur, invert, sharpen, flip)
 → SaveImage, plus one unreachable node that is pruned: 100 nodes, 98 links. It times
@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from comfy_serverless.validation.catalog import NodeCatalog  # noqa: E402
-from comfy_serverless.validation.overrides import apply_overrides  # noqa: E402
-from comfy_serverless.validation.rules import ValidationRules  # noqa: E402
-from comfy_serverless.validation.validator import WorkflowValidator  # noqa: E402
-from comfy_serverless.validation.workflow import parse_workflow  # noqa: E402
+from comfy_serverless.validation.catalog import NodeCatalog
+from comfy_serverless.validation.overrides import apply_overrides
+from comfy_serverless.validation.rules import ValidationRules
+from comfy_serverless.validation.validator import WorkflowValidator
+from comfy_serverless.validation.workflow import parse_workflow
 
 CATALOG_FILE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "object_info.json"
 _STEPS: list[tuple[str, dict[str, Any]]] = [

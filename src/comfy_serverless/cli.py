@@ -16,6 +16,7 @@ from comfy_serverless.engine.comfyui.installer import (
     build_tiny_checkpoint,
     install_engine,
 )
+from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.services import build_engine, build_worker, open_services
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
@@ -42,11 +43,14 @@ async def _run_worker(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with open_services(settings) as services:
+        rescuer = Rescuer(services.store, interval=settings.rescue_interval)
         worker = build_worker(services, build_engine(settings))
         await worker.start()
+        rescuer.start()
         try:
             await stop.wait()
         finally:
+            await rescuer.stop()
             await worker.stop()
 
 

@@ -74,5 +74,6 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         cancel_poll_interval=settings.cancel_poll_interval,
         progress_write_interval=settings.progress_write_interval,
         catalog_refresh_interval=settings.catalog_refresh_interval,
+        shutdown_grace=settings.shutdown_grace,
     )
     return Worker(config, services.store, engine, services.storage, services.signals)

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     cancel_poll_interval: float = 0.2
     progress_write_interval: float = 0.25
     default_retry_attempts: int = 0
+    rescue_interval: float = 5.0
+    shutdown_grace: float = 30.0
     catalog_refresh_interval: float = 60.0
 
     # --- outputs ---

@@ -180,3 +180,59 @@ async def test_average_processing_time_by_signature(store: Store) -> None:
     assert average >= 0
     assert await store.average_processing_time("other") is None
     assert await store.average_processing_time(None) == average
+
+
+async def test_an_expired_lease_is_rescued_and_the_zombie_cannot_write(store: Store) -> None:
+    from comfy_serverless.queue.rescuer import Rescuer
+
+    key = await _key(store)
+    execution_id = await _submit(store, key, max_attempts=2)
+    zombie = await store.claim_next("w-dead", 0.05)
+    assert zombie is not None
+    alive = await _submit(store, key)
+    healthy = await store.claim_next("w-alive", 60)
+    assert healthy is not None
+    assert healthy.id == alive
+    await asyncio.sleep(0.1)
+    report = await Rescuer(store).run_once()
+    assert (report.requeued, report.failed) == ([execution_id], [])
+    rescued = await store.execution(execution_id)
+    assert rescued is not None
+    assert rescued.error is not None
+    assert rescued.error["details"]["error_type"] == "WORKER_LOST"
+    assert rescued.not_before is not None
+    snapshot = ProgressSnapshot(1.0, None, None, None, None, 1)
+    assert not await store.record_progress(zombie.lease, snapshot)
+    assert not await store.complete(zombie.lease, [], snapshot, 1.0)
+    assert not await store.renew_lease(zombie.lease, 30)
+    untouched = await store.execution(alive)
+    assert untouched is not None
+    assert untouched.status == "processing"
+
+
+async def test_a_lease_rescued_with_no_attempts_left_fails(store: Store) -> None:
+    from comfy_serverless.queue.rescuer import Rescuer
+
+    key = await _key(store)
+    execution_id = await _submit(store, key, max_attempts=1)
+    assert await store.claim_next("w-dead", 0.01) is not None
+    await asyncio.sleep(0.05)
+    report = await Rescuer(store).run_once()
+    assert report.failed == [execution_id]
+    failed = await store.execution(execution_id)
+    assert failed is not None
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error["retry_info"]["remaining_retries"] == 0
+    assert "execution_rescued" in [entry.event for entry in await store.events(execution_id)]
+
+
+async def test_hand_back_returns_the_attempt(store: Store) -> None:
+    key = await _key(store)
+    execution_id = await _submit(store, key)
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    assert await store.hand_back(claimed.lease)
+    again = await store.claim_next("w2", 30)
+    assert again is not None
+    assert (again.id, again.attempt) == (execution_id, 1)

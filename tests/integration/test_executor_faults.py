@@ -20,6 +20,7 @@ from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 from tests.fakes.comfyui import FakeComfyUI, running_fake
+from tests.helpers import wait_for
 from tests.workflows import tiny_sd15
 
 
@@ -56,7 +57,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     async with running_fake(tmp_path / "engine-out", port) as fake:
         config = WorkerConfig(worker_id="w-test", spool_dir=tmp_path / "spool",
                               cancel_poll_interval=0.05, progress_write_interval=0.05,
-                              silence_check_interval=0.5)
+                              silence_check_interval=0.5, shutdown_grace=0.3,
+                              poll_interval=0.05)
         storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
         worker = Worker(config, store, AttachedEngine(f"http://127.0.0.1:{port}"), storage)
         await worker.prepare()
@@ -113,3 +115,33 @@ async def test_an_engine_refusing_prompts_is_a_retryable_engine_failure(rig: Rig
     assert record.error is not None
     assert record.error["details"]["error_type"] == "ENGINE_CRASHED"
     assert record.error["retry_info"]["retryable"] is True
+
+
+async def test_shutdown_hands_a_long_job_back_unharmed(rig: Rig) -> None:
+    rig.fake.faults.steps, rig.fake.faults.step_seconds = 200, 0.05
+    execution_id = await rig.submit()
+    await rig.worker.start()
+
+    async def running() -> bool:
+        return (await rig.execution(execution_id)).status == "processing"
+
+    await wait_for(running, timeout=10, what="the job to start")
+    await rig.worker.stop()
+    record = await rig.execution(execution_id)
+    assert (record.status, record.attempt, record.lease_owner) == ("queued", 0, None)
+    assert rig.fake.interrupted, "ComfyUI was told to stop the prompt"
+    events = [entry.event for entry in await rig.store.events(execution_id)]
+    assert "execution_handed_back" in events
+
+
+async def test_shutdown_lets_a_short_job_finish(rig: Rig) -> None:
+    rig.fake.faults.steps, rig.fake.faults.step_seconds = 2, 0.05
+    execution_id = await rig.submit()
+    await rig.worker.start()
+
+    async def running() -> bool:
+        return (await rig.execution(execution_id)).status != "queued"
+
+    await wait_for(running, timeout=10, what="the job to start")
+    await rig.worker.stop()
+    assert (await rig.execution(execution_id)).status == "completed"

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from comfy_serverless.api.errors import error_response, install_error_handlers
 from comfy_serverless.api.routes import errors_pages, files, health, workflows
+from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.services import build_engine, build_worker, open_services
 from comfy_serverless.settings import Settings
 from comfy_serverless.worker.worker import Worker
@@ -28,6 +29,8 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services
+            rescuer = Rescuer(services.store, interval=settings.rescue_interval)
+            rescuer.start()
             worker: Worker | None = None
             if run_worker:
                 worker = build_worker(services, build_engine(settings))
@@ -38,6 +41,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
             finally:
                 if worker is not None:
                     await worker.stop()
+                await rescuer.stop()
 
     app = FastAPI(
         title="ComfyUI Serverless API",

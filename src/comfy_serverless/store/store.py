@@ -252,6 +252,26 @@ class Store:
             "requeue_execution", lease, {"error": _dumps(error), "not_before": not_before}, log,
         )
 
+    async def expired_leases(self, now: float, limit: int = 100) -> list[Lease]:
+        rows = await self._db.fetch_all(self._sql["expired_leases"], {"now": now, "limit": limit})
+        return [Lease(row["id"], row["lease_owner"] or "", int(row["attempt"])) for row in rows]
+
+    async def rescue(self, lease: Lease, error: dict[str, Any], *, retry_at: float | None,
+                     now: float, log: Sequence[LogEntry] = ()) -> bool:
+        """Requeue (retry_at given) or fail an execution whose lease expired before `now`.
+        Guarded by the lease and its expiry: a worker that renewed in time keeps it."""
+        if retry_at is None:
+            return await self._finish_attempt(
+                "rescue_fail", lease, {"now": now, "error": _dumps(error)}, log)
+        return await self._finish_attempt(
+            "rescue_requeue", lease,
+            {"now": now, "not_before": retry_at, "error": _dumps(error)}, log)
+
+    async def hand_back(self, lease: Lease, log: Sequence[LogEntry] = ()) -> bool:
+        """Return a claimed execution to the queue unharmed (graceful shutdown): the attempt
+        it was claimed with is given back."""
+        return await self._finish_attempt("hand_back", lease, {}, log)
+
     async def _finish_attempt(
         self, query: str, lease: Lease, params: dict[str, Any], log: Sequence[LogEntry]
     ) -> bool:

@@ -30,6 +30,7 @@ from comfy_serverless.engine.comfyui.messages import (
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
 from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
+from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import ExecutionRecord, Lease, LogEntry
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
@@ -40,7 +41,7 @@ __all__ = ["ExecutionContext", "Executor", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["completed", "failed", "requeued", "cancelled", "lost"]
+Outcome = Literal["completed", "failed", "requeued", "cancelled", "lost", "handed_back"]
 
 _INTERRUPT_GRACE = 10.0
 
@@ -100,6 +101,11 @@ class Executor:
         self._collector = collector
         self._signals = signals
         self.resource_allocation = resource_allocation
+        self._hand_back = asyncio.Event()
+
+    def request_hand_back(self) -> None:
+        """Graceful shutdown: interrupt the running job and return it to the queue unharmed."""
+        self._hand_back.set()
 
     async def run(self, execution: ExecutionRecord) -> Outcome:
         with self._signals.watch_cancel(execution.id) as cancel_event:
@@ -173,6 +179,12 @@ class Executor:
 
     async def _housekeeping(self, context: ExecutionContext) -> None:
         now = time.time()
+        if self._hand_back.is_set():
+            await self._interrupt(context)
+            await self._store.hand_back(context.lease, [LogEntry(
+                now, "execution_handed_back", context.tracker.current_node_id,
+                "Worker shutting down; execution returned to the queue")])
+            raise _Stop("handed_back")
         if now - context.last_progress_write >= self._config.progress_write_interval:
             context.last_progress_write = now
             if not await self._store.record_progress(
@@ -284,7 +296,7 @@ class Executor:
         log_entries = context.tracker.drain_log()
         gpu_time = context.tracker.engine_time()
         if failure.retryable and retries_left > 0:
-            delay = min(2.0 ** (execution.attempt - 1), 30.0)
+            delay = retry_delay(execution.attempt)
             body = failure.body(execution, retries_left - 1, delay)
             log_entries.append(LogEntry(time.time(), "execution_retry_scheduled", failure.node_id,
                                         f"{failure.message}; retrying in {delay:.0f}s"))

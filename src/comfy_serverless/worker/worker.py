@@ -33,6 +33,9 @@ __all__ = ["Worker", "WorkerConfig"]
 
 log = logging.getLogger(__name__)
 
+# After asking the executor to hand its job back, how long to wait before cancelling it.
+_HAND_BACK_SECONDS = 15.0
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -46,6 +49,7 @@ class WorkerConfig:
     progress_write_interval: float = 0.25
     silence_check_interval: float = 5.0
     catalog_refresh_interval: float = 60.0
+    shutdown_grace: float = 30.0
 
     def executor_config(self) -> ExecutorConfig:
         return ExecutorConfig(
@@ -84,7 +88,8 @@ class Worker:
 
     async def start(self) -> None:
         """Start ComfyUI (or attach), connect to it, and run the loops in the background."""
-        await self.prepare()
+        if self._executor is None:
+            await self.prepare()
         self._tasks = [
             asyncio.create_task(self._producer_loop(), name="worker-producer"),
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
@@ -104,8 +109,16 @@ class Worker:
         await self.publish_catalog()
 
     async def stop(self) -> None:
+        """Graceful: stop claiming; let the running job finish within shutdown_grace, else
+        interrupt it and hand it back to the queue. Nothing is lost either way."""
         self._stopping.set()
         self.signals.work_available()
+        producer = self._tasks[0] if self._tasks else None
+        if producer is not None:
+            await self._wait_for(producer, self.config.shutdown_grace)
+            if not producer.done() and self._executor is not None:
+                self._executor.request_hand_back()
+                await self._wait_for(producer, _HAND_BACK_SECONDS)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -117,6 +130,11 @@ class Worker:
         if self._client is not None:
             await self._client.close()
         await self._engine.stop()
+
+    @staticmethod
+    async def _wait_for(task: asyncio.Task[None], seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), seconds)
 
     # ------------------------------------------------------------------ one step each
 

@@ -147,3 +147,29 @@ WHERE catalog_hash IS NOT NULL AND heartbeat_at >= :since;
 
 -- name: catalog_by_hash
 SELECT object_info FROM node_catalogs WHERE hash = :hash;
+
+-- name: expired_leases
+SELECT id, lease_owner, attempt, max_attempts FROM executions
+WHERE status = 'processing' AND lease_expires_at < :now
+ORDER BY lease_expires_at
+LIMIT :limit;
+
+-- name: rescue_requeue
+UPDATE executions
+SET status = 'queued', not_before = :not_before, error = :error, lease_owner = NULL,
+    lease_expires_at = NULL, worker_id = NULL
+WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt
+  AND lease_expires_at < :now;
+
+-- name: rescue_fail
+UPDATE executions
+SET status = 'failed', finished_at = :now, error = :error, lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt
+  AND lease_expires_at < :now;
+
+-- name: hand_back
+UPDATE executions
+SET status = 'queued', attempt = attempt - 1, not_before = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, worker_id = NULL
+WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;

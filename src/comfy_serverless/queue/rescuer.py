@@ -1,0 +1,96 @@
+"""The rescuer: revives executions whose worker stopped renewing its lease (it died, hung,
+or lost its network). Each goes back to the queue while it has attempts left, with backoff,
+or fails with `error_type: WORKER_LOST` once they are spent.
+
+It runs in every API and worker process; its updates are guarded by the lease and its expiry,
+so any number of rescuers agree, and a worker that renewed in time keeps its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from comfy_serverless.errors import StoreError
+from comfy_serverless.queue.retry import retry_delay
+from comfy_serverless.store.records import ExecutionRecord, Lease, LogEntry
+from comfy_serverless.store.store import Store
+
+__all__ = ["RescueReport", "Rescuer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RescueReport:
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _lost_error(execution: ExecutionRecord, retrying: bool, delay: float | None
+                ) -> dict[str, Any]:
+    remaining = execution.max_attempts - execution.attempt
+    return {
+        "error_code": "WORKFLOW_EXECUTION_FAILED",
+        "message": f"Worker {execution.lease_owner} stopped renewing its lease",
+        "details": {"execution_id": execution.id, "failed_node": execution.current_node_id,
+                    "node_type": execution.current_node, "error_type": "WORKER_LOST",
+                    "worker_id": execution.lease_owner},
+        "retry_info": {"retryable": True, "retry_delay": delay,
+                       "max_retries": execution.max_attempts - 1,
+                       "remaining_retries": max(remaining - 1, 0) if retrying else 0},
+    }
+
+
+class Rescuer:
+    def __init__(self, store: Store, *, interval: float = 5.0) -> None:
+        self._store = store
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> RescueReport:
+        report = RescueReport()
+        now = time.time()
+        for lease in await self._store.expired_leases(now):
+            execution = await self._store.execution(lease.execution_id)
+            if execution is not None:
+                await self._rescue(execution, lease, now, report)
+        return report
+
+    async def _rescue(self, execution: ExecutionRecord, lease: Lease, now: float,
+                      report: RescueReport) -> None:
+        retrying = execution.attempt < execution.max_attempts
+        delay = retry_delay(execution.attempt) if retrying else None
+        error = _lost_error(execution, retrying, delay)
+        verdict = "queued again" if retrying else "failed, no attempts left"
+        entry = LogEntry(now, "execution_rescued", execution.current_node_id,
+                         f"Worker {lease.worker_id} lost its lease; {verdict}")
+        rescued = await self._store.rescue(
+            lease, error, retry_at=now + delay if delay is not None else None, now=now,
+            log=[entry])
+        if rescued:
+            (report.requeued if retrying else report.failed).append(execution.id)
+            log.warning("execution %s: worker %s lost its lease; %s", execution.id,
+                        lease.worker_id, verdict)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="rescuer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.run_once()
+            except StoreError as exc:
+                log.warning("rescuer pass failed: %s", exc)
