@@ -15,6 +15,11 @@ from comfy_serverless.store.records import (
     ProgressSnapshot,
 )
 from comfy_serverless.store.store import Store
+from tests.helpers import wait_for
+
+
+async def _truthy(value: object) -> bool:
+    return bool(value)
 
 GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
 
@@ -236,3 +241,19 @@ async def test_hand_back_returns_the_attempt(store: Store) -> None:
     again = await store.claim_next("w2", 30)
     assert again is not None
     assert (again.id, again.attempt) == (execution_id, 1)
+
+
+async def test_other_processes_are_woken_on_submit_and_cancel(store: Store) -> None:
+    """PostgreSQL delivers LISTEN/NOTIFY across processes; SQLite (one node) delivers none."""
+    woken = asyncio.Event()
+    cancelled: list[str] = []
+    key = await _key(store)
+    async with store.listen(on_work=woken.set, on_cancel=cancelled.append):
+        execution_id = await _submit(store, key)
+        assert await store.cancel(execution_id, key.id, "user_requested", time.time())
+        if store.dialect == "postgres":
+            await asyncio.wait_for(woken.wait(), 5)
+            await wait_for(lambda: _truthy(cancelled), timeout=5, what="the cancel notification")
+            assert cancelled == [execution_id]
+        else:
+            assert not woken.is_set()

@@ -7,7 +7,7 @@ there, once, into StoreError / StoreConflict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +38,11 @@ class Session(Protocol):
 class Connector(Session, Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Session]:
         """A Session bound to one transaction: committed on exit, rolled back on error."""
+        ...
+
+    def listen(self, handlers: Mapping[str, Callable[[str], None]]
+               ) -> AbstractAsyncContextManager[None]:
+        """Call handlers[channel](payload) for each notification while the block runs."""
         ...
 
     async def close(self) -> None: ...

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -14,6 +17,10 @@ from comfy_serverless.errors import StoreConflict, StoreError
 from comfy_serverless.store.connector import Params, Row
 
 __all__ = ["PostgresConnector"]
+
+log = logging.getLogger(__name__)
+
+_LISTEN_READY_SECONDS = 5.0
 
 _NAMED_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -73,9 +80,10 @@ def _bind(sql: str, params: Params | None) -> tuple[str, list[Any]]:
 class PostgresConnector(_PostgresSession):
     dialect = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         super().__init__(pool)
         self._pool = pool
+        self._url = url
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = 10) -> PostgresConnector:
@@ -83,7 +91,47 @@ class PostgresConnector(_PostgresSession):
             pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size)
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
-        return cls(pool)
+        return cls(pool, url)
+
+    @asynccontextmanager
+    async def listen(self, handlers: Mapping[str, Callable[[str], None]]
+                     ) -> AsyncIterator[None]:
+        """LISTEN on a dedicated connection, re-established if it drops, while the block runs.
+        A notification missed meanwhile is caught by the callers' polling."""
+        ready = asyncio.Event()
+        task = asyncio.create_task(self._listen_forever(handlers, ready), name="pg-listen")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), _LISTEN_READY_SECONDS)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _listen_forever(self, handlers: Mapping[str, Callable[[str], None]],
+                              ready: asyncio.Event) -> None:
+        while True:
+            try:
+                await self._listen_once(handlers, ready)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("LISTEN connection lost: %s", exc)
+            await asyncio.sleep(1.0)
+
+    async def _listen_once(self, handlers: Mapping[str, Callable[[str], None]],
+                           ready: asyncio.Event) -> None:
+        """Listen on one connection until it closes."""
+        connection = await asyncpg.connect(self._url)
+        closed = asyncio.Event()
+        connection.add_termination_listener(lambda _: closed.set())
+        try:
+            for channel, handler in handlers.items():
+                await connection.add_listener(channel, _adapter(handler))
+            ready.set()
+            await closed.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PostgresSession]:
@@ -92,6 +140,13 @@ class PostgresConnector(_PostgresSession):
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+def _adapter(handler: Callable[[str], None]) -> Callable[..., None]:
+    def on_notification(connection: Any, pid: int, channel: str, payload: str) -> None:
+        handler(payload)
+
+    return on_notification
 
 
 class _translate_postgres_errors:

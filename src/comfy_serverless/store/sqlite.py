@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -152,6 +152,12 @@ class SqliteConnector:
                 self._connections[0].execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
+
+    @asynccontextmanager
+    async def listen(self, handlers: Mapping[str, Callable[[str], None]]
+                     ) -> AsyncIterator[None]:
+        """SQLite has no notifications: one node uses in-process signals, others poll."""
+        yield
 
     async def close(self) -> None:
         for connection in self._connections:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from comfy_serverless.store.connector import Connector, Session, connect
@@ -27,7 +28,10 @@ from comfy_serverless.store.records import (
     WorkerState,
 )
 
-__all__ = ["Store"]
+__all__ = ["CANCEL_CHANNEL", "WORK_CHANNEL", "Store"]
+
+WORK_CHANNEL = "comfy_serverless_work"
+CANCEL_CHANNEL = "comfy_serverless_cancel"
 
 
 class _LeaseLost(Exception):
@@ -78,9 +82,21 @@ class Store:
 
     # ------------------------------------------------------------------ submitting and reading
 
+    # ------------------------------------------------------------------ notifications
+
+    def listen(self, *, on_work: Callable[[], None], on_cancel: Callable[[str], None]
+               ) -> AbstractAsyncContextManager[None]:
+        """Wake-ups from other processes (PostgreSQL LISTEN/NOTIFY; a no-op on SQLite)."""
+        return self._db.listen({WORK_CHANNEL: lambda _: on_work(), CANCEL_CHANNEL: on_cancel})
+
+    async def _notify(self, tx: Session, channel: str, payload: str) -> None:
+        """Sent when the transaction commits, so a woken worker sees the row."""
+        await tx.fetch_one(self._sql["notify"], {"channel": channel, "payload": payload})
+
     async def create_execution(self, execution: NewExecution) -> None:
         async with self._db.transaction() as tx:
             await tx.execute(self._sql["insert_execution"], execution.params())
+            await self._notify(tx, WORK_CHANNEL, execution.id)
             await tx.execute(
                 self._sql["insert_event"],
                 _event_params(execution.id, LogEntry(
@@ -150,6 +166,7 @@ class Store:
                 _event_params(execution_id, LogEntry(
                     now, "execution_cancelled", None, f"Execution cancelled ({reason})")),
             )
+            await self._notify(tx, CANCEL_CHANNEL, execution_id)
         return ExecutionRecord.from_row(row)
 
     # ------------------------------------------------------------------ worker side
@@ -270,15 +287,18 @@ class Store:
     async def hand_back(self, lease: Lease, log: Sequence[LogEntry] = ()) -> bool:
         """Return a claimed execution to the queue unharmed (graceful shutdown): the attempt
         it was claimed with is given back."""
-        return await self._finish_attempt("hand_back", lease, {}, log)
+        return await self._finish_attempt("hand_back", lease, {}, log, wake_workers=True)
 
     async def _finish_attempt(
-        self, query: str, lease: Lease, params: dict[str, Any], log: Sequence[LogEntry]
+        self, query: str, lease: Lease, params: dict[str, Any], log: Sequence[LogEntry],
+        *, wake_workers: bool = False,
     ) -> bool:
         async with self._db.transaction() as tx:
             changed = await tx.execute(self._sql[query], {**lease.params(), **params})
             if changed == 1:
                 await self._insert_events(tx, lease.execution_id, log)
+                if wake_workers:
+                    await self._notify(tx, WORK_CHANNEL, lease.execution_id)
         return changed == 1
 
     async def _insert_events(

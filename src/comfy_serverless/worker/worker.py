@@ -79,6 +79,7 @@ class Worker:
         self._client: ComfyUIClient | None = None
         self._executor: Executor | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._exits = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
         self.current_execution_id: str | None = None
         self.system_stats: dict[str, Any] | None = None
@@ -90,6 +91,8 @@ class Worker:
         """Start ComfyUI (or attach), connect to it, and run the loops in the background."""
         if self._executor is None:
             await self.prepare()
+        await self._exits.enter_async_context(self._store.listen(
+            on_work=self.signals.work_available, on_cancel=self.signals.cancelled))
         self._tasks = [
             asyncio.create_task(self._producer_loop(), name="worker-producer"),
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
@@ -125,6 +128,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self._exits.aclose()
         with contextlib.suppress(StoreError):
             await self._publish_state("stopped")
         if self._client is not None:

@@ -173,3 +173,6 @@ UPDATE executions
 SET status = 'queued', attempt = attempt - 1, not_before = NULL, lease_owner = NULL,
     lease_expires_at = NULL, worker_id = NULL
 WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
+
+-- name: notify
+SELECT pg_notify(:channel, :payload);

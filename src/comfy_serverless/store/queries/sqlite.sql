@@ -1,1 +1,4 @@
--- SQLite overrides of common.sql (none needed yet).
+-- SQLite overrides of common.sql.
+
+-- name: notify
+SELECT CAST(:channel AS TEXT) AS channel, CAST(:payload AS TEXT) AS payload;
