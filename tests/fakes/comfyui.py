@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import ClientError, WSMsgType, web
 from PIL import Image
 
 
@@ -38,6 +38,7 @@ class FakeComfyUI:
     history: dict[str, Any] = field(default_factory=dict)
     interrupted: set[str] = field(default_factory=set)
     running: str | None = None
+    pending: list[str] = field(default_factory=list)
     _sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     _queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(
         default_factory=asyncio.Queue)
@@ -80,6 +81,7 @@ class FakeComfyUI:
         body = await request.json()
         if self.faults.prompt_status != 200:
             return web.json_response({"error": "injected"}, status=self.faults.prompt_status)
+        self.pending.append(body["prompt_id"])
         await self._queue.put((body["prompt_id"], body["client_id"], body["prompt"]))
         return web.json_response({"prompt_id": body["prompt_id"], "number": 0,
                                   "node_errors": {}})
@@ -92,9 +94,13 @@ class FakeComfyUI:
 
     async def _get_queue(self, request: web.Request) -> web.Response:
         running = [[0, self.running, {}, {}, []]] if self.running else []
-        return web.json_response({"queue_running": running, "queue_pending": []})
+        pending = [[index, prompt_id, {}, {}, []] for index, prompt_id in enumerate(self.pending)]
+        return web.json_response({"queue_running": running, "queue_pending": pending})
 
     async def _post_queue(self, request: web.Request) -> web.Response:
+        for prompt_id in (await request.json()).get("delete") or []:
+            if prompt_id in self.pending:
+                self.pending.remove(prompt_id)
         return web.Response()
 
     async def _history(self, request: web.Request) -> web.Response:
@@ -113,6 +119,9 @@ class FakeComfyUI:
     async def _run_prompts(self) -> None:
         while True:
             prompt_id, client_id, prompt = await self._queue.get()
+            if prompt_id not in self.pending:
+                continue  # deleted from the queue
+            self.pending.remove(prompt_id)
             self.running = prompt_id
             try:
                 await self._execute(prompt_id, client_id, prompt)
@@ -121,8 +130,12 @@ class FakeComfyUI:
 
     async def _send(self, client_id: str, kind: str, data: dict[str, Any]) -> None:
         socket = self._sockets.get(client_id)
-        if socket is not None and not self.faults.silent:
+        if socket is None or self.faults.silent:
+            return
+        try:
             await socket.send_str(json.dumps({"type": kind, "data": data}))
+        except (ConnectionError, ClientError):
+            self._sockets.pop(client_id, None)  # like ComfyUI: a gone client misses events
 
     async def _execute(self, prompt_id: str, client_id: str, prompt: dict[str, Any]) -> None:
         send = lambda kind, **data: self._send(client_id, kind, {**data, "prompt_id": prompt_id})  # noqa: E731
