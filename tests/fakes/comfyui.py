@@ -42,6 +42,19 @@ class FakeComfyUI:
     _sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     _queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(
         default_factory=asyncio.Queue)
+    _working: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._working.set()
+
+    def hang(self) -> None:
+        """Keep accepting prompts, never run them: ComfyUI's prompt worker has stopped."""
+        self._working.clear()
+
+    def restart(self) -> None:
+        """What a restart of ComfyUI does: a working prompt worker and an empty queue."""
+        self._working.set()
+        self.pending.clear()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -119,6 +132,7 @@ class FakeComfyUI:
     async def _run_prompts(self) -> None:
         while True:
             prompt_id, client_id, prompt = await self._queue.get()
+            await self._working.wait()
             if prompt_id not in self.pending:
                 continue  # deleted from the queue
             self.pending.remove(prompt_id)

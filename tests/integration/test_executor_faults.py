@@ -24,12 +24,27 @@ from tests.helpers import wait_for
 from tests.workflows import tiny_sd15
 
 
+class RestartableFake(AttachedEngine):
+    """An attached engine whose 'restart' is the fake's: what a supervised child would do."""
+
+    def __init__(self, base_url: str, fake: FakeComfyUI) -> None:
+        super().__init__(base_url)
+        self.fake = fake
+        self.restarts = 0
+
+    async def restart(self) -> bool:
+        self.restarts += 1
+        self.fake.restart()
+        return True
+
+
 @dataclass
 class Rig:
     store: Store
     worker: Worker
     fake: FakeComfyUI
     key_id: str
+    engine: RestartableFake
 
     async def submit(self, *, retries: int = 0) -> str:
         graph = tiny_sd15(1)
@@ -58,11 +73,12 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         config = WorkerConfig(worker_id="w-test", spool_dir=tmp_path / "spool",
                               cancel_poll_interval=0.05, progress_write_interval=0.05,
                               silence_check_interval=0.5, shutdown_grace=0.3,
-                              poll_interval=0.05)
+                              poll_interval=0.05, watchdog_timeout=1.0)
         storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
-        worker = Worker(config, store, AttachedEngine(f"http://127.0.0.1:{port}"), storage)
+        engine = RestartableFake(f"http://127.0.0.1:{port}", fake)
+        worker = Worker(config, store, engine, storage)
         await worker.prepare()
-        yield Rig(store, worker, fake, key.record.id)
+        yield Rig(store, worker, fake, key.record.id, engine)
         await worker.stop()
     await store.close()
 
@@ -145,3 +161,36 @@ async def test_shutdown_lets_a_short_job_finish(rig: Rig) -> None:
     await wait_for(running, timeout=10, what="the job to start")
     await rig.worker.stop()
     assert (await rig.execution(execution_id)).status == "completed"
+
+
+async def test_the_watchdog_restarts_a_stuck_comfyui_and_the_job_completes(rig: Rig) -> None:
+    rig.fake.hang()
+    execution_id = await rig.submit(retries=1)
+    assert await rig.worker.run_once() == "requeued"
+    stuck = await rig.execution(execution_id)
+    assert stuck.error is not None
+    assert stuck.error["details"]["error_type"] == "ENGINE_HUNG"
+    assert rig.fake.pending == [], "the restart emptied ComfyUI's queue"
+    assert rig.engine.restarts == 1
+
+    async def retried() -> str | None:
+        return await rig.worker.run_once()
+
+    assert await wait_for(retried, timeout=10, interval=0.1, what="the retry") == "completed"
+    assert (await rig.execution(execution_id)).attempt == 2
+
+
+async def test_a_timeout_interrupts_comfyui_and_fails_the_job(rig: Rig) -> None:
+    rig.fake.faults.steps, rig.fake.faults.step_seconds = 400, 0.01
+    graph = tiny_sd15(1)
+    execution = NewExecution(
+        id=new_execution_id(), api_key_id=rig.key_id, priority=5, workflow=graph,
+        options={"execution_config": {"timeout": 1}}, signature="s", webhook_url=None,
+        client_id=None, submitted_at=time.time(), max_attempts=3, total_nodes=len(graph))
+    await rig.store.create_execution(execution)
+    assert await rig.worker.run_once() == "failed"
+    record = await rig.execution(execution.id)
+    assert record.error is not None
+    assert record.error["details"]["error_type"] == "TIMEOUT"
+    assert record.error["retry_info"]["retryable"] is False
+    assert rig.fake.interrupted

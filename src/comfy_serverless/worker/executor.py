@@ -56,6 +56,9 @@ class ExecutorConfig:
     # After this long without an event for its prompt, the executor asks ComfyUI directly
     # (/history, /queue) in case an event was lost.
     silence_check_interval: float = 5.0
+    # A prompt still pending this long after submission, while ComfyUI runs nothing, means
+    # its prompt worker has stopped: the watchdog restarts ComfyUI and retries the job.
+    watchdog_timeout: float = 60.0
 
 
 class _Stop(Exception):
@@ -77,6 +80,7 @@ class ExecutionContext:
     last_lease_renewal: float = 0.0
     last_cancel_poll: float = 0.0
     last_event_at: float = 0.0
+    submitted_at: float = 0.0
 
     @property
     def lease(self) -> Lease:
@@ -158,6 +162,7 @@ class Executor:
             # Events sent before our WebSocket is up would be lost: never submit without it.
             await self._client.wait_connected()
             await self._client.submit(context.execution.workflow, context.prompt_id)
+            context.submitted_at = time.time()
         except EnginePromptRejected as exc:
             raise _Stop(await self._fail(context, rejection_failure(exc))) from exc
         except EngineUnavailable as exc:
@@ -278,11 +283,26 @@ class Executor:
             await self._client.wait_connected(timeout=30)
             if await self._client.history(context.prompt_id) is not None:
                 return await self._finish(context)
-            if _prompt_in_queue(await self._client.queue(), context.prompt_id):
-                return None
+            queue = await self._client.queue()
+            if _prompt_in_queue(queue, context.prompt_id):
+                return await self._engine_hung(context) if self._is_hung(context, queue) else None
         except EngineUnavailable as exc:
             return await self._engine_lost(context, str(exc))
         return await self._engine_lost(context, "ComfyUI lost the prompt")
+
+    def _is_hung(self, context: ExecutionContext, queue: dict[str, Any]) -> bool:
+        waited = time.time() - context.submitted_at
+        return (context.tracker.started_at is None and not queue.get("queue_running")
+                and waited >= self._config.watchdog_timeout)
+
+    async def _engine_hung(self, context: ExecutionContext) -> Outcome:
+        """The watchdog: ComfyUI answers HTTP, but its prompt worker has stopped."""
+        waited = time.time() - context.submitted_at
+        restarted = await self._engine.restart()
+        return await self._fail(context, Failure(
+            error_type="ENGINE_HUNG", retryable=True,
+            message=f"ComfyUI queued the prompt but ran nothing for {waited:.0f}s"
+                    + ("; it was restarted" if restarted else "")))
 
     async def _engine_lost(self, context: ExecutionContext, reason: str) -> Outcome:
         failure = Failure(error_type="ENGINE_CRASHED", message=reason, retryable=True,

@@ -48,6 +48,7 @@ class WorkerConfig:
     cancel_poll_interval: float = 0.2
     progress_write_interval: float = 0.25
     silence_check_interval: float = 5.0
+    watchdog_timeout: float = 60.0
     catalog_refresh_interval: float = 60.0
     shutdown_grace: float = 30.0
 
@@ -59,6 +60,7 @@ class WorkerConfig:
             cancel_poll_interval=self.cancel_poll_interval,
             progress_write_interval=self.progress_write_interval,
             silence_check_interval=self.silence_check_interval,
+            watchdog_timeout=self.watchdog_timeout,
         )
 
 

@@ -44,6 +44,10 @@ class Engine(Protocol):
 
     def is_alive(self) -> bool: ...
 
+    async def restart(self) -> bool:
+        """Replace a ComfyUI that answers but no longer works; False if it cannot be."""
+        ...
+
     async def stop(self) -> None: ...
 
 
@@ -101,6 +105,15 @@ class SupervisedEngine:
                 self.restarts += 1
                 log.warning("ComfyUI (pid %s) is gone; restarting it", self._process.pid)
                 await self._terminate()
+            await self._spawn()
+            await self._wait_ready()
+            return True
+
+    async def restart(self) -> bool:
+        async with self._lock:
+            log.warning("restarting ComfyUI (pid %s): its prompt worker stopped", self.pid)
+            self.restarts += 1
+            await self._terminate()
             await self._spawn()
             await self._wait_ready()
             return True
@@ -190,6 +203,10 @@ class AttachedEngine:
             if time.monotonic() > deadline:
                 raise EngineUnavailable(f"ComfyUI at {self.base_url} does not answer")
             await asyncio.sleep(0.5)
+        return False
+
+    async def restart(self) -> bool:
+        log.error("ComfyUI at %s looks stuck, and it is not ours to restart", self.base_url)
         return False
 
     async def stop(self) -> None:
