@@ -43,7 +43,8 @@ async def _run_worker(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with open_services(settings) as services:
-        rescuer = Rescuer(services.store, interval=settings.rescue_interval)
+        rescuer = Rescuer(services.store, interval=settings.rescue_interval,
+                          aging_seconds=settings.priority_aging_seconds)
         worker = build_worker(services, build_engine(settings))
         await worker.start()
         rescuer.start()

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     progress_write_interval: float = 0.25
     default_retry_attempts: int = 0
     rescue_interval: float = 5.0
+    priority_aging_seconds: float = 60.0
     watchdog_timeout: float = 60.0
     shutdown_grace: float = 30.0
     catalog_refresh_interval: float = 60.0

@@ -257,3 +257,32 @@ async def test_other_processes_are_woken_on_submit_and_cancel(store: Store) -> N
             assert cancelled == [execution_id]
         else:
             assert not woken.is_set()
+
+
+async def test_a_priority_10_submitted_after_20_priority_1_runs_next(store: Store) -> None:
+    key = await _key(store)
+    now = time.time()
+    for index in range(20):
+        await _submit(store, key, priority=1, submitted_at=now - 100 + index)
+    urgent = await _submit(store, key, priority=10, submitted_at=now)
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    assert claimed.id == urgent
+
+
+async def test_aging_lifts_a_long_waiting_execution_to_the_front(store: Store) -> None:
+    key = await _key(store)
+    now = time.time()
+    patient = await _submit(store, key, priority=1, submitted_at=now - 1000)
+    fresh = await _submit(store, key, priority=9, submitted_at=now)
+    raised = [await store.age_queued(now, aging_seconds=60) for _ in range(12)]
+    assert raised == [1] * 9 + [0] * 3, "one level per pass, never past 10"
+    record = await store.execution(patient)
+    assert record is not None
+    assert (record.priority, record.requested_priority) == (10, 1)
+    first = await store.claim_next("w1", 30)
+    assert first is not None
+    assert first.id == patient
+    young = await store.execution(fresh)
+    assert young is not None
+    assert young.priority == 9, "a fresh execution has not aged"

@@ -29,7 +29,8 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services
-            rescuer = Rescuer(services.store, interval=settings.rescue_interval)
+            rescuer = Rescuer(services.store, interval=settings.rescue_interval,
+                          aging_seconds=settings.priority_aging_seconds)
             rescuer.start()
             worker: Worker | None = None
             if run_worker:

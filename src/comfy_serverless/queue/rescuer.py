@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class RescueReport:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    aged: int = 0
 
 
 def _lost_error(execution: ExecutionRecord, retrying: bool, delay: float | None
@@ -47,14 +48,20 @@ def _lost_error(execution: ExecutionRecord, retrying: bool, delay: float | None
 
 
 class Rescuer:
-    def __init__(self, store: Store, *, interval: float = 5.0) -> None:
+    """Also the queue's starvation guard: each pass ages waiting executions (see age_queued)."""
+
+    def __init__(self, store: Store, *, interval: float = 5.0,
+                 aging_seconds: float | None = None) -> None:
         self._store = store
         self._interval = interval
+        self._aging_seconds = aging_seconds
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> RescueReport:
         report = RescueReport()
         now = time.time()
+        if self._aging_seconds:
+            report.aged = await self._store.age_queued(now, self._aging_seconds)
         for lease in await self._store.expired_leases(now):
             execution = await self._store.execution(lease.execution_id)
             if execution is not None:

@@ -113,6 +113,7 @@ class ExecutionRecord:
     resource_allocation: dict[str, Any] | None
     error: dict[str, Any] | None
     cancel_reason: str | None
+    requested_priority: int | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> ExecutionRecord:

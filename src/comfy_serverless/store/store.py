@@ -269,6 +269,11 @@ class Store:
             "requeue_execution", lease, {"error": _dumps(error), "not_before": not_before}, log,
         )
 
+    async def age_queued(self, now: float, aging_seconds: float) -> int:
+        """Raise the priority of executions that have waited long; how many were raised."""
+        return await self._db.execute(self._sql["age_queued"],
+                                      {"now": now, "aging_seconds": aging_seconds})
+
     async def expired_leases(self, now: float, limit: int = 100) -> list[Lease]:
         rows = await self._db.fetch_all(self._sql["expired_leases"], {"now": now, "limit": limit})
         return [Lease(row["id"], row["lease_owner"] or "", int(row["attempt"])) for row in rows]

@@ -15,11 +15,11 @@ UPDATE api_keys SET last_used_at = :now WHERE id = :id;
 
 -- name: insert_execution
 INSERT INTO executions (
-    id, api_key_id, status, priority, workflow, options, signature, webhook_url, client_id,
-    submitted_at, max_attempts, total_nodes
+    id, api_key_id, status, priority, requested_priority, workflow, options, signature,
+    webhook_url, client_id, submitted_at, max_attempts, total_nodes
 ) VALUES (
-    :id, :api_key_id, 'queued', :priority, :workflow, :options, :signature, :webhook_url,
-    :client_id, :submitted_at, :max_attempts, :total_nodes
+    :id, :api_key_id, 'queued', :priority, :priority, :workflow, :options, :signature,
+    :webhook_url, :client_id, :submitted_at, :max_attempts, :total_nodes
 );
 
 -- name: execution_for_key
@@ -176,3 +176,10 @@ WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attemp
 
 -- name: notify
 SELECT pg_notify(:channel, :payload);
+
+-- name: age_queued
+-- The starvation guard: a queued execution gains one priority level for every
+-- :aging_seconds it has waited, up to 10.
+UPDATE executions SET priority = priority + 1
+WHERE status = 'queued' AND priority < 10
+  AND submitted_at < :now - (priority - requested_priority + 1) * :aging_seconds;
