@@ -30,6 +30,7 @@ from comfy_serverless.store.store import Store
 from comfy_serverless.testing import LocalService, free_port
 from tests.conftest import fresh_postgres_schema
 from tests.fakes.comfyui import FakeComfyUI, running_fake
+from tests.helpers import wait_for
 from tests.workflows import tiny_sd15
 
 EXECUTIONS = 200
@@ -184,3 +185,43 @@ async def test_nothing_is_lost_when_workers_are_killed(
             assert record.error["retry_info"]["remaining_retries"] == 0
             assert record.error["message"]
     assert all(count <= 1 for count in completions.values())
+
+
+async def test_a_cancel_through_another_replica_reaches_the_worker_within_a_second(
+    apis: list[LocalService], fakes: list[tuple[str, FakeComfyUI]], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, fake = fakes[0]
+    fake.faults.steps, fake.faults.step_seconds = 1000, 0.01
+    pool = WorkerPool({**apis[0].env}, [url], tmp_path)
+    pool.start_all()
+    key_a = apis[0].new_key()
+    try:
+        async with httpx.AsyncClient(base_url=apis[0].base_url, timeout=30,
+                                     headers={"Authorization": f"Bearer {key_a}"}) as api_a, \
+                httpx.AsyncClient(base_url=apis[1].base_url, timeout=30,
+                                  headers={"Authorization": f"Bearer {key_a}"}) as api_b:
+            accepted = await api_a.post("/v1/workflows/execute",
+                                        json={"workflow": tiny_sd15(1)})
+            execution_id = accepted.json()["execution_id"]
+
+            async def sampling() -> bool:
+                status = (await api_b.get(f"/v1/workflows/{execution_id}/status")).json()
+                return bool(status["current_step"])
+
+            await wait_for(sampling, timeout=60, what="the job to be sampling")
+            started = time.monotonic()
+            cancelled = await api_b.delete(f"/v1/workflows/{execution_id}/cancel")
+            assert cancelled.status_code == 200
+
+            async def interrupted() -> bool:
+                return bool(fake.interrupted)
+
+            await wait_for(interrupted, timeout=5, interval=0.01, what="ComfyUI's interrupt")
+            reached = time.monotonic() - started
+    finally:
+        pool.stop_all()
+    with capsys.disabled():
+        print(f"\ncancel through API replica B reached the worker of API A's job in "
+              f"{reached * 1000:.0f} ms")
+    assert reached < 1.0, f"the cancel took {reached:.3f}s to reach the worker"
