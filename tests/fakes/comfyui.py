@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class FakeComfyUI:
     interrupted: set[str] = field(default_factory=set)
     running: str | None = None
     pending: list[str] = field(default_factory=list)
+    on_prompt: Callable[[], None] | None = None  # called as each POST /prompt arrives
     _sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     _queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(
         default_factory=asyncio.Queue)
@@ -92,6 +93,8 @@ class FakeComfyUI:
 
     async def _prompt(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.on_prompt is not None:
+            self.on_prompt()
         if self.faults.prompt_status != 200:
             return web.json_response({"error": "injected"}, status=self.faults.prompt_status)
         self.pending.append(body["prompt_id"])

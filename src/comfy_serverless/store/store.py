@@ -172,12 +172,13 @@ class Store:
     # ------------------------------------------------------------------ worker side
 
     async def claim_next(self, worker_id: str, lease_seconds: float) -> ExecutionRecord | None:
+        """One statement, atomic on its own: the row lock (PostgreSQL) or the write lock
+        (SQLite) is taken and released within it, so no transaction round trips are needed."""
         now = time.time()
-        async with self._db.transaction() as tx:
-            row = await tx.fetch_one(
-                self._sql["claim_next"],
-                {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds},
-            )
+        row = await self._db.fetch_one(
+            self._sql["claim_next"],
+            {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds},
+        )
         return ExecutionRecord.from_row(row) if row else None
 
     async def renew_lease(self, lease: Lease, lease_seconds: float) -> bool:

@@ -187,6 +187,7 @@ class AttachedEngine:
     def __init__(self, base_url: str, *, wait_timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._wait_timeout = wait_timeout
+        self._reached = False
 
     def is_alive(self) -> bool:
         return True
@@ -198,11 +199,15 @@ class AttachedEngine:
         await self.ensure_running()
 
     async def ensure_running(self) -> bool:
+        """Wait for it once; afterwards its WebSocket tells whether it is there."""
+        if self._reached:
+            return False
         deadline = time.monotonic() + self._wait_timeout
         while not await _answers(self.base_url):
             if time.monotonic() > deadline:
                 raise EngineUnavailable(f"ComfyUI at {self.base_url} does not answer")
             await asyncio.sleep(0.5)
+        self._reached = True
         return False
 
     async def restart(self) -> bool:
