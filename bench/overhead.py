@@ -27,11 +27,11 @@ from typing import Any
 
 import httpx
 import websockets
-from tests.workflows import inverted_image
 
 from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
 from comfy_serverless.settings import Settings
 from comfy_serverless.testing import LocalService
+from tests.workflows import inverted_image
 
 _colors = itertools.count(1)
 

@@ -27,8 +27,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-from tests.fakes.comfyui import FakeComfyUI, running_fake
-from tests.workflows import inverted_image
 
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.engine.comfyui.supervisor import AttachedEngine
@@ -39,6 +37,8 @@ from comfy_serverless.store.records import NewExecution, ProgressSnapshot
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
 from comfy_serverless.worker.worker import Worker, WorkerConfig
+from tests.fakes.comfyui import FakeComfyUI, running_fake
+from tests.workflows import inverted_image
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 GRAPH = inverted_image(1)
