@@ -35,7 +35,7 @@ from tests.workflows import tiny_sd15
 
 EXECUTIONS = 200
 WORKERS = 3
-KILL_EVERY = 2.0
+KILL_EVERY = 1.5
 DEADLINE = 240.0
 _FAST_QUEUE = {
     "COMFY_SERVERLESS_LEASE_SECONDS": "2",
@@ -60,7 +60,7 @@ async def fakes(tmp_path: Path) -> AsyncIterator[list[tuple[str, FakeComfyUI]]]:
             port, folder = free_port(), tmp_path / f"fake-{index}"
             folder.mkdir()
             fake = await stack.enter_async_context(running_fake(folder, port))
-            fake.faults.steps, fake.faults.step_seconds = 4, 0.02
+            fake.faults.steps, fake.faults.step_seconds = 8, 0.03
             started.append((f"http://127.0.0.1:{port}", fake))
         yield started
 
