@@ -167,3 +167,14 @@ async def test_timeouts_are_capped_and_batch_size_is_a_shorthand(
     assert stored is not None
     assert stored.workflow["5"]["inputs"]["batch_size"] == 2
     assert stored.options["execution_config"]["timeout"] == 3600
+
+
+async def test_an_unavailable_store_answers_503_with_retry_after(
+    app_and_client: tuple[Services, httpx.AsyncClient],
+) -> None:
+    services, client = app_and_client
+    await services.store.close()
+    response = await client.get("/v1/workflows/exec_x/status")
+    assert response.status_code == 503
+    _assert_error_shape(response.json(), "STORE_UNAVAILABLE")
+    assert response.headers["retry-after"] == "5"
