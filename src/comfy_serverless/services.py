@@ -75,6 +75,7 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         progress_write_interval=settings.progress_write_interval,
         catalog_refresh_interval=settings.catalog_refresh_interval,
         shutdown_grace=settings.shutdown_grace,
+        prefetch=settings.prefetch,
         watchdog_timeout=settings.watchdog_timeout,
     )
     return Worker(config, services.store, engine, services.storage, services.signals)

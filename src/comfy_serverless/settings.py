@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     priority_aging_seconds: float = 60.0
     watchdog_timeout: float = 60.0
     shutdown_grace: float = 30.0
+    prefetch: int = 1
     catalog_refresh_interval: float = 60.0
 
     # --- outputs ---

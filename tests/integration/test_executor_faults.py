@@ -46,10 +46,10 @@ class Rig:
     key_id: str
     engine: RestartableFake
 
-    async def submit(self, *, retries: int = 0) -> str:
+    async def submit(self, *, retries: int = 0, priority: int = 5) -> str:
         graph = tiny_sd15(1)
         execution = NewExecution(
-            id=new_execution_id(), api_key_id=self.key_id, priority=5, workflow=graph,
+            id=new_execution_id(), api_key_id=self.key_id, priority=priority, workflow=graph,
             options={"execution_config": {}}, signature="s", webhook_url=None, client_id=None,
             submitted_at=time.time(), max_attempts=1 + retries, total_nodes=len(graph))
         await self.store.create_execution(execution)
@@ -194,3 +194,28 @@ async def test_a_timeout_interrupts_comfyui_and_fails_the_job(rig: Rig) -> None:
     assert record.error["details"]["error_type"] == "TIMEOUT"
     assert record.error["retry_info"]["retryable"] is False
     assert rig.fake.interrupted
+
+
+async def test_a_prefetched_job_yields_to_a_more_urgent_one(rig: Rig) -> None:
+    rig.fake.faults.steps, rig.fake.faults.step_seconds = 60, 0.02
+    first = await rig.submit(priority=5)
+    await rig.worker.start()
+
+    async def status(execution_id: str, wanted: str) -> bool:
+        return (await rig.execution(execution_id)).status == wanted
+
+    await wait_for(lambda: status(first, "processing"), timeout=10, what="the first job")
+    patient = await rig.submit(priority=1)
+    await wait_for(lambda: _pending(rig.fake, 1), timeout=10, what="the prefetch")
+    urgent = await rig.submit(priority=9)
+    for execution_id in (first, urgent, patient):
+        await wait_for(lambda e=execution_id: status(e, "completed"), timeout=30,
+                       what=f"{execution_id} to complete")
+    finished = {e: (await rig.execution(e)).finished_at for e in (first, urgent, patient)}
+    assert sorted(finished, key=lambda e: finished[e] or 0) == [first, urgent, patient]
+    events = [entry.event for entry in await rig.store.events(patient)]
+    assert "execution_handed_back" in events
+
+
+async def _pending(fake: FakeComfyUI, count: int) -> bool:
+    return len(fake.pending) == count

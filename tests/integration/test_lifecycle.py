@@ -168,9 +168,24 @@ async def test_cancel_during_ksampler_interrupts_comfyui(
     assert again.status_code == 409
 
 
-async def test_cancel_while_queued_never_reaches_comfyui(api: httpx.AsyncClient) -> None:
+async def test_cancel_while_queued_never_reaches_comfyui_and_prefetched_is_withdrawn(
+    api: httpx.AsyncClient, service: LocalService,
+) -> None:
     blocker = await submit(api, tiny_sd15(_seed(), steps=400), execution_config={"priority": 10})
-    queued = await submit(api, inverted_image(random.randrange(0, 0xFFFFFF)),
+
+    async def blocker_running() -> bool:
+        return (await status_of(api, blocker))["status"] == "processing"
+
+    await wait_for(blocker_running, timeout=60, what="the first job to run")
+    prefetched = await submit(api, inverted_image(random.randrange(1 << 24)),
+                              execution_config={"priority": 5})
+
+    async def handed_to_comfyui() -> bool:
+        queue = await _comfyui_queue(service)
+        return len(queue["queue_pending"]) == 1
+
+    await wait_for(handed_to_comfyui, timeout=30, what="the second job to be prefetched")
+    queued = await submit(api, inverted_image(random.randrange(1 << 24)),
                           execution_config={"priority": 1})
     waiting = await status_of(api, queued)
     assert waiting["status"] == "queued"
@@ -178,11 +193,19 @@ async def test_cancel_while_queued_never_reaches_comfyui(api: httpx.AsyncClient)
     cancelled = await api.delete(f"/v1/workflows/{queued}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["partial_results"]["completed_nodes"] == 0
-    await api.delete(f"/v1/workflows/{blocker}/cancel")
     final = await status_of(api, queued)
     assert final["status"] == "cancelled"
     assert final["resource_allocation"] is None, "it was never handed to ComfyUI"
     assert "execution_started" not in [e["event"] for e in final["execution_log"]]
+
+    assert (await api.delete(f"/v1/workflows/{prefetched}/cancel")).status_code == 200
+
+    async def prefetched_withdrawn() -> bool:
+        return not (await _comfyui_queue(service))["queue_pending"]
+
+    await wait_for(prefetched_withdrawn, timeout=2, interval=0.02,
+                   what="the prefetched prompt to leave ComfyUI's queue")
+    await api.delete(f"/v1/workflows/{blocker}/cancel")
 
 
 async def test_comfyui_killed_mid_job_is_restarted_and_the_job_retried(

@@ -124,6 +124,12 @@ class Store:
         )
         return int(row["ahead"]) + 1 if row else 1
 
+    async def has_queued_above(self, priority: int, now: float) -> bool:
+        """Whether an execution more urgent than `priority` is ready to be claimed."""
+        row = await self._db.fetch_one(self._sql["queued_above"],
+                                       {"priority": priority, "now": now})
+        return row is not None
+
     async def events(self, execution_id: str) -> list[LogEntry]:
         rows = await self._db.fetch_all(
             self._sql["events_for_execution"], {"execution_id": execution_id}

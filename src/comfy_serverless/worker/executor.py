@@ -26,6 +26,7 @@ from comfy_serverless.engine.comfyui.messages import (
     ExecutionError,
     ExecutionFinished,
     ExecutionInterrupted,
+    ExecutionStarted,
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
@@ -74,6 +75,7 @@ class ExecutionContext:
     prompt_id: str
     tracker: ExecutionTracker
     subscription: Subscription
+    timeout: float | None
     deadline: float | None
     cancel_event: asyncio.Event
     last_progress_write: float = 0.0
@@ -81,6 +83,7 @@ class ExecutionContext:
     last_cancel_poll: float = 0.0
     last_event_at: float = 0.0
     submitted_at: float = 0.0
+    prefetched: bool = False
 
     @property
     def lease(self) -> Lease:
@@ -111,15 +114,25 @@ class Executor:
         """Graceful shutdown: interrupt the running job and return it to the queue unharmed."""
         self._hand_back.set()
 
-    async def run(self, execution: ExecutionRecord) -> Outcome:
+    async def run(self, execution: ExecutionRecord, *, submitted: asyncio.Event | None = None,
+                  prefetched: bool = False) -> Outcome:
+        """Run one claimed execution to its outcome. `submitted` is set once ComfyUI holds the
+        prompt; a `prefetched` run was queued behind another job and yields its place to a
+        more urgent execution until it starts."""
         with self._signals.watch_cancel(execution.id) as cancel_event:
             context = self._context_for(execution, cancel_event)
+            context.prefetched = prefetched
             try:
-                outcome = await self._run(context)
+                await self._submit(context)
+                if submitted is not None:
+                    submitted.set()
+                outcome = await self._follow(context)
             except _Stop as stop:
                 outcome = stop.outcome
             finally:
                 self._client.unsubscribe(context.prompt_id)
+                if submitted is not None:
+                    submitted.set()
         if outcome in ("completed", "failed"):
             self._signals.finished(execution.id)
         return outcome
@@ -134,7 +147,8 @@ class Executor:
             prompt_id=prompt_id,
             tracker=ExecutionTracker(execution.workflow),
             subscription=self._client.subscribe(prompt_id),
-            deadline=now + float(timeout) if timeout else None,
+            timeout=float(timeout) if timeout else None,
+            deadline=None,
             cancel_event=cancel_event,
             last_progress_write=now,
             last_lease_renewal=now,
@@ -142,13 +156,14 @@ class Executor:
             last_event_at=now,
         )
 
-    async def _run(self, context: ExecutionContext) -> Outcome:
-        await self._submit(context)
+    async def _follow(self, context: ExecutionContext) -> Outcome:
         while True:
             event = await context.subscription.next(self._config.cancel_poll_interval)
             if event is not None:
                 context.last_event_at = time.time()
                 context.tracker.apply(event)
+                if isinstance(event, ExecutionStarted) and context.timeout:
+                    context.deadline = context.last_event_at + context.timeout
                 outcome = await self._handle(context, event)
                 if outcome is not None:
                     return outcome
@@ -201,6 +216,8 @@ class Executor:
             if not await self._store.renew_lease(context.lease, self._config.lease_seconds):
                 await self._stop_engine_work(context, "cancelled")
         await self._check_cancel(context, now)
+        if context.prefetched and context.tracker.started_at is None:
+            await self._yield_to_urgent_work(context, now)
         if context.deadline is not None and now > context.deadline:
             await self._timeout(context)
         if now - context.last_event_at >= self._config.silence_check_interval:
@@ -216,6 +233,17 @@ class Executor:
             context.last_cancel_poll = now
             if not await self._store.still_owns(context.lease):
                 await self._stop_engine_work(context, "cancelled")
+
+    async def _yield_to_urgent_work(self, context: ExecutionContext, now: float) -> None:
+        """A prefetched prompt waits in ComfyUI's queue; if a more urgent execution has
+        arrived since, take ours out and give it back, so the urgent one runs first."""
+        if not await self._store.has_queued_above(context.execution.priority, now):
+            return
+        await self._interrupt(context)
+        await self._store.hand_back(context.lease, [LogEntry(
+            now, "execution_handed_back", None,
+            "Prefetched prompt withdrawn for a more urgent execution")])
+        raise _Stop("handed_back")
 
     async def _stop_engine_work(self, context: ExecutionContext, outcome: Outcome) -> None:
         """Interrupt our prompt in ComfyUI, wait until it has let go, and leave."""

@@ -23,7 +23,7 @@ from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
 from comfy_serverless.storage.base import OutputStorage
-from comfy_serverless.store.records import WorkerState
+from comfy_serverless.store.records import ExecutionRecord, WorkerState
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.executor import Executor, ExecutorConfig, Outcome
 from comfy_serverless.worker.outputs import OutputCollector
@@ -51,6 +51,7 @@ class WorkerConfig:
     watchdog_timeout: float = 60.0
     catalog_refresh_interval: float = 60.0
     shutdown_grace: float = 30.0
+    prefetch: int = 1
 
     def executor_config(self) -> ExecutorConfig:
         return ExecutorConfig(
@@ -83,7 +84,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._exits = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
-        self.current_execution_id: str | None = None
+        self.running: dict[str, asyncio.Event] = {}
         self.system_stats: dict[str, Any] | None = None
         self._catalog_published_at = 0.0
 
@@ -145,21 +146,34 @@ class Worker:
     # ------------------------------------------------------------------ one step each
 
     async def run_once(self) -> Outcome | None:
-        """Claim and run one job; None when the queue had nothing for us."""
-        execution = await self._store.claim_next(self.config.worker_id, self.config.lease_seconds)
+        """Claim and run one job to its end; None when the queue had nothing for us."""
+        execution = await self._claim()
         if execution is None:
             return None
+        return await self._execute(execution, asyncio.Event(), prefetched=False)
+
+    async def _claim(self) -> ExecutionRecord | None:
+        execution = await self._store.claim_next(self.config.worker_id, self.config.lease_seconds)
+        if execution is not None and not self.running and await self._engine.ensure_running():
+            await self._refresh_system_stats()
+            await self.publish_catalog()
+        return execution
+
+    async def _execute(self, execution: ExecutionRecord, submitted: asyncio.Event, *,
+                       prefetched: bool) -> Outcome:
         assert self._executor is not None, "prepare() first"
-        self.current_execution_id = execution.id
+        self.running[execution.id] = submitted
         try:
-            if await self._engine.ensure_running():
-                await self._refresh_system_stats()
-                await self.publish_catalog()
-            outcome = await self._executor.run(execution)
+            outcome = await self._executor.run(execution, submitted=submitted,
+                                               prefetched=prefetched)
         finally:
-            self.current_execution_id = None
+            del self.running[execution.id]
         log.info("execution %s: %s", execution.id, outcome)
         return outcome
+
+    @property
+    def current_execution_id(self) -> str | None:
+        return next(iter(self.running), None)
 
     async def run_burst(self) -> list[Outcome]:
         """Run jobs until the queue is empty (deterministic tests and batch runs)."""
@@ -189,15 +203,42 @@ class Worker:
     # ------------------------------------------------------------------ loops
 
     async def _producer_loop(self) -> None:
+        """Claim while there is room: one running job, plus `prefetch` more handed to ComfyUI
+        behind it once it holds the first, so the GPU never waits for our bookkeeping."""
+        tasks: set[asyncio.Task[Outcome]] = set()
         while not self._stopping.is_set():
-            try:
-                ran = await self.run_once()
-            except (StoreError, EngineError) as exc:
-                log.warning("worker step failed: %s", exc)
-                ran = None
-            if ran is None:
-                jitter = random.uniform(0.5, 1.5)
-                await self.signals.wait_for_work(self.config.poll_interval * jitter)
+            if self._has_room():
+                try:
+                    execution = await self._claim()
+                except (StoreError, EngineError) as exc:
+                    log.warning("worker step failed: %s", exc)
+                    execution = None
+                if execution is not None:
+                    prefetched = bool(self.running)
+                    task = asyncio.create_task(
+                        self._execute(execution, asyncio.Event(), prefetched=prefetched))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    continue
+            await self._wait_for_change(tasks)
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def _has_room(self) -> bool:
+        if len(self.running) > self.config.prefetch:
+            return False
+        return all(submitted.is_set() for submitted in self.running.values())
+
+    async def _wait_for_change(self, tasks: set[asyncio.Task[Outcome]]) -> None:
+        """Until a job ends, a running job is in ComfyUI's hands, or new work may be there."""
+        poll = self.config.poll_interval * random.uniform(0.5, 1.5)
+        work = asyncio.create_task(self.signals.wait_for_work(poll))
+        submissions = [asyncio.create_task(submitted.wait())
+                       for submitted in self.running.values() if not submitted.is_set()]
+        waiters: set[asyncio.Future[Any]] = {work, *submissions, *tasks}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (work, *submissions):
+            waiter.cancel()
 
     async def _heartbeat_loop(self) -> None:
         """Every second: is ComfyUI alive? Every heartbeat_interval: publish our state."""

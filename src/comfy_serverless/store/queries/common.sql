@@ -183,3 +183,8 @@ SELECT pg_notify(:channel, :payload);
 UPDATE executions SET priority = priority + 1
 WHERE status = 'queued' AND priority < 10
   AND submitted_at < :now - (priority - requested_priority + 1) * :aging_seconds;
+
+-- name: queued_above
+SELECT id FROM executions
+WHERE status = 'queued' AND priority > :priority AND (not_before IS NULL OR not_before <= :now)
+LIMIT 1;
