@@ -5,6 +5,7 @@ Every field is documented in docs/reference/configuration.md (a test keeps the t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -129,15 +130,20 @@ class Settings(BaseSettings):
         return self.resolved_data_dir() / "comfyui"
 
     def resolved_signing_secret(self) -> str:
-        """The URL-signing secret: configured, or made once and kept in the data folder."""
+        """The URL-signing secret: configured, or made once and kept in the data folder.
+
+        Written to a temporary file and linked into place, so that processes starting
+        together all read the same, complete secret.
+        """
         if self.signing_secret:
             return self.signing_secret
         secret_file = self.resolved_data_dir() / "signing-secret"
-        try:
-            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
+        if not secret_file.exists():
+            partial = secret_file.with_name(f"signing-secret.{os.getpid()}.partial")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(partial, secret_file)
+            partial.unlink()
         return secret_file.read_text().strip()
