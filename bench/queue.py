@@ -7,8 +7,9 @@
    as they can: each job is a claim (`… FOR UPDATE SKIP LOCKED` / `BEGIN IMMEDIATE`) and a
    guarded completion with its log entry. Prints claims plus completions per second.
 2. Dispatch latency: one real, idle worker (`Worker` with its producer loop, attached to a
-   protocol-faithful fake ComfyUI) and a submitter in another store connection. Each sample
-   is the time from the submit's commit to the fake ComfyUI receiving `POST /prompt`.
+   protocol-faithful fake ComfyUI in its own process, as ComfyUI is) and a submitter on
+   another store connection. Each sample is the time from the submit's start to ComfyUI
+   receiving `POST /prompt`, both read from CLOCK_MONOTONIC.
    The worker is woken by NOTIFY on PostgreSQL and by the in-process signal on SQLite.
 
 Targets: ≥ 1,000 jobs/s on PostgreSQL; dispatch p50 ≤ 5 ms, p99 ≤ 50 ms.
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +30,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+import httpx
 
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.engine.comfyui.supervisor import AttachedEngine
@@ -37,7 +41,6 @@ from comfy_serverless.store.records import NewExecution, ProgressSnapshot
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
 from comfy_serverless.worker.worker import Worker, WorkerConfig
-from tests.fakes.comfyui import FakeComfyUI, running_fake
 from tests.workflows import inverted_image
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -91,10 +94,29 @@ async def throughput(url: str, jobs: int, workers: int) -> float:
     return jobs / elapsed
 
 
-async def dispatch_latency(url: str, samples: int) -> list[float]:
+@asynccontextmanager
+async def fake_comfyui_process(folder: Path) -> AsyncIterator[str]:
+    """The fake ComfyUI in its own process, as a real ComfyUI would be."""
     port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.comfyui", str(port), str(folder / "engine"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(url + "/system_stats")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def dispatch_latency(url: str, samples: int) -> list[float]:
     with tempfile.TemporaryDirectory() as folder:
-        async with running_fake(Path(folder), port) as fake:
+        async with fake_comfyui_process(Path(folder)) as engine_url:
             worker_store = await Store.open(url)
             await worker_store.migrate()
             submit_store = worker_store if url.startswith("sqlite") else await Store.open(url)
@@ -102,10 +124,11 @@ async def dispatch_latency(url: str, samples: int) -> list[float]:
             await submit_store.create_api_key(key)
             config = WorkerConfig(worker_id="bench", spool_dir=Path(folder) / "spool",
                                   poll_interval=5.0)
-            worker = Worker(config, worker_store, AttachedEngine(f"http://127.0.0.1:{port}"),
+            worker = Worker(config, worker_store, AttachedEngine(engine_url),
                             LocalStorage(Path(folder) / "storage", UrlSigner("s")))
             await worker.start()
-            latencies = await _measure_dispatch(submit_store, worker, fake, key.id, samples)
+            latencies = await _measure_dispatch(submit_store, worker, engine_url, key.id,
+                                                samples)
             await worker.stop()
             if submit_store is not worker_store:
                 await submit_store.close()
@@ -113,21 +136,25 @@ async def dispatch_latency(url: str, samples: int) -> list[float]:
     return latencies
 
 
-async def _measure_dispatch(store: Store, worker: Worker, fake: FakeComfyUI, key_id: str,
+async def _measure_dispatch(store: Store, worker: Worker, engine_url: str, key_id: str,
                             samples: int) -> list[float]:
-    latencies = []
+    submitted_at: dict[str, float] = {}
     for _ in range(samples):
-        arrived = asyncio.Event()
-        fake.on_prompt = arrived.set
         execution = _execution(key_id)
         with worker.signals.watch_finish(execution.id) as finished:
-            started = time.perf_counter()
+            submitted_at[execution.id] = time.monotonic()
             await store.create_execution(execution)
             if store.dialect == "sqlite":
                 worker.signals.work_available()
-            await asyncio.wait_for(arrived.wait(), 10)
-            latencies.append(time.perf_counter() - started)
             await asyncio.wait_for(finished.wait(), 10)
+    async with httpx.AsyncClient() as http:
+        arrivals = (await http.get(engine_url + "/_arrivals")).json()
+    latencies = []
+    for execution_id, started in submitted_at.items():
+        record = await store.execution(execution_id)
+        assert record is not None
+        assert record.engine_prompt_id is not None
+        latencies.append(arrivals[record.engine_prompt_id] - started)
     return latencies
 
 

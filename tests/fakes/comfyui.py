@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class FakeComfyUI:
     running: str | None = None
     pending: list[str] = field(default_factory=list)
     on_prompt: Callable[[], None] | None = None  # called as each POST /prompt arrives
+    arrivals: dict[str, float] = field(default_factory=dict)  # prompt id → time.monotonic()
     _sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     _queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(
         default_factory=asyncio.Queue)
@@ -67,6 +69,7 @@ class FakeComfyUI:
         app.router.add_post("/queue", self._post_queue)
         app.router.add_get("/history/{prompt_id}", self._history)
         app.router.add_get("/view", self._view)
+        app.router.add_get("/_arrivals", self._arrivals)
         app.on_startup.append(self._start_runner)
         return app
 
@@ -93,6 +96,7 @@ class FakeComfyUI:
 
     async def _prompt(self, request: web.Request) -> web.Response:
         body = await request.json()
+        self.arrivals[body["prompt_id"]] = time.monotonic()
         if self.on_prompt is not None:
             self.on_prompt()
         if self.faults.prompt_status != 200:
@@ -118,6 +122,11 @@ class FakeComfyUI:
             if prompt_id in self.pending:
                 self.pending.remove(prompt_id)
         return web.Response()
+
+    async def _arrivals(self, request: web.Request) -> web.Response:
+        """Not ComfyUI's: when each prompt arrived (CLOCK_MONOTONIC, comparable across
+        processes on one machine), for benchmarks that run the fake in its own process."""
+        return web.json_response(self.arrivals)
 
     async def _history(self, request: web.Request) -> web.Response:
         prompt_id = request.match_info["prompt_id"]
@@ -209,3 +218,16 @@ async def running_fake(output_dir: Path, port: int) -> AsyncIterator[FakeComfyUI
         yield fake
     finally:
         await runner.cleanup()
+
+
+def main() -> None:
+    """Serve a fake ComfyUI in its own process: python -m tests.fakes.comfyui PORT FOLDER."""
+    import sys
+
+    port, folder = int(sys.argv[1]), Path(sys.argv[2])
+    folder.mkdir(parents=True, exist_ok=True)
+    web.run_app(FakeComfyUI(folder).app(), host="127.0.0.1", port=port, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ there, once, into StoreError / StoreConflict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +31,10 @@ class Session(Protocol):
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]: ...
 
     async def execute(self, sql: str, params: Params | None = None) -> int: ...
+
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        """One statement for many parameter sets (pipelined where the driver can)."""
+        ...
 
     async def execute_script(self, sql: str) -> None: ...
 

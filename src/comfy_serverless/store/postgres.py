@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -65,6 +65,13 @@ class _PostgresSession:
             status = await self._executor.execute(query, *args)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
+
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        if not rows:
+            return
+        query, names = _to_positional(sql)
+        with _translate_postgres_errors():
+            await self._executor.executemany(query, [[row[n] for n in names] for row in rows])
 
     async def execute_script(self, sql: str) -> None:
         with _translate_postgres_errors():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,6 +91,10 @@ class _SqliteSession:
         return await _with_retry(
             lambda: self._connection.execute(sql, dict(params or {})).rowcount)
 
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        if rows:
+            await _with_retry(lambda: self._connection.executemany(sql, [dict(r) for r in rows]))
+
     async def execute_script(self, sql: str) -> None:
         # Not executescript(): it would COMMIT an open transaction first.
         for statement in _split_statements(sql):
@@ -137,6 +141,10 @@ class SqliteConnector:
     async def execute(self, sql: str, params: Params | None = None) -> int:
         async with self._write_lock:
             return await self._writer.execute(sql, params)
+
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        async with self._write_lock:
+            await self._writer.execute_many(sql, rows)
 
     async def execute_script(self, sql: str) -> None:
         async with self._write_lock:

@@ -30,7 +30,7 @@ from comfy_serverless.store.records import (
 
 __all__ = ["CANCEL_CHANNEL", "WORK_CHANNEL", "Store"]
 
-WORK_CHANNEL = "comfy_serverless_work"
+WORK_CHANNEL = "comfy_serverless_work"  # also named in migration 0004's trigger
 CANCEL_CHANNEL = "comfy_serverless_cancel"
 
 
@@ -94,14 +94,8 @@ class Store:
         await tx.fetch_one(self._sql["notify"], {"channel": channel, "payload": payload})
 
     async def create_execution(self, execution: NewExecution) -> None:
-        async with self._db.transaction() as tx:
-            await tx.execute(self._sql["insert_execution"], execution.params())
-            await self._notify(tx, WORK_CHANNEL, execution.id)
-            await tx.execute(
-                self._sql["insert_event"],
-                _event_params(execution.id, LogEntry(
-                    execution.submitted_at, "execution_queued", None, "Workflow queued")),
-            )
+        """One statement: a trigger logs `execution_queued` and (PostgreSQL) wakes workers."""
+        await self._db.execute(self._sql["insert_execution"], execution.params())
 
     async def execution_for_key(self, execution_id: str, api_key_id: str) -> ExecutionRecord | None:
         row = await self._db.fetch_one(
@@ -177,13 +171,19 @@ class Store:
 
     # ------------------------------------------------------------------ worker side
 
-    async def claim_next(self, worker_id: str, lease_seconds: float) -> ExecutionRecord | None:
+    async def claim_next(
+        self, worker_id: str, lease_seconds: float, *, engine_prompt_id: str | None = None,
+        resource_allocation: dict[str, Any] | None = None,
+    ) -> ExecutionRecord | None:
         """One statement, atomic on its own: the row lock (PostgreSQL) or the write lock
-        (SQLite) is taken and released within it, so no transaction round trips are needed."""
+        (SQLite) is taken and released within it, so no transaction round trips are needed.
+        The worker may name the ComfyUI prompt id it will use, saving a write later."""
         now = time.time()
         row = await self._db.fetch_one(
             self._sql["claim_next"],
-            {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds},
+            {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
+             "engine_prompt_id": engine_prompt_id,
+             "resource_allocation": _dumps(resource_allocation)},
         )
         return ExecutionRecord.from_row(row) if row else None
 
@@ -243,17 +243,16 @@ class Store:
         log: Sequence[LogEntry] = (),
     ) -> bool:
         """Record outputs and completion in one transaction; False if the lease was lost."""
+        params = {**lease.params(), "now": time.time(), "gpu_time": gpu_time,
+                  "current_step": final.current_step, "total_steps": final.total_steps}
+        if not outputs and not log:
+            return await self._db.execute(self._sql["complete_execution"], params) == 1
         try:
             async with self._db.transaction() as tx:
-                changed = await tx.execute(
-                    self._sql["complete_execution"],
-                    {**lease.params(), "now": time.time(), "gpu_time": gpu_time,
-                     "current_step": final.current_step, "total_steps": final.total_steps},
-                )
-                if changed != 1:
+                if await tx.execute(self._sql["complete_execution"], params) != 1:
                     raise _LeaseLost
-                for output in outputs:
-                    await tx.execute(self._sql["insert_output"], output.params())
+                await tx.execute_many(self._sql["insert_output"],
+                                      [output.params() for output in outputs])
                 await self._insert_events(tx, lease.execution_id, log)
         except _LeaseLost:
             return False
@@ -316,8 +315,8 @@ class Store:
     async def _insert_events(
         self, tx: Session, execution_id: str, log: Sequence[LogEntry]
     ) -> None:
-        for entry in log:
-            await tx.execute(self._sql["insert_event"], _event_params(execution_id, entry))
+        await tx.execute_many(self._sql["insert_event"],
+                              [_event_params(execution_id, entry) for entry in log])
 
     # ------------------------------------------------------------------ workers and catalogs
 

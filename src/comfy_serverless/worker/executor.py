@@ -137,9 +137,13 @@ class Executor:
             self._signals.finished(execution.id)
         return outcome
 
+    def claim_allocation(self, prompt_id: str) -> dict[str, Any]:
+        """What a claim records for the prompt this executor will submit."""
+        return {**self.resource_allocation, "engine_prompt_id": prompt_id}
+
     def _context_for(self, execution: ExecutionRecord, cancel_event: asyncio.Event
                      ) -> ExecutionContext:
-        prompt_id = str(uuid.uuid4())
+        prompt_id = execution.engine_prompt_id or str(uuid.uuid4())
         timeout = execution.options.get("execution_config", {}).get("timeout")
         now = time.time()
         return ExecutionContext(
@@ -170,8 +174,8 @@ class Executor:
             await self._housekeeping(context)
 
     async def _submit(self, context: ExecutionContext) -> None:
-        allocation = {**self.resource_allocation, "engine_prompt_id": context.prompt_id}
-        if not await self._store.set_engine_prompt(context.lease, context.prompt_id, allocation):
+        if context.execution.engine_prompt_id is None and not await self._store.set_engine_prompt(
+                context.lease, context.prompt_id, self.claim_allocation(context.prompt_id)):
             raise _Stop("lost")
         try:
             # Events sent before our WebSocket is up would be lost: never submit without it.

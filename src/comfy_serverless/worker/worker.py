@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,11 @@ class Worker:
         return await self._execute(execution, asyncio.Event(), prefetched=False)
 
     async def _claim(self) -> ExecutionRecord | None:
-        execution = await self._store.claim_next(self.config.worker_id, self.config.lease_seconds)
+        assert self._executor is not None, "prepare() first"
+        prompt_id = str(uuid.uuid4())
+        execution = await self._store.claim_next(
+            self.config.worker_id, self.config.lease_seconds, engine_prompt_id=prompt_id,
+            resource_allocation=self._executor.claim_allocation(prompt_id))
         if execution is not None and not self.running and await self._engine.ensure_running():
             await self._refresh_system_stats()
             await self.publish_catalog()

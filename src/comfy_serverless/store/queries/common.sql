@@ -39,7 +39,8 @@ UPDATE executions
 SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
     lease_expires_at = :lease_expires_at, attempt = attempt + 1, started_at = :now,
     progress = 0, current_node = NULL, current_node_id = NULL, current_step = NULL,
-    total_steps = NULL, completed_nodes = 0, engine_prompt_id = NULL
+    total_steps = NULL, completed_nodes = 0, engine_prompt_id = :engine_prompt_id,
+    resource_allocation = :resource_allocation
 WHERE id = (
     SELECT id FROM executions
     WHERE status = 'queued' AND (not_before IS NULL OR not_before <= :now)
