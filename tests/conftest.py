@@ -76,8 +76,11 @@ def engine_layout() -> EngineLayout:
 def service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[LocalService]:
     data_dir = tmp_path_factory.mktemp("service-data")
-    with LocalService.start(data_dir, engine_layout.root,
-                            extra_env={"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1"}) as running:
+    env = {"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
+           "COMFY_SERVERLESS_WEBHOOK_REQUIRE_HTTPS": "false",
+           "COMFY_SERVERLESS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+           "COMFY_SERVERLESS_WEBHOOK_BACKOFF_SECONDS": "0.1"}
+    with LocalService.start(data_dir, engine_layout.root, extra_env=env) as running:
         yield running
 
 

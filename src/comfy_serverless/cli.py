@@ -30,10 +30,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.embedded_worker and not settings.comfyui_url:
         install_engine(EngineLayout(settings.engine_dir))
+    settings = settings.model_copy(update={"host": args.host or settings.host,
+                                           "port": args.port or settings.port})
     asyncio.run(_migrate(settings))
     app = create_app(settings)
-    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
-                log_level="info", access_log=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
+                access_log=False)
     return 0
 
 

@@ -77,5 +77,6 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         shutdown_grace=settings.shutdown_grace,
         prefetch=settings.prefetch,
         watchdog_timeout=settings.watchdog_timeout,
+        progress_event_interval=settings.webhook_progress_interval,
     )
     return Worker(config, services.store, engine, services.storage, services.signals)

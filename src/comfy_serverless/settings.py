@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from comfy_serverless.validation.rules import ValidationRules
+from comfy_serverless.webhooks.ssrf import WebhookPolicy
 
 __all__ = ["Settings"]
 
@@ -69,6 +70,15 @@ class Settings(BaseSettings):
     prefetch: int = 1
     catalog_refresh_interval: float = 60.0
 
+    # --- webhooks ---
+    webhook_dispatcher: bool = True
+    webhook_require_https: bool = True
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+    webhook_max_retries: int = 3
+    webhook_backoff_seconds: float = 2.0
+    webhook_timeout: float = 10.0
+    webhook_progress_interval: float = 1.0
+
     # --- outputs ---
     signing_secret: str | None = None
     signed_url_ttl: int = 8 * 3600
@@ -110,6 +120,14 @@ class Settings(BaseSettings):
             custom_nodes_require_verification=self.custom_nodes_require_verification,
             verified_node_packs=tuple(self.verified_node_packs),
         )
+
+    def webhook_policy(self) -> WebhookPolicy:
+        return WebhookPolicy(require_https=self.webhook_require_https,
+                             allowed_networks=tuple(self.webhook_allowed_networks))
+
+    def base_url(self) -> str:
+        """Where clients reach this API: public_base_url, else the address `serve` binds."""
+        return self.public_base_url or f"http://{self.host}:{self.port}"
 
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser().resolve()

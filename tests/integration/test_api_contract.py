@@ -178,3 +178,25 @@ async def test_an_unavailable_store_answers_503_with_retry_after(
     assert response.status_code == 503
     _assert_error_shape(response.json(), "STORE_UNAVAILABLE")
     assert response.headers["retry-after"] == "5"
+
+
+REFUSED_WEBHOOK_URLS = [  # all refused by the validator; none is ever contacted
+    "https://10.0.0.7/hook",  # refused: private
+    "https://localhost/hook",  # refused: loopback
+    "http://203.0.113.9/hook",  # refused: not https
+    "https://[fd00::1]/hook",  # refused: unique local
+]
+
+
+@pytest.mark.parametrize("url", REFUSED_WEBHOOK_URLS)
+async def test_an_internal_or_plain_webhook_url_is_refused_at_submit(
+    app_client: httpx.AsyncClient, url: str,
+) -> None:
+    """The validator refuses these before any connection is attempted."""
+    response = await app_client.post("/v1/workflows/execute", json={
+        "workflow": inverted_image(1), "notification_config": {"webhook_url": url}})
+    assert response.status_code == 400
+    _assert_error_shape(response.json(), "INVALID_WEBHOOK_URL")
+    header = await app_client.post("/v1/workflows/execute", json={"workflow": inverted_image(1)},
+                                   headers={"X-Webhook-URL": url})
+    assert header.status_code == 400

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import random
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from aiohttp import web
 
 from comfy_serverless.storage.signing import UrlSigner
-from comfy_serverless.testing import LocalService
+from comfy_serverless.testing import LocalService, free_port
 from tests.helpers import (
     status_of,
     submit,
@@ -24,6 +27,31 @@ from tests.helpers import (
 from tests.workflows import inverted_image, tiny_sd15
 
 pytestmark = pytest.mark.comfyui
+
+
+@pytest.fixture
+async def webhook_receiver() -> AsyncIterator[list[dict[str, Any]]]:
+    received: list[dict[str, Any]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append(json.loads(await request.read()))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    received.append({"_port": port})
+    yield received
+    await runner.cleanup()
+
+
+@pytest.fixture
+def webhook_url(webhook_receiver: list[dict[str, Any]]) -> str:
+    port = webhook_receiver.pop(0)["_port"]
+    return f"http://127.0.0.1:{port}/hook"
 
 
 def _seed() -> int:
@@ -37,17 +65,19 @@ async def _comfyui_queue(service: LocalService) -> dict[str, Any]:
 
 
 async def test_tiny_sd15_reports_progress_then_downloads_its_png(
-    api: httpx.AsyncClient, service: LocalService
+    api: httpx.AsyncClient, service: LocalService, webhook_receiver: list[dict[str, Any]],
+    webhook_url: str,
 ) -> None:
     response = await api.post("/v1/workflows/execute", json={
         "workflow": {"nodes": tiny_sd15(_seed(), steps=20), "metadata": {"title": "tiny"}},
-        "notification_config": {"webhook_url": "https://example.invalid/hook"},
+        "notification_config": {"webhook_url": webhook_url, "webhook_secret": "s3cret",
+                                "include_progress": True},
     })
     assert response.status_code == 202
     accepted = response.json()
     assert accepted["status"] == "accepted"
     assert accepted["queue_position"] >= 1
-    assert accepted["webhook_url"] == "https://example.invalid/hook"
+    assert accepted["webhook_url"] == webhook_url
     execution_id = accepted["execution_id"]
     assert accepted["status_url"] == f"/v1/workflows/{execution_id}/status"
     assert accepted["cancel_url"] == f"/v1/workflows/{execution_id}/cancel"
@@ -108,6 +138,8 @@ async def test_tiny_sd15_reports_progress_then_downloads_its_png(
         assert tampered.status_code == 403
         assert tampered.json()["error_code"] == "SIGNED_URL_INVALID"
 
+        await _check_webhooks(api, execution_id, webhook_receiver, download.content)
+
         parts = urlsplit(url)
         key = parts.path.removeprefix("/files/")
         secret = (service.data_dir / "signing-secret").read_text().strip()
@@ -117,6 +149,27 @@ async def test_tiny_sd15_reports_progress_then_downloads_its_png(
         assert expired.status_code == 403
         assert expired.json()["details"]["reason"] == "expired"
         assert parse_qs(parts.query)["expires"][0] != str(past)
+
+
+async def _check_webhooks(api: httpx.AsyncClient, execution_id: str,
+                          received: list[dict[str, Any]], png: bytes) -> None:
+    async def terminal_event() -> bool:
+        return any(e["event_type"] == "execution.completed" for e in received)
+
+    await wait_for(terminal_event, timeout=30, what="the execution.completed webhook")
+    mine = [e for e in received if e["execution_id"] == execution_id]
+    kinds = [e["event_type"] for e in mine]
+    assert kinds[0] == "execution.started"
+    assert kinds[-1] == "execution.completed"
+    progress = [e["data"] for e in mine if e["event_type"] == "execution.progress"]
+    assert progress, "include_progress sends progress events"
+    assert [p["progress"] for p in progress] == sorted(p["progress"] for p in progress)
+    [url] = mine[-1]["data"]["results"]["output_urls"]
+    async with httpx.AsyncClient() as browser:
+        assert (await browser.get(url)).content == png
+    log = (await api.get(f"/v1/workflows/{execution_id}/webhooks")).json()
+    assert {e["status"] for e in log["events"]} == {"delivered"}
+    assert all(e["deliveries"][0]["status_code"] == 200 for e in log["events"])
 
 
 async def test_base64_results_carry_the_file(api: httpx.AsyncClient) -> None:

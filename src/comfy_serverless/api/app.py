@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from comfy_serverless.api.errors import error_response, install_error_handlers
-from comfy_serverless.api.routes import errors_pages, files, health, workflows
+from comfy_serverless.api.routes import errors_pages, files, health, webhooks, workflows
 from comfy_serverless.queue.rescuer import Rescuer
-from comfy_serverless.services import build_engine, build_worker, open_services
+from comfy_serverless.services import Services, build_engine, build_worker, open_services
 from comfy_serverless.settings import Settings
+from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
 from comfy_serverless.worker.worker import Worker
 
 __all__ = ["create_app"]
@@ -32,6 +33,9 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
             rescuer = Rescuer(services.store, interval=settings.rescue_interval,
                           aging_seconds=settings.priority_aging_seconds)
             rescuer.start()
+            dispatcher = _dispatcher(settings, services) if settings.webhook_dispatcher else None
+            if dispatcher is not None:
+                dispatcher.start()
             worker: Worker | None = None
             if run_worker:
                 worker = build_worker(services, build_engine(settings))
@@ -42,6 +46,8 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
             finally:
                 if worker is not None:
                     await worker.stop()
+                if dispatcher is not None:
+                    await dispatcher.stop()
                 await rescuer.stop()
 
     app = FastAPI(
@@ -56,7 +62,15 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.include_router(files.router)
     app.include_router(health.router)
     app.include_router(errors_pages.router)
+    app.include_router(webhooks.router)
     return app
+
+
+def _dispatcher(settings: Settings, services: Services) -> WebhookDispatcher:
+    return WebhookDispatcher(services.store, services.storage, DispatcherConfig(
+        policy=settings.webhook_policy(), base_url=settings.base_url(),
+        signed_url_ttl=settings.signed_url_ttl, backoff_seconds=settings.webhook_backoff_seconds,
+        timeout=settings.webhook_timeout))
 
 
 class _BodySizeLimit:

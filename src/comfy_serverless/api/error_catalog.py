@@ -30,6 +30,11 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "beyond the service's input limits.",
              "Each entry of details.validation_errors and details.invalid_connections names the "
              "node and carries a suggestion; details.missing_nodes names node classes to add."),
+    ErrorDoc("INVALID_WEBHOOK_URL", 400,
+             "A webhook URL that is not https (unless configured otherwise) or whose host "
+             "resolves to a private, loopback or link-local address that is not allowlisted. "
+             "It is refused without any connection to it.",
+             "Use a public https URL."),
     ErrorDoc("UNAUTHORIZED", 401,
              "No Authorization header, one that is not 'Bearer {api_key}', or an unknown or "
              "revoked key.",
@@ -43,6 +48,8 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "revealed).",
              "Check the id and the key that submitted it."),
     ErrorDoc("NOT_FOUND", 404, "No such route.", "Check the path and the API version."),
+    ErrorDoc("WEBHOOK_EVENT_NOT_FOUND", 404, "No such webhook event for this execution.",
+             "List the execution's events: GET /v1/workflows/{id}/webhooks."),
     ErrorDoc("OUTPUT_NOT_FOUND", 404,
              "The stored file behind a valid download URL no longer exists.",
              "The output was removed; run the workflow again."),
@@ -55,6 +62,9 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "Results of an execution that failed or was cancelled; details carry the failure "
              "(error_type, failed_node) and retry_info.",
              "Fix what details name and submit again."),
+    ErrorDoc("WEBHOOK_EVENT_PENDING", 409,
+             "Redelivery of an event that is still waiting for, or in, a delivery attempt.",
+             "Wait until the event is delivered or failed."),
     ErrorDoc("PAYLOAD_TOO_LARGE", 413,
              "A request body above max_request_bytes, or base64 results above base64_max_bytes.",
              "Send a smaller body; fetch large results with download_format=urls."),

@@ -16,8 +16,16 @@ from comfy_serverless.validation.overrides import apply_overrides
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow, workflow_signature
+from comfy_serverless.webhooks.ssrf import UnsafeDestination, check_destination
 
-__all__ = ["FeatureUnavailable", "Submission", "new_execution", "new_execution_id"]
+__all__ = [
+    "FeatureUnavailable",
+    "InvalidWebhookUrl",
+    "Submission",
+    "check_webhook_url",
+    "new_execution",
+    "new_execution_id",
+]
 
 
 class FeatureUnavailable(ApiError):
@@ -72,6 +80,22 @@ def _timeout(request: ExecuteRequest, rules: ValidationRules) -> int:
     return asked or rules.max_execution_time
 
 
+class InvalidWebhookUrl(ApiError):
+    status_code = 400
+    error_code = "INVALID_WEBHOOK_URL"
+
+
+async def check_webhook_url(url: str | None, settings: Settings) -> None:
+    """Refuse, before any connection, a webhook URL that is not https or that resolves to an
+    internal address (unless allowlisted)."""
+    if url is None:
+        return
+    try:
+        await check_destination(url, settings.webhook_policy())
+    except UnsafeDestination as exc:
+        raise InvalidWebhookUrl(f"Webhook URL refused: {exc}", {"webhook_url": url}) from exc
+
+
 def new_execution(
     request: ExecuteRequest,
     key: ApiKeyRecord,
@@ -107,5 +131,7 @@ def new_execution(
         submitted_at=time.time(),
         max_attempts=1 + retries,
         total_nodes=len(graph),
+        webhook_secret=request.notification_config.webhook_secret,
+        webhook_max_retries=settings.webhook_max_retries,
     )
     return Submission(execution, validated.warnings)

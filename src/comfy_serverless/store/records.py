@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from comfy_serverless.store.connector import Row
@@ -17,6 +17,8 @@ __all__ = [
     "NewExecution",
     "OutputRecord",
     "ProgressSnapshot",
+    "WebhookDelivery",
+    "WebhookEvent",
     "WorkerState",
 ]
 
@@ -59,6 +61,8 @@ class NewExecution:
     submitted_at: float
     max_attempts: int
     total_nodes: int
+    webhook_secret: str | None = None
+    webhook_max_retries: int = 3
 
     def params(self) -> dict[str, Any]:
         values = {field.name: getattr(self, field.name) for field in fields(self)}
@@ -114,6 +118,8 @@ class ExecutionRecord:
     error: dict[str, Any] | None
     cancel_reason: str | None
     requested_priority: int | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_max_retries: int | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> ExecutionRecord:
@@ -201,3 +207,40 @@ class WorkerState:
     gpu_type: str | None
     system_stats: dict[str, Any] | None
     current_execution_id: str | None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    seq: int
+    id: str
+    execution_id: str | None
+    url: str
+    event_type: str
+    data: dict[str, Any] | None
+    payload: str | None
+    created_at: float
+    status: str
+    attempts: int
+    max_retries: int
+    next_attempt_at: float
+    lease_owner: str | None
+    lease_expires_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> WebhookEvent:
+        return cls(**{**row, "data": _json_or_none(row["data"])})
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: int
+    event_id: str
+    attempt: int
+    at: float
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> WebhookDelivery:
+        return cls(**row)

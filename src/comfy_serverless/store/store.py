@@ -27,6 +27,7 @@ from comfy_serverless.store.records import (
     ProgressSnapshot,
     WorkerState,
 )
+from comfy_serverless.store.webhooks import WebhookOutbox
 
 __all__ = ["CANCEL_CHANNEL", "WORK_CHANNEL", "Store"]
 
@@ -46,6 +47,7 @@ class Store:
     def __init__(self, connector: Connector) -> None:
         self._db = connector
         self._sql = load_queries(connector.dialect)
+        self.webhooks = WebhookOutbox(connector, self._sql)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:
@@ -215,8 +217,10 @@ class Store:
         return changed == 1
 
     async def record_progress(
-        self, lease: Lease, snapshot: ProgressSnapshot, log: Sequence[LogEntry] = ()
+        self, lease: Lease, snapshot: ProgressSnapshot, log: Sequence[LogEntry] = (),
+        *, webhook: dict[str, Any] | None = None,
     ) -> bool:
+        """Write progress (and, when given, an `execution.progress` webhook event) at once."""
         async with self._db.transaction() as tx:
             changed = await tx.execute(
                 self._sql["record_progress"],
@@ -228,6 +232,9 @@ class Store:
             )
             if changed:
                 await self._insert_events(tx, lease.execution_id, log)
+                if webhook is not None:
+                    await self.webhooks.add_event(tx, lease.execution_id,
+                                                  "execution.progress", webhook)
         return changed == 1
 
     async def append_log(self, execution_id: str, log: Sequence[LogEntry]) -> None:

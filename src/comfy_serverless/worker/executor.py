@@ -32,7 +32,7 @@ from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
 from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
 from comfy_serverless.queue.retry import retry_delay
-from comfy_serverless.store.records import ExecutionRecord, Lease, LogEntry
+from comfy_serverless.store.records import ExecutionRecord, Lease, LogEntry, ProgressSnapshot
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
 from comfy_serverless.worker.outputs import OutputCollector, files_in_history
@@ -60,6 +60,7 @@ class ExecutorConfig:
     # A prompt still pending this long after submission, while ComfyUI runs nothing, means
     # its prompt worker has stopped: the watchdog restarts ComfyUI and retries the job.
     watchdog_timeout: float = 60.0
+    progress_event_interval: float = 1.0
 
 
 class _Stop(Exception):
@@ -84,6 +85,8 @@ class ExecutionContext:
     last_event_at: float = 0.0
     submitted_at: float = 0.0
     prefetched: bool = False
+    last_progress_event: float = 0.0
+    progress_nodes_sent: int = 0
 
     @property
     def lease(self) -> Lease:
@@ -211,8 +214,10 @@ class Executor:
             raise _Stop("handed_back")
         if now - context.last_progress_write >= self._config.progress_write_interval:
             context.last_progress_write = now
+            snapshot = context.tracker.snapshot()
             if not await self._store.record_progress(
-                context.lease, context.tracker.snapshot(), context.tracker.drain_log()
+                context.lease, snapshot, context.tracker.drain_log(),
+                webhook=self._progress_event(context, snapshot, now),
             ):
                 await self._stop_engine_work(context, "cancelled")
         if now - context.last_lease_renewal >= self._config.heartbeat_interval:
@@ -237,6 +242,23 @@ class Executor:
             context.last_cancel_poll = now
             if not await self._store.still_owns(context.lease):
                 await self._stop_engine_work(context, "cancelled")
+
+    def _progress_event(self, context: ExecutionContext, snapshot: ProgressSnapshot,
+                        now: float) -> dict[str, Any] | None:
+        """An `execution.progress` webhook, when asked for: at most one per
+        webhook_progress_interval, plus one whenever a node completes."""
+        wanted = context.execution.options.get("notification_config", {}).get("include_progress")
+        if not wanted or context.execution.webhook_url is None:
+            return None
+        node_done = snapshot.completed_nodes > context.progress_nodes_sent
+        recent = now - context.last_progress_event < self._config.progress_event_interval
+        if recent and not node_done:
+            return None
+        context.last_progress_event, context.progress_nodes_sent = now, snapshot.completed_nodes
+        return {"progress": snapshot.progress, "current_node": snapshot.current_node,
+                "current_step": snapshot.current_step, "total_steps": snapshot.total_steps,
+                "completed_nodes": snapshot.completed_nodes,
+                "total_nodes": context.tracker.total_nodes}
 
     async def _yield_to_urgent_work(self, context: ExecutionContext, now: float) -> None:
         """A prefetched prompt waits in ComfyUI's queue; if a more urgent execution has

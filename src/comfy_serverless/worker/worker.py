@@ -50,6 +50,7 @@ class WorkerConfig:
     progress_write_interval: float = 0.25
     silence_check_interval: float = 5.0
     watchdog_timeout: float = 60.0
+    progress_event_interval: float = 1.0
     catalog_refresh_interval: float = 60.0
     shutdown_grace: float = 30.0
     prefetch: int = 1
@@ -63,6 +64,7 @@ class WorkerConfig:
             progress_write_interval=self.progress_write_interval,
             silence_check_interval=self.silence_check_interval,
             watchdog_timeout=self.watchdog_timeout,
+            progress_event_interval=self.progress_event_interval,
         )
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
-from comfy_serverless.executions.submission import new_execution
+from comfy_serverless.executions.submission import check_webhook_url, new_execution
 from comfy_serverless.executions.views import (
     accepted_view,
     cancelled_view,
@@ -60,6 +60,7 @@ async def execute(
 ) -> JSONResponse:
     submission = new_execution(body, key, services.settings, await services.catalogs.current(),
                                webhook_header=x_webhook_url, client_id=x_client_id)
+    await check_webhook_url(submission.execution.webhook_url, services.settings)
     execution = submission.execution
     await services.store.create_execution(execution)
     services.signals.work_available()

@@ -16,10 +16,12 @@ UPDATE api_keys SET last_used_at = :now WHERE id = :id;
 -- name: insert_execution
 INSERT INTO executions (
     id, api_key_id, status, priority, requested_priority, workflow, options, signature,
-    webhook_url, client_id, submitted_at, max_attempts, total_nodes
+    webhook_url, webhook_secret, webhook_max_retries, client_id, submitted_at, max_attempts,
+    total_nodes
 ) VALUES (
     :id, :api_key_id, 'queued', :priority, :priority, :workflow, :options, :signature,
-    :webhook_url, :client_id, :submitted_at, :max_attempts, :total_nodes
+    :webhook_url, :webhook_secret, :webhook_max_retries, :client_id, :submitted_at,
+    :max_attempts, :total_nodes
 );
 
 -- name: execution_for_key
@@ -189,3 +191,61 @@ WHERE status = 'queued' AND priority < 10
 SELECT id FROM executions
 WHERE status = 'queued' AND priority > :priority AND (not_before IS NULL OR not_before <= :now)
 LIMIT 1;
+
+-- name: claim_webhook_events
+-- Due events, oldest first, never one whose execution has an earlier event still undelivered:
+-- each execution's events arrive in order.
+UPDATE webhook_events
+SET status = 'delivering', lease_owner = :owner, lease_expires_at = :lease_expires_at
+WHERE id IN (
+    SELECT e.id FROM webhook_events e
+    WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= :now
+      AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_events earlier
+          WHERE earlier.execution_id = e.execution_id AND earlier.seq < e.seq
+            AND earlier.status IN ('pending', 'delivering'))
+    ORDER BY e.next_attempt_at, e.seq
+    LIMIT :limit
+    {{row_lock}}
+)
+RETURNING *;
+
+-- name: webhook_context
+SELECT w.*, x.webhook_secret AS secret FROM webhook_events w
+LEFT JOIN executions x ON x.id = w.execution_id
+WHERE w.id = :id;
+
+-- name: set_webhook_payload
+UPDATE webhook_events SET payload = :payload WHERE id = :id AND payload IS NULL;
+
+-- name: insert_delivery
+INSERT INTO webhook_deliveries (event_id, attempt, at, status_code, latency_ms, error)
+VALUES (:event_id, :attempt, :at, :status_code, :latency_ms, :error);
+
+-- name: webhook_attempted
+UPDATE webhook_events
+SET status = :status, attempts = :attempts, next_attempt_at = :next_attempt_at,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_owner = :owner;
+
+-- name: webhook_events_for_execution
+SELECT * FROM webhook_events WHERE execution_id = :execution_id ORDER BY seq;
+
+-- name: webhook_deliveries_for_execution
+SELECT d.* FROM webhook_deliveries d
+JOIN webhook_events e ON e.id = d.event_id
+WHERE e.execution_id = :execution_id ORDER BY d.id;
+
+-- name: redeliver_webhook
+UPDATE webhook_events
+SET status = 'pending', next_attempt_at = :now, max_retries = attempts + :extra_attempts,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :id AND execution_id = :execution_id AND status IN ('delivered', 'failed');
+
+-- name: insert_webhook_event
+INSERT INTO webhook_events (id, execution_id, url, event_type, data, created_at, max_retries,
+                            next_attempt_at)
+SELECT :id, x.id, x.webhook_url, :event_type, :data, :now,
+       COALESCE(x.webhook_max_retries, 3), :now
+FROM executions x WHERE x.id = :execution_id AND x.webhook_url IS NOT NULL;

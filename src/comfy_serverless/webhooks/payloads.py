@@ -1,0 +1,58 @@
+"""The spec's webhook payload (§4.2) for each event type, from the execution's record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from comfy_serverless.store.records import ExecutionRecord, OutputRecord, WebhookEvent
+from comfy_serverless.timefmt import utc_iso
+
+__all__ = ["event_body", "event_data"]
+
+
+def _completed(execution: ExecutionRecord, outputs: list[OutputRecord],
+               url_for: Callable[[OutputRecord], str]) -> dict[str, Any]:
+    started = execution.started_at or execution.submitted_at
+    finished = execution.finished_at or started
+    final = [output for output in outputs if not output.intermediate]
+    return {
+        "status": "completed",
+        "execution_time": round(finished - started, 3),
+        "results": {"output_count": len(final), "output_urls": [url_for(o) for o in final]},
+        "metrics": {"gpu_time": execution.gpu_time,
+                    "queue_time": round(started - execution.submitted_at, 3)},
+    }
+
+
+def event_data(event: WebhookEvent, execution: ExecutionRecord, outputs: list[OutputRecord],
+               url_for: Callable[[OutputRecord], str]) -> dict[str, Any]:
+    match event.event_type:
+        case "execution.started":
+            return {"status": "processing", "attempt": execution.attempt,
+                    "started_at": utc_iso(execution.started_at),
+                    "worker_id": execution.worker_id}
+        case "execution.progress":
+            return {"status": "processing", **(event.data or {})}
+        case "execution.completed":
+            return _completed(execution, outputs, url_for)
+        case "execution.failed":
+            return {"status": "failed", "error": execution.error}
+        case "execution.cancelled":
+            return {"status": "cancelled", "reason": execution.cancel_reason,
+                    "cancelled_at": utc_iso(execution.finished_at),
+                    "completed_nodes": execution.completed_nodes,
+                    "total_nodes": execution.total_nodes}
+    return dict(event.data or {})
+
+
+def event_body(event: WebhookEvent, data: Any, attempt: int) -> dict[str, Any]:
+    return {
+        "event_type": event.event_type,
+        "event_id": event.id,
+        "timestamp": utc_iso(event.created_at),
+        "execution_id": event.execution_id,
+        "data": data,
+        "delivery_attempt": attempt,
+        "max_retries": event.max_retries,
+    }

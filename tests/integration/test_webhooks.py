@@ -1,0 +1,243 @@
+"""Webhooks end to end on SQLite and PostgreSQL: outbox rows written by state changes, a real
+dispatcher, and a receiver on loopback that verifies every delivery two ways."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from standardwebhooks import Webhook
+
+from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.storage.local import LocalStorage
+from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.records import NewExecution, ProgressSnapshot
+from comfy_serverless.store.store import Store
+from comfy_serverless.testing import free_port
+from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
+from comfy_serverless.webhooks.ssrf import UnsafeDestination, WebhookPolicy, check_destination
+from tests.helpers import wait_for
+from tests.workflows import inverted_image
+
+SECRET = "whsec_" + base64.b64encode(b"a-32-byte-secret-for-the-tests!!").decode()
+LOOPBACK = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",))
+
+
+def verify_webhook_signature(payload: str, signature: str, secret: str) -> bool:
+    expected_signature = hmac.new(
+        secret.encode(),
+        payload.encode(),
+        hashlib.sha256
+    ).hexdigest()
+    return hmac.compare_digest(f"sha256={expected_signature}", signature)
+
+
+@dataclass
+class Receiver:
+    url: str
+    answers: list[int] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    verified: list[bool] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        spec_ok = verify_webhook_signature(raw.decode(), request.headers["X-Webhook-Signature"],
+                                           SECRET)
+        Webhook(SECRET).verify(raw, dict(request.headers))
+        self.verified.append(spec_ok)
+        status = self.answers.pop(0) if self.answers else 200
+        if status == 200:
+            self.received.append(json.loads(raw))
+        return web.Response(status=status)
+
+    def types_for(self, execution_id: str) -> list[str]:
+        return [e["event_type"] for e in self.received if e["execution_id"] == execution_id]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    port = free_port()
+    receiver = Receiver(f"http://127.0.0.1:{port}/hook")
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield receiver
+    await runner.cleanup()
+
+
+def dispatcher_for(store: Store, tmp_path: Path) -> WebhookDispatcher:
+    storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
+    config = DispatcherConfig(policy=LOOPBACK, base_url="http://127.0.0.1:8000",
+                              signed_url_ttl=3600, backoff_seconds=0.05, poll_interval=0.02)
+    return WebhookDispatcher(store, storage, config)
+
+
+async def _execution(store: Store, url: str, *, secret: str | None = SECRET,
+                     max_retries: int = 3) -> str:
+    key = issue_key("secret", "basic").record
+    await store.create_api_key(key)
+    execution = NewExecution(
+        id=new_execution_id(), api_key_id=key.id, priority=5, workflow=inverted_image(1),
+        options={}, signature="s", webhook_url=url, client_id=None, submitted_at=time.time(),
+        max_attempts=1, total_nodes=3, webhook_secret=secret, webhook_max_retries=max_retries)
+    await store.create_execution(execution)
+    return execution.id
+
+
+async def _run_to_completion(store: Store) -> None:
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, 2, 2, 3),
+                                0.5)
+
+
+async def _drain(dispatcher: WebhookDispatcher, until: Any, timeout: float = 10) -> None:
+    async def done() -> bool:
+        await dispatcher.run_once()
+        return bool(await until())
+
+    await wait_for(done, timeout=timeout, interval=0.02, what="webhook deliveries")
+
+
+async def test_every_delivery_verifies_with_both_verifiers(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    execution_id = await _execution(store, receiver.url)
+    await _run_to_completion(store)
+    dispatcher = dispatcher_for(store, tmp_path)
+
+    async def both() -> bool:
+        return len(receiver.received) == 2
+
+    await _drain(dispatcher, both)
+    await dispatcher.stop()
+    assert receiver.types_for(execution_id) == ["execution.started", "execution.completed"]
+    assert all(receiver.verified)
+    completed = receiver.received[1]
+    assert set(completed) == {"event_type", "event_id", "timestamp", "execution_id", "data",
+                              "delivery_attempt", "max_retries"}
+    assert completed["event_id"].startswith("evt_")
+    assert completed["data"]["status"] == "completed"
+    assert completed["data"]["results"]["output_count"] == 0
+    assert (completed["delivery_attempt"], completed["max_retries"]) == (1, 3)
+
+
+async def test_a_receiver_failing_twice_gets_the_third_attempt(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    execution_id = await _execution(store, receiver.url)
+    receiver.answers = [500, 500]
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    dispatcher = dispatcher_for(store, tmp_path)
+
+    async def delivered() -> bool:
+        return bool(receiver.received)
+
+    await _drain(dispatcher, delivered)
+    await dispatcher.stop()
+    [event] = receiver.received
+    assert event["delivery_attempt"] == 3
+    events, deliveries = await store.webhooks.log(execution_id)
+    assert [d.attempt for d in deliveries] == [1, 2, 3]
+    assert [d.status_code for d in deliveries] == [500, 500, 200]
+    assert events[0].status == "delivered"
+
+
+async def test_a_receiver_always_down_is_tried_max_retries_then_can_be_redelivered(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/hook"
+    execution_id = await _execution(store, down, max_retries=3)
+    assert await store.claim_next("w1", 30) is not None
+    dispatcher = dispatcher_for(store, tmp_path)
+
+    async def failed() -> bool:
+        events, _ = await store.webhooks.log(execution_id)
+        return events[0].status == "failed"
+
+    await _drain(dispatcher, failed)
+    events, deliveries = await store.webhooks.log(execution_id)
+    assert [d.attempt for d in deliveries] == [1, 2, 3]
+    assert all(d.status_code is None and d.error for d in deliveries)
+    assert await store.webhooks.redeliver(events[0].id, execution_id, 3)
+    events, _ = await store.webhooks.log(execution_id)
+    assert (events[0].status, events[0].max_retries) == ("pending", 6)
+    await dispatcher.stop()
+
+
+async def test_a_dispatcher_killed_mid_schedule_is_replaced_and_delivers(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    execution_id = await _execution(store, receiver.url)
+    assert await store.claim_next("w1", 30) is not None
+    receiver.answers = [503]
+    first = dispatcher_for(store, tmp_path)
+    assert await first.run_once() == 1
+    await first.stop()
+    # A dispatcher that claimed the retry and died before sending: its lease must expire.
+    async def claimed_by_a_doomed_dispatcher() -> list[Any]:
+        return await store.webhooks.claim("dead-dispatcher", 0.2, 10)
+
+    [stranded] = await wait_for(claimed_by_a_doomed_dispatcher, timeout=5,
+                                what="the retry to fall due")
+    second = dispatcher_for(store, tmp_path)
+
+    async def delivered() -> bool:
+        return bool(receiver.received)
+
+    await _drain(second, delivered)
+    await second.stop()
+    [event] = receiver.received
+    assert event["event_id"] == stranded.id
+    assert event["delivery_attempt"] == 2
+    assert receiver.types_for(execution_id) == ["execution.started"]
+
+
+async def test_started_arrives_before_the_terminal_event_of_every_execution(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    ids = [await _execution(store, receiver.url) for _ in range(10)]
+    receiver.answers = [500, 200, 500, 500]
+    for _ in ids:
+        await _run_to_completion(store)
+    dispatcher = dispatcher_for(store, tmp_path)
+
+    async def all_delivered() -> bool:
+        return len(receiver.received) == 2 * len(ids)
+
+    await _drain(dispatcher, all_delivered, timeout=20)
+    await dispatcher.stop()
+    for execution_id in ids:
+        assert receiver.types_for(execution_id) == ["execution.started", "execution.completed"]
+
+
+@pytest.mark.parametrize(("url", "policy"), [
+    ("https://10.1.2.3/hook", WebhookPolicy()),  # refused, never contacted
+    ("https://169.254.169.254/latest/meta-data", WebhookPolicy()),  # refused, never contacted
+    ("https://[::1]/hook", WebhookPolicy()),
+    ("https://localhost/hook", WebhookPolicy()),
+    ("http://127.0.0.1/hook", WebhookPolicy(allowed_networks=("127.0.0.1/32",))),
+    ("ftp://127.0.0.1/hook", LOOPBACK),
+])
+async def test_internal_or_plain_destinations_are_refused_without_connecting(
+    url: str, policy: WebhookPolicy
+) -> None:
+    with pytest.raises(UnsafeDestination):
+        await check_destination(url, policy)
+
+
+async def test_an_allowlisted_loopback_destination_passes() -> None:
+    await check_destination("http://127.0.0.1:9/hook", LOOPBACK)
