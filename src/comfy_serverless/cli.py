@@ -20,6 +20,7 @@ from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.services import build_engine, build_worker, open_services
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
+from comfy_serverless.webhooks.system_events import announce_maintenance
 
 __all__ = ["main"]
 
@@ -89,6 +90,19 @@ def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _announce(settings: Settings, message: str, starts_at: str | None,
+                    ends_at: str | None) -> int:
+    async with open_services(settings) as services:
+        return await announce_maintenance(services.store, message, starts_at, ends_at,
+                                          settings.webhook_max_retries)
+
+
+def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
+    notified = asyncio.run(_announce(settings, args.message, args.starts_at, args.ends_at))
+    print(f"system.maintenance queued for {notified} endpoint(s)", file=sys.stderr)
+    return 0
+
+
 def _engine_install(settings: Settings, args: argparse.Namespace) -> int:
     layout = install_engine(EngineLayout(settings.engine_dir), force=args.force)
     print(layout.root)
@@ -116,6 +130,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--public", action="store_true", help="a comfyui_pk_ key")
     create.add_argument("--admin", action="store_true", help="an admin-scoped key")
     create.set_defaults(handler=_keys_create)
+
+    maintenance = commands.add_parser("maintenance", help="announce maintenance").add_subparsers(
+        dest="maintenance", required=True)
+    announce = maintenance.add_parser("announce", help="send system.maintenance to endpoints")
+    announce.add_argument("--message", required=True)
+    announce.add_argument("--starts-at")
+    announce.add_argument("--ends-at")
+    announce.set_defaults(handler=_maintenance)
 
     engine = commands.add_parser("engine", help="the ComfyUI engine").add_subparsers(
         dest="engine", required=True)

@@ -76,6 +76,7 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         catalog_refresh_interval=settings.catalog_refresh_interval,
         shutdown_grace=settings.shutdown_grace,
         prefetch=settings.prefetch,
+        webhook_max_retries=settings.webhook_max_retries,
         watchdog_timeout=settings.watchdog_timeout,
         progress_event_interval=settings.webhook_progress_interval,
     )

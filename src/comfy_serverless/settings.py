@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = 2.0
     webhook_timeout: float = 10.0
     webhook_progress_interval: float = 1.0
+    capacity_thresholds: list[float] = Field(default_factory=lambda: [0.0, 0.25])
 
     # --- outputs ---
     signing_secret: str | None = None

@@ -28,6 +28,7 @@ def _assert_error_shape(body: dict[str, Any], code: str) -> None:
 @pytest.fixture
 async def app_and_client(tmp_path: Path) -> AsyncIterator[tuple[Services, httpx.AsyncClient]]:
     settings = Settings(data_dir=tmp_path, embedded_worker=False, max_request_bytes=100_000,
+                        webhook_dispatcher=False,
                         database_url=None)
     app = create_app(settings)
 
@@ -200,3 +201,36 @@ async def test_an_internal_or_plain_webhook_url_is_refused_at_submit(
     header = await app_client.post("/v1/workflows/execute", json={"workflow": inverted_image(1)},
                                    headers={"X-Webhook-URL": url})
     assert header.status_code == 400
+
+
+async def test_registered_endpoints_never_show_their_secret(
+    app_client: httpx.AsyncClient,
+) -> None:
+    created = await app_client.post("/v1/webhooks", json={
+        "url": "https://93.184.215.14/hooks", "events": ["model.updated"], "secret": "s3cret"})
+    assert created.status_code == 201, created.text
+    assert "secret" not in created.text
+    assert "s3cret" not in created.text
+    listed = (await app_client.get("/v1/webhooks")).json()["webhooks"]
+    assert [w["id"] for w in listed] == [created.json()["id"]]
+    assert "s3cret" not in str(listed)
+    bad = await app_client.post("/v1/webhooks", json={"url": "https://93.184.215.14/h",
+                                                      "events": ["execution.nope"]})
+    assert bad.status_code == 400
+    assert (await app_client.delete(f"/v1/webhooks/{created.json()['id']}")).status_code == 200
+    assert (await app_client.delete(f"/v1/webhooks/{created.json()['id']}")).status_code == 404
+
+
+async def test_maintenance_needs_an_admin_key(
+    app_and_client: tuple[Services, httpx.AsyncClient],
+) -> None:
+    services, client = app_and_client
+    refused = await client.post("/v1/admin/maintenance", json={"message": "soon"})
+    assert refused.status_code == 403
+    _assert_error_shape(refused.json(), "FORBIDDEN")
+    admin = issue_key("secret", "enterprise", is_admin=True)
+    await services.store.create_api_key(admin.record)
+    accepted = await client.post("/v1/admin/maintenance", json={"message": "soon"},
+                                 headers={"Authorization": f"Bearer {admin.plaintext}"})
+    assert accepted.status_code == 202
+    assert accepted.json()["endpoints_notified"] == 0

@@ -21,11 +21,16 @@ from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
-from comfy_serverless.store.records import NewExecution, ProgressSnapshot
+from comfy_serverless.store.records import NewExecution, ProgressSnapshot, WorkerState
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
 from comfy_serverless.webhooks.ssrf import UnsafeDestination, WebhookPolicy, check_destination
+from comfy_serverless.webhooks.system_events import (
+    CapacityMonitor,
+    announce_maintenance,
+    model_changes,
+)
 from tests.helpers import wait_for
 from tests.workflows import inverted_image
 
@@ -241,3 +246,65 @@ async def test_internal_or_plain_destinations_are_refused_without_connecting(
 
 async def test_an_allowlisted_loopback_destination_passes() -> None:
     await check_destination("http://127.0.0.1:9/hook", LOOPBACK)
+
+
+async def test_system_events_reach_the_endpoints_that_asked_for_them(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    key = issue_key("secret", "pro").record
+    await store.create_api_key(key)
+    wanted = await store.webhooks.register(key.id, receiver.url, SECRET, ["system.maintenance"])
+    await store.webhooks.register(key.id, receiver.url, SECRET, ["model.updated"])
+    assert await announce_maintenance(store, "Upgrading GPUs", None, None, 3) == 1
+    dispatcher = dispatcher_for(store, tmp_path)
+
+    async def delivered() -> bool:
+        return bool(receiver.received)
+
+    await _drain(dispatcher, delivered)
+    [event] = receiver.received
+    assert event["event_type"] == "system.maintenance"
+    assert event["data"]["message"] == "Upgrading GPUs"
+    assert event["execution_id"] is None
+    assert all(receiver.verified)
+    receiver.answers = [410]
+    await announce_maintenance(store, "Again", None, None, 3)
+
+    async def disabled() -> bool:
+        [endpoint] = [e for e in await store.webhooks.endpoints(key.id) if e["id"] == wanted]
+        return endpoint["disabled_at"] is not None
+
+    await _drain(dispatcher, disabled)
+    await dispatcher.stop()
+    assert await announce_maintenance(store, "Once more", None, None, 3) == 0
+
+
+async def test_capacity_crossings_are_announced_once(store: Store, receiver: Receiver) -> None:
+    key = issue_key("secret", "pro").record
+    await store.create_api_key(key)
+    await store.webhooks.register(key.id, receiver.url, SECRET, ["system.capacity"])
+    monitors = [CapacityMonitor(store, thresholds=[0.0, 0.25], live_window=60, interval=1,
+                                max_retries=3) for _ in range(2)]
+    for worker_id in ("w1", "w2"):
+        await store.heartbeat_worker(WorkerState(worker_id, "idle", None, None, None))
+    assert not await monitors[0].run_once(), "the first observation sets the baseline"
+    for worker_id in ("w1", "w2"):
+        await store.heartbeat_worker(WorkerState(worker_id, "busy", None, None, "exec_x"))
+    fired = [await monitor.run_once() for monitor in monitors]
+    assert fired == [True, False], "exactly one replica announces a crossing"
+    [event] = await store.webhooks.claim("check", 1, 10)
+    assert event.event_type == "system.capacity"
+    assert event.payload is not None
+    assert json.loads(event.payload)["available_fraction"] == 0.0
+
+
+def test_model_changes_between_two_catalogs() -> None:
+    info = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "object_info.json")
+                      .read_text())
+    before = json.loads(json.dumps(info))
+    before["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = ["a.safetensors"]
+    after = json.loads(json.dumps(info))
+    after["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = ["b.safetensors"]
+    changes = model_changes(before, after)
+    assert "b.safetensors" in changes["added"]
+    assert "a.safetensors" in changes["removed"]

@@ -10,11 +10,20 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from comfy_serverless.api.errors import error_response, install_error_handlers
-from comfy_serverless.api.routes import errors_pages, files, health, webhooks, workflows
+from comfy_serverless.api.routes import (
+    admin,
+    errors_pages,
+    files,
+    health,
+    webhook_endpoints,
+    webhooks,
+    workflows,
+)
 from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.services import Services, build_engine, build_worker, open_services
 from comfy_serverless.settings import Settings
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
+from comfy_serverless.webhooks.system_events import CapacityMonitor
 from comfy_serverless.worker.worker import Worker
 
 __all__ = ["create_app"]
@@ -36,6 +45,11 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
             dispatcher = _dispatcher(settings, services) if settings.webhook_dispatcher else None
             if dispatcher is not None:
                 dispatcher.start()
+            capacity = CapacityMonitor(
+                services.store, thresholds=settings.capacity_thresholds,
+                live_window=3 * settings.heartbeat_interval, interval=settings.rescue_interval,
+                max_retries=settings.webhook_max_retries)
+            capacity.start()
             worker: Worker | None = None
             if run_worker:
                 worker = build_worker(services, build_engine(settings))
@@ -46,6 +60,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
             finally:
                 if worker is not None:
                     await worker.stop()
+                await capacity.stop()
                 if dispatcher is not None:
                     await dispatcher.stop()
                 await rescuer.stop()
@@ -63,6 +78,8 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.include_router(health.router)
     app.include_router(errors_pages.router)
     app.include_router(webhooks.router)
+    app.include_router(webhook_endpoints.router)
+    app.include_router(admin.router)
     return app
 
 

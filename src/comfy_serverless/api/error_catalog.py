@@ -39,6 +39,8 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "No Authorization header, one that is not 'Bearer {api_key}', or an unknown or "
              "revoked key.",
              "Send a valid key: comfy-serverless keys create."),
+    ErrorDoc("FORBIDDEN", 403, "The key lacks the scope the route needs (admin routes).",
+             "Use an admin-scoped key: comfy-serverless keys create --admin."),
     ErrorDoc("SIGNED_URL_INVALID", 403,
              "A download URL whose signature does not match (tampered with) or that has expired "
              "(details.reason).",
@@ -48,6 +50,8 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "revealed).",
              "Check the id and the key that submitted it."),
     ErrorDoc("NOT_FOUND", 404, "No such route.", "Check the path and the API version."),
+    ErrorDoc("WEBHOOK_ENDPOINT_NOT_FOUND", 404, "No such registered webhook endpoint for "
+             "this key.", "List them: GET /v1/webhooks."),
     ErrorDoc("WEBHOOK_EVENT_NOT_FOUND", 404, "No such webhook event for this execution.",
              "List the execution's events: GET /v1/workflows/{id}/webhooks."),
     ErrorDoc("OUTPUT_NOT_FOUND", 404,

@@ -225,6 +225,7 @@ class WebhookEvent:
     next_attempt_at: float
     lease_owner: str | None
     lease_expires_at: float | None
+    endpoint_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> WebhookEvent:

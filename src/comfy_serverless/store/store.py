@@ -327,15 +327,34 @@ class Store:
 
     # ------------------------------------------------------------------ workers and catalogs
 
-    async def publish_catalog(self, worker_id: str, object_info_json: str) -> str:
-        """Record a worker's /object_info (stored once per distinct content); its hash."""
+    async def publish_catalog(self, worker_id: str, object_info_json: str
+                              ) -> tuple[str, str | None]:
+        """Record a worker's /object_info (stored once per distinct content): the new hash,
+        and the one it replaces."""
         digest = hashlib.sha256(object_info_json.encode()).hexdigest()
+        before = await self._db.fetch_one(self._sql["worker_catalog_hash"],
+                                          {"worker_id": worker_id})
+        previous = before["catalog_hash"] if before else None
         async with self._db.transaction() as tx:
             await tx.execute(self._sql["insert_catalog"],
                              {"hash": digest, "object_info": object_info_json, "now": time.time()})
             await tx.execute(self._sql["set_worker_catalog"],
                              {"hash": digest, "worker_id": worker_id})
-        return digest
+        return digest, previous
+
+    async def worker_capacity(self, since: float) -> tuple[int, int]:
+        """(live workers, idle workers) among those heard from since `since`."""
+        row = await self._db.fetch_one(self._sql["worker_capacity"], {"since": since})
+        return (int(row["live"] or 0), int(row["idle"] or 0)) if row else (0, 0)
+
+    async def swap_state(self, key: str, old: str, new: str) -> bool:
+        """Compare-and-set a shared fact; True for the one process whose update won."""
+        return await self._db.execute(self._sql["compare_and_set_state"],
+                                      {"key": key, "old": old, "new": new}) == 1
+
+    async def state(self, key: str) -> str | None:
+        row = await self._db.fetch_one(self._sql["get_state"], {"key": key})
+        return str(row["value"]) if row else None
 
     async def catalog_hashes(self, since: float) -> set[str]:
         """The catalogs of the workers heard from since `since`."""

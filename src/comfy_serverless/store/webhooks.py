@@ -68,6 +68,41 @@ class WebhookOutbox:
              "extra_attempts": extra_attempts})
         return changed == 1
 
+    # ------------------------------------------------------------------ registered endpoints
+
+    async def register(self, api_key_id: str, url: str, secret: str | None,
+                       events: list[str]) -> str:
+        endpoint_id = f"whe_{secrets.token_hex(12)}"
+        await self._db.execute(self._sql["insert_endpoint"], {
+            "id": endpoint_id, "api_key_id": api_key_id, "url": url, "secret": secret,
+            "events": json.dumps(events), "now": time.time()})
+        return endpoint_id
+
+    async def endpoints(self, api_key_id: str) -> list[dict[str, Any]]:
+        rows = await self._db.fetch_all(self._sql["endpoints_for_key"],
+                                        {"api_key_id": api_key_id})
+        return [{**row, "events": json.loads(row["events"])} for row in rows]
+
+    async def unregister(self, endpoint_id: str, api_key_id: str) -> bool:
+        return await self._db.execute(self._sql["delete_endpoint"],
+                                      {"id": endpoint_id, "api_key_id": api_key_id}) == 1
+
+    async def broadcast(self, event_type: str, data: dict[str, Any], max_retries: int) -> int:
+        """A system event, for every active endpoint whose filter takes it; how many."""
+        rows = await self._db.fetch_all(self._sql["active_endpoints"])
+        targets = [row for row in rows
+                   if event_type in json.loads(row["events"]) or "*" in json.loads(row["events"])]
+        now, body = time.time(), json.dumps(data)
+        await self._db.execute_many(self._sql["insert_system_event"], [
+            {"id": f"evt_{secrets.token_hex(12)}", "endpoint_id": row["id"], "url": row["url"],
+             "event_type": event_type, "data": body, "now": now, "max_retries": max_retries}
+            for row in targets])
+        return len(targets)
+
+    async def disable_endpoint_of(self, event_id: str, reason: str) -> None:
+        await self._db.execute(self._sql["disable_endpoint_of_event"],
+                               {"event_id": event_id, "now": time.time(), "reason": reason})
+
     async def add_event(self, tx: Session, execution_id: str, event_type: str,
                         data: dict[str, Any]) -> None:
         """An event that is not a status change (progress), in the caller's transaction."""

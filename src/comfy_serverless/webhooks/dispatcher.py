@@ -108,6 +108,8 @@ class WebhookDispatcher:
             event, self._config.owner, attempt=attempt, status_code=result.status_code,
             latency_ms=result.latency_ms, error=result.error, outcome=outcome,
             next_attempt_at=next_at)
+        if result.status_code == 410 and event.endpoint_id is not None:
+            await self._store.webhooks.disable_endpoint_of(event.id, "the receiver answered 410")
         if outcome == "failed":
             log.warning("webhook %s (%s) failed after %d attempt(s): %s", event.id,
                         event.event_type, attempt, result.error or result.status_code)

@@ -26,6 +26,7 @@ from comfy_serverless.errors import EngineError, StoreError
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.records import ExecutionRecord, WorkerState
 from comfy_serverless.store.store import Store
+from comfy_serverless.webhooks.system_events import model_changes
 from comfy_serverless.worker.executor import Executor, ExecutorConfig, Outcome
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.signals import WorkerSignals
@@ -54,6 +55,7 @@ class WorkerConfig:
     catalog_refresh_interval: float = 60.0
     shutdown_grace: float = 30.0
     prefetch: int = 1
+    webhook_max_retries: int = 3
 
     def executor_config(self) -> ExecutorConfig:
         return ExecutorConfig(
@@ -199,8 +201,18 @@ class Worker:
             log.warning("cannot read ComfyUI's node catalog: %s", exc)
             return
         text = json.dumps(object_info, sort_keys=True, separators=(",", ":"))
-        await self._store.publish_catalog(self.config.worker_id, text)
+        digest, previous = await self._store.publish_catalog(self.config.worker_id, text)
         self._catalog_published_at = time.monotonic()
+        if previous is not None and previous != digest:
+            await self._announce_model_changes(previous, object_info)
+
+    async def _announce_model_changes(self, previous: str, object_info: dict[str, Any]) -> None:
+        before = await self._store.catalog(previous)
+        changes = model_changes(before or {}, object_info)
+        if changes["added"] or changes["removed"]:
+            await self._store.webhooks.broadcast(
+                "model.updated", {"worker_id": self.config.worker_id, **changes},
+                self.config.webhook_max_retries)
 
     async def heartbeat(self) -> None:
         if self.system_stats is None:

@@ -212,8 +212,9 @@ WHERE id IN (
 RETURNING *;
 
 -- name: webhook_context
-SELECT w.*, x.webhook_secret AS secret FROM webhook_events w
+SELECT w.*, COALESCE(x.webhook_secret, p.secret) AS secret FROM webhook_events w
 LEFT JOIN executions x ON x.id = w.execution_id
+LEFT JOIN webhook_endpoints p ON p.id = w.endpoint_id
 WHERE w.id = :id;
 
 -- name: set_webhook_payload
@@ -249,3 +250,39 @@ INSERT INTO webhook_events (id, execution_id, url, event_type, data, created_at,
 SELECT :id, x.id, x.webhook_url, :event_type, :data, :now,
        COALESCE(x.webhook_max_retries, 3), :now
 FROM executions x WHERE x.id = :execution_id AND x.webhook_url IS NOT NULL;
+
+-- name: insert_endpoint
+INSERT INTO webhook_endpoints (id, api_key_id, url, secret, events, created_at)
+VALUES (:id, :api_key_id, :url, :secret, :events, :now);
+
+-- name: endpoints_for_key
+SELECT id, url, events, created_at, disabled_at, disabled_reason FROM webhook_endpoints
+WHERE api_key_id = :api_key_id ORDER BY created_at;
+
+-- name: delete_endpoint
+DELETE FROM webhook_endpoints WHERE id = :id AND api_key_id = :api_key_id;
+
+-- name: active_endpoints
+SELECT id, url, events FROM webhook_endpoints WHERE disabled_at IS NULL;
+
+-- name: insert_system_event
+INSERT INTO webhook_events (id, endpoint_id, url, event_type, data, payload, created_at,
+                            max_retries, next_attempt_at)
+VALUES (:id, :endpoint_id, :url, :event_type, :data, :data, :now, :max_retries, :now);
+
+-- name: disable_endpoint_of_event
+UPDATE webhook_endpoints SET disabled_at = :now, disabled_reason = :reason
+WHERE id = (SELECT endpoint_id FROM webhook_events WHERE id = :event_id) AND disabled_at IS NULL;
+
+-- name: get_state
+SELECT value FROM system_state WHERE key = :key;
+
+-- name: compare_and_set_state
+UPDATE system_state SET value = :new WHERE key = :key AND value = :old;
+
+-- name: worker_capacity
+SELECT COUNT(*) AS live, SUM(CASE WHEN state = 'idle' THEN 1 ELSE 0 END) AS idle
+FROM workers WHERE heartbeat_at >= :since AND state <> 'stopped';
+
+-- name: worker_catalog_hash
+SELECT catalog_hash FROM workers WHERE id = :worker_id;

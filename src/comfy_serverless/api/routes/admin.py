@@ -1,0 +1,48 @@
+"""Administration, for admin-scoped keys only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.errors import ApiError
+from comfy_serverless.store.records import ApiKeyRecord
+from comfy_serverless.webhooks.system_events import announce_maintenance
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class NotAdmin(ApiError):
+    status_code = 403
+    error_code = "FORBIDDEN"
+
+
+def _admin(key: CurrentKey) -> ApiKeyRecord:
+    if not key.is_admin:
+        raise NotAdmin("This route needs an admin-scoped API key",
+                       {"required_scope": "admin", "key_id": key.id})
+    return key
+
+
+AdminKey = Annotated[ApiKeyRecord, Depends(_admin)]
+
+
+class Maintenance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, max_length=2000)
+    starts_at: str | None = None
+    ends_at: str | None = None
+
+
+@router.post("/maintenance", status_code=202)
+async def maintenance(body: Maintenance, admin: AdminKey, services: ServicesDep
+                      ) -> dict[str, Any]:
+    endpoints = await announce_maintenance(services.store, body.message, body.starts_at,
+                                           body.ends_at, services.settings.webhook_max_retries)
+    return {"event_type": "system.maintenance", "endpoints_notified": endpoints}
