@@ -59,6 +59,7 @@ def build_engine(settings: Settings) -> Engine:
         port=settings.comfyui_port,
         extra_args=tuple(settings.comfyui_extra_args),
         start_timeout=settings.comfyui_start_timeout,
+        preview_method=settings.comfyui_preview_method,
     ))
 
 

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     comfyui_port: int = 0
     comfyui_extra_args: list[str] = Field(default_factory=list)
     comfyui_start_timeout: float = 180.0
+    comfyui_preview_method: str = "auto"
     gpu_type: str | None = None
     lease_seconds: float = 30.0
     heartbeat_interval: float = 10.0

@@ -71,7 +71,7 @@ async def test_tiny_sd15_reports_progress_then_downloads_its_png(
     response = await api.post("/v1/workflows/execute", json={
         "workflow": {"nodes": tiny_sd15(_seed(), steps=20), "metadata": {"title": "tiny"}},
         "notification_config": {"webhook_url": webhook_url, "webhook_secret": "s3cret",
-                                "include_progress": True},
+                                "include_progress": True, "include_intermediate": True},
     })
     assert response.status_code == 202
     accepted = response.json()
@@ -164,6 +164,16 @@ async def _check_webhooks(api: httpx.AsyncClient, execution_id: str,
     progress = [e["data"] for e in mine if e["event_type"] == "execution.progress"]
     assert progress, "include_progress sends progress events"
     assert [p["progress"] for p in progress] == sorted(p["progress"] for p in progress)
+    previews = [p["preview_url"] for p in progress if "preview_url" in p]
+    assert previews, "include_intermediate adds sampler previews"
+    async with httpx.AsyncClient() as browser:
+        preview = await browser.get(previews[-1])
+        assert preview.status_code == 200
+        assert preview.content[:3] in (b"\xff\xd8\xff", b"\x89PN")
+    results = (await api.get(f"/v1/workflows/{execution_id}/results")).json()
+    kept = results["results"]["intermediate_outputs"]
+    assert kept
+    assert {o["output_type"] for o in kept} == {"PREVIEW"}
     [url] = mine[-1]["data"]["results"]["output_urls"]
     async with httpx.AsyncClient() as browser:
         assert (await browser.get(url)).content == png

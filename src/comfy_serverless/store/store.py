@@ -218,7 +218,7 @@ class Store:
 
     async def record_progress(
         self, lease: Lease, snapshot: ProgressSnapshot, log: Sequence[LogEntry] = (),
-        *, webhook: dict[str, Any] | None = None,
+        *, webhook: dict[str, Any] | None = None, outputs: Sequence[OutputRecord] = (),
     ) -> bool:
         """Write progress (and, when given, an `execution.progress` webhook event) at once."""
         async with self._db.transaction() as tx:
@@ -232,6 +232,8 @@ class Store:
             )
             if changed:
                 await self._insert_events(tx, lease.execution_id, log)
+                await tx.execute_many(self._sql["insert_output"],
+                                      [output.params() for output in outputs])
                 if webhook is not None:
                     await self.webhooks.add_event(tx, lease.execution_id,
                                                   "execution.progress", webhook)

@@ -25,6 +25,16 @@ def _completed(execution: ExecutionRecord, outputs: list[OutputRecord],
     }
 
 
+def _progress(event: WebhookEvent, outputs: list[OutputRecord],
+              url_for: Callable[[OutputRecord], str]) -> dict[str, Any]:
+    data = {"status": "processing", **(event.data or {})}
+    preview_key = data.pop("preview", None)
+    preview = next((o for o in outputs if o.storage_key == preview_key), None)
+    if preview is not None:
+        data["preview_url"] = url_for(preview)
+    return data
+
+
 def event_data(event: WebhookEvent, execution: ExecutionRecord, outputs: list[OutputRecord],
                url_for: Callable[[OutputRecord], str]) -> dict[str, Any]:
     match event.event_type:
@@ -33,7 +43,7 @@ def event_data(event: WebhookEvent, execution: ExecutionRecord, outputs: list[Ou
                     "started_at": utc_iso(execution.started_at),
                     "worker_id": execution.worker_id}
         case "execution.progress":
-            return {"status": "processing", **(event.data or {})}
+            return _progress(event, outputs, url_for)
         case "execution.completed":
             return _completed(execution, outputs, url_for)
         case "execution.failed":

@@ -27,12 +27,19 @@ from comfy_serverless.engine.comfyui.messages import (
     ExecutionFinished,
     ExecutionInterrupted,
     ExecutionStarted,
+    PreviewImage,
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
 from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
 from comfy_serverless.queue.retry import retry_delay
-from comfy_serverless.store.records import ExecutionRecord, Lease, LogEntry, ProgressSnapshot
+from comfy_serverless.store.records import (
+    ExecutionRecord,
+    Lease,
+    LogEntry,
+    OutputRecord,
+    ProgressSnapshot,
+)
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
 from comfy_serverless.worker.outputs import OutputCollector, files_in_history
@@ -87,6 +94,11 @@ class ExecutionContext:
     prefetched: bool = False
     last_progress_event: float = 0.0
     progress_nodes_sent: int = 0
+    latest_preview: PreviewImage | None = None
+    stored_preview: PreviewImage | None = None
+    last_preview_stored: float = 0.0
+    previews_stored: int = 0
+    unsent_preview_key: str | None = None
 
     @property
     def lease(self) -> Lease:
@@ -166,15 +178,19 @@ class Executor:
     async def _follow(self, context: ExecutionContext) -> Outcome:
         while True:
             event = await context.subscription.next(self._config.cancel_poll_interval)
-            if event is not None:
-                context.last_event_at = time.time()
-                context.tracker.apply(event)
-                if isinstance(event, ExecutionStarted) and context.timeout:
-                    context.deadline = context.last_event_at + context.timeout
-                outcome = await self._handle(context, event)
-                if outcome is not None:
-                    return outcome
+            if event is not None and (outcome := await self._on_event(context, event)):
+                return outcome
             await self._housekeeping(context)
+
+    async def _on_event(self, context: ExecutionContext, event: EngineEvent) -> Outcome | None:
+        context.last_event_at = time.time()
+        if isinstance(event, PreviewImage):
+            context.latest_preview = event
+            return None
+        context.tracker.apply(event)
+        if isinstance(event, ExecutionStarted) and context.timeout:
+            context.deadline = context.last_event_at + context.timeout
+        return await self._handle(context, event)
 
     async def _submit(self, context: ExecutionContext) -> None:
         if context.execution.engine_prompt_id is None and not await self._store.set_engine_prompt(
@@ -214,12 +230,7 @@ class Executor:
             raise _Stop("handed_back")
         if now - context.last_progress_write >= self._config.progress_write_interval:
             context.last_progress_write = now
-            snapshot = context.tracker.snapshot()
-            if not await self._store.record_progress(
-                context.lease, snapshot, context.tracker.drain_log(),
-                webhook=self._progress_event(context, snapshot, now),
-            ):
-                await self._stop_engine_work(context, "cancelled")
+            await self._write_progress(context, now)
         if now - context.last_lease_renewal >= self._config.heartbeat_interval:
             context.last_lease_renewal = now
             if not await self._store.renew_lease(context.lease, self._config.lease_seconds):
@@ -242,6 +253,36 @@ class Executor:
             context.last_cancel_poll = now
             if not await self._store.still_owns(context.lease):
                 await self._stop_engine_work(context, "cancelled")
+
+    async def _write_progress(self, context: ExecutionContext, now: float) -> None:
+        """Progress, log, and (when asked for) a preview and a progress webhook, together."""
+        snapshot = context.tracker.snapshot()
+        previews = await self._previews_due(context, now)
+        if previews:
+            context.unsent_preview_key = previews[0].storage_key
+        webhook = self._progress_event(context, snapshot, now)
+        if webhook is not None and context.unsent_preview_key is not None:
+            webhook["preview"], context.unsent_preview_key = context.unsent_preview_key, None
+        if not await self._store.record_progress(
+            context.lease, snapshot, context.tracker.drain_log(), webhook=webhook,
+            outputs=previews,
+        ):
+            await self._stop_engine_work(context, "cancelled")
+
+    async def _previews_due(self, context: ExecutionContext, now: float) -> list[OutputRecord]:
+        """With include_intermediate, the newest sampler preview, kept at most once per
+        progress_event_interval as an intermediate output."""
+        preview = context.latest_preview
+        wanted = context.execution.options.get("notification_config", {}).get(
+            "include_intermediate")
+        if (not wanted or preview is None or preview is context.stored_preview
+                or now - context.last_preview_stored < self._config.progress_event_interval):
+            return []
+        context.stored_preview, context.last_preview_stored = preview, now
+        context.previews_stored += 1
+        return [await self._collector.store_preview(
+            context.execution.id, preview.node_id, preview.content_type, preview.image,
+            context.previews_stored)]
 
     def _progress_event(self, context: ExecutionContext, snapshot: ProgressSnapshot,
                         now: float) -> dict[str, Any] | None:

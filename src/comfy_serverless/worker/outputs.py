@@ -121,6 +121,26 @@ class OutputCollector:
             created_at=time.time(),
         )
 
+    async def store_preview(self, execution_id: str, node_id: str | None, content_type: str,
+                            image: bytes, sequence: int) -> OutputRecord:
+        """Keep a sampler preview as an intermediate output (`output_type` PREVIEW)."""
+        extension = "png" if content_type == "image/png" else "jpg"
+        filename = f"preview_{node_id or 'node'}_{sequence:04d}.{extension}"
+        handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115
+        with handle:
+            handle.write(image)
+        spooled = Path(handle.name)
+        inspection = _inspect(spooled)
+        key = f"intermediate/{execution_id}/{filename}"
+        location = await self._storage.put_file(key, spooled, content_type)
+        return OutputRecord(
+            id=f"out_{secrets.token_hex(8)}", execution_id=execution_id,
+            node_id=node_id or "", output_type="PREVIEW", intermediate=True, filename=filename,
+            content_type=content_type, size_bytes=len(image), width=inspection.width,
+            height=inspection.height, format=inspection.format,
+            storage_provider=location.provider, storage_bucket=location.bucket,
+            storage_key=location.key, created_at=time.time())
+
     def _local_file(self, engine_file: EngineFile) -> Path | None:
         folder = self._local_folders.get(engine_file.folder_type)
         if folder is None:

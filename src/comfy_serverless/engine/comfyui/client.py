@@ -18,7 +18,12 @@ from typing import Any
 
 import aiohttp
 
-from comfy_serverless.engine.comfyui.messages import ConnectionLost, EngineEvent, parse_message
+from comfy_serverless.engine.comfyui.messages import (
+    ConnectionLost,
+    EngineEvent,
+    parse_message,
+    parse_preview,
+)
 from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
 
 __all__ = ["ComfyUIClient", "Subscription"]
@@ -101,10 +106,15 @@ class ComfyUIClient:
                 async with self._http.ws_connect(ws_url, heartbeat=20, max_msg_size=0,
                                                  timeout=aiohttp.ClientWSTimeout(ws_close=5)
                                                  ) as socket:
+                    # Must be the first message: previews then carry their prompt id.
+                    await socket.send_json({"type": "feature_flags",
+                                            "data": {"supports_preview_metadata": True}})
                     self._connected.set()
                     async for frame in socket:
                         if frame.type == aiohttp.WSMsgType.TEXT:
                             self._route(json.loads(frame.data))
+                        elif frame.type == aiohttp.WSMsgType.BINARY:
+                            self._route_preview(frame.data)
             except (OSError, aiohttp.ClientError, TimeoutError) as exc:
                 log.debug("ComfyUI WebSocket unavailable: %s", exc)
             if self._connected.is_set():
@@ -119,6 +129,12 @@ class ComfyUIClient:
         subscription = self._subscriptions.get(event.prompt_id)
         if subscription is not None:
             subscription.put(event)
+
+    def _route_preview(self, frame: bytes) -> None:
+        preview = parse_preview(frame)
+        subscription = self._subscriptions.get(preview.prompt_id) if preview else None
+        if preview is not None and subscription is not None:
+            subscription.put(preview)
 
     def _broadcast(self, event: EngineEvent) -> None:
         for subscription in list(self._subscriptions.values()):

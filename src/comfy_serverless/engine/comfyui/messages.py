@@ -6,6 +6,7 @@ crystools…) are dropped by `parse_message`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +20,13 @@ __all__ = [
     "ExecutionStarted",
     "NodeExecuted",
     "NodeStarted",
+    "PreviewImage",
     "StepProgress",
     "parse_message",
+    "parse_preview",
 ]
+
+_PREVIEW_WITH_METADATA = 4
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,16 @@ class ExecutionInterrupted:
 
 
 @dataclass(frozen=True)
+class PreviewImage:
+    """A sampler's preview (binary frame PREVIEW_IMAGE_WITH_METADATA), e.g. one per step."""
+
+    prompt_id: str
+    node_id: str | None
+    content_type: str
+    image: bytes
+
+
+@dataclass(frozen=True)
 class ConnectionLost:
     """Not a ComfyUI message: the WebSocket dropped, or the engine went away."""
 
@@ -95,6 +110,7 @@ EngineEvent = (
     | ExecutionFinished
     | ExecutionError
     | ExecutionInterrupted
+    | PreviewImage
     | ConnectionLost
 )
 
@@ -152,3 +168,19 @@ def parse_message(message: dict[str, Any]) -> EngineEvent | None:
     if not isinstance(prompt_id, str):
         return None
     return _build(str(message.get("type")), prompt_id, data)
+
+
+def parse_preview(frame: bytes) -> PreviewImage | None:
+    """`[event:4][metadata length:4][metadata JSON][image]`, all big-endian; None otherwise."""
+    if len(frame) < 8 or int.from_bytes(frame[:4], "big") != _PREVIEW_WITH_METADATA:
+        return None
+    length = int.from_bytes(frame[4:8], "big")
+    try:
+        metadata = json.loads(frame[8:8 + length])
+    except ValueError:
+        return None
+    prompt_id = metadata.get("prompt_id") if isinstance(metadata, dict) else None
+    if not isinstance(prompt_id, str):
+        return None
+    return PreviewImage(prompt_id, _optional_str(metadata.get("node_id")),
+                        str(metadata.get("image_type") or "image/jpeg"), frame[8 + length:])

@@ -58,6 +58,7 @@ class EngineProcessConfig:
     port: int = 0
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     start_timeout: float = 180.0
+    preview_method: str = "auto"
 
 
 def _free_port() -> int:
@@ -134,6 +135,7 @@ class SupervisedEngine:
             "--temp-directory", str(state / "temp"),
             "--database-url", f"sqlite:///{state / 'comfyui.db'}",
             "--disable-api-nodes",
+            "--preview-method", self._config.preview_method,
             *self._config.extra_args,
         ]
 
