@@ -42,6 +42,7 @@ class FakeComfyUI:
     pending: list[str] = field(default_factory=list)
     on_prompt: Callable[[], None] | None = None  # called as each POST /prompt arrives
     arrivals: dict[str, float] = field(default_factory=dict)  # prompt id → time.monotonic()
+    object_info: dict[str, Any] | None = None  # served at /object_info when set
     _sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     _queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(
         default_factory=asyncio.Queue)
@@ -70,6 +71,7 @@ class FakeComfyUI:
         app.router.add_get("/history/{prompt_id}", self._history)
         app.router.add_get("/view", self._view)
         app.router.add_get("/_arrivals", self._arrivals)
+        app.router.add_get("/object_info", self._object_info)
         app.on_startup.append(self._start_runner)
         return app
 
@@ -122,6 +124,11 @@ class FakeComfyUI:
             if prompt_id in self.pending:
                 self.pending.remove(prompt_id)
         return web.Response()
+
+    async def _object_info(self, request: web.Request) -> web.Response:
+        if self.object_info is None:
+            raise web.HTTPNotFound()
+        return web.json_response(self.object_info)
 
     async def _arrivals(self, request: web.Request) -> web.Response:
         """Not ComfyUI's: when each prompt arrived (CLOCK_MONOTONIC, comparable across

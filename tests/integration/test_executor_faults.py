@@ -3,6 +3,7 @@ out of memory, refusals. Real SQLite store and local storage; the worker runs in
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -219,3 +220,21 @@ async def test_a_prefetched_job_yields_to_a_more_urgent_one(rig: Rig) -> None:
 
 async def _pending(fake: FakeComfyUI, count: int) -> bool:
     return len(fake.pending) == count
+
+
+async def test_a_worker_whose_models_change_announces_model_updated(rig: Rig) -> None:
+    info = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "object_info.json")
+                      .read_text())
+    ckpt = info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"]
+    ckpt[0] = ["old.safetensors"]
+    rig.fake.object_info = info
+    await rig.worker.publish_catalog()
+    await rig.store.webhooks.register(rig.key_id, "https://93.184.215.14/ops", None,
+                                      ["model.updated"])
+    ckpt[0] = ["old.safetensors", "new.safetensors"]
+    await rig.worker.publish_catalog()
+    [event] = await rig.store.webhooks.claim("check", 1, 10)
+    assert event.event_type == "model.updated"
+    assert event.payload is not None
+    assert json.loads(event.payload) == {"worker_id": "w-test", "added": ["new.safetensors"],
+                                         "removed": []}

@@ -51,6 +51,7 @@ def verify_webhook_signature(payload: str, signature: str, secret: str) -> bool:
 class Receiver:
     url: str
     answers: list[int] = field(default_factory=list)
+    retry_after: str | None = None
     received: list[dict[str, Any]] = field(default_factory=list)
     verified: list[bool] = field(default_factory=list)
 
@@ -63,7 +64,8 @@ class Receiver:
         status = self.answers.pop(0) if self.answers else 200
         if status == 200:
             self.received.append(json.loads(raw))
-        return web.Response(status=status)
+        headers = {"Retry-After": self.retry_after} if self.retry_after else None
+        return web.Response(status=status, headers=headers)
 
     def types_for(self, execution_id: str) -> list[str]:
         return [e["event_type"] for e in self.received if e["execution_id"] == execution_id]
@@ -308,3 +310,20 @@ def test_model_changes_between_two_catalogs() -> None:
     changes = model_changes(before, after)
     assert "b.safetensors" in changes["added"]
     assert "a.safetensors" in changes["removed"]
+
+
+async def test_retry_after_is_honoured_on_429(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    execution_id = await _execution(store, receiver.url)
+    assert await store.claim_next("w1", 30) is not None
+    receiver.answers = [429]
+    receiver.retry_after = "7"
+    dispatcher = dispatcher_for(store, tmp_path)
+    before = time.time()
+    assert await dispatcher.run_once() == 1
+    await dispatcher.stop()
+    [event], [delivery] = await store.webhooks.log(execution_id)
+    assert delivery.status_code == 429
+    assert event.status == "pending"
+    assert 6.5 <= event.next_attempt_at - before <= 8

@@ -30,3 +30,18 @@ def test_signing_secret_is_made_once_and_kept(tmp_path: Path) -> None:
     first = Settings(data_dir=tmp_path).resolved_signing_secret()
     assert len(first) >= 32
     assert Settings(data_dir=tmp_path).resolved_signing_secret() == first
+
+
+def test_the_maintenance_cli_announces_to_registered_endpoints(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COMFY_SERVERLESS_DATA_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "comfy_serverless.cli", "maintenance", "announce",
+         "--message", "Upgrading GPUs", "--starts-at", "2026-12-01T02:00:00Z"],
+        env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "system.maintenance queued for 0 endpoint(s)" in result.stderr
