@@ -8,14 +8,12 @@ so any number of rescuers agree, and a worker that renewed in time keeps its job
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfy_serverless.errors import StoreError
+from comfy_serverless.background import BackgroundService
 from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import ExecutionRecord, Lease, LogEntry
 from comfy_serverless.store.store import Store
@@ -30,6 +28,10 @@ class RescueReport:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     aged: int = 0
+
+    def __bool__(self) -> bool:
+        """Anything rescued: more expired leases may be waiting."""
+        return bool(self.requeued or self.failed)
 
 
 def _lost_error(execution: ExecutionRecord, retrying: bool, delay: float | None
@@ -47,15 +49,16 @@ def _lost_error(execution: ExecutionRecord, retrying: bool, delay: float | None
     }
 
 
-class Rescuer:
+class Rescuer(BackgroundService):
     """Also the queue's starvation guard: each pass ages waiting executions (see age_queued)."""
+
+    name = "rescuer"
 
     def __init__(self, store: Store, *, interval: float = 5.0,
                  aging_seconds: float | None = None) -> None:
+        super().__init__(interval)
         self._store = store
-        self._interval = interval
         self._aging_seconds = aging_seconds
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> RescueReport:
         report = RescueReport()
@@ -83,21 +86,3 @@ class Rescuer:
             (report.requeued if retrying else report.failed).append(execution.id)
             log.warning("execution %s: worker %s lost its lease; %s", execution.id,
                         lease.worker_id, verdict)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="rescuer")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.run_once()
-            except StoreError as exc:
-                log.warning("rescuer pass failed: %s", exc)

@@ -9,7 +9,6 @@ written: an event waits while an earlier one of its execution is still undeliver
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from comfy_serverless.errors import StoreError
+from comfy_serverless.background import BackgroundService
 from comfy_serverless.storage.base import OutputStorage, StoredLocation
 from comfy_serverless.store.records import OutputRecord, WebhookEvent
 from comfy_serverless.store.store import Store
@@ -55,40 +54,20 @@ class _Attempt:
     retry_after: float | None = None
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(BackgroundService):
+    name = "webhook-dispatcher"
+
     def __init__(self, store: Store, storage: OutputStorage, config: DispatcherConfig) -> None:
+        super().__init__(config.poll_interval)
         self._store = store
         self._storage = storage
         self._config = config
         self._session: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                sent = await self.run_once()
-            except StoreError as exc:
-                log.warning("webhook dispatch pass failed: %s", exc)
-                sent = 0
-            if not sent:
-                await asyncio.sleep(self._config.poll_interval)
-
-    # ------------------------------------------------------------------ one pass
 
     async def run_once(self) -> int:
         """Claim the events that are due and attempt each once; how many were attempted."""

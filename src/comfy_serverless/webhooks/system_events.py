@@ -3,22 +3,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from comfy_serverless.errors import StoreError
+from comfy_serverless.background import BackgroundService
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog import NodeCatalog
 
 __all__ = ["SYSTEM_EVENTS", "CapacityMonitor", "announce_maintenance", "model_changes"]
 
 SYSTEM_EVENTS = ("system.maintenance", "system.capacity", "model.updated")
-
-log = logging.getLogger(__name__)
 
 
 def _model_files(object_info: Mapping[str, Any]) -> set[str]:
@@ -44,21 +39,21 @@ def _band(fraction: float, thresholds: Sequence[float]) -> str:
     return str(sum(fraction > threshold for threshold in sorted(thresholds)))
 
 
-class CapacityMonitor:
+class CapacityMonitor(BackgroundService):
     """Fires `system.capacity` when the share of idle workers crosses a threshold. The
     current band is kept in the store and changed by compare-and-set, so with many API
     replicas exactly one announces each crossing."""
 
+    name = "capacity-monitor"
     _KEY = "capacity_band"
 
     def __init__(self, store: Store, *, thresholds: Sequence[float], live_window: float,
                  interval: float, max_retries: int) -> None:
+        super().__init__(interval)
         self._store = store
         self._thresholds = tuple(thresholds)
         self._live_window = live_window
-        self._interval = interval
         self._max_retries = max_retries
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> bool:
         live, idle = await self._store.worker_capacity(time.time() - self._live_window)
@@ -76,21 +71,3 @@ class CapacityMonitor:
             "idle_workers": idle, "band": int(band), "previous_band": int(previous),
             "thresholds": list(self._thresholds)}, self._max_retries)
         return True
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="capacity-monitor")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.run_once()
-            except StoreError as exc:
-                log.warning("capacity check failed: %s", exc)

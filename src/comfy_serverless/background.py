@@ -1,0 +1,52 @@
+"""The shape of every periodic service (rescuer, capacity monitor, webhook dispatcher):
+`run_once()` does one pass and is what tests call; `start()`/`stop()` run it in a loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+
+from comfy_serverless.errors import StoreError
+
+__all__ = ["BackgroundService"]
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundService(ABC):
+    name = "background-service"
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def run_once(self) -> object:
+        """One pass. A truthy result means "there may be more work: go again at once"."""
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.close()
+
+    async def close(self) -> None:
+        """Release what the service holds (after its loop has stopped)."""
+        return None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except StoreError as exc:
+                log.warning("%s pass failed: %s", self.name, exc)
+                busy = False
+            if not busy:
+                await asyncio.sleep(self.interval)

@@ -1,0 +1,40 @@
+import asyncio
+
+from comfy_serverless.background import BackgroundService
+from comfy_serverless.errors import StoreError
+
+
+class Scripted(BackgroundService):
+    """Answers from a script: True (busy), False (idle), or an error to survive."""
+
+    def __init__(self, script: list[object]) -> None:
+        super().__init__(interval=60)
+        self.script = script
+        self.calls = 0
+        self.drained = asyncio.Event()
+
+    async def run_once(self) -> object:
+        self.calls += 1
+        step = self.script.pop(0) if self.script else False
+        if not self.script:
+            self.drained.set()
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+async def test_busy_passes_run_back_to_back_and_store_errors_are_survived() -> None:
+    service = Scripted([True, StoreError("db restarting"), False])
+    service.interval = 0.01
+    service.start()
+    await asyncio.wait_for(service.drained.wait(), 5)
+    await service.stop()
+    assert service.calls >= 3
+
+
+async def test_an_idle_pass_waits_for_the_interval() -> None:
+    service = Scripted([False, True])
+    service.start()
+    await asyncio.sleep(0.05)
+    await service.stop()
+    assert service.calls == 1, "after an idle pass it sleeps the interval (60 s)"
