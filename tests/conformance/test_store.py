@@ -13,6 +13,7 @@ from comfy_serverless.store.records import (
     NewExecution,
     OutputRecord,
     ProgressSnapshot,
+    WorkerState,
 )
 from comfy_serverless.store.store import Store
 from tests.helpers import wait_for
@@ -286,3 +287,23 @@ async def test_aging_lifts_a_long_waiting_execution_to_the_front(store: Store) -
     young = await store.execution(fresh)
     assert young is not None
     assert young.priority == 9, "a fresh execution has not aged"
+
+
+async def test_queue_figures_come_from_the_rows(store: Store) -> None:
+    key = await _key(store)
+    now = time.time()
+    await _submit(store, key, priority=7, submitted_at=now - 20)
+    await _submit(store, key, priority=7, submitted_at=now - 10)
+    await _submit(store, key, priority=2, submitted_at=now - 4)
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    assert await store.queue_totals() == {"queued": 2, "processing": 1}
+    breakdown = await store.queue_breakdown(time.time())
+    assert [(priority, count) for priority, count, _ in breakdown] == [(7, 1), (2, 1)]
+    wait, processing = await store.recent_averages(now - 60)
+    assert wait is not None
+    assert 19 < wait < 22
+    assert processing is None
+    await store.heartbeat_worker(WorkerState("w1", "busy", "T4", {"devices": []}, claimed.id))
+    [worker] = await store.live_workers(now - 60)
+    assert (worker.id, worker.state, worker.gpu_type) == ("w1", "busy", "T4")

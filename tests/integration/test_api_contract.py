@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ import pytest
 
 from comfy_serverless.api.app import create_app
 from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
+from comfy_serverless.store.records import NewExecution, ProgressSnapshot, WorkerState
 from tests.workflows import inverted_image, tiny_sd15
 
 
@@ -234,3 +237,38 @@ async def test_maintenance_needs_an_admin_key(
                                  headers={"Authorization": f"Bearer {admin.plaintext}"})
     assert accepted.status_code == 202
     assert accepted.json()["endpoints_notified"] == 0
+
+
+async def test_queue_status_is_exactly_what_the_store_holds(
+    app_and_client: tuple[Services, httpx.AsyncClient],
+) -> None:
+    services, client = app_and_client
+    store, now = services.store, time.time()
+    key = issue_key("secret", "basic").record
+    await store.create_api_key(key)
+    for priority, age in ((10, 40), (5, 30), (5, 10), (1, 5)):
+        await store.create_execution(NewExecution(
+            id=new_execution_id(), api_key_id=key.id, priority=priority,
+            workflow=inverted_image(1), options={}, signature="s", webhook_url=None,
+            client_id=None, submitted_at=now - age, max_attempts=1, total_nodes=3))
+    first = await store.claim_next("w2", 30)
+    assert first is not None
+    assert await store.complete(first.lease, [], ProgressSnapshot(1, None, None, None, None, 3),
+                                0.0)
+    assert await store.claim_next("w2", 30) is not None
+    gib = 1024**3
+    for worker_id, state, free in (("w1", "idle", 20 * gib), ("w2", "busy", 4 * gib)):
+        stats = {"devices": [{"vram_total": 24 * gib, "vram_free": free}]}
+        await store.heartbeat_worker(WorkerState(worker_id, state, "A10G", stats, None))
+    body = (await client.get("/v1/queue/status")).json()
+    queue = body["queue_status"]
+    assert (queue["total_queued"], queue["total_processing"]) == (2, 1)
+    assert abs(queue["avg_wait_time"] - 35) < 2
+    assert queue["avg_processing_time"] < 2
+    assert body["system_capacity"] == {
+        "total_gpu_nodes": 2, "available_gpu_nodes": 1, "total_gpu_memory": "48.0GB",
+        "available_gpu_memory": "24.0GB", "utilization": 0.5}
+    breakdown = body["queue_breakdown"]
+    assert [(b["priority"], b["count"]) for b in breakdown] == [(5, 1), (1, 1)]
+    assert abs(breakdown[0]["avg_wait_time"] - 10) < 2
+    assert abs(breakdown[1]["avg_wait_time"] - 5) < 2

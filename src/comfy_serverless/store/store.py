@@ -146,6 +146,28 @@ class Store:
             return None
         return float(row["seconds"])
 
+    async def queue_totals(self) -> dict[str, int]:
+        rows = await self._db.fetch_all(self._sql["queue_totals"])
+        return {str(row["status"]): int(row["count"]) for row in rows}
+
+    async def queue_breakdown(self, now: float) -> list[tuple[int, int, float]]:
+        """(priority, queued count, mean wait so far) per priority, most urgent first."""
+        rows = await self._db.fetch_all(self._sql["queue_breakdown"], {"now": now})
+        return [(int(r["priority"]), int(r["count"]), float(r["avg_wait"] or 0)) for r in rows]
+
+    async def recent_averages(self, since: float) -> tuple[float | None, float | None]:
+        """Mean wait (submit to start) and processing time of executions since `since`."""
+        wait = await self._db.fetch_one(self._sql["recent_wait_time"], {"since": since})
+        work = await self._db.fetch_one(self._sql["recent_processing_time"], {"since": since})
+        return (None if not wait or wait["seconds"] is None else float(wait["seconds"]),
+                None if not work or work["seconds"] is None else float(work["seconds"]))
+
+    async def live_workers(self, since: float) -> list[WorkerState]:
+        rows = await self._db.fetch_all(self._sql["live_workers"], {"since": since})
+        return [WorkerState(row["id"], row["state"], row["gpu_type"],
+                            json.loads(row["system_stats"]) if row["system_stats"] else None,
+                            None) for row in rows]
+
     async def live_worker_count(self, since: float) -> int:
         row = await self._db.fetch_one(self._sql["live_worker_count"], {"since": since})
         return int(row["live"]) if row else 0

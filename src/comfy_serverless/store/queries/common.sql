@@ -286,3 +286,23 @@ FROM workers WHERE heartbeat_at >= :since AND state <> 'stopped';
 
 -- name: worker_catalog_hash
 SELECT catalog_hash FROM workers WHERE id = :worker_id;
+
+-- name: queue_totals
+SELECT status, COUNT(*) AS count FROM executions
+WHERE status IN ('queued', 'processing') GROUP BY status;
+
+-- name: queue_breakdown
+SELECT priority, COUNT(*) AS count, AVG(:now - submitted_at) AS avg_wait
+FROM executions WHERE status = 'queued' GROUP BY priority ORDER BY priority DESC;
+
+-- name: recent_wait_time
+SELECT AVG(started_at - submitted_at) AS seconds FROM executions
+WHERE started_at IS NOT NULL AND started_at >= :since;
+
+-- name: recent_processing_time
+SELECT AVG(finished_at - started_at) AS seconds FROM executions
+WHERE status = 'completed' AND finished_at >= :since;
+
+-- name: live_workers
+SELECT id, state, gpu_type, system_stats FROM workers
+WHERE heartbeat_at >= :since AND state <> 'stopped' ORDER BY id;

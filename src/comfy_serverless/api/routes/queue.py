@@ -1,0 +1,20 @@
+"""GET /v1/queue/status (spec §1.5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.executions.queue_status import queue_status
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/queue", tags=["queue"])
+
+
+@router.get("/status")
+async def status(key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
+    live_window = 3 * services.settings.heartbeat_interval
+    return await queue_status(services.store, live_window=live_window)
