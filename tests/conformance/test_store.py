@@ -307,3 +307,20 @@ async def test_queue_figures_come_from_the_rows(store: Store) -> None:
     await store.heartbeat_worker(WorkerState("w1", "busy", "T4", {"devices": []}, claimed.id))
     [worker] = await store.live_workers(now - 60)
     assert (worker.id, worker.state, worker.gpu_type) == ("w1", "busy", "T4")
+
+
+async def test_metric_counts_and_durations(store: Store) -> None:
+    key = await _key(store)
+    await _submit(store, key, priority=4, submitted_at=time.time() - 3)
+    await _submit(store, key, priority=4)
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, None, None, 1),
+                                0.1)
+    counts = await store.metric_counts()
+    assert counts["executions"] == {"completed": 1, "queued": 1}
+    assert counts["queue_depth"] == {"4": 1}
+    assert counts["model_loads"] == {"all": 0}
+    [(wait, work)] = await store.completed_durations()
+    assert wait >= 3
+    assert work >= 0

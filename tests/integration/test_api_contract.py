@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from comfy_serverless.api.app import create_app
 from comfy_serverless.auth.keys import issue_key
@@ -272,3 +273,33 @@ async def test_queue_status_is_exactly_what_the_store_holds(
     assert [(b["priority"], b["count"]) for b in breakdown] == [(5, 1), (1, 1)]
     assert abs(breakdown[0]["avg_wait_time"] - 10) < 2
     assert abs(breakdown[1]["avg_wait_time"] - 5) < 2
+
+
+async def test_metrics_parse_with_prometheus_clients_own_parser(
+    app_and_client: tuple[Services, httpx.AsyncClient],
+) -> None:
+    services, client = app_and_client
+    store, now = services.store, time.time()
+    key = issue_key("secret", "basic").record
+    await store.create_api_key(key)
+    for priority in (9, 3, 3):
+        await store.create_execution(NewExecution(
+            id=new_execution_id(), api_key_id=key.id, priority=priority,
+            workflow=inverted_image(1), options={}, signature="s", webhook_url=None,
+            client_id=None, submitted_at=now - 2, max_attempts=1, total_nodes=3))
+    done = await store.claim_next("w1", 30)
+    assert done is not None
+    assert await store.complete(done.lease, [], ProgressSnapshot(1, None, None, None, None, 3),
+                                0.1)
+    await store.heartbeat_worker(WorkerState("w1", "idle", None, None, None))
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in families.values() for s in family.samples}
+    assert samples[("comfy_serverless_executions", (("status", "completed"),))] == 1
+    assert samples[("comfy_serverless_queue_depth", (("priority", "3"),))] == 2
+    assert samples[("comfy_serverless_workers", (("state", "idle"),))] == 1
+    assert samples[("comfy_serverless_processing_seconds_count", ())] == 1
+    assert samples[("comfy_serverless_queue_wait_seconds_bucket", (("le", "+Inf"),))] == 1
+    assert families["comfy_serverless_queue_wait_seconds"].type == "histogram"

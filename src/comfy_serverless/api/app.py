@@ -15,6 +15,7 @@ from comfy_serverless.api.routes import (
     errors_pages,
     files,
     health,
+    metrics,
     queue,
     webhook_endpoints,
     webhooks,
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.include_router(webhook_endpoints.router)
     app.include_router(admin.router)
     app.include_router(queue.router)
+    app.include_router(metrics.router)
     return app
 
 

@@ -168,6 +168,26 @@ class Store:
                             json.loads(row["system_stats"]) if row["system_stats"] else None,
                             None) for row in rows]
 
+    async def metric_counts(self) -> dict[str, dict[str, int]]:
+        """Counts for /metrics: executions by status, queue depth by priority, webhook
+        attempts by outcome, model loads."""
+        async def pairs(query: str, key: str) -> dict[str, int]:
+            rows = await self._db.fetch_all(self._sql[query])
+            return {str(row[key]): int(row["count"]) for row in rows}
+
+        loads = await self._db.fetch_one(self._sql["model_loads"])
+        return {
+            "executions": await pairs("executions_by_status", "status"),
+            "queue_depth": await pairs("queue_depth_by_priority", "priority"),
+            "webhook_deliveries": await pairs("webhook_deliveries_by_outcome", "outcome"),
+            "model_loads": {"all": int(loads["count"]) if loads else 0},
+        }
+
+    async def completed_durations(self) -> list[tuple[float, float]]:
+        """(queue wait, processing time) of every completed execution."""
+        rows = await self._db.fetch_all(self._sql["completed_durations"])
+        return [(float(row["wait"]), float(row["work"])) for row in rows]
+
     async def live_worker_count(self, since: float) -> int:
         row = await self._db.fetch_one(self._sql["live_worker_count"], {"since": since})
         return int(row["live"]) if row else 0

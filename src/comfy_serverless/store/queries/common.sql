@@ -306,3 +306,21 @@ WHERE status = 'completed' AND finished_at >= :since;
 -- name: live_workers
 SELECT id, state, gpu_type, system_stats FROM workers
 WHERE heartbeat_at >= :since AND state <> 'stopped' ORDER BY id;
+
+-- name: executions_by_status
+SELECT status, COUNT(*) AS count FROM executions GROUP BY status;
+
+-- name: queue_depth_by_priority
+SELECT priority, COUNT(*) AS count FROM executions WHERE status = 'queued' GROUP BY priority;
+
+-- name: completed_durations
+SELECT started_at - submitted_at AS wait, finished_at - started_at AS work
+FROM executions WHERE status = 'completed';
+
+-- name: webhook_deliveries_by_outcome
+SELECT CASE WHEN status_code BETWEEN 200 AND 299 THEN 'delivered' ELSE 'failed' END AS outcome,
+       COUNT(*) AS count
+FROM webhook_deliveries GROUP BY 1;
+
+-- name: model_loads
+SELECT COUNT(*) AS count FROM execution_events WHERE event = 'model_loaded';

@@ -1,0 +1,81 @@
+"""GET /metrics in Prometheus' text format, computed from the store at scrape time, so every
+API replica reports the same fleet-wide figures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from comfy_serverless.api.deps import ServicesDep
+from comfy_serverless.executions.queue_status import queue_status
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["metrics"])
+
+_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _histogram(name: str, documentation: str, values: Sequence[float]) -> Metric:
+    buckets = [(str(bound), float(sum(v <= bound for v in values))) for bound in _BUCKETS]
+    buckets.append(("+Inf", float(len(values))))
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=sum(values))
+
+
+def _gauge(name: str, documentation: str, label: str | None,
+           values: dict[str, int] | dict[str, float]) -> Metric:
+    family = GaugeMetricFamily(name, documentation, labels=[label] if label else None)
+    for key, value in sorted(values.items()):
+        family.add_metric([key] if label else [], float(value))
+    return family
+
+
+class _Snapshot(Collector):
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self._metrics
+
+
+@router.get("/metrics")
+async def metrics(services: ServicesDep) -> Response:
+    store = services.store
+    counts = await store.metric_counts()
+    durations = await store.completed_durations()
+    status = await queue_status(store, live_window=3 * services.settings.heartbeat_interval)
+    workers = await store.live_workers(time.time() - 3 * services.settings.heartbeat_interval)
+    capacity = status["system_capacity"]
+    gathered: list[Metric] = [
+        _gauge("comfy_serverless_executions", "Executions by status", "status",
+               counts["executions"]),
+        _gauge("comfy_serverless_queue_depth", "Queued executions by priority", "priority",
+               counts["queue_depth"]),
+        _histogram("comfy_serverless_queue_wait_seconds", "Submit to start, completed jobs",
+                   [wait for wait, _ in durations]),
+        _histogram("comfy_serverless_processing_seconds", "Start to end, completed jobs",
+                   [work for _, work in durations]),
+        _gauge("comfy_serverless_workers", "Live workers by state", "state",
+               {state: sum(w.state == state for w in workers) for state in ("idle", "busy")}),
+        _gauge("comfy_serverless_gpu_memory_bytes", "GPU memory of live workers", "kind",
+               {"total": _bytes(capacity["total_gpu_memory"]),
+                "available": _bytes(capacity["available_gpu_memory"])}),
+        _gauge("comfy_serverless_webhook_delivery_attempts", "Webhook delivery attempts",
+               "outcome", counts["webhook_deliveries"]),
+        _gauge("comfy_serverless_model_loads", "Model loads seen in execution logs", None,
+               {"": counts["model_loads"]["all"]}),
+    ]
+    registry = CollectorRegistry()
+    registry.register(_Snapshot(gathered))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE)
+
+
+def _bytes(gigabytes: str) -> float:
+    return float(gigabytes.removesuffix("GB")) * 1024**3
