@@ -73,7 +73,13 @@ class FakeComfyUI:
         app.router.add_get("/_arrivals", self._arrivals)
         app.router.add_get("/object_info", self._object_info)
         app.on_startup.append(self._start_runner)
+        app.on_shutdown.append(self._close_sockets)
         return app
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        """A stopping ComfyUI drops its clients at once, instead of waiting on them."""
+        for socket in list(self._sockets.values()):
+            await socket.close(code=1001)
 
     async def _start_runner(self, app: web.Application) -> None:
         task = asyncio.create_task(self._run_prompts())

@@ -181,6 +181,12 @@ class Worker:
         return outcome
 
     @property
+    def engine_ready(self) -> bool:
+        """ComfyUI is running and our event WebSocket to it is up."""
+        return (self._client is not None and self._engine.is_alive()
+                and self._client.connected)
+
+    @property
     def current_execution_id(self) -> str | None:
         return next(iter(self.running), None)
 
@@ -198,6 +204,7 @@ class Worker:
         try:
             object_info = await self._client.object_info()
         except EngineError as exc:
+            self._catalog_published_at = time.monotonic()  # try again at the next refresh
             log.warning("cannot read ComfyUI's node catalog: %s", exc)
             return
         text = json.dumps(object_info, sort_keys=True, separators=(",", ":"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from comfy_serverless.api.deps import ServicesDep
 from comfy_serverless.errors import StoreError
+from comfy_serverless.worker.worker import Worker
 
 __all__ = ["router"]
 
@@ -21,9 +22,15 @@ async def healthz() -> dict[str, Any]:
 
 
 @router.get("/readyz")
-async def readyz(services: ServicesDep) -> JSONResponse:
+async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
+    """Ready when the store answers and, with an embedded worker, its ComfyUI is connected."""
     try:
         await services.store.live_worker_count(0.0)
     except StoreError as exc:
         return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ready", "store": services.store.dialect})
+    worker: Worker | None = getattr(request.app.state, "worker", None)
+    body = {"status": "ready", "store": services.store.dialect,
+            "engine": None if worker is None else ("ready" if worker.engine_ready else "down")}
+    if worker is not None and not worker.engine_ready:
+        return JSONResponse({**body, "status": "unavailable"}, status_code=503)
+    return JSONResponse(body)

@@ -73,6 +73,11 @@ class ComfyUIClient:
             self._reader = asyncio.create_task(self._read_events(), name="comfyui-events")
         await self.wait_connected()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the event WebSocket is up right now."""
+        return self._connected.is_set()
+
     async def wait_connected(self, timeout: float = 30.0) -> None:
         try:
             await asyncio.wait_for(self._connected.wait(), timeout)
