@@ -39,7 +39,13 @@ __all__ = [
     "StoreConflict",
     "StoreError",
     "WorkflowInvalid",
+    "documentation_path",
 ]
+
+
+def documentation_path(error_code: str) -> str:
+    """Where this service documents an error code (served by GET /errors/{code})."""
+    return f"/errors/{error_code}"
 
 
 class ComfyServerlessError(Exception):

@@ -17,6 +17,7 @@ from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.records import NewExecution, ProgressSnapshot, WorkerState
+from comfy_serverless.store.store import Store
 from tests.workflows import inverted_image, tiny_sd15
 
 
@@ -240,6 +241,14 @@ async def test_maintenance_needs_an_admin_key(
     assert accepted.json()["endpoints_notified"] == 0
 
 
+async def _queue(store: Store, key_id: str, priority: int, submitted_at: float) -> None:
+    """An execution put straight in the store: the API's queue figures must report it."""
+    await store.create_execution(NewExecution(
+        id=new_execution_id(), api_key_id=key_id, priority=priority, workflow=inverted_image(1),
+        options={}, signature="s", webhook_url=None, client_id=None, submitted_at=submitted_at,
+        max_attempts=1, total_nodes=3))
+
+
 async def test_queue_status_is_exactly_what_the_store_holds(
     app_and_client: tuple[Services, httpx.AsyncClient],
 ) -> None:
@@ -248,10 +257,7 @@ async def test_queue_status_is_exactly_what_the_store_holds(
     key = issue_key("secret", "basic").record
     await store.create_api_key(key)
     for priority, age in ((10, 40), (5, 30), (5, 10), (1, 5)):
-        await store.create_execution(NewExecution(
-            id=new_execution_id(), api_key_id=key.id, priority=priority,
-            workflow=inverted_image(1), options={}, signature="s", webhook_url=None,
-            client_id=None, submitted_at=now - age, max_attempts=1, total_nodes=3))
+        await _queue(store, key.id, priority, now - age)
     first = await store.claim_next("w2", 30)
     assert first is not None
     assert await store.complete(first.lease, [], ProgressSnapshot(1, None, None, None, None, 3),
@@ -283,10 +289,7 @@ async def test_metrics_parse_with_prometheus_clients_own_parser(
     key = issue_key("secret", "basic").record
     await store.create_api_key(key)
     for priority in (9, 3, 3):
-        await store.create_execution(NewExecution(
-            id=new_execution_id(), api_key_id=key.id, priority=priority,
-            workflow=inverted_image(1), options={}, signature="s", webhook_url=None,
-            client_id=None, submitted_at=now - 2, max_attempts=1, total_nodes=3))
+        await _queue(store, key.id, priority, now - 2)
     done = await store.claim_next("w1", 30)
     assert done is not None
     assert await store.complete(done.lease, [], ProgressSnapshot(1, None, None, None, None, 3),

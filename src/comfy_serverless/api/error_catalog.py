@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from comfy_serverless.errors import documentation_path
+
 __all__ = ["ERRORS", "ErrorDoc", "documentation_path"]
 
 
@@ -90,6 +92,3 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "Retry after the Retry-After header's seconds."),
 )
 
-
-def documentation_path(code: str) -> str:
-    return f"/errors/{code}"

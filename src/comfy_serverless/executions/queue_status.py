@@ -5,23 +5,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from comfy_serverless.engine.comfyui.stats import device_memory, gigabytes
 from comfy_serverless.store.records import WorkerState
 from comfy_serverless.store.store import Store
 
-__all__ = ["WINDOW_SECONDS", "queue_status"]
+__all__ = ["WINDOW_SECONDS", "fleet_memory", "queue_status"]
 
 # Averages of wait and processing time cover the executions of the last hour.
 WINDOW_SECONDS = 3600.0
 
 
-def _gigabytes(value: float) -> str:
-    return f"{value / 1024**3:.1f}GB"
-
-
-def _memory(worker: WorkerState) -> tuple[float, float]:
-    devices = (worker.system_stats or {}).get("devices") or [{}]
-    device = devices[0] if isinstance(devices[0], dict) else {}
-    return float(device.get("vram_total") or 0), float(device.get("vram_free") or 0)
+def fleet_memory(workers: list[WorkerState]) -> tuple[float, float]:
+    """(total, free) bytes over the workers' first devices."""
+    memory = [device_memory(worker.system_stats) for worker in workers]
+    return sum(total for total, _ in memory), sum(free for _, free in memory)
 
 
 def _rounded(value: float | None) -> float | None:
@@ -34,7 +31,7 @@ async def queue_status(store: Store, *, live_window: float) -> dict[str, Any]:
     wait, processing = await store.recent_averages(now - WINDOW_SECONDS)
     workers = await store.live_workers(now - live_window)
     idle = [worker for worker in workers if worker.state == "idle"]
-    memory = [_memory(worker) for worker in workers]
+    total_memory, free_memory = fleet_memory(workers)
     return {
         "queue_status": {
             "total_queued": totals.get("queued", 0),
@@ -46,8 +43,8 @@ async def queue_status(store: Store, *, live_window: float) -> dict[str, Any]:
         "system_capacity": {
             "total_gpu_nodes": len(workers),
             "available_gpu_nodes": len(idle),
-            "total_gpu_memory": _gigabytes(sum(total for total, _ in memory)),
-            "available_gpu_memory": _gigabytes(sum(free for _, free in memory)),
+            "total_gpu_memory": gigabytes(total_memory),
+            "available_gpu_memory": gigabytes(free_memory),
             "utilization": round(1 - len(idle) / len(workers), 3) if workers else 0.0,
         },
         "queue_breakdown": [

@@ -386,11 +386,6 @@ class Store:
                              {"hash": digest, "worker_id": worker_id})
         return digest, previous
 
-    async def worker_capacity(self, since: float) -> tuple[int, int]:
-        """(live workers, idle workers) among those heard from since `since`."""
-        row = await self._db.fetch_one(self._sql["worker_capacity"], {"since": since})
-        return (int(row["live"] or 0), int(row["idle"] or 0)) if row else (0, 0)
-
     async def swap_state(self, key: str, old: str, new: str) -> bool:
         """Compare-and-set a shared fact; True for the one process whose update won."""
         return await self._db.execute(self._sql["compare_and_set_state"],

@@ -6,10 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfy_serverless.errors import ApiError, WorkflowInvalid
-from comfy_serverless.validation.workflow import ValidationProblem
+from comfy_serverless.errors import ApiError, WorkflowInvalid, documentation_path
 
-__all__ = ["Findings", "WorkflowNotRunnable"]
+__all__ = ["Findings", "ValidationProblem", "WorkflowNotRunnable", "workflow_invalid"]
+
+
+@dataclass(frozen=True)
+class ValidationProblem:
+    node_id: str | None
+    error: str
+    suggestion: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "error": self.error, "suggestion": self.suggestion}
 
 
 class WorkflowNotRunnable(ApiError):
@@ -43,14 +52,23 @@ class Findings:
                                "The workflow cannot run on this deployment")
 
     def _answer(self, kind: type[ApiError], problems: list[ValidationProblem],
-                summary: str) -> ApiError:
+                summary: str, *, headline: str | None = None) -> ApiError:
+        """The spec's 400 body; `headline` replaces the message built from the first problem."""
         first = problems[0].error if problems else self.invalid_connections[0]["error"]
         count = len(problems) + len(self.invalid_connections)
         more = f" (and {count - 1} more)" if count > 1 else ""
         return kind(
-            f"{summary}: {first}{more}",
+            headline or f"{summary}: {first}{more}",
             {"validation_errors": [problem.as_dict() for problem in problems],
              "missing_nodes": self.missing_nodes,
              "invalid_connections": self.invalid_connections},
-            extra={"documentation_url": f"/errors/{kind.error_code}"},
+            extra={"documentation_url": documentation_path(kind.error_code)},
         )
+
+
+def workflow_invalid(problems: list[ValidationProblem], message: str | None = None
+                     ) -> ApiError:
+    """The 400 for problems found before the validator runs (format, overrides)."""
+    headline = message or f"Workflow validation failed: {problems[0].error}"
+    return Findings(errors=list(problems))._answer(
+        WorkflowInvalid, problems, "Workflow validation failed", headline=headline)

@@ -19,13 +19,8 @@ import difflib
 from collections.abc import Iterator
 from typing import Any
 
-from comfy_serverless.validation.workflow import (
-    Graph,
-    ValidationProblem,
-    copy_graph,
-    is_link,
-    workflow_invalid,
-)
+from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
+from comfy_serverless.validation.workflow import Graph, copy_graph, is_link
 
 __all__ = ["apply_overrides"]
 

@@ -19,7 +19,7 @@ from comfy_serverless.validation.catalog import (
     NodeCatalog,
     types_compatible,
 )
-from comfy_serverless.validation.findings import Findings
+from comfy_serverless.validation.findings import Findings, ValidationProblem
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.values import (
     Refused,
@@ -28,7 +28,7 @@ from comfy_serverless.validation.values import (
     numeric_bound,
     range_problem,
 )
-from comfy_serverless.validation.workflow import Graph, ValidationProblem, copy_graph, is_link
+from comfy_serverless.validation.workflow import Graph, copy_graph, is_link
 
 __all__ = ["ValidatedWorkflow", "WorkflowValidator"]
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfy_serverless.errors import WorkflowInvalid
+from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
 
 __all__ = [
     "Graph",
@@ -27,19 +27,6 @@ __all__ = [
 
 Graph = dict[str, dict[str, Any]]
 
-DOCUMENTATION_URL = "/errors/WORKFLOW_VALIDATION_FAILED"
-
-
-@dataclass(frozen=True)
-class ValidationProblem:
-    node_id: str | None
-    error: str
-    suggestion: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"node_id": self.node_id, "error": self.error, "suggestion": self.suggestion}
-
-
 @dataclass(frozen=True)
 class ParsedWorkflow:
     """The well-formed nodes of a workflow, and the structural problems of the rest.
@@ -51,17 +38,6 @@ class ParsedWorkflow:
     graph: Graph
     metadata: dict[str, Any] = field(default_factory=dict)
     problems: list[ValidationProblem] = field(default_factory=list)
-
-
-def workflow_invalid(problems: list[ValidationProblem], message: str | None = None
-                     ) -> WorkflowInvalid:
-    summary = message or f"Workflow validation failed: {problems[0].error}"
-    return WorkflowInvalid(
-        summary,
-        {"validation_errors": [p.as_dict() for p in problems], "missing_nodes": [],
-         "invalid_connections": []},
-        extra={"documentation_url": DOCUMENTATION_URL},
-    )
 
 
 def _split_envelope(raw: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

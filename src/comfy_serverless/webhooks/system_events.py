@@ -56,7 +56,8 @@ class CapacityMonitor(BackgroundService):
         self._max_retries = max_retries
 
     async def run_once(self) -> bool:
-        live, idle = await self._store.worker_capacity(time.time() - self._live_window)
+        workers = await self._store.live_workers(time.time() - self._live_window)
+        live, idle = len(workers), sum(worker.state == "idle" for worker in workers)
         fraction = idle / live if live else 0.0
         band = _band(fraction, self._thresholds)
         previous = await self._store.state(self._KEY)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.engine.comfyui.stats import device_memory, first_device, gigabytes
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
 from comfy_serverless.storage.base import OutputStorage
@@ -307,20 +308,14 @@ class Worker:
         ))
 
 
-def _format_bytes(value: float) -> str:
-    return f"{value / 1024**3:.1f}GB"
-
-
 def _resource_allocation(worker_id: str, stats: dict[str, Any]) -> dict[str, Any]:
-    devices = stats.get("devices") or [{}]
-    device = devices[0] if isinstance(devices[0], dict) else {}
-    total = float(device.get("vram_total") or 0)
-    free = float(device.get("vram_free") or 0)
+    device = first_device(stats)
+    total, free = device_memory(stats)
     return {
         "gpu_id": worker_id,
         "device": device.get("name"),
         "device_type": device.get("type"),
-        "gpu_memory_used": _format_bytes(max(0.0, total - free)),
-        "gpu_memory_total": _format_bytes(total),
+        "gpu_memory_used": gigabytes(max(0.0, total - free)),
+        "gpu_memory_total": gigabytes(total),
         "container_id": worker_id,
     }

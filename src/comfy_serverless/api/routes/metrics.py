@@ -13,7 +13,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 
 from comfy_serverless.api.deps import ServicesDep
-from comfy_serverless.executions.queue_status import queue_status
+from comfy_serverless.executions.queue_status import fleet_memory
 
 __all__ = ["router"]
 
@@ -30,7 +30,7 @@ def _histogram(name: str, documentation: str, values: Sequence[float]) -> Metric
 
 
 def _gauge(name: str, documentation: str, label: str | None,
-           values: dict[str, int] | dict[str, float]) -> Metric:
+           values: dict[str, int] | dict[str, float] | dict[str, int | float]) -> Metric:
     family = GaugeMetricFamily(name, documentation, labels=[label] if label else None)
     for key, value in sorted(values.items()):
         family.add_metric([key] if label else [], float(value))
@@ -50,9 +50,8 @@ async def metrics(services: ServicesDep) -> Response:
     store = services.store
     counts = await store.metric_counts()
     durations = await store.completed_durations()
-    status = await queue_status(store, live_window=3 * services.settings.heartbeat_interval)
     workers = await store.live_workers(time.time() - 3 * services.settings.heartbeat_interval)
-    capacity = status["system_capacity"]
+    total_memory, free_memory = fleet_memory(workers)
     gathered: list[Metric] = [
         _gauge("comfy_serverless_executions", "Executions by status", "status",
                counts["executions"]),
@@ -65,8 +64,7 @@ async def metrics(services: ServicesDep) -> Response:
         _gauge("comfy_serverless_workers", "Live workers by state", "state",
                {state: sum(w.state == state for w in workers) for state in ("idle", "busy")}),
         _gauge("comfy_serverless_gpu_memory_bytes", "GPU memory of live workers", "kind",
-               {"total": _bytes(capacity["total_gpu_memory"]),
-                "available": _bytes(capacity["available_gpu_memory"])}),
+               {"total": total_memory, "available": free_memory}),
         _gauge("comfy_serverless_webhook_delivery_attempts", "Webhook delivery attempts",
                "outcome", counts["webhook_deliveries"]),
         _gauge("comfy_serverless_model_loads", "Model loads seen in execution logs", None,
@@ -76,6 +74,3 @@ async def metrics(services: ServicesDep) -> Response:
     registry.register(_Snapshot(gathered))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)
 
-
-def _bytes(gigabytes: str) -> float:
-    return float(gigabytes.removesuffix("GB")) * 1024**3

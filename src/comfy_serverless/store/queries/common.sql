@@ -280,10 +280,6 @@ SELECT value FROM system_state WHERE key = :key;
 -- name: compare_and_set_state
 UPDATE system_state SET value = :new WHERE key = :key AND value = :old;
 
--- name: worker_capacity
-SELECT COUNT(*) AS live, SUM(CASE WHEN state = 'idle' THEN 1 ELSE 0 END) AS idle
-FROM workers WHERE heartbeat_at >= :since AND state <> 'stopped';
-
 -- name: worker_catalog_hash
 SELECT catalog_hash FROM workers WHERE id = :worker_id;
 
