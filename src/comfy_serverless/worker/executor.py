@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["completed", "failed", "requeued", "cancelled", "lost", "handed_back"]
 
 _INTERRUPT_GRACE = 10.0
+_RECONNECT_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ExecutorConfig:
     # its prompt worker has stopped: the watchdog restarts ComfyUI and retries the job.
     watchdog_timeout: float = 60.0
     progress_event_interval: float = 1.0
+    reconnect_timeout: float = 10.0
 
 
 class _Stop(Exception):
@@ -372,10 +374,9 @@ class Executor:
 
     async def _reconcile(self, context: ExecutionContext, reason: str) -> Outcome | None:
         """The socket dropped: find out from ComfyUI itself what became of the prompt."""
-        if not self._engine.is_alive():
-            return await self._engine_lost(context, f"ComfyUI exited ({reason})")
+        if not await self._engine_back():
+            return await self._engine_lost(context, f"ComfyUI exited or is unreachable ({reason})")
         try:
-            await self._client.wait_connected(timeout=30)
             if await self._client.history(context.prompt_id) is not None:
                 return await self._finish(context)
             queue = await self._client.queue()
@@ -384,6 +385,20 @@ class Executor:
         except EngineUnavailable as exc:
             return await self._engine_lost(context, str(exc))
         return await self._engine_lost(context, "ComfyUI lost the prompt")
+
+    async def _engine_back(self) -> bool:
+        """After the socket dropped: True once it is up again; False as soon as the process
+        is seen gone (it may be reaped a moment after the socket closes) or after
+        reconnect_timeout, which is kept well inside the lease, so the job is retried by us
+        rather than rescued."""
+        deadline = time.monotonic() + self._config.reconnect_timeout
+        while time.monotonic() < deadline:
+            if not self._engine.is_alive():
+                return False
+            if self._client.connected:
+                return True
+            await asyncio.sleep(_RECONNECT_POLL_SECONDS)
+        return False
 
     def _is_hung(self, context: ExecutionContext, queue: dict[str, Any]) -> bool:
         waited = time.time() - context.submitted_at
