@@ -138,7 +138,7 @@ def main() -> None:
     layout = install_engine(EngineLayout(Settings().engine_dir))
     with tempfile.TemporaryDirectory() as data_dir, \
             LocalService.start(Path(data_dir), layout.root) as service:
-        key = service.new_key()
+        key = service.new_unthrottled_key()
         raw_times, service_times = asyncio.run(
             _measure(service, key, args.jobs, args.warmup,
                      None if args.poll_ms is None else args.poll_ms / 1000))

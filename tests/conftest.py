@@ -86,7 +86,7 @@ def service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="session")
 def api_key(service: LocalService) -> str:
-    return service.new_key()
+    return service.new_unthrottled_key()
 
 
 @pytest.fixture

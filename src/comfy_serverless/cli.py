@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 
-from comfy_serverless.auth.keys import KeyKind, issue_key
+from comfy_serverless.auth.cli import add_key_commands
 from comfy_serverless.engine.comfyui.installer import (
     TINY_CHECKPOINT_NAME,
     EngineLayout,
@@ -77,19 +77,6 @@ def _migrate_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_key(settings: Settings, kind: KeyKind, tier: str, is_admin: bool) -> str:
-    async with open_services(settings) as services:
-        issued = issue_key(kind, tier, is_admin=is_admin)
-        await services.store.create_api_key(issued.record)
-        return issued.plaintext
-
-
-def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    kind: KeyKind = "public" if args.public else "secret"
-    print(asyncio.run(_create_key(settings, kind, args.tier, args.admin)))
-    return 0
-
-
 async def _announce(settings: Settings, message: str, starts_at: str | None,
                     ends_at: str | None) -> int:
     async with open_services(settings) as services:
@@ -124,12 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply database migrations").set_defaults(
         handler=_migrate_command)
 
-    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)
-    create = keys.add_parser("create", help="print one new API key on stdout")
-    create.add_argument("--tier", default="basic", choices=["basic", "pro", "enterprise"])
-    create.add_argument("--public", action="store_true", help="a comfyui_pk_ key")
-    create.add_argument("--admin", action="store_true", help="an admin-scoped key")
-    create.set_defaults(handler=_keys_create)
+    add_key_commands(commands)
 
     maintenance = commands.add_parser("maintenance", help="announce maintenance").add_subparsers(
         dest="maintenance", required=True)

@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from comfy_serverless.access.gate import AccessGate
+from comfy_serverless.access.rate_limit import build_rate_limiter
+from comfy_serverless.access.tiers import load_access_policy
 from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
 from comfy_serverless.engine.comfyui.supervisor import (
     AttachedEngine,
@@ -33,6 +36,7 @@ class Services:
     signals: WorkerSignals
     estimator: Estimator
     catalogs: CatalogCache
+    access: AccessGate
 
 
 @asynccontextmanager
@@ -43,7 +47,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         signer = UrlSigner(settings.resolved_signing_secret())
         storage = LocalStorage(settings.storage_dir(), signer)
         catalogs = CatalogCache(store, max_age=settings.catalog_max_age)
-        yield Services(settings, store, storage, WorkerSignals(), Estimator(store), catalogs)
+        access = AccessGate(load_access_policy(settings.tiers_file),
+                            build_rate_limiter(settings.redis_url))
+        try:
+            yield Services(settings, store, storage, WorkerSignals(), Estimator(store), catalogs,
+                           access)
+        finally:
+            await access.close()
     finally:
         await store.close()
 

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     prefetch: int = 1
     catalog_refresh_interval: float = 60.0
 
+    # --- access: tiers, rate limits, versions ---
+    tiers_file: Path | None = None
+    redis_url: str | None = Field(default=None, validation_alias=_aliased("REDIS_URL"))
+    api_deprecated: bool = False
+    api_sunset: str | None = None
+
     # --- webhooks ---
     webhook_dispatcher: bool = True
     webhook_require_https: bool = True

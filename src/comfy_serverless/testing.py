@@ -29,6 +29,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+UNTHROTTLED = 10_000_000
+
+
 @dataclass
 class LocalService:
     base_url: str
@@ -96,6 +99,12 @@ class LocalService:
 
     def new_key(self, *args: str) -> str:
         return self.cli("keys", "create", *args)
+
+    def new_unthrottled_key(self) -> str:
+        """A key whose limits no test or benchmark reaches (they poll, and submit hundreds)."""
+        limits = [f"--limit={name}={UNTHROTTLED}" for name in (
+            "requests_per_minute", "concurrent_executions", "max_queue_size", "monthly_quota")]
+        return self.new_key("--tier", "enterprise", *limits)
 
     def comfyui_pid(self) -> int | None:
         """The pid of the ComfyUI child that listens on this service's ComfyUI port."""

@@ -69,7 +69,7 @@ def test_walkthrough_runs_against_the_service(readme_service: LocalService,
 async def test_tiny_sd15_example_runs_through_the_readme_service(
     readme_service: LocalService,
 ) -> None:
-    key = readme_service.new_key()
+    key = readme_service.new_unthrottled_key()
     body = (ROOT / "examples" / "tiny-sd15.json").read_text()
     async with httpx.AsyncClient(base_url=readme_service.base_url, timeout=30,
                                  headers={"Authorization": f"Bearer {key}",

@@ -43,7 +43,7 @@ async def app_and_client(tmp_path: Path) -> AsyncIterator[tuple[Services, httpx.
 
     async with app.router.lifespan_context(app):
         services: Services = app.state.services
-        issued = issue_key("secret", "basic")
+        issued = issue_key("secret", "enterprise")
         await services.store.create_api_key(issued.record)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         headers = {"Authorization": f"Bearer {issued.plaintext}"}

@@ -142,7 +142,7 @@ async def test_nothing_is_lost_when_workers_are_killed(
     database: str, apis: list[LocalService], fakes: list[tuple[str, FakeComfyUI]],
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    keys = [api.new_key() for api in apis]
+    keys = [api.new_unthrottled_key() for api in apis]
     store = await Store.open(database)
     pool = WorkerPool({**apis[0].env}, [url for url, _ in fakes], tmp_path)
     pool.start_all()
@@ -195,7 +195,7 @@ async def test_a_cancel_through_another_replica_reaches_the_worker_within_a_seco
     fake.faults.steps, fake.faults.step_seconds = 1000, 0.01
     pool = WorkerPool({**apis[0].env}, [url], tmp_path)
     pool.start_all()
-    key_a = apis[0].new_key()
+    key_a = apis[0].new_unthrottled_key()
     try:
         async with httpx.AsyncClient(base_url=apis[0].base_url, timeout=30,
                                      headers={"Authorization": f"Bearer {key_a}"}) as api_a, \

@@ -56,7 +56,7 @@ def standalone_worker(api_only: LocalService, service: LocalService) -> Iterator
 async def test_a_standalone_worker_runs_jobs_queued_by_the_api(
     api_only: LocalService, service: LocalService
 ) -> None:
-    key = api_only.new_key()
+    key = api_only.new_unthrottled_key()
     async with httpx.AsyncClient(base_url=api_only.base_url, timeout=30,
                                  headers={"Authorization": f"Bearer {key}"}) as api:
         accepted = await api.post("/v1/workflows/execute",

@@ -10,11 +10,13 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from comfy_serverless.api.errors import error_response, install_error_handlers
+from comfy_serverless.api.headers import ApiHeaders
 from comfy_serverless.api.routes import (
     admin,
     errors_pages,
     files,
     health,
+    keys,
     metrics,
     queue,
     webhook_endpoints,
@@ -75,6 +77,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     )
     install_error_handlers(app)
     app.add_middleware(_BodySizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(ApiHeaders, deprecated=settings.api_deprecated, sunset=settings.api_sunset)
     app.include_router(workflows.router)
     app.include_router(files.router)
     app.include_router(health.router)
@@ -82,6 +85,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.include_router(webhooks.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(admin.router)
+    app.include_router(keys.router)
     app.include_router(queue.router)
     app.include_router(metrics.router)
     return app

@@ -41,8 +41,18 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "No Authorization header, one that is not 'Bearer {api_key}', or an unknown or "
              "revoked key.",
              "Send a valid key: comfy-serverless keys create."),
-    ErrorDoc("FORBIDDEN", 403, "The key lacks the scope the route needs (admin routes).",
-             "Use an admin-scoped key: comfy-serverless keys create --admin."),
+    ErrorDoc("FORBIDDEN", 403,
+             "The key lacks the scope the route needs: admin routes need an admin-scoped key; "
+             "a public key (comfyui_pk_) may only submit, read and cancel its own executions "
+             "and list models.",
+             "Use a secret key, or an admin-scoped one: comfy-serverless keys create --admin."),
+    ErrorDoc("MODEL_NOT_ALLOWED", 403,
+             "The workflow names a model outside the model groups of the key's tier "
+             "(details.models, details.allowed_model_groups).",
+             "Use a model of your tier's groups, or a key of a higher tier."),
+    ErrorDoc("TIMEOUT_LIMIT_EXCEEDED", 403,
+             "execution_config.timeout is above the timeout_limit of the key's tier.",
+             "Ask for at most details.timeout_limit seconds, or use a higher tier."),
     ErrorDoc("SIGNED_URL_INVALID", 403,
              "A download URL whose signature does not match (tampered with) or that has expired "
              "(details.reason).",
@@ -52,6 +62,12 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "revealed).",
              "Check the id and the key that submitted it."),
     ErrorDoc("NOT_FOUND", 404, "No such route.", "Check the path and the API version."),
+    ErrorDoc("API_VERSION_NOT_FOUND", 404,
+             "A path under an API version this service does not serve (e.g. /v2/…); "
+             "details.supported_versions lists the ones it does.",
+             "Use /v1/."),
+    ErrorDoc("API_KEY_NOT_FOUND", 404, "No API key with this id (admin key routes).",
+             "List the keys: GET /v1/admin/keys or comfy-serverless keys list."),
     ErrorDoc("WEBHOOK_ENDPOINT_NOT_FOUND", 404, "No such registered webhook endpoint for "
              "this key.", "List them: GET /v1/webhooks."),
     ErrorDoc("WEBHOOK_EVENT_NOT_FOUND", 404, "No such webhook event for this execution.",
@@ -71,6 +87,11 @@ ERRORS: tuple[ErrorDoc, ...] = (
     ErrorDoc("WEBHOOK_EVENT_PENDING", 409,
              "Redelivery of an event that is still waiting for, or in, a delivery attempt.",
              "Wait until the event is delivered or failed."),
+    ErrorDoc("IDEMPOTENCY_KEY_REUSED", 409,
+             "An X-Request-ID (or Idempotency-Key) already used within 24 h by this key for a "
+             "different request; details.execution_id is the execution it names.",
+             "Send a new request id for a new request; resend the same body to get the "
+             "original execution back."),
     ErrorDoc("PAYLOAD_TOO_LARGE", 413,
              "A request body above max_request_bytes, or base64 results above base64_max_bytes.",
              "Send a smaller body; fetch large results with download_format=urls."),
@@ -83,6 +104,18 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "A valid option this deployment cannot honour yet (e.g. a storage provider that is "
              "not configured).",
              "Leave the option out or use a supported value (details.supported)."),
+    ErrorDoc("RATE_LIMIT_EXCEEDED", 429,
+             "Too many requests per minute for the key (details.limit = requests_per_minute), "
+             "or the key already has its tier's concurrent_executions queued or running "
+             "(details.current_executions, details.max_concurrent).",
+             "Wait details.retry_after seconds (also in Retry-After); X-RateLimit-Remaining "
+             "shows the budget left."),
+    ErrorDoc("QUEUE_FULL", 429,
+             "The key's tier already has its max_queue_size executions waiting in the queue.",
+             "Retry after Retry-After seconds, or use a higher tier."),
+    ErrorDoc("QUOTA_EXCEEDED", 429,
+             "The key has used its monthly_quota of executions this calendar month (UTC).",
+             "Wait until details.resets_at, or ask for a higher quota."),
     ErrorDoc("INTERNAL_ERROR", 500,
              "A bug. The body carries an incident_id that is in the server's log; no internals "
              "are shown.",

@@ -18,7 +18,8 @@ from comfy_serverless.errors import AuthenticationFailed
 from comfy_serverless.store.records import ApiKeyRecord
 from comfy_serverless.store.store import Store
 
-__all__ = ["IssuedKey", "KeyKind", "authenticate", "issue_key", "parse_bearer"]
+__all__ = ["IssuedKey", "KeyKind", "NewSecret", "authenticate", "issue_key", "new_secret",
+           "parse_bearer"]
 
 KeyKind = Literal["secret", "public"]
 _TYPE_PREFIX: dict[KeyKind, str] = {"secret": "comfyui_sk_", "public": "comfyui_pk_"}
@@ -45,22 +46,34 @@ def _lookup_prefix(plaintext: str) -> str | None:
     return None
 
 
-def issue_key(kind: KeyKind, tier: str, *, is_admin: bool = False,
-              name: str | None = None) -> IssuedKey:
+@dataclass(frozen=True)
+class NewSecret:
+    plaintext: str
+    prefix: str
+    secret_hash: str
+
+
+def new_secret(kind: KeyKind) -> NewSecret:
     plaintext = _TYPE_PREFIX[kind] + secrets.token_urlsafe(_SECRET_BYTES)
     prefix = _lookup_prefix(plaintext)
     assert prefix is not None
+    return NewSecret(plaintext, prefix, _hash(plaintext))
+
+
+def issue_key(kind: KeyKind, tier: str, *, is_admin: bool = False,
+              name: str | None = None) -> IssuedKey:
+    secret = new_secret(kind)
     record = ApiKeyRecord(
         id=f"key_{secrets.token_hex(8)}",
-        prefix=prefix,
-        secret_hash=_hash(plaintext),
+        prefix=secret.prefix,
+        secret_hash=secret.secret_hash,
         kind=kind,
         tier=tier,
         is_admin=is_admin,
         name=name,
         created_at=time.time(),
     )
-    return IssuedKey(plaintext, record)
+    return IssuedKey(secret.plaintext, record)
 
 
 def parse_bearer(authorization: str | None) -> str:

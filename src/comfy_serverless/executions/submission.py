@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from comfy_serverless.access.admission import check_models, check_timeout
+from comfy_serverless.access.tiers import AccessPolicy, Tier
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, RequestInvalid
 from comfy_serverless.settings import Settings
@@ -68,8 +70,9 @@ class Submission:
     warnings: list[str]
 
 
-def _timeout(request: ExecuteRequest, rules: ValidationRules) -> int:
-    """The execution's timeout: asked for, capped by max_execution_time, which is the default."""
+def _timeout(request: ExecuteRequest, rules: ValidationRules, tier: Tier) -> int:
+    """The execution's timeout: asked for, or else the lower of the tier's timeout_limit and
+    max_execution_time; asking for more than either is refused."""
     asked = request.execution_config.timeout
     if asked is not None and asked > rules.max_execution_time:
         raise RequestInvalid(
@@ -77,7 +80,8 @@ def _timeout(request: ExecuteRequest, rules: ValidationRules) -> int:
             f"{rules.max_execution_time}s",
             {"field": "execution_config.timeout", "max_execution_time": rules.max_execution_time},
         )
-    return asked or rules.max_execution_time
+    check_timeout(asked, tier)
+    return asked or min(rules.max_execution_time, tier.timeout_limit)
 
 
 class InvalidWebhookUrl(ApiError):
@@ -102,12 +106,14 @@ def new_execution(
     settings: Settings,
     catalog: NodeCatalog | None,
     *,
+    tier: Tier,
+    policy: AccessPolicy,
     webhook_header: str | None,
     client_id: str | None,
 ) -> Submission:
     _check_supported(request)
     rules = settings.validation_rules()
-    timeout = _timeout(request, rules)
+    timeout = _timeout(request, rules, tier)
     parsed = parse_workflow(request.workflow)
     overrides = dict(request.input_overrides)
     if request.execution_config.batch_size is not None:
@@ -115,6 +121,7 @@ def new_execution(
     validated = WorkflowValidator(rules, catalog).validate(
         apply_overrides(parsed.graph, overrides), parsed.problems)
     graph = validated.graph
+    check_models(graph, tier, policy)
     config = request.execution_config
     retries = config.retry_attempts
     if retries is None:

@@ -25,7 +25,7 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def accepted_view(execution: NewExecution, estimate: Estimate) -> dict[str, Any]:
+def accepted_view(execution: NewExecution | ExecutionRecord, estimate: Estimate) -> dict[str, Any]:
     return {
         "status": "accepted",
         "execution_id": execution.id,

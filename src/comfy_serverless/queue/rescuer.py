@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from comfy_serverless.access.admission import IDEMPOTENCY_TTL_SECONDS
 from comfy_serverless.background import BackgroundService
 from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import ExecutionRecord, Lease, LogEntry
@@ -69,6 +70,7 @@ class Rescuer(BackgroundService):
             execution = await self._store.execution(lease.execution_id)
             if execution is not None:
                 await self._rescue(execution, lease, now, report)
+        await self._store.access.forget_idempotency_keys(now - IDEMPOTENCY_TTL_SECONDS)
         return report
 
     async def _rescue(self, execution: ExecutionRecord, lease: Lease, now: float,

@@ -20,8 +20,9 @@ def _parse(text: str) -> dict[str, str]:
 
 
 _DIALECT_TOKENS = {
-    "postgres": {"{{row_lock}}": "FOR UPDATE SKIP LOCKED"},
-    "sqlite": {"{{row_lock}}": ""},
+    "postgres": {"{{row_lock}}": "FOR UPDATE SKIP LOCKED", "{{for_update}}": "FOR UPDATE"},
+    # SQLite needs neither: its writes run in BEGIN IMMEDIATE transactions, one at a time.
+    "sqlite": {"{{row_lock}}": "", "{{for_update}}": ""},
 }
 
 

@@ -42,10 +42,17 @@ class ApiKeyRecord:
     created_at: float
     last_used_at: float | None = None
     revoked_at: float | None = None
+    custom_limits: dict[str, int | None] | None = None
+    rotated_at: float | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> ApiKeyRecord:
-        return cls(**{**row, "is_admin": bool(row["is_admin"])})
+        return cls(**{**row, "is_admin": bool(row["is_admin"]),
+                      "custom_limits": _json_or_none(row.get("custom_limits"))})
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind == "public"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from comfy_serverless.store.access import AccessStore
 from comfy_serverless.store.connector import Connector, Session, connect
 from comfy_serverless.store.migrations import apply_migrations
 from comfy_serverless.store.queries import load_queries
@@ -48,6 +49,7 @@ class Store:
         self._db = connector
         self._sql = load_queries(connector.dialect)
         self.webhooks = WebhookOutbox(connector, self._sql)
+        self.access = AccessStore(connector, self._sql)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

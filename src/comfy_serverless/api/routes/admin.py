@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from comfy_serverless.api.deps import CurrentKey, ServicesDep
-from comfy_serverless.errors import ApiError
-from comfy_serverless.store.records import ApiKeyRecord
+from comfy_serverless.api.deps import AdminKey, ServicesDep
 from comfy_serverless.webhooks.system_events import announce_maintenance
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-
-
-class NotAdmin(ApiError):
-    status_code = 403
-    error_code = "FORBIDDEN"
-
-
-def _admin(key: CurrentKey) -> ApiKeyRecord:
-    if not key.is_admin:
-        raise NotAdmin("This route needs an admin-scoped API key",
-                       {"required_scope": "admin", "key_id": key.id})
-    return key
-
-
-AdminKey = Annotated[ApiKeyRecord, Depends(_admin)]
 
 
 class Maintenance(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.api.deps import SecretKey, ServicesDep
 from comfy_serverless.executions.queue_status import queue_status
 
 __all__ = ["router"]
@@ -15,6 +15,6 @@ router = APIRouter(prefix="/v1/queue", tags=["queue"])
 
 
 @router.get("/status")
-async def status(key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
+async def status(key: SecretKey, services: ServicesDep) -> dict[str, Any]:
     live_window = 3 * services.settings.heartbeat_interval
     return await queue_status(services.store, live_window=live_window)

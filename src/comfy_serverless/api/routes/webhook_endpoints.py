@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.api.deps import SecretKey, ServicesDep
 from comfy_serverless.errors import ApiError, RequestInvalid
 from comfy_serverless.executions.submission import check_webhook_url
 from comfy_serverless.timefmt import utc_iso
@@ -40,7 +40,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-async def register(body: EndpointCreate, key: CurrentKey, services: ServicesDep
+async def register(body: EndpointCreate, key: SecretKey, services: ServicesDep
                    ) -> JSONResponse:
     unknown = sorted(set(body.events) - {*SYSTEM_EVENTS, "*"})
     if unknown:
@@ -54,12 +54,12 @@ async def register(body: EndpointCreate, key: CurrentKey, services: ServicesDep
 
 
 @router.get("")
-async def list_endpoints(key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
+async def list_endpoints(key: SecretKey, services: ServicesDep) -> dict[str, Any]:
     return {"webhooks": [_view(row) for row in await services.store.webhooks.endpoints(key.id)]}
 
 
 @router.delete("/{endpoint_id}")
-async def unregister(endpoint_id: str, key: CurrentKey, services: ServicesDep
+async def unregister(endpoint_id: str, key: SecretKey, services: ServicesDep
                      ) -> dict[str, Any]:
     if not await services.store.webhooks.unregister(endpoint_id, key.id):
         raise EndpointNotFound(f"No webhook endpoint {endpoint_id!r} for this key",

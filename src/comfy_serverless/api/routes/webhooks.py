@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
 from comfy_serverless.errors import ApiError, ExecutionNotFound
 from comfy_serverless.store.records import WebhookDelivery, WebhookEvent
 from comfy_serverless.timefmt import utc_iso
@@ -56,7 +56,7 @@ async def delivery_log(execution_id: str, key: CurrentKey, services: ServicesDep
 
 
 @router.post("/{execution_id}/webhooks/{event_id}/redeliver", status_code=202)
-async def redeliver(execution_id: str, event_id: str, key: CurrentKey, services: ServicesDep
+async def redeliver(execution_id: str, event_id: str, key: SecretKey, services: ServicesDep
                     ) -> JSONResponse:
     if await services.store.execution_for_key(execution_id, key.id) is None:
         raise ExecutionNotFound(execution_id)

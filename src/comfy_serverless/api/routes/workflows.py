@@ -10,6 +10,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from comfy_serverless.access.admission import (
+    admission_limits,
+    idempotency_claim,
+    limit_refusal,
+    reused_key,
+)
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
@@ -22,6 +28,7 @@ from comfy_serverless.executions.views import (
     status_view,
 )
 from comfy_serverless.services import Services
+from comfy_serverless.store.access import IdempotencyClaim, LimitReached, Replayed
 from comfy_serverless.store.records import ApiKeyRecord, ExecutionRecord, OutputRecord
 
 __all__ = ["router"]
@@ -31,6 +38,8 @@ router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 # `GET …/results?wait=N` holds the request up to N seconds for the execution to end.
 MAX_WAIT_SECONDS = 60.0
 _WAIT_POLL_SECONDS = 0.25
+# Retry-After for a full queue, or a slot whose end nothing can estimate yet.
+_QUEUE_RETRY_SECONDS = 30.0
 
 
 class ExecutionAlreadyFinished(ApiError):
@@ -57,18 +66,60 @@ async def execute(
     services: ServicesDep,
     x_webhook_url: Annotated[str | None, Header()] = None,
     x_client_id: Annotated[str | None, Header()] = None,
+    x_request_id: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
+    now = time.time()
+    claim = idempotency_claim(
+        x_request_id, idempotency_key,
+        [body.model_dump(mode="json"), x_webhook_url, x_client_id], now)
+    if claim is not None and (replay := await _replay(services, key, claim)) is not None:
+        return replay
+    tier = services.access.limits(key)
     submission = new_execution(body, key, services.settings, await services.catalogs.current(),
+                               tier=tier, policy=services.access.policy,
                                webhook_header=x_webhook_url, client_id=x_client_id)
     await check_webhook_url(submission.execution.webhook_url, services.settings)
     execution = submission.execution
-    await services.store.create_execution(execution)
+    admission = await services.store.access.admit(execution, admission_limits(tier, now), claim)
+    if isinstance(admission, LimitReached):
+        raise limit_refusal(admission, tier, await _retry_after(services, key, admission))
+    if isinstance(admission, Replayed):
+        assert claim is not None
+        return await _replayed(services, key, claim, admission)
     services.signals.work_available()
     estimate = await services.estimator.estimate(execution.as_queued())
     view = accepted_view(execution, estimate)
     if submission.warnings:
         view["warnings"] = submission.warnings
     return JSONResponse(view, status_code=202)
+
+
+async def _replay(services: Services, key: ApiKeyRecord, claim: IdempotencyClaim
+                  ) -> JSONResponse | None:
+    """The fast path for a retried request: its execution, without validating it again."""
+    found = await services.store.access.idempotent_execution(key.id, claim)
+    return None if found is None else await _replayed(services, key, claim, found)
+
+
+async def _replayed(services: Services, key: ApiKeyRecord, claim: IdempotencyClaim,
+                    replay: Replayed) -> JSONResponse:
+    if not replay.same_request:
+        raise reused_key(claim, replay.execution_id)
+    execution = await _owned(services, replay.execution_id, key)
+    view = accepted_view(execution, await services.estimator.estimate(execution))
+    return JSONResponse(view, status_code=202, headers={"Idempotent-Replayed": "true"})
+
+
+async def _retry_after(services: Services, key: ApiKeyRecord, reached: LimitReached) -> float:
+    """When a slot should free up: the soonest estimated end of the key's executions."""
+    if reached.limit != "concurrent_executions":
+        return _QUEUE_RETRY_SECONDS
+    now = time.time()
+    ends = [estimate.completion_time
+            for execution in await services.store.access.unfinished(key.id)
+            if (estimate := await services.estimator.estimate(execution)).completion_time]
+    return max(1.0, min(ends) - now) if ends else _QUEUE_RETRY_SECONDS
 
 
 @router.get("/{execution_id}/status")

@@ -1,0 +1,106 @@
+"""Creating, listing, revoking and rotating keys, and setting their limits: one set of
+operations behind both the CLI (`comfy-serverless keys …`) and the admin routes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from comfy_serverless.access.tiers import OVERRIDABLE_LIMITS, AccessPolicy
+from comfy_serverless.auth.keys import IssuedKey, KeyKind, issue_key, new_secret
+from comfy_serverless.errors import ApiError, RequestInvalid
+from comfy_serverless.store.records import ApiKeyRecord
+from comfy_serverless.store.store import Store
+from comfy_serverless.timefmt import utc_iso
+
+__all__ = ["KeyAdministration", "KeyNotFound", "key_view", "parse_limits"]
+
+
+class KeyNotFound(ApiError):
+    status_code = 404
+    error_code = "API_KEY_NOT_FOUND"
+
+
+def parse_limits(pairs: dict[str, Any]) -> dict[str, int | None]:
+    """custom_limits as given (JSON or `name=value` pairs): known names, whole numbers ≥ 0,
+    or null to take the tier's value again."""
+    unknown = sorted(set(pairs) - OVERRIDABLE_LIMITS)
+    if unknown:
+        raise RequestInvalid(f"Unknown limits {unknown}",
+                             {"field": "custom_limits", "allowed": sorted(OVERRIDABLE_LIMITS)})
+    limits: dict[str, int | None] = {}
+    for name, value in pairs.items():
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            limits[name] = None
+            continue
+        number = int(value) if isinstance(value, str) and value.isdigit() else value
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise RequestInvalid(f"Limit {name} must be a whole number >= 0 or null",
+                                 {"field": f"custom_limits.{name}", "value": value})
+        limits[name] = number
+    return limits
+
+
+def key_view(key: ApiKeyRecord, policy: AccessPolicy) -> dict[str, Any]:
+    """Everything about a key but its secret, with the limits that apply to it now."""
+    return {
+        "key_id": key.id, "name": key.name, "type": key.kind, "tier": key.tier,
+        "admin": key.is_admin, "prefix": key.prefix,
+        "created_at": utc_iso(key.created_at), "last_used_at": utc_iso(key.last_used_at),
+        "rotated_at": utc_iso(key.rotated_at), "revoked_at": utc_iso(key.revoked_at),
+        "custom_limits": key.custom_limits or {},
+        "limits": policy.limits_for(key.tier, key.custom_limits).as_dict(),
+    }
+
+
+class KeyAdministration:
+    def __init__(self, store: Store, policy: AccessPolicy) -> None:
+        self._store = store
+        self._policy = policy
+
+    async def create(self, kind: KeyKind, tier: str, *, is_admin: bool = False,
+                     name: str | None = None,
+                     custom_limits: dict[str, int | None] | None = None) -> IssuedKey:
+        if tier not in self._policy.tiers:
+            raise RequestInvalid(f"Unknown tier '{tier}'",
+                                 {"field": "tier", "tiers": sorted(self._policy.tiers)})
+        if kind == "public" and is_admin:
+            raise RequestInvalid("A public key cannot be admin-scoped", {"field": "admin"})
+        issued = issue_key(kind, tier, is_admin=is_admin, name=name)
+        await self._store.create_api_key(issued.record)
+        if custom_limits:
+            await self._store.access.set_custom_limits(issued.record.id, custom_limits)
+        return issued
+
+    async def list(self) -> list[ApiKeyRecord]:
+        return await self._store.access.keys()
+
+    async def get(self, key_id: str) -> ApiKeyRecord:
+        key = await self._store.access.key(key_id)
+        if key is None:
+            raise KeyNotFound(f"No API key {key_id}", {"key_id": key_id})
+        return key
+
+    async def revoke(self, key_id: str) -> ApiKeyRecord:
+        await self.get(key_id)
+        await self._store.access.revoke(key_id, time.time())
+        return await self.get(key_id)
+
+    async def rotate(self, key_id: str) -> tuple[str, ApiKeyRecord]:
+        """A new secret for the same key (id, tier, limits, executions); the old one stops."""
+        key = await self.get(key_id)
+        secret = new_secret("public" if key.is_public else "secret")
+        if not await self._store.access.rotate(key_id, secret.prefix, secret.secret_hash,
+                                               time.time()):
+            raise RequestInvalid(f"API key {key_id} is revoked and cannot be rotated",
+                                 {"key_id": key_id})
+        return secret.plaintext, await self.get(key_id)
+
+    async def set_limits(self, key_id: str, limits: dict[str, int | None]) -> ApiKeyRecord:
+        """Merge into the key's overrides; a null drops that override (the tier's applies)."""
+        key = await self.get(key_id)
+        merged = {**(key.custom_limits or {}), **limits}
+        kept: dict[str, int | None] = {name: value for name, value in merged.items()
+                                       if value is not None}
+        await self._store.access.set_custom_limits(key_id, kept or None)
+        return await self.get(key_id)
