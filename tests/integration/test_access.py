@@ -86,7 +86,8 @@ def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str,
     body: dict[str, Any] = response.json()
     assert body["status"] == "error"
     assert body["error_code"] == code
-    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
     return body
 
 
@@ -102,7 +103,8 @@ async def test_the_fourth_concurrent_execution_of_a_basic_key_gets_the_spec_429(
     details = body["details"]
     assert details["current_executions"] == 3
     assert details["max_concurrent"] == 3
-    assert isinstance(details["retry_after"], int) and details["retry_after"] >= 1
+    assert isinstance(details["retry_after"], int)
+    assert details["retry_after"] >= 1
     assert fourth.headers["Retry-After"] == str(details["retry_after"])
     assert fourth.headers["X-RateLimit-Retry-After"] == str(details["retry_after"])
     for header in RATE_HEADERS + VERSION_HEADERS:
@@ -177,7 +179,8 @@ async def test_tier_rules_on_timeout_and_models(access_app: AccessApp) -> None:
     accepted = await basic.post(EXECUTE, json=_submit_body(tiny_sd15(1)))
     assert accepted.status_code == 202, "tiny-sd15 is in basic_models"
     stored = await access_app.services.store.execution(accepted.json()["execution_id"])
-    assert stored is not None and stored.options["execution_config"]["timeout"] == 300
+    assert stored is not None
+    assert stored.options["execution_config"]["timeout"] == 300
     sdxl = tiny_sd15(1)
     sdxl["4"]["inputs"]["ckpt_name"] = "sd_xl_base_1.0.safetensors"
     refused = _assert_error(await basic.post(EXECUTE, json=_submit_body(sdxl)), 403,
@@ -294,7 +297,8 @@ async def test_admin_routes_create_list_limit_rotate_and_revoke_keys(
     _assert_error(await old.get("/v1/queue/status"), 401, "UNAUTHORIZED")
     new = access_app.client(rotated["api_key"])
     assert (await new.get("/v1/queue/status")).status_code == 200
-    assert rotated["rotated_at"] is not None and rotated["key_id"] == key_id
+    assert rotated["rotated_at"] is not None
+    assert rotated["key_id"] == key_id
 
     revoked = (await admin.delete(f"/v1/admin/keys/{key_id}")).json()
     assert revoked["revoked_at"] is not None

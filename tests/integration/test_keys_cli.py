@@ -53,7 +53,8 @@ async def test_keys_are_created_listed_limited_rotated_and_revoked(tmp_path: Pat
     assert limited["limits"]["requests_per_minute"] == 10
 
     rotated = _cli(tmp_path, "rotate", backend["key_id"]).stdout.strip()
-    assert rotated.startswith("comfyui_sk_") and rotated != secret
+    assert rotated.startswith("comfyui_sk_")
+    assert rotated != secret
     assert not await _works(tmp_path, secret)
     assert await _works(tmp_path, rotated)
     assert _json(tmp_path, "show", backend["key_id"])["rotated_at"] is not None
@@ -62,6 +63,8 @@ async def test_keys_are_created_listed_limited_rotated_and_revoked(tmp_path: Pat
     assert not await _works(tmp_path, rotated)
 
     refused = _cli(tmp_path, "create", "--tier", "platinum", check=False)
-    assert refused.returncode == 2 and "Unknown tier" in refused.stderr
+    assert refused.returncode == 2
+    assert "Unknown tier" in refused.stderr
     missing = _cli(tmp_path, "show", "key_nope", check=False)
-    assert missing.returncode == 2 and "No API key" in missing.stderr
+    assert missing.returncode == 2
+    assert "No API key" in missing.stderr

@@ -47,7 +47,8 @@ def test_a_tiers_file_in_the_spec_shape_merges_over_the_defaults(tmp_path: Path)
     assert policy.tier("team").monthly_quota is None
     assert policy.model_patterns(policy.tier("basic")) == ("checkpoints/tiny-*",)
     limited = policy.limits_for("team", {"requests_per_minute": 3, "unknown": 9})
-    assert limited.requests_per_minute == 3 and limited.burst_capacity == 3
+    assert limited.requests_per_minute == 3
+    assert limited.burst_capacity == 3
 
 
 @pytest.mark.parametrize("content", [
@@ -71,11 +72,14 @@ def test_gcra_allows_the_burst_then_one_request_per_interval() -> None:
         allowed += decision.allowed
     assert allowed == 15
     refused, _ = gcra(tat, 1000.0, 10, 15)
-    assert not refused.allowed and refused.retry_after == pytest.approx(6.0)
+    assert not refused.allowed
+    assert refused.retry_after == pytest.approx(6.0)
     later, _ = gcra(tat, 1006.0, 10, 15)
-    assert later.allowed and later.remaining == 0
+    assert later.allowed
+    assert later.remaining == 0
     rested, _ = gcra(tat, 1000.0 + 15 * 6, 10, 15)
-    assert rested.allowed and rested.remaining == 14
+    assert rested.allowed
+    assert rested.remaining == 14
 
 
 async def _spend(limiter: MemoryRateLimiter | RedisRateLimiter, key: str, count: int
@@ -90,7 +94,8 @@ async def test_memory_and_redis_limiters_agree() -> None:
         assert await _spend(redis, key, 6) == [True] * 4 + [False] * 2
         assert await _spend(MemoryRateLimiter(), key, 6) == [True] * 4 + [False] * 2
         decision = await redis.hit(key, 60, 4)
-        assert not decision.allowed and 0 < decision.retry_after <= 1.0
+        assert not decision.allowed
+        assert 0 < decision.retry_after <= 1.0
         assert 3.0 < decision.reset_after <= 4.0
     finally:
         await redis.close()
