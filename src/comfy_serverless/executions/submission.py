@@ -9,6 +9,7 @@ from typing import Any
 
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, RequestInvalid
+from comfy_serverless.models.references import required_models
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
@@ -133,5 +134,6 @@ def new_execution(
         total_nodes=len(graph),
         webhook_secret=request.notification_config.webhook_secret,
         webhook_max_retries=settings.webhook_max_retries,
+        required_models=required_models(graph),
     )
     return Submission(execution, validated.warnings)
