@@ -90,5 +90,9 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         webhook_max_retries=settings.webhook_max_retries,
         watchdog_timeout=settings.watchdog_timeout,
         progress_event_interval=settings.webhook_progress_interval,
+        region=settings.worker_region,
+        affinity_window=settings.affinity_window,
+        affinity_max_wait=settings.affinity_max_wait,
+        model_facts_file=settings.resolved_data_dir() / "model-facts.json",
     )
     return Worker(config, services.store, engine, services.storage, services.signals)

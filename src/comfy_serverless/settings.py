@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     shutdown_grace: float = 30.0
     prefetch: int = 1
     catalog_refresh_interval: float = 60.0
+    worker_region: str | None = None
+    affinity_window: int = 8
+    affinity_max_wait: float = 10.0
 
     # --- access: tiers, rate limits, versions ---
     tiers_file: Path | None = None

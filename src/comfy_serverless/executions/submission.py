@@ -11,6 +11,7 @@ from comfy_serverless.access.admission import check_models, check_timeout
 from comfy_serverless.access.tiers import AccessPolicy, Tier
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, RequestInvalid
+from comfy_serverless.models.references import required_models
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
@@ -100,6 +101,11 @@ async def check_webhook_url(url: str | None, settings: Settings) -> None:
         raise InvalidWebhookUrl(f"Webhook URL refused: {exc}", {"webhook_url": url}) from exc
 
 
+def _gpu_types(tier: Tier) -> tuple[str, ...] | None:
+    allowed = tier.allowed_gpu_types
+    return None if allowed is None else tuple(allowed)
+
+
 def new_execution(
     request: ExecuteRequest,
     key: ApiKeyRecord,
@@ -140,5 +146,7 @@ def new_execution(
         total_nodes=len(graph),
         webhook_secret=request.notification_config.webhook_secret,
         webhook_max_retries=settings.webhook_max_retries,
+        required_models=required_models(graph),
+        allowed_gpu_types=_gpu_types(tier),
     )
     return Submission(execution, validated.warnings)

@@ -1,4 +1,6 @@
-"""Loads the named SQL blocks (`-- name: x`) of queries/common.sql, then the dialect's overrides."""
+"""Loads the named SQL blocks (`-- name: x`) of queries/common.sql and queries/models.sql,
+then the dialect's overrides, and expands the dialect tokens ({{row_lock}}, and
+{{json_items}}(CAST(x AS {{json}})) for the elements of a JSON array as rows with `.value`)."""
 
 from __future__ import annotations
 
@@ -20,15 +22,18 @@ def _parse(text: str) -> dict[str, str]:
 
 
 _DIALECT_TOKENS = {
-    "postgres": {"{{row_lock}}": "FOR UPDATE SKIP LOCKED", "{{for_update}}": "FOR UPDATE"},
-    # SQLite needs neither: its writes run in BEGIN IMMEDIATE transactions, one at a time.
-    "sqlite": {"{{row_lock}}": "", "{{for_update}}": ""},
+    "postgres": {"{{row_lock}}": "FOR UPDATE SKIP LOCKED", "{{for_update}}": "FOR UPDATE",
+                 "{{json_items}}": "jsonb_array_elements_text", "{{json}}": "jsonb"},
+    # SQLite needs no row locks: its writes run in BEGIN IMMEDIATE transactions, one at a time.
+    "sqlite": {"{{row_lock}}": "", "{{for_update}}": "", "{{json_items}}": "json_each",
+               "{{json}}": "TEXT"},
 }
 
 
 def load_queries(dialect: str) -> dict[str, str]:
     folder = resources.files("comfy_serverless.store") / "queries"
     queries = _parse((folder / "common.sql").read_text())
+    queries.update(_parse((folder / "models.sql").read_text()))
     queries.update(_parse((folder / f"{dialect}.sql").read_text()))
     for name, sql in queries.items():
         for token, replacement in _DIALECT_TOKENS[dialect].items():

@@ -10,6 +10,7 @@ from comfy_serverless.store.connector import Row
 
 __all__ = [
     "ApiKeyRecord",
+    "ClaimMatch",
     "ExecutionRecord",
     "ExecutionStatus",
     "Lease",
@@ -70,11 +71,18 @@ class NewExecution:
     total_nodes: int
     webhook_secret: str | None = None
     webhook_max_retries: int = 3
+    # GPU types that may run it (None: any; "all" also matches every type).
+    allowed_gpu_types: tuple[str, ...] | None = None
+    # The model files its loader nodes name (model affinity at claim time).
+    required_models: tuple[str, ...] = ()
 
     def params(self) -> dict[str, Any]:
         values = {field.name: getattr(self, field.name) for field in fields(self)}
         values["workflow"] = json.dumps(self.workflow)
         values["options"] = json.dumps(self.options)
+        values["allowed_gpu_types"] = (None if self.allowed_gpu_types is None
+                                       else json.dumps(list(self.allowed_gpu_types)))
+        values["required_models"] = json.dumps(list(self.required_models))
         return values
 
     def as_queued(self) -> ExecutionRecord:
@@ -89,6 +97,9 @@ class NewExecution:
             current_node=None, current_node_id=None, current_step=None, total_steps=None,
             total_nodes=self.total_nodes, completed_nodes=0, gpu_time=None,
             resource_allocation=None, error=None, cancel_reason=None,
+            allowed_gpu_types=(None if self.allowed_gpu_types is None
+                               else list(self.allowed_gpu_types)),
+            required_models=list(self.required_models),
         )
 
 
@@ -127,11 +138,14 @@ class ExecutionRecord:
     requested_priority: int | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     webhook_max_retries: int | None = None
+    allowed_gpu_types: list[str] | None = None
+    required_models: list[str] | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> ExecutionRecord:
         decoded = dict(row)
-        for column in ("workflow", "options", "resource_allocation", "error"):
+        for column in ("workflow", "options", "resource_allocation", "error",
+                       "allowed_gpu_types", "required_models"):
             decoded[column] = _json_or_none(decoded[column])
         return cls(**decoded)
 
@@ -214,6 +228,24 @@ class WorkerState:
     gpu_type: str | None
     system_stats: dict[str, Any] | None
     current_execution_id: str | None
+    region: str | None = None
+    warm_models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClaimMatch:
+    """What a worker brings to a claim: its GPU type, the model files warm in its ComfyUI,
+    and how far model affinity may reorder the queue (see claim_next in common.sql)."""
+
+    gpu_type: str | None = None
+    warm_models: frozenset[str] = frozenset()
+    affinity_window: int = 8
+    affinity_max_wait: float = 10.0
+
+    def params(self, now: float) -> dict[str, Any]:
+        return {"gpu_type": self.gpu_type, "warm_models": json.dumps(sorted(self.warm_models)),
+                "affinity_window": max(1, self.affinity_window),
+                "waited_since": now - self.affinity_max_wait}
 
 
 @dataclass(frozen=True)

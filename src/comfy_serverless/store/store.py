@@ -17,9 +17,11 @@ from typing import Any
 from comfy_serverless.store.access import AccessStore
 from comfy_serverless.store.connector import Connector, Session, connect
 from comfy_serverless.store.migrations import apply_migrations
+from comfy_serverless.store.models import ModelRegistry
 from comfy_serverless.store.queries import load_queries
 from comfy_serverless.store.records import (
     ApiKeyRecord,
+    ClaimMatch,
     ExecutionRecord,
     Lease,
     LogEntry,
@@ -36,6 +38,10 @@ WORK_CHANNEL = "comfy_serverless_work"  # also named in migration 0004's trigger
 CANCEL_CHANNEL = "comfy_serverless_cancel"
 
 
+# A claim that brings no GPU type and no warm models: first in, first out, unrestricted rows.
+_ANY_WORKER = ClaimMatch()
+
+
 class _LeaseLost(Exception):
     """Raised inside a transaction to roll it back when the guarded update matched nothing."""
 
@@ -50,6 +56,7 @@ class Store:
         self._sql = load_queries(connector.dialect)
         self.webhooks = WebhookOutbox(connector, self._sql)
         self.access = AccessStore(connector, self._sql)
+        self.models = ModelRegistry(connector, self._sql)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:
@@ -122,10 +129,12 @@ class Store:
         )
         return int(row["ahead"]) + 1 if row else 1
 
-    async def has_queued_above(self, priority: int, now: float) -> bool:
-        """Whether an execution more urgent than `priority` is ready to be claimed."""
+    async def has_queued_above(self, priority: int, now: float,
+                               gpu_type: str | None = None) -> bool:
+        """Whether an execution more urgent than `priority` is ready to be claimed by a
+        worker of `gpu_type`."""
         row = await self._db.fetch_one(self._sql["queued_above"],
-                                       {"priority": priority, "now": now})
+                                       {"priority": priority, "now": now, "gpu_type": gpu_type})
         return row is not None
 
     async def events(self, execution_id: str) -> list[LogEntry]:
@@ -219,17 +228,18 @@ class Store:
 
     async def claim_next(
         self, worker_id: str, lease_seconds: float, *, engine_prompt_id: str | None = None,
-        resource_allocation: dict[str, Any] | None = None,
+        resource_allocation: dict[str, Any] | None = None, match: ClaimMatch = _ANY_WORKER,
     ) -> ExecutionRecord | None:
         """One statement, atomic on its own: the row lock (PostgreSQL) or the write lock
         (SQLite) is taken and released within it, so no transaction round trips are needed.
-        The worker may name the ComfyUI prompt id it will use, saving a write later."""
+        The worker may name the ComfyUI prompt id it will use, saving a write later.
+        `match` carries its GPU type and warm models (GPU-type matching, model affinity)."""
         now = time.time()
         row = await self._db.fetch_one(
             self._sql["claim_next"],
             {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
              "engine_prompt_id": engine_prompt_id,
-             "resource_allocation": _dumps(resource_allocation)},
+             "resource_allocation": _dumps(resource_allocation), **match.params(now)},
         )
         return ExecutionRecord.from_row(row) if row else None
 
@@ -411,7 +421,8 @@ class Store:
             self._sql["upsert_worker"],
             {"id": worker.id, "now": time.time(), "state": worker.state,
              "gpu_type": worker.gpu_type, "system_stats": _dumps(worker.system_stats),
-             "current_execution_id": worker.current_execution_id},
+             "current_execution_id": worker.current_execution_id, "region": worker.region,
+             "warm_models": json.dumps(sorted(worker.warm_models))},
         )
 
 

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -126,6 +127,9 @@ class Executor:
         self._signals = signals
         self.resource_allocation = resource_allocation
         self._hand_back = asyncio.Event()
+        # What is submitted for a workflow (the worker adds its pinned model loaders).
+        self.prompt_for: Callable[[dict[str, Any]], dict[str, Any]] = dict
+        self.gpu_type: str | None = None
 
     def request_hand_back(self) -> None:
         """Graceful shutdown: interrupt the running job and return it to the queue unharmed."""
@@ -201,7 +205,8 @@ class Executor:
         try:
             # Events sent before our WebSocket is up would be lost: never submit without it.
             await self._client.wait_connected()
-            await self._client.submit(context.execution.workflow, context.prompt_id)
+            await self._client.submit(self.prompt_for(context.execution.workflow),
+                                      context.prompt_id)
             context.submitted_at = time.time()
         except EnginePromptRejected as exc:
             raise _Stop(await self._fail(context, rejection_failure(exc))) from exc
@@ -306,7 +311,8 @@ class Executor:
     async def _yield_to_urgent_work(self, context: ExecutionContext, now: float) -> None:
         """A prefetched prompt waits in ComfyUI's queue; if a more urgent execution has
         arrived since, take ours out and give it back, so the urgent one runs first."""
-        if not await self._store.has_queued_above(context.execution.priority, now):
+        if not await self._store.has_queued_above(context.execution.priority, now,
+                                                  self.gpu_type):
             return
         await self._interrupt(context)
         await self._store.hand_back(context.lease, [LogEntry(

@@ -3,8 +3,11 @@
 Moving parts, each with start/stop and a single-step method for tests:
 - the *producer* loop claims the next job when woken (in-process signal, or a jittered poll);
 - the *executor* runs it (see executor.py);
-- the *heartbeat* renews the worker's row with its ComfyUI's /system_stats, and restarts a
-  ComfyUI child that died between jobs.
+- the *heartbeat* renews the worker's row with its ComfyUI's /system_stats, its GPU type and
+  its warm models, and restarts a ComfyUI child that died between jobs;
+- the *model keeper* publishes its model folders and keeps preloaded models warm.
+A claim prefers jobs whose models are warm here (model affinity) and skips jobs whose
+allowed GPU types exclude this worker's.
 """
 
 from __future__ import annotations
@@ -21,14 +24,22 @@ from pathlib import Path
 from typing import Any
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
-from comfy_serverless.engine.comfyui.stats import device_memory, first_device, gigabytes
+from comfy_serverless.engine.comfyui.stats import (
+    device_memory,
+    first_device,
+    gigabytes,
+    gpu_type_of,
+)
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
+from comfy_serverless.models.inventory import ModelInventory
+from comfy_serverless.models.warmth import WarmModels
 from comfy_serverless.storage.base import OutputStorage
-from comfy_serverless.store.records import ExecutionRecord, WorkerState
+from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, WorkerState
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.system_events import model_changes
 from comfy_serverless.worker.executor import Executor, ExecutorConfig, Outcome
+from comfy_serverless.worker.model_keeper import ModelKeeper, ModelKeeperConfig
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.signals import WorkerSignals
 
@@ -57,6 +68,16 @@ class WorkerConfig:
     shutdown_grace: float = 30.0
     prefetch: int = 1
     webhook_max_retries: int = 3
+    region: str | None = None
+    affinity_window: int = 8
+    affinity_max_wait: float = 10.0
+    model_facts_file: Path | None = None
+
+    def model_keeper_config(self) -> ModelKeeperConfig:
+        return ModelKeeperConfig(
+            worker_id=self.worker_id, region=self.region,
+            interval=min(self.heartbeat_interval, 5.0),
+            rescan_interval=self.catalog_refresh_interval)
 
     def executor_config(self) -> ExecutorConfig:
         return ExecutorConfig(
@@ -93,6 +114,9 @@ class Worker:
         self.running: dict[str, asyncio.Event] = {}
         self.system_stats: dict[str, Any] | None = None
         self._catalog_published_at = 0.0
+        self.gpu_type = config.gpu_type
+        self.warm = WarmModels()
+        self.models: ModelKeeper | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -106,6 +130,8 @@ class Worker:
             asyncio.create_task(self._producer_loop(), name="worker-producer"),
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
         ]
+        if self.models is not None:
+            self.models.start()
 
     async def prepare(self) -> None:
         await self._engine.start()
@@ -117,8 +143,14 @@ class Worker:
             self.config.executor_config(), self._store, self._engine, self._client,
             collector, self.signals, {},
         )
+        self._executor.prompt_for = self.warm.prompt_for
+        self.models = ModelKeeper(
+            self.config.model_keeper_config(), self._store, self._client,
+            ModelInventory(self._client, self.config.model_facts_file), self.warm)
         await self.heartbeat()
         await self.publish_catalog()
+        with contextlib.suppress(EngineError):
+            await self.models.publish()
 
     async def stop(self) -> None:
         """Graceful: stop claiming; let the running job finish within shutdown_grace, else
@@ -137,6 +169,8 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self.models is not None:
+            await self.models.stop()
         await self._exits.aclose()
         with contextlib.suppress(StoreError):
             await self._publish_state("stopped")
@@ -163,11 +197,24 @@ class Worker:
         prompt_id = str(uuid.uuid4())
         execution = await self._store.claim_next(
             self.config.worker_id, self.config.lease_seconds, engine_prompt_id=prompt_id,
-            resource_allocation=self._executor.claim_allocation(prompt_id))
+            resource_allocation=self._executor.claim_allocation(prompt_id),
+            match=self.claim_match())
         if execution is not None and not self.running and await self._engine.ensure_running():
-            await self._refresh_system_stats()
-            await self.publish_catalog()
+            await self._after_engine_restart()
         return execution
+
+    def claim_match(self) -> ClaimMatch:
+        return ClaimMatch(gpu_type=self.gpu_type, warm_models=self.warm.current(),
+                          affinity_window=self.config.affinity_window,
+                          affinity_max_wait=self.config.affinity_max_wait)
+
+    async def _after_engine_restart(self) -> None:
+        """A new ComfyUI: its cache is empty, and its catalog and folders may differ."""
+        self.warm.forget()
+        if self.models is not None:
+            self.models.rescan_soon()
+        await self._refresh_system_stats()
+        await self.publish_catalog()
 
     async def _execute(self, execution: ExecutionRecord, submitted: asyncio.Event, *,
                        prefetched: bool) -> Outcome:
@@ -274,6 +321,10 @@ class Worker:
             await asyncio.sleep(min(1.0, self.config.heartbeat_interval))
             try:
                 restarted = await self._restart_engine_if_idle_and_dead()
+                if restarted:
+                    self.warm.forget()
+                    if self.models is not None:
+                        self.models.rescan_soon()
                 if restarted or time.monotonic() - last_heartbeat >= self.config.heartbeat_interval:
                     last_heartbeat = time.monotonic()
                     await self._refresh_system_stats()
@@ -296,25 +347,30 @@ class Worker:
             self.system_stats = await self._client.system_stats()
         except EngineError:
             return
+        self.gpu_type = self.config.gpu_type or gpu_type_of(self.system_stats)
         if self._executor is not None:
+            self._executor.gpu_type = self.gpu_type
             self._executor.resource_allocation = _resource_allocation(
-                self.config.worker_id, self.system_stats
+                self.config.worker_id, self.system_stats, self.gpu_type
             )
 
     async def _publish_state(self, state: str) -> None:
         await self._store.heartbeat_worker(WorkerState(
-            id=self.config.worker_id, state=state, gpu_type=self.config.gpu_type,
+            id=self.config.worker_id, state=state, gpu_type=self.gpu_type,
             system_stats=self.system_stats, current_execution_id=self.current_execution_id,
+            region=self.config.region, warm_models=tuple(sorted(self.warm.current())),
         ))
 
 
-def _resource_allocation(worker_id: str, stats: dict[str, Any]) -> dict[str, Any]:
+def _resource_allocation(worker_id: str, stats: dict[str, Any], gpu_type: str | None
+                         ) -> dict[str, Any]:
     device = first_device(stats)
     total, free = device_memory(stats)
     return {
         "gpu_id": worker_id,
         "device": device.get("name"),
         "device_type": device.get("type"),
+        "gpu_type": gpu_type,
         "gpu_memory_used": gigabytes(max(0.0, total - free)),
         "gpu_memory_total": gigabytes(total),
         "container_id": worker_id,

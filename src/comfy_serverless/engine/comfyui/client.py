@@ -153,6 +153,14 @@ class ComfyUIClient:
     async def object_info(self) -> dict[str, Any]:
         return await self._get_json("/object_info")
 
+    async def model_folders(self) -> list[dict[str, Any]]:
+        """ComfyUI's model folders, each {name, folders: [paths on its machine]}."""
+        return await self._get_list("/experiment/models")
+
+    async def model_files(self, folder: str) -> list[dict[str, Any]]:
+        """One model folder's files, each {name, pathIndex, size, modified}."""
+        return await self._get_list(f"/experiment/models/{folder}")
+
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
         body = await self._get_json(f"/history/{prompt_id}")
         entry = body.get(prompt_id)
@@ -192,6 +200,16 @@ class ComfyUIClient:
         status, payload = await self._request("GET", path)
         _raise_for_status(status, "GET", path)
         return payload
+
+    async def _get_list(self, path: str) -> list[dict[str, Any]]:
+        try:
+            async with self._http.get(self.base_url + path) as response:
+                _raise_for_status(response.status, "GET", path)
+                payload = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise EngineUnavailable(f"ComfyUI GET {path} failed: {exc}") from exc
+        items = payload if isinstance(payload, list) else []
+        return [item for item in items if isinstance(item, dict)]
 
     async def _request(self, method: str, path: str, body: Any = None
                        ) -> tuple[int, dict[str, Any]]:

@@ -21,20 +21,10 @@ from comfy_serverless.engine.comfyui.messages import (
     NodeStarted,
     StepProgress,
 )
+from comfy_serverless.models.references import loaded_model_names
 from comfy_serverless.store.records import LogEntry, ProgressSnapshot
 
 __all__ = ["ExecutionTracker"]
-
-
-def _model_name(inputs: dict[str, Any]) -> str | None:
-    for name, value in inputs.items():
-        if name.endswith("_name") and isinstance(value, str):
-            return value
-    return None
-
-
-def _is_model_loader(class_type: str, inputs: dict[str, Any]) -> bool:
-    return "Loader" in class_type and _model_name(inputs) is not None
 
 
 @dataclass
@@ -68,8 +58,10 @@ class ExecutionTracker:
                 self.started_at = self.clock()
                 self._record("execution_started", None, "Workflow execution initiated")
             case ExecutionCached(node_ids=node_ids):
+                # Only the workflow's own nodes: the worker's pinned loaders are cached too.
                 for node_id in node_ids:
-                    self._complete(node_id, cached=True)
+                    if node_id in self.workflow:
+                        self._complete(node_id, cached=True)
             case NodeStarted(node_id=node_id):
                 self._finish_current()
                 self.current_node_id = node_id
@@ -131,9 +123,10 @@ class ExecutionTracker:
         details: dict[str, Any] = {"class_type": class_type, "duration": duration}
         if cached:
             details["cached"] = True
-        if not cached and _is_model_loader(class_type, inputs):
-            self._record("model_loaded", node_id, f"{class_type} loaded {_model_name(inputs)}",
-                         {"model": _model_name(inputs), "load_time": duration})
+        models = loaded_model_names(class_type, inputs)
+        if not cached and models:
+            self._record("model_loaded", node_id, f"{class_type} loaded {models[0]}",
+                         {"model": models[0], "load_time": duration})
         verb = "served from cache" if cached else "completed"
         self._record("node_completed", node_id, f"{class_type} {verb}", details)
 

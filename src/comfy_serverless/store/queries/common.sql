@@ -17,11 +17,11 @@ UPDATE api_keys SET last_used_at = :now WHERE id = :id;
 INSERT INTO executions (
     id, api_key_id, status, priority, requested_priority, workflow, options, signature,
     webhook_url, webhook_secret, webhook_max_retries, client_id, submitted_at, max_attempts,
-    total_nodes
+    total_nodes, allowed_gpu_types, required_models
 ) VALUES (
     :id, :api_key_id, 'queued', :priority, :priority, :workflow, :options, :signature,
     :webhook_url, :webhook_secret, :webhook_max_retries, :client_id, :submitted_at,
-    :max_attempts, :total_nodes
+    :max_attempts, :total_nodes, :allowed_gpu_types, :required_models
 );
 
 -- name: execution_for_key
@@ -37,6 +37,11 @@ WHERE status = 'queued'
        OR (priority = :priority AND submitted_at = :submitted_at AND id < :id));
 
 -- name: claim_next
+-- The best job this worker may run. Never one whose allowed_gpu_types (a JSON array; NULL:
+-- any) names neither the worker's GPU type nor "all". Strict priority, then submission
+-- time; model affinity only reorders within the first :affinity_window candidates and
+-- within one priority: a job whose models are all warm on this worker comes first, unless
+-- some job has waited since before :waited_since, which then goes first, oldest first.
 UPDATE executions
 SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
     lease_expires_at = :lease_expires_at, attempt = attempt + 1, started_at = :now,
@@ -44,9 +49,27 @@ SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
     total_steps = NULL, completed_nodes = 0, engine_prompt_id = :engine_prompt_id,
     resource_allocation = :resource_allocation
 WHERE id = (
-    SELECT id FROM executions
-    WHERE status = 'queued' AND (not_before IS NULL OR not_before <= :now)
-    ORDER BY priority DESC, submitted_at, id
+    SELECT c.id FROM executions c
+    WHERE c.status = 'queued' AND c.id IN (
+        SELECT x.id FROM executions x
+        WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
+          AND (x.allowed_gpu_types IS NULL OR EXISTS (
+              SELECT 1 FROM {{json_items}}(CAST(x.allowed_gpu_types AS {{json}})) AS allowed
+              WHERE lower(allowed.value) IN (lower(CAST(:gpu_type AS TEXT)), 'all')))
+        ORDER BY x.priority DESC, x.submitted_at, x.id
+        LIMIT :affinity_window
+    )
+    ORDER BY c.priority DESC,
+             CASE WHEN c.submitted_at < :waited_since THEN 0
+                  WHEN c.required_models IS NOT NULL AND c.required_models <> '[]'
+                       AND NOT EXISTS (
+                           SELECT 1 FROM {{json_items}}(CAST(c.required_models AS {{json}})) AS needed
+                           WHERE needed.value NOT IN (
+                               SELECT warm.value
+                               FROM {{json_items}}(CAST(:warm_models AS {{json}})) AS warm))
+                  THEN 1
+                  ELSE 2 END,
+             c.submitted_at, c.id
     LIMIT 1
     {{row_lock}}
 )
@@ -118,13 +141,15 @@ SELECT * FROM outputs WHERE execution_id = :execution_id ORDER BY created_at, id
 
 -- name: upsert_worker
 INSERT INTO workers (id, started_at, heartbeat_at, state, gpu_type, system_stats,
-                     current_execution_id)
-VALUES (:id, :now, :now, :state, :gpu_type, :system_stats, :current_execution_id)
+                     current_execution_id, region, warm_models)
+VALUES (:id, :now, :now, :state, :gpu_type, :system_stats, :current_execution_id, :region,
+        :warm_models)
 ON CONFLICT (id) DO UPDATE SET
     heartbeat_at = excluded.heartbeat_at, state = excluded.state,
     gpu_type = excluded.gpu_type,
     system_stats = COALESCE(excluded.system_stats, workers.system_stats),
-    current_execution_id = excluded.current_execution_id;
+    current_execution_id = excluded.current_execution_id, region = excluded.region,
+    warm_models = excluded.warm_models;
 
 -- name: live_worker_count
 SELECT COUNT(*) AS live FROM workers WHERE heartbeat_at >= :since AND state <> 'stopped';
@@ -188,8 +213,11 @@ WHERE status = 'queued' AND priority < 10
   AND submitted_at < :now - (priority - requested_priority + 1) * :aging_seconds;
 
 -- name: queued_above
-SELECT id FROM executions
+SELECT id FROM executions x
 WHERE status = 'queued' AND priority > :priority AND (not_before IS NULL OR not_before <= :now)
+  AND (x.allowed_gpu_types IS NULL OR EXISTS (
+      SELECT 1 FROM {{json_items}}(CAST(x.allowed_gpu_types AS {{json}})) AS allowed
+      WHERE lower(allowed.value) IN (lower(CAST(:gpu_type AS TEXT)), 'all')))
 LIMIT 1;
 
 -- name: claim_webhook_events

@@ -1,0 +1,130 @@
+"""The model keeper: a worker's background service for its models.
+
+Each pass: publish the model folders when due (start, every `rescan_interval`, after a
+ComfyUI restart); describe one more file (sha256, capabilities) in a thread and publish
+again; load the active preloads of the worker's region into its ComfyUI with a loader-only
+prompt, and pin them (see models/warmth.py) until they expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from comfy_serverless.background import BackgroundService
+from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.engine.comfyui.messages import (
+    ConnectionLost,
+    EngineEvent,
+    ExecutionError,
+    ExecutionFinished,
+    ExecutionInterrupted,
+    NodeStarted,
+)
+from comfy_serverless.errors import EngineError
+from comfy_serverless.models.inventory import ModelInventory
+from comfy_serverless.models.warmth import PRELOAD_NODE, WarmModels
+from comfy_serverless.store.models import ModelPreload
+from comfy_serverless.store.store import Store
+
+__all__ = ["ModelKeeper", "ModelKeeperConfig"]
+
+log = logging.getLogger(__name__)
+
+_NextEvent = Callable[[float | None], Awaitable[EngineEvent | None]]
+
+
+@dataclass(frozen=True)
+class ModelKeeperConfig:
+    worker_id: str
+    region: str | None
+    interval: float
+    rescan_interval: float
+    load_timeout: float = 600.0
+
+
+class ModelKeeper(BackgroundService):
+    name = "model-keeper"
+
+    def __init__(self, config: ModelKeeperConfig, store: Store, client: ComfyUIClient,
+                 inventory: ModelInventory, warm: WarmModels) -> None:
+        super().__init__(config.interval)
+        self._config = config
+        self._store = store
+        self._client = client
+        self.inventory = inventory
+        self.warm = warm
+        self._published_at = float("-inf")
+        self._engine_failing = False
+
+    def rescan_soon(self) -> None:
+        self._published_at = float("-inf")
+
+    async def run_once(self) -> bool:
+        try:
+            if time.monotonic() - self._published_at >= self._config.rescan_interval:
+                await self.publish()
+            if await self.inventory.describe_next():
+                await self._store.models.publish(self._config.worker_id, self.inventory.files)
+                return True
+            await self.apply_preloads()
+        except EngineError as exc:
+            if not self._engine_failing:
+                log.warning("model keeper: cannot read ComfyUI's models: %s", exc)
+            self._engine_failing = True
+            return False
+        self._engine_failing = False
+        return False
+
+    async def publish(self) -> None:
+        files = await self.inventory.scan()
+        await self._store.models.publish(self._config.worker_id, files)
+        self._published_at = time.monotonic()
+
+    async def apply_preloads(self) -> None:
+        """Load (or keep pinned) the active preloads of this worker's region."""
+        preloads = [
+            preload for preload in await self._store.models.active_preloads(time.time())
+            if preload.applies_to(self._config.region)
+            and self.inventory.holds(preload.folder, preload.filename)
+        ]
+        for preload in self.warm.needing_load(preloads):
+            load_time = await self._load(preload)
+            if load_time is not None:
+                self.warm.pin(preload)
+                log.info("preloaded %s/%s in %.2fs", preload.folder, preload.filename, load_time)
+
+    async def _load(self, preload: ModelPreload) -> float | None:
+        """Run the loader-only prompt; the loader node's time, or None if it failed."""
+        prompt_id = str(uuid.uuid4())
+        subscription = self._client.subscribe(prompt_id)
+        try:
+            await self._client.wait_connected()
+            await self._client.submit(self.warm.loader_prompt(preload), prompt_id)
+            return await self._loader_time(subscription.next)
+        except EngineError as exc:
+            log.warning("preload of %s failed: %s", preload.filename, exc)
+            return None
+        finally:
+            self._client.unsubscribe(prompt_id)
+
+    async def _loader_time(self, next_event: _NextEvent) -> float | None:
+        """From the loader-only prompt's events: how long its loader node ran (0 when
+        ComfyUI had it cached); None if the prompt failed or timed out."""
+        deadline = time.monotonic() + self._config.load_timeout
+        loader_started: float | None = None
+        while (remaining := deadline - time.monotonic()) > 0:
+            event = await next_event(remaining)
+            now = time.monotonic()
+            match event:
+                case NodeStarted(node_id=node_id) if node_id == PRELOAD_NODE:
+                    loader_started = now
+                case NodeStarted() | ExecutionFinished():
+                    if isinstance(event, ExecutionFinished) or loader_started is not None:
+                        return 0.0 if loader_started is None else now - loader_started
+                case ExecutionError() | ExecutionInterrupted() | ConnectionLost() | None:
+                    return None
+        return None

@@ -1,0 +1,123 @@
+"""Claim-time matching, on SQLite and PostgreSQL alike: GPU types and model affinity."""
+
+from __future__ import annotations
+
+import time
+
+from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.store.records import ApiKeyRecord, ClaimMatch, NewExecution
+from comfy_serverless.store.store import Store
+
+GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
+
+
+async def _key(store: Store) -> ApiKeyRecord:
+    issued = issue_key("secret", "basic")
+    await store.create_api_key(issued.record)
+    return issued.record
+
+
+async def _submit(store: Store, key: ApiKeyRecord, *, age: float, priority: int = 5,
+                  models: tuple[str, ...] = (), gpu_types: tuple[str, ...] | None = None
+                  ) -> str:
+    execution = NewExecution(
+        id=new_execution_id(), api_key_id=key.id, priority=priority, workflow=GRAPH,
+        options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
+        submitted_at=time.time() - age, max_attempts=1, total_nodes=1,
+        allowed_gpu_types=gpu_types, required_models=models)
+    await store.create_execution(execution)
+    return execution.id
+
+
+async def _claim_all(store: Store, match: ClaimMatch) -> list[str]:
+    claimed = []
+    while (execution := await store.claim_next("w1", 30, match=match)) is not None:
+        claimed.append(execution.id)
+    return claimed
+
+
+async def test_a_claim_takes_only_rows_whose_gpu_types_allow_the_worker(store: Store) -> None:
+    key = await _key(store)
+    h200_only = await _submit(store, key, age=5, gpu_types=("H200",))
+    anywhere = await _submit(store, key, age=4)
+    all_types = await _submit(store, key, age=3, gpu_types=("all",))
+    a100_or_h200 = await _submit(store, key, age=2, gpu_types=("A100", "h200"))
+    assert await _claim_all(store, ClaimMatch(gpu_type="cpu")) == [anywhere, all_types]
+    assert await _claim_all(store, ClaimMatch(gpu_type="H200")) == [h200_only, a100_or_h200]
+
+
+async def test_an_unknown_gpu_type_takes_only_unrestricted_rows(store: Store) -> None:
+    key = await _key(store)
+    await _submit(store, key, age=2, gpu_types=("T4",))
+    anywhere = await _submit(store, key, age=1)
+    assert await _claim_all(store, ClaimMatch(gpu_type=None)) == [anywhere]
+
+
+async def test_queued_above_ignores_rows_the_worker_may_not_run(store: Store) -> None:
+    key = await _key(store)
+    await _submit(store, key, age=1, priority=9, gpu_types=("H200",))
+    now = time.time()
+    assert not await store.has_queued_above(5, now, "cpu")
+    assert await store.has_queued_above(5, now, "H200")
+
+
+async def test_affinity_prefers_jobs_whose_models_are_warm(store: Store) -> None:
+    key = await _key(store)
+    first = await _submit(store, key, age=5, models=("a.safetensors",))
+    second = await _submit(store, key, age=4, models=("b.safetensors",))
+    third = await _submit(store, key, age=3, models=("b.safetensors", "lora.safetensors"))
+    fourth = await _submit(store, key, age=2, models=("b.safetensors",))
+    warm_b = ClaimMatch(warm_models=frozenset({"b.safetensors"}), affinity_max_wait=600)
+    claimed = await _claim_all(store, warm_b)
+    # `third` also needs a LoRA that is not warm: it is not preferred.
+    assert claimed == [second, fourth, first, third]
+
+
+async def test_without_warm_models_the_claim_is_first_in_first_out(store: Store) -> None:
+    key = await _key(store)
+    ids = [await _submit(store, key, age=10 - i, models=(f"m{i % 3}.safetensors",))
+           for i in range(6)]
+    assert await _claim_all(store, ClaimMatch(affinity_max_wait=600)) == ids
+
+
+async def test_affinity_never_overtakes_a_higher_priority(store: Store) -> None:
+    key = await _key(store)
+    urgent_cold = await _submit(store, key, age=1, priority=9, models=("a.safetensors",))
+    warm_low = await _submit(store, key, age=5, priority=5, models=("b.safetensors",))
+    match = ClaimMatch(warm_models=frozenset({"b.safetensors"}), affinity_max_wait=600)
+    assert await _claim_all(store, match) == [urgent_cold, warm_low]
+
+
+async def test_affinity_reorders_only_within_its_window(store: Store) -> None:
+    key = await _key(store)
+    cold = [await _submit(store, key, age=9 - i, models=("a.safetensors",)) for i in range(3)]
+    warm = await _submit(store, key, age=1, models=("b.safetensors",))
+    match = ClaimMatch(warm_models=frozenset({"b.safetensors"}), affinity_window=3,
+                       affinity_max_wait=600)
+    first = await store.claim_next("w1", 30, match=match)
+    assert first is not None
+    assert first.id == cold[0]
+    # Now the warm job is within the first three candidates.
+    second = await store.claim_next("w1", 30, match=match)
+    assert second is not None
+    assert second.id == warm
+
+
+async def test_a_job_past_the_max_wait_goes_first_whatever_is_warm(store: Store) -> None:
+    key = await _key(store)
+    waited = await _submit(store, key, age=60, models=("a.safetensors",))
+    warm = await _submit(store, key, age=1, models=("b.safetensors",))
+    match = ClaimMatch(warm_models=frozenset({"b.safetensors"}), affinity_max_wait=30)
+    assert await _claim_all(store, match) == [waited, warm]
+
+
+async def test_a_claimed_row_keeps_its_matching_columns(store: Store) -> None:
+    key = await _key(store)
+    execution_id = await _submit(store, key, age=1, models=("a.safetensors",),
+                                 gpu_types=("H200",))
+    claimed = await store.claim_next("w1", 30, match=ClaimMatch(gpu_type="H200"))
+    assert claimed is not None
+    assert claimed.id == execution_id
+    assert claimed.required_models == ["a.safetensors"]
+    assert claimed.allowed_gpu_types == ["H200"]
