@@ -20,6 +20,7 @@ from comfy_serverless.engine.comfyui.installer import (
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import LocalService
+from tests.s3server import S3Server, moto_server
 
 POSTGRES_URL = os.environ.get(
     "COMFY_SERVERLESS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -57,6 +58,13 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 server (moto's server mode) on loopback, shared by the session."""
+    with moto_server() as server:
+        yield server
 
 
 # --------------------------------------------------------------------------- real ComfyUI

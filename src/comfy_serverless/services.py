@@ -16,13 +16,15 @@ from comfy_serverless.engine.comfyui.supervisor import (
 from comfy_serverless.executions.estimates import Estimator
 from comfy_serverless.settings import Settings
 from comfy_serverless.storage.local import LocalStorage
+from comfy_serverless.storage.router import StorageRouter
+from comfy_serverless.storage.s3 import S3Config, S3Storage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog_cache import CatalogCache
 from comfy_serverless.worker.signals import WorkerSignals
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 
-__all__ = ["Services", "build_engine", "build_worker", "open_services"]
+__all__ = ["Services", "build_engine", "build_s3", "build_worker", "open_services"]
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Services:
     signals: WorkerSignals
     estimator: Estimator
     catalogs: CatalogCache
+    storages: StorageRouter
 
 
 @asynccontextmanager
@@ -43,9 +46,26 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         signer = UrlSigner(settings.resolved_signing_secret())
         storage = LocalStorage(settings.storage_dir(), signer)
         catalogs = CatalogCache(store, max_age=settings.catalog_max_age)
-        yield Services(settings, store, storage, WorkerSignals(), Estimator(store), catalogs)
+        storages = StorageRouter(storage, build_s3(settings))
+        yield Services(settings, store, storage, WorkerSignals(), Estimator(store), catalogs,
+                       storages)
     finally:
         await store.close()
+
+
+def build_s3(settings: Settings) -> S3Storage | None:
+    """The S3 backend, when the deployment enables it."""
+    if not settings.s3_enabled:
+        return None
+    return S3Storage(S3Config(
+        endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+        addressing_style=settings.s3_addressing_style,
+        public_base_url=settings.s3_public_base_url,
+        multipart_threshold=settings.s3_multipart_threshold,
+        multipart_chunksize=settings.s3_multipart_chunksize,
+        max_concurrency=settings.s3_max_concurrency))
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -80,5 +100,6 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         webhook_max_retries=settings.webhook_max_retries,
         watchdog_timeout=settings.watchdog_timeout,
         progress_event_interval=settings.webhook_progress_interval,
+        keep_workflow_metadata=settings.output_keep_workflow_metadata,
     )
-    return Worker(config, services.store, engine, services.storage, services.signals)
+    return Worker(config, services.store, engine, services.storages, services.signals)

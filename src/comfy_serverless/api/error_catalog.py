@@ -71,6 +71,12 @@ ERRORS: tuple[ErrorDoc, ...] = (
     ErrorDoc("WEBHOOK_EVENT_PENDING", 409,
              "Redelivery of an event that is still waiting for, or in, a delivery attempt.",
              "Wait until the event is delivered or failed."),
+    ErrorDoc("OUTPUTS_EXPIRED", 410,
+             "Results of an execution whose outputs were deleted from storage when their "
+             "retention (output_config.storage.retention_days) ran out; details carry "
+             "retention_days, expired_at and deleted_at.",
+             "Run the workflow again; ask for a longer retention_days if you need the files "
+             "longer."),
     ErrorDoc("PAYLOAD_TOO_LARGE", 413,
              "A request body above max_request_bytes, or base64 results above base64_max_bytes.",
              "Send a smaller body; fetch large results with download_format=urls."),
@@ -80,8 +86,8 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "unverified pack.",
              "Use the suggested node class or model, or ask the operator to install it."),
     ErrorDoc("FEATURE_UNAVAILABLE", 422,
-             "A valid option this deployment cannot honour yet (e.g. a storage provider that is "
-             "not configured).",
+             "A valid option this deployment cannot honour (e.g. storage.provider s3 where S3 "
+             "is not configured).",
              "Leave the option out or use a supported value (details.supported)."),
     ErrorDoc("INTERNAL_ERROR", 500,
              "A bug. The body carries an incident_id that is in the server's log; no internals "

@@ -1,4 +1,5 @@
-"""Loads the named SQL blocks (`-- name: x`) of queries/common.sql, then the dialect's overrides."""
+"""Loads the named SQL blocks (`-- name: x`) of queries/common.sql, then of the other shared
+files (one per concern, e.g. outputs.sql), then the dialect's overrides."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def _parse(text: str) -> dict[str, str]:
     }
 
 
+# Files that are not shared by both dialects (or that are read first).
+_NOT_SHARED = frozenset({"common", "sqlite", "postgres"})
+
 _DIALECT_TOKENS = {
     "postgres": {"{{row_lock}}": "FOR UPDATE SKIP LOCKED"},
     "sqlite": {"{{row_lock}}": ""},
@@ -28,6 +32,9 @@ _DIALECT_TOKENS = {
 def load_queries(dialect: str) -> dict[str, str]:
     folder = resources.files("comfy_serverless.store") / "queries"
     queries = _parse((folder / "common.sql").read_text())
+    for extra in sorted(entry.name for entry in folder.iterdir()):
+        if extra.endswith(".sql") and extra.removesuffix(".sql") not in _NOT_SHARED:
+            queries.update(_parse((folder / extra).read_text()))
     queries.update(_parse((folder / f"{dialect}.sql").read_text()))
     for name, sql in queries.items():
         for token, replacement in _DIALECT_TOKENS[dialect].items():

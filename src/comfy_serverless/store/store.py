@@ -27,6 +27,7 @@ from comfy_serverless.store.records import (
     ProgressSnapshot,
     WorkerState,
 )
+from comfy_serverless.store.retention import OutputRetention
 from comfy_serverless.store.webhooks import WebhookOutbox
 
 __all__ = ["CANCEL_CHANNEL", "WORK_CHANNEL", "Store"]
@@ -48,6 +49,7 @@ class Store:
         self._db = connector
         self._sql = load_queries(connector.dialect)
         self.webhooks = WebhookOutbox(connector, self._sql)
+        self.retention = OutputRetention(connector, self._sql)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

@@ -42,7 +42,7 @@ from comfy_serverless.store.records import (
 )
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
-from comfy_serverless.worker.outputs import OutputCollector, files_in_history
+from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.signals import WorkerSignals
 
 __all__ = ["ExecutionContext", "Executor", "Outcome"]
@@ -283,7 +283,7 @@ class Executor:
         context.stored_preview, context.last_preview_stored = preview, now
         context.previews_stored += 1
         return [await self._collector.store_preview(
-            context.execution.id, preview.node_id, preview.content_type, preview.image,
+            context.execution, preview.node_id, preview.content_type, preview.image,
             context.previews_stored)]
 
     def _progress_event(self, context: ExecutionContext, snapshot: ProgressSnapshot,
@@ -355,8 +355,7 @@ class Executor:
             return await self._fail(context, Failure(
                 error_type="WORKFLOW_EXECUTION_FAILED",
                 message="ComfyUI reported an error for the prompt", retryable=False))
-        files = list(files_in_history(history.get("outputs") or {}))
-        outputs = await self._collector.collect(context.execution.id, files)
+        outputs = await self._collector.collect(context.execution, history.get("outputs") or {})
         completed = await self._store.complete(
             context.lease, outputs, context.tracker.final_snapshot(), context.tracker.engine_time(),
             [*context.tracker.drain_log(), LogEntry(

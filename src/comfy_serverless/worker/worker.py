@@ -57,6 +57,7 @@ class WorkerConfig:
     shutdown_grace: float = 30.0
     prefetch: int = 1
     webhook_max_retries: int = 3
+    keep_workflow_metadata: bool = True
 
     def executor_config(self) -> ExecutorConfig:
         return ExecutorConfig(
@@ -112,7 +113,8 @@ class Worker:
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
-                                    self._engine.local_folders())
+                                    self._engine.local_folders(),
+                                    keep_workflow_metadata=self.config.keep_workflow_metadata)
         self._executor = Executor(
             self.config.executor_config(), self._store, self._engine, self._client,
             collector, self.signals, {},

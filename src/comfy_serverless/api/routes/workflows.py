@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
+from comfy_serverless.executions.expiry import raise_if_expired
 from comfy_serverless.executions.submission import check_webhook_url, new_execution
 from comfy_serverless.executions.views import (
     accepted_view,
@@ -110,13 +111,14 @@ async def results(
     if execution.status != "completed":
         raise _unsuccessful(execution)
     outputs = await services.store.outputs(execution.id)
+    raise_if_expired(execution, outputs)
     inline = download_format == "base64"
     if inline:
         _check_inline_size(outputs, services.settings.base64_max_bytes)
     base_url = services.settings.public_base_url or str(request.base_url)
     expires = int(time.time()) + services.settings.signed_url_ttl
     views = [
-        (output.intermediate, await output_view(output, services.storage, base_url=base_url,
+        (output.intermediate, await output_view(output, services.storages, base_url=base_url,
                                                 expires=expires, inline=inline))
         for output in outputs
     ]
