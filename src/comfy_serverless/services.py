@@ -14,13 +14,17 @@ from comfy_serverless.engine.comfyui.supervisor import (
     SupervisedEngine,
 )
 from comfy_serverless.executions.estimates import Estimator
+from comfy_serverless.inputs.fetcher import FetchPolicy
+from comfy_serverless.inputs.staging import InputStager
 from comfy_serverless.settings import Settings
+from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.router import StorageRouter
 from comfy_serverless.storage.s3 import S3Config, S3Storage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog_cache import CatalogCache
+from comfy_serverless.webhooks.ssrf import WebhookPolicy
 from comfy_serverless.worker.signals import WorkerSignals
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 
@@ -36,6 +40,7 @@ class Services:
     estimator: Estimator
     catalogs: CatalogCache
     storages: StorageRouter
+    inputs: InputStager
 
 
 @asynccontextmanager
@@ -48,9 +53,20 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         catalogs = CatalogCache(store, max_age=settings.catalog_max_age)
         storages = StorageRouter(storage, build_s3(settings))
         yield Services(settings, store, storage, WorkerSignals(), Estimator(store), catalogs,
-                       storages)
+                       storages, build_input_stager(settings, storages))
     finally:
         await store.close()
+
+
+def build_input_stager(settings: Settings, storage: OutputStorage) -> InputStager:
+    """Fetches and checks input images at submit (spec §5: https, size, formats, SSRF)."""
+    rules = settings.validation_rules()
+    policy = FetchPolicy(
+        destinations=WebhookPolicy(require_https="http" not in rules.allowed_url_schemes,
+                                   allowed_networks=tuple(settings.webhook_allowed_networks)),
+        max_bytes=rules.max_image_bytes, formats=rules.supported_image_formats,
+        timeout=settings.input_fetch_timeout, ca_bundle=settings.input_ca_bundle)
+    return InputStager(policy, storage, settings.resolved_data_dir() / "spool")
 
 
 def build_s3(settings: Settings) -> S3Storage | None:

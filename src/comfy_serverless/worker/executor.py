@@ -31,7 +31,7 @@ from comfy_serverless.engine.comfyui.messages import (
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
-from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
+from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable, StorageError
 from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import (
     ExecutionRecord,
@@ -42,6 +42,7 @@ from comfy_serverless.store.records import (
 )
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
+from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.signals import WorkerSignals
 
@@ -117,12 +118,14 @@ class Executor:
         collector: OutputCollector,
         signals: WorkerSignals,
         resource_allocation: dict[str, Any],
+        inputs: InputUploader | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._engine = engine
         self._client = client
         self._collector = collector
+        self._inputs = inputs
         self._signals = signals
         self.resource_allocation = resource_allocation
         self._hand_back = asyncio.Event()
@@ -201,8 +204,14 @@ class Executor:
         try:
             # Events sent before our WebSocket is up would be lost: never submit without it.
             await self._client.wait_connected()
+            if self._inputs is not None:
+                await self._inputs.upload(context.execution)
             await self._client.submit(context.execution.workflow, context.prompt_id)
             context.submitted_at = time.time()
+        except StorageError as exc:
+            raise _Stop(await self._fail(context, Failure(
+                error_type="INPUT_UNAVAILABLE", retryable=False,
+                message=f"A staged input image could not be read: {exc}"))) from exc
         except EnginePromptRejected as exc:
             raise _Stop(await self._fail(context, rejection_failure(exc))) from exc
         except EngineUnavailable as exc:

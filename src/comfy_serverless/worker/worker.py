@@ -29,6 +29,7 @@ from comfy_serverless.store.records import ExecutionRecord, WorkerState
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.system_events import model_changes
 from comfy_serverless.worker.executor import Executor, ExecutorConfig, Outcome
+from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.signals import WorkerSignals
 
@@ -115,9 +116,10 @@ class Worker:
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
                                     self._engine.local_folders(),
                                     keep_workflow_metadata=self.config.keep_workflow_metadata)
+        inputs = InputUploader(self._client, self._storage, self.config.spool_dir)
         self._executor = Executor(
             self.config.executor_config(), self._store, self._engine, self._client,
-            collector, self.signals, {},
+            collector, self.signals, {}, inputs,
         )
         await self.heartbeat()
         await self.publish_catalog()

@@ -59,10 +59,11 @@ async def execute(
     x_webhook_url: Annotated[str | None, Header()] = None,
     x_client_id: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    submission = new_execution(body, key, services.settings, await services.catalogs.current(),
+    catalog = await services.catalogs.current()
+    submission = new_execution(body, key, services.settings, catalog,
                                webhook_header=x_webhook_url, client_id=x_client_id)
     await check_webhook_url(submission.execution.webhook_url, services.settings)
-    execution = submission.execution
+    execution = await services.inputs.stage(submission.execution, catalog)
     await services.store.create_execution(execution)
     services.signals.work_available()
     estimate = await services.estimator.estimate(execution.as_queued())
