@@ -20,7 +20,7 @@ from comfy_serverless.engine.comfyui.installer import (
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import LocalService
-from tests.s3server import S3Server, moto_server
+from comfy_serverless.testing_s3 import S3Server, moto_server
 from tests.tls_server import ImageServer, LocalCertificates, image_server, make_certificates
 
 POSTGRES_URL = os.environ.get(

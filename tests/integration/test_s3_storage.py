@@ -13,8 +13,8 @@ import pytest
 
 from comfy_serverless.errors import StorageError
 from comfy_serverless.storage.base import StoredLocation
-from comfy_serverless.storage.s3 import PRESIGN_MAX_SECONDS, S3Config, S3Storage
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+from comfy_serverless.storage.s3 import PRESIGN_MAX_SECONDS, S3Storage
+from comfy_serverless.testing_s3 import S3Server
 
 MB = 1024 * 1024
 
@@ -27,11 +27,8 @@ def bucket(s3_server: S3Server) -> str:
 
 
 def _storage(server: S3Server, **overrides: object) -> S3Storage:
-    config = S3Config(endpoint_url=server.endpoint_url, region=REGION,
-                      access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY,
-                      addressing_style="path", multipart_threshold=5 * MB,
-                      multipart_chunksize=5 * MB)
-    return S3Storage(S3Config(**{**config.__dict__, **overrides}))
+    return S3Storage(server.s3_config(multipart_threshold=5 * MB, multipart_chunksize=5 * MB,
+                                      **overrides))
 
 
 def _random_file(path: Path, size: int) -> bytes:
@@ -50,7 +47,7 @@ async def test_a_large_file_is_uploaded_in_parts_and_its_presigned_url_downloads
 
     assert stored == location
     assert not (tmp_path / "big.bin").exists(), "the spooled source is consumed"
-    head = s3_server.client().head_object(Bucket=bucket, Key=location.key)  # type: ignore[attr-defined]
+    head = s3_server.client().head_object(Bucket=bucket, Key=location.key)
     assert "-" in head["ETag"], "a multipart upload's ETag names its part count"
     assert head["ContentType"] == "application/x-test"
     url = storage.download_path(stored, int(time.time()) + 3600)

@@ -1,4 +1,9 @@
-"""A real S3 server on loopback for the tests: moto's server mode, in its own process."""
+"""A real S3 server on loopback, for tests and benches: moto's server mode (`moto[server]`,
+a development dependency), run in its own process.
+
+    with moto_server() as server:
+        server.create_bucket("outputs")
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,18 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
 
+from comfy_serverless.storage.s3 import S3Config
 from comfy_serverless.testing import free_port
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["S3Server", "moto_server"]
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
@@ -23,12 +35,18 @@ REGION = "us-east-1"
 class S3Server:
     endpoint_url: str
 
-    def client(self) -> object:
+    def client(self) -> S3Client:
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=REGION,
                             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
 
     def create_bucket(self, name: str) -> None:
-        self.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
+        self.client().create_bucket(Bucket=name)
+
+    def s3_config(self, **overrides: Any) -> S3Config:
+        """Storage settings that point at this server."""
+        return S3Config(**{"endpoint_url": self.endpoint_url, "region": REGION,
+                           "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY,
+                           "addressing_style": "path", **overrides})
 
     def env(self, bucket: str) -> dict[str, str]:
         """The service settings that point it at this server."""
