@@ -202,11 +202,18 @@ def _load_and_invert(image: str) -> dict[str, Any]:
     }
 
 
-async def test_load_image_from_an_https_url(api: httpx.AsyncClient, https_images: ImageServer
-                                            ) -> None:
+async def test_load_image_from_an_https_url(
+    api: httpx.AsyncClient, https_images: ImageServer, service: LocalService
+) -> None:
     width = random.randrange(8, 64)
     url = https_images.serve(f"/input-{width}.png", _png((width, 12)))
-    [output] = await _results(api, _load_and_invert(url))
+    execution_id = await submit(api, _load_and_invert(url))
+    status = await wait_until_finished(api, execution_id)
+    assert status["status"] == "completed", status
+    [output] = (await api.get(f"/v1/workflows/{execution_id}/results")).json()[
+        "results"]["outputs"]
+    staged = service.data_dir / "storage" / "outputs" / execution_id / "inputs"
+    assert not any(staged.glob("*")), "the staged copy is dropped once the execution ends"
     with Image.open(io.BytesIO(await _download(output["storage"]["url"]))) as image:
         assert image.size == (width, 12)
         red, green, blue = image.convert("RGB").getpixel((0, 0))  # type: ignore[misc]

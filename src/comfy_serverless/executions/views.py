@@ -128,6 +128,7 @@ async def output_view(
             "url": _absolute(base_url, storage.download_path(location, expires)),
             "expires_at": None if output.public_access else utc_iso(expires),
             "public_access": output.public_access,
+            "retention_expires_at": utc_iso(output.expires_at),
         },
     }
     if inline:

@@ -154,6 +154,8 @@ class Executor:
                 if submitted is not None:
                     submitted.set()
         if outcome in ("completed", "failed"):
+            if self._inputs is not None:
+                await self._inputs.discard(execution)
             self._signals.finished(execution.id)
         return outcome
 
