@@ -9,6 +9,7 @@ import http.server
 import ipaddress
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +70,13 @@ class ImageServer:
     base_url: str = ""
     bodies: dict[str, tuple[bytes, bool]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    stalls: dict[str, float] = field(default_factory=dict)
 
-    def serve(self, path: str, body: bytes, *, with_length: bool = True) -> str:
+    def serve(self, path: str, body: bytes, *, with_length: bool = True,
+              stall: float = 0.0) -> str:
+        """Serve `body` at `path`; with `stall`, send half of it, then wait that long."""
         self.bodies[path] = (body, with_length)
+        self.stalls[path] = stall
         return self.base_url + path
 
 
@@ -87,7 +92,12 @@ def _handler(server: ImageServer) -> type[http.server.BaseHTTPRequestHandler]:
             else:
                 self.close_connection = True
             self.end_headers()
+            stall = server.stalls.get(self.path, 0.0)
             with contextlib.suppress(OSError):
+                if stall:
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(stall)
                 self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:

@@ -97,6 +97,18 @@ async def test_wrong_magic_bytes_and_missing_files_are_refused(
                           tmp_path)
 
 
+async def test_a_stalling_server_is_given_up_on(
+    https_images: ImageServer, test_certificates: LocalCertificates, tmp_path: Path
+) -> None:
+    url = https_images.serve("/slow.png", _png(), stall=3)
+    policy = _policy(test_certificates)
+    quick = FetchPolicy(policy.destinations, policy.max_bytes, policy.formats, timeout=0.5,
+                        ca_bundle=policy.ca_bundle)
+    with pytest.raises(ImageRefused, match=r"more than 0\.5s"):
+        await fetch_image(url, quick, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_inline_bytes_are_checked_the_same_way(test_certificates: LocalCertificates,
                                                tmp_path: Path) -> None:
     webp = io.BytesIO()

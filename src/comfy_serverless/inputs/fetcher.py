@@ -3,11 +3,13 @@
 The host is resolved and checked once, and the connection goes to exactly the addresses
 that passed (the URL's host still names the server for TLS), so a second DNS answer cannot
 point it elsewhere. Redirects are not followed. The body is streamed to a spool file and
-the download stops as soon as it passes the cap.
+the download stops as soon as it passes the cap, or when the whole fetch has taken longer
+than the timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import tempfile
 from dataclasses import dataclass
@@ -128,6 +130,7 @@ async def _download(url: str, address: IPAddress, policy: FetchPolicy, sink: _Si
     headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "image/*"}
     try:
         async with (
+            asyncio.timeout(policy.timeout),
             httpx.AsyncClient(verify=policy.tls(), timeout=policy.timeout,
                               follow_redirects=False, trust_env=False) as client,
             client.stream("GET", _pinned(url, address), headers=headers,
@@ -138,6 +141,8 @@ async def _download(url: str, address: IPAddress, policy: FetchPolicy, sink: _Si
                 sink.write(chunk)
     except httpx.HTTPError as exc:
         raise ImageRefused(f"the image could not be fetched: {exc}") from exc
+    except TimeoutError as exc:
+        raise ImageRefused(f"the image took more than {policy.timeout:g}s to fetch") from exc
 
 
 def _check_response(response: httpx.Response, policy: FetchPolicy) -> None:
