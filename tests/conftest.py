@@ -20,6 +20,8 @@ from comfy_serverless.engine.comfyui.installer import (
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import LocalService
+from comfy_serverless.testing_s3 import S3Server, moto_server
+from tests.tls_server import ImageServer, LocalCertificates, image_server, make_certificates
 
 POSTGRES_URL = os.environ.get(
     "COMFY_SERVERLESS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -59,6 +61,30 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         await opened.close()
 
 
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 server (moto's server mode) on loopback, shared by the session."""
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def test_certificates(tmp_path_factory: pytest.TempPathFactory) -> LocalCertificates:
+    """A CA made for this session, and a certificate for 127.0.0.1 signed by it."""
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def https_images(test_certificates: LocalCertificates) -> Iterator[ImageServer]:
+    """An https server on 127.0.0.1 that serves input images (trusted through the test CA)."""
+    with image_server(test_certificates) as server:
+        yield server
+
+
+# Where the session's service stores outputs that ask for storage.provider s3.
+SERVICE_BUCKET = "service-outputs"
+
+
 # --------------------------------------------------------------------------- real ComfyUI
 # A real service, as a new user runs it: `comfy-serverless serve` over a real ComfyUI on the
 # CPU. The engine is installed on first use and reused afterwards; the tiny random-weight
@@ -73,13 +99,18 @@ def engine_layout() -> EngineLayout:
 
 
 @pytest.fixture(scope="session")
-def service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactory
+def service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactory,
+            s3_server: S3Server, test_certificates: LocalCertificates
             ) -> Iterator[LocalService]:
     data_dir = tmp_path_factory.mktemp("service-data")
+    s3_server.create_bucket(SERVICE_BUCKET)
     env = {"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
            "COMFY_SERVERLESS_WEBHOOK_REQUIRE_HTTPS": "false",
            "COMFY_SERVERLESS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
-           "COMFY_SERVERLESS_WEBHOOK_BACKOFF_SECONDS": "0.1"}
+           "COMFY_SERVERLESS_WEBHOOK_BACKOFF_SECONDS": "0.1",
+           "COMFY_SERVERLESS_RETENTION_INTERVAL": "0.5",
+           "COMFY_SERVERLESS_INPUT_CA_BUNDLE": str(test_certificates.ca_bundle),
+           **s3_server.env(SERVICE_BUCKET)}
     with LocalService.start(data_dir, engine_layout.root, extra_env=env) as running:
         yield running
 

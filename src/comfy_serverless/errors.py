@@ -7,7 +7,8 @@
     │   ├── RequestInvalid           400 INVALID_REQUEST
     │   ├── WorkflowInvalid          400 WORKFLOW_VALIDATION_FAILED
     │   │   (and, elsewhere: WorkflowNotRunnable 422, FeatureUnavailable 422,
-    │   │    ExecutionAlreadyFinished / ExecutionNotSuccessful 409, OutputFileMissing 404)
+    │   │    ExecutionAlreadyFinished / ExecutionNotSuccessful 409, OutputFileMissing 404,
+    │   │    OutputsExpired 410)
     │   ├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
     │   └── SignedUrlRefused         403 SIGNED_URL_INVALID
     ├── StoreError                   the database said no (driver errors are mapped here)

@@ -17,15 +17,21 @@ from comfy_serverless.engine.comfyui.supervisor import (
     SupervisedEngine,
 )
 from comfy_serverless.executions.estimates import Estimator
+from comfy_serverless.inputs.fetcher import FetchPolicy
+from comfy_serverless.inputs.staging import InputStager
 from comfy_serverless.settings import Settings
+from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.storage.local import LocalStorage
+from comfy_serverless.storage.router import StorageRouter
+from comfy_serverless.storage.s3 import S3Config, S3Storage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog_cache import CatalogCache
+from comfy_serverless.webhooks.ssrf import WebhookPolicy
 from comfy_serverless.worker.signals import WorkerSignals
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 
-__all__ = ["Services", "build_engine", "build_worker", "open_services"]
+__all__ = ["Services", "build_engine", "build_s3", "build_worker", "open_services"]
 
 
 @dataclass
@@ -37,6 +43,8 @@ class Services:
     estimator: Estimator
     catalogs: CatalogCache
     access: AccessGate
+    storages: StorageRouter
+    inputs: InputStager
 
 
 @asynccontextmanager
@@ -47,15 +55,42 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         signer = UrlSigner(settings.resolved_signing_secret())
         storage = LocalStorage(settings.storage_dir(), signer)
         catalogs = CatalogCache(store, max_age=settings.catalog_max_age)
+        storages = StorageRouter(storage, build_s3(settings))
         access = AccessGate(load_access_policy(settings.tiers_file),
                             build_rate_limiter(settings.redis_url))
         try:
             yield Services(settings, store, storage, WorkerSignals(), Estimator(store), catalogs,
-                           access)
+                           access, storages, build_input_stager(settings, storages))
         finally:
             await access.close()
     finally:
         await store.close()
+
+
+def build_input_stager(settings: Settings, storage: OutputStorage) -> InputStager:
+    """Fetches and checks input images at submit (spec §5: https, size, formats, SSRF)."""
+    rules = settings.validation_rules()
+    policy = FetchPolicy(
+        destinations=WebhookPolicy(require_https="http" not in rules.allowed_url_schemes,
+                                   allowed_networks=tuple(settings.webhook_allowed_networks)),
+        max_bytes=rules.max_image_bytes, formats=rules.supported_image_formats,
+        timeout=settings.input_fetch_timeout, ca_bundle=settings.input_ca_bundle)
+    return InputStager(policy, storage, settings.resolved_data_dir() / "spool")
+
+
+def build_s3(settings: Settings) -> S3Storage | None:
+    """The S3 backend, when the deployment enables it."""
+    if not settings.s3_enabled:
+        return None
+    return S3Storage(S3Config(
+        endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+        addressing_style=settings.s3_addressing_style,
+        public_base_url=settings.s3_public_base_url,
+        multipart_threshold=settings.s3_multipart_threshold,
+        multipart_chunksize=settings.s3_multipart_chunksize,
+        max_concurrency=settings.s3_max_concurrency))
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -94,5 +129,6 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         affinity_window=settings.affinity_window,
         affinity_max_wait=settings.affinity_max_wait,
         model_facts_file=settings.resolved_data_dir() / "model-facts.json",
+        keep_workflow_metadata=settings.output_keep_workflow_metadata,
     )
-    return Worker(config, services.store, engine, services.storage, services.signals)
+    return Worker(config, services.store, engine, services.storages, services.signals)

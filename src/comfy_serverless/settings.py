@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from comfy_serverless.storage.destinations import StorageDefaults
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 
@@ -92,8 +93,26 @@ class Settings(BaseSettings):
 
     # --- outputs ---
     signing_secret: str | None = None
-    signed_url_ttl: int = 8 * 3600
+    signed_url_ttl: int = Field(default=8 * 3600, ge=1, le=7 * 24 * 3600)
     base64_max_bytes: int = 20 * 1024 * 1024
+    output_path_template: str = "outputs/{execution_id}/"
+    output_retention_days: int | None = None
+    output_keep_workflow_metadata: bool = True
+    retention_interval: float = 300.0
+    s3_enabled: bool = False
+    s3_bucket: str | None = None
+    s3_allowed_buckets: list[str] = Field(default_factory=list)
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_addressing_style: str = "auto"
+    s3_public_base_url: str | None = None
+    s3_multipart_threshold: int = 8 * 1024 * 1024
+    s3_multipart_chunksize: int = 8 * 1024 * 1024
+    s3_max_concurrency: int = 2
+    input_ca_bundle: Path | None = None
+    input_fetch_timeout: float = 30.0
 
     # --- limits and validation (spec §5.1) ---
     max_request_bytes: int = 10 * 1024 * 1024
@@ -131,6 +150,12 @@ class Settings(BaseSettings):
             custom_nodes_require_verification=self.custom_nodes_require_verification,
             verified_node_packs=tuple(self.verified_node_packs),
         )
+
+    def storage_defaults(self) -> StorageDefaults:
+        return StorageDefaults(
+            path_template=self.output_path_template, s3_configured=self.s3_enabled,
+            s3_bucket=self.s3_bucket, s3_allowed_buckets=tuple(self.s3_allowed_buckets),
+            retention_days=self.output_retention_days)
 
     def webhook_policy(self) -> WebhookPolicy:
         return WebhookPolicy(require_https=self.webhook_require_https,

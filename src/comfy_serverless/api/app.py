@@ -26,6 +26,7 @@ from comfy_serverless.api.routes import (
 from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.services import Services, build_engine, build_worker, open_services
 from comfy_serverless.settings import Settings
+from comfy_serverless.storage.cleaner import RetentionCleaner
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
 from comfy_serverless.webhooks.system_events import CapacityMonitor
 from comfy_serverless.worker.worker import Worker
@@ -54,6 +55,9 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
                 live_window=3 * settings.heartbeat_interval, interval=settings.rescue_interval,
                 max_retries=settings.webhook_max_retries)
             capacity.start()
+            cleaner = RetentionCleaner(services.store, services.storages,
+                                       interval=settings.retention_interval)
+            cleaner.start()
             worker: Worker | None = None
             if run_worker:
                 worker = build_worker(services, build_engine(settings))
@@ -64,6 +68,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
             finally:
                 if worker is not None:
                     await worker.stop()
+                await cleaner.stop()
                 await capacity.stop()
                 if dispatcher is not None:
                     await dispatcher.stop()
@@ -92,7 +97,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
 
 
 def _dispatcher(settings: Settings, services: Services) -> WebhookDispatcher:
-    return WebhookDispatcher(services.store, services.storage, DispatcherConfig(
+    return WebhookDispatcher(services.store, services.storages, DispatcherConfig(
         policy=settings.webhook_policy(), base_url=settings.base_url(),
         signed_url_ttl=settings.signed_url_ttl, backoff_seconds=settings.webhook_backoff_seconds,
         timeout=settings.webhook_timeout))

@@ -92,6 +92,12 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "different request; details.execution_id is the execution it names.",
              "Send a new request id for a new request; resend the same body to get the "
              "original execution back."),
+    ErrorDoc("OUTPUTS_EXPIRED", 410,
+             "Results of an execution whose outputs were deleted from storage when their "
+             "retention (output_config.storage.retention_days) ran out; details carry "
+             "retention_days, expired_at and deleted_at.",
+             "Run the workflow again; ask for a longer retention_days if you need the files "
+             "longer."),
     ErrorDoc("PAYLOAD_TOO_LARGE", 413,
              "A request body above max_request_bytes, or base64 results above base64_max_bytes.",
              "Send a smaller body; fetch large results with download_format=urls."),
@@ -101,8 +107,8 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "unverified pack.",
              "Use the suggested node class or model, or ask the operator to install it."),
     ErrorDoc("FEATURE_UNAVAILABLE", 422,
-             "A valid option this deployment cannot honour yet (e.g. a storage provider that is "
-             "not configured).",
+             "A valid option this deployment cannot honour (e.g. storage.provider s3 where S3 "
+             "is not configured).",
              "Leave the option out or use a supported value (details.supported)."),
     ErrorDoc("RATE_LIMIT_EXCEEDED", 429,
              "Too many requests per minute for the key (details.limit = requests_per_minute), "

@@ -13,6 +13,12 @@ from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, RequestInvalid
 from comfy_serverless.models.references import required_models
 from comfy_serverless.settings import Settings
+from comfy_serverless.storage.destinations import (
+    Destination,
+    DestinationInvalid,
+    DestinationUnavailable,
+    resolve_destination,
+)
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.overrides import apply_overrides
@@ -40,26 +46,26 @@ def new_execution_id() -> str:
     return f"exec_{secrets.token_hex(12)}"
 
 
-def _check_supported(request: ExecuteRequest) -> None:
-    storage = request.output_config.storage
-    if storage.provider != "local":
-        raise FeatureUnavailable(
-            f"Storage provider '{storage.provider}' is not configured on this deployment",
-            {"field": "output_config.storage.provider", "supported": ["local"]},
-        )
-    if request.output_config.format != "png":
-        raise FeatureUnavailable(
-            f"Output format '{request.output_config.format}' is not available yet",
-            {"field": "output_config.format", "supported": ["png"]},
-        )
+def _destination(request: ExecuteRequest, execution_id: str, settings: Settings
+                 ) -> Destination:
+    """Where the execution's files go, resolved now, so that a bad request fails at submit."""
+    requested = request.output_config.storage.model_dump()
+    try:
+        return resolve_destination(requested, execution_id, settings.storage_defaults())
+    except DestinationUnavailable as exc:
+        raise FeatureUnavailable(str(exc), {"field": exc.field, "supported": ["local"]}
+                                 ) from exc
+    except DestinationInvalid as exc:
+        raise RequestInvalid(str(exc), {"field": exc.field}) from exc
 
 
-def _options(request: ExecuteRequest, metadata: dict[str, Any], timeout: int
-             ) -> dict[str, Any]:
+def _options(request: ExecuteRequest, metadata: dict[str, Any], timeout: int,
+             destination: Destination) -> dict[str, Any]:
     notification = request.notification_config.model_dump(exclude={"webhook_secret"})
     return {
         "metadata": metadata,
-        "output_config": request.output_config.model_dump(),
+        "output_config": {**request.output_config.model_dump(),
+                          "storage": destination.as_options()},
         "execution_config": {**request.execution_config.model_dump(), "timeout": timeout},
         "notification_config": notification,
     }
@@ -117,7 +123,8 @@ def new_execution(
     webhook_header: str | None,
     client_id: str | None,
 ) -> Submission:
-    _check_supported(request)
+    execution_id = new_execution_id()
+    destination = _destination(request, execution_id, settings)
     rules = settings.validation_rules()
     timeout = _timeout(request, rules, tier)
     parsed = parse_workflow(request.workflow)
@@ -133,11 +140,11 @@ def new_execution(
     if retries is None:
         retries = settings.default_retry_attempts
     execution = NewExecution(
-        id=new_execution_id(),
+        id=execution_id,
         api_key_id=key.id,
         priority=config.priority,
         workflow=graph,
-        options=_options(request, parsed.metadata, timeout),
+        options=_options(request, parsed.metadata, timeout, destination),
         signature=workflow_signature(graph),
         webhook_url=request.notification_config.webhook_url or webhook_header,
         client_id=client_id,

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from comfy_serverless.executions.estimates import Estimate
-from comfy_serverless.storage.base import OutputStorage, StoredLocation
+from comfy_serverless.storage.base import OutputStorage, location_of
 from comfy_serverless.store.records import ExecutionRecord, LogEntry, NewExecution, OutputRecord
 from comfy_serverless.timefmt import utc_iso
 
@@ -105,15 +105,11 @@ def cancelled_view(execution: ExecutionRecord) -> dict[str, Any]:
     }
 
 
-def _location(output: OutputRecord) -> StoredLocation:
-    return StoredLocation(output.storage_provider, output.storage_key, output.storage_bucket)
-
-
 async def output_view(
     output: OutputRecord, storage: OutputStorage, *, base_url: str, expires: int,
     inline: bool,
 ) -> dict[str, Any]:
-    location = _location(output)
+    location = location_of(output)
     dimensions = f"{output.width}x{output.height}" if output.width and output.height else None
     view: dict[str, Any] = {
         "node_id": output.node_id,
@@ -130,7 +126,9 @@ async def output_view(
             "bucket": output.storage_bucket,
             "key": output.storage_key,
             "url": _absolute(base_url, storage.download_path(location, expires)),
-            "expires_at": utc_iso(expires),
+            "expires_at": None if output.public_access else utc_iso(expires),
+            "public_access": output.public_access,
+            "retention_expires_at": utc_iso(output.expires_at),
         },
     }
     if inline:

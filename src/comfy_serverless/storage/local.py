@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import shutil
@@ -30,21 +31,32 @@ class LocalStorage:
             raise StorageError(f"invalid storage key {key!r}")
         return self.root.joinpath(*relative.parts)
 
-    async def put_file(self, key: str, source: Path, content_type: str) -> StoredLocation:
-        target = self.path_for(key)
+    async def put_file(self, location: StoredLocation, source: Path, content_type: str
+                       ) -> StoredLocation:
+        target = self.path_for(location.key)
         try:
             _rename_into_place(source, target)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise StorageError(f"cannot store {target.name}: {exc}") from exc
             await asyncio.to_thread(_move_into_place, source, target)
-        return StoredLocation(self.provider, key)
+        return StoredLocation(self.provider, location.key)
 
     def download_path(self, location: StoredLocation, expires: int) -> str:
         return self.signer.signed_path(location.key, expires)
 
     async def read_bytes(self, location: StoredLocation) -> bytes:
         return await asyncio.to_thread(self.path_for(location.key).read_bytes)
+
+    async def fetch_to(self, location: StoredLocation, target: Path) -> None:
+        await asyncio.to_thread(shutil.copyfile, self.path_for(location.key), target)
+
+    async def delete(self, location: StoredLocation) -> None:
+        path = self.path_for(location.key)
+        path.unlink(missing_ok=True)
+        if path.parent != self.root:
+            with contextlib.suppress(OSError):  # not empty yet: other files remain
+                path.parent.rmdir()
 
 
 def _rename_into_place(source: Path, target: Path) -> None:

@@ -1,6 +1,7 @@
-"""Loads the named SQL blocks (`-- name: x`) of queries/common.sql and queries/models.sql,
-then the dialect's overrides, and expands the dialect tokens ({{row_lock}}, and
-{{json_items}}(CAST(x AS {{json}})) for the elements of a JSON array as rows with `.value`)."""
+"""Loads the named SQL blocks (`-- name: x`) of queries/common.sql, then of the other shared
+files (one per concern, e.g. outputs.sql), then the dialect's overrides, and expands the
+dialect tokens ({{row_lock}}, {{for_update}}, and {{json_items}}(CAST(x AS {{json}})) for the
+elements of a JSON array as rows with `.value`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ def _parse(text: str) -> dict[str, str]:
     }
 
 
+# Files that are not shared by both dialects (or that are read first).
+_NOT_SHARED = frozenset({"common", "sqlite", "postgres"})
+
 _DIALECT_TOKENS = {
     "postgres": {"{{row_lock}}": "FOR UPDATE SKIP LOCKED", "{{for_update}}": "FOR UPDATE",
                  "{{json_items}}": "jsonb_array_elements_text", "{{json}}": "jsonb"},
@@ -33,7 +37,9 @@ _DIALECT_TOKENS = {
 def load_queries(dialect: str) -> dict[str, str]:
     folder = resources.files("comfy_serverless.store") / "queries"
     queries = _parse((folder / "common.sql").read_text())
-    queries.update(_parse((folder / "models.sql").read_text()))
+    for extra in sorted(entry.name for entry in folder.iterdir()):
+        if extra.endswith(".sql") and extra.removesuffix(".sql") not in _NOT_SHARED:
+            queries.update(_parse((folder / extra).read_text()))
     queries.update(_parse((folder / f"{dialect}.sql").read_text()))
     for name, sql in queries.items():
         for token, replacement in _DIALECT_TOKENS[dialect].items():

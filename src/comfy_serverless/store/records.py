@@ -210,14 +210,19 @@ class OutputRecord:
     storage_bucket: str | None
     storage_key: str
     created_at: float
+    expires_at: float | None = None
+    deleted_at: float | None = None
+    public_access: bool = False
 
     @classmethod
     def from_row(cls, row: Row) -> OutputRecord:
-        return cls(**{**row, "intermediate": bool(row["intermediate"])})
+        return cls(**{**row, "intermediate": bool(row["intermediate"]),
+                      "public_access": bool(row.get("public_access"))})
 
     def params(self) -> dict[str, Any]:
         values = {field.name: getattr(self, field.name) for field in fields(self)}
         values["intermediate"] = int(self.intermediate)
+        values["public_access"] = int(self.public_access)
         return values
 
 

@@ -30,6 +30,7 @@ from comfy_serverless.store.records import (
     ProgressSnapshot,
     WorkerState,
 )
+from comfy_serverless.store.retention import OutputRetention
 from comfy_serverless.store.webhooks import WebhookOutbox
 
 __all__ = ["CANCEL_CHANNEL", "WORK_CHANNEL", "Store"]
@@ -57,6 +58,7 @@ class Store:
         self.webhooks = WebhookOutbox(connector, self._sql)
         self.access = AccessStore(connector, self._sql)
         self.models = ModelRegistry(connector, self._sql)
+        self.retention = OutputRetention(connector, self._sql)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

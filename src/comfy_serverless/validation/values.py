@@ -27,17 +27,28 @@ from comfy_serverless.validation.catalog import InputSpec
 from comfy_serverless.validation.rules import ValidationRules
 
 __all__ = [
+    "IMAGE_HEAD_BYTES",
     "Refused",
     "coerce_literal",
     "numeric_bound",
     "limit_problems",
     "range_problem",
+    "sniff_image_format",
 ]
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _URL = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]*)://")
 _DATA_URI = re.compile(r"^data:([\w/+.\-]+)?(;base64)?,", re.IGNORECASE)
-_IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg", b"RIFF": "webp"}
+_IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg"}
+# Bytes an image must start with to be recognised (a WebP is RIFF....WEBP).
+IMAGE_HEAD_BYTES = 12
+
+
+def sniff_image_format(head: bytes) -> str | None:
+    """png, jpg or webp, recognised by the magic bytes at the start of a file; else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return next((fmt for magic, fmt in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
 
 
 class Refused(ValueError):
@@ -74,13 +85,14 @@ def limit_problems(name: str, value: Any, rules: ValidationRules, bound: float |
 
 
 def _string_problems(name: str, value: str, rules: ValidationRules) -> list[str]:
+    # An inline image is bounded by max_image_bytes, not by max_string_length.
+    if data_uri := _DATA_URI.match(value):
+        return _image_problems(name, value[data_uri.end():], bool(data_uri.group(2)), rules)
     if len(value) > rules.max_string_length:
         return [f"Input '{name}' has {len(value)} characters, more than max_string_length "
                 f"{rules.max_string_length}"]
     if _CONTROL_CHARACTERS.search(value):
         return [f"Input '{name}' contains control characters"]
-    if data_uri := _DATA_URI.match(value):
-        return _image_problems(name, value[data_uri.end():], bool(data_uri.group(2)), rules)
     url = _URL.match(value)
     if url and url.group(1).lower() not in rules.allowed_url_schemes:
         return [f"Input '{name}' is a {url.group(1)}:// URL; allowed schemes: "
@@ -98,7 +110,7 @@ def _image_problems(name: str, payload: str, is_base64: bool, rules: ValidationR
         head = base64.b64decode(payload[:64] + "=" * (-len(payload[:64]) % 4))
     except (binascii.Error, ValueError):
         return [f"Input '{name}' is not valid base64"]
-    kind = next((fmt for magic, fmt in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
+    kind = sniff_image_format(head)
     if kind is None or kind not in rules.supported_image_formats:
         return [f"Input '{name}' is not an image in a supported format "
                 f"({', '.join(rules.supported_image_formats)})"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from comfy_serverless.background import BackgroundService
-from comfy_serverless.storage.base import OutputStorage, StoredLocation
+from comfy_serverless.storage.base import OutputStorage, location_of
 from comfy_serverless.store.records import OutputRecord, WebhookEvent
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.payloads import event_body, event_data
@@ -118,8 +118,7 @@ class WebhookDispatcher(BackgroundService):
         return json.loads(frozen)
 
     def _output_url(self, output: OutputRecord) -> str:
-        location = StoredLocation(output.storage_provider, output.storage_key,
-                                  output.storage_bucket)
+        location = location_of(output)
         expires = int(time.time()) + self._config.signed_url_ttl
         path = self._storage.download_path(location, expires)
         return path if "://" in path else self._config.base_url.rstrip("/") + path

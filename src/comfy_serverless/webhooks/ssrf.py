@@ -1,5 +1,6 @@
-"""Where a webhook may be sent: https only (unless configured otherwise), and never to a
-private, loopback, link-local or otherwise internal address unless an allowlist holds it.
+"""Where a webhook may be sent, and input images fetched from: https only (unless configured
+otherwise), and never to a private, loopback, link-local or otherwise internal address
+unless an allowlist holds it.
 
 The host is resolved when the URL is submitted and again before every delivery (DNS
 rebinding). Nothing here ever connects to the address it checks.
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["UnsafeDestination", "WebhookPolicy", "check_destination"]
+__all__ = ["IPAddress", "UnsafeDestination", "WebhookPolicy", "check_destination"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -59,8 +60,9 @@ def _refused(addresses: Iterable[IPAddress], policy: WebhookPolicy) -> IPAddress
     return None
 
 
-async def check_destination(url: str, policy: WebhookPolicy) -> None:
-    """Raise UnsafeDestination unless `url` may receive webhooks."""
+async def check_destination(url: str, policy: WebhookPolicy) -> list[IPAddress]:
+    """Raise UnsafeDestination unless `url` may be called; returns the addresses its host
+    resolved to, so that a caller can connect to exactly those (no second lookup)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UnsafeDestination("a webhook URL must be an absolute https:// URL")
@@ -71,3 +73,4 @@ async def check_destination(url: str, policy: WebhookPolicy) -> None:
     if (refused := _refused(addresses, policy)) is not None:
         raise UnsafeDestination(
             f"the host {parts.hostname!r} resolves to {refused}, an internal address")
+    return addresses

@@ -32,7 +32,7 @@ from comfy_serverless.engine.comfyui.messages import (
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
-from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
+from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable, StorageError
 from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import (
     ExecutionRecord,
@@ -43,7 +43,8 @@ from comfy_serverless.store.records import (
 )
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
-from comfy_serverless.worker.outputs import OutputCollector, files_in_history
+from comfy_serverless.worker.input_upload import InputUploader
+from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.signals import WorkerSignals
 
 __all__ = ["ExecutionContext", "Executor", "Outcome"]
@@ -118,12 +119,14 @@ class Executor:
         collector: OutputCollector,
         signals: WorkerSignals,
         resource_allocation: dict[str, Any],
+        inputs: InputUploader | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._engine = engine
         self._client = client
         self._collector = collector
+        self._inputs = inputs
         self._signals = signals
         self.resource_allocation = resource_allocation
         self._hand_back = asyncio.Event()
@@ -155,6 +158,8 @@ class Executor:
                 if submitted is not None:
                     submitted.set()
         if outcome in ("completed", "failed"):
+            if self._inputs is not None:
+                await self._inputs.discard(execution)
             self._signals.finished(execution.id)
         return outcome
 
@@ -205,9 +210,15 @@ class Executor:
         try:
             # Events sent before our WebSocket is up would be lost: never submit without it.
             await self._client.wait_connected()
+            if self._inputs is not None:
+                await self._inputs.upload(context.execution)
             await self._client.submit(self.prompt_for(context.execution.workflow),
                                       context.prompt_id)
             context.submitted_at = time.time()
+        except StorageError as exc:
+            raise _Stop(await self._fail(context, Failure(
+                error_type="INPUT_UNAVAILABLE", retryable=False,
+                message=f"A staged input image could not be read: {exc}"))) from exc
         except EnginePromptRejected as exc:
             raise _Stop(await self._fail(context, rejection_failure(exc))) from exc
         except EngineUnavailable as exc:
@@ -288,7 +299,7 @@ class Executor:
         context.stored_preview, context.last_preview_stored = preview, now
         context.previews_stored += 1
         return [await self._collector.store_preview(
-            context.execution.id, preview.node_id, preview.content_type, preview.image,
+            context.execution, preview.node_id, preview.content_type, preview.image,
             context.previews_stored)]
 
     def _progress_event(self, context: ExecutionContext, snapshot: ProgressSnapshot,
@@ -361,8 +372,7 @@ class Executor:
             return await self._fail(context, Failure(
                 error_type="WORKFLOW_EXECUTION_FAILED",
                 message="ComfyUI reported an error for the prompt", retryable=False))
-        files = list(files_in_history(history.get("outputs") or {}))
-        outputs = await self._collector.collect(context.execution.id, files)
+        outputs = await self._collector.collect(context.execution, history.get("outputs") or {})
         completed = await self._store.complete(
             context.lease, outputs, context.tracker.final_snapshot(), context.tracker.engine_time(),
             [*context.tracker.drain_log(), LogEntry(

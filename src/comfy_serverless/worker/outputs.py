@@ -1,60 +1,41 @@
-"""Moves the files of a finished prompt from ComfyUI to storage, streamed, never whole in memory."""
+"""Moves the files of a finished prompt from ComfyUI to storage, streamed, never whole in memory.
+
+Each file is taken from ComfyUI's output folder (or streamed from /view), converted when
+`output_config.format` asks for it (still images only, in a thread), and put where the
+execution's resolved destination says, with its expiry when it has a retention.
+"""
 
 from __future__ import annotations
 
-import mimetypes
+import asyncio
+import logging
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.storage.base import OutputStorage
-from comfy_serverless.store.records import OutputRecord
+from comfy_serverless.storage.destinations import Destination
+from comfy_serverless.store.records import ExecutionRecord, OutputRecord
+from comfy_serverless.worker.conversion import ImageFormatting, convert_image
+from comfy_serverless.worker.output_kinds import (
+    EngineFile,
+    EngineText,
+    files_in_history,
+    texts_in_history,
+)
 
 __all__ = ["EngineFile", "OutputCollector", "files_in_history"]
 
-# ComfyUI's output keys, and the output_type each one is reported with.
-_OUTPUT_TYPES = {"images": "IMAGE", "gifs": "VIDEO", "video": "VIDEO", "audio": "AUDIO"}
+log = logging.getLogger(__name__)
+
 # Files in these ComfyUI folders belong to the prompt and may be moved out; "input" may not.
 _MOVABLE_FOLDERS = frozenset({"output", "temp"})
-
-
-@dataclass(frozen=True)
-class EngineFile:
-    node_id: str
-    output_type: str
-    filename: str
-    subfolder: str
-    folder_type: str
-
-    @property
-    def intermediate(self) -> bool:
-        return self.folder_type != "output"
-
-
-def files_in_history(outputs: dict[str, Any]) -> Iterator[EngineFile]:
-    """Every file that a prompt's history lists, in node order."""
-    for node_id, node_output in outputs.items():
-        if not isinstance(node_output, dict):
-            continue
-        for key, items in node_output.items():
-            if not isinstance(items, list):
-                continue
-            for item in items:
-                if isinstance(item, dict) and isinstance(item.get("filename"), str):
-                    yield EngineFile(
-                        node_id=str(node_id),
-                        output_type=_OUTPUT_TYPES.get(key, key.upper()),
-                        filename=item["filename"],
-                        subfolder=str(item.get("subfolder") or ""),
-                        folder_type=str(item.get("type") or "output"),
-                    )
+_DAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +54,26 @@ def _inspect(path: Path) -> _Inspection:
         return _Inspection(None, None, suffix or None)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one execution asked for its files."""
+
+    execution_id: str
+    destination: Destination
+    formatting: ImageFormatting
+
+    def expires_at(self, now: float) -> float | None:
+        days = self.destination.retention_days
+        return now + days * _DAY if days else None
+
+
+@dataclass(frozen=True)
+class _Spooled:
+    path: Path
+    filename: str
+    content_type: str
+
+
 class OutputCollector:
     """Takes each file from ComfyUI into storage.
 
@@ -82,64 +83,95 @@ class OutputCollector:
     """
 
     def __init__(self, client: ComfyUIClient, storage: OutputStorage, spool_dir: Path,
-                 local_folders: dict[str, Path] | None = None) -> None:
+                 local_folders: dict[str, Path] | None = None, *,
+                 keep_workflow_metadata: bool = True) -> None:
         self._client = client
         self._storage = storage
         self._spool_dir = spool_dir
+        self._keep_metadata = keep_workflow_metadata
         self._local_folders = {
             kind: folder.resolve() for kind, folder in (local_folders or {}).items()
             if kind in _MOVABLE_FOLDERS
         }
         spool_dir.mkdir(parents=True, exist_ok=True)
 
-    async def collect(self, execution_id: str, files: list[EngineFile]) -> list[OutputRecord]:
-        return [await self._collect_one(execution_id, engine_file) for engine_file in files]
+    def _plan(self, execution: ExecutionRecord) -> _Plan:
+        output_config = execution.options.get("output_config") or {}
+        return _Plan(execution.id, Destination.from_options(execution.id, execution.options),
+                     ImageFormatting.from_options(output_config,
+                                                  keep_metadata=self._keep_metadata))
 
-    async def _collect_one(self, execution_id: str, engine_file: EngineFile) -> OutputRecord:
-        spooled = self._local_file(engine_file) or await self._download(engine_file)
-        size = spooled.stat().st_size
-        inspection = _inspect(spooled)
-        content_type = mimetypes.guess_type(engine_file.filename)[0] or "application/octet-stream"
-        folder = "intermediate" if engine_file.intermediate else "outputs"
-        key = f"{folder}/{execution_id}/{engine_file.filename}"
-        location = await self._storage.put_file(key, spooled, content_type)
-        return OutputRecord(
-            id=f"out_{secrets.token_hex(8)}",
-            execution_id=execution_id,
-            node_id=engine_file.node_id,
-            output_type=engine_file.output_type,
-            intermediate=engine_file.intermediate,
-            filename=engine_file.filename,
-            content_type=content_type,
-            size_bytes=size,
-            width=inspection.width,
-            height=inspection.height,
-            format=inspection.format,
-            storage_provider=location.provider,
-            storage_bucket=location.bucket,
-            storage_key=location.key,
-            created_at=time.time(),
-        )
+    async def collect(self, execution: ExecutionRecord, history_outputs: dict[str, object]
+                      ) -> list[OutputRecord]:
+        """Every file and text of a finished prompt's history, stored and described."""
+        plan = self._plan(execution)
+        records = [await self._collect_file(plan, engine_file)
+                   for engine_file in files_in_history(history_outputs)]
+        records += [await self._collect_text(plan, text)
+                    for text in texts_in_history(history_outputs)]
+        return records
 
-    async def store_preview(self, execution_id: str, node_id: str | None, content_type: str,
-                            image: bytes, sequence: int) -> OutputRecord:
+    async def _collect_file(self, plan: _Plan, engine_file: EngineFile) -> OutputRecord:
+        path = self._local_file(engine_file) or await self._download(engine_file)
+        spooled = _Spooled(path, engine_file.filename, engine_file.content_type)
+        if engine_file.output_type == "IMAGE" and not engine_file.intermediate:
+            spooled = await self._apply_format(plan.formatting, spooled)
+        return await self._store(plan, spooled, node_id=engine_file.node_id,
+                                 output_type=engine_file.output_type,
+                                 intermediate=engine_file.intermediate)
+
+    async def _collect_text(self, plan: _Plan, text: EngineText) -> OutputRecord:
+        filename = f"{text.output_type.lower()}_{text.node_id}_{text.index:04d}.txt"
+        path = self._spool_bytes(text.text.encode())
+        return await self._store(plan, _Spooled(path, filename, "text/plain; charset=utf-8"),
+                                 node_id=text.node_id, output_type=text.output_type,
+                                 intermediate=False)
+
+    async def store_preview(self, execution: ExecutionRecord, node_id: str | None,
+                            content_type: str, image: bytes, sequence: int) -> OutputRecord:
         """Keep a sampler preview as an intermediate output (`output_type` PREVIEW)."""
         extension = "png" if content_type == "image/png" else "jpg"
         filename = f"preview_{node_id or 'node'}_{sequence:04d}.{extension}"
+        spooled = _Spooled(self._spool_bytes(image), filename, content_type)
+        return await self._store(self._plan(execution), spooled, node_id=node_id or "",
+                                 output_type="PREVIEW", intermediate=True)
+
+    async def _store(self, plan: _Plan, spooled: _Spooled, *, node_id: str, output_type: str,
+                     intermediate: bool) -> OutputRecord:
+        size = spooled.path.stat().st_size
+        inspection = _inspect(spooled.path)
+        location = plan.destination.location(spooled.filename, intermediate=intermediate)
+        stored = await self._storage.put_file(location, spooled.path, spooled.content_type)
+        now = time.time()
+        return OutputRecord(
+            id=f"out_{secrets.token_hex(8)}", execution_id=plan.execution_id, node_id=node_id,
+            output_type=output_type, intermediate=intermediate, filename=spooled.filename,
+            content_type=spooled.content_type, size_bytes=size, width=inspection.width,
+            height=inspection.height, format=inspection.format,
+            storage_provider=stored.provider, storage_bucket=stored.bucket,
+            storage_key=stored.key, created_at=now, expires_at=plan.expires_at(now),
+            public_access=stored.public)
+
+    async def _apply_format(self, formatting: ImageFormatting, spooled: _Spooled) -> _Spooled:
+        """The image in the asked format (in a thread); the original when nothing changes."""
+        target = self._spool_dir / f"{secrets.token_hex(8)}{formatting.extension}"
+        try:
+            converted = await asyncio.to_thread(convert_image, spooled.path, target, formatting)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            log.warning("kept %s as it is: cannot convert it (%s)", spooled.filename, exc)
+            target.unlink(missing_ok=True)
+            return spooled
+        if not converted:
+            return spooled
+        spooled.path.unlink(missing_ok=True)
+        filename = Path(spooled.filename).stem + formatting.extension
+        return _Spooled(target, filename, formatting.content_type)
+
+    def _spool_bytes(self, data: bytes) -> Path:
         handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115
         with handle:
-            handle.write(image)
-        spooled = Path(handle.name)
-        inspection = _inspect(spooled)
-        key = f"intermediate/{execution_id}/{filename}"
-        location = await self._storage.put_file(key, spooled, content_type)
-        return OutputRecord(
-            id=f"out_{secrets.token_hex(8)}", execution_id=execution_id,
-            node_id=node_id or "", output_type="PREVIEW", intermediate=True, filename=filename,
-            content_type=content_type, size_bytes=len(image), width=inspection.width,
-            height=inspection.height, format=inspection.format,
-            storage_provider=location.provider, storage_bucket=location.bucket,
-            storage_key=location.key, created_at=time.time())
+            handle.write(data)
+        return Path(handle.name)
 
     def _local_file(self, engine_file: EngineFile) -> Path | None:
         folder = self._local_folders.get(engine_file.folder_type)

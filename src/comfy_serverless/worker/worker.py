@@ -39,6 +39,7 @@ from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, WorkerSt
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.system_events import model_changes
 from comfy_serverless.worker.executor import Executor, ExecutorConfig, Outcome
+from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.model_keeper import ModelKeeper, ModelKeeperConfig
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.signals import WorkerSignals
@@ -68,6 +69,7 @@ class WorkerConfig:
     shutdown_grace: float = 30.0
     prefetch: int = 1
     webhook_max_retries: int = 3
+    keep_workflow_metadata: bool = True
     region: str | None = None
     affinity_window: int = 8
     affinity_max_wait: float = 10.0
@@ -138,10 +140,12 @@ class Worker:
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
-                                    self._engine.local_folders())
+                                    self._engine.local_folders(),
+                                    keep_workflow_metadata=self.config.keep_workflow_metadata)
+        inputs = InputUploader(self._client, self._storage, self.config.spool_dir)
         self._executor = Executor(
             self.config.executor_config(), self._store, self._engine, self._client,
-            collector, self.signals, {},
+            collector, self.signals, {}, inputs,
         )
         self._executor.prompt_for = self.warm.prompt_for
         self.models = ModelKeeper(

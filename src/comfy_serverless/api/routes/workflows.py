@@ -19,6 +19,7 @@ from comfy_serverless.access.admission import (
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
+from comfy_serverless.executions.expiry import raise_if_expired
 from comfy_serverless.executions.submission import check_webhook_url, new_execution
 from comfy_serverless.executions.views import (
     accepted_view,
@@ -28,7 +29,7 @@ from comfy_serverless.executions.views import (
     status_view,
 )
 from comfy_serverless.services import Services
-from comfy_serverless.store.access import IdempotencyClaim, LimitReached, Replayed
+from comfy_serverless.store.access import Admitted, IdempotencyClaim, LimitReached, Replayed
 from comfy_serverless.store.records import ApiKeyRecord, ExecutionRecord, OutputRecord
 
 __all__ = ["router"]
@@ -76,12 +77,15 @@ async def execute(
     if claim is not None and (replay := await _replay(services, key, claim)) is not None:
         return replay
     tier = services.access.limits(key)
-    submission = new_execution(body, key, services.settings, await services.catalogs.current(),
+    catalog = await services.catalogs.current()
+    submission = new_execution(body, key, services.settings, catalog,
                                tier=tier, policy=services.access.policy,
                                webhook_header=x_webhook_url, client_id=x_client_id)
     await check_webhook_url(submission.execution.webhook_url, services.settings)
-    execution = submission.execution
+    execution = await services.inputs.stage(submission.execution, catalog)
     admission = await services.store.access.admit(execution, admission_limits(tier, now), claim)
+    if not isinstance(admission, Admitted):
+        await services.inputs.discard(execution)
     if isinstance(admission, LimitReached):
         raise limit_refusal(admission, tier, await _retry_after(services, key, admission))
     if isinstance(admission, Replayed):
@@ -161,13 +165,14 @@ async def results(
     if execution.status != "completed":
         raise _unsuccessful(execution)
     outputs = await services.store.outputs(execution.id)
+    raise_if_expired(execution, outputs)
     inline = download_format == "base64"
     if inline:
         _check_inline_size(outputs, services.settings.base64_max_bytes)
     base_url = services.settings.public_base_url or str(request.base_url)
     expires = int(time.time()) + services.settings.signed_url_ttl
     views = [
-        (output.intermediate, await output_view(output, services.storage, base_url=base_url,
+        (output.intermediate, await output_view(output, services.storages, base_url=base_url,
                                                 expires=expires, inline=inline))
         for output in outputs
     ]

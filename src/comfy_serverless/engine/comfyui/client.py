@@ -14,6 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -183,6 +184,25 @@ class ComfyUIClient:
     async def delete_queued(self, prompt_ids: list[str]) -> None:
         status, _ = await self._request("POST", "/queue", {"delete": prompt_ids})
         _raise_for_status(status, "POST", "/queue")
+
+    async def upload_image(self, source: Path, filename: str, subfolder: str) -> str:
+        """Upload a file to ComfyUI's input folder (streamed from disk, overwriting a file of
+        the same name); returns the name a LoadImage input gives it."""
+        form = aiohttp.FormData()
+        form.add_field("subfolder", subfolder)
+        form.add_field("type", "input")
+        form.add_field("overwrite", "true")
+        try:
+            with source.open("rb") as handle:
+                form.add_field("image", handle, filename=filename)
+                async with self._http.post(self.base_url + "/upload/image",
+                                           data=form) as response:
+                    _raise_for_status(response.status, "POST", "/upload/image")
+                    body = _json_object(await response.text())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EngineUnavailable(f"ComfyUI /upload/image failed: {exc}") from exc
+        name, folder = str(body.get("name") or filename), str(body.get("subfolder") or "")
+        return f"{folder}/{name}" if folder else name
 
     @contextlib.asynccontextmanager
     async def download(self, filename: str, subfolder: str, folder_type: str

@@ -129,11 +129,12 @@ WHERE execution_id = :execution_id ORDER BY id;
 -- name: insert_output
 INSERT INTO outputs (
     id, execution_id, node_id, output_type, intermediate, filename, content_type, size_bytes,
-    width, height, format, storage_provider, storage_bucket, storage_key, created_at
+    width, height, format, storage_provider, storage_bucket, storage_key, created_at,
+    expires_at, public_access
 ) VALUES (
     :id, :execution_id, :node_id, :output_type, :intermediate, :filename, :content_type,
     :size_bytes, :width, :height, :format, :storage_provider, :storage_bucket, :storage_key,
-    :created_at
+    :created_at, :expires_at, :public_access
 );
 
 -- name: outputs_for_execution

@@ -1,0 +1,156 @@
+"""Fetches an input image from an https URL: the webhook SSRF rules, a size cap, magic bytes.
+
+The host is resolved and checked once, and the connection goes to exactly the addresses
+that passed (the URL's host still names the server for TLS), so a second DNS answer cannot
+point it elsewhere. Redirects are not followed. The body is streamed to a spool file and
+the download stops as soon as it passes the cap, or when the whole fetch has taken longer
+than the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from comfy_serverless.validation.values import IMAGE_HEAD_BYTES, sniff_image_format
+from comfy_serverless.webhooks.ssrf import (
+    IPAddress,
+    UnsafeDestination,
+    WebhookPolicy,
+    check_destination,
+)
+
+__all__ = ["FetchPolicy", "FetchedImage", "ImageRefused", "fetch_image", "spool_image"]
+
+_CHUNK = 1 << 16
+
+
+class ImageRefused(ValueError):
+    """An input image that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    destinations: WebhookPolicy
+    max_bytes: int
+    formats: tuple[str, ...]
+    timeout: float = 30.0
+    ca_bundle: Path | None = None
+
+    def tls(self) -> ssl.SSLContext:
+        if self.ca_bundle is not None:
+            return ssl.create_default_context(cafile=str(self.ca_bundle))
+        return ssl.create_default_context()
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    path: Path
+    format: str
+    size: int
+
+
+class _Sink:
+    """A spool file that refuses more than the cap and checks the magic bytes."""
+
+    def __init__(self, spool_dir: Path, policy: FetchPolicy) -> None:
+        self._policy = policy
+        self._handle = tempfile.NamedTemporaryFile(dir=spool_dir, delete=False)  # noqa: SIM115
+        self.path = Path(self._handle.name)
+        self.size = 0
+        self._head = b""
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self._policy.max_bytes:
+            raise ImageRefused(f"the image is larger than {self._policy.max_bytes} bytes")
+        if len(self._head) < IMAGE_HEAD_BYTES:
+            self._head += chunk[:IMAGE_HEAD_BYTES]
+        self._handle.write(chunk)
+
+    def finish(self) -> FetchedImage:
+        self._handle.close()
+        kind = sniff_image_format(self._head)
+        if kind is None or kind not in self._policy.formats:
+            raise ImageRefused("the data is not an image in a supported format "
+                               f"({', '.join(self._policy.formats)}), by its magic bytes")
+        return FetchedImage(self.path, kind, self.size)
+
+    def discard(self) -> None:
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+def spool_image(data: bytes, spool_dir: Path, policy: FetchPolicy) -> FetchedImage:
+    """Inline image bytes (decoded base64), checked like a download and spooled to a file."""
+    sink = _Sink(spool_dir, policy)
+    try:
+        sink.write(data)
+        return sink.finish()
+    except BaseException:
+        sink.discard()
+        raise
+
+
+async def fetch_image(url: str, policy: FetchPolicy, spool_dir: Path) -> FetchedImage:
+    """Download `url` into a spool file; ImageRefused (before any connection, for an unsafe
+    host) when it cannot be used."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and policy.destinations.require_https:
+        raise ImageRefused("input image URLs must use https")
+    try:
+        addresses = await check_destination(url, policy.destinations)
+    except UnsafeDestination as exc:
+        raise ImageRefused(str(exc)) from exc
+    sink = _Sink(spool_dir, policy)
+    try:
+        await _download(url, addresses[0], policy, sink)
+        return sink.finish()
+    except BaseException:
+        sink.discard()
+        raise
+
+
+def _pinned(url: str, address: IPAddress) -> str:
+    parts = urlsplit(url)
+    host = f"[{address}]" if address.version == 6 else str(address)
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+async def _download(url: str, address: IPAddress, policy: FetchPolicy, sink: _Sink) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "image/*"}
+    try:
+        async with (
+            asyncio.timeout(policy.timeout),
+            httpx.AsyncClient(verify=policy.tls(), timeout=policy.timeout,
+                              follow_redirects=False, trust_env=False) as client,
+            client.stream("GET", _pinned(url, address), headers=headers,
+                          extensions={"sni_hostname": host}) as response,
+        ):
+            _check_response(response, policy)
+            async for chunk in response.aiter_bytes(_CHUNK):
+                sink.write(chunk)
+    except httpx.HTTPError as exc:
+        raise ImageRefused(f"the image could not be fetched: {exc}") from exc
+    except TimeoutError as exc:
+        raise ImageRefused(f"the image took more than {policy.timeout:g}s to fetch") from exc
+
+
+def _check_response(response: httpx.Response, policy: FetchPolicy) -> None:
+    if response.is_redirect:
+        raise ImageRefused(f"the URL answered {response.status_code} (redirects are not "
+                           "followed)")
+    if response.status_code != 200:
+        raise ImageRefused(f"the URL answered {response.status_code}")
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > policy.max_bytes:
+        raise ImageRefused(f"the image is {length} bytes, more than {policy.max_bytes}")

@@ -1,0 +1,140 @@
+"""Input images given as https URLs or base64 data, staged at submit time.
+
+Decision (documented in docs/how-to/outputs.md): the API fetches and checks each image when
+the workflow is submitted, so a bad image is a 400 at once, not a failed execution later.
+The checked file is put in the execution's storage (local disk, or its S3 bucket, which
+every worker of a fleet can read) and the input is rewritten to the name that the worker
+will give it in its ComfyUI's input folder. The worker uploads it (POST /upload/image)
+before it submits the prompt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from comfy_serverless.inputs.fetcher import (
+    FetchedImage,
+    FetchPolicy,
+    ImageRefused,
+    fetch_image,
+    spool_image,
+)
+from comfy_serverless.inputs.images import ImageInput, image_inputs, name_problem
+from comfy_serverless.storage.base import OutputStorage, StoredLocation
+from comfy_serverless.storage.destinations import Destination
+from comfy_serverless.store.records import NewExecution
+from comfy_serverless.validation.catalog import NodeCatalog
+from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
+from comfy_serverless.validation.workflow import copy_graph
+
+__all__ = ["STAGED_SUBFOLDER", "InputStager", "StagedInput"]
+
+# Staged images go to this subfolder of each worker's ComfyUI input folder.
+STAGED_SUBFOLDER = "comfy-serverless"
+_CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    node_id: str
+    input: str
+    filename: str
+    location: StoredLocation
+
+    @property
+    def engine_value(self) -> str:
+        """The input's value in the prompt: the file in ComfyUI's input folder."""
+        return f"{STAGED_SUBFOLDER}/{self.filename}"
+
+    def as_options(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "input": self.input, "filename": self.filename,
+                "provider": self.location.provider, "bucket": self.location.bucket,
+                "key": self.location.key}
+
+    @classmethod
+    def from_options(cls, item: dict[str, Any]) -> StagedInput:
+        return cls(str(item["node_id"]), str(item["input"]), str(item["filename"]),
+                   StoredLocation(str(item["provider"]), str(item["key"]), item.get("bucket")))
+
+
+class InputStager:
+    def __init__(self, policy: FetchPolicy, storage: OutputStorage, spool_dir: Path) -> None:
+        self._policy = policy
+        self._storage = storage
+        self._spool_dir = spool_dir
+        spool_dir.mkdir(parents=True, exist_ok=True)
+
+    async def stage(self, execution: NewExecution, catalog: NodeCatalog | None
+                    ) -> NewExecution:
+        """The execution with its URL and base64 images staged; a 400 for any bad one."""
+        destination = Destination.from_options(execution.id, execution.options)
+        graph = copy_graph(execution.workflow)
+        staged: list[StagedInput] = []
+        problems: list[ValidationProblem] = []
+        for image in image_inputs(graph, catalog):
+            try:
+                item = await self._stage_one(image, destination, execution.id, len(staged))
+            except ImageRefused as refused:
+                problems.append(_problem(image, str(refused)))
+                continue
+            if item is not None:
+                graph[image.node_id]["inputs"][image.name] = item.engine_value
+                staged.append(item)
+        if problems:
+            await self._discard(staged)
+            raise workflow_invalid(problems)
+        if not staged:
+            return execution
+        options = {**execution.options, "staged_inputs": [s.as_options() for s in staged]}
+        return replace(execution, workflow=graph, options=options)
+
+    async def _stage_one(self, image: ImageInput, destination: Destination,
+                         execution_id: str, index: int) -> StagedInput | None:
+        if image.kind == "name":
+            if problem := name_problem(image.value):
+                raise ImageRefused(f"the file name is refused: {problem}")
+            return None
+        fetched = await self._obtain(image)
+        filename = f"{execution_id}_{index}.{fetched.format}"
+        location = destination.location(f"inputs/{filename}")
+        stored = await self._storage.put_file(location, fetched.path,
+                                              _CONTENT_TYPES[fetched.format])
+        return StagedInput(image.node_id, image.name, filename, stored)
+
+    async def _obtain(self, image: ImageInput) -> FetchedImage:
+        if image.kind == "url":
+            return await fetch_image(image.value, self._policy, self._spool_dir)
+        return spool_image(_decoded(image.value, self._policy.max_bytes), self._spool_dir,
+                           self._policy)
+
+    async def discard(self, execution: NewExecution) -> None:
+        """Delete what stage() stored for an execution that was then not admitted."""
+        await self._discard([StagedInput.from_options(item)
+                             for item in execution.options.get("staged_inputs", ())])
+
+    async def _discard(self, staged: list[StagedInput]) -> None:
+        for item in staged:
+            await self._storage.delete(item.location)
+
+
+def _decoded(data_uri: str, max_bytes: int) -> bytes:
+    header, _, payload = data_uri.partition(",")
+    if not header.lower().endswith(";base64"):
+        raise ImageRefused("a data: URI must carry base64 data")
+    if len(payload) * 3 // 4 > max_bytes:
+        raise ImageRefused(f"the image is larger than {max_bytes} bytes")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageRefused("the data is not valid base64") from exc
+
+
+def _problem(image: ImageInput, reason: str) -> ValidationProblem:
+    return ValidationProblem(
+        image.node_id, f"Input image '{image.name}' refused: {reason}",
+        "Give a public https URL or base64 data (data:image/png;base64,…) of a png, jpg or "
+        "webp image within the size limit, or the name of a file in the input folder")

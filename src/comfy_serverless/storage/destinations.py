@@ -1,0 +1,114 @@
+"""Where one execution's files go: `output_config.storage` resolved at submit time.
+
+The bucket and `path` template come from the request or from the deployment's defaults;
+`{execution_id}` is filled in. The resolved destination is kept with the execution, so the
+worker that stores its outputs needs none of the API's settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from comfy_serverless.storage.base import StoredLocation
+
+__all__ = [
+    "Destination",
+    "DestinationInvalid",
+    "DestinationUnavailable",
+    "StorageDefaults",
+    "resolve_destination",
+]
+
+_PLACEHOLDER = "{execution_id}"
+
+
+class DestinationInvalid(ValueError):
+    """A storage request this deployment cannot honour; `field` names the culprit."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DestinationUnavailable(DestinationInvalid):
+    """A valid storage request for a provider this deployment has not configured."""
+
+
+@dataclass(frozen=True)
+class StorageDefaults:
+    path_template: str = "outputs/{execution_id}/"
+    s3_configured: bool = False
+    s3_bucket: str | None = None
+    s3_allowed_buckets: tuple[str, ...] = ()
+    retention_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Destination:
+    provider: str
+    bucket: str | None
+    prefix: str
+    public_access: bool = False
+    retention_days: int | None = None
+
+    def location(self, filename: str, *, intermediate: bool = False) -> StoredLocation:
+        folder = "intermediate/" if intermediate else ""
+        return StoredLocation(self.provider, f"{self.prefix}{folder}{filename}", self.bucket,
+                              self.public_access)
+
+    def as_options(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_options(cls, execution_id: str, options: dict[str, Any]) -> Destination:
+        """The destination kept with an execution (or the default, for older executions)."""
+        stored = options.get("output_config", {}).get("storage") or {}
+        if "prefix" not in stored:
+            return cls("local", None, f"outputs/{execution_id}/")
+        retention = stored.get("retention_days")
+        return cls(str(stored.get("provider") or "local"), stored.get("bucket"),
+                   str(stored["prefix"]), bool(stored.get("public_access")),
+                   int(retention) if retention else None)
+
+
+def resolve_destination(requested: dict[str, Any], execution_id: str,
+                        defaults: StorageDefaults) -> Destination:
+    """`output_config.storage` as asked for, checked and completed; DestinationInvalid if not."""
+    provider = str(requested.get("provider") or "local")
+    bucket = _bucket(provider, requested.get("bucket"), defaults)
+    retention = requested.get("retention_days") or defaults.retention_days
+    return Destination(provider, bucket, _prefix(requested.get("path"), execution_id, defaults),
+                       bool(requested.get("public_access")), retention)
+
+
+def _bucket(provider: str, asked: str | None, defaults: StorageDefaults) -> str | None:
+    if provider == "local":
+        return None
+    if not defaults.s3_configured:
+        raise DestinationUnavailable("S3 storage is not configured on this deployment",
+                                 "output_config.storage.provider")
+    bucket = asked or defaults.s3_bucket
+    if not bucket:
+        raise DestinationInvalid("No S3 bucket was given and this deployment has no default",
+                                 "output_config.storage.bucket")
+    if defaults.s3_allowed_buckets and bucket not in defaults.s3_allowed_buckets:
+        raise DestinationInvalid(f"Bucket {bucket!r} is not among the allowed buckets",
+                                 "output_config.storage.bucket")
+    return bucket
+
+
+def _prefix(template: str | None, execution_id: str, defaults: StorageDefaults) -> str:
+    template = template or defaults.path_template
+    if _PLACEHOLDER not in template:
+        raise DestinationInvalid(f"The storage path must contain {_PLACEHOLDER}, so that "
+                                 "executions never overwrite each other's files",
+                                 "output_config.storage.path")
+    resolved = template.replace(_PLACEHOLDER, execution_id)
+    parts = PurePosixPath(resolved).parts
+    if ("{" in resolved or resolved.startswith("/") or ".." in parts or "\\" in resolved
+            or not parts):
+        raise DestinationInvalid("The storage path must be a relative path whose only "
+                                 f"placeholder is {_PLACEHOLDER}", "output_config.storage.path")
+    return "/".join(parts) + "/"

@@ -1,0 +1,51 @@
+"""Before a prompt is submitted: the execution's staged input images, from storage into its
+ComfyUI's input folder (POST /upload/image), under the names its workflow already uses."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.errors import EngineUnavailable, StorageError
+from comfy_serverless.inputs.staging import STAGED_SUBFOLDER, StagedInput
+from comfy_serverless.storage.base import OutputStorage
+from comfy_serverless.store.records import ExecutionRecord
+
+__all__ = ["InputUploader"]
+
+log = logging.getLogger(__name__)
+
+
+class InputUploader:
+    def __init__(self, client: ComfyUIClient, storage: OutputStorage, spool_dir: Path) -> None:
+        self._client = client
+        self._storage = storage
+        self._spool_dir = spool_dir
+
+    async def upload(self, execution: ExecutionRecord) -> None:
+        """Upload every staged input; StorageError when one is gone, EngineUnavailable when
+        ComfyUI does not take it."""
+        for item in execution.options.get("staged_inputs") or []:
+            await self._upload_one(StagedInput.from_options(item))
+
+    async def discard(self, execution: ExecutionRecord) -> None:
+        """Once the execution has its outcome, its staged copies are no longer needed."""
+        for item in execution.options.get("staged_inputs") or []:
+            try:
+                await self._storage.delete(StagedInput.from_options(item).location)
+            except StorageError as exc:
+                log.warning("staged input of %s left in storage: %s", execution.id, exc)
+
+    async def _upload_one(self, staged: StagedInput) -> None:
+        handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115
+        handle.close()
+        spooled = Path(handle.name)
+        try:
+            await self._storage.fetch_to(staged.location, spooled)
+            name = await self._client.upload_image(spooled, staged.filename, STAGED_SUBFOLDER)
+        finally:
+            spooled.unlink(missing_ok=True)
+        if name != staged.engine_value:
+            raise EngineUnavailable(f"ComfyUI stored {staged.engine_value} as {name}")
