@@ -54,12 +54,21 @@ async def test_an_unknown_gpu_type_takes_only_unrestricted_rows(store: Store) ->
     assert await _claim_all(store, ClaimMatch(gpu_type=None)) == [anywhere]
 
 
+async def test_a_worker_without_a_declared_gpu_type_takes_every_tier(store: Store) -> None:
+    key = await _key(store)
+    t4_only = await _submit(store, key, age=2, gpu_types=("T4",))
+    anywhere = await _submit(store, key, age=1)
+    match = ClaimMatch(gpu_type="cpu", any_gpu_type=True)
+    assert await _claim_all(store, match) == [t4_only, anywhere]
+
+
 async def test_queued_above_ignores_rows_the_worker_may_not_run(store: Store) -> None:
     key = await _key(store)
     await _submit(store, key, age=1, priority=9, gpu_types=("H200",))
     now = time.time()
-    assert not await store.has_queued_above(5, now, "cpu")
-    assert await store.has_queued_above(5, now, "H200")
+    assert not await store.has_queued_above(5, now, ClaimMatch(gpu_type="cpu"))
+    assert await store.has_queued_above(5, now, ClaimMatch(gpu_type="H200"))
+    assert await store.has_queued_above(5, now, ClaimMatch(gpu_type="cpu", any_gpu_type=True))
 
 
 async def test_affinity_prefers_jobs_whose_models_are_warm(store: Store) -> None:

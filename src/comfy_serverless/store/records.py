@@ -240,15 +240,21 @@ class WorkerState:
 @dataclass(frozen=True)
 class ClaimMatch:
     """What a worker brings to a claim: its GPU type, the model files warm in its ComfyUI,
-    and how far model affinity may reorder the queue (see claim_next in common.sql)."""
+    and how far model affinity may reorder the queue (see claim_next in common.sql).
+
+    `any_gpu_type`: a worker whose operator declared no GPU type takes jobs of every tier
+    (tiers name GPU types like "T4", which a detected "NVIDIA GeForce RTX 4090" or "cpu"
+    never matches; routing by type is something an operator opts into per worker)."""
 
     gpu_type: str | None = None
     warm_models: frozenset[str] = frozenset()
     affinity_window: int = 8
     affinity_max_wait: float = 10.0
+    any_gpu_type: bool = False
 
     def params(self, now: float) -> dict[str, Any]:
-        return {"gpu_type": self.gpu_type, "warm_models": json.dumps(sorted(self.warm_models)),
+        return {"gpu_type": self.gpu_type, "any_gpu_type": int(self.any_gpu_type),
+                "warm_models": json.dumps(sorted(self.warm_models)),
                 "affinity_window": max(1, self.affinity_window),
                 "waited_since": now - self.affinity_max_wait}
 

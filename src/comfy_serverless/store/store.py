@@ -132,11 +132,13 @@ class Store:
         return int(row["ahead"]) + 1 if row else 1
 
     async def has_queued_above(self, priority: int, now: float,
-                               gpu_type: str | None = None) -> bool:
+                               match: ClaimMatch = _ANY_WORKER) -> bool:
         """Whether an execution more urgent than `priority` is ready to be claimed by a
-        worker of `gpu_type`."""
-        row = await self._db.fetch_one(self._sql["queued_above"],
-                                       {"priority": priority, "now": now, "gpu_type": gpu_type})
+        worker that brings `match` (its GPU type)."""
+        params = match.params(now)
+        row = await self._db.fetch_one(self._sql["queued_above"], {
+            "priority": priority, "now": now, "gpu_type": params["gpu_type"],
+            "any_gpu_type": params["any_gpu_type"]})
         return row is not None
 
     async def events(self, execution_id: str) -> list[LogEntry]:

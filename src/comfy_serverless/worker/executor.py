@@ -35,6 +35,7 @@ from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
 from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable, StorageError
 from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import (
+    ClaimMatch,
     ExecutionRecord,
     Lease,
     LogEntry,
@@ -132,7 +133,8 @@ class Executor:
         self._hand_back = asyncio.Event()
         # What is submitted for a workflow (the worker adds its pinned model loaders).
         self.prompt_for: Callable[[dict[str, Any]], dict[str, Any]] = dict
-        self.gpu_type: str | None = None
+        # Which queued work this worker may take (its GPU type), for yielding to urgent work.
+        self.claim_match = ClaimMatch()
 
     def request_hand_back(self) -> None:
         """Graceful shutdown: interrupt the running job and return it to the queue unharmed."""
@@ -323,7 +325,7 @@ class Executor:
         """A prefetched prompt waits in ComfyUI's queue; if a more urgent execution has
         arrived since, take ours out and give it back, so the urgent one runs first."""
         if not await self._store.has_queued_above(context.execution.priority, now,
-                                                  self.gpu_type):
+                                                  self.claim_match):
             return
         await self._interrupt(context)
         await self._store.hand_back(context.lease, [LogEntry(

@@ -208,7 +208,8 @@ class Worker:
         return execution
 
     def claim_match(self) -> ClaimMatch:
-        return ClaimMatch(gpu_type=self.gpu_type, warm_models=self.warm.current(),
+        return ClaimMatch(gpu_type=self.gpu_type, any_gpu_type=self.config.gpu_type is None,
+                          warm_models=self.warm.current(),
                           affinity_window=self.config.affinity_window,
                           affinity_max_wait=self.config.affinity_max_wait)
 
@@ -353,7 +354,7 @@ class Worker:
             return
         self.gpu_type = self.config.gpu_type or gpu_type_of(self.system_stats)
         if self._executor is not None:
-            self._executor.gpu_type = self.gpu_type
+            self._executor.claim_match = self.claim_match()
             self._executor.resource_allocation = _resource_allocation(
                 self.config.worker_id, self.system_stats, self.gpu_type
             )

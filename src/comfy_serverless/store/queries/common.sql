@@ -38,7 +38,8 @@ WHERE status = 'queued'
 
 -- name: claim_next
 -- The best job this worker may run. Never one whose allowed_gpu_types (a JSON array; NULL:
--- any) names neither the worker's GPU type nor "all". Strict priority, then submission
+-- any) names neither the worker's GPU type nor "all" (unless the worker declared no GPU
+-- type: :any_gpu_type, see ClaimMatch). Strict priority, then submission
 -- time; model affinity only reorders within the first :affinity_window candidates and
 -- within one priority: a job whose models are all warm on this worker comes first, unless
 -- some job has waited since before :waited_since, which then goes first, oldest first.
@@ -53,7 +54,7 @@ WHERE id = (
     WHERE c.status = 'queued' AND c.id IN (
         SELECT x.id FROM executions x
         WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
-          AND (x.allowed_gpu_types IS NULL OR EXISTS (
+          AND (:any_gpu_type = 1 OR x.allowed_gpu_types IS NULL OR EXISTS (
               SELECT 1 FROM {{json_items}}(CAST(x.allowed_gpu_types AS {{json}})) AS allowed
               WHERE lower(allowed.value) IN (lower(CAST(:gpu_type AS TEXT)), 'all')))
         ORDER BY x.priority DESC, x.submitted_at, x.id
@@ -216,7 +217,7 @@ WHERE status = 'queued' AND priority < 10
 -- name: queued_above
 SELECT id FROM executions x
 WHERE status = 'queued' AND priority > :priority AND (not_before IS NULL OR not_before <= :now)
-  AND (x.allowed_gpu_types IS NULL OR EXISTS (
+  AND (:any_gpu_type = 1 OR x.allowed_gpu_types IS NULL OR EXISTS (
       SELECT 1 FROM {{json_items}}(CAST(x.allowed_gpu_types AS {{json}})) AS allowed
       WHERE lower(allowed.value) IN (lower(CAST(:gpu_type AS TEXT)), 'all')))
 LIMIT 1;
