@@ -16,6 +16,7 @@ from comfy_serverless.api.routes import (
     files,
     health,
     metrics,
+    models,
     queue,
     webhook_endpoints,
     webhooks,
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.include_router(admin.router)
     app.include_router(queue.router)
     app.include_router(metrics.router)
+    app.include_router(models.router)
     return app
 
 
