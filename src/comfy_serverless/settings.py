@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     catalog_refresh_interval: float = 60.0
     worker_region: str | None = None
     affinity_window: int = 8
-    affinity_max_wait: float = 10.0
+    affinity_max_wait: float = 30.0
 
     # --- webhooks ---
     webhook_dispatcher: bool = True

@@ -233,12 +233,12 @@ class ClaimMatch:
     gpu_type: str | None = None
     warm_models: frozenset[str] = frozenset()
     affinity_window: int = 8
-    affinity_max_wait: float = 10.0
+    affinity_max_wait: float = 30.0
 
-    def params(self, now: float) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"gpu_type": self.gpu_type, "warm_models": json.dumps(sorted(self.warm_models)),
                 "affinity_window": max(1, self.affinity_window),
-                "waited_since": now - self.affinity_max_wait}
+                "affinity_max_wait": float(self.affinity_max_wait)}
 
 
 @dataclass(frozen=True)

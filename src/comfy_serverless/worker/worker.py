@@ -70,7 +70,7 @@ class WorkerConfig:
     webhook_max_retries: int = 3
     region: str | None = None
     affinity_window: int = 8
-    affinity_max_wait: float = 10.0
+    affinity_max_wait: float = 30.0
     model_facts_file: Path | None = None
 
     def model_keeper_config(self) -> ModelKeeperConfig:

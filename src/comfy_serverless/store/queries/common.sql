@@ -40,8 +40,9 @@ WHERE status = 'queued'
 -- The best job this worker may run. Never one whose allowed_gpu_types (a JSON array; NULL:
 -- any) names neither the worker's GPU type nor "all". Strict priority, then submission
 -- time; model affinity only reorders within the first :affinity_window candidates and
--- within one priority: a job whose models are all warm on this worker comes first, unless
--- some job has waited since before :waited_since, which then goes first, oldest first.
+-- within one priority: a job whose models are all warm on this worker comes first if it
+-- was submitted at most :affinity_max_wait seconds after the oldest candidate (so a job is
+-- only ever overtaken by jobs that arrived shortly after it: nothing starves).
 UPDATE executions
 SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
     lease_expires_at = :lease_expires_at, attempt = attempt + 1, started_at = :now,
@@ -49,26 +50,29 @@ SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
     total_steps = NULL, completed_nodes = 0, engine_prompt_id = :engine_prompt_id,
     resource_allocation = :resource_allocation
 WHERE id = (
-    SELECT c.id FROM executions c
-    WHERE c.status = 'queued' AND c.id IN (
-        SELECT x.id FROM executions x
+    WITH candidates AS (
+        SELECT x.id, x.priority, x.submitted_at FROM executions x
         WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
           AND (x.allowed_gpu_types IS NULL OR EXISTS (
               SELECT 1 FROM {{json_items}}(CAST(x.allowed_gpu_types AS {{json}})) AS allowed
               WHERE lower(allowed.value) IN (lower(CAST(:gpu_type AS TEXT)), 'all')))
         ORDER BY x.priority DESC, x.submitted_at, x.id
         LIMIT :affinity_window
+    ), head AS (
+        SELECT submitted_at FROM candidates ORDER BY priority DESC, submitted_at, id LIMIT 1
     )
+    SELECT c.id FROM executions c
+    WHERE c.status = 'queued' AND c.id IN (SELECT id FROM candidates)
     ORDER BY c.priority DESC,
-             CASE WHEN c.submitted_at < :waited_since THEN 0
-                  WHEN c.required_models IS NOT NULL AND c.required_models <> '[]'
+             CASE WHEN c.submitted_at <= (SELECT submitted_at FROM head) + :affinity_max_wait
+                       AND c.required_models IS NOT NULL AND c.required_models <> '[]'
                        AND NOT EXISTS (
                            SELECT 1 FROM {{json_items}}(CAST(c.required_models AS {{json}})) AS needed
                            WHERE needed.value NOT IN (
                                SELECT warm.value
                                FROM {{json_items}}(CAST(:warm_models AS {{json}})) AS warm))
-                  THEN 1
-                  ELSE 2 END,
+                  THEN 0
+                  ELSE 1 END,
              c.submitted_at, c.id
     LIMIT 1
     {{row_lock}}
