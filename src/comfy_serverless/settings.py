@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from comfy_serverless.executions.costs import Prices
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 
@@ -89,6 +90,11 @@ class Settings(BaseSettings):
     signed_url_ttl: int = 8 * 3600
     base64_max_bytes: int = 20 * 1024 * 1024
 
+    # --- cost (cost_breakdown in results and webhooks) ---
+    gpu_price_per_second: dict[str, float] = Field(default_factory=dict)
+    storage_price_per_gb: float = 0.0
+    bandwidth_price_per_gb: float = 0.0
+
     # --- limits and validation (spec §5.1) ---
     max_request_bytes: int = 10 * 1024 * 1024
     max_nodes: int = 100
@@ -125,6 +131,10 @@ class Settings(BaseSettings):
             custom_nodes_require_verification=self.custom_nodes_require_verification,
             verified_node_packs=tuple(self.verified_node_packs),
         )
+
+    def prices(self) -> Prices:
+        return Prices(self.gpu_price_per_second, self.storage_price_per_gb,
+                      self.bandwidth_price_per_gb)
 
     def webhook_policy(self) -> WebhookPolicy:
         return WebhookPolicy(require_https=self.webhook_require_https,

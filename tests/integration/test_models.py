@@ -24,6 +24,7 @@ from tests.workflows import TINY_CHECKPOINT, inverted_image, tiny_sd15
 
 LORA = "test-detail-lora.safetensors"
 REGION = "test-region-1"
+CPU_PRICE = 0.001  # per GPU-second, for the cost_breakdown check
 _EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
 # Engine folders that ComfyUI lists under another folder name.
 _FOLDER_OF_DIR = {"clip": "text_encoders", "unet": "diffusion_models",
@@ -82,6 +83,7 @@ def models_service(engine_layout: EngineLayout, extra_models: Path,
     config = str(extra_models / "extra_model_paths.yaml")
     env = {"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
            "COMFY_SERVERLESS_WORKER_REGION": REGION,
+           "COMFY_SERVERLESS_GPU_PRICE_PER_SECOND": json.dumps({"cpu": CPU_PRICE}),
            "COMFY_SERVERLESS_COMFYUI_EXTRA_ARGS": json.dumps(
                ["--extra-model-paths-config", config])}
     with LocalService.start(tmp_path_factory.mktemp("models-service"), engine_layout.root,
@@ -225,10 +227,18 @@ async def test_after_a_preload_the_next_job_loads_no_model(
     await wait_for(lambda: _warm(models_api, True), timeout=60, what="checkpoint preloaded")
     # Another workflow in between: the pinned checkpoint stays in ComfyUI's cache.
     await _run(models_api, inverted_image(seed % 250 + 2))
-    warm = _load_time(await _run(models_api, tiny_sd15(seed + 1, steps=2)))
+    warm_run = await _run(models_api, tiny_sd15(seed + 1, steps=2))
+    warm = _load_time(warm_run)
     print(f"\ncheckpoint load time: cold {cold:.3f}s, after preload {warm:.3f}s")
     assert cold > 0.05
     assert warm == 0.0
+
+    results = (await models_api.get(f"/v1/workflows/{warm_run['execution_id']}/results")).json()
+    metrics = results["execution_metrics"]
+    cost = metrics["cost_breakdown"]
+    assert cost["gpu_type"] == "cpu"
+    assert cost["gpu_compute"] == pytest.approx(cost["gpu_seconds"] * CPU_PRICE, abs=1e-5)
+    assert cost["total"] == pytest.approx(cost["gpu_compute"])
 
     listed = (await _all_models(models_api, category="checkpoint"))[0]
     assert listed["performance"]["cache_priority"] == 9

@@ -93,7 +93,7 @@ def _dispatcher(settings: Settings, services: Services) -> WebhookDispatcher:
     return WebhookDispatcher(services.store, services.storage, DispatcherConfig(
         policy=settings.webhook_policy(), base_url=settings.base_url(),
         signed_url_ttl=settings.signed_url_ttl, backoff_seconds=settings.webhook_backoff_seconds,
-        timeout=settings.webhook_timeout))
+        timeout=settings.webhook_timeout, prices=settings.prices()))
 
 
 class _BodySizeLimit:

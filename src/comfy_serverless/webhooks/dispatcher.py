@@ -14,11 +14,12 @@ import logging
 import random
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from comfy_serverless.background import BackgroundService
+from comfy_serverless.executions.costs import Prices
 from comfy_serverless.storage.base import OutputStorage, StoredLocation
 from comfy_serverless.store.records import OutputRecord, WebhookEvent
 from comfy_serverless.store.store import Store
@@ -43,6 +44,7 @@ class DispatcherConfig:
     poll_interval: float = 0.25
     batch: int = 20
     lease_seconds: float = 60.0
+    prices: Prices = field(default_factory=Prices)
     owner: str = f"dispatcher-{socket.gethostname()}"
 
 
@@ -113,7 +115,7 @@ class WebhookDispatcher(BackgroundService):
         if execution is None:
             return event.data or {}
         outputs = await self._store.outputs(execution.id)
-        data = event_data(event, execution, outputs, self._output_url)
+        data = event_data(event, execution, outputs, self._output_url, self._config.prices)
         frozen = await self._store.webhooks.freeze_payload(event.id, json.dumps(data))
         return json.loads(frozen)
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
+from comfy_serverless.executions.costs import cost_breakdown
 from comfy_serverless.executions.submission import check_webhook_url, new_execution
 from comfy_serverless.executions.views import (
     accepted_view,
@@ -125,6 +126,7 @@ async def results(
         [view for intermediate, view in views if not intermediate],
         [view for intermediate, view in views if intermediate],
         include_metadata=include_metadata,
+        cost_breakdown=cost_breakdown(execution, outputs, services.settings.prices()),
     )
     return JSONResponse(body)
 
