@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from comfy_serverless.executions.costs import Prices
+from comfy_serverless.logs import LogFormat
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("data"))
     database_url: str | None = Field(default=None, validation_alias=_aliased("DATABASE_URL"))
     engine_dir: Path = Field(default_factory=_default_engine_dir)
+
+    # --- logs ---
+    log_format: LogFormat = "text"
 
     # --- HTTP API ---
     host: str = "127.0.0.1"

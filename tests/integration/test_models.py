@@ -84,6 +84,7 @@ def models_service(engine_layout: EngineLayout, extra_models: Path,
     env = {"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
            "COMFY_SERVERLESS_WORKER_REGION": REGION,
            "COMFY_SERVERLESS_GPU_PRICE_PER_SECOND": json.dumps({"cpu": CPU_PRICE}),
+           "COMFY_SERVERLESS_LOG_FORMAT": "json",
            "COMFY_SERVERLESS_COMFYUI_EXTRA_ARGS": json.dumps(
                ["--extra-model-paths-config", config])}
     with LocalService.start(tmp_path_factory.mktemp("models-service"), engine_layout.root,
@@ -244,3 +245,34 @@ async def test_after_a_preload_the_next_job_loads_no_model(
     assert listed["performance"]["cache_priority"] == 9
     assert listed["availability"]["load_time"] is not None
     assert listed["performance"]["avg_inference_time"] is not None
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            lines.append(parsed)
+    return lines
+
+
+async def test_the_service_logs_json_lines_with_execution_and_worker_ids(
+        models_api: httpx.AsyncClient, models_service: LocalService) -> None:
+    execution_id = await submit(models_api, inverted_image(int(time.time()) % 250))
+    assert (await wait_until_finished(models_api, execution_id))["status"] == "completed"
+
+    def finished_line() -> dict[str, Any] | None:
+        text = (models_service.data_dir / "service.log").read_text(errors="replace")
+        return next((line for line in _json_lines(text)
+                     if line.get("message") == f"execution {execution_id}: completed"), None)
+
+    async def logged() -> dict[str, Any] | None:
+        return finished_line()
+
+    line = await wait_for(logged, timeout=10, what="the completion log line")
+    assert line["execution_id"] == execution_id
+    assert line["worker_id"]
+    assert line["level"] == "INFO"

@@ -20,6 +20,7 @@ import aiohttp
 
 from comfy_serverless.background import BackgroundService
 from comfy_serverless.executions.costs import Prices
+from comfy_serverless.logs import execution_context
 from comfy_serverless.storage.base import OutputStorage, StoredLocation
 from comfy_serverless.store.records import OutputRecord, WebhookEvent
 from comfy_serverless.store.store import Store
@@ -79,6 +80,10 @@ class WebhookDispatcher(BackgroundService):
         return len(events)
 
     async def _deliver(self, event: WebhookEvent) -> None:
+        with execution_context(event.execution_id):
+            await self._attempt(event)
+
+    async def _attempt(self, event: WebhookEvent) -> None:
         attempt = event.attempts + 1
         data = await self._frozen_data(event)
         body = json.dumps(event_body(event, data, attempt), separators=(",", ":")).encode()
