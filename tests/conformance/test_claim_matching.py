@@ -123,3 +123,12 @@ async def test_a_claimed_row_keeps_its_matching_columns(store: Store) -> None:
     assert claimed.id == execution_id
     assert claimed.required_models == ["a.safetensors"]
     assert claimed.allowed_gpu_types == ["H200"]
+
+
+async def test_gpu_types_match_whole_names_only(store: Store) -> None:
+    key = await _key(store)
+    underscored = await _submit(store, key, age=2, gpu_types=("A100_80GB", "50%"))
+    assert await _claim_all(store, ClaimMatch(gpu_type="A100x80GB")) == []
+    assert await _claim_all(store, ClaimMatch(gpu_type="A100")) == []
+    assert await _claim_all(store, ClaimMatch(gpu_type="5")) == []
+    assert await _claim_all(store, ClaimMatch(gpu_type="a100_80gb")) == [underscored]

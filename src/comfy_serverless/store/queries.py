@@ -23,8 +23,10 @@ def _parse(text: str) -> dict[str, str]:
 
 _DIALECT_TOKENS = {
     "postgres": {"{{row_lock}}": "FOR UPDATE SKIP LOCKED",
+                 "{{row_lock_of_c}}": "FOR UPDATE OF c SKIP LOCKED",
                  "{{json_items}}": "jsonb_array_elements_text", "{{json}}": "jsonb"},
-    "sqlite": {"{{row_lock}}": "", "{{json_items}}": "json_each", "{{json}}": "TEXT"},
+    "sqlite": {"{{row_lock}}": "", "{{row_lock_of_c}}": "", "{{json_items}}": "json_each",
+               "{{json}}": "TEXT"},
 }
 
 

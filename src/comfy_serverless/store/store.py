@@ -28,6 +28,7 @@ from comfy_serverless.store.records import (
     OutputRecord,
     ProgressSnapshot,
     WorkerState,
+    gpu_type_pattern,
 )
 from comfy_serverless.store.webhooks import WebhookOutbox
 
@@ -132,7 +133,8 @@ class Store:
         """Whether an execution more urgent than `priority` is ready to be claimed by a
         worker of `gpu_type`."""
         row = await self._db.fetch_one(self._sql["queued_above"],
-                                       {"priority": priority, "now": now, "gpu_type": gpu_type})
+                                       {"priority": priority, "now": now,
+                                        "gpu_pattern": gpu_type_pattern(gpu_type)})
         return row is not None
 
     async def events(self, execution_id: str) -> list[LogEntry]:
