@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
 
@@ -16,6 +15,7 @@ from comfy_serverless.engine.comfyui.installer import (
     build_tiny_checkpoint,
     install_engine,
 )
+from comfy_serverless.logs import configure_logging
 from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.services import build_engine, build_worker, open_services
 from comfy_serverless.settings import Settings
@@ -36,7 +36,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_migrate(settings))
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
-                access_log=False)
+                access_log=False, log_config=None)
     return 0
 
 
@@ -133,9 +133,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    configure_logging(settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         return int(args.handler(settings, args))
     return 130

@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from comfy_serverless.executions.costs import Prices
+from comfy_serverless.logs import LogFormat
 from comfy_serverless.storage.destinations import StorageDefaults
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
@@ -45,6 +47,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, validation_alias=_aliased("DATABASE_URL"))
     engine_dir: Path = Field(default_factory=_default_engine_dir)
 
+    # --- logs ---
+    log_format: LogFormat = "text"
+
     # --- HTTP API ---
     host: str = "127.0.0.1"
     port: int = 8000
@@ -73,7 +78,7 @@ class Settings(BaseSettings):
     catalog_refresh_interval: float = 60.0
     worker_region: str | None = None
     affinity_window: int = 8
-    affinity_max_wait: float = 10.0
+    affinity_max_wait: float = 30.0
 
     # --- access: tiers, rate limits, versions ---
     tiers_file: Path | None = None
@@ -113,6 +118,11 @@ class Settings(BaseSettings):
     s3_max_concurrency: int = 2
     input_ca_bundle: Path | None = None
     input_fetch_timeout: float = 30.0
+
+    # --- cost (cost_breakdown in results and webhooks) ---
+    gpu_price_per_second: dict[str, float] = Field(default_factory=dict)
+    storage_price_per_gb: float = 0.0
+    bandwidth_price_per_gb: float = 0.0
 
     # --- limits and validation (spec §5.1) ---
     max_request_bytes: int = 10 * 1024 * 1024
@@ -156,6 +166,9 @@ class Settings(BaseSettings):
             path_template=self.output_path_template, s3_configured=self.s3_enabled,
             s3_bucket=self.s3_bucket, s3_allowed_buckets=tuple(self.s3_allowed_buckets),
             retention_days=self.output_retention_days)
+    def prices(self) -> Prices:
+        return Prices(self.gpu_price_per_second, self.storage_price_per_gb,
+                      self.bandwidth_price_per_gb)
 
     def webhook_policy(self) -> WebhookPolicy:
         return WebhookPolicy(require_https=self.webhook_require_https,

@@ -113,12 +113,14 @@ async def test_affinity_reorders_only_within_its_window(store: Store) -> None:
     assert second.id == warm
 
 
-async def test_a_job_past_the_max_wait_goes_first_whatever_is_warm(store: Store) -> None:
+async def test_only_jobs_submitted_within_the_max_wait_overtake_the_oldest(store: Store
+                                                                          ) -> None:
     key = await _key(store)
-    waited = await _submit(store, key, age=60, models=("a.safetensors",))
-    warm = await _submit(store, key, age=1, models=("b.safetensors",))
+    oldest = await _submit(store, key, age=100, models=("a.safetensors",))
+    soon_after = await _submit(store, key, age=80, models=("b.safetensors",))
+    long_after = await _submit(store, key, age=50, models=("b.safetensors",))
     match = ClaimMatch(warm_models=frozenset({"b.safetensors"}), affinity_max_wait=30)
-    assert await _claim_all(store, match) == [waited, warm]
+    assert await _claim_all(store, match) == [soon_after, oldest, long_after]
 
 
 async def test_a_claimed_row_keeps_its_matching_columns(store: Store) -> None:
@@ -130,3 +132,12 @@ async def test_a_claimed_row_keeps_its_matching_columns(store: Store) -> None:
     assert claimed.id == execution_id
     assert claimed.required_models == ["a.safetensors"]
     assert claimed.allowed_gpu_types == ["H200"]
+
+
+async def test_gpu_types_match_whole_names_only(store: Store) -> None:
+    key = await _key(store)
+    underscored = await _submit(store, key, age=2, gpu_types=("A100_80GB", "50%"))
+    assert await _claim_all(store, ClaimMatch(gpu_type="A100x80GB")) == []
+    assert await _claim_all(store, ClaimMatch(gpu_type="A100")) == []
+    assert await _claim_all(store, ClaimMatch(gpu_type="5")) == []
+    assert await _claim_all(store, ClaimMatch(gpu_type="a100_80gb")) == [underscored]

@@ -18,6 +18,7 @@ from comfy_serverless.api.routes import (
     health,
     keys,
     metrics,
+    models,
     queue,
     webhook_endpoints,
     webhooks,
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.include_router(keys.router)
     app.include_router(queue.router)
     app.include_router(metrics.router)
+    app.include_router(models.router)
     return app
 
 
@@ -100,7 +102,7 @@ def _dispatcher(settings: Settings, services: Services) -> WebhookDispatcher:
     return WebhookDispatcher(services.store, services.storages, DispatcherConfig(
         policy=settings.webhook_policy(), base_url=settings.base_url(),
         signed_url_ttl=settings.signed_url_ttl, backoff_seconds=settings.webhook_backoff_seconds,
-        timeout=settings.webhook_timeout))
+        timeout=settings.webhook_timeout, prices=settings.prices()))
 
 
 class _BodySizeLimit:

@@ -75,6 +75,10 @@ ERRORS: tuple[ErrorDoc, ...] = (
     ErrorDoc("OUTPUT_NOT_FOUND", 404,
              "The stored file behind a valid download URL no longer exists.",
              "The output was removed; run the workflow again."),
+    ErrorDoc("MODEL_NOT_FOUND", 404,
+             "A preload names a model_id that no live worker holds (details.unknown_models, "
+             "with close matches in details.suggestions).",
+             "Use a model_id from GET /v1/models/list."),
     ErrorDoc("METHOD_NOT_ALLOWED", 405, "The route exists but not with this method.",
              "Use the method the API reference gives."),
     ErrorDoc("EXECUTION_ALREADY_FINISHED", 409,
@@ -106,6 +110,10 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "a node class the deny list or allow list refuses, or a custom node from an "
              "unverified pack.",
              "Use the suggested node class or model, or ask the operator to install it."),
+    ErrorDoc("MODEL_NOT_PRELOADABLE", 422,
+             "A preload names a model that cannot be loaded on its own (a LoRA or an embedding "
+             "needs a model to apply to).",
+             "Preload the checkpoint it goes with (details.preloadable_categories)."),
     ErrorDoc("FEATURE_UNAVAILABLE", 422,
              "A valid option this deployment cannot honour (e.g. storage.provider s3 where S3 "
              "is not configured).",

@@ -162,6 +162,7 @@ def _seed(workflow: dict[str, Any]) -> int | None:
 def results_view(
     execution: ExecutionRecord, outputs: list[dict[str, Any]],
     intermediate: list[dict[str, Any]], *, include_metadata: bool,
+    cost_breakdown: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     started = execution.started_at or execution.submitted_at
     finished = execution.finished_at or time.time()
@@ -186,5 +187,6 @@ def results_view(
             "queue_time": _seconds(started - execution.submitted_at),
             "processing_time": _seconds(finished - started),
             "gpu_time": _seconds(execution.gpu_time),
+            "cost_breakdown": cost_breakdown,
         },
     }

@@ -58,12 +58,17 @@ class WarmModels:
         if known is None or known.expires_at < preload.expires_at:
             self._pins[key] = _Pin(preload.folder, preload.filename, preload.expires_at)
 
+    def unpin(self, preload: ModelPreload) -> None:
+        self._pins.pop((preload.folder, preload.filename), None)
+
     def loader_prompt(self, preload: ModelPreload) -> dict[str, Any]:
         """A prompt that loads the model and nothing else (PreviewAny is the output node
-        ComfyUI insists on; it only prints the loaded object)."""
+        ComfyUI insists on; it only prints the loaded object). The model is pinned from
+        now on, so every prompt submitted after this one keeps it."""
         preloader = preloader_for(preload.folder)
         if preloader is None:
             raise ValueError(f"models of {preload.folder} cannot be loaded alone")
+        self.pin(preload)
         return self.prompt_for({
             PRELOAD_NODE: preloader.node(preload.filename),
             f"{PRELOAD_NODE}_out": {"class_type": "PreviewAny",

@@ -135,10 +135,9 @@ class Store:
                                match: ClaimMatch = _ANY_WORKER) -> bool:
         """Whether an execution more urgent than `priority` is ready to be claimed by a
         worker that brings `match` (its GPU type)."""
-        params = match.params(now)
         row = await self._db.fetch_one(self._sql["queued_above"], {
-            "priority": priority, "now": now, "gpu_type": params["gpu_type"],
-            "any_gpu_type": params["any_gpu_type"]})
+            "priority": priority, "now": now,
+            "gpu_pattern": match.params()["gpu_pattern"]})
         return row is not None
 
     async def events(self, execution_id: str) -> list[LogEntry]:
@@ -233,17 +232,19 @@ class Store:
     async def claim_next(
         self, worker_id: str, lease_seconds: float, *, engine_prompt_id: str | None = None,
         resource_allocation: dict[str, Any] | None = None, match: ClaimMatch = _ANY_WORKER,
+        now: float | None = None,
     ) -> ExecutionRecord | None:
         """One statement, atomic on its own: the row lock (PostgreSQL) or the write lock
         (SQLite) is taken and released within it, so no transaction round trips are needed.
         The worker may name the ComfyUI prompt id it will use, saving a write later.
-        `match` carries its GPU type and warm models (GPU-type matching, model affinity)."""
-        now = time.time()
+        `match` carries its GPU type and warm models (GPU-type matching, model affinity);
+        `now` is for simulations that run on their own clock."""
+        now = time.time() if now is None else now
         row = await self._db.fetch_one(
             self._sql["claim_next"],
             {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
              "engine_prompt_id": engine_prompt_id,
-             "resource_allocation": _dumps(resource_allocation), **match.params(now)},
+             "resource_allocation": _dumps(resource_allocation), **match.params()},
         )
         return ExecutionRecord.from_row(row) if row else None
 

@@ -14,11 +14,13 @@ import logging
 import random
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from comfy_serverless.background import BackgroundService
+from comfy_serverless.executions.costs import Prices
+from comfy_serverless.logs import execution_context
 from comfy_serverless.storage.base import OutputStorage, location_of
 from comfy_serverless.store.records import OutputRecord, WebhookEvent
 from comfy_serverless.store.store import Store
@@ -43,6 +45,7 @@ class DispatcherConfig:
     poll_interval: float = 0.25
     batch: int = 20
     lease_seconds: float = 60.0
+    prices: Prices = field(default_factory=Prices)
     owner: str = f"dispatcher-{socket.gethostname()}"
 
 
@@ -77,6 +80,10 @@ class WebhookDispatcher(BackgroundService):
         return len(events)
 
     async def _deliver(self, event: WebhookEvent) -> None:
+        with execution_context(event.execution_id):
+            await self._attempt(event)
+
+    async def _attempt(self, event: WebhookEvent) -> None:
         attempt = event.attempts + 1
         data = await self._frozen_data(event)
         body = json.dumps(event_body(event, data, attempt), separators=(",", ":")).encode()
@@ -113,7 +120,7 @@ class WebhookDispatcher(BackgroundService):
         if execution is None:
             return event.data or {}
         outputs = await self._store.outputs(execution.id)
-        data = event_data(event, execution, outputs, self._output_url)
+        data = event_data(event, execution, outputs, self._output_url, self._config.prices)
         frozen = await self._store.webhooks.freeze_payload(event.id, json.dumps(data))
         return json.loads(frozen)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from comfy_serverless.executions.costs import Prices, cost_breakdown
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord, WebhookEvent
 from comfy_serverless.timefmt import utc_iso
 
@@ -12,16 +13,18 @@ __all__ = ["event_body", "event_data"]
 
 
 def _completed(execution: ExecutionRecord, outputs: list[OutputRecord],
-               url_for: Callable[[OutputRecord], str]) -> dict[str, Any]:
+               url_for: Callable[[OutputRecord], str], prices: Prices) -> dict[str, Any]:
     started = execution.started_at or execution.submitted_at
     finished = execution.finished_at or started
     final = [output for output in outputs if not output.intermediate]
+    cost = cost_breakdown(execution, outputs, prices)
     return {
         "status": "completed",
         "execution_time": round(finished - started, 3),
         "results": {"output_count": len(final), "output_urls": [url_for(o) for o in final]},
         "metrics": {"gpu_time": execution.gpu_time,
-                    "queue_time": round(started - execution.submitted_at, 3)},
+                    "queue_time": round(started - execution.submitted_at, 3),
+                    "cost": cost["total"], "cost_breakdown": cost},
     }
 
 
@@ -36,7 +39,8 @@ def _progress(event: WebhookEvent, outputs: list[OutputRecord],
 
 
 def event_data(event: WebhookEvent, execution: ExecutionRecord, outputs: list[OutputRecord],
-               url_for: Callable[[OutputRecord], str]) -> dict[str, Any]:
+               url_for: Callable[[OutputRecord], str], prices: Prices | None = None
+               ) -> dict[str, Any]:
     match event.event_type:
         case "execution.started":
             return {"status": "processing", "attempt": execution.attempt,
@@ -45,7 +49,7 @@ def event_data(event: WebhookEvent, execution: ExecutionRecord, outputs: list[Ou
         case "execution.progress":
             return _progress(event, outputs, url_for)
         case "execution.completed":
-            return _completed(execution, outputs, url_for)
+            return _completed(execution, outputs, url_for, prices or Prices())
         case "execution.failed":
             return {"status": "failed", "error": execution.error}
         case "execution.cancelled":

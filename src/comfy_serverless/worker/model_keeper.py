@@ -93,8 +93,9 @@ class ModelKeeper(BackgroundService):
         ]
         for preload in self.warm.needing_load(preloads):
             load_time = await self._load(preload)
-            if load_time is not None:
-                self.warm.pin(preload)
+            if load_time is None:
+                self.warm.unpin(preload)
+            else:
                 log.info("preloaded %s/%s in %.2fs", preload.folder, preload.filename, load_time)
 
     async def _load(self, preload: ModelPreload) -> float | None:

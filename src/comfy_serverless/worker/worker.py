@@ -32,6 +32,7 @@ from comfy_serverless.engine.comfyui.stats import (
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
+from comfy_serverless.logs import execution_context, worker_context
 from comfy_serverless.models.inventory import ModelInventory
 from comfy_serverless.models.warmth import WarmModels
 from comfy_serverless.storage.base import OutputStorage
@@ -72,7 +73,7 @@ class WorkerConfig:
     keep_workflow_metadata: bool = True
     region: str | None = None
     affinity_window: int = 8
-    affinity_max_wait: float = 10.0
+    affinity_max_wait: float = 30.0
     model_facts_file: Path | None = None
 
     def model_keeper_config(self) -> ModelKeeperConfig:
@@ -124,6 +125,7 @@ class Worker:
 
     async def start(self) -> None:
         """Start ComfyUI (or attach), connect to it, and run the loops in the background."""
+        worker_context(self.config.worker_id)
         if self._executor is None:
             await self.prepare()
         await self._exits.enter_async_context(self._store.listen(
@@ -225,12 +227,13 @@ class Worker:
                        prefetched: bool) -> Outcome:
         assert self._executor is not None, "prepare() first"
         self.running[execution.id] = submitted
-        try:
-            outcome = await self._executor.run(execution, submitted=submitted,
-                                               prefetched=prefetched)
-        finally:
-            del self.running[execution.id]
-        log.info("execution %s: %s", execution.id, outcome)
+        with execution_context(execution.id):
+            try:
+                outcome = await self._executor.run(execution, submitted=submitted,
+                                                   prefetched=prefetched)
+            finally:
+                del self.running[execution.id]
+            log.info("execution %s: %s", execution.id, outcome)
         return outcome
 
     @property

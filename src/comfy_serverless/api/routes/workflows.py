@@ -19,6 +19,7 @@ from comfy_serverless.access.admission import (
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
+from comfy_serverless.executions.costs import cost_breakdown
 from comfy_serverless.executions.expiry import raise_if_expired
 from comfy_serverless.executions.submission import check_webhook_url, new_execution
 from comfy_serverless.executions.views import (
@@ -181,6 +182,7 @@ async def results(
         [view for intermediate, view in views if not intermediate],
         [view for intermediate, view in views if intermediate],
         include_metadata=include_metadata,
+        cost_breakdown=cost_breakdown(execution, outputs, services.settings.prices()),
     )
     return JSONResponse(body)
 

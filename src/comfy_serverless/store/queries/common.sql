@@ -1,6 +1,7 @@
 -- Named queries shared by SQLite and PostgreSQL. A dialect file may override a name, and
 -- {{row_lock}} becomes the dialect's row lock (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite
--- needs none, its claims run in BEGIN IMMEDIATE transactions).
+-- needs none, its claims run in BEGIN IMMEDIATE transactions); {{row_lock_of_c}} locks only
+-- the rows of the table aliased `c` in a join.
 -- Every state change says what it expects (status, lease owner, attempt): a guarded update.
 
 -- name: insert_api_key
@@ -37,42 +38,56 @@ WHERE status = 'queued'
        OR (priority = :priority AND submitted_at = :submitted_at AND id < :id));
 
 -- name: claim_next
--- The best job this worker may run. Never one whose allowed_gpu_types (a JSON array; NULL:
--- any) names neither the worker's GPU type nor "all" (unless the worker declared no GPU
--- type: :any_gpu_type, see ClaimMatch). Strict priority, then submission
--- time; model affinity only reorders within the first :affinity_window candidates and
--- within one priority: a job whose models are all warm on this worker comes first, unless
--- some job has waited since before :waited_since, which then goes first, oldest first.
+-- The best job this worker may run, in one statement. Never a job whose allowed_gpu_types
+-- (a JSON array; NULL: any) names neither the worker's GPU type nor "all" (:gpu_pattern is
+-- the LIKE pattern of its quoted name; written as CASE so that PostgreSQL's estimate, and
+-- so its claim-order index scan, does not change with it).
+-- 1. Model affinity (only when the worker has warm models): among the first affinity_window
+--    jobs in strict order, the oldest one of the top priority that was submitted at most
+--    affinity_max_wait seconds after the oldest of them and whose models are all warm here.
+--    A job is thus only ever overtaken by jobs that arrived shortly after it.
+-- 2. Otherwise, and whenever 1 finds nothing unlocked: strict order, priority then
+--    submission time (so a busy window never makes the queue look empty).
 UPDATE executions
 SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
     lease_expires_at = :lease_expires_at, attempt = attempt + 1, started_at = :now,
     progress = 0, current_node = NULL, current_node_id = NULL, current_step = NULL,
     total_steps = NULL, completed_nodes = 0, engine_prompt_id = :engine_prompt_id,
     resource_allocation = :resource_allocation
-WHERE id = (
-    SELECT c.id FROM executions c
-    WHERE c.status = 'queued' AND c.id IN (
-        SELECT x.id FROM executions x
-        WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
-          AND (:any_gpu_type = 1 OR x.allowed_gpu_types IS NULL OR EXISTS (
-              SELECT 1 FROM {{json_items}}(CAST(x.allowed_gpu_types AS {{json}})) AS allowed
-              WHERE lower(allowed.value) IN (lower(CAST(:gpu_type AS TEXT)), 'all')))
-        ORDER BY x.priority DESC, x.submitted_at, x.id
-        LIMIT :affinity_window
-    )
-    ORDER BY c.priority DESC,
-             CASE WHEN c.submitted_at < :waited_since THEN 0
-                  WHEN c.required_models IS NOT NULL AND c.required_models <> '[]'
-                       AND NOT EXISTS (
-                           SELECT 1 FROM {{json_items}}(CAST(c.required_models AS {{json}})) AS needed
-                           WHERE needed.value NOT IN (
-                               SELECT warm.value
-                               FROM {{json_items}}(CAST(:warm_models AS {{json}})) AS warm))
-                  THEN 1
-                  ELSE 2 END,
-             c.submitted_at, c.id
-    LIMIT 1
-    {{row_lock}}
+WHERE id = COALESCE(
+    (WITH candidates AS (
+         SELECT x.id, x.priority, x.submitted_at FROM executions x
+         WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
+           AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
+                    ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
+                         OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
+         ORDER BY x.priority DESC, x.submitted_at, x.id
+         LIMIT :affinity_window
+     ), head AS (
+         SELECT priority, submitted_at FROM candidates
+         ORDER BY priority DESC, submitted_at, id LIMIT 1
+     )
+     -- CROSS JOIN: SQLite reads the few candidates first, not every queued row.
+     SELECT c.id FROM head h CROSS JOIN candidates k CROSS JOIN executions c
+     WHERE CAST(:warm_models AS TEXT) <> '[]'
+       AND c.id = k.id AND c.status = 'queued' AND k.priority = h.priority
+       AND k.submitted_at <= h.submitted_at + :affinity_max_wait
+       AND c.required_models IS NOT NULL AND c.required_models <> '[]'
+       AND NOT EXISTS (
+           SELECT 1 FROM {{json_items}}(CAST(c.required_models AS {{json}})) AS needed
+           WHERE needed.value NOT IN (
+               SELECT warm.value FROM {{json_items}}(CAST(:warm_models AS {{json}})) AS warm))
+     ORDER BY k.submitted_at, k.id
+     LIMIT 1
+     {{row_lock_of_c}}),
+    (SELECT x.id FROM executions x
+     WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
+       AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
+                ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
+                     OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
+     ORDER BY x.priority DESC, x.submitted_at, x.id
+     LIMIT 1
+     {{row_lock}})
 )
 RETURNING *;
 
@@ -217,9 +232,9 @@ WHERE status = 'queued' AND priority < 10
 -- name: queued_above
 SELECT id FROM executions x
 WHERE status = 'queued' AND priority > :priority AND (not_before IS NULL OR not_before <= :now)
-  AND (:any_gpu_type = 1 OR x.allowed_gpu_types IS NULL OR EXISTS (
-      SELECT 1 FROM {{json_items}}(CAST(x.allowed_gpu_types AS {{json}})) AS allowed
-      WHERE lower(allowed.value) IN (lower(CAST(:gpu_type AS TEXT)), 'all')))
+  AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
+           ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
+                OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
 LIMIT 1;
 
 -- name: claim_webhook_events

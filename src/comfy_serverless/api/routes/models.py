@@ -1,0 +1,67 @@
+"""The spec's model endpoints (§1.4): the fleet's models, and preloading them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.errors import RequestInvalid
+from comfy_serverless.models.categories import CATEGORIES
+from comfy_serverless.models.listing import ModelQuery, model_list
+from comfy_serverless.models.preload import PreloadWanted, schedule_preloads
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+MAX_LIST_LIMIT = 200
+MAX_CACHE_DURATION = 7 * 86_400
+
+
+class PreloadModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: str = Field(min_length=1, max_length=512)
+    priority: int = Field(default=5, ge=1, le=10)
+    regions: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=32)
+
+
+class PreloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[PreloadModel] = Field(min_length=1, max_length=50)
+    cache_duration: int = Field(default=3600, ge=1, le=MAX_CACHE_DURATION)
+
+
+def _live_window(services: ServicesDep) -> float:
+    return 3 * services.settings.heartbeat_interval
+
+
+@router.get("/list")
+async def list_models(
+    key: CurrentKey,
+    services: ServicesDep,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    search: Annotated[str | None, Query(max_length=256)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    if category is not None and category not in CATEGORIES:
+        raise RequestInvalid(f"Unknown model category {category!r}",
+                             {"field": "category", "allowed": sorted(CATEGORIES)})
+    query = ModelQuery(category=category, search=search, limit=limit, offset=offset)
+    return await model_list(services.store, query, live_window=_live_window(services))
+
+
+@router.post("/preload", status_code=202)
+async def preload(body: PreloadRequest, key: CurrentKey, services: ServicesDep
+                  ) -> JSONResponse:
+    wanted = [PreloadWanted(m.model_id, m.priority, m.regions) for m in body.models]
+    scheduled = await schedule_preloads(services.store, key.id, wanted, body.cache_duration,
+                                        live_window=_live_window(services))
+    return JSONResponse(scheduled, status_code=202)

@@ -1,0 +1,89 @@
+"""POST /v1/models/preload: each named model is checked against the live workers' folders,
+stored as a preload request, and picked up by the model keeper of every worker in the
+requested regions that holds it; they keep it warm until the request expires."""
+
+from __future__ import annotations
+
+import difflib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from comfy_serverless.errors import ApiError
+from comfy_serverless.models.categories import preloader_for
+from comfy_serverless.models.listing import FleetModel, fleet_models
+from comfy_serverless.store.models import ModelPreload
+from comfy_serverless.store.store import Store
+from comfy_serverless.timefmt import utc_iso
+
+__all__ = ["ModelNotFound", "ModelNotPreloadable", "PreloadWanted", "schedule_preloads"]
+
+
+class ModelNotFound(ApiError):
+    status_code = 404
+    error_code = "MODEL_NOT_FOUND"
+
+
+class ModelNotPreloadable(ApiError):
+    status_code = 422
+    error_code = "MODEL_NOT_PRELOADABLE"
+
+
+@dataclass(frozen=True)
+class PreloadWanted:
+    model_id: str
+    priority: int
+    regions: list[str] | None
+
+
+def _resolve(wanted: list[PreloadWanted], models: list[FleetModel]) -> list[FleetModel]:
+    by_id = {model.model_id: model for model in models}
+    unknown = [w.model_id for w in wanted if w.model_id not in by_id]
+    if unknown:
+        raise ModelNotFound(
+            f"No live worker holds {', '.join(unknown)}",
+            {"unknown_models": unknown,
+             "suggestions": {name: difflib.get_close_matches(name, list(by_id), n=3)
+                             for name in unknown},
+             "models_url": "/v1/models/list"})
+    resolved = [by_id[w.model_id] for w in wanted]
+    refused = [m.model_id for m in resolved if preloader_for(m.file.folder) is None]
+    if refused:
+        raise ModelNotPreloadable(
+            f"{', '.join(refused)} cannot be loaded on its own",
+            {"models": refused, "preloadable_categories": sorted(
+                {m.category for m in models if preloader_for(m.file.folder) is not None})})
+    return resolved
+
+
+def _scheduled(preload: ModelPreload, model: FleetModel) -> dict[str, Any]:
+    return {
+        "preload_id": preload.id,
+        "model_id": preload.model_id,
+        "priority": preload.priority,
+        "regions": preload.regions,
+        "expires_at": utc_iso(preload.expires_at),
+        "workers": model.workers_in(preload.regions),
+        "warm_cache": model.warm,
+    }
+
+
+async def schedule_preloads(store: Store, api_key_id: str, wanted: list[PreloadWanted],
+                            cache_duration: int, *, live_window: float) -> dict[str, Any]:
+    now = time.time()
+    models = _resolve(wanted, fleet_models(await store.models.fleet_files(now - live_window)))
+    preloads = [
+        ModelPreload(id=f"pre_{secrets.token_hex(8)}", api_key_id=api_key_id,
+                     model_id=model.model_id, folder=model.file.folder,
+                     filename=model.file.filename, priority=w.priority,
+                     regions=w.regions or None, requested_at=now,
+                     expires_at=now + cache_duration)
+        for w, model in zip(wanted, models, strict=True)
+    ]
+    await store.models.add_preloads(preloads)
+    return {
+        "status": "scheduled",
+        "cache_duration": cache_duration,
+        "preloads": [_scheduled(p, m) for p, m in zip(preloads, models, strict=True)],
+    }

@@ -1,0 +1,114 @@
+"""Models, without a service: workflow references, header inspection, GPU types, warmth."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from comfy_serverless.engine.comfyui.stats import gpu_type_of
+from comfy_serverless.models.inspection import capabilities_of
+from comfy_serverless.models.references import required_models
+from comfy_serverless.models.warmth import WarmModels
+from comfy_serverless.store.models import ModelPreload
+from tests.workflows import TINY_CHECKPOINT, inverted_image, tiny_sd15
+
+
+def _safetensors(path: Path, tensors: dict[str, list[int]],
+                 metadata: dict[str, str] | None = None) -> Path:
+    header: dict[str, Any] = {"__metadata__": metadata or {}}
+    offset = 0
+    for name, shape in tensors.items():
+        size = 2 * shape[0] * shape[1]
+        header[name] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + bytes(offset))
+    return path
+
+
+def _preload(filename: str, expires_at: float, folder: str = "checkpoints") -> ModelPreload:
+    return ModelPreload("pre_1", "key", f"checkpoint/{filename}", folder, filename, 5, None,
+                        0.0, expires_at)
+
+
+def test_required_models_are_the_loader_nodes_file_names() -> None:
+    workflow = {**tiny_sd15(1), "20": {"class_type": "LoraLoader", "inputs": {
+        "lora_name": "detail.safetensors", "model": ["4", 0], "clip": ["4", 1],
+        "strength_model": 1.0, "strength_clip": 1.0}},
+        "21": {"class_type": "DualCLIPLoader", "inputs": {
+            "clip_name1": "t5.safetensors", "clip_name2": "clip_l.safetensors", "type": "flux"}}}
+    assert required_models(workflow) == (
+        "clip_l.safetensors", "detail.safetensors", "t5.safetensors", TINY_CHECKPOINT)
+    assert required_models(inverted_image(1)) == ()
+
+
+def test_capabilities_come_from_the_safetensors_header(tmp_path: Path) -> None:
+    sd15 = _safetensors(tmp_path / "a.safetensors", {
+        "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
+            [320, 768]})
+    assert capabilities_of(sd15) == {"format": "safetensors", "architecture": "sd1.5",
+                                     "resolution": "512x512", "dtype": "fp16",
+                                     "parameters": 320 * 768}
+    declared = _safetensors(tmp_path / "b.safetensors", {"x": [2, 2]}, {
+        "modelspec.architecture": "stable-diffusion-xl-v1-base",
+        "modelspec.resolution": "1024x1024"})
+    assert capabilities_of(declared)["architecture"] == "stable-diffusion-xl-v1-base"
+    assert capabilities_of(declared)["resolution"] == "1024x1024"
+    flux = _safetensors(tmp_path / "c.safetensors", {"double_blocks.0.img_attn.qkv.weight":
+                                                     [2, 2]})
+    assert capabilities_of(flux)["architecture"] == "flux"
+    pickle = tmp_path / "d.ckpt"
+    pickle.write_bytes(b"not a safetensors file")
+    assert capabilities_of(pickle) == {"format": "ckpt"}
+
+
+def test_gpu_types_are_detected_from_the_device_name() -> None:
+    def gpu(name: str, kind: str = "cuda") -> str | None:
+        return gpu_type_of({"devices": [{"name": name, "type": kind}]})
+
+    assert gpu("cuda:0 NVIDIA H200 : cudaMallocAsync") == "H200"
+    assert gpu("cuda:0 NVIDIA A100-SXM4-80GB : native") == "A100"
+    assert gpu("cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync") == "RTX4090"
+    assert gpu("cuda:0 Tesla T4 : cudaMallocAsync") == "T4"
+    assert gpu("cpu", "cpu") == "cpu"
+    assert gpu_type_of(None) is None
+
+
+def test_the_latest_prompt_s_models_are_warm() -> None:
+    warm = WarmModels(clock=lambda: 100.0)
+    assert warm.prompt_for(tiny_sd15(1)) == tiny_sd15(1)
+    assert warm.current() == {TINY_CHECKPOINT}
+    warm.prompt_for(inverted_image(1))
+    assert warm.current() == frozenset()
+
+
+def test_a_pinned_preload_rides_along_every_prompt_until_it_expires() -> None:
+    now = [100.0]
+    warm = WarmModels(clock=lambda: now[0])
+    preload = _preload(TINY_CHECKPOINT, expires_at=200.0)
+    assert warm.needing_load([preload]) == [preload]
+    loader = warm.loader_prompt(preload)
+    assert {node["class_type"] for node in loader.values()} == {"CheckpointLoaderSimple",
+                                                               "PreviewAny"}
+    prompt = warm.prompt_for(inverted_image(1))
+    pinned = [node for node_id, node in prompt.items() if node_id not in inverted_image(1)]
+    assert pinned == [{"class_type": "CheckpointLoaderSimple",
+                       "inputs": {"ckpt_name": TINY_CHECKPOINT}}]
+    assert warm.current() == {TINY_CHECKPOINT}
+    assert warm.needing_load([preload]) == []
+    now[0] = 201.0
+    assert warm.prompt_for(inverted_image(1)) == inverted_image(1)
+    assert warm.current() == frozenset()
+
+
+def test_models_that_cannot_load_alone_are_never_loaded_and_a_restart_forgets() -> None:
+    warm = WarmModels(clock=lambda: 100.0)
+    lora = _preload("detail.safetensors", expires_at=200.0, folder="loras")
+    assert warm.needing_load([lora]) == []
+    checkpoint = _preload(TINY_CHECKPOINT, expires_at=200.0)
+    warm.loader_prompt(checkpoint)
+    warm.forget()
+    assert warm.current() == frozenset()
+    assert warm.needing_load([checkpoint]) == [checkpoint]
