@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import asyncpg
+import pytest
+
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.store.records import ApiKeyRecord, ClaimMatch, NewExecution
@@ -141,3 +144,24 @@ async def test_gpu_types_match_whole_names_only(store: Store) -> None:
     assert await _claim_all(store, ClaimMatch(gpu_type="A100")) == []
     assert await _claim_all(store, ClaimMatch(gpu_type="5")) == []
     assert await _claim_all(store, ClaimMatch(gpu_type="a100_80gb")) == [underscored]
+
+
+async def test_a_window_locked_by_other_claims_never_makes_the_queue_look_empty(
+        store: Store, database_url: str) -> None:
+    """PostgreSQL: rows being claimed by others are skipped, affinity or not."""
+    if store.dialect != "postgres":
+        pytest.skip("SQLite claims are serialised: no row is ever locked by another claim")
+    key = await _key(store)
+    window = [await _submit(store, key, age=20 - i, models=("b.safetensors",)) for i in range(8)]
+    beyond = await _submit(store, key, age=1, models=("a.safetensors",))
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():
+            await other.execute("SELECT id FROM executions WHERE id = ANY($1::text[]) "
+                                "FOR UPDATE", window)
+            match = ClaimMatch(warm_models=frozenset({"b.safetensors"}))
+            claimed = await store.claim_next("w1", 30, match=match)
+            assert claimed is not None
+            assert claimed.id == beyond
+    finally:
+        await other.close()

@@ -242,7 +242,10 @@ async def test_a_public_key_submits_reads_and_cancels_its_own_and_nothing_else(
     assert (await public.get(f"/v1/workflows/{execution_id}/status")).status_code == 200
     assert (await public.get(f"/v1/workflows/{execution_id}/results")).status_code == 202
     assert (await public.delete(f"/v1/workflows/{execution_id}/cancel")).status_code == 200
+    assert (await public.get("/v1/models/list")).status_code == 200
+    preload = {"models": [{"model_id": "checkpoint/tiny-sd15"}], "cache_duration": 60}
     for response in (await public.get("/v1/queue/status"),
+                     await public.post("/v1/models/preload", json=preload),
                      await public.get("/v1/webhooks"),
                      await public.post("/v1/webhooks", json={"url": "https://example.com/h"}),
                      await public.get("/v1/admin/keys")):

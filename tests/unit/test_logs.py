@@ -8,7 +8,9 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
+from comfy_serverless.api.log_context import ExecutionLogContext
 from comfy_serverless.logs import configure_logging, execution_context, worker_context
 
 
@@ -55,3 +57,23 @@ def test_text_lines_name_the_execution_for_humans(
     with execution_context("exec_abc"):
         logging.getLogger("comfy_serverless.test").info("done")
     assert capsys.readouterr().err.rstrip().endswith("done [execution_id=exec_abc]")
+
+
+async def test_requests_about_an_execution_log_with_its_id(
+        restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        logging.getLogger("comfy_serverless.test").info("handling %s", scope["path"])
+
+    async def receive() -> Message:
+        return {"type": "http.request"}
+
+    async def send(message: Message) -> None:
+        return None
+
+    configure_logging("json")
+    middleware = ExecutionLogContext(app)
+    for path in ("/v1/workflows/exec_0a1b/status", "/v1/queue/status"):
+        await middleware({"type": "http", "path": path}, receive, send)
+    about_execution, other = _lines(capsys.readouterr().err)
+    assert about_execution["execution_id"] == "exec_0a1b"
+    assert "execution_id" not in other

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from comfy_serverless.engine.comfyui.stats import gpu_type_of
 from comfy_serverless.models.inspection import capabilities_of
+from comfy_serverless.models.inventory import ModelInventory
 from comfy_serverless.models.references import required_models
 from comfy_serverless.models.warmth import WarmModels
 from comfy_serverless.store.models import ModelPreload
@@ -112,3 +114,61 @@ def test_models_that_cannot_load_alone_are_never_loaded_and_a_restart_forgets() 
     warm.forget()
     assert warm.current() == frozenset()
     assert warm.needing_load([checkpoint]) == [checkpoint]
+
+
+class _FakeFolders:
+    """ComfyUI's /experiment/models answers, for one folder on local disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def model_folders(self) -> list[dict[str, Any]]:
+        return [{"name": "checkpoints", "folders": [str(self.root)]}]
+
+    async def model_files(self, folder: str) -> list[dict[str, Any]]:
+        return [{"name": path.name, "pathIndex": 0, "size": path.stat().st_size,
+                 "modified": path.stat().st_mtime} for path in sorted(self.root.iterdir())]
+
+
+async def _describe_all(inventory: ModelInventory) -> int:
+    described = 0
+    while await inventory.describe_next():
+        described += 1
+    return described
+
+
+async def test_hashes_are_computed_lazily_and_cached_by_path_size_and_mtime(
+        tmp_path: Path) -> None:
+    models, facts = tmp_path / "checkpoints", tmp_path / "model-facts.json"
+    models.mkdir()
+    sd15 = _safetensors(models / "a.safetensors", {
+        "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
+            [320, 768]})
+    (models / "b.ckpt").write_bytes(b"pickled")
+    inventory = ModelInventory(_FakeFolders(models), facts)  # type: ignore[arg-type]
+    assert [f.sha256 for f in await inventory.scan()] == [None, None]
+    assert await _describe_all(inventory) == 2
+    by_name = {f.filename: f for f in inventory.files}
+    assert by_name["a.safetensors"].sha256 == hashlib.sha256(sd15.read_bytes()).hexdigest()
+    assert by_name["a.safetensors"].capabilities["architecture"] == "sd1.5"  # type: ignore[index]
+
+    restarted = ModelInventory(_FakeFolders(models), facts)  # type: ignore[arg-type]
+    assert all(f.sha256 for f in await restarted.scan())
+    assert await _describe_all(restarted) == 0
+
+    (models / "b.ckpt").write_bytes(b"pickled again, and longer")
+    changed = {f.filename: f for f in await restarted.scan()}
+    assert changed["b.ckpt"].sha256 is None
+    assert changed["a.safetensors"].sha256 == by_name["a.safetensors"].sha256
+    assert await _describe_all(restarted) == 1
+
+
+def test_a_preload_reaches_the_workers_of_its_regions_or_all_without_regions() -> None:
+    anywhere = _preload(TINY_CHECKPOINT, expires_at=200.0)
+    regional = ModelPreload("pre_2", "key", "checkpoint/tiny-sd15", "checkpoints",
+                            TINY_CHECKPOINT, 5, ["us-east-1"], 0.0, 200.0)
+    assert anywhere.applies_to(None)
+    assert anywhere.applies_to("eu-west-1")
+    assert regional.applies_to("us-east-1")
+    assert not regional.applies_to("eu-west-1")
+    assert not regional.applies_to(None)

@@ -42,15 +42,15 @@ class ModelInventory:
         for folder in await self._client.model_folders():
             name, roots = str(folder.get("name")), list(folder.get("folders") or [])
             for item in await self._client.model_files(name):
-                index = int(item.get("pathIndex", 0))
-                if index >= len(roots):
+                index, filename = int(item.get("pathIndex") or 0), item.get("name")
+                if not isinstance(filename, str) or index >= len(roots):
                     continue
-                path = Path(roots[index]) / str(item["name"])
+                path = Path(roots[index]) / filename
                 size, mtime = int(item.get("size") or 0), float(item.get("modified") or 0)
                 facts = self._facts.get(_facts_key(path, size, mtime), {})
-                files.append(ModelFile(name, str(item["name"]), size, mtime,
+                files.append(ModelFile(name, filename, size, mtime,
                                        facts.get("sha256"), facts.get("capabilities")))
-                paths[(name, str(item["name"]))] = path
+                paths[(name, filename)] = path
         self.files, self._paths = files, paths
         return files
 
@@ -72,7 +72,10 @@ class ModelInventory:
             self._facts[_facts_key(path, file.size_bytes, file.mtime)] = facts
             self.files[index] = ModelFile(file.folder, file.filename, file.size_bytes,
                                           file.mtime, facts["sha256"], facts["capabilities"])
-            await asyncio.to_thread(self._save_facts)
+            try:
+                await asyncio.to_thread(self._save_facts)
+            except OSError as exc:
+                log.warning("cannot save model facts to %s: %s", self._facts_file, exc)
             return True
         return False
 

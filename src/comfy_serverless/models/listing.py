@@ -22,7 +22,8 @@ from statistics import fmean
 from typing import Any
 
 from comfy_serverless.engine.comfyui.stats import gigabytes
-from comfy_serverless.models.categories import category_of
+from comfy_serverless.errors import RequestInvalid
+from comfy_serverless.models.categories import CATEGORIES, category_of
 from comfy_serverless.store.models import FleetModelFile, ModelFile
 from comfy_serverless.store.store import Store
 
@@ -93,9 +94,9 @@ class _Measures:
     preload_priority: dict[str, int]
 
     def popularity(self, filename: str) -> int:
-        most = max((len(times) for times in self.run_times.values()), default=0)
-        uses = len(self.run_times.get(filename, []))
-        return round(10 * uses / most) if most else 0
+        """0 to 10: its recent runs against the most used model's."""
+        most = max(map(len, self.run_times.values()), default=0)
+        return round(10 * len(self.run_times.get(filename, [])) / most) if most else 0
 
 
 async def _measures(store: Store, now: float) -> _Measures:
@@ -145,9 +146,18 @@ def _entry(model: FleetModel, measures: _Measures) -> dict[str, Any]:
     }
 
 
+def _check_category(category: str | None, models: list[FleetModel]) -> None:
+    """ComfyUI's own categories, and any folder (a custom node's) that a worker has."""
+    known = CATEGORIES | {model.category for model in models}
+    if category is not None and category not in known:
+        raise RequestInvalid(f"Unknown model category {category!r}",
+                             {"field": "category", "allowed": sorted(known)})
+
+
 async def model_list(store: Store, query: ModelQuery, *, live_window: float) -> dict[str, Any]:
     now = time.time()
     models = fleet_models(await store.models.fleet_files(now - live_window))
+    _check_category(query.category, models)
     matching = [model for model in models if model.matches(query)]
     page = matching[query.offset:query.offset + query.limit]
     measures = await _measures(store, now) if page else _Measures({}, {}, {})

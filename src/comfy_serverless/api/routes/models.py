@@ -8,9 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from comfy_serverless.api.deps import CurrentKey, ServicesDep
-from comfy_serverless.errors import RequestInvalid
-from comfy_serverless.models.categories import CATEGORIES
+from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
 from comfy_serverless.models.listing import ModelQuery, model_list
 from comfy_serverless.models.preload import PreloadWanted, schedule_preloads
 
@@ -51,15 +49,12 @@ async def list_models(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    if category is not None and category not in CATEGORIES:
-        raise RequestInvalid(f"Unknown model category {category!r}",
-                             {"field": "category", "allowed": sorted(CATEGORIES)})
     query = ModelQuery(category=category, search=search, limit=limit, offset=offset)
     return await model_list(services.store, query, live_window=_live_window(services))
 
 
 @router.post("/preload", status_code=202)
-async def preload(body: PreloadRequest, key: CurrentKey, services: ServicesDep
+async def preload(body: PreloadRequest, key: SecretKey, services: ServicesDep
                   ) -> JSONResponse:
     wanted = [PreloadWanted(m.model_id, m.priority, m.regions) for m in body.models]
     scheduled = await schedule_preloads(services.store, key.id, wanted, body.cache_duration,
