@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import asyncpg
 
 from comfy_serverless.access.gate import AccessGate
 from comfy_serverless.access.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from comfy_serverless.access.tiers import load_access_policy
 from comfy_serverless.auth.keys import authenticate, issue_key
 from comfy_serverless.store.store import Store
+from comfy_serverless.testing import scratch_postgres_schema
 
 Step = Callable[[], Awaitable[object]]
 
@@ -68,22 +65,9 @@ async def _bench(store: Store, limiter: RateLimiter, label: str, requests: int) 
     await gate.close()
 
 
-@contextlib.asynccontextmanager
-async def _scratch_schema(url: str) -> AsyncIterator[str]:
-    """A schema of its own in the given database, dropped afterwards."""
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(url)
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        yield f"{url}?search_path={schema}"
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.close()
-
-
 async def _run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        async with _scratch_schema(args.postgres) as postgres_url:
+        async with scratch_postgres_schema(args.postgres, "bench") as postgres_url:
             stores = [("sqlite", f"sqlite:///{Path(folder) / 'bench.db'}"),
                       ("postgres", postgres_url)]
             await _each(stores, args)

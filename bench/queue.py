@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import secrets
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 from comfy_serverless.auth.keys import issue_key
@@ -39,7 +37,7 @@ from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.records import NewExecution, ProgressSnapshot
 from comfy_serverless.store.store import Store
-from comfy_serverless.testing import free_port
+from comfy_serverless.testing import free_port, scratch_postgres_schema
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 from tests.workflows import inverted_image
 
@@ -54,14 +52,8 @@ async def database(kind: str) -> AsyncIterator[str]:
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite:///{folder}/bench.db"
         return
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(POSTGRES)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES}?search_path={schema}"
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with scratch_postgres_schema(POSTGRES, "bench") as url:
+        yield url
 
 
 def _execution(key_id: str) -> NewExecution:

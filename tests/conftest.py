@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -19,7 +17,7 @@ from comfy_serverless.engine.comfyui.installer import (
 )
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
-from comfy_serverless.testing import LocalService
+from comfy_serverless.testing import LocalService, scratch_postgres_schema
 from comfy_serverless.testing_s3 import S3Server, moto_server
 from tests.tls_server import ImageServer, LocalCertificates, image_server, make_certificates
 
@@ -31,14 +29,8 @@ POSTGRES_URL = os.environ.get(
 @asynccontextmanager
 async def fresh_postgres_schema() -> AsyncIterator[str]:
     """A new, empty schema in the `test` database (dropped afterwards), as a database URL."""
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        yield f"{POSTGRES_URL}?search_path={schema}"
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.close()
+    async with scratch_postgres_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

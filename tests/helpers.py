@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import struct
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -45,3 +48,19 @@ async def wait_until_finished(api: httpx.AsyncClient, execution_id: str,
         return body if body["status"] in ("completed", "failed", "cancelled") else None
 
     return await wait_for(finished, timeout=timeout, interval=0.1, what=f"{execution_id} to end")
+
+
+def write_safetensors(path: Path, tensors: dict[str, list[int]],
+                      metadata: dict[str, str] | None = None) -> Path:
+    """A small, valid safetensors file of fp16 zeros with the given 2-D tensor shapes."""
+    header: dict[str, Any] = {"__metadata__": metadata or {}}
+    offset = 0
+    for name, shape in tensors.items():
+        size = 2 * shape[0] * shape[1]
+        header[name] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + bytes(offset))
+    return path

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 
-__all__ = ["LocalService", "free_port"]
+__all__ = ["LocalService", "free_port", "scratch_postgres_schema"]
 
 
 def free_port() -> int:
@@ -130,3 +132,17 @@ class LocalService:
         if comfyui_pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(comfyui_pid, signal.SIGKILL)
+
+
+@contextlib.asynccontextmanager
+async def scratch_postgres_schema(database_url: str, prefix: str = "t") -> AsyncIterator[str]:
+    """A new, empty schema in the given database (dropped afterwards), as a database URL
+    whose connections use it: tests and benchmarks never touch each other's tables."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        yield f"{database_url}?search_path={schema}"
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
-from tests.helpers import submit, wait_for, wait_until_finished
+from tests.helpers import submit, wait_for, wait_until_finished, write_safetensors
 from tests.workflows import TINY_CHECKPOINT, inverted_image, tiny_sd15
 
 LORA = "test-detail-lora.safetensors"
@@ -43,16 +42,7 @@ def write_lora(path: Path) -> None:
         "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight":
             [320, 4],
     }
-    header: dict[str, Any] = {"__metadata__": {"ss_base_model_version": "sd_v1"}}
-    offset = 0
-    for name, shape in tensors.items():
-        size = 2 * shape[0] * shape[1]
-        header[name] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + bytes(offset))
+    write_safetensors(path, tensors, {"ss_base_model_version": "sd_v1"})
 
 
 def _listed_files(models_dir: Path) -> set[tuple[str, str]]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +12,8 @@ from comfy_serverless.models.inventory import ModelInventory
 from comfy_serverless.models.references import required_models
 from comfy_serverless.models.warmth import WarmModels
 from comfy_serverless.store.models import ModelPreload
+from tests.helpers import write_safetensors
 from tests.workflows import TINY_CHECKPOINT, inverted_image, tiny_sd15
-
-
-def _safetensors(path: Path, tensors: dict[str, list[int]],
-                 metadata: dict[str, str] | None = None) -> Path:
-    header: dict[str, Any] = {"__metadata__": metadata or {}}
-    offset = 0
-    for name, shape in tensors.items():
-        size = 2 * shape[0] * shape[1]
-        header[name] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    encoded = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + bytes(offset))
-    return path
 
 
 def _preload(filename: str, expires_at: float, folder: str = "checkpoints") -> ModelPreload:
@@ -47,18 +33,18 @@ def test_required_models_are_the_loader_nodes_file_names() -> None:
 
 
 def test_capabilities_come_from_the_safetensors_header(tmp_path: Path) -> None:
-    sd15 = _safetensors(tmp_path / "a.safetensors", {
+    sd15 = write_safetensors(tmp_path / "a.safetensors", {
         "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
             [320, 768]})
     assert capabilities_of(sd15) == {"format": "safetensors", "architecture": "sd1.5",
                                      "resolution": "512x512", "dtype": "fp16",
                                      "parameters": 320 * 768}
-    declared = _safetensors(tmp_path / "b.safetensors", {"x": [2, 2]}, {
+    declared = write_safetensors(tmp_path / "b.safetensors", {"x": [2, 2]}, {
         "modelspec.architecture": "stable-diffusion-xl-v1-base",
         "modelspec.resolution": "1024x1024"})
     assert capabilities_of(declared)["architecture"] == "stable-diffusion-xl-v1-base"
     assert capabilities_of(declared)["resolution"] == "1024x1024"
-    flux = _safetensors(tmp_path / "c.safetensors", {"double_blocks.0.img_attn.qkv.weight":
+    flux = write_safetensors(tmp_path / "c.safetensors", {"double_blocks.0.img_attn.qkv.weight":
                                                      [2, 2]})
     assert capabilities_of(flux)["architecture"] == "flux"
     pickle = tmp_path / "d.ckpt"
@@ -141,7 +127,7 @@ async def test_hashes_are_computed_lazily_and_cached_by_path_size_and_mtime(
         tmp_path: Path) -> None:
     models, facts = tmp_path / "checkpoints", tmp_path / "model-facts.json"
     models.mkdir()
-    sd15 = _safetensors(models / "a.safetensors", {
+    sd15 = write_safetensors(models / "a.safetensors", {
         "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
             [320, 768]})
     (models / "b.ckpt").write_bytes(b"pickled")

@@ -1,0 +1,63 @@
+-- Access: key administration, admission of new executions (limits, monthly usage) and
+-- idempotency keys. Used by store/access.py.
+
+-- name: api_keys_all
+SELECT * FROM api_keys ORDER BY created_at, id;
+
+-- name: api_key_by_id
+SELECT * FROM api_keys WHERE id = :id;
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
+
+-- name: rotate_api_key
+UPDATE api_keys SET prefix = :prefix, secret_hash = :secret_hash, rotated_at = :now
+WHERE id = :id AND revoked_at IS NULL;
+
+-- name: set_custom_limits
+UPDATE api_keys SET custom_limits = :custom_limits WHERE id = :id;
+
+-- name: lock_api_key
+SELECT id FROM api_keys WHERE id = :id {{for_update}};
+
+-- name: forget_idempotency_key
+DELETE FROM idempotency_keys
+WHERE api_key_id = :api_key_id AND request_key = :request_key AND created_at < :cutoff;
+
+-- name: forget_idempotency_keys
+DELETE FROM idempotency_keys WHERE created_at < :cutoff;
+
+-- name: idempotency_key
+SELECT execution_id, fingerprint, created_at FROM idempotency_keys
+WHERE api_key_id = :api_key_id AND request_key = :request_key;
+
+-- name: insert_idempotency_key
+INSERT INTO idempotency_keys (api_key_id, request_key, fingerprint, execution_id, created_at)
+VALUES (:api_key_id, :request_key, :fingerprint, :execution_id, :now);
+
+-- name: unfinished_for_key
+SELECT * FROM executions
+WHERE api_key_id = :api_key_id AND status IN ('queued', 'processing')
+ORDER BY submitted_at;
+
+-- name: count_unfinished_for_key
+SELECT COUNT(*) AS n FROM executions
+WHERE api_key_id = :api_key_id AND status IN ('queued', 'processing');
+
+-- name: count_queued_for_tier
+SELECT COUNT(*) AS n FROM executions e JOIN api_keys k ON k.id = e.api_key_id
+WHERE e.status = 'queued' AND k.tier = :tier;
+
+-- name: ensure_key_usage
+INSERT INTO key_usage (api_key_id, period, executions) VALUES (:api_key_id, :period, 0)
+ON CONFLICT (api_key_id, period) DO NOTHING;
+
+-- name: key_usage
+SELECT executions FROM key_usage WHERE api_key_id = :api_key_id AND period = :period;
+
+-- name: count_key_usage
+UPDATE key_usage SET executions = executions + 1
+WHERE api_key_id = :api_key_id AND period = :period;
+
+-- name: set_key_usage
+UPDATE key_usage SET executions = :executions WHERE api_key_id = :api_key_id AND period = :period;
