@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from comfy_serverless.access.model_refs import disallowed_models, model_references
 from comfy_serverless.access.rate_limit import MemoryRateLimiter, RedisRateLimiter, gcra
 from comfy_serverless.access.tiers import DEFAULT_MODEL_GROUPS, TierConfigError, load_access_policy
+from comfy_serverless.models.references import disallowed_models, model_references
 from tests.workflows import tiny_sd15
 
 

@@ -16,9 +16,9 @@ from comfy_serverless.access.errors import (
     RateLimitExceeded,
     TimeoutLimitExceeded,
 )
-from comfy_serverless.access.model_refs import disallowed_models, model_references
 from comfy_serverless.access.tiers import AccessPolicy, Tier
 from comfy_serverless.errors import ApiError, RequestInvalid
+from comfy_serverless.models.references import disallowed_models, model_references
 from comfy_serverless.store.access import AdmissionLimits, IdempotencyClaim, LimitReached
 
 __all__ = [
