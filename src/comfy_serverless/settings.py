@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, validation_alias=_aliased("REDIS_URL"))
     api_deprecated: bool = False
     api_sunset: str | None = None
+    max_active_preloads_per_key: int = Field(default=10, ge=1)
 
     # --- webhooks ---
     webhook_dispatcher: bool = True

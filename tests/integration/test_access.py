@@ -17,6 +17,8 @@ from comfy_serverless.api.app import create_app
 from comfy_serverless.auth.keys import KeyKind, issue_key
 from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
+from comfy_serverless.store.models import ModelFile
+from comfy_serverless.store.records import WorkerState
 from tests.conftest import fresh_postgres_schema
 from tests.workflows import inverted_image, tiny_sd15
 
@@ -307,7 +309,40 @@ async def test_admin_routes_create_list_limit_rotate_and_revoke_keys(
     assert revoked["revoked_at"] is not None
     _assert_error(await new.get("/v1/queue/status"), 401, "UNAUTHORIZED")
     _assert_error(await admin.get("/v1/admin/keys/key_missing"), 404, "API_KEY_NOT_FOUND")
-    bad = await admin.post("/v1/admin/keys", json={"custom_limits": {"rpm": 1}})
-    _assert_error(bad, 400, "INVALID_REQUEST")
+    for limits in ({"rpm": 1}, {"requests_per_minute": 0}, {"timeout_limit": 0},
+                   {"concurrent_executions": -1}, {"monthly_quota": 1.5}):
+        bad = await admin.post("/v1/admin/keys", json={"custom_limits": limits})
+        _assert_error(bad, 400, "INVALID_REQUEST")
+    nulls = await admin.post("/v1/admin/keys", json={"custom_limits": {"monthly_quota": None}})
+    assert nulls.json()["custom_limits"] == {}
     not_admin = access_app.client((await access_app.new_key("enterprise"))[0])
     _assert_error(await not_admin.get("/v1/admin/keys"), 403, "FORBIDDEN")
+
+
+async def _worker_holding(access_app: AccessApp, *files: tuple[str, str]) -> None:
+    store = access_app.services.store
+    await store.heartbeat_worker(WorkerState("w-models", "idle", None, None, None))
+    await store.models.publish("w-models", [ModelFile(folder, name, 1024, time.time())
+                                            for folder, name in files])
+
+
+async def test_a_preload_obeys_the_tier_model_groups_and_the_active_cap(
+    access_app: AccessApp,
+) -> None:
+    await _worker_holding(access_app, ("checkpoints", "sd_xl_base_1.0.safetensors"),
+                          *[("checkpoints", f"v1-5-variant-{n}.safetensors") for n in range(12)])
+    basic = access_app.client((await access_app.new_key("basic"))[0])
+    sdxl = {"models": [{"model_id": "checkpoint/sd_xl_base_1.0"}], "cache_duration": 60}
+    refused = _assert_error(await basic.post("/v1/models/preload", json=sdxl), 403,
+                            "MODEL_NOT_ALLOWED")
+    assert refused["details"]["models"] == ["checkpoints/sd_xl_base_1.0.safetensors"]
+    pro = access_app.client((await access_app.new_key("pro"))[0])
+    assert (await pro.post("/v1/models/preload", json=sdxl)).status_code == 202
+    many = {"models": [{"model_id": f"checkpoint/v1-5-variant-{n}"} for n in range(10)],
+            "cache_duration": 60}
+    over = _assert_error(await pro.post("/v1/models/preload", json=many), 429,
+                         "PRELOAD_LIMIT_EXCEEDED")
+    assert over["details"]["active_preloads"] == 1
+    assert over["details"]["max_active_preloads"] == 10
+    many["models"] = many["models"][:9]
+    assert (await pro.post("/v1/models/preload", json=many)).status_code == 202

@@ -120,7 +120,7 @@ class _TierFields(BaseModel):
     burst_allowance: int | None = Field(default=None, ge=0)
     concurrent_executions: int | None = Field(default=None, ge=1)
     max_concurrent_executions: int | None = Field(default=None, ge=1)
-    max_queue_size: int | None = Field(default=None, ge=0)
+    max_queue_size: int | None = Field(default=None, ge=1)
     monthly_quota: int | None = Field(default=None, ge=0)
     timeout_limit: int | None = Field(default=None, ge=1)
     models: list[str] | None = None

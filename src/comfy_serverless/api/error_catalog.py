@@ -47,8 +47,8 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "and list models.",
              "Use a secret key, or an admin-scoped one: comfy-serverless keys create --admin."),
     ErrorDoc("MODEL_NOT_ALLOWED", 403,
-             "The workflow names a model outside the model groups of the key's tier "
-             "(details.models, details.allowed_model_groups).",
+             "The workflow (or a preload) names a model outside the model groups of the key's "
+             "tier (details.models, details.allowed_model_groups).",
              "Use a model of your tier's groups, or a key of a higher tier."),
     ErrorDoc("TIMEOUT_LIMIT_EXCEEDED", 403,
              "execution_config.timeout is above the timeout_limit of the key's tier.",
@@ -130,6 +130,11 @@ ERRORS: tuple[ErrorDoc, ...] = (
     ErrorDoc("QUOTA_EXCEEDED", 429,
              "The key has used its monthly_quota of executions this calendar month (UTC).",
              "Wait until details.resets_at, or ask for a higher quota."),
+    ErrorDoc("PRELOAD_LIMIT_EXCEEDED", 429,
+             "The key already keeps max_active_preloads_per_key models preloaded "
+             "(details.active_preloads, details.expires_next).",
+             "Wait until a preload expires, or preload fewer models with a shorter "
+             "cache_duration."),
     ErrorDoc("INTERNAL_ERROR", 500,
              "A bug. The body carries an incident_id that is in the server's log; no internals "
              "are shown.",

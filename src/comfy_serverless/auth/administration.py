@@ -21,9 +21,15 @@ class KeyNotFound(ApiError):
     error_code = "API_KEY_NOT_FOUND"
 
 
+# The least each limit may be: a rate, a timeout, a slot or a queue of 0 would stop the key
+# in ways that read as bugs (a 0 timeout means "none" to ComfyUI's side); revoke it instead.
+_MINIMUM = {"requests_per_minute": 1, "concurrent_executions": 1, "max_queue_size": 1,
+            "timeout_limit": 1, "burst_allowance": 0, "monthly_quota": 0}
+
+
 def parse_limits(pairs: dict[str, Any]) -> dict[str, int | None]:
-    """custom_limits as given (JSON or `name=value` pairs): known names, whole numbers ≥ 0,
-    or null to take the tier's value again."""
+    """custom_limits as given (JSON or `name=value` pairs): known names, whole numbers at
+    least each limit's minimum, or null to take the tier's value again."""
     unknown = sorted(set(pairs) - OVERRIDABLE_LIMITS)
     if unknown:
         raise RequestInvalid(f"Unknown limits {unknown}",
@@ -34,9 +40,10 @@ def parse_limits(pairs: dict[str, Any]) -> dict[str, int | None]:
             limits[name] = None
             continue
         number = int(value) if isinstance(value, str) and value.isdigit() else value
-        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-            raise RequestInvalid(f"Limit {name} must be a whole number >= 0 or null",
-                                 {"field": f"custom_limits.{name}", "value": value})
+        if isinstance(number, bool) or not isinstance(number, int) or number < _MINIMUM[name]:
+            raise RequestInvalid(
+                f"Limit {name} must be a whole number >= {_MINIMUM[name]}, or null",
+                {"field": f"custom_limits.{name}", "value": value, "minimum": _MINIMUM[name]})
         limits[name] = number
     return limits
 
@@ -68,8 +75,9 @@ class KeyAdministration:
             raise RequestInvalid("A public key cannot be admin-scoped", {"field": "admin"})
         issued = issue_key(kind, tier, is_admin=is_admin, name=name)
         await self._store.create_api_key(issued.record)
-        if custom_limits:
-            await self._store.access.set_custom_limits(issued.record.id, custom_limits)
+        given = _without_nulls(custom_limits or {})
+        if given:
+            await self._store.access.set_custom_limits(issued.record.id, given)
         return issued
 
     async def list(self) -> list[ApiKeyRecord]:
@@ -99,8 +107,10 @@ class KeyAdministration:
     async def set_limits(self, key_id: str, limits: dict[str, int | None]) -> ApiKeyRecord:
         """Merge into the key's overrides; a null drops that override (the tier's applies)."""
         key = await self.get(key_id)
-        merged = {**(key.custom_limits or {}), **limits}
-        kept: dict[str, int | None] = {name: value for name, value in merged.items()
-                                       if value is not None}
+        kept = _without_nulls({**(key.custom_limits or {}), **limits})
         await self._store.access.set_custom_limits(key_id, kept or None)
         return await self.get(key_id)
+
+
+def _without_nulls(limits: dict[str, int | None]) -> dict[str, int | None]:
+    return {name: value for name, value in limits.items() if value is not None}

@@ -10,14 +10,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from comfy_serverless.access.errors import ModelNotAllowed
 from comfy_serverless.errors import ApiError
 from comfy_serverless.models.categories import preloader_for
 from comfy_serverless.models.listing import FleetModel, fleet_models
+from comfy_serverless.models.references import disallowed_models
 from comfy_serverless.store.models import ModelPreload
 from comfy_serverless.store.store import Store
 from comfy_serverless.timefmt import utc_iso
 
-__all__ = ["ModelNotFound", "ModelNotPreloadable", "PreloadWanted", "schedule_preloads"]
+__all__ = ["ModelNotFound", "ModelNotPreloadable", "PreloadLimitExceeded", "PreloadPolicy",
+           "PreloadWanted", "schedule_preloads"]
 
 
 class ModelNotFound(ApiError):
@@ -69,10 +72,30 @@ def _scheduled(preload: ModelPreload, model: FleetModel) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class PreloadPolicy:
+    """What a key may preload: models of its tier's groups, and so many at once."""
+
+    tier: str
+    model_groups: tuple[str, ...]
+    model_patterns: tuple[str, ...]
+    max_active: int
+
+
 async def schedule_preloads(store: Store, api_key_id: str, wanted: list[PreloadWanted],
-                            cache_duration: int, *, live_window: float) -> dict[str, Any]:
+                            cache_duration: int, *, live_window: float,
+                            policy: PreloadPolicy) -> dict[str, Any]:
     now = time.time()
     models = _resolve(wanted, fleet_models(await store.models.fleet_files(now - live_window)))
+    _check_allowed(models, policy)
+    active = [p for p in await store.models.active_preloads(now) if p.api_key_id == api_key_id]
+    if len(active) + len(models) > policy.max_active:
+        raise PreloadLimitExceeded(
+            f"A key may keep at most {policy.max_active} preloads active at once; "
+            f"{len(active)} are active",
+            {"active_preloads": len(active), "requested": len(models),
+             "max_active_preloads": policy.max_active,
+             "expires_next": utc_iso(min((p.expires_at for p in active), default=None))})
     preloads = [
         ModelPreload(id=f"pre_{secrets.token_hex(8)}", api_key_id=api_key_id,
                      model_id=model.model_id, folder=model.file.folder,
@@ -87,3 +110,18 @@ async def schedule_preloads(store: Store, api_key_id: str, wanted: list[PreloadW
         "cache_duration": cache_duration,
         "preloads": [_scheduled(p, m) for p, m in zip(preloads, models, strict=True)],
     }
+
+
+class PreloadLimitExceeded(ApiError):
+    status_code = 429
+    error_code = "PRELOAD_LIMIT_EXCEEDED"
+
+
+def _check_allowed(models: list[FleetModel], policy: PreloadPolicy) -> None:
+    refused = disallowed_models([f"{m.file.folder}/{m.file.filename}" for m in models],
+                                policy.model_patterns)
+    if refused:
+        raise ModelNotAllowed(
+            f"The '{policy.tier}' tier may not use {', '.join(refused)}",
+            {"models": refused, "tier": policy.tier,
+             "allowed_model_groups": list(policy.model_groups)})

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
 from comfy_serverless.models.listing import ModelQuery, model_list
-from comfy_serverless.models.preload import PreloadWanted, schedule_preloads
+from comfy_serverless.models.preload import PreloadPolicy, PreloadWanted, schedule_preloads
 
 __all__ = ["router"]
 
@@ -57,6 +57,9 @@ async def list_models(
 async def preload(body: PreloadRequest, key: SecretKey, services: ServicesDep
                   ) -> JSONResponse:
     wanted = [PreloadWanted(m.model_id, m.priority, m.regions) for m in body.models]
+    tier = services.access.limits(key)
+    policy = PreloadPolicy(tier.name, tier.models, services.access.policy.model_patterns(tier),
+                           services.settings.max_active_preloads_per_key)
     scheduled = await schedule_preloads(services.store, key.id, wanted, body.cache_duration,
-                                        live_window=_live_window(services))
+                                        live_window=_live_window(services), policy=policy)
     return JSONResponse(scheduled, status_code=202)
