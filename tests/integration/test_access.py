@@ -346,3 +346,14 @@ async def test_a_preload_obeys_the_tier_model_groups_and_the_active_cap(
     assert over["details"]["max_active_preloads"] == 10
     many["models"] = many["models"][:9]
     assert (await pro.post("/v1/models/preload", json=many)).status_code == 202
+
+
+async def test_concurrent_submits_of_many_keys_never_overfill_the_tier_queue(
+    access_app: AccessApp,
+) -> None:
+    clients = [access_app.client((await access_app.new_key("basic"))[0]) for _ in range(14)]
+    responses = await asyncio.gather(*(api.post(EXECUTE, json=_submit_body())
+                                       for api in clients))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [202] * 10 + [429] * 4
+    assert {r.json()["error_code"] for r in responses if r.status_code == 429} == {"QUEUE_FULL"}

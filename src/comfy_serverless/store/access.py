@@ -3,7 +3,8 @@
 Admission is one transaction per submit. It first locks the key's row (`FOR UPDATE` on
 PostgreSQL; SQLite's writers already take turns), so two replicas submitting for one key
 take turns too: the idempotency lookup, the limit checks, the monthly count and the insert
-see each other's effects, and a concurrent duplicate creates exactly one execution.
+see each other's effects, and a concurrent duplicate creates exactly one execution. The
+tier-wide queue size is guarded by a tier lock, taken only near the limit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ __all__ = [
     "LimitReached",
     "Replayed",
 ]
+
+# How many admissions of one tier may be in flight at once while the tier's queue is
+# counted without its lock; closer than this to max_queue_size, the lock is taken.
+_TIER_LOCK_MARGIN = 64
 
 LimitName = Literal["concurrent_executions", "max_queue_size", "monthly_quota"]
 
@@ -143,7 +148,7 @@ class AccessStore:
         if unfinished >= limits.concurrent_executions:
             return LimitReached("concurrent_executions", unfinished,
                                 limits.concurrent_executions)
-        queued = await self._count(tx, "count_queued_for_tier", {"tier": limits.tier})
+        queued = await self._queued_in_tier(tx, limits)
         if queued >= limits.max_queue_size:
             return LimitReached("max_queue_size", queued, limits.max_queue_size)
         usage_key = {"api_key_id": key_id, "period": limits.period}
@@ -152,6 +157,17 @@ class AccessStore:
         if limits.monthly_quota is not None and used >= limits.monthly_quota:
             return LimitReached("monthly_quota", used, limits.monthly_quota)
         return None
+
+    async def _queued_in_tier(self, tx: Session, limits: AdmissionLimits) -> int:
+        """The tier's queued executions. The key's row lock does not order admissions of
+        different keys, so near the limit they also take the tier's lock and count again:
+        exact at the limit, and no tier-wide turn-taking while the queue is far from full."""
+        params = {"tier": limits.tier}
+        queued = await self._count(tx, "count_queued_for_tier", params)
+        if queued + _TIER_LOCK_MARGIN < limits.max_queue_size:
+            return queued
+        await tx.fetch_one(self._sql["lock_tier_queue"], params)
+        return await self._count(tx, "count_queued_for_tier", params)
 
     async def _count(self, tx: Session, query: str, params: dict[str, str],
                      column: str = "n") -> int:

@@ -61,3 +61,7 @@ WHERE api_key_id = :api_key_id AND period = :period;
 
 -- name: set_key_usage
 UPDATE key_usage SET executions = :executions WHERE api_key_id = :api_key_id AND period = :period;
+
+-- name: lock_tier_queue
+-- SQLite's writers already take turns (BEGIN IMMEDIATE); PostgreSQL overrides this.
+SELECT CAST(:tier AS TEXT) AS tier;
