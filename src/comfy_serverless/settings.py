@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     api_deprecated: bool = False
     api_sunset: str | None = None
     max_active_preloads_per_key: int = Field(default=10, ge=1)
+    upgrade_url: str | None = None
 
     # --- webhooks ---
     webhook_dispatcher: bool = True

@@ -105,6 +105,7 @@ async def test_the_fourth_concurrent_execution_of_a_basic_key_gets_the_spec_429(
     details = body["details"]
     assert details["current_executions"] == 3
     assert details["max_concurrent"] == 3
+    assert "upgrade_url" in details
     assert isinstance(details["retry_after"], int)
     assert details["retry_after"] >= 1
     assert fourth.headers["Retry-After"] == str(details["retry_after"])

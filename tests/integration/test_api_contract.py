@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from comfy_serverless.api.app import create_app
 from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.errors import StorageError
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
@@ -41,6 +42,10 @@ async def app_and_client(tmp_path: Path) -> AsyncIterator[tuple[Services, httpx.
     async def boom() -> None:
         raise RuntimeError("secret internals")
 
+    @app.get("/storage-boom")
+    async def storage_boom() -> None:
+        raise StorageError("bucket vanished")
+
     async with app.router.lifespan_context(app):
         services: Services = app.state.services
         issued = issue_key("secret", "enterprise")
@@ -66,6 +71,11 @@ async def test_framework_errors_use_the_spec_shape(app_client: httpx.AsyncClient
     assert crash.status_code == 500
     _assert_error_shape(crash.json(), "INTERNAL_ERROR")
     assert "secret internals" not in crash.text
+    assert crash.headers["API-Version"] == "v1", "even a crash carries the version headers"
+    storage = await app_client.get("/storage-boom")
+    assert storage.status_code == 502
+    _assert_error_shape(storage.json(), "STORAGE_UNAVAILABLE")
+    assert storage.headers["Retry-After"] == "5"
 
 
 async def test_bad_bodies_get_400_with_the_fields(app_client: httpx.AsyncClient) -> None:

@@ -95,12 +95,13 @@ def reused_key(claim: IdempotencyClaim, execution_id: str) -> ApiError:
          "suggestion": "Use a new X-Request-ID for a new request"})
 
 
-def limit_refusal(reached: LimitReached, tier: Tier, retry_after: float) -> ApiError:
+def limit_refusal(reached: LimitReached, tier: Tier, retry_after: float, *,
+                  upgrade_url: str | None = None) -> ApiError:
     if reached.limit == "concurrent_executions":
         return RateLimitExceeded(
             f"Rate limit exceeded. Maximum {reached.maximum} concurrent executions per API key.",
             {"current_executions": reached.current, "max_concurrent": reached.maximum,
-             "tier": tier.name}, retry_after)
+             "upgrade_url": upgrade_url, "tier": tier.name}, retry_after)
     if reached.limit == "max_queue_size":
         return QueueFull(
             f"The '{tier.name}' tier already has {reached.current} executions waiting, "

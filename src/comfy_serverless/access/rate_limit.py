@@ -103,13 +103,18 @@ return {1, remaining, new_tat - now, 0}
 """
 
 
+_REDIS_TIMEOUT = 0.5
+
+
 class RedisRateLimiter:
     """Shared by every API replica that points at the same Redis."""
 
     def __init__(self, url: str, *, namespace: str = "comfy_serverless:rate") -> None:
         from redis.asyncio import Redis
 
-        self._redis = Redis.from_url(url)
+        # A Redis that hangs must not hang the API: past these, the request goes through.
+        self._redis = Redis.from_url(url, socket_timeout=_REDIS_TIMEOUT,
+                                     socket_connect_timeout=_REDIS_TIMEOUT)
         self._script = self._redis.register_script(_GCRA_SCRIPT)
         self._namespace = namespace
 

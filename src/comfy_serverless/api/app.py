@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from comfy_serverless.api.errors import error_response, install_error_handlers
-from comfy_serverless.api.headers import ApiHeaders
+from comfy_serverless.api.headers import ApiHeaders, version_headers
 from comfy_serverless.api.log_context import ExecutionLogContext
 from comfy_serverless.api.routes import (
     admin,
@@ -85,6 +85,8 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     install_error_handlers(app)
     app.add_middleware(_BodySizeLimit, limit=settings.max_request_bytes)
     app.add_middleware(ApiHeaders, deprecated=settings.api_deprecated, sunset=settings.api_sunset)
+    app.state.response_headers = version_headers(deprecated=settings.api_deprecated,
+                                                 sunset=settings.api_sunset)
     app.add_middleware(ExecutionLogContext)
     app.include_router(workflows.router)
     app.include_router(files.router)

@@ -139,6 +139,10 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "A bug. The body carries an incident_id that is in the server's log; no internals "
              "are shown.",
              "Retry; report the incident_id if it persists."),
+    ErrorDoc("STORAGE_UNAVAILABLE", 502,
+             "The output storage (local disk or S3) failed while the request read or wrote a "
+             "file. Nothing was queued.",
+             "Retry after the Retry-After header's seconds."),
     ErrorDoc("STORE_UNAVAILABLE", 503,
              "The database does not answer (down, or overloaded). Nothing was changed.",
              "Retry after the Retry-After header's seconds."),

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from comfy_serverless.errors import ApiError, StoreError
+from comfy_serverless.errors import ApiError, StorageError, StoreError
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -65,6 +65,14 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
                           {"Retry-After": str(_STORE_RETRY_AFTER)})
 
 
+async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("storage failed on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(502, "STORAGE_UNAVAILABLE",
+                          "The output storage did not answer as expected; retry shortly",
+                          {"retry_after": _STORE_RETRY_AFTER},
+                          {"Retry-After": str(_STORE_RETRY_AFTER)})
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES_BY_STATUS.get(exc.status_code, HTTPStatus(exc.status_code).phrase.upper())
@@ -88,13 +96,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     incident = f"inc_{secrets.token_hex(6)}"
     log.exception("unhandled error %s on %s %s", incident, request.method, request.url.path)
+    # Answered outside every middleware (Starlette's ServerErrorMiddleware), so the
+    # headers that every response carries are added here.
+    headers: dict[str, str] = getattr(request.app.state, "response_headers", {})
     return error_response(500, "INTERNAL_ERROR", "An unexpected error occurred",
-                          {"incident_id": incident})
+                          {"incident_id": incident}, headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StoreError, _store_unavailable)
+    app.add_exception_handler(StorageError, _storage_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled)

@@ -17,21 +17,25 @@ from comfy_serverless.access.rate_limit import RateDecision
 from comfy_serverless.api.deps import RATE_DECISION_STATE
 from comfy_serverless.api.errors import error_response
 
-__all__ = ["CURRENT_VERSION", "SUPPORTED_VERSIONS", "ApiHeaders"]
+__all__ = ["CURRENT_VERSION", "SUPPORTED_VERSIONS", "ApiHeaders", "version_headers"]
 
 CURRENT_VERSION = "v1"
 SUPPORTED_VERSIONS = (CURRENT_VERSION,)
 _VERSIONED_PATH = re.compile(r"^/(v\d+)(?:/|$)")
 
 
+def version_headers(*, deprecated: bool, sunset: str | None) -> dict[str, str]:
+    return {
+        "API-Version": CURRENT_VERSION,
+        "API-Deprecated": "true" if deprecated else "false",
+        "API-Sunset": sunset or "none",
+    }
+
+
 class ApiHeaders:
     def __init__(self, app: ASGIApp, *, deprecated: bool, sunset: str | None) -> None:
         self._app = app
-        self._version_headers = {
-            "API-Version": CURRENT_VERSION,
-            "API-Deprecated": "true" if deprecated else "false",
-            "API-Sunset": sunset or "none",
-        }
+        self._version_headers = version_headers(deprecated=deprecated, sunset=sunset)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

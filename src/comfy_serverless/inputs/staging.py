@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from comfy_serverless.errors import StorageError
 from comfy_serverless.inputs.fetcher import (
     FetchedImage,
     FetchPolicy,
@@ -26,12 +28,14 @@ from comfy_serverless.inputs.fetcher import (
 from comfy_serverless.inputs.images import ImageInput, image_inputs, name_problem
 from comfy_serverless.storage.base import OutputStorage, StoredLocation
 from comfy_serverless.storage.destinations import Destination
-from comfy_serverless.store.records import NewExecution
+from comfy_serverless.store.records import ExecutionRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
 from comfy_serverless.validation.workflow import copy_graph
 
 __all__ = ["STAGED_SUBFOLDER", "InputStager", "StagedInput"]
+
+log = logging.getLogger(__name__)
 
 # Staged images go to this subfolder of each worker's ComfyUI input folder.
 STAGED_SUBFOLDER = "comfy-serverless"
@@ -111,10 +115,15 @@ class InputStager:
         return spool_image(_decoded(image.value, self._policy.max_bytes), self._spool_dir,
                            self._policy)
 
-    async def discard(self, execution: NewExecution) -> None:
-        """Delete what stage() stored for an execution that was then not admitted."""
-        await self._discard([StagedInput.from_options(item)
-                             for item in execution.options.get("staged_inputs", ())])
+    async def discard(self, execution: NewExecution | ExecutionRecord) -> None:
+        """Best effort: delete what stage() stored for an execution that will not run (not
+        admitted, or cancelled while queued). A storage failure is logged, never raised, so
+        it cannot mask the answer the client is owed."""
+        try:
+            await self._discard([StagedInput.from_options(item)
+                                 for item in execution.options.get("staged_inputs", ())])
+        except StorageError as exc:
+            log.warning("staged inputs of %s left in storage: %s", execution.id, exc)
 
     async def _discard(self, staged: list[StagedInput]) -> None:
         for item in staged:

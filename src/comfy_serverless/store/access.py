@@ -186,8 +186,10 @@ class AccessStore:
             await tx.execute(self._sql["ensure_key_usage"], params)
             await tx.execute(self._sql["set_key_usage"], {**params, "executions": executions})
 
-    async def unfinished(self, key_id: str) -> list[ExecutionRecord]:
-        rows = await self._db.fetch_all(self._sql["unfinished_for_key"], {"api_key_id": key_id})
+    async def unfinished(self, key_id: str, limit: int = 1000) -> list[ExecutionRecord]:
+        """The key's queued and processing executions, running ones first."""
+        rows = await self._db.fetch_all(self._sql["unfinished_for_key"],
+                                        {"api_key_id": key_id, "limit": limit})
         return [ExecutionRecord.from_row(row) for row in rows]
 
     async def forget_idempotency_keys(self, cutoff: float) -> int:

@@ -88,7 +88,8 @@ async def execute(
     if not isinstance(admission, Admitted):
         await services.inputs.discard(execution)
     if isinstance(admission, LimitReached):
-        raise limit_refusal(admission, tier, await _retry_after(services, key, admission))
+        raise limit_refusal(admission, tier, await _retry_after(services, key, admission),
+                            upgrade_url=services.settings.upgrade_url)
     if isinstance(admission, Replayed):
         assert claim is not None
         return await _replayed(services, key, claim, admission)
@@ -121,8 +122,9 @@ async def _retry_after(services: Services, key: ApiKeyRecord, reached: LimitReac
     if reached.limit != "concurrent_executions":
         return _QUEUE_RETRY_SECONDS
     now = time.time()
+    # The soonest ends are among the running ones, listed first: a few estimates suffice.
     ends = [estimate.completion_time
-            for execution in await services.store.access.unfinished(key.id)
+            for execution in await services.store.access.unfinished(key.id, limit=3)
             if (estimate := await services.estimator.estimate(execution)).completion_time]
     return max(1.0, min(ends) - now) if ends else _QUEUE_RETRY_SECONDS
 
@@ -145,6 +147,8 @@ async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> d
             {"execution_id": execution_id, "status": current.status},
         )
     services.signals.cancelled(cancelled.id)
+    if execution.status == "queued":
+        await services.inputs.discard(execution)
     return cancelled_view(cancelled)
 
 

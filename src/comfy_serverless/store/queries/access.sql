@@ -36,9 +36,11 @@ INSERT INTO idempotency_keys (api_key_id, request_key, fingerprint, execution_id
 VALUES (:api_key_id, :request_key, :fingerprint, :execution_id, :now);
 
 -- name: unfinished_for_key
+-- The key's running executions first (they end soonest), then the oldest queued ones.
 SELECT * FROM executions
 WHERE api_key_id = :api_key_id AND status IN ('queued', 'processing')
-ORDER BY submitted_at;
+ORDER BY CASE status WHEN 'processing' THEN 0 ELSE 1 END, submitted_at
+LIMIT :limit;
 
 -- name: count_unfinished_for_key
 SELECT COUNT(*) AS n FROM executions
