@@ -22,13 +22,21 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-__all__ = ["LocalService", "free_port", "scratch_postgres_schema"]
+__all__ = ["LocalService", "free_port", "free_ports", "scratch_postgres_schema"]
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports: all probes stay bound until each has its port, so two
+    calls in a row cannot hand out the same one."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 UNTHROTTLED = 10_000_000
@@ -60,7 +68,7 @@ class LocalService:
     def launch(cls, data_dir: Path, engine_dir: Path, *,
                extra_env: dict[str, str] | None = None,
                command: Sequence[str] | None = None) -> LocalService:
-        api_port, comfyui_port = free_port(), free_port()
+        api_port, comfyui_port = free_ports(2)
         env = {
             **os.environ,
             "COMFY_SERVERLESS_DATA_DIR": str(data_dir),

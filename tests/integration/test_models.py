@@ -84,7 +84,7 @@ def models_service(engine_layout: EngineLayout, extra_models: Path,
 
 @pytest.fixture
 async def models_api(models_service: LocalService) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {models_service.new_key()}"}
+    headers = {"Authorization": f"Bearer {models_service.new_unthrottled_key()}"}
     async with httpx.AsyncClient(base_url=models_service.base_url, headers=headers,
                                  timeout=60) as client:
         yield client
