@@ -2,7 +2,9 @@
 
 Each file is taken from ComfyUI's output folder (or streamed from /view), converted when
 `output_config.format` asks for it (still images only, in a thread), and put where the
-execution's resolved destination says, with its expiry when it has a retention.
+execution's resolved destination says, with its expiry when it has a retention. A file that
+Pillow cannot decode (not an image, or one past its decompression-bomb limit) is stored as
+ComfyUI wrote it, without dimensions.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.errors import StorageError
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord
@@ -49,7 +52,7 @@ def _inspect(path: Path) -> _Inspection:
     try:
         with Image.open(path) as image:
             return _Inspection(image.width, image.height, image.format)
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         suffix = path.suffix.lstrip(".").upper()
         return _Inspection(None, None, suffix or None)
 
@@ -103,12 +106,17 @@ class OutputCollector:
 
     async def collect(self, execution: ExecutionRecord, history_outputs: dict[str, object]
                       ) -> list[OutputRecord]:
-        """Every file and text of a finished prompt's history, stored and described."""
+        """Every file and text of a finished prompt's history, stored and described.
+        StorageError when one cannot be spooled or stored; EngineError when ComfyUI does not
+        hand one over."""
         plan = self._plan(execution)
-        records = [await self._collect_file(plan, engine_file)
-                   for engine_file in files_in_history(history_outputs)]
-        records += [await self._collect_text(plan, text)
-                    for text in texts_in_history(history_outputs)]
+        try:
+            records = [await self._collect_file(plan, engine_file)
+                       for engine_file in files_in_history(history_outputs)]
+            records += [await self._collect_text(plan, text)
+                        for text in texts_in_history(history_outputs)]
+        except OSError as exc:  # the worker's own spool folder
+            raise StorageError(f"cannot spool an output: {exc}") from exc
         return records
 
     async def _collect_file(self, plan: _Plan, engine_file: EngineFile) -> OutputRecord:
@@ -157,7 +165,7 @@ class OutputCollector:
         target = self._spool_dir / f"{secrets.token_hex(8)}{formatting.extension}"
         try:
             converted = await asyncio.to_thread(convert_image, spooled.path, target, formatting)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             log.warning("kept %s as it is: cannot convert it (%s)", spooled.filename, exc)
             target.unlink(missing_ok=True)
             return spooled
