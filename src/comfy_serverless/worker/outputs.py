@@ -75,6 +75,7 @@ class _Spooled:
     path: Path
     filename: str
     content_type: str
+    subfolder: str = ""  # ComfyUI's, kept in the storage key
 
 
 class OutputCollector:
@@ -121,7 +122,8 @@ class OutputCollector:
 
     async def _collect_file(self, plan: _Plan, engine_file: EngineFile) -> OutputRecord:
         path = self._local_file(engine_file) or await self._download(engine_file)
-        spooled = _Spooled(path, engine_file.filename, engine_file.content_type)
+        spooled = _Spooled(path, engine_file.filename, engine_file.content_type,
+                           engine_file.subfolder)
         if engine_file.output_type == "IMAGE" and not engine_file.intermediate:
             spooled = await self._apply_format(plan.formatting, spooled)
         return await self._store(plan, spooled, node_id=engine_file.node_id,
@@ -148,7 +150,8 @@ class OutputCollector:
                      intermediate: bool) -> OutputRecord:
         size = spooled.path.stat().st_size
         inspection = _inspect(spooled.path)
-        location = plan.destination.location(spooled.filename, intermediate=intermediate)
+        location = plan.destination.location(spooled.filename, intermediate=intermediate,
+                                             subfolder=spooled.subfolder)
         stored = await self._storage.put_file(location, spooled.path, spooled.content_type)
         now = time.time()
         return OutputRecord(
@@ -173,7 +176,7 @@ class OutputCollector:
             return spooled
         spooled.path.unlink(missing_ok=True)
         filename = Path(spooled.filename).stem + formatting.extension
-        return _Spooled(target, filename, formatting.content_type)
+        return _Spooled(target, filename, formatting.content_type, spooled.subfolder)
 
     def _spool_bytes(self, data: bytes) -> Path:
         handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115
