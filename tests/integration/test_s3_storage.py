@@ -67,7 +67,7 @@ async def test_a_public_object_gets_its_plain_url(s3_server: S3Server, bucket: s
     location = StoredLocation("s3", "outputs/exec_2/a b.png", bucket, public=True)
     url = _storage(s3_server).download_path(location, int(time.time()) + 60)
     assert url == f"{s3_server.endpoint_url}/{bucket}/outputs/exec_2/a%20b.png"
-    cdn = _storage(s3_server, public_base_url="https://cdn.example.com/")
+    cdn = _storage(s3_server, public_base_url="https://cdn.example.com/", default_bucket=bucket)
     assert cdn.download_path(location, 0) == "https://cdn.example.com/outputs/exec_2/a%20b.png"
 
 

@@ -29,6 +29,7 @@ __all__ = ["PRESIGN_MAX_SECONDS", "S3Config", "S3Storage"]
 
 # S3's own limit on a presigned URL's lifetime (signature version 4).
 PRESIGN_MAX_SECONDS = 7 * 24 * 3600
+_BUCKET_PLACEHOLDER = "{bucket}"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class S3Config:
     access_key_id: str | None = None
     secret_access_key: str | None = None
     addressing_style: str = "auto"
+    # Base of public object URLs: for `default_bucket` only, unless it names `{bucket}`.
     public_base_url: str | None = None
+    default_bucket: str | None = None
     multipart_threshold: int = 8 * 1024 * 1024
     multipart_chunksize: int = 8 * 1024 * 1024
     max_concurrency: int = 2
@@ -81,10 +84,15 @@ class S3Storage:
             raise StorageError(f"cannot sign a URL for {location.key}: {exc}") from exc
 
     def object_url(self, location: StoredLocation) -> str:
-        """The plain (unsigned) URL of an object, for buckets that allow public reads."""
+        """The plain (unsigned) URL of an object, for buckets that allow public reads.
+        `public_base_url` serves the default bucket, or any bucket when it has `{bucket}`;
+        other buckets get their own S3 URL."""
         bucket, key = _bucket(location), quote(location.key)
-        if self.config.public_base_url:
-            return f"{self.config.public_base_url.rstrip('/')}/{key}"
+        base = self.config.public_base_url
+        if base and _BUCKET_PLACEHOLDER in base:
+            return f"{base.replace(_BUCKET_PLACEHOLDER, bucket).rstrip('/')}/{key}"
+        if base and bucket == self.config.default_bucket:
+            return f"{base.rstrip('/')}/{key}"
         if self.config.endpoint_url:
             return f"{self.config.endpoint_url.rstrip('/')}/{bucket}/{key}"
         region = self.config.region or "us-east-1"
