@@ -46,7 +46,7 @@ class LocalStorage:
             await asyncio.to_thread(_move_into_place, source, target)
         return StoredLocation(self.provider, location.key)
 
-    def download_path(self, location: StoredLocation, expires: int) -> str:
+    async def download_path(self, location: StoredLocation, expires: int) -> str:
         return self.signer.signed_path(location.key, expires)
 
     async def read_bytes(self, location: StoredLocation) -> bytes:

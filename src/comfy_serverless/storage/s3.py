@@ -72,16 +72,16 @@ class S3Storage:
         source.unlink(missing_ok=True)
         return StoredLocation(self.provider, location.key, bucket, location.public)
 
-    def download_path(self, location: StoredLocation, expires: int) -> str:
+    async def download_path(self, location: StoredLocation, expires: int) -> str:
+        """A presigned URL, signed in a thread: boto3 may refresh its credentials (an
+        instance role, SSO) over the network while signing."""
         if location.public:
             return self.object_url(location)
         lifetime = max(1, min(PRESIGN_MAX_SECONDS, expires - int(time.time())))
-        try:
-            return self._client.generate_presigned_url(
-                "get_object", Params={"Bucket": _bucket(location), "Key": location.key},
-                ExpiresIn=lifetime)
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot sign a URL for {location.key}: {exc}") from exc
+        url: str = await _off_loop(
+            self._client.generate_presigned_url, "get_object",
+            Params={"Bucket": _bucket(location), "Key": location.key}, ExpiresIn=lifetime)
+        return url
 
     def object_url(self, location: StoredLocation) -> str:
         """The plain (unsigned) URL of an object, for buckets that allow public reads.
