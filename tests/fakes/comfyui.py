@@ -30,6 +30,7 @@ class Faults:
     prompt_status: int = 200          # answer POST /prompt with this status
     steps: int = 3                    # progress events per sampler node
     step_seconds: float = 0.0
+    previews: bool = False            # send a preview frame with each sampler step
 
 
 @dataclass
@@ -176,6 +177,18 @@ class FakeComfyUI:
         except (ConnectionError, ClientError):
             self._sockets.pop(client_id, None)  # like ComfyUI: a gone client misses events
 
+    async def _send_preview(self, prompt_id: str, node_id: str) -> None:
+        """PREVIEW_IMAGE_WITH_METADATA (4): `[event][metadata length][metadata][image]`, to
+        every client, as ComfyUI sends previews to the prompt's client."""
+        buffer = io.BytesIO()
+        Image.new("RGB", (4, 4), "green").save(buffer, "JPEG")
+        metadata = json.dumps({"prompt_id": prompt_id, "node_id": node_id,
+                               "image_type": "image/jpeg"}).encode()
+        frame = (4).to_bytes(4, "big") + len(metadata).to_bytes(4, "big") + metadata
+        for socket in list(self._sockets.values()):
+            with contextlib.suppress(ConnectionError, ClientError):
+                await socket.send_bytes(frame + buffer.getvalue())
+
     async def _execute(self, prompt_id: str, client_id: str, prompt: dict[str, Any]) -> None:
         send = lambda kind, **data: self._send(client_id, kind, {**data, "prompt_id": prompt_id})  # noqa: E731
         await send("execution_start")
@@ -204,6 +217,8 @@ class FakeComfyUI:
                     return False
                 await asyncio.sleep(self.faults.step_seconds)
                 await send("progress", value=step, max=self.faults.steps, node=node_id)
+                if self.faults.previews:
+                    await self._send_preview(prompt_id, node_id)
         if node["class_type"] == "SaveImage":
             filename = f"{prompt_id}.png"
             buffer = io.BytesIO()

@@ -46,10 +46,11 @@ class FlakyStorage(LocalStorage):
     """Local storage whose writes can be made to fail, like a full disk or an S3 outage."""
 
     fail_puts = False
+    fail_keys_with: str | None = None
 
     async def put_file(self, location: StoredLocation, source: Path, content_type: str
                        ) -> StoredLocation:
-        if self.fail_puts:
+        if self.fail_puts or (self.fail_keys_with and self.fail_keys_with in location.key):
             raise StorageError("injected: the bucket is unreachable")
         return await super().put_file(location, source, content_type)
 
@@ -168,6 +169,17 @@ async def test_outputs_that_cannot_be_stored_fail_the_execution_promptly(rig: Ri
     assert (failed.status, failed.lease_owner) == ("failed", None)
     assert failed.error is not None
     assert failed.error["details"]["error_type"] == "OUTPUT_STORAGE_FAILED"
+
+
+async def test_a_preview_that_cannot_be_stored_is_skipped_not_fatal(rig: Rig) -> None:
+    rig.fake.faults.steps, rig.fake.faults.step_seconds = 6, 0.05
+    rig.fake.faults.previews = True
+    rig.storage.fail_keys_with = "/intermediate/"
+    execution_id = await rig.submit(options={
+        "execution_config": {}, "notification_config": {"include_intermediate": True}})
+    assert await rig.worker.run_once() == "completed"
+    outputs = await rig.store.outputs(execution_id)
+    assert [output.output_type for output in outputs] == ["IMAGE"]
 
 
 async def test_a_staged_input_missing_from_local_storage_is_input_unavailable(

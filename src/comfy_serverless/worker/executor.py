@@ -306,9 +306,13 @@ class Executor:
             return []
         context.stored_preview, context.last_preview_stored = preview, now
         context.previews_stored += 1
-        return [await self._collector.store_preview(
-            context.execution, preview.node_id, preview.content_type, preview.image,
-            context.previews_stored)]
+        try:
+            return [await self._collector.store_preview(
+                context.execution, preview.node_id, preview.content_type, preview.image,
+                context.previews_stored)]
+        except (StorageError, OSError) as exc:  # a preview is a courtesy: skip it, go on
+            log.warning("preview of %s not stored: %s", context.execution.id, exc)
+            return []
 
     def _progress_event(self, context: ExecutionContext, snapshot: ProgressSnapshot,
                         now: float) -> dict[str, Any] | None:
