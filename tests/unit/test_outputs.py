@@ -3,8 +3,6 @@ each file under its own key."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,19 +11,8 @@ from PIL import Image
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
-from comfy_serverless.store.records import ExecutionRecord
 from comfy_serverless.worker.outputs import OutputCollector
-
-
-def _execution(execution_id: str) -> ExecutionRecord:
-    return ExecutionRecord(
-        id=execution_id, api_key_id="key", status="processing", priority=5, workflow={},
-        options={}, signature="s", webhook_url=None, client_id=None, submitted_at=time.time(),
-        started_at=None, finished_at=None, not_before=None, attempt=1, max_attempts=1,
-        worker_id="w", lease_owner="w", lease_expires_at=None, engine_prompt_id=None,
-        progress=0.0, current_node=None, current_node_id=None, current_step=None,
-        total_steps=None, total_nodes=1, completed_nodes=0, gpu_time=None,
-        resource_allocation=None, error=None, cancel_reason=None)
+from tests.helpers import processing_execution
 
 
 async def test_files_with_one_name_in_two_subfolders_both_survive(tmp_path: Path) -> None:
@@ -40,7 +27,7 @@ async def test_files_with_one_name_in_two_subfolders_both_survive(tmp_path: Path
         {"filename": "x_00001_.png", "subfolder": "a", "type": "output"},
         {"filename": "x_00001_.png", "subfolder": "b", "type": "output"}]}}
 
-    records = await collector.collect(_execution("exec_1"), history)
+    records = await collector.collect(processing_execution("exec_1"), history)
 
     keys = [record.storage_key for record in records]
     assert keys == ["outputs/exec_1/a/x_00001_.png", "outputs/exec_1/b/x_00001_.png"]
@@ -61,8 +48,7 @@ async def test_an_image_past_the_decompression_bomb_limit_is_stored_raw(
     storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
     collector = OutputCollector(ComfyUIClient("http://127.0.0.1:9"), storage,
                                 tmp_path / "spool", {"output": engine_output})
-    execution = _execution("exec_2")
-    execution = replace(execution, options={"output_config": {"format": "webp"}})
+    execution = processing_execution("exec_2", {"output_config": {"format": "webp"}})
     history = {"9": {"images": [{"filename": "huge.png", "subfolder": "", "type": "output"}]}}
 
     [record] = await collector.collect(execution, history)
