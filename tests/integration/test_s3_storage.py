@@ -84,3 +84,16 @@ async def test_read_fetch_and_delete(s3_server: S3Server, bucket: str, tmp_path:
     await storage.delete(location)  # already gone: not an error
     with pytest.raises(StorageError):
         await storage.read_bytes(location)
+
+
+async def test_an_upload_the_store_refuses_is_a_storage_error(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    storage = _storage(s3_server)
+    _random_file(tmp_path / "out.png", 1024)
+    with pytest.raises(StorageError):
+        await storage.put_file(StoredLocation("s3", "x/out.png", "no-such-bucket"),
+                               tmp_path / "out.png", "image/png")
+    with pytest.raises(StorageError):
+        await storage.fetch_to(StoredLocation("s3", "x/out.png", "no-such-bucket"),
+                               tmp_path / "missing-folder" / "copy.png")

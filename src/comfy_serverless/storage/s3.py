@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -127,8 +128,9 @@ def _bucket(location: StoredLocation) -> str:
 
 
 async def _off_loop(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one blocking boto3 call in a thread; its errors become StorageError."""
+    """Run one blocking boto3 call in a thread; its errors become StorageError: botocore's,
+    boto3's own (S3UploadFailedError from the transfer manager) and the local file's."""
     try:
         return await asyncio.to_thread(call, *args, **kwargs)
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, Boto3Error, OSError) as exc:
         raise StorageError(f"S3 request failed: {exc}") from exc
