@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.errors import StorageError
+from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.worker.outputs import OutputCollector
@@ -55,3 +57,30 @@ async def test_an_image_past_the_decompression_bomb_limit_is_stored_raw(
 
     assert (record.filename, record.width, record.height) == ("huge.png", None, None)
     assert storage.path_for(record.storage_key).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _FailsSecondPut(LocalStorage):
+    puts = 0
+
+    async def put_file(self, location: StoredLocation, source: Path, content_type: str
+                       ) -> StoredLocation:
+        self.puts += 1
+        if self.puts == 2:
+            raise StorageError("injected: disk full")
+        return await super().put_file(location, source, content_type)
+
+
+async def test_a_failed_collection_removes_what_it_had_stored(tmp_path: Path) -> None:
+    engine_output = tmp_path / "engine-output"
+    engine_output.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (4, 4), "red").save(engine_output / name)
+    storage = _FailsSecondPut(tmp_path / "storage", UrlSigner("s"))
+    collector = OutputCollector(ComfyUIClient("http://127.0.0.1:9"), storage,
+                                tmp_path / "spool", {"output": engine_output})
+    history = {"9": {"images": [{"filename": name, "subfolder": "", "type": "output"}
+                                for name in ("a.png", "b.png")]}}
+
+    with pytest.raises(StorageError, match="disk full"):
+        await collector.collect(processing_execution("exec_3"), history)
+    assert not storage.path_for("outputs/exec_3/a.png").exists()

@@ -20,8 +20,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
-from comfy_serverless.errors import StorageError
-from comfy_serverless.storage.base import OutputStorage
+from comfy_serverless.errors import EngineError, StorageError
+from comfy_serverless.storage.base import OutputStorage, location_of
 from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord
 from comfy_serverless.worker.conversion import ImageFormatting, convert_image
@@ -111,14 +111,25 @@ class OutputCollector:
         StorageError when one cannot be spooled or stored; EngineError when ComfyUI does not
         hand one over."""
         plan = self._plan(execution)
+        records: list[OutputRecord] = []
         try:
-            records = [await self._collect_file(plan, engine_file)
-                       for engine_file in files_in_history(history_outputs)]
-            records += [await self._collect_text(plan, text)
-                        for text in texts_in_history(history_outputs)]
-        except OSError as exc:  # the worker's own spool folder
-            raise StorageError(f"cannot spool an output: {exc}") from exc
+            for engine_file in files_in_history(history_outputs):
+                records.append(await self._collect_file(plan, engine_file))
+            for text in texts_in_history(history_outputs):
+                records.append(await self._collect_text(plan, text))
+        except (StorageError, EngineError, OSError) as exc:
+            await self._discard(records)  # no row will ever point at them
+            if isinstance(exc, OSError):  # the worker's own spool folder
+                raise StorageError(f"cannot spool an output: {exc}") from exc
+            raise
         return records
+
+    async def _discard(self, records: list[OutputRecord]) -> None:
+        for record in records:
+            try:
+                await self._storage.delete(location_of(record))
+            except StorageError as exc:
+                log.warning("output %s left in storage: %s", record.storage_key, exc)
 
     async def _collect_file(self, plan: _Plan, engine_file: EngineFile) -> OutputRecord:
         path = self._local_file(engine_file) or await self._download(engine_file)
