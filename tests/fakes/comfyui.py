@@ -31,6 +31,7 @@ class Faults:
     steps: int = 3                    # progress events per sampler node
     step_seconds: float = 0.0
     previews: bool = False            # send a preview frame with each sampler step
+    view_status: int = 200            # answer GET /view with this status
 
 
 @dataclass
@@ -149,6 +150,8 @@ class FakeComfyUI:
 
     async def _view(self, request: web.Request) -> web.StreamResponse:
         path = self.output_dir / request.query["filename"]
+        if self.faults.view_status != 200:
+            return web.Response(status=self.faults.view_status, text="injected")
         if not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path)

@@ -171,6 +171,19 @@ async def test_outputs_that_cannot_be_stored_fail_the_execution_promptly(rig: Ri
     assert failed.error["details"]["error_type"] == "OUTPUT_STORAGE_FAILED"
 
 
+async def test_outputs_comfyui_will_not_hand_over_are_a_retryable_engine_failure(
+    rig: Rig,
+) -> None:
+    rig.fake.faults.view_status = 500
+    execution_id = await rig.submit()
+    assert await rig.worker.run_once() == "failed"
+    record = await rig.execution(execution_id)
+    assert record.error is not None
+    assert record.error["details"]["error_type"] == "ENGINE_CRASHED"
+    assert record.error["retry_info"]["retryable"] is True
+    assert "outputs could not be read" in record.error["message"]
+
+
 async def test_a_preview_that_cannot_be_stored_is_skipped_not_fatal(rig: Rig) -> None:
     rig.fake.faults.steps, rig.fake.faults.step_seconds = 6, 0.05
     rig.fake.faults.previews = True
