@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from comfy_serverless.store.records import ExecutionRecord
+
 T = TypeVar("T")
 
 
@@ -64,3 +66,16 @@ def write_safetensors(path: Path, tensors: dict[str, list[int]],
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + bytes(offset))
     return path
+
+
+def processing_execution(execution_id: str, options: dict[str, Any] | None = None
+                         ) -> ExecutionRecord:
+    """An execution as a worker holds it after its claim, for tests without a store."""
+    return ExecutionRecord(
+        id=execution_id, api_key_id="key", status="processing", priority=5, workflow={},
+        options=options or {}, signature="s", webhook_url=None, client_id=None,
+        submitted_at=time.time(), started_at=None, finished_at=None, not_before=None,
+        attempt=1, max_attempts=1, worker_id="w", lease_owner="w", lease_expires_at=None,
+        engine_prompt_id=None, progress=0.0, current_node=None, current_node_id=None,
+        current_step=None, total_steps=None, total_nodes=1, completed_nodes=0, gpu_time=None,
+        resource_allocation=None, error=None, cancel_reason=None)

@@ -1,5 +1,7 @@
 """The shape of every periodic service (rescuer, capacity monitor, webhook dispatcher):
-`run_once()` does one pass and is what tests call; `start()`/`stop()` run it in a loop."""
+`run_once()` does one pass and is what tests call; `start()`/`stop()` run it in a loop.
+A pass that raises is logged (a StoreError briefly, anything else with its traceback) and the
+loop goes on after the interval: only `stop()` ends it."""
 
 from __future__ import annotations
 
@@ -47,6 +49,9 @@ class BackgroundService(ABC):
                 busy = await self.run_once()
             except StoreError as exc:
                 log.warning("%s pass failed: %s", self.name, exc)
+                busy = False
+            except Exception:  # a bug or a foreign error must not end the loop for good
+                log.exception("%s pass failed unexpectedly", self.name)
                 busy = False
             if not busy:
                 await asyncio.sleep(self.interval)

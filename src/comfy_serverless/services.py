@@ -87,7 +87,7 @@ def build_s3(settings: Settings) -> S3Storage | None:
         access_key_id=settings.s3_access_key_id,
         secret_access_key=settings.s3_secret_access_key,
         addressing_style=settings.s3_addressing_style,
-        public_base_url=settings.s3_public_base_url,
+        public_base_url=settings.s3_public_base_url, default_bucket=settings.s3_bucket,
         multipart_threshold=settings.s3_multipart_threshold,
         multipart_chunksize=settings.s3_multipart_chunksize,
         max_concurrency=settings.s3_max_concurrency))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.errors import StorageError
 from comfy_serverless.executions.expiry import OutputsExpired, raise_if_expired
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.storage.base import StoredLocation
@@ -94,3 +95,46 @@ async def test_a_full_batch_asks_for_another_pass(store: Store, tmp_path: Path) 
     assert await cleaner.run_once() == 2
     assert await cleaner.run_once() == 0
     assert await store.retention.due(time.time(), 10) == []
+
+
+class _StuckFiles(LocalStorage):
+    """Local storage that cannot delete some of its files (permissions, a held lock…)."""
+
+    def __init__(self, root: Path, stuck: set[str]) -> None:
+        super().__init__(root, UrlSigner("s"))
+        self.stuck = stuck
+
+    async def delete(self, location: StoredLocation) -> None:
+        if location.key in self.stuck:
+            raise StorageError(f"permission denied: {location.key}")
+        await super().delete(location)
+
+
+async def test_outputs_that_cannot_be_deleted_back_off_and_never_block_the_others(
+    store: Store, tmp_path: Path
+) -> None:
+    now = time.time()
+    storage = _StuckFiles(tmp_path / "storage", set())
+    _, outputs = await _completed_with(store, storage, tmp_path,
+                                       [now - 30, now - 20, now - 10])
+    storage.stuck = {outputs[0].storage_key, outputs[1].storage_key}
+    cleaner = RetentionCleaner(store, storage, interval=60, batch_size=2)
+
+    assert await cleaner.run_once() == 0, "the two oldest fail"
+    await cleaner.run_once()
+    assert [o.id for o in await store.retention.due(time.time(), 10)] == []
+    recorded = {o.id: o for o in await store.outputs(outputs[0].execution_id)}
+    assert recorded[outputs[2].id].deleted_at is not None, "the newest was not held back"
+    stuck = recorded[outputs[0].id]
+    assert (stuck.deleted_at, stuck.delete_attempts) == (None, 1)
+    assert stuck.delete_retry_at is not None
+    assert stuck.delete_retry_at >= now + 60
+
+    later = stuck.delete_retry_at + 1
+    assert [o.id for o in await store.retention.due(later, 10)] == [outputs[0].id,
+                                                                      outputs[1].id]
+    storage.stuck.clear()
+    assert await store.retention.postpone(outputs[1].id, later + 3600)
+    assert [o.id for o in await store.retention.due(later, 10)] == [outputs[0].id]
+    again = {o.id: o for o in await store.outputs(outputs[0].execution_id)}[outputs[1].id]
+    assert again.delete_attempts == 2, "each failure counts"

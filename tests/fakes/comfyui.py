@@ -30,6 +30,8 @@ class Faults:
     prompt_status: int = 200          # answer POST /prompt with this status
     steps: int = 3                    # progress events per sampler node
     step_seconds: float = 0.0
+    previews: bool = False            # send a preview frame with each sampler step
+    view_status: int = 200            # answer GET /view with this status
 
 
 @dataclass
@@ -148,6 +150,8 @@ class FakeComfyUI:
 
     async def _view(self, request: web.Request) -> web.StreamResponse:
         path = self.output_dir / request.query["filename"]
+        if self.faults.view_status != 200:
+            return web.Response(status=self.faults.view_status, text="injected")
         if not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path)
@@ -175,6 +179,18 @@ class FakeComfyUI:
             await socket.send_str(json.dumps({"type": kind, "data": data}))
         except (ConnectionError, ClientError):
             self._sockets.pop(client_id, None)  # like ComfyUI: a gone client misses events
+
+    async def _send_preview(self, prompt_id: str, node_id: str) -> None:
+        """PREVIEW_IMAGE_WITH_METADATA (4): `[event][metadata length][metadata][image]`, to
+        every client, as ComfyUI sends previews to the prompt's client."""
+        buffer = io.BytesIO()
+        Image.new("RGB", (4, 4), "green").save(buffer, "JPEG")
+        metadata = json.dumps({"prompt_id": prompt_id, "node_id": node_id,
+                               "image_type": "image/jpeg"}).encode()
+        frame = (4).to_bytes(4, "big") + len(metadata).to_bytes(4, "big") + metadata
+        for socket in list(self._sockets.values()):
+            with contextlib.suppress(ConnectionError, ClientError):
+                await socket.send_bytes(frame + buffer.getvalue())
 
     async def _execute(self, prompt_id: str, client_id: str, prompt: dict[str, Any]) -> None:
         send = lambda kind, **data: self._send(client_id, kind, {**data, "prompt_id": prompt_id})  # noqa: E731
@@ -204,6 +220,8 @@ class FakeComfyUI:
                     return False
                 await asyncio.sleep(self.faults.step_seconds)
                 await send("progress", value=step, max=self.faults.steps, node=node_id)
+                if self.faults.previews:
+                    await self._send_preview(prompt_id, node_id)
         if node["class_type"] == "SaveImage":
             filename = f"{prompt_id}.png"
             buffer = io.BytesIO()

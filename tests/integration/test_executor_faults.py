@@ -8,12 +8,15 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.engine.comfyui.supervisor import AttachedEngine
+from comfy_serverless.errors import StorageError
 from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.records import ExecutionRecord, NewExecution
@@ -39,6 +42,19 @@ class RestartableFake(AttachedEngine):
         return True
 
 
+class FlakyStorage(LocalStorage):
+    """Local storage whose writes can be made to fail, like a full disk or an S3 outage."""
+
+    fail_puts = False
+    fail_keys_with: str | None = None
+
+    async def put_file(self, location: StoredLocation, source: Path, content_type: str
+                       ) -> StoredLocation:
+        if self.fail_puts or (self.fail_keys_with and self.fail_keys_with in location.key):
+            raise StorageError("injected: the bucket is unreachable")
+        return await super().put_file(location, source, content_type)
+
+
 @dataclass
 class Rig:
     store: Store
@@ -46,12 +62,15 @@ class Rig:
     fake: FakeComfyUI
     key_id: str
     engine: RestartableFake
+    storage: FlakyStorage
 
-    async def submit(self, *, retries: int = 0, priority: int = 5) -> str:
+    async def submit(self, *, retries: int = 0, priority: int = 5,
+                     options: dict[str, Any] | None = None) -> str:
         graph = tiny_sd15(1)
         execution = NewExecution(
             id=new_execution_id(), api_key_id=self.key_id, priority=priority, workflow=graph,
-            options={"execution_config": {}}, signature="s", webhook_url=None, client_id=None,
+            options=options or {"execution_config": {}}, signature="s", webhook_url=None,
+            client_id=None,
             submitted_at=time.time(), max_attempts=1 + retries, total_nodes=len(graph))
         await self.store.create_execution(execution)
         return execution.id
@@ -75,11 +94,11 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
                               cancel_poll_interval=0.05, progress_write_interval=0.05,
                               silence_check_interval=0.5, shutdown_grace=0.3,
                               poll_interval=0.05, watchdog_timeout=1.0)
-        storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
+        storage = FlakyStorage(tmp_path / "storage", UrlSigner("s"))
         engine = RestartableFake(f"http://127.0.0.1:{port}", fake)
         worker = Worker(config, store, engine, storage)
         await worker.prepare()
-        yield Rig(store, worker, fake, key.record.id, engine)
+        yield Rig(store, worker, fake, key.record.id, engine, storage)
         await worker.stop()
     await store.close()
 
@@ -132,6 +151,62 @@ async def test_an_engine_refusing_prompts_is_a_retryable_engine_failure(rig: Rig
     assert record.error is not None
     assert record.error["details"]["error_type"] == "ENGINE_CRASHED"
     assert record.error["retry_info"]["retryable"] is True
+
+
+async def test_outputs_that_cannot_be_stored_fail_the_execution_promptly(rig: Rig) -> None:
+    rig.storage.fail_puts = True
+    execution_id = await rig.submit(retries=1)
+    assert await rig.worker.run_once() == "requeued", "a storage outage is worth a retry"
+    queued = await rig.execution(execution_id)
+    assert queued.error is not None
+    assert queued.error["details"]["error_type"] == "OUTPUT_STORAGE_FAILED"
+    assert queued.error["retry_info"]["retryable"] is True
+    assert "bucket is unreachable" in queued.error["message"]
+
+    failed_id = await rig.submit()
+    assert await rig.worker.run_once() == "failed"
+    failed = await rig.execution(failed_id)
+    assert (failed.status, failed.lease_owner) == ("failed", None)
+    assert failed.error is not None
+    assert failed.error["details"]["error_type"] == "OUTPUT_STORAGE_FAILED"
+
+
+async def test_outputs_comfyui_will_not_hand_over_are_a_retryable_engine_failure(
+    rig: Rig,
+) -> None:
+    rig.fake.faults.view_status = 500
+    execution_id = await rig.submit()
+    assert await rig.worker.run_once() == "failed"
+    record = await rig.execution(execution_id)
+    assert record.error is not None
+    assert record.error["details"]["error_type"] == "ENGINE_CRASHED"
+    assert record.error["retry_info"]["retryable"] is True
+    assert "outputs could not be read" in record.error["message"]
+
+
+async def test_a_preview_that_cannot_be_stored_is_skipped_not_fatal(rig: Rig) -> None:
+    rig.fake.faults.steps, rig.fake.faults.step_seconds = 6, 0.05
+    rig.fake.faults.previews = True
+    rig.storage.fail_keys_with = "/intermediate/"
+    execution_id = await rig.submit(options={
+        "execution_config": {}, "notification_config": {"include_intermediate": True}})
+    assert await rig.worker.run_once() == "completed"
+    outputs = await rig.store.outputs(execution_id)
+    assert [output.output_type for output in outputs] == ["IMAGE"]
+
+
+async def test_a_staged_input_missing_from_local_storage_is_input_unavailable(
+    rig: Rig,
+) -> None:
+    staged = {"node_id": "1", "input": "image", "filename": "gone.png", "provider": "local",
+              "bucket": None, "key": "outputs/nowhere/inputs/gone.png"}
+    execution_id = await rig.submit(retries=2, options={"execution_config": {},
+                                                        "staged_inputs": [staged]})
+    assert await rig.worker.run_once() == "failed"
+    record = await rig.execution(execution_id)
+    assert record.error is not None
+    assert record.error["details"]["error_type"] == "INPUT_UNAVAILABLE"
+    assert "gone.png" in record.error["message"]
 
 
 async def test_shutdown_hands_a_long_job_back_unharmed(rig: Rig) -> None:

@@ -38,6 +38,18 @@ async def test_an_https_image_is_fetched_into_the_spool(
     assert fetched.path.read_bytes() == body
 
 
+async def test_one_tls_context_serves_every_fetch_of_a_policy(
+    https_images: ImageServer, test_certificates: LocalCertificates, tmp_path: Path
+) -> None:
+    policy = _policy(test_certificates)
+    context = policy.tls()
+    assert policy.tls() is context, "built once, not per fetch"
+    for name in ("one", "two"):
+        url = https_images.serve(f"/{name}.png", _png())
+        assert (await fetch_image(url, policy, tmp_path)).format == "png"
+    assert policy.tls() is context
+
+
 async def test_a_certificate_from_an_untrusted_authority_is_refused(
     https_images: ImageServer, test_certificates: LocalCertificates, tmp_path: Path
 ) -> None:

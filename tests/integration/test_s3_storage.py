@@ -50,7 +50,7 @@ async def test_a_large_file_is_uploaded_in_parts_and_its_presigned_url_downloads
     head = s3_server.client().head_object(Bucket=bucket, Key=location.key)
     assert "-" in head["ETag"], "a multipart upload's ETag names its part count"
     assert head["ContentType"] == "application/x-test"
-    url = storage.download_path(stored, int(time.time()) + 3600)
+    url = await storage.download_path(stored, int(time.time()) + 3600)
     async with httpx.AsyncClient() as client:
         response = await client.get(url)
     assert response.status_code == 200
@@ -58,17 +58,17 @@ async def test_a_large_file_is_uploaded_in_parts_and_its_presigned_url_downloads
 
 
 async def test_presigned_urls_never_outlive_seven_days(s3_server: S3Server, bucket: str) -> None:
-    url = _storage(s3_server).download_path(
+    url = await _storage(s3_server).download_path(
         StoredLocation("s3", "k", bucket), int(time.time()) + 30 * 86_400)
     assert int(parse_qs(urlsplit(url).query)["X-Amz-Expires"][0]) == PRESIGN_MAX_SECONDS
 
 
 async def test_a_public_object_gets_its_plain_url(s3_server: S3Server, bucket: str) -> None:
     location = StoredLocation("s3", "outputs/exec_2/a b.png", bucket, public=True)
-    url = _storage(s3_server).download_path(location, int(time.time()) + 60)
+    url = await _storage(s3_server).download_path(location, int(time.time()) + 60)
     assert url == f"{s3_server.endpoint_url}/{bucket}/outputs/exec_2/a%20b.png"
-    cdn = _storage(s3_server, public_base_url="https://cdn.example.com/")
-    assert cdn.download_path(location, 0) == "https://cdn.example.com/outputs/exec_2/a%20b.png"
+    cdn = _storage(s3_server, public_base_url="https://cdn.example.com/", default_bucket=bucket)
+    assert await cdn.download_path(location, 0) == "https://cdn.example.com/outputs/exec_2/a%20b.png"
 
 
 async def test_read_fetch_and_delete(s3_server: S3Server, bucket: str, tmp_path: Path) -> None:
@@ -84,3 +84,16 @@ async def test_read_fetch_and_delete(s3_server: S3Server, bucket: str, tmp_path:
     await storage.delete(location)  # already gone: not an error
     with pytest.raises(StorageError):
         await storage.read_bytes(location)
+
+
+async def test_an_upload_the_store_refuses_is_a_storage_error(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    storage = _storage(s3_server)
+    _random_file(tmp_path / "out.png", 1024)
+    with pytest.raises(StorageError):
+        await storage.put_file(StoredLocation("s3", "x/out.png", "no-such-bucket"),
+                               tmp_path / "out.png", "image/png")
+    with pytest.raises(StorageError):
+        await storage.fetch_to(StoredLocation("s3", "x/out.png", "no-such-bucket"),
+                               tmp_path / "missing-folder" / "copy.png")

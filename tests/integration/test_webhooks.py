@@ -19,9 +19,15 @@ from standardwebhooks import Webhook
 
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
-from comfy_serverless.store.records import NewExecution, ProgressSnapshot, WorkerState
+from comfy_serverless.store.records import (
+    NewExecution,
+    OutputRecord,
+    ProgressSnapshot,
+    WorkerState,
+)
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
@@ -139,6 +145,44 @@ async def test_every_delivery_verifies_with_both_verifiers(
     assert completed["data"]["status"] == "completed"
     assert completed["data"]["results"]["output_count"] == 0
     assert (completed["delivery_attempt"], completed["max_retries"]) == (1, 3)
+
+
+class _CountingStorage(LocalStorage):
+    signed: list[str]
+
+    async def download_path(self, location: StoredLocation, expires: int) -> str:
+        self.signed.append(location.key)
+        return await super().download_path(location, expires)
+
+
+async def test_completed_payloads_sign_only_the_final_outputs(
+    store: Store, receiver: Receiver, tmp_path: Path
+) -> None:
+    execution_id = await _execution(store, receiver.url)
+    claimed = await store.claim_next("w1", 30)
+    assert claimed is not None
+    outputs = [OutputRecord(
+        id=f"out_{index}", execution_id=execution_id, node_id="9", output_type="IMAGE",
+        intermediate=intermediate, filename=f"{index}.png", content_type="image/png",
+        size_bytes=1, width=None, height=None, format="PNG", storage_provider="local",
+        storage_bucket=None, storage_key=f"outputs/{execution_id}/{index}.png",
+        created_at=time.time()) for index, intermediate in enumerate((False, True))]
+    assert await store.complete(claimed.lease, outputs, ProgressSnapshot(1, None, None, 2, 2, 3),
+                                0.5)
+    storage = _CountingStorage(tmp_path / "storage", UrlSigner("s"))
+    storage.signed = []
+    config = DispatcherConfig(policy=LOOPBACK, base_url="http://127.0.0.1:8000",
+                              signed_url_ttl=3600, backoff_seconds=0.05, poll_interval=0.02)
+    dispatcher = WebhookDispatcher(store, storage, config)
+
+    async def both() -> bool:
+        return len(receiver.received) == 2
+
+    await _drain(dispatcher, both)
+    await dispatcher.stop()
+    [url] = receiver.received[1]["data"]["results"]["output_urls"]
+    assert url.startswith(f"http://127.0.0.1:8000/files/outputs/{execution_id}/0.png?")
+    assert storage.signed == [f"outputs/{execution_id}/0.png"]
 
 
 async def test_a_receiver_failing_twice_gets_the_third_attempt(

@@ -1,5 +1,7 @@
 import asyncio
 
+import pytest
+
 from comfy_serverless.background import BackgroundService
 from comfy_serverless.errors import StoreError
 
@@ -38,3 +40,19 @@ async def test_an_idle_pass_waits_for_the_interval() -> None:
     await asyncio.sleep(0.05)
     await service.stop()
     assert service.calls == 1, "after an idle pass it sleeps the interval (60 s)"
+
+
+async def test_any_other_error_is_logged_with_its_traceback_and_survived(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = Scripted([PermissionError("read-only folder"), TypeError("bad header"), False])
+    service.interval = 0.01
+    service.start()
+    await asyncio.wait_for(service.drained.wait(), 5)
+    assert service._task is not None
+    assert not service._task.done(), "the loop is alive"
+    await service.stop()
+    assert service.calls >= 3
+    failures = [record for record in caplog.records if "unexpectedly" in record.getMessage()]
+    assert len(failures) == 2
+    assert all(record.exc_info for record in failures)

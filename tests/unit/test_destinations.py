@@ -66,3 +66,15 @@ def test_s3_must_be_configured_and_the_bucket_allowed() -> None:
     with pytest.raises(DestinationInvalid):
         resolve_destination({"provider": "s3", "bucket": "other"}, "e", allowed)
     assert resolve_destination({"provider": "s3", "bucket": "ok"}, "e", allowed).bucket == "ok"
+
+
+def test_comfyui_subfolders_are_kept_in_the_key_and_made_safe() -> None:
+    destination = Destination("local", None, "outputs/exec_3/")
+    assert destination.location("x_00001_.png", subfolder="a").key == (
+        "outputs/exec_3/a/x_00001_.png")
+    assert destination.location("x_00001_.png", subfolder="b/c d").key == (
+        "outputs/exec_3/b/c_d/x_00001_.png")
+    assert destination.location("x.png", subfolder="../../etc/./").key == (
+        "outputs/exec_3/etc/x.png")
+    assert destination.location("x.png", subfolder="..\\up", intermediate=True).key == (
+        "outputs/exec_3/intermediate/up/x.png")

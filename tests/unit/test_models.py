@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,20 @@ async def test_hashes_are_computed_lazily_and_cached_by_path_size_and_mtime(
     assert changed["b.ckpt"].sha256 is None
     assert changed["a.safetensors"].sha256 == by_name["a.safetensors"].sha256
     assert await _describe_all(restarted) == 1
+
+
+async def test_a_malformed_safetensors_header_means_no_capabilities(tmp_path: Path) -> None:
+    models = tmp_path / "checkpoints"
+    models.mkdir()
+    for name, header in (("list-metadata.safetensors", {"__metadata__": ["not", "a", "dict"]}),
+                         ("text-shape.safetensors", {"w": {"dtype": "F16", "shape": "abc"}})):
+        encoded = json.dumps(header).encode()
+        (models / name).write_bytes(struct.pack("<Q", len(encoded)) + encoded)
+    inventory = ModelInventory(_FakeFolders(models))  # type: ignore[arg-type]
+    await inventory.scan()
+    assert await _describe_all(inventory) == 2, "both are hashed; neither stops the keeper"
+    assert [(f.sha256 is not None, f.capabilities) for f in inventory.files] == [
+        (True, None), (True, None)]
 
 
 def test_a_preload_reaches_the_workers_of_its_regions_or_all_without_regions() -> None:

@@ -110,6 +110,7 @@ async def output_view(
     inline: bool,
 ) -> dict[str, Any]:
     location = location_of(output)
+    url = _absolute(base_url, await storage.download_path(location, expires))
     dimensions = f"{output.width}x{output.height}" if output.width and output.height else None
     view: dict[str, Any] = {
         "node_id": output.node_id,
@@ -125,7 +126,7 @@ async def output_view(
             "provider": output.storage_provider,
             "bucket": output.storage_bucket,
             "key": output.storage_key,
-            "url": _absolute(base_url, storage.download_path(location, expires)),
+            "url": url,
             "expires_at": None if output.public_access else utc_iso(expires),
             "public_access": output.public_access,
             "retention_expires_at": utc_iso(output.expires_at),

@@ -13,6 +13,7 @@ import asyncio
 import ssl
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,10 +44,15 @@ class FetchPolicy:
     timeout: float = 30.0
     ca_bundle: Path | None = None
 
-    def tls(self) -> ssl.SSLContext:
+    @cached_property
+    def _tls(self) -> ssl.SSLContext:
         if self.ca_bundle is not None:
             return ssl.create_default_context(cafile=str(self.ca_bundle))
         return ssl.create_default_context()
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context of every fetch under this policy: built (CA bundle read) once."""
+        return self._tls
 
 
 @dataclass(frozen=True)

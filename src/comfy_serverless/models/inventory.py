@@ -25,7 +25,16 @@ def _facts_key(path: Path, size: int, mtime: float) -> str:
 
 
 def _describe(path: Path) -> dict[str, Any]:
-    return {"sha256": file_sha256(path), "capabilities": capabilities_of(path)}
+    return {"sha256": file_sha256(path), "capabilities": _capabilities(path)}
+
+
+def _capabilities(path: Path) -> dict[str, Any] | None:
+    """None (no capabilities) when the header is JSON of an unexpected shape."""
+    try:
+        return capabilities_of(path)
+    except (AttributeError, TypeError, ValueError) as exc:
+        log.warning("model file %s has a malformed header: %s", path, exc)
+        return None
 
 
 class ModelInventory:

@@ -27,9 +27,9 @@ class OutputStorage(Protocol):
         """Move a finished file into storage at `location` (the source is consumed)."""
         ...
 
-    def download_path(self, location: StoredLocation, expires: int) -> str:
+    async def download_path(self, location: StoredLocation, expires: int) -> str:
         """A URL (absolute, or a path under this API) that downloads it until `expires`;
-        for a public object, its plain URL."""
+        for a public object, its plain URL. Async: signing may refresh credentials."""
         ...
 
     async def read_bytes(self, location: StoredLocation) -> bytes: ...

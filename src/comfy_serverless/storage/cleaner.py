@@ -2,7 +2,8 @@
 
 Each pass takes a batch of expired outputs from the store, deletes their files, and records
 the deletion; results of those executions then answer 410 OUTPUTS_EXPIRED. Any number of
-cleaners may run: deleting a missing file is not an error, and the record is guarded.
+cleaners may run: deleting a missing file is not an error, and the record is guarded. A
+deletion that fails is counted and retried later with a growing delay.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from comfy_serverless.store.store import Store
 __all__ = ["RetentionCleaner"]
 
 log = logging.getLogger(__name__)
+
+# A file that cannot be deleted is tried again after 1 min, 2, 4 … at most 6 h, and waits
+# out of the batch meanwhile, so that stuck files never hold back the others.
+_RETRY_BASE = 60.0
+_RETRY_MAX = 6 * 3600.0
 
 
 class RetentionCleaner(BackgroundService):
@@ -38,7 +44,10 @@ class RetentionCleaner(BackgroundService):
             try:
                 await self._storage.delete(location_of(output))
             except StorageError as exc:
-                log.warning("cannot delete expired output %s yet: %s", output.id, exc)
+                delay = min(_RETRY_BASE * 2 ** output.delete_attempts, _RETRY_MAX)
+                log.warning("cannot delete expired output %s yet (retry in %.0fs): %s",
+                            output.id, delay, exc)
+                await self._store.retention.postpone(output.id, now + delay)
                 continue
             deleted += await self._store.retention.mark_deleted(output.id, now)
         return deleted if deleted >= self._batch_size else 0

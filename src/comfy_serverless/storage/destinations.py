@@ -7,6 +7,7 @@ worker that stores its outputs needs none of the API's settings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -19,9 +20,11 @@ __all__ = [
     "DestinationUnavailable",
     "StorageDefaults",
     "resolve_destination",
+    "safe_subfolder",
 ]
 
 _PLACEHOLDER = "{execution_id}"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class DestinationInvalid(ValueError):
@@ -53,8 +56,11 @@ class Destination:
     public_access: bool = False
     retention_days: int | None = None
 
-    def location(self, filename: str, *, intermediate: bool = False) -> StoredLocation:
-        folder = "intermediate/" if intermediate else ""
+    def location(self, filename: str, *, intermediate: bool = False, subfolder: str = ""
+                 ) -> StoredLocation:
+        """Where one file goes: ComfyUI's `subfolder` (from a `filename_prefix` such as
+        `a/x`) is kept, so that `a/x_00001_.png` and `b/x_00001_.png` never collide."""
+        folder = ("intermediate/" if intermediate else "") + safe_subfolder(subfolder)
         return StoredLocation(self.provider, f"{self.prefix}{folder}{filename}", self.bucket,
                               self.public_access)
 
@@ -71,6 +77,14 @@ class Destination:
         return cls(str(stored.get("provider") or "local"), stored.get("bucket"),
                    str(stored["prefix"]), bool(stored.get("public_access")),
                    int(retention) if retention else None)
+
+
+def safe_subfolder(subfolder: str) -> str:
+    """A relative folder ending in `/` ("" for none): `.`, `..` and empty parts dropped, and
+    any character other than letters, digits, `.`, `_` and `-` replaced by `_`."""
+    parts = [_UNSAFE.sub("_", part) for part in re.split(r"[/\\]", subfolder)
+             if part not in ("", ".", "..")]
+    return "".join(f"{part}/" for part in parts)
 
 
 def resolve_destination(requested: dict[str, Any], execution_id: str,

@@ -1,4 +1,8 @@
-"""Outputs on local disk, served back by this API through signed, expiring URLs."""
+"""Outputs on local disk, served back by this API through signed, expiring URLs.
+
+Every OSError of the disk (missing file, permissions, disk full) becomes StorageError here,
+the one boundary for this backend.
+"""
 
 from __future__ import annotations
 
@@ -42,18 +46,29 @@ class LocalStorage:
             await asyncio.to_thread(_move_into_place, source, target)
         return StoredLocation(self.provider, location.key)
 
-    def download_path(self, location: StoredLocation, expires: int) -> str:
+    async def download_path(self, location: StoredLocation, expires: int) -> str:
         return self.signer.signed_path(location.key, expires)
 
     async def read_bytes(self, location: StoredLocation) -> bytes:
-        return await asyncio.to_thread(self.path_for(location.key).read_bytes)
+        path = self.path_for(location.key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise StorageError(f"cannot read {location.key}: {exc}") from exc
 
     async def fetch_to(self, location: StoredLocation, target: Path) -> None:
-        await asyncio.to_thread(shutil.copyfile, self.path_for(location.key), target)
+        source = self.path_for(location.key)
+        try:
+            await asyncio.to_thread(shutil.copyfile, source, target)
+        except OSError as exc:
+            raise StorageError(f"cannot read {location.key}: {exc}") from exc
 
     async def delete(self, location: StoredLocation) -> None:
         path = self.path_for(location.key)
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {location.key}: {exc}") from exc
         if path.parent != self.root:
             with contextlib.suppress(OSError):  # not empty yet: other files remain
                 path.parent.rmdir()

@@ -27,8 +27,8 @@ class StorageRouter:
                        ) -> StoredLocation:
         return await self.backend(location.provider).put_file(location, source, content_type)
 
-    def download_path(self, location: StoredLocation, expires: int) -> str:
-        return self.backend(location.provider).download_path(location, expires)
+    async def download_path(self, location: StoredLocation, expires: int) -> str:
+        return await self.backend(location.provider).download_path(location, expires)
 
     async def read_bytes(self, location: StoredLocation) -> bytes:
         return await self.backend(location.provider).read_bytes(location)

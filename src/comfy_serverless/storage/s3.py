@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,6 +30,7 @@ __all__ = ["PRESIGN_MAX_SECONDS", "S3Config", "S3Storage"]
 
 # S3's own limit on a presigned URL's lifetime (signature version 4).
 PRESIGN_MAX_SECONDS = 7 * 24 * 3600
+_BUCKET_PLACEHOLDER = "{bucket}"
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ class S3Config:
     access_key_id: str | None = None
     secret_access_key: str | None = None
     addressing_style: str = "auto"
+    # Base of public object URLs: for `default_bucket` only, unless it names `{bucket}`.
     public_base_url: str | None = None
+    default_bucket: str | None = None
     multipart_threshold: int = 8 * 1024 * 1024
     multipart_chunksize: int = 8 * 1024 * 1024
     max_concurrency: int = 2
@@ -69,22 +73,27 @@ class S3Storage:
         source.unlink(missing_ok=True)
         return StoredLocation(self.provider, location.key, bucket, location.public)
 
-    def download_path(self, location: StoredLocation, expires: int) -> str:
+    async def download_path(self, location: StoredLocation, expires: int) -> str:
+        """A presigned URL, signed in a thread: boto3 may refresh its credentials (an
+        instance role, SSO) over the network while signing."""
         if location.public:
             return self.object_url(location)
         lifetime = max(1, min(PRESIGN_MAX_SECONDS, expires - int(time.time())))
-        try:
-            return self._client.generate_presigned_url(
-                "get_object", Params={"Bucket": _bucket(location), "Key": location.key},
-                ExpiresIn=lifetime)
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot sign a URL for {location.key}: {exc}") from exc
+        url: str = await _off_loop(
+            self._client.generate_presigned_url, "get_object",
+            Params={"Bucket": _bucket(location), "Key": location.key}, ExpiresIn=lifetime)
+        return url
 
     def object_url(self, location: StoredLocation) -> str:
-        """The plain (unsigned) URL of an object, for buckets that allow public reads."""
+        """The plain (unsigned) URL of an object, for buckets that allow public reads.
+        `public_base_url` serves the default bucket, or any bucket when it has `{bucket}`;
+        other buckets get their own S3 URL."""
         bucket, key = _bucket(location), quote(location.key)
-        if self.config.public_base_url:
-            return f"{self.config.public_base_url.rstrip('/')}/{key}"
+        base = self.config.public_base_url
+        if base and _BUCKET_PLACEHOLDER in base:
+            return f"{base.replace(_BUCKET_PLACEHOLDER, bucket).rstrip('/')}/{key}"
+        if base and bucket == self.config.default_bucket:
+            return f"{base.rstrip('/')}/{key}"
         if self.config.endpoint_url:
             return f"{self.config.endpoint_url.rstrip('/')}/{bucket}/{key}"
         region = self.config.region or "us-east-1"
@@ -119,8 +128,9 @@ def _bucket(location: StoredLocation) -> str:
 
 
 async def _off_loop(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one blocking boto3 call in a thread; its errors become StorageError."""
+    """Run one blocking boto3 call in a thread; its errors become StorageError: botocore's,
+    boto3's own (S3UploadFailedError from the transfer manager) and the local file's."""
     try:
         return await asyncio.to_thread(call, *args, **kwargs)
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, Boto3Error, OSError) as exc:
         raise StorageError(f"S3 request failed: {exc}") from exc

@@ -213,6 +213,8 @@ class OutputRecord:
     expires_at: float | None = None
     deleted_at: float | None = None
     public_access: bool = False
+    delete_attempts: int = 0  # failed deletions by the retention cleaner
+    delete_retry_at: float | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> OutputRecord:

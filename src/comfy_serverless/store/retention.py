@@ -14,7 +14,8 @@ class OutputRetention:
         self._sql = queries
 
     async def due(self, now: float, limit: int) -> list[OutputRecord]:
-        """Outputs past their expiry that are still in storage, oldest expiry first."""
+        """Outputs past their expiry that are still in storage and not waiting for a retry
+        of a failed deletion, oldest expiry first."""
         rows = await self._db.fetch_all(self._sql["outputs_due_for_deletion"],
                                         {"now": now, "limit": limit})
         return [OutputRecord.from_row(row) for row in rows]
@@ -23,3 +24,8 @@ class OutputRetention:
         """Record that the file is gone; False when another cleaner recorded it first."""
         return await self._db.execute(self._sql["mark_output_deleted"],
                                       {"id": output_id, "now": now}) > 0
+
+    async def postpone(self, output_id: str, retry_at: float) -> bool:
+        """A deletion failed: count the attempt, and leave the output out until `retry_at`."""
+        return await self._db.execute(self._sql["postpone_output_deletion"],
+                                      {"id": output_id, "retry_at": retry_at}) > 0

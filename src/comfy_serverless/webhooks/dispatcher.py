@@ -24,7 +24,7 @@ from comfy_serverless.logs import execution_context
 from comfy_serverless.storage.base import OutputStorage, location_of
 from comfy_serverless.store.records import OutputRecord, WebhookEvent
 from comfy_serverless.store.store import Store
-from comfy_serverless.webhooks.payloads import event_body, event_data
+from comfy_serverless.webhooks.payloads import event_body, event_data, linked_outputs
 from comfy_serverless.webhooks.signing import signature_headers
 from comfy_serverless.webhooks.ssrf import UnsafeDestination, WebhookPolicy, check_destination
 
@@ -120,14 +120,17 @@ class WebhookDispatcher(BackgroundService):
         if execution is None:
             return event.data or {}
         outputs = await self._store.outputs(execution.id)
-        data = event_data(event, execution, outputs, self._output_url, self._config.prices)
+        urls = {output.id: await self._output_url(output)
+                for output in linked_outputs(event, outputs)}
+        data = event_data(event, execution, outputs, lambda output: urls[output.id],
+                          self._config.prices)
         frozen = await self._store.webhooks.freeze_payload(event.id, json.dumps(data))
         return json.loads(frozen)
 
-    def _output_url(self, output: OutputRecord) -> str:
+    async def _output_url(self, output: OutputRecord) -> str:
         location = location_of(output)
         expires = int(time.time()) + self._config.signed_url_ttl
-        path = self._storage.download_path(location, expires)
+        path = await self._storage.download_path(location, expires)
         return path if "://" in path else self._config.base_url.rstrip("/") + path
 
     # ------------------------------------------------------------------ HTTP

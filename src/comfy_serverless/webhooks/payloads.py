@@ -9,7 +9,7 @@ from comfy_serverless.executions.costs import Prices, cost_breakdown
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord, WebhookEvent
 from comfy_serverless.timefmt import utc_iso
 
-__all__ = ["event_body", "event_data"]
+__all__ = ["event_body", "event_data", "linked_outputs"]
 
 
 def _completed(execution: ExecutionRecord, outputs: list[OutputRecord],
@@ -36,6 +36,17 @@ def _progress(event: WebhookEvent, outputs: list[OutputRecord],
     if preview is not None:
         data["preview_url"] = url_for(preview)
     return data
+
+
+def linked_outputs(event: WebhookEvent, outputs: list[OutputRecord]) -> list[OutputRecord]:
+    """The outputs whose URLs `event_data` puts in this event's payload (to sign only those)."""
+    match event.event_type:
+        case "execution.completed":
+            return [output for output in outputs if not output.intermediate]
+        case "execution.progress":
+            preview_key = (event.data or {}).get("preview")
+            return [output for output in outputs if output.storage_key == preview_key]
+    return []
 
 
 def event_data(event: WebhookEvent, execution: ExecutionRecord, outputs: list[OutputRecord],

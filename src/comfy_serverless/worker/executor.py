@@ -1,6 +1,7 @@
 """The executor runs one claimed execution on ComfyUI, from submit to recorded outcome.
 
     submit ──► follow events ──┬─► finished ──► collect outputs ──► completed
+                               │                     └─ cannot store ─► queued again, or failed
                                ├─► execution_error ──────────────► failed (or retried)
                                ├─► cancel seen ──► interrupt ────► (cancelled by the API)
                                ├─► timeout ──► interrupt ────────► failed TIMEOUT
@@ -32,7 +33,12 @@ from comfy_serverless.engine.comfyui.messages import (
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
-from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable, StorageError
+from comfy_serverless.errors import (
+    EngineError,
+    EnginePromptRejected,
+    EngineUnavailable,
+    StorageError,
+)
 from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import (
     ClaimMatch,
@@ -300,9 +306,13 @@ class Executor:
             return []
         context.stored_preview, context.last_preview_stored = preview, now
         context.previews_stored += 1
-        return [await self._collector.store_preview(
-            context.execution, preview.node_id, preview.content_type, preview.image,
-            context.previews_stored)]
+        try:
+            return [await self._collector.store_preview(
+                context.execution, preview.node_id, preview.content_type, preview.image,
+                context.previews_stored)]
+        except (StorageError, OSError) as exc:  # a preview is a courtesy: skip it, go on
+            log.warning("preview of %s not stored: %s", context.execution.id, exc)
+            return []
 
     def _progress_event(self, context: ExecutionContext, snapshot: ProgressSnapshot,
                         now: float) -> dict[str, Any] | None:
@@ -366,15 +376,23 @@ class Executor:
     # ------------------------------------------------------------------ outcomes
 
     async def _finish(self, context: ExecutionContext) -> Outcome:
-        history = await self._client.history(context.prompt_id)
-        if history is None:
-            return await self._engine_lost(context, "ComfyUI has no history for the prompt")
-        status = history.get("status") or {}
-        if status.get("status_str") == "error":
+        try:
+            history = await self._client.history(context.prompt_id)
+            if history is None:
+                return await self._engine_lost(context, "ComfyUI has no history for the prompt")
+            status = history.get("status") or {}
+            if status.get("status_str") == "error":
+                return await self._fail(context, Failure(
+                    error_type="WORKFLOW_EXECUTION_FAILED",
+                    message="ComfyUI reported an error for the prompt", retryable=False))
+            outputs = await self._collector.collect(context.execution,
+                                                    history.get("outputs") or {})
+        except StorageError as exc:
             return await self._fail(context, Failure(
-                error_type="WORKFLOW_EXECUTION_FAILED",
-                message="ComfyUI reported an error for the prompt", retryable=False))
-        outputs = await self._collector.collect(context.execution, history.get("outputs") or {})
+                error_type="OUTPUT_STORAGE_FAILED", retryable=True,
+                message=f"The outputs could not be stored: {exc}"))
+        except EngineError as exc:
+            return await self._engine_lost(context, f"ComfyUI's outputs could not be read: {exc}")
         completed = await self._store.complete(
             context.lease, outputs, context.tracker.final_snapshot(), context.tracker.engine_time(),
             [*context.tracker.drain_log(), LogEntry(

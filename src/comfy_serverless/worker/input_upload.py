@@ -39,12 +39,17 @@ class InputUploader:
                 log.warning("staged input of %s left in storage: %s", execution.id, exc)
 
     async def _upload_one(self, staged: StagedInput) -> None:
-        handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115
-        handle.close()
+        try:
+            handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115
+            handle.close()
+        except OSError as exc:
+            raise StorageError(f"cannot spool {staged.filename}: {exc}") from exc
         spooled = Path(handle.name)
         try:
             await self._storage.fetch_to(staged.location, spooled)
             name = await self._client.upload_image(spooled, staged.filename, STAGED_SUBFOLDER)
+        except OSError as exc:  # a backend that lets its disk errors through
+            raise StorageError(f"cannot read {staged.filename}: {exc}") from exc
         finally:
             spooled.unlink(missing_ok=True)
         if name != staged.engine_value:

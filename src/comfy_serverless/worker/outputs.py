@@ -2,7 +2,9 @@
 
 Each file is taken from ComfyUI's output folder (or streamed from /view), converted when
 `output_config.format` asks for it (still images only, in a thread), and put where the
-execution's resolved destination says, with its expiry when it has a retention.
+execution's resolved destination says, with its expiry when it has a retention. A file that
+Pillow cannot decode (not an image, or one past its decompression-bomb limit) is stored as
+ComfyUI wrote it, without dimensions.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
-from comfy_serverless.storage.base import OutputStorage
+from comfy_serverless.errors import EngineError, StorageError
+from comfy_serverless.storage.base import OutputStorage, location_of
 from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord
 from comfy_serverless.worker.conversion import ImageFormatting, convert_image
@@ -49,7 +52,7 @@ def _inspect(path: Path) -> _Inspection:
     try:
         with Image.open(path) as image:
             return _Inspection(image.width, image.height, image.format)
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         suffix = path.suffix.lstrip(".").upper()
         return _Inspection(None, None, suffix or None)
 
@@ -72,6 +75,7 @@ class _Spooled:
     path: Path
     filename: str
     content_type: str
+    subfolder: str = ""  # ComfyUI's, kept in the storage key
 
 
 class OutputCollector:
@@ -103,17 +107,34 @@ class OutputCollector:
 
     async def collect(self, execution: ExecutionRecord, history_outputs: dict[str, object]
                       ) -> list[OutputRecord]:
-        """Every file and text of a finished prompt's history, stored and described."""
+        """Every file and text of a finished prompt's history, stored and described.
+        StorageError when one cannot be spooled or stored; EngineError when ComfyUI does not
+        hand one over."""
         plan = self._plan(execution)
-        records = [await self._collect_file(plan, engine_file)
-                   for engine_file in files_in_history(history_outputs)]
-        records += [await self._collect_text(plan, text)
-                    for text in texts_in_history(history_outputs)]
+        records: list[OutputRecord] = []
+        try:
+            for engine_file in files_in_history(history_outputs):
+                records.append(await self._collect_file(plan, engine_file))
+            for text in texts_in_history(history_outputs):
+                records.append(await self._collect_text(plan, text))
+        except (StorageError, EngineError, OSError) as exc:
+            await self._discard(records)  # no row will ever point at them
+            if isinstance(exc, OSError):  # the worker's own spool folder
+                raise StorageError(f"cannot spool an output: {exc}") from exc
+            raise
         return records
+
+    async def _discard(self, records: list[OutputRecord]) -> None:
+        for record in records:
+            try:
+                await self._storage.delete(location_of(record))
+            except StorageError as exc:
+                log.warning("output %s left in storage: %s", record.storage_key, exc)
 
     async def _collect_file(self, plan: _Plan, engine_file: EngineFile) -> OutputRecord:
         path = self._local_file(engine_file) or await self._download(engine_file)
-        spooled = _Spooled(path, engine_file.filename, engine_file.content_type)
+        spooled = _Spooled(path, engine_file.filename, engine_file.content_type,
+                           engine_file.subfolder)
         if engine_file.output_type == "IMAGE" and not engine_file.intermediate:
             spooled = await self._apply_format(plan.formatting, spooled)
         return await self._store(plan, spooled, node_id=engine_file.node_id,
@@ -140,7 +161,8 @@ class OutputCollector:
                      intermediate: bool) -> OutputRecord:
         size = spooled.path.stat().st_size
         inspection = _inspect(spooled.path)
-        location = plan.destination.location(spooled.filename, intermediate=intermediate)
+        location = plan.destination.location(spooled.filename, intermediate=intermediate,
+                                             subfolder=spooled.subfolder)
         stored = await self._storage.put_file(location, spooled.path, spooled.content_type)
         now = time.time()
         return OutputRecord(
@@ -157,7 +179,7 @@ class OutputCollector:
         target = self._spool_dir / f"{secrets.token_hex(8)}{formatting.extension}"
         try:
             converted = await asyncio.to_thread(convert_image, spooled.path, target, formatting)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             log.warning("kept %s as it is: cannot convert it (%s)", spooled.filename, exc)
             target.unlink(missing_ok=True)
             return spooled
@@ -165,7 +187,7 @@ class OutputCollector:
             return spooled
         spooled.path.unlink(missing_ok=True)
         filename = Path(spooled.filename).stem + formatting.extension
-        return _Spooled(target, filename, formatting.content_type)
+        return _Spooled(target, filename, formatting.content_type, spooled.subfolder)
 
     def _spool_bytes(self, data: bytes) -> Path:
         handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115

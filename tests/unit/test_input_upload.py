@@ -1,0 +1,39 @@
+"""Staged inputs on their way to ComfyUI: a storage that cannot give one back is a
+StorageError (the executor's INPUT_UNAVAILABLE), whatever the backend raised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.errors import StorageError
+from comfy_serverless.storage.base import StoredLocation
+from comfy_serverless.storage.local import LocalStorage
+from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.worker.input_upload import InputUploader
+from tests.helpers import processing_execution
+
+
+class _RawDisk(LocalStorage):
+    """A backend that lets its disk errors through untranslated."""
+
+    async def fetch_to(self, location: StoredLocation, target: Path) -> None:
+        raise PermissionError(13, "Permission denied", location.key)
+
+
+STAGED = {"node_id": "1", "input": "image", "filename": "cat.png", "provider": "local",
+          "bucket": None, "key": "outputs/exec_1/inputs/cat.png"}
+
+
+@pytest.mark.parametrize("storage_class", [LocalStorage, _RawDisk])
+async def test_an_input_storage_cannot_give_back_is_a_storage_error(
+    tmp_path: Path, storage_class: type[LocalStorage]
+) -> None:
+    storage = storage_class(tmp_path / "storage", UrlSigner("s"))
+    uploader = InputUploader(ComfyUIClient("http://127.0.0.1:9"), storage, tmp_path / "spool")
+    (tmp_path / "spool").mkdir()
+    with pytest.raises(StorageError, match=r"cat\.png"):
+        await uploader.upload(processing_execution("exec_1", {"staged_inputs": [STAGED]}))
+    assert list((tmp_path / "spool").iterdir()) == [], "the spool file is removed"
