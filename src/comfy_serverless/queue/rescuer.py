@@ -50,6 +50,10 @@ def _lost_error(execution: ExecutionRecord, retrying: bool, delay: float | None
     }
 
 
+# How often the housekeeping pass refreshes the planner's statistics of the queue.
+_STATISTICS_INTERVAL = 60.0
+
+
 class Rescuer(BackgroundService):
     """Also the queue's starvation guard: each pass ages waiting executions (see age_queued)."""
 
@@ -60,6 +64,7 @@ class Rescuer(BackgroundService):
         super().__init__(interval)
         self._store = store
         self._aging_seconds = aging_seconds
+        self._statistics_refreshed_at = 0.0
 
     async def run_once(self) -> RescueReport:
         report = RescueReport()
@@ -71,6 +76,9 @@ class Rescuer(BackgroundService):
             if execution is not None:
                 await self._rescue(execution, lease, now, report)
         await self._store.access.forget_idempotency_keys(now - IDEMPOTENCY_TTL_SECONDS)
+        if now - self._statistics_refreshed_at >= _STATISTICS_INTERVAL:
+            self._statistics_refreshed_at = now
+            await self._store.refresh_planner_statistics()
         return report
 
     async def _rescue(self, execution: ExecutionRecord, lease: Lease, now: float,

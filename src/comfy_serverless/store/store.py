@@ -240,13 +240,19 @@ class Store:
         `match` carries its GPU type and warm models (GPU-type matching, model affinity);
         `now` is for simulations that run on their own clock."""
         now = time.time() if now is None else now
-        row = await self._db.fetch_one(
-            self._sql["claim_next"],
-            {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
-             "engine_prompt_id": engine_prompt_id,
-             "resource_allocation": _dumps(resource_allocation), **match.params()},
-        )
+        params = {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
+                  "engine_prompt_id": engine_prompt_id,
+                  "resource_allocation": _dumps(resource_allocation), **match.params()}
+        if not match.warm_models:
+            params = {name: value for name, value in params.items()
+                      if name not in ("warm_models", "affinity_window", "affinity_max_wait")}
+        query = "claim_next" if match.warm_models else "claim_next_in_order"
+        row = await self._db.fetch_one(self._sql[query], params)
         return ExecutionRecord.from_row(row) if row else None
+
+    async def refresh_planner_statistics(self) -> None:
+        """Keep the database's idea of the queue's size current (see the query's comment)."""
+        await self._db.execute(self._sql["refresh_planner_statistics"])
 
     async def renew_lease(self, lease: Lease, lease_seconds: float) -> bool:
         changed = await self._db.execute(

@@ -91,6 +91,27 @@ WHERE id = COALESCE(
 )
 RETURNING *;
 
+-- name: claim_next_in_order
+-- claim_next for a worker with nothing warm, where affinity has nothing to prefer: the
+-- strict pick alone, a statement the planner plans in a fraction of the time.
+UPDATE executions
+SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
+    lease_expires_at = :lease_expires_at, attempt = attempt + 1, started_at = :now,
+    progress = 0, current_node = NULL, current_node_id = NULL, current_step = NULL,
+    total_steps = NULL, completed_nodes = 0, engine_prompt_id = :engine_prompt_id,
+    resource_allocation = :resource_allocation
+WHERE id = (
+    SELECT x.id FROM executions x
+    WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
+      AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
+               ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
+                    OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
+    ORDER BY x.priority DESC, x.submitted_at, x.id
+    LIMIT 1
+    {{row_lock}}
+)
+RETURNING *;
+
 -- name: renew_lease
 UPDATE executions SET lease_expires_at = :lease_expires_at
 WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
