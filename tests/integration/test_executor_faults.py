@@ -3,6 +3,7 @@ out of memory, refusals. Real SQLite store and local storage; the worker runs in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.engine.comfyui.supervisor import AttachedEngine
 from comfy_serverless.errors import StorageError
 from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
@@ -47,9 +49,11 @@ class FlakyStorage(LocalStorage):
 
     fail_puts = False
     fail_keys_with: str | None = None
+    put_seconds = 0.0
 
     async def put_file(self, location: StoredLocation, source: Path, content_type: str
                        ) -> StoredLocation:
+        await asyncio.sleep(self.put_seconds)
         if self.fail_puts or (self.fail_keys_with and self.fail_keys_with in location.key):
             raise StorageError("injected: the bucket is unreachable")
         return await super().put_file(location, source, content_type)
@@ -82,7 +86,9 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
+    """A worker over the fake ComfyUI; `indirect` parametrization overrides WorkerConfig."""
+    overrides: dict[str, Any] = getattr(request, "param", {})
     port = free_port()
     (tmp_path / "engine-out").mkdir()
     store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
@@ -93,7 +99,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         config = WorkerConfig(worker_id="w-test", spool_dir=tmp_path / "spool",
                               cancel_poll_interval=0.05, progress_write_interval=0.05,
                               silence_check_interval=0.5, shutdown_grace=0.3,
-                              poll_interval=0.05, watchdog_timeout=1.0)
+                              poll_interval=0.05, watchdog_timeout=1.0, **overrides)
         storage = FlakyStorage(tmp_path / "storage", UrlSigner("s"))
         engine = RestartableFake(f"http://127.0.0.1:{port}", fake)
         worker = Worker(config, store, engine, storage)
@@ -182,6 +188,21 @@ async def test_outputs_comfyui_will_not_hand_over_are_a_retryable_engine_failure
     assert record.error["details"]["error_type"] == "ENGINE_CRASHED"
     assert record.error["retry_info"]["retryable"] is True
     assert "outputs could not be read" in record.error["message"]
+
+
+@pytest.mark.parametrize("rig", [{"lease_seconds": 1.0, "heartbeat_interval": 0.2}],
+                         indirect=True)
+async def test_the_lease_is_kept_while_slow_outputs_are_stored(rig: Rig) -> None:
+    rig.storage.put_seconds = 2.5  # longer than two leases
+    execution_id = await rig.submit()
+    rescuer = Rescuer(rig.store, interval=0.1)
+    rescuer.start()
+    try:
+        assert await rig.worker.run_once() == "completed"
+    finally:
+        await rescuer.stop()
+    record = await rig.execution(execution_id)
+    assert (record.status, record.attempt) == ("completed", 1), "never taken back mid-upload"
 
 
 async def test_a_preview_that_cannot_be_stored_is_skipped_not_fatal(rig: Rig) -> None:

@@ -14,10 +14,11 @@ cancelled or rescued meanwhile is never overwritten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ from comfy_serverless.errors import (
     EnginePromptRejected,
     EngineUnavailable,
     StorageError,
+    StoreError,
 )
 from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import (
@@ -385,8 +387,9 @@ class Executor:
                 return await self._fail(context, Failure(
                     error_type="WORKFLOW_EXECUTION_FAILED",
                     message="ComfyUI reported an error for the prompt", retryable=False))
-            outputs = await self._collector.collect(context.execution,
-                                                    history.get("outputs") or {})
+            async with self._lease_kept(context):
+                outputs = await self._collector.collect(context.execution,
+                                                        history.get("outputs") or {})
         except StorageError as exc:
             return await self._fail(context, Failure(
                 error_type="OUTPUT_STORAGE_FAILED", retryable=True,
@@ -400,6 +403,27 @@ class Executor:
                 f"Workflow completed with {len(outputs)} output(s)")],
         )
         return "completed" if completed else "cancelled"
+
+    @contextlib.asynccontextmanager
+    async def _lease_kept(self, context: ExecutionContext) -> AsyncIterator[None]:
+        """Renew the lease while a long step runs outside the event loop of the prompt
+        (moving gigabytes of video to S3 may outlast it), so the rescuer never takes back
+        an execution whose outputs are still being stored."""
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._config.heartbeat_interval)
+                try:
+                    await self._store.renew_lease(context.lease, self._config.lease_seconds)
+                except StoreError as exc:
+                    log.warning("lease of %s not renewed: %s", context.lease.execution_id, exc)
+
+        renewer = asyncio.create_task(renew(), name=f"lease-{context.lease.execution_id}")
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
 
     async def _after_interrupt(self, context: ExecutionContext) -> Outcome:
         if not await self._store.still_owns(context.lease):
