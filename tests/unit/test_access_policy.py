@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from comfy_serverless.access.gate import AccessGate
 from comfy_serverless.access.rate_limit import MemoryRateLimiter, RedisRateLimiter, gcra
 from comfy_serverless.access.tiers import DEFAULT_MODEL_GROUPS, TierConfigError, load_access_policy
+from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.models.references import disallowed_models, model_references
+from comfy_serverless.testing import free_port
 from tests.workflows import tiny_sd15
 
 
@@ -112,3 +115,13 @@ def test_model_references_and_groups() -> None:
     assert disallowed_models(references, DEFAULT_MODEL_GROUPS["basic_models"]) == \
         ["other/sneaky.ckpt"]
     assert disallowed_models(references, DEFAULT_MODEL_GROUPS["all_models"]) == []
+
+
+async def test_an_unreachable_redis_lets_requests_through() -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    gate = AccessGate(load_access_policy(None), RedisRateLimiter(closed))
+    try:
+        key = issue_key("secret", "basic").record
+        assert [await gate.throttle(key) for _ in range(20)] == [None] * 20
+    finally:
+        await gate.close()
