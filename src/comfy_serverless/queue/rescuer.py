@@ -50,8 +50,10 @@ def _lost_error(execution: ExecutionRecord, retrying: bool, delay: float | None
     }
 
 
-# How often the housekeeping pass refreshes the planner's statistics of the queue.
+# How often the housekeeping pass refreshes the planner's statistics of the queue (and
+# forgets the model folders of workers silent for _DEPARTED_AFTER, and expired preloads).
 _STATISTICS_INTERVAL = 60.0
+_DEPARTED_AFTER = 24 * 3600.0
 
 
 class Rescuer(BackgroundService):
@@ -79,6 +81,7 @@ class Rescuer(BackgroundService):
         if now - self._statistics_refreshed_at >= _STATISTICS_INTERVAL:
             self._statistics_refreshed_at = now
             await self._store.refresh_planner_statistics()
+            await self._store.models.forget_departed(now - _DEPARTED_AFTER)
         return report
 
     async def _rescue(self, execution: ExecutionRecord, lease: Lease, now: float,

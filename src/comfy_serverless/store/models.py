@@ -85,6 +85,13 @@ class ModelRegistry:
             await tx.execute(self._sql["delete_worker_models"], {"worker_id": worker_id})
             await tx.execute_many(self._sql["insert_worker_model"], rows)
 
+    async def forget_departed(self, before: float) -> int:
+        """Drop the model folders of workers silent since `before`, and preloads that
+        expired before it; returns how many model files were dropped."""
+        await self._db.execute(self._sql["forget_expired_preloads"], {"before": before})
+        return await self._db.execute(self._sql["forget_departed_worker_models"],
+                                      {"before": before})
+
     async def fleet_files(self, since: float) -> list[FleetModelFile]:
         """The model files of the workers heard from since `since`."""
         rows = await self._db.fetch_all(self._sql["fleet_models"], {"since": since})

@@ -33,3 +33,11 @@ SELECT required_models, finished_at - started_at AS seconds FROM executions
 WHERE status = 'completed' AND required_models IS NOT NULL AND required_models <> '[]'
 ORDER BY finished_at DESC
 LIMIT :limit;
+
+-- name: forget_departed_worker_models
+-- The model folders of workers not heard from since :before (gone, or renamed by a restart).
+DELETE FROM worker_models
+WHERE worker_id NOT IN (SELECT id FROM workers WHERE heartbeat_at >= :before);
+
+-- name: forget_expired_preloads
+DELETE FROM model_preloads WHERE expires_at < :before;
