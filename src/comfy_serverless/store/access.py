@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from comfy_serverless.store.connector import Connector, Session
+from comfy_serverless.store.connector import Connector, Params, Session
 from comfy_serverless.store.records import ApiKeyRecord, ExecutionRecord, NewExecution
 
 __all__ = [
@@ -144,7 +144,9 @@ class AccessStore:
 
     async def _check_limits(self, tx: Session, key_id: str, limits: AdmissionLimits
                             ) -> LimitReached | None:
-        unfinished = await self._count(tx, "count_unfinished_for_key", {"api_key_id": key_id})
+        unfinished = await self._count(tx, "count_unfinished_for_key",
+                                       {"api_key_id": key_id,
+                                        "cap": limits.concurrent_executions})
         if unfinished >= limits.concurrent_executions:
             return LimitReached("concurrent_executions", unfinished,
                                 limits.concurrent_executions)
@@ -162,14 +164,14 @@ class AccessStore:
         """The tier's queued executions. The key's row lock does not order admissions of
         different keys, so near the limit they also take the tier's lock and count again:
         exact at the limit, and no tier-wide turn-taking while the queue is far from full."""
-        params = {"tier": limits.tier}
+        params = {"tier": limits.tier, "cap": limits.max_queue_size}
         queued = await self._count(tx, "count_queued_for_tier", params)
         if queued + _TIER_LOCK_MARGIN < limits.max_queue_size:
             return queued
         await tx.fetch_one(self._sql["lock_tier_queue"], params)
         return await self._count(tx, "count_queued_for_tier", params)
 
-    async def _count(self, tx: Session, query: str, params: dict[str, str],
+    async def _count(self, tx: Session, query: str, params: Params,
                      column: str = "n") -> int:
         row = await tx.fetch_one(self._sql[query], params)
         return int(row[column]) if row else 0

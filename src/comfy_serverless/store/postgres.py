@@ -95,7 +95,8 @@ class PostgresConnector(_PostgresSession):
     @classmethod
     async def open(cls, url: str, *, max_size: int = 10) -> PostgresConnector:
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size)
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size,
+                                             reset=_keep_session)
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
         return cls(pool, url)
@@ -147,6 +148,13 @@ class PostgresConnector(_PostgresSession):
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a pooled connection needs between two uses: nothing. asyncpg's default reset
+    (unlock session advisory locks, close cursors, UNLISTEN, RESET ALL) is one more round
+    trip after every query, and this store leaves no session state behind: its advisory
+    locks are transaction-scoped, LISTEN has its own connection, and it never uses SET."""
 
 
 def _adapter(handler: Callable[[str], None]) -> Callable[..., None]:

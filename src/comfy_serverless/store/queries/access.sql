@@ -43,12 +43,20 @@ ORDER BY CASE status WHEN 'processing' THEN 0 ELSE 1 END, submitted_at
 LIMIT :limit;
 
 -- name: count_unfinished_for_key
-SELECT COUNT(*) AS n FROM executions
-WHERE api_key_id = :api_key_id AND status IN ('queued', 'processing');
+-- Counted up to :cap (the limit it is compared with): never more rows than the limit.
+SELECT COUNT(*) AS n FROM (
+    SELECT 1 FROM executions
+    WHERE api_key_id = :api_key_id AND status IN ('queued', 'processing')
+    LIMIT :cap
+) AS unfinished;
 
 -- name: count_queued_for_tier
-SELECT COUNT(*) AS n FROM executions e JOIN api_keys k ON k.id = e.api_key_id
-WHERE e.status = 'queued' AND k.tier = :tier;
+-- Counted up to :cap (the limit it is compared with): never more rows than the limit.
+SELECT COUNT(*) AS n FROM (
+    SELECT 1 FROM executions e JOIN api_keys k ON k.id = e.api_key_id
+    WHERE e.status = 'queued' AND k.tier = :tier
+    LIMIT :cap
+) AS queued;
 
 -- name: ensure_key_usage
 INSERT INTO key_usage (api_key_id, period, executions) VALUES (:api_key_id, :period, 0)
