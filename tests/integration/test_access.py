@@ -4,6 +4,7 @@ versions, and key administration. No worker runs, so submitted executions stay q
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -358,3 +359,32 @@ async def test_concurrent_submits_of_many_keys_never_overfill_the_tier_queue(
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [202] * 10 + [429] * 4
     assert {r.json()["error_code"] for r in responses if r.status_code == 429} == {"QUEUE_FULL"}
+
+
+async def test_a_tiers_file_configures_the_running_service(tmp_path: Path) -> None:
+    tiers = tmp_path / "tiers.json"
+    tiers.write_text(json.dumps({
+        "permission_levels": {"basic": {"max_concurrent_executions": 1}},
+        "tiers": {"team": {"requests_per_minute": 30, "burst_allowance": 0,
+                           "concurrent_executions": 2, "max_queue_size": 5,
+                           "timeout_limit": 60, "models": ["all_models"],
+                           "gpu_types": ["all"]}}}))
+    settings = Settings(data_dir=tmp_path, embedded_worker=False, webhook_dispatcher=False,
+                        database_url=None, tiers_file=tiers)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        harness = AccessApp(app.state.services, httpx.ASGITransport(app=app))
+        try:
+            basic = harness.client((await harness.new_key("basic"))[0])
+            assert (await basic.post(EXECUTE, json=_submit_body())).status_code == 202
+            refused = _assert_error(await basic.post(EXECUTE, json=_submit_body()), 429,
+                                    "RATE_LIMIT_EXCEEDED")
+            assert refused["details"]["max_concurrent"] == 1
+            team = harness.client((await harness.new_key("team"))[0])
+            accepted = await team.post(EXECUTE, json=_submit_body())
+            assert accepted.headers["X-RateLimit-Limit"] == "30"
+            assert accepted.headers["RateLimit-Policy"] == '"requests";q=30;w=60;burst=0'
+            _assert_error(await team.post(EXECUTE, json=_submit_body(timeout=61)), 403,
+                          "TIMEOUT_LIMIT_EXCEEDED")
+        finally:
+            await harness.close()
