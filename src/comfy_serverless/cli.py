@@ -16,8 +16,7 @@ from comfy_serverless.engine.comfyui.installer import (
     install_engine,
 )
 from comfy_serverless.logs import configure_logging
-from comfy_serverless.queue.rescuer import Rescuer
-from comfy_serverless.services import build_engine, build_worker, open_services
+from comfy_serverless.services import build_engine, build_rescuer, build_worker, open_services
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.system_events import announce_maintenance
@@ -46,8 +45,7 @@ async def _run_worker(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with open_services(settings) as services:
-        rescuer = Rescuer(services.store, interval=settings.rescue_interval,
-                          aging_seconds=settings.priority_aging_seconds)
+        rescuer = build_rescuer(services)
         worker = build_worker(services, build_engine(settings))
         await worker.start()
         rescuer.start()

@@ -19,6 +19,7 @@ from comfy_serverless.engine.comfyui.supervisor import (
 from comfy_serverless.executions.estimates import Estimator
 from comfy_serverless.inputs.fetcher import FetchPolicy
 from comfy_serverless.inputs.staging import InputStager
+from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.settings import Settings
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.storage.local import LocalStorage
@@ -91,6 +92,14 @@ def build_s3(settings: Settings) -> S3Storage | None:
         multipart_threshold=settings.s3_multipart_threshold,
         multipart_chunksize=settings.s3_multipart_chunksize,
         max_concurrency=settings.s3_max_concurrency))
+
+
+def build_rescuer(services: Services) -> Rescuer:
+    """The housekeeping pass of every API and worker process."""
+    settings = services.settings
+    return Rescuer(services.store, interval=settings.rescue_interval,
+                   aging_seconds=settings.priority_aging_seconds,
+                   on_failed=services.inputs.discard)
 
 
 def build_engine(settings: Settings) -> Engine:

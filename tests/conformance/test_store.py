@@ -9,6 +9,7 @@ from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.store.records import (
     ApiKeyRecord,
+    ExecutionRecord,
     LogEntry,
     NewExecution,
     OutputRecord,
@@ -223,8 +224,14 @@ async def test_a_lease_rescued_with_no_attempts_left_fails(store: Store) -> None
     execution_id = await _submit(store, key, max_attempts=1)
     assert await store.claim_next("w-dead", 0.01) is not None
     await asyncio.sleep(0.05)
-    report = await Rescuer(store).run_once()
+    given_up: list[str] = []
+
+    async def on_failed(execution: ExecutionRecord) -> None:
+        given_up.append(execution.id)
+
+    report = await Rescuer(store, on_failed=on_failed).run_once()
     assert report.failed == [execution_id]
+    assert given_up == [execution_id], "told, so that its staged inputs can be deleted"
     failed = await store.execution(execution_id)
     assert failed is not None
     assert failed.status == "failed"

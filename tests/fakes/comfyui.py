@@ -45,6 +45,7 @@ class FakeComfyUI:
     on_prompt: Callable[[], None] | None = None  # called as each POST /prompt arrives
     arrivals: dict[str, float] = field(default_factory=dict)  # prompt id → time.monotonic()
     object_info: dict[str, Any] | None = None  # served at /object_info when set
+    uploads: dict[str, bytes] = field(default_factory=dict)  # "subfolder/name" → bytes
     _sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     _queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(
         default_factory=asyncio.Queue)
@@ -72,6 +73,7 @@ class FakeComfyUI:
         app.router.add_post("/queue", self._post_queue)
         app.router.add_get("/history/{prompt_id}", self._history)
         app.router.add_get("/view", self._view)
+        app.router.add_post("/upload/image", self._upload_image)
         app.router.add_get("/_arrivals", self._arrivals)
         app.router.add_get("/object_info", self._object_info)
         app.on_startup.append(self._start_runner)
@@ -147,6 +149,16 @@ class FakeComfyUI:
         prompt_id = request.match_info["prompt_id"]
         entry = self.history.get(prompt_id)
         return web.json_response({prompt_id: entry} if entry else {})
+
+    async def _upload_image(self, request: web.Request) -> web.Response:
+        """As ComfyUI: a multipart `image` file (and optional `subfolder`) into its inputs."""
+        form = await request.post()
+        image = form["image"]
+        assert isinstance(image, web.FileField)
+        subfolder = str(form.get("subfolder") or "")
+        name = image.filename
+        self.uploads[f"{subfolder}/{name}" if subfolder else name] = image.file.read()
+        return web.json_response({"name": name, "subfolder": subfolder, "type": "input"})
 
     async def _view(self, request: web.Request) -> web.StreamResponse:
         path = self.output_dir / request.query["filename"]

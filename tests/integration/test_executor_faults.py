@@ -230,6 +230,27 @@ async def test_a_staged_input_missing_from_local_storage_is_input_unavailable(
     assert "gone.png" in record.error["message"]
 
 
+async def test_a_running_execution_cancelled_deletes_its_staged_inputs(rig: Rig) -> None:
+    rig.fake.faults.steps, rig.fake.faults.step_seconds = 200, 0.05
+    key = "outputs/staged/inputs/cat.png"
+    stored = rig.storage.root / key
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    staged = {"node_id": "1", "input": "image", "filename": "cat.png", "provider": "local",
+              "bucket": None, "key": key}
+    execution_id = await rig.submit(options={"execution_config": {}, "staged_inputs": [staged]})
+    run = asyncio.create_task(rig.worker.run_once())
+
+    async def running() -> bool:
+        return (await rig.execution(execution_id)).status == "processing"
+
+    await wait_for(running, timeout=10, what="the job to start")
+    assert await rig.store.cancel(execution_id, rig.key_id, "user_requested", time.time())
+    assert await run == "cancelled"
+    assert list(rig.fake.uploads) == ["comfy-serverless/cat.png"], "uploaded before the prompt"
+    assert not stored.exists(), "no attempt will need it again"
+
+
 async def test_shutdown_hands_a_long_job_back_unharmed(rig: Rig) -> None:
     rig.fake.faults.steps, rig.fake.faults.step_seconds = 200, 0.05
     execution_id = await rig.submit()

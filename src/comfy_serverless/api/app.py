@@ -25,8 +25,13 @@ from comfy_serverless.api.routes import (
     webhooks,
     workflows,
 )
-from comfy_serverless.queue.rescuer import Rescuer
-from comfy_serverless.services import Services, build_engine, build_worker, open_services
+from comfy_serverless.services import (
+    Services,
+    build_engine,
+    build_rescuer,
+    build_worker,
+    open_services,
+)
 from comfy_serverless.settings import Settings
 from comfy_serverless.storage.cleaner import RetentionCleaner
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
@@ -46,8 +51,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services
-            rescuer = Rescuer(services.store, interval=settings.rescue_interval,
-                          aging_seconds=settings.priority_aging_seconds)
+            rescuer = build_rescuer(services)
             rescuer.start()
             dispatcher = _dispatcher(settings, services) if settings.webhook_dispatcher else None
             if dispatcher is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,10 +63,15 @@ class Rescuer(BackgroundService):
     name = "rescuer"
 
     def __init__(self, store: Store, *, interval: float = 5.0,
-                 aging_seconds: float | None = None) -> None:
+                 aging_seconds: float | None = None,
+                 on_failed: Callable[[ExecutionRecord], Awaitable[None]] | None = None,
+                 ) -> None:
+        """`on_failed` runs for each execution this pass fails for good (e.g. to delete its
+        staged input images, which no worker will discard now)."""
         super().__init__(interval)
         self._store = store
         self._aging_seconds = aging_seconds
+        self._on_failed = on_failed
         self._statistics_refreshed_at = 0.0
 
     async def run_once(self) -> RescueReport:
@@ -99,3 +105,5 @@ class Rescuer(BackgroundService):
             (report.requeued if retrying else report.failed).append(execution.id)
             log.warning("execution %s: worker %s lost its lease; %s", execution.id,
                         lease.worker_id, verdict)
+            if not retrying and self._on_failed is not None:
+                await self._on_failed(execution)

@@ -168,10 +168,21 @@ class Executor:
                 if submitted is not None:
                     submitted.set()
         if outcome in ("completed", "failed"):
-            if self._inputs is not None:
-                await self._inputs.discard(execution)
             self._signals.finished(execution.id)
+        if self._inputs is not None and await self._ended_for_good(execution, outcome):
+            await self._inputs.discard(execution)
         return outcome
+
+    async def _ended_for_good(self, execution: ExecutionRecord, outcome: Outcome) -> bool:
+        """Whether no attempt will ever need the execution's staged inputs again: it
+        completed or failed here, or it was cancelled (not merely taken back by the rescuer,
+        which may run it again)."""
+        if outcome in ("completed", "failed"):
+            return True
+        if outcome != "cancelled":
+            return False
+        current = await self._store.execution(execution.id)
+        return current is not None and current.status == "cancelled"
 
     def claim_allocation(self, prompt_id: str) -> dict[str, Any]:
         """What a claim records for the prompt this executor will submit."""
