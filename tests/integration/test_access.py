@@ -4,6 +4,8 @@ versions, and key administration. No worker runs, so submitted executions stay q
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from comfy_serverless.access.admission import month_start
 from comfy_serverless.api.app import create_app
@@ -388,3 +391,36 @@ async def test_a_tiers_file_configures_the_running_service(tmp_path: Path) -> No
                           "TIMEOUT_LIMIT_EXCEEDED")
         finally:
             await harness.close()
+
+
+def _png_data_uri() -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _with_image() -> dict[str, Any]:
+    return {"1": {"class_type": "LoadImage", "inputs": {"image": _png_data_uri()}},
+            "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+            "3": {"class_type": "SaveImage",
+                  "inputs": {"filename_prefix": "inv", "images": ["2", 0]}}}
+
+
+def _staged_files(access_app: AccessApp) -> list[Path]:
+    root = access_app.services.storage.root
+    return [path for path in root.rglob("*") if path.is_file() and "inputs" in path.parts]
+
+
+async def test_staged_images_of_refused_or_cancelled_submissions_are_deleted(
+    access_app: AccessApp,
+) -> None:
+    api = access_app.client((await access_app.new_key("basic"))[0])
+    queued = (await api.post(EXECUTE, json=_submit_body(_with_image()))).json()["execution_id"]
+    assert len(_staged_files(access_app)) == 1
+    for _ in range(2):
+        assert (await api.post(EXECUTE, json=_submit_body())).status_code == 202
+    refused = await api.post(EXECUTE, json=_submit_body(_with_image()))
+    _assert_error(refused, 429, "RATE_LIMIT_EXCEEDED")
+    assert len(_staged_files(access_app)) == 1, "the refused submit left nothing behind"
+    assert (await api.delete(f"/v1/workflows/{queued}/cancel")).status_code == 200
+    assert _staged_files(access_app) == [], "a cancelled execution needs no input"
