@@ -9,7 +9,6 @@ import http.server
 import ipaddress
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,10 +70,13 @@ class ImageServer:
     bodies: dict[str, tuple[bytes, bool]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     stalls: dict[str, float] = field(default_factory=dict)
+    # Set when the server stops: a stalled answer then ends at once.
+    released: threading.Event = field(default_factory=threading.Event)
 
     def serve(self, path: str, body: bytes, *, with_length: bool = True,
               stall: float = 0.0) -> str:
-        """Serve `body` at `path`; with `stall`, send half of it, then wait that long."""
+        """Serve `body` at `path`; with `stall`, send half of it, then hold the rest back
+        for at most that long (until the server stops)."""
         self.bodies[path] = (body, with_length)
         self.stalls[path] = stall
         return self.base_url + path
@@ -97,7 +99,7 @@ def _handler(server: ImageServer) -> type[http.server.BaseHTTPRequestHandler]:
                 if stall:
                     self.wfile.write(body[:len(body) // 2])
                     self.wfile.flush()
-                    time.sleep(stall)
+                    server.released.wait(stall)
                 self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
@@ -119,5 +121,6 @@ def image_server(certificates: LocalCertificates) -> Iterator[ImageServer]:
     try:
         yield state
     finally:
+        state.released.set()
         httpd.shutdown()
         httpd.server_close()

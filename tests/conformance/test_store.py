@@ -189,6 +189,14 @@ async def test_average_processing_time_by_signature(store: Store) -> None:
     assert await store.average_processing_time(None) == average
 
 
+async def _lease_expired(store: Store, execution_id: str) -> None:
+    async def expired() -> bool:
+        leases = await store.expired_leases(time.time())
+        return execution_id in [lease.execution_id for lease in leases]
+
+    await wait_for(expired, timeout=5, interval=0.01, what="the lease to expire")
+
+
 async def test_an_expired_lease_is_rescued_and_the_zombie_cannot_write(store: Store) -> None:
     from comfy_serverless.queue.rescuer import Rescuer
 
@@ -200,7 +208,7 @@ async def test_an_expired_lease_is_rescued_and_the_zombie_cannot_write(store: St
     healthy = await store.claim_next("w-alive", 60)
     assert healthy is not None
     assert healthy.id == alive
-    await asyncio.sleep(0.1)
+    await _lease_expired(store, zombie.id)
     report = await Rescuer(store).run_once()
     assert (report.requeued, report.failed) == ([execution_id], [])
     rescued = await store.execution(execution_id)
@@ -223,7 +231,7 @@ async def test_a_lease_rescued_with_no_attempts_left_fails(store: Store) -> None
     key = await _key(store)
     execution_id = await _submit(store, key, max_attempts=1)
     assert await store.claim_next("w-dead", 0.01) is not None
-    await asyncio.sleep(0.05)
+    await _lease_expired(store, execution_id)
     given_up: list[str] = []
 
     async def on_failed(execution: ExecutionRecord) -> None:

@@ -222,6 +222,7 @@ async def test_registered_endpoints_never_show_their_secret(
     app_client: httpx.AsyncClient,
 ) -> None:
     created = await app_client.post("/v1/webhooks", json={
+        # Registration only checks the URL (no dispatcher runs here): it is never contacted.
         "url": "https://93.184.215.14/hooks", "events": ["model.updated"], "secret": "s3cret"})
     assert created.status_code == 201, created.text
     assert "secret" not in created.text

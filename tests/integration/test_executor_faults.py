@@ -47,13 +47,19 @@ class RestartableFake(AttachedEngine):
 class FlakyStorage(LocalStorage):
     """Local storage whose writes can be made to fail, like a full disk or an S3 outage."""
 
-    fail_puts = False
-    fail_keys_with: str | None = None
-    put_seconds = 0.0
+    def __init__(self, root: Path, signer: UrlSigner) -> None:
+        super().__init__(root, signer)
+        self.fail_puts = False
+        self.fail_keys_with: str | None = None
+        # When set, a put waits for it: an upload that lasts as long as the test wants.
+        self.hold_puts: asyncio.Event | None = None
+        self.put_started = asyncio.Event()
 
     async def put_file(self, location: StoredLocation, source: Path, content_type: str
                        ) -> StoredLocation:
-        await asyncio.sleep(self.put_seconds)
+        self.put_started.set()
+        if self.hold_puts is not None:
+            await asyncio.wait_for(self.hold_puts.wait(), 30)
         if self.fail_puts or (self.fail_keys_with and self.fail_keys_with in location.key):
             raise StorageError("injected: the bucket is unreachable")
         return await super().put_file(location, source, content_type)
@@ -193,12 +199,28 @@ async def test_outputs_comfyui_will_not_hand_over_are_a_retryable_engine_failure
 @pytest.mark.parametrize("rig", [{"lease_seconds": 1.0, "heartbeat_interval": 0.2}],
                          indirect=True)
 async def test_the_lease_is_kept_while_slow_outputs_are_stored(rig: Rig) -> None:
-    rig.storage.put_seconds = 2.5  # longer than two leases
+    rig.storage.hold_puts = asyncio.Event()
     execution_id = await rig.submit()
     rescuer = Rescuer(rig.store, interval=0.1)
     rescuer.start()
+    run = asyncio.create_task(rig.worker.run_once())
     try:
-        assert await rig.worker.run_once() == "completed"
+        await asyncio.wait_for(rig.storage.put_started.wait(), 20)
+        uploading = await rig.execution(execution_id)
+        assert uploading.lease_expires_at is not None
+
+        async def leases_outlived() -> bool:
+            # Two leases' worth past the one held when the upload began, the rescuer
+            # running all along: kept only because the executor renewed it.
+            now = time.time()
+            current = await rig.execution(execution_id)
+            return (now > uploading.lease_expires_at + 1.0 and current.status == "processing"
+                    and current.lease_expires_at is not None
+                    and current.lease_expires_at > now)
+
+        await wait_for(leases_outlived, timeout=20, interval=0.05, what="the upload to outlast")
+        rig.storage.hold_puts.set()
+        assert await run == "completed"
     finally:
         await rescuer.stop()
     record = await rig.execution(execution_id)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from comfy_serverless.inputs import fetcher
 from comfy_serverless.inputs.fetcher import FetchPolicy, ImageRefused, fetch_image, spool_image
 from comfy_serverless.inputs.images import image_inputs, name_problem
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
@@ -60,11 +61,18 @@ async def test_a_certificate_from_an_untrusted_authority_is_refused(
 
 
 @pytest.mark.parametrize("url", [
-    "https://10.1.2.3/x.png", "https://169.254.169.254/latest/meta-data", "https://[::1]/x.png",
+    "https://10.1.2.3/x.png",  # refused by the validator: private; never contacted
+    "https://169.254.169.254/latest/meta-data",  # refused by the validator: link-local
+    "https://[::1]/x.png",  # refused by the validator: loopback not allowlisted
 ])
 async def test_internal_addresses_are_refused_without_connecting(
-    url: str, test_certificates: LocalCertificates, tmp_path: Path
+    url: str, test_certificates: LocalCertificates, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    async def no_connection(*args: object) -> None:
+        raise AssertionError("the fetcher tried to connect to a refused address")
+
+    monkeypatch.setattr(fetcher, "_download", no_connection)
     with pytest.raises(ImageRefused, match="internal address"):
         await fetch_image(url, _policy(test_certificates, allow_loopback=False), tmp_path)
     assert list(tmp_path.iterdir()) == [], "refused before anything was opened"

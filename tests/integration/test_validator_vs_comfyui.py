@@ -7,9 +7,7 @@ known to stop its worker) to count false rejections. Prints the tally.
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -24,6 +22,7 @@ from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow
 from tests.graphgen import POLICY_MUTATIONS, GeneratedGraph, GraphGenerator
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.comfyui
 
@@ -38,13 +37,14 @@ async def _run_on_comfyui(http: httpx.AsyncClient, graph: dict[str, Any]) -> str
     if response.status_code == 400:
         return "rejected"
     assert response.status_code == 200, response.text
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    async def finished_entry() -> dict[str, Any] | None:
         entry = (await http.get(f"/history/{prompt_id}")).json().get(prompt_id)
-        if entry and entry.get("status", {}).get("completed") is not None:
-            return "succeeded" if entry["status"]["status_str"] == "success" else "failed"
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"ComfyUI's prompt worker stopped on {graph}")
+        done = entry and entry.get("status", {}).get("completed") is not None
+        return entry if done else None
+
+    entry = await wait_for(finished_entry, timeout=30, interval=0.01,
+                           what=f"ComfyUI to finish (its prompt worker stops on {graph})")
+    return "succeeded" if entry["status"]["status_str"] == "success" else "failed"
 
 
 def _ours(validator: WorkflowValidator, generated: GeneratedGraph

@@ -14,9 +14,11 @@ class Scripted(BackgroundService):
         self.script = script
         self.calls = 0
         self.drained = asyncio.Event()
+        self.first_pass = asyncio.Event()
 
     async def run_once(self) -> object:
         self.calls += 1
+        self.first_pass.set()
         step = self.script.pop(0) if self.script else False
         if not self.script:
             self.drained.set()
@@ -37,7 +39,9 @@ async def test_busy_passes_run_back_to_back_and_store_errors_are_survived() -> N
 async def test_an_idle_pass_waits_for_the_interval() -> None:
     service = Scripted([False, True])
     service.start()
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(service.first_pass.wait(), 5)
+    for _ in range(20):  # yield to the loop: a service that did not wait would pass again
+        await asyncio.sleep(0)
     await service.stop()
     assert service.calls == 1, "after an idle pass it sleeps the interval (60 s)"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -32,23 +33,21 @@ def test_a_bucket_placeholder_serves_every_bucket() -> None:
 
 async def test_presigning_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     storage = S3Storage(S3Config(region="eu-west-1"))
+    loop_ran = threading.Event()
 
-    def slow_sign(*args: object, **kwargs: object) -> str:
-        time.sleep(0.3)  # a blocking credential refresh
+    def signing_that_needs_the_loop(*args: object, **kwargs: object) -> str:
+        # A blocking credential refresh: it only ends early if the event loop runs meanwhile.
+        if not loop_ran.wait(5):
+            return "signed while the event loop was blocked"
         return "https://signed.example.com/a.png"
 
-    monkeypatch.setattr(storage._client, "generate_presigned_url", slow_sign)
-    ticks = 0
+    monkeypatch.setattr(storage._client, "generate_presigned_url", signing_that_needs_the_loop)
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
+    async def a_loop_task() -> None:
+        loop_ran.set()
 
-    task = asyncio.create_task(ticker())
+    task = asyncio.create_task(a_loop_task())
     url = await storage.download_path(StoredLocation("s3", "a.png", "main"),
                                       int(time.time()) + 60)
-    task.cancel()
-    assert url == "https://signed.example.com/a.png"
-    assert ticks >= 10, "the loop kept running while boto3 signed"
+    await task
+    assert url == "https://signed.example.com/a.png", "the loop kept running while boto3 signed"
