@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +61,12 @@ class Tier:
         return replace(self, **known)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests_per_minute": self.requests_per_minute,
-            "burst_allowance": self.burst_allowance,
-            "concurrent_executions": self.concurrent_executions,
-            "max_queue_size": self.max_queue_size,
-            "monthly_quota": self.monthly_quota,
-            "timeout_limit": self.timeout_limit,
-            "models": list(self.models),
-            "gpu_types": list(self.gpu_types),
-            "dedicated_resources": self.dedicated_resources,
-        }
+        """The limits that apply, as an API answer shows them (without the tier's name and
+        the spec's `custom_limits` flag)."""
+        shown = {name: value for name, value in asdict(self).items()
+                 if name not in ("name", "custom_limits")}
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in shown.items()}
 
 
 # The numbers a key's `custom_limits` may set. (A tier's monthly_quota may be null: no cap.)

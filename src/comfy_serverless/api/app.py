@@ -88,9 +88,9 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     )
     install_error_handlers(app)
     app.add_middleware(_BodySizeLimit, limit=settings.max_request_bytes)
-    app.add_middleware(ApiHeaders, deprecated=settings.api_deprecated, sunset=settings.api_sunset)
     app.state.response_headers = version_headers(deprecated=settings.api_deprecated,
                                                  sunset=settings.api_sunset)
+    app.add_middleware(ApiHeaders, headers=app.state.response_headers)
     app.add_middleware(ExecutionLogContext)
     app.include_router(workflows.router)
     app.include_router(files.router)

@@ -33,9 +33,10 @@ def version_headers(*, deprecated: bool, sunset: str | None) -> dict[str, str]:
 
 
 class ApiHeaders:
-    def __init__(self, app: ASGIApp, *, deprecated: bool, sunset: str | None) -> None:
+    def __init__(self, app: ASGIApp, *, headers: dict[str, str]) -> None:
+        """`headers`: the version headers (version_headers()), added to every response."""
         self._app = app
-        self._version_headers = version_headers(deprecated=deprecated, sunset=sunset)
+        self._version_headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

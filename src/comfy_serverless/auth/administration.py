@@ -73,11 +73,9 @@ class KeyAdministration:
                                  {"field": "tier", "tiers": sorted(self._policy.tiers)})
         if kind == "public" and is_admin:
             raise RequestInvalid("A public key cannot be admin-scoped", {"field": "admin"})
-        issued = issue_key(kind, tier, is_admin=is_admin, name=name)
+        issued = issue_key(kind, tier, is_admin=is_admin, name=name,
+                           custom_limits=_without_nulls(custom_limits or {}))
         await self._store.create_api_key(issued.record)
-        given = _without_nulls(custom_limits or {})
-        if given:
-            await self._store.access.set_custom_limits(issued.record.id, given)
         return issued
 
     async def list(self) -> list[ApiKeyRecord]:

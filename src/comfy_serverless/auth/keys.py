@@ -60,8 +60,8 @@ def new_secret(kind: KeyKind) -> NewSecret:
     return NewSecret(plaintext, prefix, _hash(plaintext))
 
 
-def issue_key(kind: KeyKind, tier: str, *, is_admin: bool = False,
-              name: str | None = None) -> IssuedKey:
+def issue_key(kind: KeyKind, tier: str, *, is_admin: bool = False, name: str | None = None,
+              custom_limits: dict[str, int | None] | None = None) -> IssuedKey:
     secret = new_secret(kind)
     record = ApiKeyRecord(
         id=f"key_{secrets.token_hex(8)}",
@@ -72,6 +72,7 @@ def issue_key(kind: KeyKind, tier: str, *, is_admin: bool = False,
         is_admin=is_admin,
         name=name,
         created_at=time.time(),
+        custom_limits=custom_limits or None,
     )
     return IssuedKey(secret.plaintext, record)
 

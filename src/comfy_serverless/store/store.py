@@ -83,6 +83,7 @@ class Store:
                 "id": key.id, "prefix": key.prefix, "secret_hash": key.secret_hash,
                 "kind": key.kind, "tier": key.tier, "is_admin": int(key.is_admin),
                 "name": key.name, "created_at": key.created_at,
+                "custom_limits": json.dumps(key.custom_limits) if key.custom_limits else None,
             },
         )
 

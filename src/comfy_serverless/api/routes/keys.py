@@ -41,8 +41,7 @@ async def create(body: KeyCreate, admin: AdminKey, services: ServicesDep) -> dic
     issued = await _keys(services).create(
         body.type, body.tier, is_admin=body.admin, name=body.name,
         custom_limits=parse_limits(body.custom_limits) or None)
-    record = await _keys(services).get(issued.record.id)
-    return {**key_view(record, services.access.policy), "api_key": issued.plaintext}
+    return {**key_view(issued.record, services.access.policy), "api_key": issued.plaintext}
 
 
 @router.get("")

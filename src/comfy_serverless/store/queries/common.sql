@@ -5,8 +5,10 @@
 -- Every state change says what it expects (status, lease owner, attempt): a guarded update.
 
 -- name: insert_api_key
-INSERT INTO api_keys (id, prefix, secret_hash, kind, tier, is_admin, name, created_at)
-VALUES (:id, :prefix, :secret_hash, :kind, :tier, :is_admin, :name, :created_at);
+INSERT INTO api_keys (id, prefix, secret_hash, kind, tier, is_admin, name, created_at,
+                      custom_limits)
+VALUES (:id, :prefix, :secret_hash, :kind, :tier, :is_admin, :name, :created_at,
+        :custom_limits);
 
 -- name: api_key_by_prefix
 SELECT * FROM api_keys WHERE prefix = :prefix;
