@@ -1,7 +1,8 @@
 """Loads the named SQL blocks (`-- name: x`) of queries/common.sql, then of the other shared
 files (one per concern, e.g. outputs.sql), then the dialect's overrides, and expands the
 dialect tokens ({{row_lock}}, {{for_update}}, and {{json_items}}(CAST(x AS {{json}})) for the
-elements of a JSON array as rows with `.value`)."""
+elements of a JSON array as rows with `.value`). A block whose name starts with `_` is a
+fragment of other statements, included where they say {{> _name}}."""
 
 from __future__ import annotations
 
@@ -36,6 +37,25 @@ _DIALECT_TOKENS = {
 }
 
 
+_INCLUDE = re.compile(r"\{\{> (_\w+)\}\}")
+
+
+def _without_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+def _expand_includes(queries: dict[str, str]) -> dict[str, str]:
+    """Replace each {{> _fragment}} with that block (fragments may include fragments);
+    fragments (names starting with `_`) are pieces of statements, not statements."""
+    def expand(sql: str, depth: int = 0) -> str:
+        if depth > 8:
+            raise ValueError("query fragments include each other in a loop")
+        return _INCLUDE.sub(lambda match: expand(_without_comments(queries[match.group(1)]),
+                                                 depth + 1), sql)
+
+    return {name: expand(sql) for name, sql in queries.items() if not name.startswith("_")}
+
+
 def load_queries(dialect: str) -> dict[str, str]:
     folder = resources.files("comfy_serverless.store") / "queries"
     queries = _parse((folder / "common.sql").read_text())
@@ -43,6 +63,7 @@ def load_queries(dialect: str) -> dict[str, str]:
         if extra.endswith(".sql") and extra.removesuffix(".sql") not in _NOT_SHARED:
             queries.update(_parse((folder / extra).read_text()))
     queries.update(_parse((folder / f"{dialect}.sql").read_text()))
+    queries = _expand_includes(queries)
     for name, sql in queries.items():
         for token, replacement in _DIALECT_TOKENS[dialect].items():
             sql = sql.replace(token, replacement)

@@ -39,30 +39,46 @@ WHERE status = 'queued'
   AND (priority > :priority OR (priority = :priority AND submitted_at < :submitted_at)
        OR (priority = :priority AND submitted_at = :submitted_at AND id < :id));
 
--- name: claim_next
--- The best job this worker may run, in one statement. Never a job whose allowed_gpu_types
--- (a JSON array; NULL: any) names neither the worker's GPU type nor "all" (:gpu_pattern is
--- the LIKE pattern of its quoted name; written as CASE so that PostgreSQL's estimate, and
--- so its claim-order index scan, does not change with it).
--- 1. Model affinity (only when the worker has warm models): among the first affinity_window
---    jobs in strict order, the oldest one of the top priority that was submitted at most
---    affinity_max_wait seconds after the oldest of them and whose models are all warm here.
---    A job is thus only ever overtaken by jobs that arrived shortly after it.
--- 2. Otherwise, and whenever 1 finds nothing unlocked: strict order, priority then
---    submission time (so a busy window never makes the queue look empty).
+-- name: _claim_update
+-- (A fragment of the claims below: the write of every claim.)
 UPDATE executions
 SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
     lease_expires_at = :lease_expires_at, attempt = attempt + 1, started_at = :now,
     progress = 0, current_node = NULL, current_node_id = NULL, current_step = NULL,
     total_steps = NULL, completed_nodes = 0, engine_prompt_id = :engine_prompt_id,
     resource_allocation = :resource_allocation
+
+-- name: _ready_for_worker
+-- (A fragment: a queued row `x` that is due and whose allowed_gpu_types, a JSON array or
+-- NULL for any, names the worker's GPU type or "all". :gpu_pattern is the LIKE pattern of
+-- its quoted name; written as CASE so that PostgreSQL's estimate, and so its claim-order
+-- index scan, does not change with it.)
+x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
+AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
+         ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
+              OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
+
+-- name: _strict_pick
+-- (A fragment: the next row in strict claim order, priority then submission time.)
+SELECT x.id FROM executions x
+WHERE {{> _ready_for_worker}}
+ORDER BY x.priority DESC, x.submitted_at, x.id
+LIMIT 1
+{{row_lock}}
+
+-- name: claim_next
+-- The best job this worker may run, in one statement.
+-- 1. Model affinity (only when the worker has warm models): among the first affinity_window
+--    jobs in strict order, the oldest one of the top priority that was submitted at most
+--    affinity_max_wait seconds after the oldest of them and whose models are all warm here.
+--    A job is thus only ever overtaken by jobs that arrived shortly after it.
+-- 2. Otherwise, and whenever 1 finds nothing unlocked: the strict pick (so a busy window
+--    never makes the queue look empty).
+{{> _claim_update}}
 WHERE id = COALESCE(
     (WITH candidates AS (
          SELECT x.id, x.priority, x.submitted_at FROM executions x
-         WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
-           AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
-                    ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
-                         OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
+         WHERE {{> _ready_for_worker}}
          ORDER BY x.priority DESC, x.submitted_at, x.id
          LIMIT :affinity_window
      ), head AS (
@@ -82,36 +98,15 @@ WHERE id = COALESCE(
      ORDER BY k.submitted_at, k.id
      LIMIT 1
      {{row_lock_of_c}}),
-    (SELECT x.id FROM executions x
-     WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
-       AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
-                ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
-                     OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
-     ORDER BY x.priority DESC, x.submitted_at, x.id
-     LIMIT 1
-     {{row_lock}})
+    ({{> _strict_pick}})
 )
 RETURNING *;
 
 -- name: claim_next_in_order
 -- claim_next for a worker with nothing warm, where affinity has nothing to prefer: the
 -- strict pick alone, a statement the planner plans in a fraction of the time.
-UPDATE executions
-SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
-    lease_expires_at = :lease_expires_at, attempt = attempt + 1, started_at = :now,
-    progress = 0, current_node = NULL, current_node_id = NULL, current_step = NULL,
-    total_steps = NULL, completed_nodes = 0, engine_prompt_id = :engine_prompt_id,
-    resource_allocation = :resource_allocation
-WHERE id = (
-    SELECT x.id FROM executions x
-    WHERE x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
-      AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
-               ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
-                    OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
-    ORDER BY x.priority DESC, x.submitted_at, x.id
-    LIMIT 1
-    {{row_lock}}
-)
+{{> _claim_update}}
+WHERE id = ({{> _strict_pick}})
 RETURNING *;
 
 -- name: renew_lease
@@ -253,11 +248,8 @@ WHERE status = 'queued' AND priority < 10
   AND submitted_at < :now - (priority - requested_priority + 1) * :aging_seconds;
 
 -- name: queued_above
-SELECT id FROM executions x
-WHERE status = 'queued' AND priority > :priority AND (not_before IS NULL OR not_before <= :now)
-  AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
-           ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
-                OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
+SELECT x.id FROM executions x
+WHERE x.priority > :priority AND {{> _ready_for_worker}}
 LIMIT 1;
 
 -- name: claim_webhook_events
