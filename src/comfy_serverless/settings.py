@@ -176,6 +176,10 @@ class Settings(BaseSettings):
         return WebhookPolicy(require_https=self.webhook_require_https,
                              allowed_networks=tuple(self.webhook_allowed_networks))
 
+    def live_window(self) -> float:
+        """How recently a worker must have sent a heartbeat to count as live."""
+        return 3 * self.heartbeat_interval
+
     def base_url(self) -> str:
         """Where clients reach this API: public_base_url, else the address `serve` binds."""
         return self.public_base_url or f"http://{self.host}:{self.port}"

@@ -24,6 +24,7 @@ from comfy_serverless.store.access import AdmissionLimits, IdempotencyClaim, Lim
 __all__ = [
     "IDEMPOTENCY_TTL_SECONDS",
     "admission_limits",
+    "check_model_references",
     "check_models",
     "check_timeout",
     "idempotency_claim",
@@ -46,7 +47,12 @@ def check_timeout(asked: int | None, tier: Tier) -> None:
 
 
 def check_models(graph: dict[str, Any], tier: Tier, policy: AccessPolicy) -> None:
-    refused = disallowed_models(model_references(graph), policy.model_patterns(tier))
+    check_model_references(model_references(graph), tier, policy)
+
+
+def check_model_references(references: list[str], tier: Tier, policy: AccessPolicy) -> None:
+    """403 unless every "<folder>/<file>" is in one of the tier's model groups."""
+    refused = disallowed_models(references, policy.model_patterns(tier))
     if refused:
         raise ModelNotAllowed(
             f"The '{tier.name}' tier may not use {', '.join(refused)}",

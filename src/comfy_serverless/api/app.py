@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
                 dispatcher.start()
             capacity = CapacityMonitor(
                 services.store, thresholds=settings.capacity_thresholds,
-                live_window=3 * settings.heartbeat_interval, interval=settings.rescue_interval,
+                live_window=settings.live_window(), interval=settings.rescue_interval,
                 max_retries=settings.webhook_max_retries)
             capacity.start()
             cleaner = RetentionCleaner(services.store, services.storages,

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from comfy_serverless.engine.comfyui.stats import device_memory, gigabytes
+from comfy_serverless.executions.views import rounded_seconds
 from comfy_serverless.store.records import WorkerState
 from comfy_serverless.store.store import Store
 
@@ -21,10 +22,6 @@ def fleet_memory(workers: list[WorkerState]) -> tuple[float, float]:
     return sum(total for total, _ in memory), sum(free for _, free in memory)
 
 
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
 async def queue_status(store: Store, *, live_window: float) -> dict[str, Any]:
     now = time.time()
     totals = await store.queue_totals()
@@ -36,8 +33,8 @@ async def queue_status(store: Store, *, live_window: float) -> dict[str, Any]:
         "queue_status": {
             "total_queued": totals.get("queued", 0),
             "total_processing": totals.get("processing", 0),
-            "avg_wait_time": _rounded(wait),
-            "avg_processing_time": _rounded(processing),
+            "avg_wait_time": rounded_seconds(wait),
+            "avg_processing_time": rounded_seconds(processing),
             "window_seconds": WINDOW_SECONDS,
         },
         "system_capacity": {

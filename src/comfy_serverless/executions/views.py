@@ -21,7 +21,7 @@ def _links(execution_id: str) -> dict[str, str]:
     }
 
 
-def _seconds(value: float | None) -> float | None:
+def rounded_seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
@@ -30,7 +30,7 @@ def accepted_view(execution: NewExecution | ExecutionRecord, estimate: Estimate)
         "status": "accepted",
         "execution_id": execution.id,
         "queue_position": estimate.queue_position,
-        "estimated_duration": _seconds(estimate.duration),
+        "estimated_duration": rounded_seconds(estimate.duration),
         "estimated_start_time": utc_iso(estimate.start_time),
         "estimated_completion_time": utc_iso(estimate.completion_time),
         "webhook_url": execution.webhook_url,
@@ -55,7 +55,7 @@ def _remaining(execution: ExecutionRecord, estimate: Estimate) -> float | None:
         return 0.0
     if estimate.completion_time is None:
         return None
-    return _seconds(max(0.0, estimate.completion_time - time.time()))
+    return rounded_seconds(max(0.0, estimate.completion_time - time.time()))
 
 
 def status_view(
@@ -110,7 +110,7 @@ async def output_view(
     inline: bool,
 ) -> dict[str, Any]:
     location = location_of(output)
-    url = _absolute(base_url, await storage.download_path(location, expires))
+    url = absolute_url(base_url, await storage.download_path(location, expires))
     dimensions = f"{output.width}x{output.height}" if output.width and output.height else None
     view: dict[str, Any] = {
         "node_id": output.node_id,
@@ -139,7 +139,8 @@ async def output_view(
     return view
 
 
-def _absolute(base_url: str, url: str) -> str:
+def absolute_url(base_url: str, url: str) -> str:
+    """A storage URL as clients fetch it: signed local paths get the API's base URL."""
     return url if "://" in url else base_url.rstrip("/") + url
 
 
@@ -181,13 +182,13 @@ def results_view(
         "execution_id": execution.id,
         "status": execution.status,
         "completed_at": utc_iso(execution.finished_at),
-        "execution_time": _seconds(finished - started),
+        "execution_time": rounded_seconds(finished - started),
         "results": results,
         "execution_metrics": {
-            "total_time": _seconds(finished - execution.submitted_at),
-            "queue_time": _seconds(started - execution.submitted_at),
-            "processing_time": _seconds(finished - started),
-            "gpu_time": _seconds(execution.gpu_time),
+            "total_time": rounded_seconds(finished - execution.submitted_at),
+            "queue_time": rounded_seconds(started - execution.submitted_at),
+            "processing_time": rounded_seconds(finished - started),
+            "gpu_time": rounded_seconds(execution.gpu_time),
             "cost_breakdown": cost_breakdown,
         },
     }

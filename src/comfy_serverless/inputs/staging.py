@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from comfy_serverless.errors import StorageError
 from comfy_serverless.inputs.fetcher import (
     FetchedImage,
     FetchPolicy,
@@ -26,16 +24,15 @@ from comfy_serverless.inputs.fetcher import (
     spool_image,
 )
 from comfy_serverless.inputs.images import ImageInput, image_inputs, name_problem
-from comfy_serverless.storage.base import OutputStorage, StoredLocation
+from comfy_serverless.storage.base import OutputStorage, StoredLocation, delete_quietly
 from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.store.records import ExecutionRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
 from comfy_serverless.validation.workflow import copy_graph
 
-__all__ = ["STAGED_SUBFOLDER", "InputStager", "StagedInput"]
+__all__ = ["STAGED_SUBFOLDER", "InputStager", "StagedInput", "discard_staged"]
 
-log = logging.getLogger(__name__)
 
 # Staged images go to this subfolder of each worker's ComfyUI input folder.
 STAGED_SUBFOLDER = "comfy-serverless"
@@ -89,7 +86,8 @@ class InputStager:
                 graph[image.node_id]["inputs"][image.name] = item.engine_value
                 staged.append(item)
         if problems:
-            await self._discard(staged)
+            await delete_quietly(self._storage, (item.location for item in staged),
+                                 execution.id)
             raise workflow_invalid(problems)
         if not staged:
             return execution
@@ -117,17 +115,16 @@ class InputStager:
 
     async def discard(self, execution: NewExecution | ExecutionRecord) -> None:
         """Best effort: delete what stage() stored for an execution that will not run (not
-        admitted, or cancelled while queued). A storage failure is logged, never raised, so
-        it cannot mask the answer the client is owed."""
-        try:
-            await self._discard([StagedInput.from_options(item)
-                                 for item in execution.options.get("staged_inputs", ())])
-        except StorageError as exc:
-            log.warning("staged inputs of %s left in storage: %s", execution.id, exc)
+        admitted, or cancelled while queued)."""
+        await discard_staged(self._storage, execution)
 
-    async def _discard(self, staged: list[StagedInput]) -> None:
-        for item in staged:
-            await self._storage.delete(item.location)
+
+async def discard_staged(storage: OutputStorage, execution: NewExecution | ExecutionRecord
+                         ) -> None:
+    """Delete an execution's staged input copies, best effort (see delete_quietly)."""
+    items = execution.options.get("staged_inputs") or ()
+    await delete_quietly(storage, (StagedInput.from_options(item).location for item in items),
+                         execution.id)
 
 
 def _decoded(data_uri: str, max_bytes: int) -> bytes:

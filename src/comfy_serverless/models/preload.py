@@ -10,11 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_serverless.access.errors import ModelNotAllowed
+from comfy_serverless.access.admission import check_model_references
+from comfy_serverless.access.tiers import AccessPolicy, Tier
 from comfy_serverless.errors import ApiError
 from comfy_serverless.models.categories import preloader_for
 from comfy_serverless.models.listing import FleetModel, fleet_models
-from comfy_serverless.models.references import disallowed_models
 from comfy_serverless.store.models import ModelPreload
 from comfy_serverless.store.store import Store
 from comfy_serverless.timefmt import utc_iso
@@ -76,9 +76,8 @@ def _scheduled(preload: ModelPreload, model: FleetModel) -> dict[str, Any]:
 class PreloadPolicy:
     """What a key may preload: models of its tier's groups, and so many at once."""
 
-    tier: str
-    model_groups: tuple[str, ...]
-    model_patterns: tuple[str, ...]
+    tier: Tier
+    access: AccessPolicy
     max_active: int
 
 
@@ -87,7 +86,8 @@ async def schedule_preloads(store: Store, api_key_id: str, wanted: list[PreloadW
                             policy: PreloadPolicy) -> dict[str, Any]:
     now = time.time()
     models = _resolve(wanted, fleet_models(await store.models.fleet_files(now - live_window)))
-    _check_allowed(models, policy)
+    check_model_references([f"{m.file.folder}/{m.file.filename}" for m in models],
+                           policy.tier, policy.access)
     active = [p for p in await store.models.active_preloads(now) if p.api_key_id == api_key_id]
     if len(active) + len(models) > policy.max_active:
         raise PreloadLimitExceeded(
@@ -116,12 +116,3 @@ class PreloadLimitExceeded(ApiError):
     status_code = 429
     error_code = "PRELOAD_LIMIT_EXCEEDED"
 
-
-def _check_allowed(models: list[FleetModel], policy: PreloadPolicy) -> None:
-    refused = disallowed_models([f"{m.file.folder}/{m.file.filename}" for m in models],
-                                policy.model_patterns)
-    if refused:
-        raise ModelNotAllowed(
-            f"The '{policy.tier}' tier may not use {', '.join(refused)}",
-            {"models": refused, "tier": policy.tier,
-             "allowed_model_groups": list(policy.model_groups)})

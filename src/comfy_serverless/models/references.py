@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from comfy_serverless.validation.catalog import MODEL_EXTENSIONS
+
 __all__ = ["disallowed_models", "loaded_model_names", "model_references", "required_models"]
 
 # ckpt_name, lora_name, vae_name, control_net_name, unet_name, clip_name1 …
@@ -56,7 +58,6 @@ _FOLDER_BY_INPUT = {
     "hypernetwork_name": "hypernetworks",
     "config_name": "configs",
 }
-_MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
 
 
 def model_references(graph: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -67,7 +68,7 @@ def model_references(graph: Mapping[str, Mapping[str, Any]]) -> list[str]:
             if not isinstance(value, str):
                 continue
             folder = _FOLDER_BY_INPUT.get(name)
-            if folder is None and value.lower().endswith(_MODEL_EXTENSIONS):
+            if folder is None and value.lower().endswith(MODEL_EXTENSIONS):
                 folder = "other"
             if folder is not None:
                 found[f"{folder}/{value}"] = None

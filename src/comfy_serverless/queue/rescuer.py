@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 class RescueReport:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    aged: int = 0
 
     def __bool__(self) -> bool:
         """Anything rescued: more expired leases may be waiting."""
@@ -52,7 +51,8 @@ def _lost_error(execution: ExecutionRecord, retrying: bool, delay: float | None
 
 
 # How often the housekeeping pass refreshes the planner's statistics of the queue (and
-# forgets the model folders of workers silent for _DEPARTED_AFTER, and expired preloads).
+# forgets expired idempotency keys, the model folders of workers silent for _DEPARTED_AFTER,
+# and expired preloads: admission already ignores expired keys, so this is only tidying).
 _STATISTICS_INTERVAL = 60.0
 _DEPARTED_AFTER = 24 * 3600.0
 
@@ -78,15 +78,15 @@ class Rescuer(BackgroundService):
         report = RescueReport()
         now = time.time()
         if self._aging_seconds:
-            report.aged = await self._store.age_queued(now, self._aging_seconds)
+            await self._store.age_queued(now, self._aging_seconds)
         for lease in await self._store.expired_leases(now):
             execution = await self._store.execution(lease.execution_id)
             if execution is not None:
                 await self._rescue(execution, lease, now, report)
-        await self._store.access.forget_idempotency_keys(now - IDEMPOTENCY_TTL_SECONDS)
         if now - self._statistics_refreshed_at >= _STATISTICS_INTERVAL:
             self._statistics_refreshed_at = now
             await self._store.refresh_planner_statistics()
+            await self._store.access.forget_idempotency_keys(now - IDEMPOTENCY_TTL_SECONDS)
             await self._store.models.forget_departed(now - _DEPARTED_AFTER)
         return report
 

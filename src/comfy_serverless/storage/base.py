@@ -4,13 +4,18 @@ the backend from a location's provider."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from comfy_serverless.errors import StorageError
 from comfy_serverless.store.records import OutputRecord
 
-__all__ = ["OutputStorage", "StoredLocation", "location_of"]
+__all__ = ["OutputStorage", "StoredLocation", "delete_quietly", "location_of"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,17 @@ class OutputStorage(Protocol):
     async def delete(self, location: StoredLocation) -> None:
         """Remove the stored file; a file already gone is not an error."""
         ...
+
+
+async def delete_quietly(storage: OutputStorage, locations: Iterable[StoredLocation],
+                         owner: str) -> None:
+    """Best effort, file by file: a file that cannot be deleted is logged and left, so that
+    tidying up never masks the answer or the failure that made it necessary."""
+    for location in locations:
+        try:
+            await storage.delete(location)
+        except StorageError as exc:
+            log.warning("%s of %s left in storage: %s", location.key, owner, exc)
 
 
 def location_of(output: OutputRecord) -> StoredLocation:

@@ -20,7 +20,7 @@ NODE_VALIDATED_INPUTS = frozenset({
     ("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadLatent", "latent"),
     ("LoadVideo", "file"), ("LoadAudio", "audio"), ("LoadImageOutput", "image"),
 })
-_MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
+MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
 # The node a person most likely forgot, per missing input type (used in suggestions).
 _PREFERRED_PRODUCERS = {
     "MODEL": "CheckpointLoaderSimple", "CLIP": "CheckpointLoaderSimple",
@@ -75,7 +75,7 @@ class InputSpec:
     @property
     def lists_model_files(self) -> bool:
         return self.type == "COMBO" and self.name.endswith("_name") and (
-            not self.options or any(str(option).endswith(_MODEL_EXTENSIONS)
+            not self.options or any(str(option).endswith(MODEL_EXTENSIONS)
                                     for option in self.options))
 
 

@@ -20,6 +20,7 @@ import aiohttp
 
 from comfy_serverless.background import BackgroundService
 from comfy_serverless.executions.costs import Prices
+from comfy_serverless.executions.views import absolute_url
 from comfy_serverless.logs import execution_context
 from comfy_serverless.storage.base import OutputStorage, location_of
 from comfy_serverless.store.records import OutputRecord, WebhookEvent
@@ -131,7 +132,7 @@ class WebhookDispatcher(BackgroundService):
         location = location_of(output)
         expires = int(time.time()) + self._config.signed_url_ttl
         path = await self._storage.download_path(location, expires)
-        return path if "://" in path else self._config.base_url.rstrip("/") + path
+        return absolute_url(self._config.base_url, path)
 
     # ------------------------------------------------------------------ HTTP
 

@@ -142,7 +142,7 @@ class Executor:
         # What is submitted for a workflow (the worker adds its pinned model loaders).
         self.prompt_for: Callable[[dict[str, Any]], dict[str, Any]] = dict
         # Which queued work this worker may take (its GPU type), for yielding to urgent work.
-        self.claim_match = ClaimMatch()
+        self.claim_match: Callable[[], ClaimMatch] = ClaimMatch
 
     def request_hand_back(self) -> None:
         """Graceful shutdown: interrupt the running job and return it to the queue unharmed."""
@@ -274,9 +274,7 @@ class Executor:
             context.last_lease_renewal = now
             if not await self._store.renew_lease(context.lease, self._config.lease_seconds):
                 await self._stop_engine_work(context, "cancelled")
-        await self._check_cancel(context, now)
-        if context.prefetched and context.tracker.started_at is None:
-            await self._yield_to_urgent_work(context, now)
+        await self._poll_store(context, now)
         if context.deadline is not None and now > context.deadline:
             await self._timeout(context)
         if now - context.last_event_at >= self._config.silence_check_interval:
@@ -285,13 +283,17 @@ class Executor:
             if outcome is not None:
                 raise _Stop(outcome)
 
-    async def _check_cancel(self, context: ExecutionContext, now: float) -> None:
+    async def _poll_store(self, context: ExecutionContext, now: float) -> None:
+        """At most every cancel_poll_interval: is the job still ours, and (while a
+        prefetched prompt waits) has more urgent work arrived?"""
         if context.cancel_event.is_set():
             await self._stop_engine_work(context, "cancelled")
         if now - context.last_cancel_poll >= self._config.cancel_poll_interval:
             context.last_cancel_poll = now
             if not await self._store.still_owns(context.lease):
                 await self._stop_engine_work(context, "cancelled")
+            if context.prefetched and context.tracker.started_at is None:
+                await self._yield_to_urgent_work(context, now)
 
     async def _write_progress(self, context: ExecutionContext, now: float) -> None:
         """Progress, log, and (when asked for) a preview and a progress webhook, together."""
@@ -348,7 +350,7 @@ class Executor:
         """A prefetched prompt waits in ComfyUI's queue; if a more urgent execution has
         arrived since, take ours out and give it back, so the urgent one runs first."""
         if not await self._store.has_queued_above(context.execution.priority, now,
-                                                  self.claim_match):
+                                                  self.claim_match()):
             return
         await self._interrupt(context)
         await self._store.hand_back(context.lease, [LogEntry(

@@ -3,19 +3,17 @@ ComfyUI's input folder (POST /upload/image), under the names its workflow alread
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.errors import EngineUnavailable, StorageError
-from comfy_serverless.inputs.staging import STAGED_SUBFOLDER, StagedInput
+from comfy_serverless.inputs.staging import STAGED_SUBFOLDER, StagedInput, discard_staged
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.records import ExecutionRecord
 
 __all__ = ["InputUploader"]
 
-log = logging.getLogger(__name__)
 
 
 class InputUploader:
@@ -32,11 +30,7 @@ class InputUploader:
 
     async def discard(self, execution: ExecutionRecord) -> None:
         """Once the execution has its outcome, its staged copies are no longer needed."""
-        for item in execution.options.get("staged_inputs") or []:
-            try:
-                await self._storage.delete(StagedInput.from_options(item).location)
-            except StorageError as exc:
-                log.warning("staged input of %s left in storage: %s", execution.id, exc)
+        await discard_staged(self._storage, execution)
 
     async def _upload_one(self, staged: StagedInput) -> None:
         try:

@@ -58,26 +58,42 @@ class ModelKeeper(BackgroundService):
         self.inventory = inventory
         self.warm = warm
         self._published_at = float("-inf")
+        self._facts_published_at = float("-inf")
+        self._facts_pending = False
+        self._preloads_applied_at = float("-inf")
         self._engine_failing = False
 
     def rescan_soon(self) -> None:
         self._published_at = float("-inf")
 
     async def run_once(self) -> bool:
+        """Rescan when due; apply preloads at most every interval, even while hashing; hash
+        one more file, publishing new facts at most every interval (not after each file:
+        each publication rewrites the worker's whole folder list)."""
         try:
-            if time.monotonic() - self._published_at >= self._config.rescan_interval:
+            now = time.monotonic()
+            if now - self._published_at >= self._config.rescan_interval:
                 await self.publish()
-            if await self.inventory.describe_next():
-                await self._store.models.publish(self._config.worker_id, self.inventory.files)
-                return True
-            await self.apply_preloads()
+            if now - self._preloads_applied_at >= self._config.interval:
+                self._preloads_applied_at = now
+                await self.apply_preloads()
+            described = await self.inventory.describe_next()
+            self._facts_pending = self._facts_pending or described
+            if self._facts_pending and (
+                    not described or now - self._facts_published_at >= self._config.interval):
+                await self._publish_facts()
         except EngineError as exc:
             if not self._engine_failing:
                 log.warning("model keeper: cannot read ComfyUI's models: %s", exc)
             self._engine_failing = True
             return False
         self._engine_failing = False
-        return False
+        return described
+
+    async def _publish_facts(self) -> None:
+        await self._store.models.publish(self._config.worker_id, self.inventory.files)
+        self._facts_published_at = time.monotonic()
+        self._facts_pending = False
 
     async def publish(self) -> None:
         files = await self.inventory.scan()

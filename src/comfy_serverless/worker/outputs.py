@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.errors import EngineError, StorageError
-from comfy_serverless.storage.base import OutputStorage, location_of
+from comfy_serverless.storage.base import OutputStorage, delete_quietly, location_of
 from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord
 from comfy_serverless.worker.conversion import ImageFormatting, convert_image
@@ -118,18 +118,12 @@ class OutputCollector:
             for text in texts_in_history(history_outputs):
                 records.append(await self._collect_text(plan, text))
         except (StorageError, EngineError, OSError) as exc:
-            await self._discard(records)  # no row will ever point at them
+            # No row will ever point at what was stored so far.
+            await delete_quietly(self._storage, (location_of(r) for r in records), execution.id)
             if isinstance(exc, OSError):  # the worker's own spool folder
                 raise StorageError(f"cannot spool an output: {exc}") from exc
             raise
         return records
-
-    async def _discard(self, records: list[OutputRecord]) -> None:
-        for record in records:
-            try:
-                await self._storage.delete(location_of(record))
-            except StorageError as exc:
-                log.warning("output %s left in storage: %s", record.storage_key, exc)
 
     async def _collect_file(self, plan: _Plan, engine_file: EngineFile) -> OutputRecord:
         path = self._local_file(engine_file) or await self._download(engine_file)

@@ -150,6 +150,7 @@ class Worker:
             collector, self.signals, {}, inputs,
         )
         self._executor.prompt_for = self.warm.prompt_for
+        self._executor.claim_match = self.claim_match
         self.models = ModelKeeper(
             self.config.model_keeper_config(), self._store, self._client,
             ModelInventory(self._client, self.config.model_facts_file), self.warm)
@@ -357,7 +358,6 @@ class Worker:
             return
         self.gpu_type = self.config.gpu_type or gpu_type_of(self.system_stats)
         if self._executor is not None:
-            self._executor.claim_match = self.claim_match()
             self._executor.resource_allocation = _resource_allocation(
                 self.config.worker_id, self.system_stats, self.gpu_type
             )

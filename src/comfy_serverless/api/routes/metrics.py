@@ -50,7 +50,7 @@ async def metrics(services: ServicesDep) -> Response:
     store = services.store
     counts = await store.metric_counts()
     durations = await store.completed_durations()
-    workers = await store.live_workers(time.time() - 3 * services.settings.heartbeat_interval)
+    workers = await store.live_workers(time.time() - services.settings.live_window())
     total_memory, free_memory = fleet_memory(workers)
     gathered: list[Metric] = [
         _gauge("comfy_serverless_executions", "Executions by status", "status",

@@ -36,10 +36,6 @@ class PreloadRequest(BaseModel):
     cache_duration: int = Field(default=3600, ge=1, le=MAX_CACHE_DURATION)
 
 
-def _live_window(services: ServicesDep) -> float:
-    return 3 * services.settings.heartbeat_interval
-
-
 @router.get("/list")
 async def list_models(
     key: CurrentKey,
@@ -50,7 +46,7 @@ async def list_models(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     query = ModelQuery(category=category, search=search, limit=limit, offset=offset)
-    return await model_list(services.store, query, live_window=_live_window(services))
+    return await model_list(services.store, query, live_window=services.settings.live_window())
 
 
 @router.post("/preload", status_code=202)
@@ -58,8 +54,8 @@ async def preload(body: PreloadRequest, key: SecretKey, services: ServicesDep
                   ) -> JSONResponse:
     wanted = [PreloadWanted(m.model_id, m.priority, m.regions) for m in body.models]
     tier = services.access.limits(key)
-    policy = PreloadPolicy(tier.name, tier.models, services.access.policy.model_patterns(tier),
+    policy = PreloadPolicy(tier, services.access.policy,
                            services.settings.max_active_preloads_per_key)
     scheduled = await schedule_preloads(services.store, key.id, wanted, body.cache_duration,
-                                        live_window=_live_window(services), policy=policy)
+                                        live_window=services.settings.live_window(), policy=policy)
     return JSONResponse(scheduled, status_code=202)

@@ -16,5 +16,4 @@ router = APIRouter(prefix="/v1/queue", tags=["queue"])
 
 @router.get("/status")
 async def status(key: SecretKey, services: ServicesDep) -> dict[str, Any]:
-    live_window = 3 * services.settings.heartbeat_interval
-    return await queue_status(services.store, live_window=live_window)
+    return await queue_status(services.store, live_window=services.settings.live_window())
