@@ -69,3 +69,16 @@ def test_cached_nodes_count_as_completed_without_model_loads() -> None:
     assert tracker.snapshot().completed_nodes == 3
     events = [entry.event for entry in tracker.drain_log()]
     assert events == ["node_completed"] * 3
+
+
+def test_nodes_outside_the_workflow_never_count_as_its_nodes() -> None:
+    """The worker's pinned loaders ride in every prompt: cached or run, they are not the
+    user's nodes."""
+    tracker = ExecutionTracker(tiny_sd15(1), clock=FakeClock())
+    tracker.apply(ExecutionCached(PID, ("4", "cs_warm_0")))
+    tracker.apply(NodeStarted(PID, "cs_warm_1"))
+    tracker.apply(NodeStarted(PID, "5"))
+    tracker.apply(NodeStarted(PID, "6"))
+    assert tracker.snapshot().completed_nodes == 2, "4 (cached) and 5, not the pinned ones"
+    logged = [entry.node_id for entry in tracker.drain_log() if entry.event == "node_completed"]
+    assert logged == ["4", "5"]

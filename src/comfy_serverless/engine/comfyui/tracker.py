@@ -58,10 +58,8 @@ class ExecutionTracker:
                 self.started_at = self.clock()
                 self._record("execution_started", None, "Workflow execution initiated")
             case ExecutionCached(node_ids=node_ids):
-                # Only the workflow's own nodes: the worker's pinned loaders are cached too.
                 for node_id in node_ids:
-                    if node_id in self.workflow:
-                        self._complete(node_id, cached=True)
+                    self._complete(node_id, cached=True)
             case NodeStarted(node_id=node_id):
                 self._finish_current()
                 self.current_node_id = node_id
@@ -114,7 +112,9 @@ class ExecutionTracker:
             self.current_node_id = None
 
     def _complete(self, node_id: str, *, cached: bool) -> None:
-        if node_id in self.completed:
+        # Only the workflow's own nodes count: the worker's pinned loaders are in the prompt
+        # too (cached, or run), and are no node of the user's.
+        if node_id in self.completed or node_id not in self.workflow:
             return
         self.completed.add(node_id)
         class_type = self.class_of(node_id) or "node"
