@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ from comfy_serverless.storage.s3 import S3Config, S3Storage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog_cache import CatalogCache
-from comfy_serverless.webhooks.ssrf import WebhookPolicy
 from comfy_serverless.worker.signals import WorkerSignals
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 
@@ -72,8 +72,8 @@ def build_input_stager(settings: Settings, storage: OutputStorage) -> InputStage
     """Fetches and checks input images at submit (spec §5: https, size, formats, SSRF)."""
     rules = settings.validation_rules()
     policy = FetchPolicy(
-        destinations=WebhookPolicy(require_https="http" not in rules.allowed_url_schemes,
-                                   allowed_networks=tuple(settings.webhook_allowed_networks)),
+        destinations=dataclasses.replace(
+            settings.webhook_policy(), require_https="http" not in rules.allowed_url_schemes),
         max_bytes=rules.max_image_bytes, formats=rules.supported_image_formats,
         timeout=settings.input_fetch_timeout, ca_bundle=settings.input_ca_bundle)
     return InputStager(policy, storage, settings.resolved_data_dir() / "spool")

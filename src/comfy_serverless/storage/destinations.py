@@ -72,7 +72,8 @@ class Destination:
         """The destination kept with an execution (or the default, for older executions)."""
         stored = options.get("output_config", {}).get("storage") or {}
         if "prefix" not in stored:
-            return cls("local", None, f"outputs/{execution_id}/")
+            prefix = StorageDefaults.path_template.format(execution_id=execution_id)
+            return cls("local", None, prefix)
         retention = stored.get("retention_days")
         return cls(str(stored.get("provider") or "local"), stored.get("bucket"),
                    str(stored["prefix"]), bool(stored.get("public_access")),

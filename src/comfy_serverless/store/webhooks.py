@@ -91,7 +91,7 @@ class WebhookOutbox:
         """A system event, for every active endpoint whose filter takes it; how many."""
         rows = await self._db.fetch_all(self._sql["active_endpoints"])
         targets = [row for row in rows
-                   if event_type in json.loads(row["events"]) or "*" in json.loads(row["events"])]
+                   if {event_type, "*"} & set(json.loads(row["events"]))]
         now, body = time.time(), json.dumps(data)
         await self._db.execute_many(self._sql["insert_system_event"], [
             {"id": f"evt_{secrets.token_hex(12)}", "endpoint_id": row["id"], "url": row["url"],

@@ -32,7 +32,7 @@ from comfy_serverless.worker.output_kinds import (
     texts_in_history,
 )
 
-__all__ = ["EngineFile", "OutputCollector", "files_in_history"]
+__all__ = ["OutputCollector"]
 
 log = logging.getLogger(__name__)
 
