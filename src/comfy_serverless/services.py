@@ -75,7 +75,9 @@ def build_input_stager(settings: Settings, storage: OutputStorage) -> InputStage
         destinations=dataclasses.replace(
             settings.webhook_policy(), require_https="http" not in rules.allowed_url_schemes),
         max_bytes=rules.max_image_bytes, formats=rules.supported_image_formats,
-        timeout=settings.input_fetch_timeout, ca_bundle=settings.input_ca_bundle)
+        timeout=settings.input_fetch_timeout, ca_bundle=settings.input_ca_bundle,
+        max_pixels=settings.max_input_pixels, deadline=settings.input_fetch_deadline,
+        concurrency=settings.input_fetch_concurrency)
     return InputStager(policy, storage, settings.resolved_data_dir() / "spool")
 
 

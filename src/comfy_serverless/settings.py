@@ -145,6 +145,15 @@ class Settings(BaseSettings):
     verified_node_packs: list[str] = Field(default_factory=list)
     catalog_max_age: float = 86_400.0
 
+    # --- outbound connections: webhooks, input images (issue #12) ---
+    webhook_concurrency: int = Field(default=100, ge=1, le=10_000)
+    webhook_per_destination: int = Field(default=4, ge=1, le=1_000)
+    webhook_max_endpoints_per_key: int = Field(default=10, ge=1, le=10_000)
+    outbound_reply_max_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
+    max_input_pixels: int = Field(default=4096 * 4096, ge=1)
+    input_fetch_deadline: float = Field(default=60.0, gt=0)
+    input_fetch_concurrency: int = Field(default=4, ge=1, le=64)
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
             max_nodes=self.max_nodes,

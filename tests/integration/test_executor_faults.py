@@ -369,7 +369,7 @@ async def test_a_worker_whose_models_change_announces_model_updated(rig: Rig) ->
     rig.fake.object_info = info
     await rig.worker.publish_catalog()
     await rig.store.webhooks.register(rig.key_id, "https://93.184.215.14/ops", None,
-                                      ["model.updated"])
+                                      ["model.updated"], 10)
     ckpt[0] = ["old.safetensors", "new.safetensors"]
     await rig.worker.publish_catalog()
     [event] = await rig.store.webhooks.claim("check", 1, 10)

@@ -299,8 +299,9 @@ async def test_system_events_reach_the_endpoints_that_asked_for_them(
 ) -> None:
     key = issue_key("secret", "pro").record
     await store.create_api_key(key)
-    wanted = await store.webhooks.register(key.id, receiver.url, SECRET, ["system.maintenance"])
-    await store.webhooks.register(key.id, receiver.url, SECRET, ["model.updated"])
+    wanted = await store.webhooks.register(key.id, receiver.url, SECRET,
+                                           ["system.maintenance"], 10)
+    await store.webhooks.register(key.id, receiver.url, SECRET, ["model.updated"], 10)
     assert await announce_maintenance(store, "Upgrading GPUs", None, None, 3) == 1
     dispatcher = dispatcher_for(store, tmp_path)
 
@@ -328,7 +329,7 @@ async def test_system_events_reach_the_endpoints_that_asked_for_them(
 async def test_capacity_crossings_are_announced_once(store: Store, receiver: Receiver) -> None:
     key = issue_key("secret", "pro").record
     await store.create_api_key(key)
-    await store.webhooks.register(key.id, receiver.url, SECRET, ["system.capacity"])
+    await store.webhooks.register(key.id, receiver.url, SECRET, ["system.capacity"], 10)
     monitors = [CapacityMonitor(store, thresholds=[0.0, 0.25], live_window=60, interval=1,
                                 max_retries=3) for _ in range(2)]
     for worker_id in ("w1", "w2"):

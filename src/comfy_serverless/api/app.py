@@ -110,7 +110,10 @@ def _dispatcher(settings: Settings, services: Services) -> WebhookDispatcher:
     return WebhookDispatcher(services.store, services.storages, DispatcherConfig(
         policy=settings.webhook_policy(), base_url=settings.base_url(),
         signed_url_ttl=settings.signed_url_ttl, backoff_seconds=settings.webhook_backoff_seconds,
-        timeout=settings.webhook_timeout, prices=settings.prices()))
+        timeout=settings.webhook_timeout, prices=settings.prices(),
+        concurrency=settings.webhook_concurrency,
+        per_destination=settings.webhook_per_destination,
+        reply_max_bytes=settings.outbound_reply_max_bytes))
 
 
 class _BodySizeLimit:

@@ -32,6 +32,7 @@ __all__ = [
     "InvalidWebhookUrl",
     "Submission",
     "check_webhook_url",
+    "webhook_field",
     "new_execution",
     "new_execution_id",
 ]
@@ -96,15 +97,23 @@ class InvalidWebhookUrl(ApiError):
     error_code = "INVALID_WEBHOOK_URL"
 
 
-async def check_webhook_url(url: str | None, settings: Settings) -> None:
-    """Refuse, before any connection, a webhook URL that is not https or that resolves to an
-    internal address (unless allowlisted)."""
+def webhook_field(request: ExecuteRequest) -> str:
+    """Where an execution's webhook URL came from: the body's field wins over the header."""
+    if request.notification_config.webhook_url:
+        return "notification_config.webhook_url"
+    return "X-Webhook-URL"
+
+
+async def check_webhook_url(url: str | None, settings: Settings, *, field: str) -> None:
+    """Refuse, before any connection, a webhook URL that is malformed, not https, or that
+    resolves to an address that is not public (unless allowlisted); the 400 names `field`."""
     if url is None:
         return
     try:
         await check_destination(url, settings.webhook_policy())
     except UnsafeDestination as exc:
-        raise InvalidWebhookUrl(f"Webhook URL refused: {exc}", {"webhook_url": url}) from exc
+        raise InvalidWebhookUrl(f"Webhook URL refused ({field}): {exc}",
+                                {"field": field, "webhook_url": url[:2048]}) from exc
 
 
 def _gpu_types(tier: Tier) -> tuple[str, ...] | None:

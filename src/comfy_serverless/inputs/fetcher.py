@@ -15,13 +15,19 @@ import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from comfy_serverless.inputs.dimensions import image_dimensions
 from comfy_serverless.validation.values import IMAGE_HEAD_BYTES, sniff_image_format
+from comfy_serverless.webhooks.outbound import (
+    OutboundError,
+    OutboundRequest,
+    outbound_client,
+    pinned_stream,
+)
 from comfy_serverless.webhooks.ssrf import (
-    IPAddress,
+    CheckedUrl,
     UnsafeDestination,
     WebhookPolicy,
     check_destination,
@@ -43,6 +49,9 @@ class FetchPolicy:
     formats: tuple[str, ...]
     timeout: float = 30.0
     ca_bundle: Path | None = None
+    max_pixels: int = 4096 * 4096
+    deadline: float = 60.0
+    concurrency: int = 4
 
     @cached_property
     def _tls(self) -> ssl.SSLContext:
@@ -86,11 +95,22 @@ class _Sink:
         if kind is None or kind not in self._policy.formats:
             raise ImageRefused("the data is not an image in a supported format "
                                f"({', '.join(self._policy.formats)}), by its magic bytes")
+        _check_pixels(self.path, kind, self._policy.max_pixels)
         return FetchedImage(self.path, kind, self.size)
 
     def discard(self) -> None:
         self._handle.close()
         self.path.unlink(missing_ok=True)
+
+
+def _check_pixels(path: Path, kind: str, max_pixels: int) -> None:
+    size = image_dimensions(path, kind)
+    if size is None:
+        raise ImageRefused(f"the {kind} header does not give the image's dimensions")
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageRefused(f"the image is {width}x{height} pixels, more than the "
+                           f"{max_pixels} allowed (max_input_pixels)")
 
 
 def spool_image(data: bytes, spool_dir: Path, policy: FetchPolicy) -> FetchedImage:
@@ -104,48 +124,36 @@ def spool_image(data: bytes, spool_dir: Path, policy: FetchPolicy) -> FetchedIma
         raise
 
 
-async def fetch_image(url: str, policy: FetchPolicy, spool_dir: Path) -> FetchedImage:
+async def fetch_image(url: str, policy: FetchPolicy, spool_dir: Path,
+                      client: httpx.AsyncClient | None = None) -> FetchedImage:
     """Download `url` into a spool file; ImageRefused (before any connection, for an unsafe
     host) when it cannot be used."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" and policy.destinations.require_https:
-        raise ImageRefused("input image URLs must use https")
     try:
-        addresses = await check_destination(url, policy.destinations)
+        checked = await check_destination(url, policy.destinations)
     except UnsafeDestination as exc:
         raise ImageRefused(str(exc)) from exc
     sink = _Sink(spool_dir, policy)
     try:
-        await _download(url, addresses[0], policy, sink)
+        if client is None:
+            async with outbound_client(policy.tls(), policy.timeout) as own_client:
+                await _download(own_client, checked, policy, sink)
+        else:
+            await _download(client, checked, policy, sink)
         return sink.finish()
     except BaseException:
         sink.discard()
         raise
 
 
-def _pinned(url: str, address: IPAddress) -> str:
-    parts = urlsplit(url)
-    host = f"[{address}]" if address.version == 6 else str(address)
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-
-
-async def _download(url: str, address: IPAddress, policy: FetchPolicy, sink: _Sink) -> None:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "image/*"}
+async def _download(client: httpx.AsyncClient, checked: CheckedUrl, policy: FetchPolicy,
+                    sink: _Sink) -> None:
+    request = OutboundRequest("GET", checked, {"Accept": "image/*"})
     try:
-        async with (
-            asyncio.timeout(policy.timeout),
-            httpx.AsyncClient(verify=policy.tls(), timeout=policy.timeout,
-                              follow_redirects=False, trust_env=False) as client,
-            client.stream("GET", _pinned(url, address), headers=headers,
-                          extensions={"sni_hostname": host}) as response,
-        ):
+        async with asyncio.timeout(policy.timeout), pinned_stream(client, request) as response:
             _check_response(response, policy)
-            async for chunk in response.aiter_bytes(_CHUNK):
+            async for chunk in response.aiter_raw(_CHUNK):
                 sink.write(chunk)
-    except httpx.HTTPError as exc:
+    except OutboundError as exc:
         raise ImageRefused(f"the image could not be fetched: {exc}") from exc
     except TimeoutError as exc:
         raise ImageRefused(f"the image took more than {policy.timeout:g}s to fetch") from exc

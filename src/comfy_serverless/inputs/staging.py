@@ -10,8 +10,10 @@ before it submits the prompt.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -71,28 +73,57 @@ class InputStager:
 
     async def stage(self, execution: NewExecution, catalog: NodeCatalog | None
                     ) -> NewExecution:
-        """The execution with its URL and base64 images staged; a 400 for any bad one."""
+        """The execution with its URL and base64 images staged; a 400 for any bad one.
+        Images are fetched in parallel (at most `concurrency` at once), all within one
+        overall deadline; when any is refused, none is kept."""
         destination = Destination.from_options(execution.id, execution.options)
         graph = copy_graph(execution.workflow)
-        staged: list[StagedInput] = []
-        problems: list[ValidationProblem] = []
-        for image in image_inputs(graph, catalog):
-            try:
-                item = await self._stage_one(image, destination, execution.id, len(staged))
-            except ImageRefused as refused:
-                problems.append(_problem(image, str(refused)))
-                continue
-            if item is not None:
-                graph[image.node_id]["inputs"][image.name] = item.engine_value
-                staged.append(item)
+        images = list(image_inputs(graph, catalog))
+        outcomes = await self._stage_all(images, destination, execution.id)
+        staged = [item for item in outcomes if isinstance(item, StagedInput)]
+        problems = [_problem(image, str(outcome)) for image, outcome in zip(
+            images, outcomes, strict=True) if isinstance(outcome, ImageRefused)]
         if problems:
             await delete_quietly(self._storage, (item.location for item in staged),
                                  execution.id)
             raise workflow_invalid(problems)
         if not staged:
             return execution
+        for item in staged:
+            graph[item.node_id]["inputs"][item.input] = item.engine_value
         options = {**execution.options, "staged_inputs": [s.as_options() for s in staged]}
         return replace(execution, workflow=graph, options=options)
+
+    async def _stage_all(self, images: list[ImageInput], destination: Destination,
+                         execution_id: str) -> list[StagedInput | ImageRefused | None]:
+        gate = asyncio.Semaphore(self._policy.concurrency)
+
+        async def one(index: int, image: ImageInput) -> StagedInput | None:
+            async with gate:
+                return await self._stage_one(image, destination, execution_id, index)
+
+        numbers = itertools.count()  # staged files are numbered in the workflow's order
+        tasks = [asyncio.create_task(one(next(numbers) if image.kind != "name" else -1, image))
+                 for image in images]
+        if not tasks:
+            return []
+        _, late = await asyncio.wait(tasks, timeout=self._policy.deadline)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return [self._outcome(task) for task in tasks]
+
+    def _outcome(self, task: asyncio.Task[StagedInput | None]
+                 ) -> StagedInput | ImageRefused | None:
+        if task.cancelled():
+            return ImageRefused("the images were not all fetched within the overall deadline "
+                                f"of {self._policy.deadline:g}s (input_fetch_deadline)")
+        error = task.exception()
+        if isinstance(error, ImageRefused):
+            return error
+        if error is not None:
+            raise error
+        return task.result()
 
     async def _stage_one(self, image: ImageInput, destination: Destination,
                          execution_id: str, index: int) -> StagedInput | None:

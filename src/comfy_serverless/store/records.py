@@ -301,7 +301,11 @@ class WebhookDelivery:
     status_code: int | None
     latency_ms: float | None
     error: str | None
+    response_body: str | None = None
+    response_truncated: bool | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> WebhookDelivery:
-        return cls(**row)
+        truncated = row.get("response_truncated")
+        return cls(**{**row, "response_truncated": None if truncated is None
+                      else bool(truncated)})

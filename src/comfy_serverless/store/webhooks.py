@@ -18,17 +18,24 @@ class WebhookOutbox:
         self._db = connector
         self._sql = queries
 
-    async def claim(self, owner: str, lease_seconds: float, limit: int) -> list[WebhookEvent]:
+    async def claim(self, owner: str, lease_seconds: float, limit: int,
+                    per_destination: int = 4) -> list[WebhookEvent]:
+        """Up to `limit` due events, never more than `per_destination` in flight to one URL
+        (counting every dispatcher's)."""
         now = time.time()
         rows = await self._db.fetch_all(
             self._sql["claim_webhook_events"],
             {"owner": owner, "now": now, "lease_expires_at": now + lease_seconds,
-             "limit": limit})
+             "limit": limit, "scan": limit * 4, "per_destination": per_destination})
         return [WebhookEvent.from_row(row) for row in rows]
 
-    async def secret_for(self, event_id: str) -> str | None:
+    async def delivery_secret(self, event_id: str, owner: str) -> tuple[bool, str | None]:
+        """Whether `owner` still holds the event (its endpoint was not deleted meanwhile),
+        and the secret to sign it with."""
         row = await self._db.fetch_one(self._sql["webhook_context"], {"id": event_id})
-        return row["secret"] if row else None
+        if row is None or row["status"] != "delivering" or row["lease_owner"] != owner:
+            return False, None
+        return True, row["secret"]
 
     async def freeze_payload(self, event_id: str, payload: str) -> str:
         """Store the event's body the first time; every attempt sends that same body."""
@@ -40,7 +47,10 @@ class WebhookOutbox:
     async def record_attempt(
         self, event: WebhookEvent, owner: str, *, attempt: int, status_code: int | None,
         latency_ms: float | None, error: str | None, outcome: str, next_attempt_at: float,
+        response: tuple[str, bool] | None = None,
     ) -> bool:
+        """Record one attempt; `response` is the start of the receiver's reply, and whether
+        it went on past that."""
         async with self._db.transaction() as tx:
             changed = await tx.execute(
                 self._sql["webhook_attempted"],
@@ -49,7 +59,9 @@ class WebhookOutbox:
             if changed:
                 await tx.execute(self._sql["insert_delivery"], {
                     "event_id": event.id, "attempt": attempt, "at": time.time(),
-                    "status_code": status_code, "latency_ms": latency_ms, "error": error})
+                    "status_code": status_code, "latency_ms": latency_ms, "error": error,
+                    "response_body": response[0] if response else None,
+                    "response_truncated": int(response[1]) if response else None})
         return changed == 1
 
     async def log(self, execution_id: str
@@ -71,12 +83,13 @@ class WebhookOutbox:
     # ------------------------------------------------------------------ registered endpoints
 
     async def register(self, api_key_id: str, url: str, secret: str | None,
-                       events: list[str]) -> str:
+                       events: list[str], max_endpoints: int) -> str | None:
+        """The new endpoint's id; None when the key already has `max_endpoints`."""
         endpoint_id = f"whe_{secrets.token_hex(12)}"
-        await self._db.execute(self._sql["insert_endpoint"], {
+        inserted = await self._db.execute(self._sql["insert_endpoint"], {
             "id": endpoint_id, "api_key_id": api_key_id, "url": url, "secret": secret,
-            "events": json.dumps(events), "now": time.time()})
-        return endpoint_id
+            "events": json.dumps(events), "now": time.time(), "max_endpoints": max_endpoints})
+        return endpoint_id if inserted == 1 else None
 
     async def endpoints(self, api_key_id: str) -> list[dict[str, Any]]:
         rows = await self._db.fetch_all(self._sql["endpoints_for_key"],
@@ -84,8 +97,11 @@ class WebhookOutbox:
         return [{**row, "events": json.loads(row["events"])} for row in rows]
 
     async def unregister(self, endpoint_id: str, api_key_id: str) -> bool:
-        return await self._db.execute(self._sql["delete_endpoint"],
-                                      {"id": endpoint_id, "api_key_id": api_key_id}) == 1
+        """Delete a key's endpoint: its undelivered events are cancelled, its log is kept."""
+        params = {"id": endpoint_id, "api_key_id": api_key_id}
+        async with self._db.transaction() as tx:
+            await tx.execute(self._sql["detach_endpoint_events"], params)
+            return await tx.execute(self._sql["delete_endpoint"], params) == 1
 
     async def broadcast(self, event_type: str, data: dict[str, Any], max_retries: int) -> int:
         """A system event, for every active endpoint whose filter takes it; how many."""

@@ -4,6 +4,13 @@ At-least-once: an event is delivered until a receiver answers 2xx or its attempt
 (`max_retries`) are spent; a duplicate (a dispatcher that died after sending, before
 recording) carries the same `event_id`. Per execution, events go out in the order they were
 written: an event waits while an earlier one of its execution is still undelivered.
+
+Isolation: each claimed event is delivered in its own task, and a pass claims only as many
+events as there are free slots (`concurrency`), so a receiver that never answers holds one
+slot until the timeout, never a whole batch. No more than `per_destination` deliveries to
+one URL are in flight at once (across dispatchers), so one dead receiver cannot take every
+slot. A receiver's reply is read to `reply_max_bytes` at most, then the connection is
+closed; the delivery log keeps that much of it.
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ import json
 import logging
 import random
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 
-import aiohttp
+import httpx
 
 from comfy_serverless.background import BackgroundService
 from comfy_serverless.executions.costs import Prices
@@ -25,6 +33,14 @@ from comfy_serverless.logs import execution_context
 from comfy_serverless.storage.base import OutputStorage, location_of
 from comfy_serverless.store.records import OutputRecord, WebhookEvent
 from comfy_serverless.store.store import Store
+from comfy_serverless.webhooks.outbound import (
+    OutboundError,
+    OutboundRequest,
+    Reply,
+    outbound_client,
+    pinned_stream,
+    read_capped,
+)
 from comfy_serverless.webhooks.payloads import event_body, event_data, linked_outputs
 from comfy_serverless.webhooks.signing import signature_headers
 from comfy_serverless.webhooks.ssrf import UnsafeDestination, WebhookPolicy, check_destination
@@ -44,7 +60,9 @@ class DispatcherConfig:
     backoff_seconds: float = 2.0
     timeout: float = 10.0
     poll_interval: float = 0.25
-    batch: int = 20
+    concurrency: int = 100
+    per_destination: int = 4
+    reply_max_bytes: int = 4096
     lease_seconds: float = 60.0
     prices: Prices = field(default_factory=Prices)
     owner: str = f"dispatcher-{socket.gethostname()}"
@@ -56,6 +74,14 @@ class _Attempt:
     latency_ms: float | None
     error: str | None
     retry_after: float | None = None
+    reply: Reply | None = None
+
+    @property
+    def response(self) -> tuple[str, bool] | None:
+        """The start of the reply as text for the delivery log, and whether it went on."""
+        if self.reply is None:
+            return None
+        return self.reply.body.decode("utf-8", "replace"), self.reply.truncated
 
 
 class WebhookDispatcher(BackgroundService):
@@ -66,35 +92,56 @@ class WebhookDispatcher(BackgroundService):
         self._store = store
         self._storage = storage
         self._config = config
-        self._session: aiohttp.ClientSession | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Let the deliveries in flight finish (each is bounded by the timeout)."""
+        await self.drain()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def drain(self) -> None:
+        """Wait until every delivery started so far has been attempted and recorded."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def run_once(self) -> int:
-        """Claim the events that are due and attempt each once; how many were attempted."""
-        events = await self._store.webhooks.claim(self._config.owner, self._config.lease_seconds,
-                                                  self._config.batch)
-        await asyncio.gather(*(self._deliver(event) for event in events))
+        """Claim as many due events as there are free slots and start delivering each in its
+        own task; how many were started."""
+        free = self._config.concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        events = await self._store.webhooks.claim(
+            self._config.owner, self._config.lease_seconds, free,
+            self._config.per_destination)
+        for event in events:
+            task = asyncio.create_task(self._deliver(event), name=f"webhook {event.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
         return len(events)
 
     async def _deliver(self, event: WebhookEvent) -> None:
         with execution_context(event.execution_id):
-            await self._attempt(event)
+            try:
+                await self._attempt(event)
+            except Exception:  # one event's failure must never end the others
+                log.exception("webhook %s could not be attempted", event.id)
 
     async def _attempt(self, event: WebhookEvent) -> None:
         attempt = event.attempts + 1
         data = await self._frozen_data(event)
         body = json.dumps(event_body(event, data, attempt), separators=(",", ":")).encode()
-        secret = await self._store.webhooks.secret_for(event.id)
+        held, secret = await self._store.webhooks.delivery_secret(event.id, self._config.owner)
+        if not held:
+            return  # its endpoint was deleted (or its lease lost) since the claim
         result = await self._send(event.url, body, secret, event.id)
         outcome, next_at = self._next_step(event, attempt, result)
         await self._store.webhooks.record_attempt(
             event, self._config.owner, attempt=attempt, status_code=result.status_code,
             latency_ms=result.latency_ms, error=result.error, outcome=outcome,
-            next_attempt_at=next_at)
+            next_attempt_at=next_at, response=result.response)
         if result.status_code == 410 and event.endpoint_id is not None:
             await self._store.webhooks.disable_endpoint_of(event.id, "the receiver answered 410")
         if outcome == "failed":
@@ -137,33 +184,34 @@ class WebhookDispatcher(BackgroundService):
     # ------------------------------------------------------------------ HTTP
 
     @property
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._config.timeout))
-        return self._session
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = outbound_client(ssl.create_default_context(), self._config.timeout)
+        return self._client
 
     async def _send(self, url: str, body: bytes, secret: str | None, event_id: str) -> _Attempt:
         try:
-            await check_destination(url, self._config.policy)
+            checked = await check_destination(url, self._config.policy)
         except UnsafeDestination as exc:
             return _Attempt(None, None, f"refused before connecting: {exc}")
         headers = {"Content-Type": "application/json", "User-Agent": "comfy-serverless",
                    **signature_headers(body, secret, event_id, int(time.time()))}
+        request = OutboundRequest("POST", checked, headers, body)
         started = time.perf_counter()
         try:
-            async with self._http.post(url, data=body, headers=headers,
-                                       allow_redirects=False) as response:
-                await response.read()
-                latency = round((time.perf_counter() - started) * 1000, 2)
-                return _Attempt(response.status, latency, None,
-                                _retry_after(response) if response.status in (429, 503)
-                                else None)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            latency = round((time.perf_counter() - started) * 1000, 2)
-            return _Attempt(None, latency, f"{type(exc).__name__}: {exc}".strip(": "))
+            async with (asyncio.timeout(self._config.timeout),
+                        pinned_stream(self._http, request) as response):
+                reply = await read_capped(response, self._config.reply_max_bytes)
+        except (OutboundError, TimeoutError) as exc:
+            return _Attempt(None, _since(started), f"{type(exc).__name__}: {exc}".strip(": "))
+        retry_after = _retry_after(reply) if reply.status_code in (429, 503) else None
+        return _Attempt(reply.status_code, _since(started), None, retry_after, reply)
 
 
-def _retry_after(response: aiohttp.ClientResponse) -> float | None:
-    value = response.headers.get("Retry-After", "")
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _retry_after(reply: Reply) -> float | None:
+    value = reply.headers.get("Retry-After", "")
     return min(float(value), _MAX_BACKOFF) if value.isdigit() else None

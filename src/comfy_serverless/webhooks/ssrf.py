@@ -1,27 +1,46 @@
-"""Where a webhook may be sent, and input images fetched from: https only (unless configured
-otherwise), and never to a private, loopback, link-local or otherwise internal address
-unless an allowlist holds it.
+"""Where this service may connect on a tenant's behalf (webhooks, input images, model
+sources): http(s) only, https unless configured otherwise, and only to public addresses.
 
-The host is resolved when the URL is submitted and again before every delivery (DNS
-rebinding). Nothing here ever connects to the address it checks.
+"Public" is read from the IANA special-purpose address registries, as Python's `ipaddress`
+carries them (`is_global`), never from a hand list: carrier-grade NAT (100.64.0.0/10, where
+cloud metadata services live), loopback, private, link-local, documentation, benchmarking,
+multicast and reserved ranges are all refused. An IPv6 address that embeds an IPv4 one
+(IPv4-mapped and -compatible, 6to4, Teredo, NAT64 64:ff9b::/96) is public only when the
+IPv4 address it embeds is public too. The operator's allowed networks are the only exception.
+
+A URL is parsed here, once (`parse_url`), for every field that carries one: a malformed URL
+is an UnsafeDestination, never a crash. Numeric host spellings (`2130706433`, `0x7f.1`,
+`0177.0.0.1`, `127.1`) are read as the IPv4 address that a resolver would make of them.
+
+`check_destination` resolves the host once and returns the addresses that passed, so that a
+caller connects to exactly those (see `outbound.py`) and a second DNS answer (rebinding)
+can never point the connection elsewhere. Nothing here ever connects anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["IPAddress", "UnsafeDestination", "WebhookPolicy", "check_destination"]
+__all__ = ["CheckedUrl", "IPAddress", "OutboundUrl", "UnsafeDestination", "WebhookPolicy",
+           "check_destination", "is_public", "parse_url"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_NUMERIC_HOST = re.compile(r"^[0-9a-fA-FxX.]+$")
+_MAX_HOST_NAME = 253
+
 
 class UnsafeDestination(ValueError):
-    """A webhook URL this service refuses to call; the message says why."""
+    """A URL this service refuses to call; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -34,43 +53,128 @@ class WebhookPolicy:
                    for network in self.allowed_networks)
 
 
-def _is_internal(address: IPAddress) -> bool:
-    return (address.is_private or address.is_loopback or address.is_link_local
-            or address.is_multicast or address.is_reserved or address.is_unspecified)
+@dataclass(frozen=True)
+class OutboundUrl:
+    """A well-formed absolute http(s) URL; `address` is set when its host is an IP literal."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    address: IPAddress | None
+
+    @property
+    def authority(self) -> str:
+        """The Host header's value: the host as written, with the port when one is given."""
+        return urlsplit(self.url).netloc.rsplit("@", 1)[-1]
 
 
-async def _resolve(host: str, port: int) -> list[IPAddress]:
+@dataclass(frozen=True)
+class CheckedUrl:
+    """A URL whose host passed the policy, with the addresses to connect to (no second
+    lookup)."""
+
+    target: OutboundUrl
+    addresses: tuple[IPAddress, ...]
+
+
+def embedded_ipv4(address: IPAddress) -> Iterator[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, 6to4, Teredo, NAT64)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return
+    if address.ipv4_mapped is not None:
+        yield address.ipv4_mapped
+    if address.sixtofour is not None:
+        yield address.sixtofour
+    if address.teredo is not None:
+        yield from address.teredo
+    if address in _NAT64_WELL_KNOWN or (address in _IPV4_COMPATIBLE
+                                        and int(address) > 1):
+        yield ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+
+
+def is_public(address: IPAddress) -> bool:
+    """Globally reachable by the IANA registries, and so is every IPv4 address it embeds."""
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return is_public(address.ipv4_mapped)
+    if not address.is_global or address.is_multicast or address.is_reserved:
+        return False
+    return all(is_public(inner) for inner in embedded_ipv4(address))
+
+
+def _split(url: str) -> tuple[SplitResult, int]:
     try:
-        return [ipaddress.ip_address(host)]
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeDestination(f"the URL is malformed ({exc})") from exc
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnsafeDestination("the URL must be an absolute http(s):// URL with a host")
+    return parts, port or (443 if parts.scheme == "https" else 80)
+
+
+def _ip_literal(host: str) -> IPAddress | None:
+    if "%" in host:
+        raise UnsafeDestination("an IPv6 zone id (%…) is not allowed in a URL's host")
+    try:
+        return ipaddress.ip_address(host)
     except ValueError:
         pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UnsafeDestination(f"the host {host!r} does not resolve") from exc
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
-
-
-def _refused(addresses: Iterable[IPAddress], policy: WebhookPolicy) -> IPAddress | None:
-    for address in addresses:
-        mapped = getattr(address, "ipv4_mapped", None) or address
-        if _is_internal(mapped) and not policy.allows(mapped):
-            return mapped
+    if _NUMERIC_HOST.match(host) and host[-1:].isalnum():
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
     return None
 
 
-async def check_destination(url: str, policy: WebhookPolicy) -> list[IPAddress]:
+def _check_host_name(host: str) -> None:
+    name = host.removesuffix(".")
+    labels = name.split(".")
+    if len(name) > _MAX_HOST_NAME or not all(_LABEL.match(label) for label in labels):
+        raise UnsafeDestination(
+            f"the host {host[:80]!r} is not a valid host name (each dot-separated label is "
+            "1-63 letters, digits or hyphens)")
+
+
+def parse_url(url: str) -> OutboundUrl:
+    """The URL's parts, or UnsafeDestination when it is not a well-formed http(s) URL."""
+    if any(ord(char) < 0x21 or char == "\x7f" for char in url):
+        raise UnsafeDestination("the URL contains spaces or control characters")
+    parts, port = _split(url)
+    host = parts.hostname or ""
+    address = _ip_literal(host)
+    if address is None:
+        _check_host_name(host)
+    return OutboundUrl(url, parts.scheme, host, port, address)
+
+
+async def _resolve(target: OutboundUrl) -> list[IPAddress]:
+    if target.address is not None:
+        return [target.address]
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeDestination(f"the host {target.host!r} does not resolve") from exc
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+def _refused(address: IPAddress, policy: WebhookPolicy) -> bool:
+    plain = address.ipv4_mapped if address.version == 6 and address.ipv4_mapped else address
+    return not (policy.allows(plain) or is_public(address))
+
+
+async def check_destination(url: str, policy: WebhookPolicy) -> CheckedUrl:
     """Raise UnsafeDestination unless `url` may be called; returns the addresses its host
     resolved to, so that a caller can connect to exactly those (no second lookup)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UnsafeDestination("a webhook URL must be an absolute https:// URL")
-    if parts.scheme != "https" and policy.require_https:
-        raise UnsafeDestination("a webhook URL must use https")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    addresses = await _resolve(parts.hostname, port)
-    if (refused := _refused(addresses, policy)) is not None:
-        raise UnsafeDestination(
-            f"the host {parts.hostname!r} resolves to {refused}, an internal address")
-    return addresses
+    target = parse_url(url)
+    if target.scheme != "https" and policy.require_https:
+        raise UnsafeDestination("the URL must use https")
+    addresses = await _resolve(target)
+    for address in addresses:
+        if _refused(address, policy):
+            raise UnsafeDestination(
+                f"the host {target.host!r} resolves to {address}, an internal address (not "
+                "a public one by the IANA registries)")
+    return CheckedUrl(target, tuple(addresses))

@@ -25,6 +25,11 @@ class EndpointNotFound(ApiError):
     error_code = "WEBHOOK_ENDPOINT_NOT_FOUND"
 
 
+class EndpointLimitReached(ApiError):
+    status_code = 409
+    error_code = "WEBHOOK_ENDPOINT_LIMIT"
+
+
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,9 +51,14 @@ async def register(body: EndpointCreate, key: SecretKey, services: ServicesDep
     if unknown:
         raise RequestInvalid(f"Unknown event types: {', '.join(unknown)}",
                        {"unknown": unknown, "supported": [*SYSTEM_EVENTS, "*"]})
-    await check_webhook_url(body.url, services.settings)
+    await check_webhook_url(body.url, services.settings, field="url")
+    most = services.settings.webhook_max_endpoints_per_key
     endpoint_id = await services.store.webhooks.register(key.id, body.url, body.secret,
-                                                         body.events)
+                                                         body.events, most)
+    if endpoint_id is None:
+        raise EndpointLimitReached(
+            f"This key already has {most} webhook endpoints; delete one first",
+            {"max_endpoints": most})
     [row] = [e for e in await services.store.webhooks.endpoints(key.id) if e["id"] == endpoint_id]
     return JSONResponse(_view(row), status_code=201)
 

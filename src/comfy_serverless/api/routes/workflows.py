@@ -21,7 +21,11 @@ from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
 from comfy_serverless.executions.costs import cost_breakdown
 from comfy_serverless.executions.expiry import raise_if_expired
-from comfy_serverless.executions.submission import check_webhook_url, new_execution
+from comfy_serverless.executions.submission import (
+    check_webhook_url,
+    new_execution,
+    webhook_field,
+)
 from comfy_serverless.executions.views import (
     accepted_view,
     cancelled_view,
@@ -82,7 +86,8 @@ async def execute(
     submission = new_execution(body, key, services.settings, catalog,
                                tier=tier, policy=services.access.policy,
                                webhook_header=x_webhook_url, client_id=x_client_id)
-    await check_webhook_url(submission.execution.webhook_url, services.settings)
+    await check_webhook_url(submission.execution.webhook_url, services.settings,
+                            field=webhook_field(body))
     execution = await services.inputs.stage(submission.execution, catalog)
     admission = await services.store.access.admit(execution, admission_limits(tier, now), claim)
     if not isinstance(admission, Admitted):

@@ -253,21 +253,40 @@ WHERE x.priority > :priority AND {{> _ready_for_worker}}
 LIMIT 1;
 
 -- name: claim_webhook_events
--- Due events, oldest first, never one whose execution has an earlier event still undelivered:
--- each execution's events arrive in order.
+-- Due events, oldest first, never one whose execution has an earlier event still undelivered
+-- (each execution's events arrive in order), and never more than :per_destination events in
+-- flight to one URL, counting those other dispatchers hold: a slow or dead receiver holds
+-- back only its own events. The window keeps one batch within that cap as well.
 UPDATE webhook_events
 SET status = 'delivering', lease_owner = :owner, lease_expires_at = :lease_expires_at
 WHERE id IN (
-    SELECT e.id FROM webhook_events e
-    WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= :now
-      AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
-      AND NOT EXISTS (
-          SELECT 1 FROM webhook_events earlier
-          WHERE earlier.execution_id = e.execution_id AND earlier.seq < e.seq
-            AND earlier.status IN ('pending', 'delivering'))
-    ORDER BY e.next_attempt_at, e.seq
+    SELECT ranked.id FROM (
+        SELECT due.id, due.next_attempt_at, due.seq, due.busy,
+               ROW_NUMBER() OVER (PARTITION BY due.url ORDER BY due.next_attempt_at, due.seq)
+                   AS place
+        FROM (
+            SELECT e.id, e.url, e.next_attempt_at, e.seq,
+                   (SELECT COUNT(*) FROM webhook_events busy
+                    WHERE busy.url = e.url AND busy.status = 'delivering'
+                      AND busy.lease_expires_at >= :now) AS busy
+            FROM webhook_events e
+            WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= :now
+              AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
+              AND NOT EXISTS (
+                  SELECT 1 FROM webhook_events earlier
+                  WHERE earlier.execution_id = e.execution_id AND earlier.seq < e.seq
+                    AND earlier.status IN ('pending', 'delivering'))
+              AND (SELECT COUNT(*) FROM webhook_events busy
+                   WHERE busy.url = e.url AND busy.status = 'delivering'
+                     AND busy.lease_expires_at >= :now) < :per_destination
+            ORDER BY e.next_attempt_at, e.seq
+            LIMIT :scan
+            {{row_lock}}
+        ) due
+    ) ranked
+    WHERE ranked.place + ranked.busy <= :per_destination
+    ORDER BY ranked.next_attempt_at, ranked.seq
     LIMIT :limit
-    {{row_lock}}
 )
 RETURNING *;
 
@@ -281,8 +300,10 @@ WHERE w.id = :id;
 UPDATE webhook_events SET payload = :payload WHERE id = :id AND payload IS NULL;
 
 -- name: insert_delivery
-INSERT INTO webhook_deliveries (event_id, attempt, at, status_code, latency_ms, error)
-VALUES (:event_id, :attempt, :at, :status_code, :latency_ms, :error);
+INSERT INTO webhook_deliveries (event_id, attempt, at, status_code, latency_ms, error,
+                                response_body, response_truncated)
+VALUES (:event_id, :attempt, :at, :status_code, :latency_ms, :error, :response_body,
+        :response_truncated);
 
 -- name: webhook_attempted
 UPDATE webhook_events
@@ -312,12 +333,24 @@ SELECT :id, x.id, x.webhook_url, :event_type, :data, :now,
 FROM executions x WHERE x.id = :execution_id AND x.webhook_url IS NOT NULL;
 
 -- name: insert_endpoint
+-- Nothing is inserted once the key has :max_endpoints endpoints.
 INSERT INTO webhook_endpoints (id, api_key_id, url, secret, events, created_at)
-VALUES (:id, :api_key_id, :url, :secret, :events, :now);
+SELECT :id, :api_key_id, :url, :secret, :events, :now
+WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE api_key_id = :api_key_id)
+      < :max_endpoints;
 
 -- name: endpoints_for_key
 SELECT id, url, events, created_at, disabled_at, disabled_reason FROM webhook_endpoints
 WHERE api_key_id = :api_key_id ORDER BY created_at;
+
+-- name: detach_endpoint_events
+-- Before an endpoint is deleted: its undelivered events are cancelled (never sent), and
+-- every event of it stays in the log, detached from the endpoint.
+UPDATE webhook_events
+SET endpoint_id = NULL, lease_owner = NULL, lease_expires_at = NULL,
+    status = CASE WHEN status IN ('pending', 'delivering') THEN 'cancelled' ELSE status END
+WHERE endpoint_id = :id
+  AND EXISTS (SELECT 1 FROM webhook_endpoints p WHERE p.id = :id AND p.api_key_id = :api_key_id);
 
 -- name: delete_endpoint
 DELETE FROM webhook_endpoints WHERE id = :id AND api_key_id = :api_key_id;
