@@ -5,8 +5,9 @@ sources): http(s) only, https unless configured otherwise, and only to public ad
 carries them (`is_global`), never from a hand list: carrier-grade NAT (100.64.0.0/10, where
 cloud metadata services live), loopback, private, link-local, documentation, benchmarking,
 multicast and reserved ranges are all refused. An IPv6 address that embeds an IPv4 one
-(IPv4-mapped and -compatible, 6to4, Teredo, NAT64 64:ff9b::/96) is public only when the
-IPv4 address it embeds is public too. The operator's allowed networks are the only exception.
+(IPv4-mapped, 6to4, Teredo, NAT64 64:ff9b::/96) is public only when the IPv4 address it
+embeds is public too; IPv4-compatible ones (::/96) are reserved. The operator's allowed
+networks are the only exception.
 
 A URL is parsed here, once (`parse_url`), for every field that carries one: a malformed URL
 is an UnsafeDestination, never a crash. Numeric host spellings (`2130706433`, `0x7f.1`,
@@ -32,8 +33,13 @@ __all__ = ["CheckedUrl", "IPAddress", "OutboundUrl", "UnsafeDestination", "Webho
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# Entries of the IANA special-purpose registries that are not globally reachable and that
+# the `ipaddress` of Python 3.11 does not yet carry (CPython 3.12.4+ and 3.13 do): the whole
+# IETF protocol assignments block, the deprecated 6to4 relay anycast, deprecated site-local
+# IPv6, the IPv6 documentation block of RFC 9637 and SRv6 SIDs.
+_REGISTRY_ADDITIONS = tuple(ipaddress.ip_network(network) for network in (
+    "192.0.0.0/24", "192.88.99.0/24", "fec0::/10", "3fff::/20", "5f00::/16"))
 _NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _NUMERIC_HOST = re.compile(r"^[0-9a-fA-FxX.]+$")
 _MAX_HOST_NAME = 253
@@ -78,28 +84,34 @@ class CheckedUrl:
     addresses: tuple[IPAddress, ...]
 
 
-def embedded_ipv4(address: IPAddress) -> Iterator[ipaddress.IPv4Address]:
-    """The IPv4 addresses an IPv6 address carries (mapped, compatible, 6to4, Teredo, NAT64)."""
-    if isinstance(address, ipaddress.IPv4Address):
-        return
-    if address.ipv4_mapped is not None:
-        yield address.ipv4_mapped
+def _plain(address: IPAddress) -> IPAddress:
+    """An IPv4-mapped IPv6 address as the IPv4 address it is; any other one as it is."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _tunnelled_ipv4(address: ipaddress.IPv6Address) -> Iterator[ipaddress.IPv4Address]:
+    """The IPv4 addresses that a 6to4 or Teredo address carries."""
     if address.sixtofour is not None:
         yield address.sixtofour
     if address.teredo is not None:
         yield from address.teredo
-    if address in _NAT64_WELL_KNOWN or (address in _IPV4_COMPATIBLE
-                                        and int(address) > 1):
-        yield ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
 
 
 def is_public(address: IPAddress) -> bool:
-    """Globally reachable by the IANA registries, and so is every IPv4 address it embeds."""
-    if address.version == 6 and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
+    """Globally reachable by the IANA registries, and so is every IPv4 address it embeds
+    (a NAT64 address of the well-known prefix is exactly as public as its IPv4 address)."""
+    address = _plain(address)
+    if isinstance(address, ipaddress.IPv6Address) and address in _NAT64_WELL_KNOWN:
+        return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     if not address.is_global or address.is_multicast or address.is_reserved:
         return False
-    return all(is_public(inner) for inner in embedded_ipv4(address))
+    if any(address in network for network in _REGISTRY_ADDITIONS):
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        return all(is_public(inner) for inner in _tunnelled_ipv4(address))
+    return True
 
 
 def _split(url: str) -> tuple[SplitResult, int]:
@@ -161,8 +173,7 @@ async def _resolve(target: OutboundUrl) -> list[IPAddress]:
 
 
 def _refused(address: IPAddress, policy: WebhookPolicy) -> bool:
-    plain = address.ipv4_mapped if address.version == 6 and address.ipv4_mapped else address
-    return not (policy.allows(plain) or is_public(address))
+    return not (policy.allows(address) or is_public(address))
 
 
 async def check_destination(url: str, policy: WebhookPolicy) -> CheckedUrl:
@@ -171,7 +182,7 @@ async def check_destination(url: str, policy: WebhookPolicy) -> CheckedUrl:
     target = parse_url(url)
     if target.scheme != "https" and policy.require_https:
         raise UnsafeDestination("the URL must use https")
-    addresses = await _resolve(target)
+    addresses = [_plain(address) for address in await _resolve(target)]
     for address in addresses:
         if _refused(address, policy):
             raise UnsafeDestination(
