@@ -39,7 +39,8 @@ def _event_view(event: WebhookEvent, deliveries: list[WebhookDelivery]) -> dict[
         "next_attempt_at": utc_iso(event.next_attempt_at) if event.status == "pending" else None,
         "deliveries": [
             {"delivery_attempt": d.attempt, "at": utc_iso(d.at), "status_code": d.status_code,
-             "latency_ms": d.latency_ms, "error": d.error}
+             "latency_ms": d.latency_ms, "error": d.error, "response_body": d.response_body,
+             "response_truncated": d.response_truncated}
             for d in deliveries if d.event_id == event.id
         ],
     }
