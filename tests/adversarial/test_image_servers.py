@@ -1,0 +1,164 @@
+"""A tenant's input images, played hostile (issue #12 item 23): pixel bombs (a few KB that
+declare hundreds of megapixels) given inline or served over https, and image servers that
+stall, so that one submit would wait for each of them in turn.
+
+Every image server listens on loopback (the session's `https_images`).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from comfy_serverless.errors import WorkflowInvalid
+from comfy_serverless.inputs.dimensions import image_dimensions
+from comfy_serverless.inputs.fetcher import FetchPolicy
+from comfy_serverless.inputs.staging import InputStager
+from comfy_serverless.storage.destinations import Destination
+from comfy_serverless.storage.local import LocalStorage
+from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.records import NewExecution
+from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from tests.tls_server import ImageServer, LocalCertificates
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data)))
+
+
+def png_bomb(side: int) -> bytes:
+    """A complete, valid 1-bit grayscale PNG of side x side black pixels: a few KB."""
+    row = b"\x00" * (1 + (side + 7) // 8)
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data)
+            + _png_chunk(b"IEND", b""))
+
+
+def jpeg_bomb(side: int) -> bytes:
+    """A JPEG header that declares side x side pixels, after an EXIF-sized APP1 segment."""
+    app1 = b"Exif\x00\x00" + b"\x00" * 3000
+    frame = struct.pack(">BHHB", 8, side, side, 1) + b"\x01\x11\x00"
+    return (b"\xff\xd8" + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
+            + b"\xff\xc0" + struct.pack(">H", len(frame) + 2) + frame + b"\xff\xd9")
+
+
+def webp_bomb(side: int) -> bytes:
+    """An extended (VP8X) WebP whose canvas is side x side pixels."""
+    body = b"\x00\x00\x00\x00" + (side - 1).to_bytes(3, "little") * 2
+    chunk = b"VP8X" + struct.pack("<I", len(body)) + body
+    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+
+
+BOMBS = {"png-13000": png_bomb(13000), "png-30000": png_bomb(30000),
+         "jpg-30000": jpeg_bomb(30000), "webp-30000": webp_bomb(30000)}
+
+
+def _data_uri(data: bytes, kind: str) -> str:
+    return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
+
+
+def _loading(image: str) -> dict[str, Any]:
+    return {"1": {"class_type": "LoadImage", "inputs": {"image": image}},
+            "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+            "3": {"class_type": "SaveImage",
+                  "inputs": {"filename_prefix": "bomb", "images": ["2", 0]}}}
+
+
+@pytest.mark.parametrize("name", list(BOMBS))
+@pytest.mark.parametrize("delivery", ["inline", "https"])
+async def test_a_pixel_bomb_is_refused_at_submit(
+    tenant_a: httpx.AsyncClient, https_images: ImageServer, name: str, delivery: str
+) -> None:
+    data, kind = BOMBS[name], name.split("-")[0]
+    assert len(data) < 128 * 1024  # the 30000x30000 PNG is 109 KB, as in the issue
+    image = (_data_uri(data, kind) if delivery == "inline"
+             else https_images.serve(f"/{name}.{kind}", data))
+    response = await tenant_a.post("/v1/workflows/execute", json={"workflow": _loading(image)})
+    body = response.json()
+    assert response.status_code == 400, body
+    assert body["error_code"] == "WORKFLOW_VALIDATION_FAILED"
+    assert "max_input_pixels" in body["message"], body
+
+
+@pytest.mark.parametrize(("kind", "options"), [
+    ("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("WEBP", {}),
+    ("WEBP", {"lossless": True}),
+])
+def test_dimensions_come_from_the_header(tmp_path: Path, kind: str,
+                                         options: dict[str, Any]) -> None:
+    path = tmp_path / "image"
+    Image.new("RGBA" if kind != "JPEG" else "RGB", (321, 123), (1, 2, 3)).save(
+        path, kind, exif=Image.Exif().tobytes() if kind == "JPEG" else b"", **options)
+    formats = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+    assert image_dimensions(path, formats[kind]) == (321, 123)
+
+
+# --------------------------------------------------------------------------- stalling servers
+
+
+def _execution(*images: str) -> NewExecution:
+    workflow = {str(i): {"class_type": "LoadImage", "inputs": {"image": image}}
+                for i, image in enumerate(images, start=1)}
+    destination = Destination("local", None, "outputs/exec_s/")
+    return NewExecution(
+        id="exec_s", api_key_id="k", priority=5, workflow=workflow,
+        options={"output_config": {"storage": destination.as_options()}}, signature="",
+        webhook_url=None, client_id=None, submitted_at=time.time(), max_attempts=1,
+        total_nodes=len(workflow))
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _stager(certificates: LocalCertificates, tmp_path: Path, **limits: float) -> InputStager:
+    policy = FetchPolicy(WebhookPolicy(True, ("127.0.0.1/32",)), 1 << 20,
+                         ("png", "jpg", "webp"), ca_bundle=certificates.ca_bundle, **limits)
+    return InputStager(policy, LocalStorage(tmp_path / "storage", UrlSigner("s")),
+                       tmp_path / "spool")
+
+
+def _leftovers(tmp_path: Path) -> list[Path]:
+    return [path for path in tmp_path.rglob("*") if path.is_file()]
+
+
+async def test_stalling_servers_are_waited_for_together_not_in_turn(
+    https_images: ImageServer, test_certificates: LocalCertificates, tmp_path: Path
+) -> None:
+    good = https_images.serve("/fine.png", _png())
+    stalls = [https_images.serve(f"/stall-{n}.png", _png(), stall=30) for n in range(3)]
+    stager = _stager(test_certificates, tmp_path, timeout=1.5)
+    started = time.monotonic()
+    with pytest.raises(WorkflowInvalid) as refused:
+        await stager.stage(_execution(good, *stalls), None)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0, f"three 1.5 s stalls took {elapsed:.1f}s: fetched one after another"
+    assert str(refused.value.details).count("more than 1.5s") == 3
+    assert _leftovers(tmp_path) == [], "the good image's copy was kept"
+
+
+async def test_one_deadline_bounds_all_the_fetches_of_a_submit(
+    https_images: ImageServer, test_certificates: LocalCertificates, tmp_path: Path
+) -> None:
+    stalls = [https_images.serve(f"/deadline-{n}.png", _png(), stall=30) for n in range(6)]
+    stager = _stager(test_certificates, tmp_path, timeout=30, deadline=1.0, concurrency=2)
+    started = time.monotonic()
+    with pytest.raises(WorkflowInvalid) as refused:
+        await stager.stage(_execution(*stalls), None)
+    assert time.monotonic() - started < 2.5
+    assert str(refused.value.details).count("input_fetch_deadline") == 6
+    assert _leftovers(tmp_path) == [], "a cancelled fetch left its spool file"
