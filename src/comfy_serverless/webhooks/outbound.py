@@ -1,7 +1,8 @@
 """Every request this service makes on a tenant's behalf (a webhook delivery, an input-image
 fetch) goes through here:
 
-- to the very address that the policy checked (`CheckedUrl`): the URL's host is replaced by
+- to the very address that the policy checked (credentials in the URL become a Basic
+  authorization header) (`CheckedUrl`): the URL's host is replaced by
   that address, while the Host header, TLS SNI and certificate verification still use the
   host name, so a second DNS answer (rebinding) can never move the connection;
 - with no redirects, no proxy from the environment, no compression (a reply is read as sent,
@@ -17,7 +18,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -65,9 +66,12 @@ async def pinned_stream(client: httpx.AsyncClient, request: OutboundRequest
     """Send `request` to the first checked address; the response's body is not read yet."""
     target = request.checked.target
     headers = {**request.headers, "Host": target.authority, "Accept-Encoding": "identity"}
+    parts = urlsplit(target.url)
+    auth = ((unquote(parts.username), unquote(parts.password or ""))
+            if parts.username is not None else None)
     async with client.stream(
         request.method, _pinned_url(target.url, request.checked.addresses[0]),
-        headers=headers, content=request.content,
+        headers=headers, content=request.content, auth=auth,
         extensions={"sni_hostname": target.host},
     ) as response:
         yield response

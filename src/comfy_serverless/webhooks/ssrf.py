@@ -71,8 +71,11 @@ class OutboundUrl:
 
     @property
     def authority(self) -> str:
-        """The Host header's value: the host as written, with the port when one is given."""
-        return urlsplit(self.url).netloc.rsplit("@", 1)[-1]
+        """The Host header's value: the (ASCII) host, with the port unless it is the
+        scheme's default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,17 @@ def _ip_literal(host: str) -> IPAddress | None:
     return None
 
 
+def _ascii_host_name(host: str) -> str:
+    """The host name as DNS sees it (an internationalised one in its xn-- form)."""
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise UnsafeDestination(f"the host {host[:80]!r} is not a valid host name") from exc
+    _check_host_name(host)
+    return host
+
+
 def _check_host_name(host: str) -> None:
     name = host.removesuffix(".")
     labels = name.split(".")
@@ -157,7 +171,7 @@ def parse_url(url: str) -> OutboundUrl:
     host = parts.hostname or ""
     address = _ip_literal(host)
     if address is None:
-        _check_host_name(host)
+        host = _ascii_host_name(host)
     return OutboundUrl(url, parts.scheme, host, port, address)
 
 
