@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,26 +29,10 @@ from comfy_serverless.testing import LocalService, free_port
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 from tests.helpers import submit, wait_for, wait_until_finished
+from tests.loopback_receiver import Handler, receiver_at
 from tests.workflows import inverted_image
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MB = 1024 * 1024
-
-
-@contextlib.asynccontextmanager
-async def receiver_at(handler: Handler, host: str = "127.0.0.1", port: int | None = None
-                      ) -> AsyncIterator[str]:
-    """A receiver on loopback; yields its URL."""
-    port = port or free_port()
-    app = web.Application()
-    app.router.add_post("/hook", handler)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    try:
-        yield f"http://{host}:{port}/hook"
-    finally:
-        await runner.cleanup()
 
 
 def rss_bytes(pid: int) -> int:

@@ -13,10 +13,10 @@ from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
-from comfy_serverless.testing import free_port
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 from comfy_serverless.webhooks.system_events import announce_maintenance
+from tests.loopback_receiver import receiver_at
 
 LOOPBACK = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",))
 
@@ -29,14 +29,8 @@ async def received() -> AsyncIterator[tuple[str, list[bytes]]]:
         bodies.append(await request.read())
         return web.Response(status=200)
 
-    port = free_port()
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/hook", bodies
-    await runner.cleanup()
+    async with receiver_at(handle) as url:
+        yield url, bodies
 
 
 async def test_an_endpoint_that_received_events_is_deleted_and_sent_nothing_more(

@@ -8,7 +8,6 @@ import ssl
 import pytest
 from aiohttp import web
 
-from comfy_serverless.testing import free_port
 from comfy_serverless.webhooks.outbound import (
     OutboundRequest,
     outbound_client,
@@ -21,6 +20,7 @@ from comfy_serverless.webhooks.ssrf import (
     check_destination,
     parse_url,
 )
+from tests.loopback_receiver import receiver_at
 
 LOOPBACK = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",))
 
@@ -57,21 +57,14 @@ async def test_a_pinned_request_keeps_the_name_and_credentials_and_reads_a_cappe
                     encoding=request.headers.get("Accept-Encoding", ""))
         return web.Response(body=b"y" * 10_000)
 
-    port = free_port()
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        checked = await check_destination(f"http://me:s%40cret@127.0.0.1:{port}/hook",
+    async with receiver_at(handle) as url:
+        checked = await check_destination(url.replace("http://", "http://me:s%40cret@"),
                                           LOOPBACK)
         async with (outbound_client(ssl.create_default_context(), 5) as client,
                     pinned_stream(client, OutboundRequest("POST", checked, {}, b"{}"))
                     as response):
             reply = await read_capped(response, 100)
-    finally:
-        await runner.cleanup()
+    port = checked.target.port
     assert (reply.status_code, reply.body, reply.truncated) == (200, b"y" * 100, True)
     assert seen == {"host": f"127.0.0.1:{port}", "auth": "Basic bWU6c0BjcmV0",
                     "encoding": "identity"}
