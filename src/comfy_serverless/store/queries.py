@@ -29,11 +29,12 @@ _NOT_SHARED = frozenset({"common", "sqlite", "postgres"})
 _DIALECT_TOKENS = {
     "postgres": {"{{row_lock}}": "FOR UPDATE SKIP LOCKED", "{{for_update}}": "FOR UPDATE",
                  "{{row_lock_of_c}}": "FOR UPDATE OF c SKIP LOCKED",
-                 "{{json_items}}": "jsonb_array_elements_text", "{{json}}": "jsonb"},
+                 "{{json_items}}": "jsonb_array_elements_text", "{{json}}": "jsonb",
+                 "{{strpos}}": "strpos"},
     # SQLite needs no row locks: its writes run in BEGIN IMMEDIATE transactions, one at a time.
     "sqlite": {"{{row_lock}}": "", "{{for_update}}": "", "{{row_lock_of_c}}": "",
                "{{json_items}}": "json_each",
-               "{{json}}": "TEXT"},
+               "{{json}}": "TEXT", "{{strpos}}": "instr"},
 }
 
 

@@ -20,8 +20,8 @@ class WebhookOutbox:
 
     async def claim(self, owner: str, lease_seconds: float, limit: int,
                     per_destination: int = 4) -> list[WebhookEvent]:
-        """Up to `limit` due events, never more than `per_destination` in flight to one URL
-        (counting every dispatcher's)."""
+        """Up to `limit` due events, never more than `per_destination` in flight to one
+        destination, scheme://host:port (counting every dispatcher's)."""
         now = time.time()
         rows = await self._db.fetch_all(
             self._sql["claim_webhook_events"],

@@ -8,9 +8,9 @@ written: an event waits while an earlier one of its execution is still undeliver
 Isolation: each claimed event is delivered in its own task, and a pass claims only as many
 events as there are free slots (`concurrency`), so a receiver that never answers holds one
 slot until the timeout, never a whole batch. No more than `per_destination` deliveries to
-one URL are in flight at once (across dispatchers), so one dead receiver cannot take every
-slot. A receiver's reply is read to `reply_max_bytes` at most, then the connection is
-closed; the delivery log keeps that much of it.
+one destination (scheme://host:port) are in flight at once (across dispatchers), so one
+dead receiver cannot take every slot. A receiver's reply is read to `reply_max_bytes` at
+most, then the connection is closed; the delivery log keeps that much of it.
 """
 
 from __future__ import annotations

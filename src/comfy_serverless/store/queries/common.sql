@@ -255,20 +255,21 @@ LIMIT 1;
 -- name: claim_webhook_events
 -- Due events, oldest first, never one whose execution has an earlier event still undelivered
 -- (each execution's events arrive in order), and never more than :per_destination events in
--- flight to one URL, counting those other dispatchers hold: a slow or dead receiver holds
--- back only its own events. The window keeps one batch within that cap as well.
+-- flight to one destination (scheme://host:port of the URL, whatever its path or query),
+-- counting those other dispatchers hold: a slow or dead receiver holds back only its own
+-- events. The window keeps one batch within that cap as well.
 UPDATE webhook_events
 SET status = 'delivering', lease_owner = :owner, lease_expires_at = :lease_expires_at
 WHERE id IN (
     SELECT ranked.id FROM (
         SELECT due.id, due.next_attempt_at, due.seq, due.busy,
-               ROW_NUMBER() OVER (PARTITION BY due.url ORDER BY due.next_attempt_at, due.seq)
-                   AS place
+               ROW_NUMBER() OVER (PARTITION BY due.destination
+                                  ORDER BY due.next_attempt_at, due.seq) AS place
         FROM (
-            SELECT e.id, e.url, e.next_attempt_at, e.seq,
+            SELECT e.id, e.next_attempt_at, e.seq, {{> _destination_of_e}} AS destination,
                    (SELECT COUNT(*) FROM webhook_events busy
-                    WHERE busy.url = e.url AND busy.status = 'delivering'
-                      AND busy.lease_expires_at >= :now) AS busy
+                    WHERE busy.status = 'delivering' AND busy.lease_expires_at >= :now
+                      AND {{> _destination_of_busy}} = {{> _destination_of_e}}) AS busy
             FROM webhook_events e
             WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= :now
               AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
@@ -276,9 +277,6 @@ WHERE id IN (
                   SELECT 1 FROM webhook_events earlier
                   WHERE earlier.execution_id = e.execution_id AND earlier.seq < e.seq
                     AND earlier.status IN ('pending', 'delivering'))
-              AND (SELECT COUNT(*) FROM webhook_events busy
-                   WHERE busy.url = e.url AND busy.status = 'delivering'
-                     AND busy.lease_expires_at >= :now) < :per_destination
             ORDER BY e.next_attempt_at, e.seq
             LIMIT :scan
             {{row_lock}}
@@ -289,6 +287,15 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING *;
+
+-- name: _destination_of_e
+-- scheme://host:port of event e's URL, lower-cased: where a delivery connects.
+lower(substr(e.url, 1, 7 + {{strpos}}(
+                       replace(replace(substr(e.url, 9), '?', '/'), '#', '/') || '/', '/')))
+
+-- name: _destination_of_busy
+lower(substr(busy.url, 1, 7 + {{strpos}}(
+                       replace(replace(substr(busy.url, 9), '?', '/'), '#', '/') || '/', '/')))
 
 -- name: webhook_context
 SELECT w.*, COALESCE(x.webhook_secret, p.secret) AS secret FROM webhook_events w
