@@ -19,17 +19,14 @@ import httpx
 import pytest
 from aiohttp import web
 
-from comfy_serverless.auth.keys import issue_key
-from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
-from comfy_serverless.store.records import NewExecution
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import LocalService, free_port
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 from tests.helpers import submit, wait_for, wait_until_finished
-from tests.loopback_receiver import Handler, receiver_at
+from tests.outbound import Handler, receiver_at, started_execution
 from tests.workflows import inverted_image
 
 MB = 1024 * 1024
@@ -211,7 +208,7 @@ async def test_a_rebinding_host_name_is_delivered_to_the_address_that_was_checke
     monkeypatch.setattr(loop, "getaddrinfo", rebinding)
     async with (receiver_at(recorder("127.0.0.1"), "127.0.0.1", port),
                 receiver_at(recorder("127.0.0.2"), "127.0.0.2", port)):
-        await _execution_with_webhook(store, f"http://rebind.test:{port}/hook")
+        await started_execution(store, f"http://rebind.test:{port}/hook")
         dispatcher = WebhookDispatcher(store, LocalStorage(tmp_path, UrlSigner("s")),
                                        DispatcherConfig(
             policy=WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",)),
@@ -219,13 +216,3 @@ async def test_a_rebinding_host_name_is_delivered_to_the_address_that_was_checke
         assert await dispatcher.run_once() == 1
         await dispatcher.stop()
     assert hits == {"127.0.0.1": [f"rebind.test:{port}"], "127.0.0.2": []}
-
-
-async def _execution_with_webhook(store: Store, url: str) -> None:
-    key = issue_key("secret", "basic").record
-    await store.create_api_key(key)
-    await store.create_execution(NewExecution(
-        id=new_execution_id(), api_key_id=key.id, priority=5, workflow=inverted_image(1),
-        options={}, signature="s", webhook_url=url, client_id=None, submitted_at=time.time(),
-        max_attempts=1, total_nodes=3, webhook_secret=None, webhook_max_retries=1))
-    assert await store.claim_next("w1", 30) is not None  # writes execution.started

@@ -16,7 +16,7 @@ from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 from comfy_serverless.webhooks.system_events import announce_maintenance
-from tests.loopback_receiver import receiver_at
+from tests.outbound import receiver_at
 
 LOOPBACK = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",))
 

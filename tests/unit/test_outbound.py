@@ -20,7 +20,7 @@ from comfy_serverless.webhooks.ssrf import (
     check_destination,
     parse_url,
 )
-from tests.loopback_receiver import receiver_at
+from tests.outbound import receiver_at
 
 LOOPBACK = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",))
 

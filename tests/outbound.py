@@ -1,0 +1,47 @@
+"""For the tests of outbound requests: an HTTP receiver on loopback, and an execution whose
+webhook event is waiting to be delivered."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.store.records import NewExecution
+from comfy_serverless.store.store import Store
+from comfy_serverless.testing import free_port
+from tests.workflows import inverted_image
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def receiver_at(handler: Handler, host: str = "127.0.0.1", port: int | None = None
+                      ) -> AsyncIterator[str]:
+    """Serve POST /hook with `handler` on a loopback address; yields its URL."""
+    port = port or free_port()
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    try:
+        yield f"http://{host}:{port}/hook"
+    finally:
+        await runner.cleanup()
+
+
+async def started_execution(store: Store, webhook_url: str) -> None:
+    """An execution of its own key, claimed, so that its execution.started event is due."""
+    key = issue_key("secret", "basic").record
+    await store.create_api_key(key)
+    await store.create_execution(NewExecution(
+        id=new_execution_id(), api_key_id=key.id, priority=5, workflow=inverted_image(1),
+        options={}, signature="s", webhook_url=webhook_url, client_id=None,
+        submitted_at=time.time(), max_attempts=1, total_nodes=3, webhook_secret=None,
+        webhook_max_retries=3))
+    assert await store.claim_next("w1", 30) is not None
