@@ -70,6 +70,9 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "List the keys: GET /v1/admin/keys or comfy-serverless keys list."),
     ErrorDoc("WEBHOOK_ENDPOINT_NOT_FOUND", 404, "No such registered webhook endpoint for "
              "this key.", "List them: GET /v1/webhooks."),
+    ErrorDoc("WEBHOOK_ENDPOINT_LIMIT", 409, "The key already has as many webhook endpoints as "
+             "webhook_max_endpoints_per_key allows (details.max_endpoints).",
+             "Delete an endpoint you no longer need: DELETE /v1/webhooks/{id}."),
     ErrorDoc("WEBHOOK_EVENT_NOT_FOUND", 404, "No such webhook event for this execution.",
              "List the execution's events: GET /v1/workflows/{id}/webhooks."),
     ErrorDoc("OUTPUT_NOT_FOUND", 404,
