@@ -257,19 +257,25 @@ LIMIT 1;
 -- (each execution's events arrive in order), and never more than :per_destination events in
 -- flight to one destination (scheme://host:port of the URL, whatever its path or query),
 -- counting those other dispatchers hold: a slow or dead receiver holds back only its own
--- events. The window keeps one batch within that cap as well.
+-- events, and its waiting events are skipped, not scanned in the way of others'. The window
+-- keeps one batch within the cap as well.
 UPDATE webhook_events
 SET status = 'delivering', lease_owner = :owner, lease_expires_at = :lease_expires_at
 WHERE id IN (
+    WITH in_flight AS (
+        SELECT {{> _destination}} AS destination, COUNT(*) AS busy
+        FROM webhook_events busy
+        WHERE busy.status = 'delivering' AND busy.lease_expires_at >= :now
+        GROUP BY 1
+    )
     SELECT ranked.id FROM (
-        SELECT due.id, due.next_attempt_at, due.seq, due.busy,
-               ROW_NUMBER() OVER (PARTITION BY due.destination
+        SELECT due.id, due.next_attempt_at, due.seq, COALESCE(f.busy, 0) AS busy,
+               ROW_NUMBER() OVER (PARTITION BY {{> _destination}}
                                   ORDER BY due.next_attempt_at, due.seq) AS place
         FROM (
-            SELECT e.id, e.next_attempt_at, e.seq, {{> _destination_of_e}} AS destination,
-                   (SELECT COUNT(*) FROM webhook_events busy
-                    WHERE busy.status = 'delivering' AND busy.lease_expires_at >= :now
-                      AND {{> _destination_of_busy}} = {{> _destination_of_e}}) AS busy
+            -- the destination of each row is computed where it is needed, never sorted with
+            -- it: the scan may pass many rows
+            SELECT e.id, e.url, e.next_attempt_at, e.seq
             FROM webhook_events e
             WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= :now
               AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
@@ -277,10 +283,13 @@ WHERE id IN (
                   SELECT 1 FROM webhook_events earlier
                   WHERE earlier.execution_id = e.execution_id AND earlier.seq < e.seq
                     AND earlier.status IN ('pending', 'delivering'))
+              AND {{> _destination}} NOT IN (
+                  SELECT destination FROM in_flight WHERE busy >= :per_destination)
             ORDER BY e.next_attempt_at, e.seq
             LIMIT :scan
             {{row_lock}}
         ) due
+        LEFT JOIN in_flight f ON f.destination = {{> _destination}}
     ) ranked
     WHERE ranked.place + ranked.busy <= :per_destination
     ORDER BY ranked.next_attempt_at, ranked.seq
@@ -288,14 +297,10 @@ WHERE id IN (
 )
 RETURNING *;
 
--- name: _destination_of_e
--- scheme://host:port of event e's URL, lower-cased: where a delivery connects.
-lower(substr(e.url, 1, 7 + {{strpos}}(
-                       replace(replace(substr(e.url, 9), '?', '/'), '#', '/') || '/', '/')))
-
--- name: _destination_of_busy
-lower(substr(busy.url, 1, 7 + {{strpos}}(
-                       replace(replace(substr(busy.url, 9), '?', '/'), '#', '/') || '/', '/')))
+-- name: _destination
+-- scheme://host:port of the `url` column in scope, lower-cased: where a delivery connects.
+lower(substr(url, 1, 7 + {{strpos}}(replace(replace(substr(url, 9), '?', '/'), '#', '/') || '/',
+                                    '/')))
 
 -- name: webhook_context
 SELECT w.*, COALESCE(x.webhook_secret, p.secret) AS secret FROM webhook_events w
