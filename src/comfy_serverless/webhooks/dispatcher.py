@@ -81,7 +81,8 @@ class _Attempt:
         """The start of the reply as text for the delivery log, and whether it went on."""
         if self.reply is None:
             return None
-        return self.reply.body.decode("utf-8", "replace"), self.reply.truncated
+        text = self.reply.body.decode("utf-8", "replace").replace("\x00", "\ufffd")
+        return text, self.reply.truncated  # a database text column takes no NUL
 
 
 class WebhookDispatcher(BackgroundService):
