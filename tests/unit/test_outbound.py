@@ -32,6 +32,7 @@ LOOPBACK = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",)
     ("https://bücher.example/x", "xn--bcher-kva.example", "xn--bcher-kva.example"),
     ("https://[2606:4700::1]:8443/", "2606:4700::1", "[2606:4700::1]:8443"),
     ("https://user:pw@example.com/x", "example.com", "example.com"),
+    ("http://2130706433:8080/x", "127.0.0.1", "127.0.0.1:8080"),
 ])
 def test_a_url_is_parsed_once_into_its_ascii_host_and_authority(
     url: str, host: str, authority: str

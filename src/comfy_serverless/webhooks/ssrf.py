@@ -61,7 +61,8 @@ class WebhookPolicy:
 
 @dataclass(frozen=True)
 class OutboundUrl:
-    """A well-formed absolute http(s) URL; `address` is set when its host is an IP literal."""
+    """A well-formed absolute http(s) URL. `host` is ASCII; when it is an IP literal (in any
+    spelling), `address` holds it and `host` is its canonical form."""
 
     url: str
     scheme: str
@@ -170,8 +171,7 @@ def parse_url(url: str) -> OutboundUrl:
     parts, port = _split(url)
     host = parts.hostname or ""
     address = _ip_literal(host)
-    if address is None:
-        host = _ascii_host_name(host)
+    host = _ascii_host_name(host) if address is None else str(address)
     return OutboundUrl(url, parts.scheme, host, port, address)
 
 
@@ -197,6 +197,8 @@ async def check_destination(url: str, policy: WebhookPolicy) -> CheckedUrl:
     if target.scheme != "https" and policy.require_https:
         raise UnsafeDestination("the URL must use https")
     addresses = [_plain(address) for address in await _resolve(target)]
+    if not addresses:
+        raise UnsafeDestination(f"the host {target.host!r} does not resolve")
     for address in addresses:
         if _refused(address, policy):
             raise UnsafeDestination(
