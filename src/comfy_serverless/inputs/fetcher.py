@@ -1,10 +1,12 @@
-"""Fetches an input image from an https URL: the webhook SSRF rules, a size cap, magic bytes.
+"""Fetches an input image from an https URL: the webhook SSRF rules, a size cap, magic
+bytes, and a pixel cap read from the header.
 
 The host is resolved and checked once, and the connection goes to exactly the addresses
 that passed (the URL's host still names the server for TLS), so a second DNS answer cannot
-point it elsewhere. Redirects are not followed. The body is streamed to a spool file and
-the download stops as soon as it passes the cap, or when the whole fetch has taken longer
-than the timeout.
+point it elsewhere (see webhooks/outbound.py). Redirects are not followed. The body is
+streamed as sent to a spool file and the download stops as soon as it passes the cap, or
+when the whole fetch has taken longer than the timeout. The image's width and height come
+from its header (never decoded): more than `max_pixels` is refused.
 """
 
 from __future__ import annotations
@@ -124,8 +126,7 @@ def spool_image(data: bytes, spool_dir: Path, policy: FetchPolicy) -> FetchedIma
         raise
 
 
-async def fetch_image(url: str, policy: FetchPolicy, spool_dir: Path,
-                      client: httpx.AsyncClient | None = None) -> FetchedImage:
+async def fetch_image(url: str, policy: FetchPolicy, spool_dir: Path) -> FetchedImage:
     """Download `url` into a spool file; ImageRefused (before any connection, for an unsafe
     host) when it cannot be used."""
     try:
@@ -134,10 +135,7 @@ async def fetch_image(url: str, policy: FetchPolicy, spool_dir: Path,
         raise ImageRefused(str(exc)) from exc
     sink = _Sink(spool_dir, policy)
     try:
-        if client is None:
-            async with outbound_client(policy.tls(), policy.timeout) as own_client:
-                await _download(own_client, checked, policy, sink)
-        else:
+        async with outbound_client(policy.tls(), policy.timeout) as client:
             await _download(client, checked, policy, sink)
         return sink.finish()
     except BaseException:
