@@ -73,9 +73,9 @@ class InputStager:
 
     async def stage(self, execution: NewExecution, catalog: NodeCatalog | None
                     ) -> NewExecution:
-        """The execution with its URL and base64 images staged; a 400 for any bad one.
+        """The execution with its URL and base64 images staged; a 400 for a bad one.
         Images are fetched in parallel (at most `concurrency` at once), all within one
-        overall deadline; when any is refused, none is kept."""
+        overall deadline; when one is refused, the others are stopped and none is kept."""
         destination = Destination.from_options(execution.id, execution.options)
         graph = copy_graph(execution.workflow)
         images = list(image_inputs(graph, catalog))
@@ -96,6 +96,8 @@ class InputStager:
 
     async def _stage_all(self, images: list[ImageInput], destination: Destination,
                          execution_id: str) -> list[StagedInput | ImageRefused | None]:
+        """Stage every image at once (at most `concurrency` fetches running): the first
+        refusal, or the deadline, stops the fetches still running (their spool files go)."""
         gate = asyncio.Semaphore(self._policy.concurrency)
 
         async def one(index: int, image: ImageInput) -> StagedInput | None:
@@ -107,17 +109,22 @@ class InputStager:
                  for image in images]
         if not tasks:
             return []
-        _, late = await asyncio.wait(tasks, timeout=self._policy.deadline)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return [self._outcome(task) for task in tasks]
+        try:
+            await asyncio.wait(tasks, timeout=self._policy.deadline,
+                               return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()  # nothing for those already done
+            await asyncio.gather(*tasks, return_exceptions=True)
+        refused = any(not task.cancelled() and task.exception() for task in tasks)
+        return [self._outcome(task, refused) for task in tasks]
 
-    def _outcome(self, task: asyncio.Task[StagedInput | None]
+    def _outcome(self, task: asyncio.Task[StagedInput | None], refused: bool
                  ) -> StagedInput | ImageRefused | None:
-        if task.cancelled():
-            return ImageRefused("the images were not all fetched within the overall deadline "
-                                f"of {self._policy.deadline:g}s (input_fetch_deadline)")
+        if task.cancelled():  # stopped by another image's refusal, or by the deadline
+            return None if refused else ImageRefused(
+                "the images were not all fetched within the overall deadline of "
+                f"{self._policy.deadline:g}s (input_fetch_deadline)")
         error = task.exception()
         if isinstance(error, ImageRefused):
             return error
