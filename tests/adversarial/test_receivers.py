@@ -135,27 +135,29 @@ async def test_a_receiver_that_never_answers_delays_only_its_own_events(
         return web.Response(status=200)
 
     async with receiver_at(stalling.handle) as slow_url, receiver_at(fast) as fast_url:
-        for color in range(6):
-            await submit(tenant_a, inverted_image(110 + color),
-                         notification_config={"webhook_url": slow_url})
+        try:
+            for color in range(6):
+                await submit(tenant_a, inverted_image(110 + color),
+                             notification_config={"webhook_url": slow_url})
 
-        async def stalled() -> bool:
-            return stalling.open_now >= 4
+            async def stalled() -> bool:
+                return stalling.open_now >= 4
 
-        await wait_for(stalled, timeout=60, what="the slow receiver to hold deliveries")
-        execution_id = await submit(tenant_b, inverted_image(120),
-                                    notification_config={"webhook_url": fast_url})
-        await wait_until_finished(tenant_b, execution_id)
-        finished = time.monotonic()
+            await wait_for(stalled, timeout=60, what="the slow receiver to hold deliveries")
+            execution_id = await submit(tenant_b, inverted_image(120),
+                                        notification_config={"webhook_url": fast_url})
+            await wait_until_finished(tenant_b, execution_id)
+            finished = time.monotonic()
 
-        async def completed_arrived() -> bool:
-            return "execution.completed" in arrivals
+            async def completed_arrived() -> bool:
+                return "execution.completed" in arrivals
 
-        await wait_for(completed_arrived, timeout=3, what="the other tenant's completed event")
-        assert arrivals["execution.started"] <= arrivals["execution.completed"]
-        assert arrivals["execution.completed"] - finished < 3
-        assert stalling.most_open <= 4, "more deliveries in flight to one URL than its cap"
-        stalling.released.set()
+            await wait_for(completed_arrived, timeout=3, what="the other tenant's completed event")
+            assert arrivals["execution.started"] <= arrivals["execution.completed"]
+            assert arrivals["execution.completed"] - finished < 3
+            assert stalling.most_open <= 4, "more deliveries in flight to one URL than its cap"
+        finally:
+            stalling.released.set()  # the service's deliveries end
 
 
 async def test_endpoints_per_key_are_capped(tenant_b: httpx.AsyncClient) -> None:
