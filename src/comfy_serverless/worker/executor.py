@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient, Subscription
+from comfy_serverless.engine.comfyui.fresh_outputs import with_fresh_outputs
 from comfy_serverless.engine.comfyui.messages import (
     ConnectionLost,
     EngineEvent,
@@ -143,6 +144,9 @@ class Executor:
         self.prompt_for: Callable[[dict[str, Any]], dict[str, Any]] = dict
         # Which queued work this worker may take (its GPU type), for yielding to urgent work.
         self.claim_match: Callable[[], ClaimMatch] = ClaimMatch
+        # The node classes ComfyUI runs as outputs (from its catalog): each submission runs
+        # them again, never answering from a cached run whose files were moved out.
+        self.output_classes: frozenset[str] = frozenset()
 
     def request_hand_back(self) -> None:
         """Graceful shutdown: interrupt the running job and return it to the queue unharmed."""
@@ -233,8 +237,9 @@ class Executor:
             await self._client.wait_connected()
             if self._inputs is not None:
                 await self._inputs.upload(context.execution)
-            await self._client.submit(self.prompt_for(context.execution.workflow),
-                                      context.prompt_id)
+            prompt = with_fresh_outputs(self.prompt_for(context.execution.workflow),
+                                        self.output_classes, context.prompt_id)
+            await self._client.submit(prompt, context.prompt_id)
             context.submitted_at = time.time()
         except StorageError as exc:
             raise _Stop(await self._fail(context, Failure(

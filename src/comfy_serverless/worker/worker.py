@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.engine.comfyui.fresh_outputs import output_classes
 from comfy_serverless.engine.comfyui.stats import (
     device_memory,
     first_device,
@@ -264,6 +265,8 @@ class Worker:
             self._catalog_published_at = time.monotonic()  # try again at the next refresh
             log.warning("cannot read ComfyUI's node catalog: %s", exc)
             return
+        if self._executor is not None:
+            self._executor.output_classes = output_classes(object_info)
         text = json.dumps(object_info, sort_keys=True, separators=(",", ":"))
         digest, previous = await self._store.publish_catalog(self.config.worker_id, text)
         self._catalog_published_at = time.monotonic()
