@@ -171,11 +171,19 @@ class Executor:
                 self._client.unsubscribe(context.prompt_id)
                 if submitted is not None:
                     submitted.set()
+                await self._leave_engine_folders(context)
         if outcome in ("completed", "failed"):
             self._signals.finished(execution.id)
         if self._inputs is not None and await self._ended_for_good(execution, outcome):
             await self._inputs.discard(execution)
         return outcome
+
+    async def _leave_engine_folders(self, context: ExecutionContext) -> None:
+        """Nothing of the attempt stays in ComfyUI's folders: the files its nodes reported
+        (those collected were moved out already) and its uploaded input images."""
+        await self._collector.discard(context.tracker.outputs)
+        if self._inputs is not None:
+            await self._inputs.remove_from_engine(context.execution)
 
     async def _ended_for_good(self, execution: ExecutionRecord, outcome: Outcome) -> bool:
         """Whether no attempt will ever need the execution's staged inputs again: it
@@ -377,6 +385,8 @@ class Executor:
         deadline = time.monotonic() + _INTERRUPT_GRACE
         while time.monotonic() < deadline:
             event = await context.subscription.next(deadline - time.monotonic())
+            if event is not None and not isinstance(event, PreviewImage):
+                context.tracker.apply(event)  # files written meanwhile are removed too
             if isinstance(event, ExecutionInterrupted | ExecutionFinished | ExecutionError
                           | ConnectionLost) or event is None:
                 return

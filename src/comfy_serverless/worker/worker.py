@@ -142,10 +142,15 @@ class Worker:
         await self._engine.start()
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
+        try:
+            self.warm.pinning = await self._client.has_hooks()
+        except EngineError:
+            self.warm.pinning = False
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
                                     self._engine.local_folders(),
                                     keep_workflow_metadata=self.config.keep_workflow_metadata)
-        inputs = InputUploader(self._client, self._storage, self.config.spool_dir)
+        inputs = InputUploader(self._client, self._storage, self.config.spool_dir,
+                               collector.engine_files)
         self._executor = Executor(
             self.config.executor_config(), self._store, self._engine, self._client,
             collector, self.signals, {}, inputs,

@@ -185,6 +185,17 @@ class ComfyUIClient:
         status, _ = await self._request("POST", "/queue", {"delete": prompt_ids})
         _raise_for_status(status, "POST", "/queue")
 
+    async def has_hooks(self) -> bool:
+        """Whether this ComfyUI runs comfy-serverless's hooks (engine/comfyui/extension)."""
+        status, payload = await self._request("GET", "/comfy-serverless/hooks")
+        return status == 200 and bool(payload.get("version"))
+
+    async def delete_file(self, folder_type: str, subfolder: str, filename: str) -> None:
+        """Delete one file from ComfyUI's output, temp or input folder (through the hooks)."""
+        body = {"type": folder_type, "subfolder": subfolder, "filename": filename}
+        status, _ = await self._request("POST", "/comfy-serverless/delete", body)
+        _raise_for_status(status, "POST", "/comfy-serverless/delete")
+
     async def upload_image(self, source: Path, filename: str, subfolder: str) -> str:
         """Upload a file to ComfyUI's input folder (streamed from disk, overwriting a file of
         the same name); returns the name a LoadImage input gives it."""
