@@ -316,10 +316,12 @@ class Store:
         final: ProgressSnapshot,
         gpu_time: float,
         log: Sequence[LogEntry] = (),
+        engine_metrics: dict[str, Any] | None = None,
     ) -> bool:
         """Record outputs and completion in one transaction; False if the lease was lost."""
         params = {**lease.params(), "now": time.time(), "gpu_time": gpu_time,
-                  "current_step": final.current_step, "total_steps": final.total_steps}
+                  "current_step": final.current_step, "total_steps": final.total_steps,
+                  "engine_metrics": _dumps(engine_metrics)}
         if not outputs and not log:
             return await self._db.execute(self._sql["complete_execution"], params) == 1
         try:
@@ -335,11 +337,12 @@ class Store:
 
     async def fail(
         self, lease: Lease, error: dict[str, Any], gpu_time: float | None,
-        log: Sequence[LogEntry] = (),
+        log: Sequence[LogEntry] = (), engine_metrics: dict[str, Any] | None = None,
     ) -> bool:
         return await self._finish_attempt(
             "fail_execution", lease,
-            {"now": time.time(), "error": _dumps(error), "gpu_time": gpu_time}, log,
+            {"now": time.time(), "error": _dumps(error), "gpu_time": gpu_time,
+             "engine_metrics": _dumps(engine_metrics)}, log,
         )
 
     async def requeue(

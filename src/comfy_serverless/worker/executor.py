@@ -19,10 +19,11 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient, Subscription
+from comfy_serverless.engine.comfyui.device_usage import UsageWindow
 from comfy_serverless.engine.comfyui.fresh_outputs import with_fresh_outputs
 from comfy_serverless.engine.comfyui.messages import (
     ConnectionLost,
@@ -35,6 +36,7 @@ from comfy_serverless.engine.comfyui.messages import (
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
+from comfy_serverless.engine.comfyui.tuning import EngineTuning
 from comfy_serverless.errors import (
     EngineError,
     EnginePromptRejected,
@@ -52,6 +54,7 @@ from comfy_serverless.store.records import (
     ProgressSnapshot,
 )
 from comfy_serverless.store.store import Store
+from comfy_serverless.worker.engine_facts import EngineFacts
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.outputs import OutputCollector
@@ -100,6 +103,8 @@ class ExecutionContext:
     timeout: float | None
     deadline: float | None
     cancel_event: asyncio.Event
+    tuning: EngineTuning = field(default_factory=EngineTuning)
+    usage: UsageWindow = field(default_factory=UsageWindow)
     last_progress_write: float = 0.0
     last_lease_renewal: float = 0.0
     last_cancel_poll: float = 0.0
@@ -147,6 +152,8 @@ class Executor:
         # The node classes ComfyUI runs as outputs (from its catalog): each submission runs
         # them again, never answering from a cached run whose files were moved out.
         self.output_classes: frozenset[str] = frozenset()
+        # Its ComfyUI's device and hooks: what execution_config can apply, GPU usage samples.
+        self.engine_facts = EngineFacts()
 
     def request_hand_back(self) -> None:
         """Graceful shutdown: interrupt the running job and return it to the queue unharmed."""
@@ -213,6 +220,7 @@ class Executor:
             timeout=float(timeout) if timeout else None,
             deadline=None,
             cancel_event=cancel_event,
+            tuning=EngineTuning.from_config(execution.options.get("execution_config") or {}),
             last_progress_write=now,
             last_lease_renewal=now,
             last_cancel_poll=now,
@@ -240,6 +248,8 @@ class Executor:
         if context.execution.engine_prompt_id is None and not await self._store.set_engine_prompt(
                 context.lease, context.prompt_id, self.claim_allocation(context.prompt_id)):
             raise _Stop("lost")
+        if (refusal := self.engine_facts.refusal(context.tuning)) is not None:
+            raise _Stop(await self._fail(context, refusal))
         try:
             # Events sent before our WebSocket is up would be lost: never submit without it.
             await self._client.wait_connected()
@@ -247,7 +257,8 @@ class Executor:
                 await self._inputs.upload(context.execution)
             prompt = with_fresh_outputs(self.prompt_for(context.execution.workflow),
                                         self.output_classes, context.prompt_id)
-            await self._client.submit(prompt, context.prompt_id)
+            await self._client.submit(prompt, context.prompt_id,
+                                      extra_data=context.tuning.extra_data())
             context.submitted_at = time.time()
         except StorageError as exc:
             raise _Stop(await self._fail(context, Failure(
@@ -274,6 +285,8 @@ class Executor:
 
     async def _housekeeping(self, context: ExecutionContext) -> None:
         now = time.time()
+        if context.tracker.started_at is not None:
+            context.usage.add(self.engine_facts.sample())
         if self._hand_back.is_set():
             await self._interrupt(context)
             await self._store.hand_back(context.lease, [LogEntry(
@@ -429,6 +442,7 @@ class Executor:
             [*context.tracker.drain_log(), LogEntry(
                 time.time(), "execution_completed", None,
                 f"Workflow completed with {len(outputs)} output(s)")],
+            engine_metrics=_usage_metrics(context),
         )
         return "completed" if completed else "cancelled"
 
@@ -524,8 +538,13 @@ class Executor:
         body = failure.body(execution, 0, None)
         log_entries.append(LogEntry(time.time(), "execution_failed", failure.node_id,
                                     failure.message))
-        failed = await self._store.fail(context.lease, body, gpu_time, log_entries)
+        failed = await self._store.fail(context.lease, body, gpu_time, log_entries,
+                                        engine_metrics=_usage_metrics(context))
         return "failed" if failed else "cancelled"
+
+
+def _usage_metrics(context: ExecutionContext) -> dict[str, float | None]:
+    return context.usage.metrics(context.tuning.gpu_memory_fraction)
 
 
 def _prompt_in_queue(queue: dict[str, Any], prompt_id: str) -> bool:

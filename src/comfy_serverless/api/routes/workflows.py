@@ -22,6 +22,7 @@ from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
 from comfy_serverless.executions.costs import cost_breakdown
 from comfy_serverless.executions.expiry import raise_if_expired
 from comfy_serverless.executions.submission import check_webhook_url, new_execution
+from comfy_serverless.executions.tuning import refuse_unavailable_tuning
 from comfy_serverless.executions.views import (
     accepted_view,
     cancelled_view,
@@ -83,6 +84,8 @@ async def execute(
                                tier=tier, policy=services.access.policy,
                                webhook_header=x_webhook_url, client_id=x_client_id)
     await check_webhook_url(submission.execution.webhook_url, services.settings)
+    await refuse_unavailable_tuning(body.execution_config, services.store,
+                                    now - services.settings.live_window())
     execution = await services.inputs.stage(submission.execution, catalog)
     admission = await services.store.access.admit(execution, admission_limits(tier, now), claim)
     if not isinstance(admission, Admitted):

@@ -170,8 +170,12 @@ class ComfyUIClient:
     async def queue(self) -> dict[str, Any]:
         return await self._get_json("/queue")
 
-    async def submit(self, prompt: dict[str, Any], prompt_id: str) -> None:
-        body = {"prompt": prompt, "client_id": self.client_id, "prompt_id": prompt_id}
+    async def submit(self, prompt: dict[str, Any], prompt_id: str, *,
+                     extra_data: dict[str, Any] | None = None) -> None:
+        body: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id,
+                                "prompt_id": prompt_id}
+        if extra_data:
+            body["extra_data"] = extra_data
         status, payload = await self._request("POST", "/prompt", body)
         if status == 400:
             raise _rejection(payload)

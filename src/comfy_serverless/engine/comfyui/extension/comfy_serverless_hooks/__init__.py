@@ -11,11 +11,20 @@ the operator of an attached one copies it into its `custom_nodes` folder.
    ComfyUI's output, temp or input folder, so that a worker that reads outputs over HTTP
    can remove them once they are stored. A path outside that folder answers 400.
 3. `GET /comfy-serverless/hooks` tells the worker that these hooks are present.
+4. A prompt whose `extra_data` carries `cs_tuning` (`execution_config`'s
+   `gpu_memory_fraction` and `enable_optimization`) runs with them, and only it: ComfyUI
+   keeps (1 - fraction) of the GPU's memory free (unloading cached models beyond the
+   share first), and the optimizations (TF32 matrix products, cuDNN autotuning) are on or
+   off, with deterministic cuDNN algorithms when off. The previous values come back after
+   the prompt.
 """
 
 import os
 
+import comfy.model_management as model_management
+import execution
 import folder_paths
+import torch
 from aiohttp import web
 from comfy_execution import graph
 from server import PromptServer
@@ -42,6 +51,48 @@ def _users_prompt(self):
 
 
 graph.DynamicPrompt.get_original_prompt = _users_prompt
+
+_execute = execution.PromptExecutor.execute
+
+
+def _backend_flags():
+    return (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+
+
+def _set_backend_flags(flags):
+    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) = flags
+
+
+def _apply_tuning(tuning):
+    saved = (model_management.EXTRA_RESERVED_VRAM, _backend_flags())
+    device = model_management.get_torch_device()
+    fraction = tuning.get("gpu_memory_fraction")
+    if fraction and getattr(device, "type", "cpu") != "cpu":
+        total = model_management.get_total_memory(device)
+        reserve = max(saved[0], int(total * (1.0 - float(fraction))))
+        model_management.EXTRA_RESERVED_VRAM = reserve
+        model_management.free_memory(reserve, device)
+    if torch.cuda.is_available():
+        optimize = bool(tuning.get("optimize", True))
+        _set_backend_flags((optimize, optimize, optimize, not optimize))
+    return saved
+
+
+def _execute_tuned(self, prompt, prompt_id, extra_data={}, execute_outputs=[]):  # noqa: B006
+    tuning = (extra_data or {}).get("cs_tuning")
+    if not tuning:
+        return _execute(self, prompt, prompt_id, extra_data, execute_outputs)
+    reserved, flags = _apply_tuning(tuning)
+    try:
+        return _execute(self, prompt, prompt_id, extra_data, execute_outputs)
+    finally:
+        model_management.EXTRA_RESERVED_VRAM = reserved
+        _set_backend_flags(flags)
+
+
+execution.PromptExecutor.execute = _execute_tuned
 routes = PromptServer.instance.routes
 
 
