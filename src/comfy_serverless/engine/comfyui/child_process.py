@@ -3,7 +3,9 @@
 - *Dies with its parent.* The child asks the kernel (`prctl(PR_SET_PDEATHSIG, SIGKILL)`,
   Linux) to kill it as soon as its parent ends, however that ends: SIGKILL, a crash, or a
   stop that escalated to SIGKILL while the worker was still draining. So it never keeps
-  its port, its memory or its GPU as an orphan.
+  its port, its memory or its GPU as an orphan. A short launcher in the child's own Python
+  makes that call and then execs ComfyUI (the setting survives exec), so nothing runs
+  between fork and exec in the supervising process, which has threads.
 - *A pidfile in its state folder.* Where the kernel cannot help (another OS, or a child
   started by an older version), the next start reads `comfyui.pid`, checks that the
   process is really the ComfyUI it started (its command line names `main.py`, the recorded
@@ -14,40 +16,38 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import itertools
 import json
 import logging
 import os
 import signal
+import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ChildRecord", "die_with_parent", "end_stale_child"]
+__all__ = ["ChildRecord", "dying_with_parent", "end_stale_child"]
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _STALE_EXIT_SECONDS = 10.0
+# argv: the parent's pid, then the command to exec.
+_LAUNCHER = (
+    "import ctypes, ctypes.util, os, signal, sys\n"
+    "libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)\n"
+    "libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):  # the parent died before prctl took effect\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` that makes the child die with this process (None off Linux)."""
-    library = ctypes.util.find_library("c")
-    if not library or not Path("/proc/self").exists():
-        return None
-    prctl = ctypes.CDLL(library, use_errno=True).prctl
-    parent = os.getpid()
-
-    def in_child() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return in_child
+def dying_with_parent(command: list[str]) -> list[str]:
+    """`command` (its program first, a Python) started so that it dies with this process;
+    unchanged where the kernel has no PR_SET_PDEATHSIG (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [command[0], "-c", _LAUNCHER, str(os.getpid()), *command]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import httpx
 
 from comfy_serverless.engine.comfyui.child_process import (
     ChildRecord,
-    die_with_parent,
+    dying_with_parent,
     end_stale_child,
 )
 from comfy_serverless.engine.comfyui.installer import EngineLayout
@@ -167,9 +167,9 @@ class SupervisedEngine:
         log.info("starting ComfyUI on %s", self.base_url)
         try:
             self._process = await asyncio.create_subprocess_exec(
-                *self._command(), cwd=self._config.layout.comfyui_dir,
+                *dying_with_parent(self._command()), cwd=self._config.layout.comfyui_dir,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                start_new_session=True, preexec_fn=die_with_parent(),
+                start_new_session=True,
             )
         finally:
             log_file.close()
