@@ -285,8 +285,10 @@ class Store:
     async def record_progress(
         self, lease: Lease, snapshot: ProgressSnapshot, log: Sequence[LogEntry] = (),
         *, webhook: dict[str, Any] | None = None, outputs: Sequence[OutputRecord] = (),
+        engine_metrics: dict[str, Any] | None = None,
     ) -> bool:
-        """Write progress (and, when given, an `execution.progress` webhook event) at once."""
+        """Write progress (and, when given, an `execution.progress` webhook event and the
+        GPU usage so far) at once."""
         async with self._db.transaction() as tx:
             changed = await tx.execute(
                 self._sql["record_progress"],
@@ -294,7 +296,8 @@ class Store:
                  "current_node": snapshot.current_node,
                  "current_node_id": snapshot.current_node_id,
                  "current_step": snapshot.current_step, "total_steps": snapshot.total_steps,
-                 "completed_nodes": snapshot.completed_nodes},
+                 "completed_nodes": snapshot.completed_nodes,
+                 "engine_metrics": _dumps(engine_metrics)},
             )
             if changed:
                 await self._insert_events(tx, lease.execution_id, log)

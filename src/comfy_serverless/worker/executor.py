@@ -333,6 +333,7 @@ class Executor:
         if not await self._store.record_progress(
             context.lease, snapshot, context.tracker.drain_log(), webhook=webhook,
             outputs=previews,
+            engine_metrics=_usage_metrics(context) if context.usage.samples else None,
         ):
             await self._stop_engine_work(context, "cancelled")
 

@@ -120,7 +120,8 @@ WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attemp
 -- name: record_progress
 UPDATE executions
 SET progress = :progress, current_node = :current_node, current_node_id = :current_node_id,
-    current_step = :current_step, total_steps = :total_steps, completed_nodes = :completed_nodes
+    current_step = :current_step, total_steps = :total_steps, completed_nodes = :completed_nodes,
+    engine_metrics = COALESCE(:engine_metrics, engine_metrics)
 WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
 
 -- name: complete_execution
