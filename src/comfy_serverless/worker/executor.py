@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient, Subscription
 from comfy_serverless.engine.comfyui.device_usage import UsageWindow
-from comfy_serverless.engine.comfyui.fresh_outputs import with_fresh_outputs
+from comfy_serverless.engine.comfyui.fresh_outputs import with_fresh_outputs, worker_additions
 from comfy_serverless.engine.comfyui.messages import (
     ConnectionLost,
     EngineEvent,
@@ -255,10 +255,11 @@ class Executor:
             await self._client.wait_connected()
             if self._inputs is not None:
                 await self._inputs.upload(context.execution)
-            prompt = with_fresh_outputs(self.prompt_for(context.execution.workflow),
-                                        self.output_classes, context.prompt_id)
-            await self._client.submit(prompt, context.prompt_id,
-                                      extra_data=context.tuning.extra_data())
+            workflow = context.execution.workflow
+            prompt = with_fresh_outputs(self.prompt_for(workflow), self.output_classes,
+                                        context.prompt_id)
+            await self._client.submit(prompt, context.prompt_id, extra_data={
+                **context.tuning.extra_data(), **worker_additions(prompt, workflow)})
             context.submitted_at = time.time()
         except StorageError as exc:
             raise _Stop(await self._fail(context, Failure(

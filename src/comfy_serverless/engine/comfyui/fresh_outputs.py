@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["RUN_MARK", "output_classes", "with_fresh_outputs"]
+__all__ = ["RUN_MARK", "output_classes", "with_fresh_outputs", "worker_additions"]
 
 RUN_MARK = "cs_run"
 
@@ -43,3 +43,10 @@ def with_fresh_outputs(prompt: Mapping[str, Any], outputs: frozenset[str], run_i
             node = {**node, "inputs": inputs}
         marked[node_id] = node
     return marked
+
+
+def worker_additions(prompt: Mapping[str, Any], workflow: Mapping[str, Any]) -> dict[str, Any]:
+    """The prompt's `extra_data` naming the nodes the worker added to the user's workflow
+    (its pinned loaders), which the hooks keep out of the files' metadata."""
+    added = sorted(node_id for node_id in prompt if node_id not in workflow)
+    return {"cs_worker_nodes": added} if added else {}

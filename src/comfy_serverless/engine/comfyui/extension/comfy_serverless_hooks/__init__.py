@@ -4,9 +4,10 @@ Runs in ComfyUI's own Python; the service passes this folder to a supervised Com
 the operator of an attached one copies it into its `custom_nodes` folder.
 
 1. The prompt that nodes write into their files' metadata (the hidden `PROMPT` input of
-   SaveImage, SaveVideo, SaveAudio ...) is the user's own graph: the worker's pinned
-   loader nodes (`cs_warm_*`, `cs_preload*`) and its per-run output mark (`cs_run`) are
-   left out. ComfyUI itself still runs and caches the whole prompt.
+   SaveImage, SaveVideo, SaveAudio ...) is the user's own graph: the nodes the worker added
+   (its pinned loaders, listed in the prompt's `extra_data` as `cs_worker_nodes`) and its
+   per-run output mark (`cs_run`) are left out. ComfyUI itself still runs and caches the
+   whole prompt.
 2. `POST /comfy-serverless/delete {"type", "subfolder", "filename"}` deletes one file from
    ComfyUI's output, temp or input folder, so that a worker that reads outputs over HTTP
    can remove them once they are stored. A path outside that folder answers 400.
@@ -30,18 +31,19 @@ from comfy_execution import graph
 from server import PromptServer
 
 HOOKS_VERSION = 1
-WORKER_NODE_PREFIXES = ("cs_warm_", "cs_preload")
 RUN_MARK = "cs_run"
 NODE_CLASS_MAPPINGS = {}
 
 _full_prompt = graph.DynamicPrompt.get_original_prompt
+# The worker's nodes in the prompt running now (ComfyUI runs one prompt at a time).
+_worker_nodes = frozenset()
 
 
 def _users_prompt(self):
     prompt = _full_prompt(self)
     users = {}
     for node_id, node in prompt.items():
-        if str(node_id).startswith(WORKER_NODE_PREFIXES):
+        if node_id in _worker_nodes:
             continue
         inputs = node.get("inputs") if isinstance(node, dict) else None
         if isinstance(inputs, dict) and RUN_MARK in inputs:
@@ -67,6 +69,8 @@ def _set_backend_flags(flags):
 
 def _apply_tuning(tuning):
     saved = (model_management.EXTRA_RESERVED_VRAM, _backend_flags())
+    if not tuning:
+        return saved
     device = model_management.get_torch_device()
     fraction = tuning.get("gpu_memory_fraction")
     if fraction and getattr(device, "type", "cpu") != "cpu":
@@ -80,19 +84,20 @@ def _apply_tuning(tuning):
     return saved
 
 
-def _execute_tuned(self, prompt, prompt_id, extra_data={}, execute_outputs=[]):  # noqa: B006
-    tuning = (extra_data or {}).get("cs_tuning")
-    if not tuning:
-        return _execute(self, prompt, prompt_id, extra_data, execute_outputs)
-    reserved, flags = _apply_tuning(tuning)
+def _execute_for_worker(self, prompt, prompt_id, extra_data={}, execute_outputs=[]):  # noqa: B006
+    global _worker_nodes
+    extra_data = extra_data or {}
+    _worker_nodes = frozenset(extra_data.get("cs_worker_nodes") or ())
+    reserved, flags = _apply_tuning(extra_data.get("cs_tuning") or {})
     try:
         return _execute(self, prompt, prompt_id, extra_data, execute_outputs)
     finally:
         model_management.EXTRA_RESERVED_VRAM = reserved
         _set_backend_flags(flags)
+        _worker_nodes = frozenset()
 
 
-execution.PromptExecutor.execute = _execute_tuned
+execution.PromptExecutor.execute = _execute_for_worker
 routes = PromptServer.instance.routes
 
 
