@@ -47,23 +47,28 @@ def readme_service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPat
         yield service
 
 
-def test_walkthrough_runs_against_the_service(readme_service: LocalService,
-                                              tmp_path: Path) -> None:
+def test_walkthrough_runs_twice_in_a_row_against_the_service(readme_service: LocalService,
+                                                             tmp_path: Path) -> None:
+    """A new user runs the walk-through, then runs it again: the same workflow completes
+    the second time too (ComfyUI's cache must not answer with the first run's files)."""
     walkthrough = README.split("<!-- walkthrough:start -->", 1)[1].split(
         "<!-- walkthrough:end -->", 1)[0]
     [script] = _code_blocks(walkthrough)
     for shared in (".venv", "examples"):
         (tmp_path / shared).symlink_to(ROOT / shared)
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-        env={**readme_service.env, "API": readme_service.base_url}, timeout=120, check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "submitted exec_" in result.stdout
-    assert '"completed"' in result.stdout
-    png = (tmp_path / "output.png").read_bytes()
-    assert png.startswith(b"\x89PNG")
-    assert f"downloaded {len(png)} bytes" in result.stdout
+    for run in ("first", "second"):
+        (tmp_path / "output.png").unlink(missing_ok=True)
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True,
+            text=True, env={**readme_service.env, "API": readme_service.base_url},
+            timeout=120, check=False,
+        )
+        assert result.returncode == 0, f"{run} run: {result.stdout}{result.stderr}"
+        assert "submitted exec_" in result.stdout
+        assert '"completed"' in result.stdout, f"{run} run: {result.stdout}"
+        png = (tmp_path / "output.png").read_bytes()
+        assert png.startswith(b"\x89PNG")
+        assert f"downloaded {len(png)} bytes" in result.stdout
 
 
 async def test_tiny_sd15_example_runs_through_the_readme_service(

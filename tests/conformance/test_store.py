@@ -158,11 +158,16 @@ async def test_requeue_waits_for_not_before_and_counts_attempts(store: Store) ->
     assert waiting.error == {"message": "again"}
 
 
-async def test_progress_is_written_only_by_the_lease_holder(store: Store) -> None:
-    key = await _key(store)
-    await _submit(store, key)
+async def _claimed_by_w1(store: Store) -> ExecutionRecord:
+    """A new execution, claimed by worker w1."""
+    await _submit(store, await _key(store))
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
+    return claimed
+
+
+async def test_progress_is_written_only_by_the_lease_holder(store: Store) -> None:
+    claimed = await _claimed_by_w1(store)
     snapshot = ProgressSnapshot(0.25, "KSampler", "3", 5, 20, 1)
     assert await store.record_progress(claimed.lease, snapshot)
     stranger = type(claimed.lease)(claimed.id, "w2", claimed.attempt)
@@ -339,3 +344,20 @@ async def test_metric_counts_and_durations(store: Store) -> None:
     [(wait, work)] = await store.completed_durations()
     assert wait >= 3
     assert work >= 0
+
+
+async def test_gpu_usage_is_kept_with_progress_and_outcome(store: Store) -> None:
+    claimed = await _claimed_by_w1(store)
+    snapshot = ProgressSnapshot(0.5, "KSampler", "3", 5, 10, 1)
+    so_far = {"gpu_utilization": 0.5, "memory_efficiency": 0.25}
+    assert await store.record_progress(claimed.lease, snapshot, engine_metrics=so_far)
+    assert await store.record_progress(claimed.lease, snapshot)  # no sample: kept
+    running = await store.execution(claimed.id)
+    assert running is not None
+    assert running.engine_metrics == so_far
+    final = {"gpu_utilization": 0.75, "memory_efficiency": 0.5}
+    assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, None, None, 1),
+                                1.0, engine_metrics=final)
+    done = await store.execution(claimed.id)
+    assert done is not None
+    assert done.engine_metrics == final

@@ -377,3 +377,17 @@ async def test_a_worker_whose_models_change_announces_model_updated(rig: Rig) ->
     assert event.payload is not None
     assert json.loads(event.payload) == {"worker_id": "w-test", "added": ["new.safetensors"],
                                          "removed": []}
+
+
+async def test_a_gpu_memory_share_claimed_by_a_cpu_worker_fails_unsubmitted(rig: Rig) -> None:
+    """Queued while no worker was live; the worker that claims it has no GPU: it fails as
+    FEATURE_UNAVAILABLE, not retried, and ComfyUI never sees it."""
+    execution_id = await rig.submit(retries=2, options={
+        "execution_config": {"gpu_memory_fraction": 0.5}})
+    assert await rig.worker.run_burst() == ["failed"]
+    record = await rig.execution(execution_id)
+    assert record.error is not None
+    assert record.error["details"]["error_type"] == "FEATURE_UNAVAILABLE"
+    assert record.error["details"]["field"] == "execution_config.gpu_memory_fraction"
+    assert record.attempt == 1
+    assert rig.fake.arrivals == {}

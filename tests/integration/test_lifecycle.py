@@ -108,7 +108,8 @@ async def test_tiny_sd15_reports_progress_then_downloads_its_png(
     final = await wait_until_finished(api, execution_id)
     assert final["status"] == "completed", final
     assert final["progress"] == 1.0
-    assert final["metrics"] == {"total_nodes": 7, "completed_nodes": 7}
+    assert final["metrics"] == {"total_nodes": 7, "completed_nodes": 7,
+                                "gpu_utilization": None, "memory_efficiency": None}
     assert final["resource_allocation"]["gpu_memory_total"].endswith("GB")
     events = [entry["event"] for entry in final["execution_log"]]
     assert "execution_started" in events

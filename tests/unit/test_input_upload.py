@@ -12,6 +12,7 @@ from comfy_serverless.errors import StorageError
 from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.worker.engine_files import EngineFiles
 from comfy_serverless.worker.input_upload import InputUploader
 from tests.helpers import processing_execution
 
@@ -32,8 +33,25 @@ async def test_an_input_storage_cannot_give_back_is_a_storage_error(
     tmp_path: Path, storage_class: type[LocalStorage]
 ) -> None:
     storage = storage_class(tmp_path / "storage", UrlSigner("s"))
-    uploader = InputUploader(ComfyUIClient("http://127.0.0.1:9"), storage, tmp_path / "spool")
+    client = ComfyUIClient("http://127.0.0.1:9")
+    uploader = InputUploader(client, storage, tmp_path / "spool", EngineFiles(client, {}))
     (tmp_path / "spool").mkdir()
     with pytest.raises(StorageError, match=r"cat\.png"):
         await uploader.upload(processing_execution("exec_1", {"staged_inputs": [STAGED]}))
     assert list((tmp_path / "spool").iterdir()) == [], "the spool file is removed"
+
+
+async def test_an_attempts_uploads_leave_the_engines_input_folder(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
+    client = ComfyUIClient("http://127.0.0.1:9")
+    input_folder = tmp_path / "comfyui" / "input"
+    uploader = InputUploader(client, storage, tmp_path / "spool",
+                             EngineFiles(client, {"input": input_folder}))
+    uploaded = input_folder / "comfy-serverless" / "cat.png"
+    published = input_folder / "shared.png"
+    for path in (uploaded, published):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"png")
+    await uploader.remove_from_engine(processing_execution("exec_1", {"staged_inputs": [STAGED]}))
+    assert not uploaded.exists()
+    assert published.exists(), "the operator's shared inputs stay"

@@ -81,6 +81,9 @@ def status_view(
         "metrics": {
             "total_nodes": execution.total_nodes,
             "completed_nodes": execution.completed_nodes,
+            # Sampled by the worker on its GPU; null on a CPU worker and before the first sample.
+            "gpu_utilization": (execution.engine_metrics or {}).get("gpu_utilization"),
+            "memory_efficiency": (execution.engine_metrics or {}).get("memory_efficiency"),
         },
     }
     if execution.status == "queued":

@@ -6,6 +6,11 @@ unconnected ones included, and drops the rest when the next prompt starts. So:
 - a preloaded model is *pinned* until its preload expires: its loader node is added,
   unconnected (never executed, so nothing is loaded again), to every prompt this worker
   submits, which keeps the loaded model in ComfyUI's cache across other workflows.
+
+A pinned node must never reach a user's files: ComfyUI writes the prompt into each
+output's metadata, and comfy-serverless's hooks inside ComfyUI (engine/comfyui/extension)
+leave the pins out of it. So preloads apply only on a ComfyUI that runs the hooks
+(`pinning`); elsewhere they are not applied (a supervised ComfyUI always has them).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class WarmModels:
         self._clock = clock
         self._last_prompt: frozenset[str] = frozenset()
         self._pins: dict[tuple[str, str], _Pin] = {}
+        # Set by the worker: whether its ComfyUI keeps pins out of the users' metadata.
+        self.pinning = True
 
     def current(self) -> frozenset[str]:
         """The model files warm in ComfyUI now: the latest prompt's and the pinned ones."""
@@ -45,6 +52,8 @@ class WarmModels:
     def needing_load(self, preloads: Iterable[ModelPreload]) -> list[ModelPreload]:
         """Pin the preloads whose model is warm already; return those that must be loaded."""
         warm, to_load = self.current(), []
+        if not self.pinning:
+            return []
         for preload in preloads:
             if preload.filename in warm:
                 self.pin(preload)
@@ -93,6 +102,8 @@ class WarmModels:
         self._pins.clear()
 
     def _active_pins(self) -> list[_Pin]:
+        if not self.pinning:
+            return []
         now = self._clock()
         self._pins = {key: pin for key, pin in self._pins.items() if pin.expires_at > now}
         return list(self._pins.values())

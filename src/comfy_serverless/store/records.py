@@ -140,12 +140,13 @@ class ExecutionRecord:
     webhook_max_retries: int | None = None
     allowed_gpu_types: list[str] | None = None
     required_models: list[str] | None = None
+    engine_metrics: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> ExecutionRecord:
         decoded = dict(row)
         for column in ("workflow", "options", "resource_allocation", "error",
-                       "allowed_gpu_types", "required_models"):
+                       "allowed_gpu_types", "required_models", "engine_metrics"):
             decoded[column] = _json_or_none(decoded[column])
         return cls(**decoded)
 

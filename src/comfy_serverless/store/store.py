@@ -285,8 +285,10 @@ class Store:
     async def record_progress(
         self, lease: Lease, snapshot: ProgressSnapshot, log: Sequence[LogEntry] = (),
         *, webhook: dict[str, Any] | None = None, outputs: Sequence[OutputRecord] = (),
+        engine_metrics: dict[str, Any] | None = None,
     ) -> bool:
-        """Write progress (and, when given, an `execution.progress` webhook event) at once."""
+        """Write progress (and, when given, an `execution.progress` webhook event and the
+        GPU usage so far) at once."""
         async with self._db.transaction() as tx:
             changed = await tx.execute(
                 self._sql["record_progress"],
@@ -294,7 +296,8 @@ class Store:
                  "current_node": snapshot.current_node,
                  "current_node_id": snapshot.current_node_id,
                  "current_step": snapshot.current_step, "total_steps": snapshot.total_steps,
-                 "completed_nodes": snapshot.completed_nodes},
+                 "completed_nodes": snapshot.completed_nodes,
+                 "engine_metrics": _dumps(engine_metrics)},
             )
             if changed:
                 await self._insert_events(tx, lease.execution_id, log)
@@ -316,10 +319,12 @@ class Store:
         final: ProgressSnapshot,
         gpu_time: float,
         log: Sequence[LogEntry] = (),
+        engine_metrics: dict[str, Any] | None = None,
     ) -> bool:
         """Record outputs and completion in one transaction; False if the lease was lost."""
         params = {**lease.params(), "now": time.time(), "gpu_time": gpu_time,
-                  "current_step": final.current_step, "total_steps": final.total_steps}
+                  "current_step": final.current_step, "total_steps": final.total_steps,
+                  "engine_metrics": _dumps(engine_metrics)}
         if not outputs and not log:
             return await self._db.execute(self._sql["complete_execution"], params) == 1
         try:
@@ -335,11 +340,12 @@ class Store:
 
     async def fail(
         self, lease: Lease, error: dict[str, Any], gpu_time: float | None,
-        log: Sequence[LogEntry] = (),
+        log: Sequence[LogEntry] = (), engine_metrics: dict[str, Any] | None = None,
     ) -> bool:
         return await self._finish_attempt(
             "fail_execution", lease,
-            {"now": time.time(), "error": _dumps(error), "gpu_time": gpu_time}, log,
+            {"now": time.time(), "error": _dumps(error), "gpu_time": gpu_time,
+             "engine_metrics": _dumps(engine_metrics)}, log,
         )
 
     async def requeue(

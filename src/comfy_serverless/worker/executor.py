@@ -19,10 +19,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient, Subscription
+from comfy_serverless.engine.comfyui.device_usage import UsageWindow
+from comfy_serverless.engine.comfyui.fresh_outputs import with_fresh_outputs, worker_additions
 from comfy_serverless.engine.comfyui.messages import (
     ConnectionLost,
     EngineEvent,
@@ -34,6 +36,7 @@ from comfy_serverless.engine.comfyui.messages import (
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
+from comfy_serverless.engine.comfyui.tuning import EngineTuning
 from comfy_serverless.errors import (
     EngineError,
     EnginePromptRejected,
@@ -51,6 +54,7 @@ from comfy_serverless.store.records import (
     ProgressSnapshot,
 )
 from comfy_serverless.store.store import Store
+from comfy_serverless.worker.engine_facts import EngineFacts
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.outputs import OutputCollector
@@ -99,6 +103,8 @@ class ExecutionContext:
     timeout: float | None
     deadline: float | None
     cancel_event: asyncio.Event
+    tuning: EngineTuning = field(default_factory=EngineTuning)
+    usage: UsageWindow = field(default_factory=UsageWindow)
     last_progress_write: float = 0.0
     last_lease_renewal: float = 0.0
     last_cancel_poll: float = 0.0
@@ -143,6 +149,11 @@ class Executor:
         self.prompt_for: Callable[[dict[str, Any]], dict[str, Any]] = dict
         # Which queued work this worker may take (its GPU type), for yielding to urgent work.
         self.claim_match: Callable[[], ClaimMatch] = ClaimMatch
+        # The node classes ComfyUI runs as outputs (from its catalog): each submission runs
+        # them again, never answering from a cached run whose files were moved out.
+        self.output_classes: frozenset[str] = frozenset()
+        # Its ComfyUI's device and hooks: what execution_config can apply, GPU usage samples.
+        self.engine_facts = EngineFacts()
 
     def request_hand_back(self) -> None:
         """Graceful shutdown: interrupt the running job and return it to the queue unharmed."""
@@ -167,11 +178,19 @@ class Executor:
                 self._client.unsubscribe(context.prompt_id)
                 if submitted is not None:
                     submitted.set()
+                await self._leave_engine_folders(context)
         if outcome in ("completed", "failed"):
             self._signals.finished(execution.id)
         if self._inputs is not None and await self._ended_for_good(execution, outcome):
             await self._inputs.discard(execution)
         return outcome
+
+    async def _leave_engine_folders(self, context: ExecutionContext) -> None:
+        """Nothing of the attempt stays in ComfyUI's folders: the files its nodes reported
+        (those collected were moved out already) and its uploaded input images."""
+        await self._collector.discard(context.tracker.outputs)
+        if self._inputs is not None:
+            await self._inputs.remove_from_engine(context.execution)
 
     async def _ended_for_good(self, execution: ExecutionRecord, outcome: Outcome) -> bool:
         """Whether no attempt will ever need the execution's staged inputs again: it
@@ -201,6 +220,7 @@ class Executor:
             timeout=float(timeout) if timeout else None,
             deadline=None,
             cancel_event=cancel_event,
+            tuning=EngineTuning.from_config(execution.options.get("execution_config") or {}),
             last_progress_write=now,
             last_lease_renewal=now,
             last_cancel_poll=now,
@@ -228,13 +248,18 @@ class Executor:
         if context.execution.engine_prompt_id is None and not await self._store.set_engine_prompt(
                 context.lease, context.prompt_id, self.claim_allocation(context.prompt_id)):
             raise _Stop("lost")
+        if (refusal := self.engine_facts.refusal(context.tuning)) is not None:
+            raise _Stop(await self._fail(context, refusal))
         try:
             # Events sent before our WebSocket is up would be lost: never submit without it.
             await self._client.wait_connected()
             if self._inputs is not None:
                 await self._inputs.upload(context.execution)
-            await self._client.submit(self.prompt_for(context.execution.workflow),
-                                      context.prompt_id)
+            workflow = context.execution.workflow
+            prompt = with_fresh_outputs(self.prompt_for(workflow), self.output_classes,
+                                        context.prompt_id)
+            await self._client.submit(prompt, context.prompt_id, extra_data={
+                **context.tuning.extra_data(), **worker_additions(prompt, workflow)})
             context.submitted_at = time.time()
         except StorageError as exc:
             raise _Stop(await self._fail(context, Failure(
@@ -261,6 +286,8 @@ class Executor:
 
     async def _housekeeping(self, context: ExecutionContext) -> None:
         now = time.time()
+        if context.tracker.started_at is not None:
+            context.usage.add(self.engine_facts.sample())
         if self._hand_back.is_set():
             await self._interrupt(context)
             await self._store.hand_back(context.lease, [LogEntry(
@@ -307,6 +334,7 @@ class Executor:
         if not await self._store.record_progress(
             context.lease, snapshot, context.tracker.drain_log(), webhook=webhook,
             outputs=previews,
+            engine_metrics=_usage_metrics(context) if context.usage.samples else None,
         ):
             await self._stop_engine_work(context, "cancelled")
 
@@ -372,6 +400,8 @@ class Executor:
         deadline = time.monotonic() + _INTERRUPT_GRACE
         while time.monotonic() < deadline:
             event = await context.subscription.next(deadline - time.monotonic())
+            if event is not None and not isinstance(event, PreviewImage):
+                context.tracker.apply(event)  # files written meanwhile are removed too
             if isinstance(event, ExecutionInterrupted | ExecutionFinished | ExecutionError
                           | ConnectionLost) or event is None:
                 return
@@ -414,6 +444,7 @@ class Executor:
             [*context.tracker.drain_log(), LogEntry(
                 time.time(), "execution_completed", None,
                 f"Workflow completed with {len(outputs)} output(s)")],
+            engine_metrics=_usage_metrics(context),
         )
         return "completed" if completed else "cancelled"
 
@@ -509,8 +540,13 @@ class Executor:
         body = failure.body(execution, 0, None)
         log_entries.append(LogEntry(time.time(), "execution_failed", failure.node_id,
                                     failure.message))
-        failed = await self._store.fail(context.lease, body, gpu_time, log_entries)
+        failed = await self._store.fail(context.lease, body, gpu_time, log_entries,
+                                        engine_metrics=_usage_metrics(context))
         return "failed" if failed else "cancelled"
+
+
+def _usage_metrics(context: ExecutionContext) -> dict[str, float | None]:
+    return context.usage.metrics(context.tuning.gpu_memory_fraction)
 
 
 def _prompt_in_queue(queue: dict[str, Any], prompt_id: str) -> bool:

@@ -11,22 +11,31 @@ from comfy_serverless.errors import EngineUnavailable, StorageError
 from comfy_serverless.inputs.staging import STAGED_SUBFOLDER, StagedInput, discard_staged
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.records import ExecutionRecord
+from comfy_serverless.worker.engine_files import EngineFiles
 
 __all__ = ["InputUploader"]
 
 
-
 class InputUploader:
-    def __init__(self, client: ComfyUIClient, storage: OutputStorage, spool_dir: Path) -> None:
+    def __init__(self, client: ComfyUIClient, storage: OutputStorage, spool_dir: Path,
+                 engine_files: EngineFiles) -> None:
         self._client = client
         self._storage = storage
         self._spool_dir = spool_dir
+        self._engine_files = engine_files
 
     async def upload(self, execution: ExecutionRecord) -> None:
         """Upload every staged input; StorageError when one is gone, EngineUnavailable when
         ComfyUI does not take it."""
         for item in execution.options.get("staged_inputs") or []:
             await self._upload_one(StagedInput.from_options(item))
+
+    async def remove_from_engine(self, execution: ExecutionRecord) -> None:
+        """Once an attempt ends, whatever ends it, its uploads leave ComfyUI's input folder
+        (a retry uploads them again)."""
+        for item in execution.options.get("staged_inputs") or []:
+            staged = StagedInput.from_options(item)
+            await self._engine_files.remove("input", STAGED_SUBFOLDER, staged.filename)
 
     async def discard(self, execution: ExecutionRecord) -> None:
         """Once the execution has its outcome, its staged copies are no longer needed."""

@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -25,6 +26,7 @@ from comfy_serverless.storage.base import OutputStorage, delete_quietly, locatio
 from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord
 from comfy_serverless.worker.conversion import ImageFormatting, convert_image
+from comfy_serverless.worker.engine_files import EngineFiles
 from comfy_serverless.worker.output_kinds import (
     EngineFile,
     EngineText,
@@ -83,13 +85,15 @@ class OutputCollector:
 
     When ComfyUI's output folders are on this machine (a supervised child), a file is
     moved straight out of them: no HTTP, no copy, and ComfyUI's folder does not grow.
-    Otherwise it is streamed from /view into a spool file first.
+    Otherwise it is streamed from /view into a spool file first. Either way, every file a
+    prompt reported is removed from ComfyUI's folders once its attempt is over.
     """
 
     def __init__(self, client: ComfyUIClient, storage: OutputStorage, spool_dir: Path,
                  local_folders: dict[str, Path] | None = None, *,
                  keep_workflow_metadata: bool = True) -> None:
         self._client = client
+        self.engine_files = EngineFiles(client, local_folders or {})
         self._storage = storage
         self._spool_dir = spool_dir
         self._keep_metadata = keep_workflow_metadata
@@ -112,8 +116,9 @@ class OutputCollector:
         hand one over."""
         plan = self._plan(execution)
         records: list[OutputRecord] = []
+        engine_files = list(files_in_history(history_outputs))
         try:
-            for engine_file in files_in_history(history_outputs):
+            for engine_file in engine_files:
                 records.append(await self._collect_file(plan, engine_file))
             for text in texts_in_history(history_outputs):
                 records.append(await self._collect_text(plan, text))
@@ -123,7 +128,14 @@ class OutputCollector:
             if isinstance(exc, OSError):  # the worker's own spool folder
                 raise StorageError(f"cannot spool an output: {exc}") from exc
             raise
+        finally:
+            await self.engine_files.remove_outputs(engine_files)
         return records
+
+    async def discard(self, history_outputs: dict[str, Any]) -> None:
+        """Remove from ComfyUI's folders the files of a prompt whose outputs are not kept
+        (it failed, was cancelled or interrupted, or is retried)."""
+        await self.engine_files.remove_outputs(files_in_history(history_outputs))
 
     async def _collect_file(self, plan: _Plan, engine_file: EngineFile) -> OutputRecord:
         path = self._local_file(engine_file) or await self._download(engine_file)

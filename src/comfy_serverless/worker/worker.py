@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.engine.comfyui.device_usage import GpuMonitor
+from comfy_serverless.engine.comfyui.fresh_outputs import output_classes
 from comfy_serverless.engine.comfyui.stats import (
     device_memory,
     first_device,
     gigabytes,
     gpu_type_of,
+    has_gpu,
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
@@ -39,6 +42,7 @@ from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, WorkerState
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.system_events import model_changes
+from comfy_serverless.worker.engine_facts import EngineFacts
 from comfy_serverless.worker.executor import Executor, ExecutorConfig, Outcome
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.model_keeper import ModelKeeper, ModelKeeperConfig
@@ -120,6 +124,8 @@ class Worker:
         self.gpu_type = config.gpu_type
         self.warm = WarmModels()
         self.models: ModelKeeper | None = None
+        self._gpu_monitor: GpuMonitor | None = None
+        self._gpu_monitor_tried = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -141,10 +147,15 @@ class Worker:
         await self._engine.start()
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
+        try:
+            self.warm.pinning = await self._client.has_hooks()
+        except EngineError:
+            self.warm.pinning = False
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
                                     self._engine.local_folders(),
                                     keep_workflow_metadata=self.config.keep_workflow_metadata)
-        inputs = InputUploader(self._client, self._storage, self.config.spool_dir)
+        inputs = InputUploader(self._client, self._storage, self.config.spool_dir,
+                               collector.engine_files)
         self._executor = Executor(
             self.config.executor_config(), self._store, self._engine, self._client,
             collector, self.signals, {}, inputs,
@@ -264,6 +275,8 @@ class Worker:
             self._catalog_published_at = time.monotonic()  # try again at the next refresh
             log.warning("cannot read ComfyUI's node catalog: %s", exc)
             return
+        if self._executor is not None:
+            self._executor.output_classes = output_classes(object_info)
         text = json.dumps(object_info, sort_keys=True, separators=(",", ":"))
         digest, previous = await self._store.publish_catalog(self.config.worker_id, text)
         self._catalog_published_at = time.monotonic()
@@ -361,6 +374,15 @@ class Worker:
             self._executor.resource_allocation = _resource_allocation(
                 self.config.worker_id, self.system_stats, self.gpu_type
             )
+            self._executor.engine_facts = self._engine_facts()
+
+    def _engine_facts(self) -> EngineFacts:
+        """Its GPU (NVML is tried once, where ComfyUI runs on an NVIDIA GPU) and hooks."""
+        gpu = has_gpu(self.system_stats)
+        if gpu and not self._gpu_monitor_tried:
+            self._gpu_monitor_tried = True
+            self._gpu_monitor = GpuMonitor.for_engine(self.system_stats)
+        return EngineFacts(gpu=gpu, hooks=self.warm.pinning, monitor=self._gpu_monitor)
 
     async def _publish_state(self, state: str) -> None:
         await self._store.heartbeat_worker(WorkerState(

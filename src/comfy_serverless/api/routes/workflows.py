@@ -26,6 +26,7 @@ from comfy_serverless.executions.submission import (
     new_execution,
     webhook_field,
 )
+from comfy_serverless.executions.tuning import refuse_unavailable_tuning
 from comfy_serverless.executions.views import (
     accepted_view,
     cancelled_view,
@@ -88,6 +89,8 @@ async def execute(
                                webhook_header=x_webhook_url, client_id=x_client_id)
     await check_webhook_url(submission.execution.webhook_url, services.settings,
                             field=webhook_field(body))
+    await refuse_unavailable_tuning(body.execution_config, services.store,
+                                    now - services.settings.live_window())
     execution = await services.inputs.stage(submission.execution, catalog)
     admission = await services.store.access.admit(execution, admission_limits(tier, now), claim)
     if not isinstance(admission, Admitted):

@@ -170,8 +170,12 @@ class ComfyUIClient:
     async def queue(self) -> dict[str, Any]:
         return await self._get_json("/queue")
 
-    async def submit(self, prompt: dict[str, Any], prompt_id: str) -> None:
-        body = {"prompt": prompt, "client_id": self.client_id, "prompt_id": prompt_id}
+    async def submit(self, prompt: dict[str, Any], prompt_id: str, *,
+                     extra_data: dict[str, Any] | None = None) -> None:
+        body: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id,
+                                "prompt_id": prompt_id}
+        if extra_data:
+            body["extra_data"] = extra_data
         status, payload = await self._request("POST", "/prompt", body)
         if status == 400:
             raise _rejection(payload)
@@ -184,6 +188,17 @@ class ComfyUIClient:
     async def delete_queued(self, prompt_ids: list[str]) -> None:
         status, _ = await self._request("POST", "/queue", {"delete": prompt_ids})
         _raise_for_status(status, "POST", "/queue")
+
+    async def has_hooks(self) -> bool:
+        """Whether this ComfyUI runs comfy-serverless's hooks (engine/comfyui/extension)."""
+        status, payload = await self._request("GET", "/comfy-serverless/hooks")
+        return status == 200 and bool(payload.get("version"))
+
+    async def delete_file(self, folder_type: str, subfolder: str, filename: str) -> None:
+        """Delete one file from ComfyUI's output, temp or input folder (through the hooks)."""
+        body = {"type": folder_type, "subfolder": subfolder, "filename": filename}
+        status, _ = await self._request("POST", "/comfy-serverless/delete", body)
+        _raise_for_status(status, "POST", "/comfy-serverless/delete")
 
     async def upload_image(self, source: Path, filename: str, subfolder: str) -> str:
         """Upload a file to ComfyUI's input folder (streamed from disk, overwriting a file of

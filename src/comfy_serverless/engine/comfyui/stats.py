@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["device_memory", "first_device", "gigabytes", "gpu_type_of"]
+__all__ = ["device_memory", "first_device", "gigabytes", "gpu_type_of", "has_gpu"]
 
 _VENDOR_WORDS = {"NVIDIA", "GEFORCE", "TESLA", "AMD", "RADEON", "INTEL"}
 _SERIES_WORDS = {"RTX", "GTX", "QUADRO", "ARC", "PRO"}
@@ -21,6 +21,11 @@ def device_memory(stats: Mapping[str, Any] | None) -> tuple[float, float]:
     """(total, free) bytes of the first device; on a CPU worker ComfyUI reports system RAM."""
     device = first_device(stats)
     return float(device.get("vram_total") or 0), float(device.get("vram_free") or 0)
+
+
+def has_gpu(stats: Mapping[str, Any] | None) -> bool:
+    """Whether ComfyUI computes on a GPU (its first device is not the CPU)."""
+    return first_device(stats).get("type") not in (None, "", "cpu")
 
 
 def gigabytes(value: float) -> str:

@@ -1,15 +1,19 @@
 """Runs ComfyUI as a supervised child process, or attaches to one that already runs.
 
 A crash or OOM inside ComfyUI never takes the worker down: the supervisor notices the exit,
-starts a new process on the same port and directories, and the worker carries on.
+starts a new process on the same port and directories, and the worker carries on. The
+child never outlives the supervising process, and a start ends a child that an earlier,
+killed start left behind (see child_process.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import time
@@ -19,12 +23,23 @@ from typing import Protocol
 
 import httpx
 
+from comfy_serverless.engine.comfyui.child_process import (
+    ChildRecord,
+    dying_with_parent,
+    end_stale_child,
+)
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.errors import EngineUnavailable
 
 __all__ = ["AttachedEngine", "Engine", "EngineProcessConfig", "SupervisedEngine"]
 
 log = logging.getLogger(__name__)
+
+# comfy-serverless's hooks inside ComfyUI, loaded as a custom-node package.
+HOOKS_DIR = Path(__file__).resolve().parent / "extension"
+# What earlier executions may have left in these folders (a killed worker, say); the
+# operator's own shared inputs, elsewhere in input/, are kept.
+_EXECUTION_FOLDERS = ("output", "temp", "input/comfy-serverless")
 
 
 class Engine(Protocol):
@@ -83,10 +98,14 @@ class SupervisedEngine:
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.restarts = 0
+        self._record = ChildRecord(config.state_dir / "comfyui.pid", self._port,
+                                   config.state_dir / "output")
 
     def local_folders(self) -> dict[str, Path]:
         state = self._config.state_dir
-        return {"output": state / "output", "temp": state / "temp", "input": state / "input"}
+        # ComfyUI puts its temp files in a `temp` folder inside --temp-directory.
+        return {"output": state / "output", "temp": state / "temp" / "temp",
+                "input": state / "input"}
 
     @property
     def pid(self) -> int | None:
@@ -135,24 +154,26 @@ class SupervisedEngine:
             "--temp-directory", str(state / "temp"),
             "--database-url", f"sqlite:///{state / 'comfyui.db'}",
             "--disable-api-nodes",
+            "--extra-model-paths-config", str(state / "comfy-serverless-paths.yaml"),
             "--preview-method", self._config.preview_method,
             *self._config.extra_args,
         ]
 
     async def _spawn(self) -> None:
         state = self._config.state_dir
-        for folder in ("output", "input", "temp"):
-            (state / folder).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(end_stale_child, self._record)
+        _prepare_folders(state)
         log_file = (state / "comfyui.log").open("ab")
         log.info("starting ComfyUI on %s", self.base_url)
         try:
             self._process = await asyncio.create_subprocess_exec(
-                *self._command(), cwd=self._config.layout.comfyui_dir,
+                *dying_with_parent(self._command()), cwd=self._config.layout.comfyui_dir,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                 start_new_session=True,
             )
         finally:
             log_file.close()
+        self._record.write(self._process.pid)
 
     async def _wait_ready(self) -> None:
         deadline = time.monotonic() + self._config.start_timeout
@@ -169,6 +190,7 @@ class SupervisedEngine:
         process = self._process
         if process is None or process.returncode is not None:
             return
+        self._record.clear()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -181,6 +203,16 @@ class SupervisedEngine:
     def _log_tail(self) -> str:
         path = self._config.state_dir / "comfyui.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+def _prepare_folders(state: Path) -> None:
+    """Empty execution folders, and the paths file that makes ComfyUI load the hooks."""
+    for folder in _EXECUTION_FOLDERS:
+        shutil.rmtree(state / folder, ignore_errors=True)
+        (state / folder).mkdir(parents=True, exist_ok=True)
+    (state / "input").mkdir(exist_ok=True)
+    paths = {"comfy_serverless": {"custom_nodes": str(HOOKS_DIR)}}
+    (state / "comfy-serverless-paths.yaml").write_text(json.dumps(paths))  # JSON is YAML
 
 
 class AttachedEngine:

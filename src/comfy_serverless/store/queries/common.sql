@@ -120,20 +120,22 @@ WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attemp
 -- name: record_progress
 UPDATE executions
 SET progress = :progress, current_node = :current_node, current_node_id = :current_node_id,
-    current_step = :current_step, total_steps = :total_steps, completed_nodes = :completed_nodes
+    current_step = :current_step, total_steps = :total_steps, completed_nodes = :completed_nodes,
+    engine_metrics = COALESCE(:engine_metrics, engine_metrics)
 WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
 
 -- name: complete_execution
 UPDATE executions
 SET status = 'completed', finished_at = :now, progress = 1, completed_nodes = total_nodes,
     current_step = :current_step, total_steps = :total_steps, current_node = NULL,
-    current_node_id = NULL, gpu_time = :gpu_time, lease_owner = NULL, lease_expires_at = NULL
+    current_node_id = NULL, gpu_time = :gpu_time, engine_metrics = :engine_metrics,
+    lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
 
 -- name: fail_execution
 UPDATE executions
 SET status = 'failed', finished_at = :now, error = :error, gpu_time = :gpu_time,
-    lease_owner = NULL, lease_expires_at = NULL
+    engine_metrics = :engine_metrics, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND status = 'processing' AND lease_owner = :worker_id AND attempt = :attempt;
 
 -- name: requeue_execution

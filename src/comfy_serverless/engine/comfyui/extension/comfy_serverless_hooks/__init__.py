@@ -1,0 +1,124 @@
+"""comfy-serverless's hooks inside ComfyUI (loaded as a custom-node package, adds no node).
+
+Runs in ComfyUI's own Python; the service passes this folder to a supervised ComfyUI, and
+the operator of an attached one copies it into its `custom_nodes` folder.
+
+1. The prompt that nodes write into their files' metadata (the hidden `PROMPT` input of
+   SaveImage, SaveVideo, SaveAudio ...) is the user's own graph: the nodes the worker added
+   (its pinned loaders, listed in the prompt's `extra_data` as `cs_worker_nodes`) and its
+   per-run output mark (`cs_run`) are left out. ComfyUI itself still runs and caches the
+   whole prompt.
+2. `POST /comfy-serverless/delete {"type", "subfolder", "filename"}` deletes one file from
+   ComfyUI's output, temp or input folder, so that a worker that reads outputs over HTTP
+   can remove them once they are stored. A path outside that folder answers 400.
+3. `GET /comfy-serverless/hooks` tells the worker that these hooks are present.
+4. A prompt whose `extra_data` carries `cs_tuning` (`execution_config`'s
+   `gpu_memory_fraction` and `enable_optimization`) runs with them, and only it: ComfyUI
+   keeps (1 - fraction) of the GPU's memory free (unloading cached models beyond the
+   share first), and the optimizations (TF32 matrix products, cuDNN autotuning) are on or
+   off, with deterministic cuDNN algorithms when off. The previous values come back after
+   the prompt.
+"""
+
+import os
+
+import comfy.model_management as model_management
+import execution
+import folder_paths
+import torch
+from aiohttp import web
+from comfy_execution import graph
+from server import PromptServer
+
+HOOKS_VERSION = 1
+RUN_MARK = "cs_run"
+NODE_CLASS_MAPPINGS = {}
+
+_full_prompt = graph.DynamicPrompt.get_original_prompt
+# The worker's nodes in the prompt running now (ComfyUI runs one prompt at a time).
+_worker_nodes = frozenset()
+
+
+def _users_prompt(self):
+    prompt = _full_prompt(self)
+    users = {}
+    for node_id, node in prompt.items():
+        if node_id in _worker_nodes:
+            continue
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if isinstance(inputs, dict) and RUN_MARK in inputs:
+            node = {**node, "inputs": {k: v for k, v in inputs.items() if k != RUN_MARK}}
+        users[node_id] = node
+    return users
+
+
+graph.DynamicPrompt.get_original_prompt = _users_prompt
+
+_execute = execution.PromptExecutor.execute
+
+
+def _backend_flags():
+    return (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+
+
+def _set_backend_flags(flags):
+    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) = flags
+
+
+def _apply_tuning(tuning):
+    saved = (model_management.EXTRA_RESERVED_VRAM, _backend_flags())
+    if not tuning:
+        return saved
+    device = model_management.get_torch_device()
+    fraction = tuning.get("gpu_memory_fraction")
+    if fraction and getattr(device, "type", "cpu") != "cpu":
+        total = model_management.get_total_memory(device)
+        reserve = max(saved[0], int(total * (1.0 - float(fraction))))
+        model_management.EXTRA_RESERVED_VRAM = reserve
+        model_management.free_memory(reserve, device)
+    if torch.cuda.is_available():
+        optimize = bool(tuning.get("optimize", True))
+        _set_backend_flags((optimize, optimize, optimize, not optimize))
+    return saved
+
+
+def _execute_for_worker(self, prompt, prompt_id, extra_data={}, execute_outputs=[]):  # noqa: B006
+    global _worker_nodes
+    extra_data = extra_data or {}
+    _worker_nodes = frozenset(extra_data.get("cs_worker_nodes") or ())
+    reserved, flags = _apply_tuning(extra_data.get("cs_tuning") or {})
+    try:
+        return _execute(self, prompt, prompt_id, extra_data, execute_outputs)
+    finally:
+        model_management.EXTRA_RESERVED_VRAM = reserved
+        _set_backend_flags(flags)
+        _worker_nodes = frozenset()
+
+
+execution.PromptExecutor.execute = _execute_for_worker
+routes = PromptServer.instance.routes
+
+
+@routes.get("/comfy-serverless/hooks")
+async def hooks(request):
+    return web.json_response({"version": HOOKS_VERSION})
+
+
+@routes.post("/comfy-serverless/delete")
+async def delete_file(request):
+    body = await request.json()
+    folder = folder_paths.get_directory_by_type(str(body.get("type") or ""))
+    if folder is None:
+        return web.json_response({"error": "unknown folder type"}, status=400)
+    folder = os.path.realpath(folder)
+    relative = os.path.join(str(body.get("subfolder") or ""), str(body.get("filename") or ""))
+    path = os.path.realpath(os.path.join(folder, relative))
+    if os.path.commonpath([folder, path]) != folder or path == folder:
+        return web.json_response({"error": "not a file of that folder"}, status=400)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return web.json_response({"deleted": False})
+    return web.json_response({"deleted": True})

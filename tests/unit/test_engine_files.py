@@ -1,0 +1,46 @@
+"""Files leave ComfyUI's folders on this machine, and nothing outside them is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.worker.engine_files import EngineFiles
+from comfy_serverless.worker.output_kinds import files_in_history
+
+
+def _folders(root: Path) -> dict[str, Path]:
+    folders = {kind: root / kind for kind in ("output", "temp", "input")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    return folders
+
+
+async def test_reported_outputs_and_previews_are_removed(tmp_path: Path) -> None:
+    folders = _folders(tmp_path / "comfyui")
+    (folders["output"] / "clips").mkdir()
+    saved = folders["output"] / "clips" / "a_00001_.webp"
+    preview = folders["temp"] / "ComfyUI_temp_x_00001_.png"
+    other = folders["output"] / "b_00001_.png"
+    for path in (saved, preview, other):
+        path.write_bytes(b"x")
+    history = {"5": {"images": [{"filename": saved.name, "subfolder": "clips",
+                                 "type": "output"}]},
+               "4": {"images": [{"filename": preview.name, "subfolder": "", "type": "temp"}]}}
+    await EngineFiles(ComfyUIClient("http://127.0.0.1:9"), folders).remove_outputs(
+        files_in_history(history))
+    assert not saved.exists()
+    assert not preview.exists()
+    assert other.exists(), "another execution's file is not the prompt's"
+
+
+async def test_a_name_that_escapes_its_folder_removes_nothing(tmp_path: Path) -> None:
+    folders = _folders(tmp_path / "comfyui")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("keep")
+    files = EngineFiles(ComfyUIClient("http://127.0.0.1:9"), folders)
+    await files.remove("output", "..", "../secret.txt")
+    await files.remove("output", "", str(outside))
+    await files.remove("output", "", "")
+    assert outside.read_text() == "keep"
+    assert folders["output"].is_dir()

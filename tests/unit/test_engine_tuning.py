@@ -1,0 +1,83 @@
+"""execution_config's engine fields and the GPU usage metrics, worker side: what each
+engine can apply, what the prompt carries, and how samples become the status metrics."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from comfy_serverless.engine.comfyui.device_usage import GpuMonitor, GpuReading, UsageWindow
+from comfy_serverless.engine.comfyui.stats import has_gpu
+from comfy_serverless.engine.comfyui.tuning import EngineTuning
+from comfy_serverless.worker.engine_facts import EngineFacts
+
+CPU_STATS = {"devices": [{"name": "cpu", "type": "cpu", "index": None}]}
+CUDA_STATS = {"devices": [{"name": "cuda:0 NVIDIA H200 : cudaMallocAsync", "type": "cuda",
+                           "index": 0}]}
+
+
+def test_the_defaults_travel_as_nothing_and_each_field_as_itself() -> None:
+    assert EngineTuning.from_config({"enable_optimization": True}).extra_data() == {}
+    tuned = EngineTuning.from_config({"gpu_memory_fraction": 0.8, "enable_optimization": False})
+    assert tuned.extra_data() == {"cs_tuning": {"gpu_memory_fraction": 0.8, "optimize": False}}
+
+
+@pytest.mark.parametrize(("config", "gpu", "hooks", "field"), [
+    ({"gpu_memory_fraction": 0.5}, False, True, "execution_config.gpu_memory_fraction"),
+    ({"gpu_memory_fraction": 0.5}, True, False, "execution_config.gpu_memory_fraction"),
+    ({"enable_optimization": False}, True, False, "execution_config.enable_optimization"),
+    ({"gpu_memory_fraction": 0.5}, True, True, None),
+    ({"enable_optimization": False}, False, False, None),  # a CPU computes exact fp32
+    ({"enable_optimization": True}, False, False, None),
+])
+def test_what_an_engine_cannot_apply_is_refused(config: dict[str, Any], gpu: bool,
+                                                hooks: bool, field: str | None) -> None:
+    refusal = EngineFacts(gpu=gpu, hooks=hooks).refusal(EngineTuning.from_config(config))
+    if field is None:
+        assert refusal is None
+        return
+    assert refusal is not None
+    assert refusal.error_type == "FEATURE_UNAVAILABLE"
+    assert not refusal.retryable
+    assert refusal.extra == {"field": field}
+
+
+def test_a_cpu_engine_has_no_gpu_and_no_monitor() -> None:
+    assert not has_gpu(CPU_STATS)
+    assert has_gpu(CUDA_STATS)
+    assert GpuMonitor.for_engine(CPU_STATS) is None
+    assert EngineFacts().sample() is None
+    assert UsageWindow().metrics(None) == {"gpu_utilization": None,
+                                           "memory_efficiency": None}
+
+
+class _FakeNvml:
+    """NVML's calls, answering a GPU at 60% then 100% utilization, 40 then 72 of 100 GB."""
+
+    def __init__(self) -> None:
+        self.readings = [(60, 40), (100, 72)]
+
+    def nvmlDeviceGetUtilizationRates(self, handle: object) -> SimpleNamespace:
+        return SimpleNamespace(gpu=self.readings[0][0])
+
+    def nvmlDeviceGetMemoryInfo(self, handle: object) -> SimpleNamespace:
+        _, used = self.readings.pop(0)
+        return SimpleNamespace(used=used * 10**9, total=100 * 10**9)
+
+
+def test_samples_become_mean_utilization_and_peak_memory_of_the_allowed_share() -> None:
+    monitor = GpuMonitor(_FakeNvml(), handle=object())
+    window = UsageWindow()
+    window.add(monitor.read())
+    window.add(monitor.read())
+    assert window.metrics(None) == {"gpu_utilization": 0.8, "memory_efficiency": 0.72}
+    assert window.metrics(0.8) == {"gpu_utilization": 0.8, "memory_efficiency": 0.9}
+
+
+def test_a_failed_sample_is_skipped() -> None:
+    window = UsageWindow()
+    window.add(None)
+    window.add(GpuReading(0.5, 10, 100))
+    assert window.metrics(None) == {"gpu_utilization": 0.5, "memory_efficiency": 0.1}
