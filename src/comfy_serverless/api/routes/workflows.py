@@ -17,7 +17,8 @@ from comfy_serverless.access.admission import (
     reused_key,
 )
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
-from comfy_serverless.api.schemas import ExecuteRequest
+from comfy_serverless.api.schemas import ExecuteRequest, error_responses
+from comfy_serverless.api.urls import public_base_url
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
 from comfy_serverless.executions.costs import cost_breakdown
 from comfy_serverless.executions.expiry import raise_if_expired
@@ -61,7 +62,7 @@ async def _owned(services: Services, execution_id: str, key: ApiKeyRecord) -> Ex
     return execution
 
 
-@router.post("/execute", status_code=202)
+@router.post("/execute", status_code=202, responses=error_responses(403, 409, 422))
 async def execute(
     body: ExecuteRequest,
     key: CurrentKey,
@@ -136,7 +137,7 @@ async def status(execution_id: str, key: CurrentKey, services: ServicesDep) -> d
     return status_view(execution, log, await services.estimator.estimate(execution))
 
 
-@router.delete("/{execution_id}/cancel")
+@router.delete("/{execution_id}/cancel", responses=error_responses(409))
 async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
     cancelled = await services.store.cancel(execution.id, key.id, "user_requested", time.time())
@@ -152,7 +153,7 @@ async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> d
     return cancelled_view(cancelled)
 
 
-@router.get("/{execution_id}/results")
+@router.get("/{execution_id}/results", responses=error_responses(409, 410, 413, 502))
 async def results(
     request: Request,
     execution_id: str,
@@ -174,7 +175,7 @@ async def results(
     inline = download_format == "base64"
     if inline:
         _check_inline_size(outputs, services.settings.base64_max_bytes)
-    base_url = services.settings.public_base_url or str(request.base_url)
+    base_url = public_base_url(request.scope)
     expires = int(time.time()) + services.settings.signed_url_ttl
     views = [
         (output.intermediate, await output_view(output, services.storages, base_url=base_url,
