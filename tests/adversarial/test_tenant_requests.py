@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ EXECUTE = "/v1/workflows/execute"
 MEGABYTE = 1024 * 1024
 SHORT_TIMEOUT = 1.0  # seconds, for the edge service's header, body and keep-alive timeouts
 METRICS_TOKEN = "metrics-scraper-token"
+CYCLE = {"1": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}}  # refused anyway
 
 
 def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -32,16 +37,63 @@ def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str,
     return body
 
 
-async def _open(base_url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+@dataclass(frozen=True)
+class RawAnswer:
+    status: int | None  # None: the server hung up without answering
+    headers: dict[str, str]
+    body: str
+    sent: int  # bytes of the body chunks that went out before the server answered or hung up
+
+
+def _exchange(base_url: str, head: bytes, chunks: Iterable[bytes], *, pause: float = 0.0,
+              timeout: float = 10.0) -> RawAnswer:
+    """One request on a raw socket: the head, then the chunks (a `pause` apart), stopped as
+    soon as the server answers or hangs up. Blocking sockets, so an answer that arrives just
+    before the server's reset is still read."""
     host, port = base_url.removeprefix("http://").rsplit(":", 1)
-    return await asyncio.open_connection(host, int(port))
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock, \
+            ThreadPoolExecutor(1) as pool:
+        answered = threading.Event()
+        sending = pool.submit(_send, sock, head, chunks, pause, answered)
+        try:
+            status, headers, body = _read_answer(sock)
+        finally:
+            answered.set()
+        return RawAnswer(status, headers, body, sending.result())
 
 
-async def _raw_answer(reader: asyncio.StreamReader, timeout: float) -> tuple[int, str]:
-    """The status and body of the answer on a raw connection, read until the server closes."""
-    raw = await asyncio.wait_for(reader.read(), timeout)
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body.decode()
+def _send(sock: socket.socket, head: bytes, chunks: Iterable[bytes], pause: float,
+          answered: threading.Event) -> int:
+    sent = 0
+    try:
+        sock.sendall(head)
+        for chunk in chunks:
+            if answered.wait(pause):
+                break
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except OSError:
+        pass  # the server hung up
+    return sent
+
+
+def _read_answer(sock: socket.socket) -> tuple[int | None, dict[str, str], str]:
+    raw = b""
+    try:
+        while b"\r\n\r\n" not in raw:
+            received = sock.recv(65536)
+            if not received:
+                return None, {}, raw.decode(errors="replace")
+            raw += received
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        pairs = (line.partition(":") for line in lines[1:])
+        headers = {name.strip().lower(): value.strip() for name, _, value in pairs}
+        while len(body) < int(headers.get("content-length", 0)):
+            body += sock.recv(65536)
+    except TimeoutError:
+        raise AssertionError(f"still open, unanswered, after the timeout: {raw!r}") from None
+    return int(lines[0].split(" ")[1]), headers, body.decode()
 
 
 def _head(method: str, path: str, base_url: str, headers: dict[str, str]) -> bytes:
@@ -50,42 +102,23 @@ def _head(method: str, path: str, base_url: str, headers: dict[str, str]) -> byt
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def _closed_within(reader: asyncio.StreamReader, timeout: float) -> bytes:
-    """What the server sent before it closed the connection; fails if it is still open."""
-    try:
-        return await asyncio.wait_for(reader.read(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"the connection was still open after {timeout}s") from None
-
-
 # --------------------------------------------------------------------------- bodies
 
 
 async def test_a_chunked_body_past_the_limit_is_refused_as_it_streams(
     service: LocalService, tenant_a_key: str,
 ) -> None:
-    """12 MB with no Content-Length (Transfer-Encoding: chunked) against the 10 MB limit."""
-    reader, writer = await _open(service.base_url)
-    writer.write(_head("POST", EXECUTE, service.base_url, {
+    """12 MB with no Content-Length (Transfer-Encoding: chunked) against the 10 MB limit: a
+    valid body, a workflow followed by the whitespace JSON allows."""
+    head = _head("POST", EXECUTE, service.base_url, {
         "Authorization": f"Bearer {tenant_a_key}", "Content-Type": "application/json",
-        "Transfer-Encoding": "chunked"}))
-    answer = asyncio.create_task(_raw_answer(reader, 60))
-    # A valid body: a workflow, then 12 MB of the whitespace JSON allows.
-    chunks = [json.dumps({"workflow": inverted_image(4)}).encode(), *[b" " * 65536] * 192]
-    try:
-        for chunk in chunks:
-            if answer.done():
-                break
-            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            await writer.drain()
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
-    except ConnectionError:
-        pass  # the server answered and closed while the body was still coming
-    status, body = await answer
-    writer.close()
-    assert status == 413, body
-    assert json.loads(body)["error_code"] == "PAYLOAD_TOO_LARGE"
+        "Transfer-Encoding": "chunked"})
+    parts = [json.dumps({"workflow": inverted_image(4)}).encode(), *[b" " * 65536] * 192]
+    chunks = [b"%x\r\n%s\r\n" % (len(part), part) for part in parts] + [b"0\r\n\r\n"]
+    answer = await asyncio.to_thread(_exchange, service.base_url, head, chunks, timeout=60)
+    assert answer.status == 413, answer
+    assert json.loads(answer.body)["error_code"] == "PAYLOAD_TOO_LARGE"
+    assert answer.sent < 12 * MEGABYTE, "refused while the body was still coming"
 
 
 @pytest.mark.parametrize("framing", [{"Content-Length": str(5 * MEGABYTE)},
@@ -94,24 +127,23 @@ async def test_an_unauthenticated_body_is_refused_before_it_is_read(
     service: LocalService, framing: dict[str, str],
 ) -> None:
     """The 401 comes while the body has not even started: nothing waits for it."""
-    reader, writer = await _open(service.base_url)
-    writer.write(_head("POST", EXECUTE, service.base_url,
-                       {"Content-Type": "application/json", **framing}))
-    await writer.drain()
-    status, body = await _raw_answer(reader, 10)
-    writer.close()
-    assert status == 401, body
-    assert json.loads(body)["error_code"] == "UNAUTHORIZED"
+    head = _head("POST", EXECUTE, service.base_url,
+                 {"Content-Type": "application/json", **framing})
+    answer = await asyncio.to_thread(_exchange, service.base_url, head, [])
+    assert answer.status == 401, answer
+    assert json.loads(answer.body)["error_code"] == "UNAUTHORIZED"
 
 
 async def test_a_refused_body_carries_the_keys_rate_limit(
-    service: LocalService, tenant_a: httpx.AsyncClient,
+    service: LocalService, tenant_a_key: str,
 ) -> None:
-    response = await tenant_a.post(EXECUTE, content=b"{" + b" " * (11 * MEGABYTE) + b"}",
-                                   headers={"Content-Type": "application/json"})
-    _assert_error(response, 413, "PAYLOAD_TOO_LARGE")
-    assert int(response.headers["X-RateLimit-Remaining"]) <= int(
-        response.headers["X-RateLimit-Limit"])
+    head = _head("POST", EXECUTE, service.base_url, {
+        "Authorization": f"Bearer {tenant_a_key}", "Content-Type": "application/json",
+        "Content-Length": str(11 * MEGABYTE)})
+    answer = await asyncio.to_thread(_exchange, service.base_url, head, [])
+    assert answer.status == 413, answer
+    assert int(answer.headers["x-ratelimit-remaining"]) <= int(
+        answer.headers["x-ratelimit-limit"])
 
 
 async def test_remaining_never_exceeds_the_limit(service: LocalService) -> None:
@@ -159,8 +191,7 @@ async def test_absolute_urls_never_follow_the_hosts_header(
     service: LocalService, tenant_a: httpx.AsyncClient,
 ) -> None:
     evil = {"Host": "evil.example"}
-    refused = await tenant_a.post(EXECUTE, headers=evil, json={"workflow": {
-        "1": {"class_type": "NoSuchNode", "inputs": {}}}})
+    refused = await tenant_a.post(EXECUTE, headers=evil, json={"workflow": CYCLE})
     link = refused.json()["documentation_url"]
     assert link.startswith(service.base_url + "/errors/"), link
     execution_id = await submit(tenant_a, inverted_image(3))
@@ -205,53 +236,34 @@ async def test_documentation_urls_use_the_public_base_url(edge_service: LocalSer
     key = edge_service.new_key("--tier", "pro")
     async with httpx.AsyncClient(base_url=edge_service.base_url, timeout=10,
                                  headers={"Authorization": f"Bearer {key}"}) as client:
-        response = await client.post(EXECUTE, json={"workflow": {
-            "1": {"class_type": "NoSuchNode", "inputs": {}}}})
+        response = await client.post(EXECUTE, headers={"Host": "api.trusted.example"},
+                                     json={"workflow": CYCLE})
     assert response.json()["documentation_url"].startswith("https://api.trusted.example/")
 
 
 async def test_an_idle_new_connection_is_closed(edge_service: LocalService) -> None:
-    reader, writer = await _open(edge_service.base_url)
-    await _closed_within(reader, 10 * SHORT_TIMEOUT)
-    writer.close()
+    answer = await asyncio.to_thread(_exchange, edge_service.base_url, b"", [])
+    assert answer.status is None, answer
 
 
 async def test_trickled_headers_are_cut_off(edge_service: LocalService) -> None:
-    reader, writer = await _open(edge_service.base_url)
-    closed = asyncio.create_task(_closed_within(reader, 10 * SHORT_TIMEOUT))
     head = _head("GET", "/healthz", edge_service.base_url, {"X-Slow": "a" * 200})
-    assert await _trickle(writer, head, until=closed) < len(head)
-    assert await closed == b""
-    writer.close()
+    answer = await asyncio.to_thread(_exchange, edge_service.base_url, b"",
+                                     [bytes([byte]) for byte in head], pause=0.05)
+    assert answer.status is None, answer
+    assert answer.sent < len(head)
 
 
 async def test_a_trickled_body_gets_408_and_is_cut_off(edge_service: LocalService) -> None:
     key = edge_service.new_key("--tier", "pro")
-    reader, writer = await _open(edge_service.base_url)
-    writer.write(_head("POST", EXECUTE, edge_service.base_url, {
+    head = _head("POST", EXECUTE, edge_service.base_url, {
         "Authorization": f"Bearer {key}", "Content-Type": "application/json",
-        "Content-Length": "1000"}))
-    answer = asyncio.create_task(_raw_answer(reader, 10 * SHORT_TIMEOUT))
-    assert await _trickle(writer, b" " * 1000, until=answer) < 1000
-    status, body = await answer
-    writer.close()
-    assert status == 408, body
-    assert json.loads(body)["error_code"] == "REQUEST_TIMEOUT"
-
-
-async def _trickle(writer: asyncio.StreamWriter, data: bytes, *, until: asyncio.Task[Any]
-                   ) -> int:
-    """Send `data` a byte every 50 ms until `until` ends or the server hangs up; the count sent."""
-    for sent in range(len(data)):
-        if until.done():
-            return sent
-        try:
-            writer.write(data[sent:sent + 1])
-            await writer.drain()
-        except ConnectionError:
-            return sent
-        await asyncio.wait([until], timeout=0.05)
-    return len(data)
+        "Content-Length": "1000"})
+    answer = await asyncio.to_thread(_exchange, edge_service.base_url, head, [b" "] * 1000,
+                                     pause=0.05)
+    assert answer.status == 408, answer
+    assert json.loads(answer.body)["error_code"] == "REQUEST_TIMEOUT"
+    assert answer.sent < 1000
 
 
 async def test_metrics_need_the_token_when_one_is_set(edge_service: LocalService) -> None:

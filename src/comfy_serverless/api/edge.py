@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from fastapi.routing import APIRoute
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from comfy_serverless.api.contract import dependency_calls
+from comfy_serverless.api.contract import dependency_calls, flat_routes
 from comfy_serverless.api.deps import admit_key, current_key
 from comfy_serverless.api.errors import (
     api_error_response,
@@ -46,7 +46,7 @@ class HttpEdge:
     def __init__(self, app: ASGIApp, *, limits: EdgeLimits) -> None:
         self._app = app
         self._limits = limits
-        self._key_routes: dict[int, bool] = {}
+        self._routes: list[tuple[BaseRoute, bool]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,13 +75,15 @@ class HttpEdge:
         return None
 
     def _needs_key(self, scope: Scope) -> bool:
-        for route in scope["app"].router.routes:
+        """Whether the route the request goes to depends on an API key (its 401 and 429)."""
+        if self._routes is None:
+            self._routes = [
+                (route, isinstance(route, APIRoute)
+                 and current_key in dependency_calls(route.dependant))
+                for route in flat_routes(scope["app"].router.routes)]
+        for route, needs_key in self._routes:
             if route.matches(scope)[0] is Match.FULL:
-                if id(route) not in self._key_routes:
-                    self._key_routes[id(route)] = (
-                        isinstance(route, APIRoute)
-                        and current_key in dependency_calls(route.dependant))
-                return self._key_routes[id(route)]
+                return needs_key
         return False
 
 

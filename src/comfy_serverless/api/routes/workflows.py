@@ -27,6 +27,7 @@ from comfy_serverless.executions.views import (
     accepted_view,
     cancelled_view,
     output_view,
+    replay_view,
     results_view,
     status_view,
 )
@@ -38,6 +39,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
+# X-Client-ID is recorded on the execution and shown in its status, up to this length.
+MAX_CLIENT_ID_LENGTH = 256
 # `GET …/results?wait=N` holds the request up to N seconds for the execution to end.
 MAX_WAIT_SECONDS = 60.0
 _WAIT_POLL_SECONDS = 0.25
@@ -68,7 +71,7 @@ async def execute(
     key: CurrentKey,
     services: ServicesDep,
     x_webhook_url: Annotated[str | None, Header()] = None,
-    x_client_id: Annotated[str | None, Header()] = None,
+    x_client_id: Annotated[str | None, Header(max_length=MAX_CLIENT_ID_LENGTH)] = None,
     x_request_id: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
@@ -114,7 +117,7 @@ async def _replayed(services: Services, key: ApiKeyRecord, claim: IdempotencyCla
     if not replay.same_request:
         raise reused_key(claim, replay.execution_id)
     execution = await _owned(services, replay.execution_id, key)
-    view = accepted_view(execution, await services.estimator.estimate(execution))
+    view = replay_view(execution, await services.estimator.estimate(execution))
     return JSONResponse(view, status_code=202, headers={"Idempotent-Replayed": "true"})
 
 
