@@ -11,14 +11,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
-from tests.helpers import submit, wait_until_finished
+from tests.helpers import assert_error, submit, wait_until_finished
 from tests.workflows import inverted_image
 
 EXECUTE = "/v1/workflows/execute"
@@ -26,15 +25,6 @@ MEGABYTE = 1024 * 1024
 SHORT_TIMEOUT = 1.0  # seconds, for the edge service's header, body and keep-alive timeouts
 METRICS_TOKEN = "metrics-scraper-token"
 CYCLE = {"1": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}}  # refused anyway
-
-
-def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["status"] == "error"
-    assert body["error_code"] == code
-    assert isinstance(body["details"], dict)
-    return body
 
 
 @dataclass(frozen=True)
@@ -169,7 +159,7 @@ async def test_the_specs_integers_are_integers(
 ) -> None:
     response = await tenant_a.post(EXECUTE, json={
         "workflow": inverted_image(1), "execution_config": {"priority": priority}})
-    body = _assert_error(response, 400, "INVALID_REQUEST")
+    body = assert_error(response, 400, "INVALID_REQUEST")
     assert "execution_config.priority" in str(body["details"])
 
 
@@ -181,7 +171,7 @@ async def test_non_finite_numbers_are_refused_anywhere_in_a_body(
     body = f'{{"workflow": {{"nodes": {nodes}, "metadata": {{"score": [1, {literal}]}}}}}}'
     response = await tenant_a.post(EXECUTE, content=body,
                                    headers={"Content-Type": "application/json"})
-    refused = _assert_error(response, 400, "INVALID_REQUEST")
+    refused = assert_error(response, 400, "INVALID_REQUEST")
     assert "workflow.metadata.score.1" in str(refused["details"]), refused
 
 
@@ -223,7 +213,7 @@ def edge_service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathF
 
 async def test_untrusted_hosts_are_refused(edge_service: LocalService) -> None:
     async with httpx.AsyncClient(base_url=edge_service.base_url, timeout=10) as client:
-        _assert_error(await client.get("/healthz", headers={"Host": "evil.example"}),
+        assert_error(await client.get("/healthz", headers={"Host": "evil.example"}),
                       400, "HOST_NOT_ALLOWED")
         assert (await client.get("/healthz", headers={"Host": "api.trusted.example"})
                 ).status_code == 200
@@ -269,8 +259,8 @@ async def test_a_trickled_body_gets_408_and_is_cut_off(edge_service: LocalServic
 
 async def test_metrics_need_the_token_when_one_is_set(edge_service: LocalService) -> None:
     async with httpx.AsyncClient(base_url=edge_service.base_url, timeout=10) as client:
-        _assert_error(await client.get("/metrics"), 401, "UNAUTHORIZED")
-        _assert_error(await client.get("/metrics", headers={"Authorization": "Bearer wrong"}),
+        assert_error(await client.get("/metrics"), 401, "UNAUTHORIZED")
+        assert_error(await client.get("/metrics", headers={"Authorization": "Bearer wrong"}),
                       401, "UNAUTHORIZED")
         scraped = await client.get("/metrics",
                                    headers={"Authorization": f"Bearer {METRICS_TOKEN}"})

@@ -23,6 +23,7 @@ from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.errors import RequestInvalid
 from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
+from tests.helpers import assert_error
 from tests.workflows import inverted_image
 
 EXECUTE = "/v1/workflows/execute"
@@ -62,20 +63,13 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
         yield running
 
 
-def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert (body["status"], body["error_code"]) == ("error", code), body
-    return body
-
-
 # --------------------------------------------------------------------------- headers
 
 
 async def test_a_crash_on_an_authenticated_request_carries_its_rate_limit(edge: Edge) -> None:
     async with await edge.client("basic") as client:
         crash = await client.get("/v1/boom")
-    _error(crash, 500, "INTERNAL_ERROR")
+    assert_error(crash, 500, "INTERNAL_ERROR")
     assert crash.headers["X-RateLimit-Limit"] == "15"
     assert int(crash.headers["X-RateLimit-Remaining"]) <= 15
 
@@ -119,7 +113,7 @@ async def test_a_405_allows_every_method_of_its_path(edge: Edge) -> None:
             concrete = path.replace("{key:path}", "x").replace("{", "").replace("}", "")
             unused = next(m for m in ("PUT", "PATCH", "POST", "DELETE") if m not in methods)
             response = await client.request(unused, concrete)
-            _error(response, 405, "METHOD_NOT_ALLOWED")
+            assert_error(response, 405, "METHOD_NOT_ALLOWED")
             allowed = set(response.headers["Allow"].split(", "))
             assert methods <= allowed, (path, allowed)
 
@@ -155,14 +149,14 @@ async def test_custom_limits_are_bounded_at_creation_and_at_update(edge: Edge) -
     async with await edge.client(admin=True) as admin:
         created = await admin.post("/v1/admin/keys", json={
             "tier": "basic", "custom_limits": {"concurrent_executions": 10**29}})
-        body = _error(created, 400, "INVALID_REQUEST")
+        body = assert_error(created, 400, "INVALID_REQUEST")
         assert body["details"]["field"] == "custom_limits.concurrent_executions"
         assert body["details"]["maximum"] == 1_000_000_000
         key_id = (await admin.post("/v1/admin/keys", json={"tier": "basic"})).json()["key_id"]
         for name in ("requests_per_minute", "monthly_quota", "timeout_limit"):
             updated = await admin.patch(f"/v1/admin/keys/{key_id}",
                                         json={"custom_limits": {name: 10**29}})
-            assert _error(updated, 400, "INVALID_REQUEST")["details"]["field"] == (
+            assert assert_error(updated, 400, "INVALID_REQUEST")["details"]["field"] == (
                 f"custom_limits.{name}")
     with pytest.raises(RequestInvalid, match="max_queue_size must be a whole number from 1"):
         parse_limits({"max_queue_size": "1" * 30})  # `keys create --limit max_queue_size=…`
@@ -213,4 +207,4 @@ async def test_metrics_are_refused_beyond_loopback_without_a_token(tmp_path: Pat
                         database_url=None, host="0.0.0.0")
     async for running in _running(settings):
         async with await running.client() as client:
-            _error(await client.get("/metrics"), 403, "METRICS_DISABLED")
+            assert_error(await client.get("/metrics"), 403, "METRICS_DISABLED")
