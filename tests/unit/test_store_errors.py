@@ -23,6 +23,7 @@ UNAVAILABLE = [
     asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     asyncpg.InterfaceError("cannot perform operation: connection is closed"),
     asyncpg.InterfaceError("pool is closing"),
+    asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
     ConnectionResetError(104, "Connection reset by peer"),
     ConnectionRefusedError(111, "Connection refused"),
     TimeoutError(),

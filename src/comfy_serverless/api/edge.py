@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from fastapi.routing import APIRoute
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from comfy_serverless.api.contract import dependency_calls, flat_routes
@@ -46,7 +46,7 @@ class HttpEdge:
     def __init__(self, app: ASGIApp, *, limits: EdgeLimits) -> None:
         self._app = app
         self._limits = limits
-        self._routes: list[tuple[BaseRoute, bool]] | None = None
+        self._routes: list[_KeyRoute] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,16 +75,34 @@ class HttpEdge:
         return None
 
     def _needs_key(self, scope: Scope) -> bool:
-        """Whether the route the request goes to depends on an API key (its 401 and 429)."""
+        """Whether the route the request goes to depends on an API key (its 401 and 429).
+        The first route whose path and method match, as the router picks it; a regex match
+        per route, not the router's full match (which builds a scope each time)."""
         if self._routes is None:
-            self._routes = [
-                (route, isinstance(route, APIRoute)
-                 and current_key in dependency_calls(route.dependant))
-                for route in flat_routes(scope["app"].router.routes)]
-        for route, needs_key in self._routes:
-            if route.matches(scope)[0] is Match.FULL:
-                return needs_key
+            self._routes = [_KeyRoute.of(route)
+                            for route in flat_routes(scope["app"].router.routes)]
+        path, method = scope["path"], scope["method"]
+        for route in self._routes:
+            if route.serves(scope, path, method):
+                return route.needs_key
         return False
+
+
+@dataclass(frozen=True)
+class _KeyRoute:
+    route: BaseRoute
+    needs_key: bool
+
+    @classmethod
+    def of(cls, route: BaseRoute) -> _KeyRoute:
+        return cls(route, isinstance(route, APIRoute)
+                   and current_key in dependency_calls(route.dependant))
+
+    def serves(self, scope: Scope, path: str, method: str) -> bool:
+        if isinstance(self.route, Route):
+            return (self.route.path_regex.match(path) is not None
+                    and (not self.route.methods or method in self.route.methods))
+        return self.route.matches(scope)[0] is Match.FULL
 
 
 class _Exchange:

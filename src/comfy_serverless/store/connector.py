@@ -8,7 +8,8 @@ background loops alike, sees only the store's own errors:
 - StoreConflict: a unique key was taken;
 - StoreUnavailable: the database cannot serve now, and a retry later may succeed: a
   connection refused, reset or closed (any OSError, asyncpg's InterfaceError on a closed
-  connection or pool, SQLSTATE class 08), a server shutting down or starting up (57P01-03),
+  connection or pool and its InternalClientError on a connection broken mid-operation,
+  SQLSTATE class 08), a server shutting down or starting up (57P01-03),
   too many connections or no disk (class 53), an I/O error (class 58); on SQLite a database
   that stays locked or busy, a disk I/O error, a file it cannot open, a closed connection;
 - StoreError: anything else the driver refused.
@@ -59,7 +60,9 @@ def store_error_for(exc: BaseException) -> StoreError | None:
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, OSError):  # refused, reset, timed out: the network or the server
+    if isinstance(exc, OSError | asyncpg.InternalClientError):
+        # refused, reset, timed out; or a connection whose protocol state a server going
+        # away mid-operation broke ("cannot switch to state …; another operation …")
         return True
     if isinstance(exc, asyncpg.PostgresError):
         return str(exc.sqlstate or "")[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
