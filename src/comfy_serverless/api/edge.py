@@ -15,6 +15,7 @@ body it leaves unread must not be taken for the next request:
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from fastapi.routing import APIRoute
@@ -33,6 +34,8 @@ from comfy_serverless.api.urls import public_base_url
 from comfy_serverless.errors import ApiError, StoreError
 
 __all__ = ["EdgeLimits", "HttpEdge", "host_allowed"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ class HttpEdge:
                             scope.setdefault("state", {}))
         except ApiError as exc:
             return api_error_response(exc, public_base_url(scope))
-        except StoreError:
+        except StoreError as exc:
+            log.error("store unavailable checking the key of %s %s: %s", scope["method"],
+                      scope["path"], exc)
             return store_unavailable_response()
         return None
 

@@ -40,6 +40,7 @@ from comfy_serverless.errors import (
     EngineUnavailable,
     StorageError,
     StoreError,
+    StoreUnavailable,
 )
 from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import (
@@ -212,7 +213,12 @@ class Executor:
             event = await context.subscription.next(self._config.cancel_poll_interval)
             if event is not None and (outcome := await self._on_event(context, event)):
                 return outcome
-            await self._housekeeping(context)
+            try:
+                await self._housekeeping(context)
+            except StoreUnavailable as exc:
+                # A store that restarts must not cost the job: its progress, lease and
+                # cancel checks are tried again on the next round, within the lease.
+                log.warning("housekeeping of %s skipped: %s", context.lease.execution_id, exc)
 
     async def _on_event(self, context: ExecutionContext, event: EngineEvent) -> Outcome | None:
         context.last_event_at = time.time()
