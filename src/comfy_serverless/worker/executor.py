@@ -18,9 +18,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient, Subscription
 from comfy_serverless.engine.comfyui.messages import (
@@ -55,11 +55,14 @@ from comfy_serverless.store.store import Store
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.outputs import OutputCollector
+from comfy_serverless.worker.patience import when_store_answers
 from comfy_serverless.worker.signals import WorkerSignals
 
 __all__ = ["ExecutionContext", "Executor", "Outcome"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Outcome = Literal["completed", "failed", "requeued", "cancelled", "lost", "handed_back"]
 
@@ -231,8 +234,9 @@ class Executor:
         return await self._handle(context, event)
 
     async def _submit(self, context: ExecutionContext) -> None:
-        if context.execution.engine_prompt_id is None and not await self._store.set_engine_prompt(
-                context.lease, context.prompt_id, self.claim_allocation(context.prompt_id)):
+        if context.execution.engine_prompt_id is None and not await self._patiently(
+                lambda: self._store.set_engine_prompt(
+                    context.lease, context.prompt_id, self.claim_allocation(context.prompt_id))):
             raise _Stop("lost")
         try:
             # Events sent before our WebSocket is up would be lost: never submit without it.
@@ -415,12 +419,12 @@ class Executor:
                 message=f"The outputs could not be stored: {exc}"))
         except EngineError as exc:
             return await self._engine_lost(context, f"ComfyUI's outputs could not be read: {exc}")
-        completed = await self._store.complete(
+        log_entries = [*context.tracker.drain_log(), LogEntry(
+            time.time(), "execution_completed", None,
+            f"Workflow completed with {len(outputs)} output(s)")]
+        completed = await self._patiently(lambda: self._store.complete(
             context.lease, outputs, context.tracker.final_snapshot(), context.tracker.engine_time(),
-            [*context.tracker.drain_log(), LogEntry(
-                time.time(), "execution_completed", None,
-                f"Workflow completed with {len(outputs)} output(s)")],
-        )
+            log_entries))
         return "completed" if completed else "cancelled"
 
     @contextlib.asynccontextmanager
@@ -499,6 +503,10 @@ class Executor:
                           node_type=context.tracker.class_of(context.tracker.current_node_id))
         return await self._fail(context, failure)
 
+    async def _patiently(self, write: Callable[[], Awaitable[T]]) -> T:
+        """A write the job cannot do without, tried again while the store restarts."""
+        return await when_store_answers(write, within=self._config.lease_seconds / 2)
+
     async def _fail(self, context: ExecutionContext, failure: Failure) -> Outcome:
         execution = context.execution
         retries_left = execution.max_attempts - execution.attempt
@@ -509,13 +517,14 @@ class Executor:
             body = failure.body(execution, retries_left - 1, delay)
             log_entries.append(LogEntry(time.time(), "execution_retry_scheduled", failure.node_id,
                                         f"{failure.message}; retrying in {delay:.0f}s"))
-            requeued = await self._store.requeue(context.lease, body, time.time() + delay,
-                                                 log_entries)
+            requeued = await self._patiently(lambda: self._store.requeue(
+                context.lease, body, time.time() + delay, log_entries))
             return "requeued" if requeued else "cancelled"
         body = failure.body(execution, 0, None)
         log_entries.append(LogEntry(time.time(), "execution_failed", failure.node_id,
                                     failure.message))
-        failed = await self._store.fail(context.lease, body, gpu_time, log_entries)
+        failed = await self._patiently(
+            lambda: self._store.fail(context.lease, body, gpu_time, log_entries))
         return "failed" if failed else "cancelled"
 
 
