@@ -4,9 +4,11 @@ In order, each refusal in the spec's error shape and with `Connection: close`, s
 body it leaves unread must not be taken for the next request:
 
 1. the Host header, when `trusted_hosts` is set: any other host is a 400 HOST_NOT_ALLOWED;
-2. the API key, for every route that needs one: authenticated and throttled first, so a 401
-   or 429 never reads (or waits for) the body, and every later answer to the request, a 413
-   or a 500 included, carries the key's X-RateLimit-* headers;
+2. for a request with a body, the API key, on every route that needs one: authenticated and
+   throttled first, so a 401 or 429 never reads (or waits for) the body, and every later
+   answer to the request, a 413 or a 500 included, carries the key's X-RateLimit-* headers
+   (a request without a body has its key checked by the route's CurrentKey dependency, the
+   same check, once);
 3. the body: its declared Content-Length, then every chunk as it streams, whatever the
    framing (413 PAYLOAD_TOO_LARGE the moment the count passes `max_request_bytes`), all of
    it within `http_body_timeout` of the headers (408 REQUEST_TIMEOUT).
@@ -55,9 +57,13 @@ class HttpEdge:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        refusal = _host_refusal(scope, self._limits.trusted_hosts)
+        if refusal is None and not _has_body(scope):
+            # Nothing to read: the key is checked by the route's own dependency.
+            await self._app(scope, receive, send)
+            return
         exchange = _Exchange(scope, send)
-        refusal = (_host_refusal(scope, self._limits.trusted_hosts)
-                   or await self._key_refusal(scope)
+        refusal = (refusal or await self._key_refusal(scope)
                    or _declared_size_refusal(scope, self._limits.max_body_bytes))
         if refusal is not None:
             await exchange.refuse(refusal)
@@ -179,6 +185,13 @@ def _too_large(limit: int, measured: dict[str, int]) -> Response:
     return error_response(413, "PAYLOAD_TOO_LARGE",
                           f"Request bodies are limited to {limit} bytes",
                           {"max_bytes": limit, **measured})
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request says a body follows (a Content-Length above 0, or chunks)."""
+    length = _header(scope, b"content-length")
+    return (length is not None and length != "0") or (
+        _header(scope, b"transfer-encoding") is not None)
 
 
 def _declared_size_refusal(scope: Scope, limit: int) -> Response | None:
