@@ -79,3 +79,13 @@ def processing_execution(execution_id: str, options: dict[str, Any] | None = Non
         engine_prompt_id=None, progress=0.0, current_node=None, current_node_id=None,
         current_step=None, total_steps=None, total_nodes=1, completed_nodes=0, gpu_time=None,
         resource_allocation=None, error=None, cancel_reason=None)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The answer is `status` with the spec's error body and this error_code; its body."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert (body["status"], body["error_code"]) == ("error", code), body
+    assert isinstance(body["message"], str)
+    assert isinstance(body["details"], dict)
+    return body

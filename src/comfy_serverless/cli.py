@@ -24,9 +24,8 @@ from comfy_serverless.webhooks.system_events import announce_maintenance
 __all__ = ["main"]
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from comfy_serverless.api.app import create_app
+    from comfy_serverless.api.server import serve_app
 
     if settings.embedded_worker and not settings.comfyui_url:
         install_engine(EngineLayout(settings.engine_dir))
@@ -34,8 +33,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                                            "port": args.port or settings.port})
     asyncio.run(_migrate(settings))
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
-                access_log=False, log_config=None)
+    serve_app(app, settings)
     return 0
 
 

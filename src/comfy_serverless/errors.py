@@ -12,7 +12,8 @@
     │   ├── PayloadTooLarge          413 PAYLOAD_TOO_LARGE
     │   └── SignedUrlRefused         403 SIGNED_URL_INVALID
     ├── StoreError                   the database said no (driver errors are mapped here)
-    │   └── StoreConflict            a unique key was already taken
+    │   ├── StoreConflict            a unique key was already taken
+    │   └── StoreUnavailable         it cannot be reached now (down, restarting, full, busy)
     ├── EngineError                  ComfyUI misbehaved
     │   ├── EngineUnavailable        it does not answer (down, restarting)
     │   ├── EnginePromptRejected     POST /prompt answered 400 (its own validation)
@@ -39,6 +40,7 @@ __all__ = [
     "StorageError",
     "StoreConflict",
     "StoreError",
+    "StoreUnavailable",
     "WorkflowInvalid",
     "documentation_path",
 ]
@@ -136,6 +138,11 @@ class StoreError(ComfyServerlessError):
 
 class StoreConflict(StoreError):
     """A row with the same unique key exists already."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or cannot serve now (a restart, too many connections,
+    a locked file): a retry later may succeed. Answered 503 with Retry-After."""
 
 
 class EngineError(ComfyServerlessError):

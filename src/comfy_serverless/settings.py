@@ -154,6 +154,13 @@ class Settings(BaseSettings):
     input_fetch_deadline: float = Field(default=60.0, gt=0)
     input_fetch_concurrency: int = Field(default=4, ge=1, le=64)
 
+    # --- the HTTP edge (issue #12): hosts, server timeouts, /metrics ---
+    trusted_hosts: list[str] = Field(default_factory=list)
+    http_header_timeout: float = Field(default=10.0, gt=0)
+    http_body_timeout: float = Field(default=60.0, gt=0)
+    http_keep_alive_timeout: int = Field(default=5, ge=1)
+    metrics_token: str | None = None
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
             max_nodes=self.max_nodes,

@@ -116,7 +116,7 @@ async def test_the_fourth_concurrent_execution_of_a_basic_key_gets_the_spec_429(
     assert fourth.headers["X-RateLimit-Retry-After"] == str(details["retry_after"])
     for header in RATE_HEADERS + VERSION_HEADERS:
         assert header in fourth.headers, header
-    assert fourth.headers["X-RateLimit-Limit"] == "10"
+    assert fourth.headers["X-RateLimit-Limit"] == "15", "10 a minute, plus a burst of 5"
     assert fourth.headers["X-RateLimit-Remaining"] == "11", "15 at once, 4 spent"
 
 
@@ -296,7 +296,7 @@ async def test_admin_routes_create_list_limit_rotate_and_revoke_keys(
     assert all("secret_hash" not in key and "api_key" not in key for key in listed)
 
     old = access_app.client(view["api_key"])
-    assert (await old.get("/v1/queue/status")).headers["X-RateLimit-Limit"] == "20"
+    assert (await old.get("/v1/queue/status")).headers["X-RateLimit-Limit"] == "25"
     assert (await old.get("/v1/queue/status")).json()
     patched = await admin.patch(f"/v1/admin/keys/{key_id}",
                                 json={"custom_limits": {"requests_per_minute": None}})

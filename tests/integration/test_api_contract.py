@@ -156,7 +156,7 @@ async def test_documentation_urls_are_served_by_the_service(
     response = await app_client.post("/v1/workflows/execute", json={"workflow": {
         "1": {"class_type": "<script>", "inputs": {"image": ["7", 0]}}}})
     link = response.json()["documentation_url"]
-    assert link == "http://test/errors/WORKFLOW_VALIDATION_FAILED"
+    assert link == "http://127.0.0.1:8000/errors/WORKFLOW_VALIDATION_FAILED", "the bind address"
     page = await app_client.get(link)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")

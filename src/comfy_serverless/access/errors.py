@@ -66,10 +66,14 @@ class MonthlyQuotaExceeded(_TooMany):
 
 
 def rate_limit_headers(decision: RateDecision, now: float) -> dict[str, str]:
-    """The legacy X-RateLimit-* trio and the IETF draft's RateLimit / RateLimit-Policy."""
+    """The legacy X-RateLimit-* trio and the IETF draft's RateLimit / RateLimit-Policy.
+
+    X-RateLimit-Limit is the bucket's capacity (requests_per_minute + burst_allowance): what
+    a rested key may send at once, so Remaining, what it may still send now, never exceeds
+    it. The steady rate and the burst are spelled out in RateLimit-Policy."""
     reset_seconds = math.ceil(decision.reset_after)
     return {
-        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Limit": str(decision.capacity),
         "X-RateLimit-Remaining": str(decision.remaining),
         "X-RateLimit-Reset": str(decision.reset_at(now)),
         "RateLimit-Policy":

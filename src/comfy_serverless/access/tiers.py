@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "DEFAULT_MODEL_GROUPS",
+    "LIMIT_BOUNDS",
     "OVERRIDABLE_LIMITS",
     "AccessPolicy",
     "Tier",
@@ -56,7 +57,9 @@ class Tier:
         return None if "all" in self.gpu_types else list(self.gpu_types)
 
     def with_overrides(self, overrides: Mapping[str, int | None]) -> Tier:
-        known: dict[str, Any] = {name: value for name, value in overrides.items()
+        """The tier with a key's custom limits, each held within LIMIT_BOUNDS (so a value
+        stored before the bounds existed cannot overflow the store's integers)."""
+        known: dict[str, Any] = {name: _bounded(name, value) for name, value in overrides.items()
                                  if name in OVERRIDABLE_LIMITS}
         return replace(self, **known)
 
@@ -69,11 +72,25 @@ class Tier:
                 for name, value in shown.items()}
 
 
-# The numbers a key's `custom_limits` may set. (A tier's monthly_quota may be null: no cap.)
-OVERRIDABLE_LIMITS = frozenset({
-    "requests_per_minute", "burst_allowance", "concurrent_executions", "max_queue_size",
-    "monthly_quota", "timeout_limit",
-})
+# The numbers a key's `custom_limits` may set, each with its least and greatest value.
+# Least: a rate, a timeout, a slot or a queue of 0 would stop the key in ways that read as
+# bugs (a 0 timeout means "none" to ComfyUI's side); revoke it instead. Greatest: far beyond
+# any fleet, and far within the store's 64-bit integers and the rate limiter's arithmetic;
+# a timeout is at most the day that execution_config.timeout allows.
+_MOST = 1_000_000_000
+LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
+    "requests_per_minute": (1, _MOST), "burst_allowance": (0, _MOST),
+    "concurrent_executions": (1, _MOST), "max_queue_size": (1, _MOST),
+    "monthly_quota": (0, _MOST), "timeout_limit": (1, 86_400),
+}
+OVERRIDABLE_LIMITS = frozenset(LIMIT_BOUNDS)
+
+
+def _bounded(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    least, most = LIMIT_BOUNDS[name]
+    return min(max(value, least), most)
 
 _SPEC_TIERS: dict[str, dict[str, Any]] = {
     "basic": {

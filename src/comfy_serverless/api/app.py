@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from comfy_serverless.api.errors import error_response, install_error_handlers
+from comfy_serverless.api.contract import declare_error_answers
+from comfy_serverless.api.edge import EdgeLimits, HttpEdge
+from comfy_serverless.api.errors import install_error_handlers
 from comfy_serverless.api.headers import ApiHeaders, version_headers
 from comfy_serverless.api.log_context import ExecutionLogContext
 from comfy_serverless.api.routes import (
@@ -86,8 +87,11 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
         description="Serverless API for ComfyUI workflow execution",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(_BodySizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(HttpEdge, limits=EdgeLimits(
+        max_body_bytes=settings.max_request_bytes, body_timeout=settings.http_body_timeout,
+        trusted_hosts=tuple(settings.trusted_hosts)))
     app.state.response_headers = version_headers(deprecated=settings.api_deprecated,
                                                  sunset=settings.api_sunset)
     app.add_middleware(ApiHeaders, headers=app.state.response_headers)
@@ -103,6 +107,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.include_router(queue.router)
     app.include_router(metrics.router)
     app.include_router(models.router)
+    declare_error_answers(app)
     return app
 
 
@@ -114,29 +119,3 @@ def _dispatcher(settings: Settings, services: Services) -> WebhookDispatcher:
         concurrency=settings.webhook_concurrency,
         per_destination=settings.webhook_per_destination,
         reply_max_bytes=settings.outbound_reply_max_bytes))
-
-
-class _BodySizeLimit:
-    """Refuses a request whose declared body exceeds the limit, before reading it."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self._app = app
-        self._limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = _content_length(scope)
-            if length is not None and length > self._limit:
-                response = error_response(
-                    413, "PAYLOAD_TOO_LARGE", f"Request bodies are limited to {self._limit} bytes",
-                    {"max_bytes": self._limit, "content_length": length})
-                await response(scope, receive, send)
-                return
-        await self._app(scope, receive, send)
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length" and value.isdigit():
-            return int(value)
-    return None

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
 from comfy_serverless.access.errors import Forbidden
+from comfy_serverless.api.rate_state import AUTHENTICATED_KEY_STATE, RATE_DECISION_STATE
 from comfy_serverless.auth.keys import authenticate, parse_bearer
 from comfy_serverless.services import Services
 from comfy_serverless.store.records import ApiKeyRecord
 
-__all__ = ["RATE_DECISION_STATE", "AdminKey", "CurrentKey", "SecretKey", "ServicesDep"]
-
-# Where a request keeps its rate-limit decision, for the response headers (api/headers.py).
-RATE_DECISION_STATE = "rate_decision"
+__all__ = [
+    "DEPENDENCY_ERRORS",
+    "AdminKey",
+    "CurrentKey",
+    "SecretKey",
+    "ServicesDep",
+    "admit_key",
+    "current_key",
+]
 
 
 def _services(request: Request) -> Services:
@@ -25,19 +31,29 @@ def _services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(_services)]
 
 
-async def _current_key(
-    request: Request, services: ServicesDep,
-    authorization: Annotated[str | None, Header()] = None,
-) -> ApiKeyRecord:
-    """Authenticate, then spend one request of the key's per-minute budget (or 429)."""
+async def admit_key(services: Services, authorization: str | None, state: dict[str, Any]
+                    ) -> ApiKeyRecord:
+    """Authenticate, then spend one request of the key's per-minute budget (or 429), once
+    per request: the edge does it before the body is read; `state` remembers it."""
+    known = state.get(AUTHENTICATED_KEY_STATE)
+    if isinstance(known, ApiKeyRecord):
+        return known
     key = await authenticate(services.store, parse_bearer(authorization))
+    state[AUTHENTICATED_KEY_STATE] = key
     decision = await services.access.throttle(key)
     if decision is not None:
-        setattr(request.state, RATE_DECISION_STATE, decision)
+        state[RATE_DECISION_STATE] = decision
     return key
 
 
-CurrentKey = Annotated[ApiKeyRecord, Depends(_current_key)]
+async def current_key(
+    request: Request, services: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> ApiKeyRecord:
+    return await admit_key(services, authorization, request.scope.setdefault("state", {}))
+
+
+CurrentKey = Annotated[ApiKeyRecord, Depends(current_key)]
 
 
 def _secret_key(key: CurrentKey) -> ApiKeyRecord:
@@ -60,3 +76,9 @@ def _admin_key(key: SecretKey) -> ApiKeyRecord:
 
 
 AdminKey = Annotated[ApiKeyRecord, Depends(_admin_key)]
+
+
+# The error statuses each key dependency may answer with; the OpenAPI document declares them
+# on every route that depends on it (api/contract.py).
+DEPENDENCY_ERRORS: dict[object, tuple[int, ...]] = {
+    current_key: (401, 429), _secret_key: (403,), _admin_key: (403,)}

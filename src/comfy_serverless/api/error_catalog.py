@@ -37,6 +37,10 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "resolves to a private, loopback or link-local address that is not allowlisted. "
              "It is refused without any connection to it.",
              "Use a public https URL."),
+    ErrorDoc("HOST_NOT_ALLOWED", 400,
+             "The request's Host header names a host outside trusted_hosts (when the operator "
+             "set trusted_hosts). Answered before the key or the body is looked at.",
+             "Call the service by the host name its operator publishes."),
     ErrorDoc("UNAUTHORIZED", 401,
              "No Authorization header, one that is not 'Bearer {api_key}', or an unknown or "
              "revoked key.",
@@ -53,6 +57,10 @@ ERRORS: tuple[ErrorDoc, ...] = (
     ErrorDoc("TIMEOUT_LIMIT_EXCEEDED", 403,
              "execution_config.timeout is above the timeout_limit of the key's tier.",
              "Ask for at most details.timeout_limit seconds, or use a higher tier."),
+    ErrorDoc("METRICS_DISABLED", 403,
+             "GET /metrics on a service that listens beyond loopback with no metrics_token set: "
+             "fleet figures are not served to whoever reaches the port.",
+             "Ask the operator to set metrics_token, then scrape with 'Bearer {metrics_token}'."),
     ErrorDoc("SIGNED_URL_INVALID", 403,
              "A download URL whose signature does not match (tampered with) or that has expired "
              "(details.reason).",
@@ -84,6 +92,10 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "Use a model_id from GET /v1/models/list."),
     ErrorDoc("METHOD_NOT_ALLOWED", 405, "The route exists but not with this method.",
              "Use the method the API reference gives."),
+    ErrorDoc("REQUEST_TIMEOUT", 408,
+             "The request body did not arrive within http_body_timeout seconds of its headers "
+             "(a slow or stalled upload). The connection is closed.",
+             "Send the body at once; retry on a faster link."),
     ErrorDoc("EXECUTION_ALREADY_FINISHED", 409,
              "Cancel of an execution that has already completed, failed or been cancelled.",
              "Nothing to cancel; read its status or results."),
@@ -147,7 +159,10 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "file. Nothing was queued.",
              "Retry after the Retry-After header's seconds."),
     ErrorDoc("STORE_UNAVAILABLE", 503,
-             "The database does not answer (down, or overloaded). Nothing was changed.",
+             "The database does not answer now: down, restarting, out of connections, or "
+             "(SQLite) locked for longer than 10 s. A request answered so changed nothing, "
+             "unless it was a submit whose answer was lost after its execution was stored "
+             "(send an X-Request-ID to retry safely).",
              "Retry after the Retry-After header's seconds."),
 )
 

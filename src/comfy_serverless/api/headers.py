@@ -7,15 +7,12 @@ answered with a 404 that names the supported versions, before any routing.
 from __future__ import annotations
 
 import re
-import time
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from comfy_serverless.access.errors import rate_limit_headers
-from comfy_serverless.access.rate_limit import RateDecision
-from comfy_serverless.api.deps import RATE_DECISION_STATE
 from comfy_serverless.api.errors import error_response
+from comfy_serverless.api.rate_state import rate_headers
 
 __all__ = ["CURRENT_VERSION", "SUPPORTED_VERSIONS", "ApiHeaders", "version_headers"]
 
@@ -62,9 +59,8 @@ class ApiHeaders:
     def _add_headers(self, scope: Scope, headers: MutableHeaders) -> None:
         for name, value in self._version_headers.items():
             headers[name] = value
-        decision = scope.get("state", {}).get(RATE_DECISION_STATE)
-        if isinstance(decision, RateDecision) and "x-ratelimit-limit" not in headers:
-            for name, value in rate_limit_headers(decision, time.time()).items():
+        if "x-ratelimit-limit" not in headers:
+            for name, value in rate_headers(scope).items():
                 headers[name] = value
 
 

@@ -1,25 +1,88 @@
-"""Request bodies at the HTTP edge (pydantic). Unknown fields are refused, so typos surface."""
+"""Request bodies at the HTTP edge (pydantic), and the error body every route declares.
+
+Every request model is strict: unknown fields are refused, so typos surface, and the spec's
+integers, booleans and numbers are exactly that (`"5"` or `true` is no priority; an integer
+is a number). Every request body is refused if it holds a non-finite number anywhere (NaN,
+Infinity, or a literal too large for a float, such as 1e999), with the path of each.
+"""
 
 from __future__ import annotations
 
+import math
+from http import HTTPStatus
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "ErrorBody",
     "ExecuteRequest",
     "ExecutionConfig",
     "NotificationConfig",
     "OutputConfig",
+    "RequestBody",
     "StorageConfig",
+    "StrictModel",
+    "error_responses",
+    "non_finite_paths",
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ErrorBody(BaseModel):
+    """The spec's error shape (§3.2): what every answer of 400 and above carries."""
+
+    status: Literal["error"]
+    error_code: str
+    message: str
+    details: dict[str, Any]
+    documentation_url: str | None = None
+    retry_info: dict[str, Any] | None = None
 
 
-class StorageConfig(_Strict):
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses, each with the spec's error body."""
+    return {status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
+            for status in statuses}
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RequestBody(StrictModel):
+    """A whole request body: no non-finite number anywhere in it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        paths = non_finite_paths(data)
+        if paths:
+            raise PydanticCustomError(
+                "finite_number", "Numbers must be finite; not so at {field}",
+                {"field": ", ".join(paths)})
+        return data
+
+
+def non_finite_paths(value: Any) -> list[str]:
+    """The dotted path of every NaN or infinite number in a parsed JSON value (iterative)."""
+    found: list[str] = []
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            found.append(path)
+        elif isinstance(item, dict):
+            pending.extend((f"{path}.{key}" if path else str(key), child)
+                           for key, child in item.items())
+        elif isinstance(item, list):
+            pending.extend((f"{path}.{index}" if path else str(index), child)
+                           for index, child in enumerate(item))
+    return sorted(found)
+
+
+
+class StorageConfig(StrictModel):
     provider: Literal["local", "s3"] = "local"
     bucket: str | None = None
     path: str | None = None
@@ -27,14 +90,14 @@ class StorageConfig(_Strict):
     retention_days: int | None = Field(default=None, ge=1, le=3650)
 
 
-class OutputConfig(_Strict):
+class OutputConfig(StrictModel):
     format: Literal["png", "jpeg", "jpg", "webp"] = "png"
     quality: int = Field(default=95, ge=1, le=100)
     compression: Literal["lossless", "lossy"] | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
 
-class ExecutionConfig(_Strict):
+class ExecutionConfig(StrictModel):
     priority: int = Field(default=5, ge=1, le=10)
     timeout: int | None = Field(default=None, ge=1, le=86_400)
     gpu_memory_fraction: float | None = Field(default=None, gt=0, le=1)
@@ -43,14 +106,14 @@ class ExecutionConfig(_Strict):
     retry_attempts: int | None = Field(default=None, ge=0, le=10)
 
 
-class NotificationConfig(_Strict):
+class NotificationConfig(StrictModel):
     webhook_url: str | None = Field(default=None, max_length=2048)
     webhook_secret: str | None = Field(default=None, max_length=512)
     include_progress: bool = False
     include_intermediate: bool = False
 
 
-class ExecuteRequest(_Strict):
+class ExecuteRequest(RequestBody):
     workflow: dict[str, Any]
     input_overrides: dict[str, Any] = Field(default_factory=dict)
     output_config: OutputConfig = Field(default_factory=OutputConfig)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from comfy_serverless.access.tiers import OVERRIDABLE_LIMITS, AccessPolicy
+from comfy_serverless.access.tiers import LIMIT_BOUNDS, OVERRIDABLE_LIMITS, AccessPolicy
 from comfy_serverless.auth.keys import IssuedKey, KeyKind, issue_key, new_secret
 from comfy_serverless.errors import ApiError, RequestInvalid
 from comfy_serverless.store.records import ApiKeyRecord
@@ -21,15 +21,9 @@ class KeyNotFound(ApiError):
     error_code = "API_KEY_NOT_FOUND"
 
 
-# The least each limit may be: a rate, a timeout, a slot or a queue of 0 would stop the key
-# in ways that read as bugs (a 0 timeout means "none" to ComfyUI's side); revoke it instead.
-_MINIMUM = {"requests_per_minute": 1, "concurrent_executions": 1, "max_queue_size": 1,
-            "timeout_limit": 1, "burst_allowance": 0, "monthly_quota": 0}
-
-
 def parse_limits(pairs: dict[str, Any]) -> dict[str, int | None]:
-    """custom_limits as given (JSON or `name=value` pairs): known names, whole numbers at
-    least each limit's minimum, or null to take the tier's value again."""
+    """custom_limits as given (JSON or `name=value` pairs): known names, whole numbers
+    within each limit's bounds (LIMIT_BOUNDS), or null to take the tier's value again."""
     unknown = sorted(set(pairs) - OVERRIDABLE_LIMITS)
     if unknown:
         raise RequestInvalid(f"Unknown limits {unknown}",
@@ -39,13 +33,20 @@ def parse_limits(pairs: dict[str, Any]) -> dict[str, int | None]:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             limits[name] = None
             continue
-        number = int(value) if isinstance(value, str) and value.isdigit() else value
-        if isinstance(number, bool) or not isinstance(number, int) or number < _MINIMUM[name]:
-            raise RequestInvalid(
-                f"Limit {name} must be a whole number >= {_MINIMUM[name]}, or null",
-                {"field": f"custom_limits.{name}", "value": value, "minimum": _MINIMUM[name]})
-        limits[name] = number
+        limits[name] = _bounded_limit(name, value)
     return limits
+
+
+def _bounded_limit(name: str, value: Any) -> int:
+    least, most = LIMIT_BOUNDS[name]
+    digits = isinstance(value, str) and value.isdigit() and len(value) <= len(str(most))
+    number = int(value) if digits else value
+    if isinstance(number, bool) or not isinstance(number, int) or not least <= number <= most:
+        raise RequestInvalid(
+            f"Limit {name} must be a whole number from {least} to {most}, or null",
+            {"field": f"custom_limits.{name}", "value": str(value)[:40], "minimum": least,
+             "maximum": most})
+    return number
 
 
 def key_view(key: ApiKeyRecord, policy: AccessPolicy) -> dict[str, Any]:

@@ -11,7 +11,14 @@ from comfy_serverless.storage.base import OutputStorage, location_of
 from comfy_serverless.store.records import ExecutionRecord, LogEntry, NewExecution, OutputRecord
 from comfy_serverless.timefmt import utc_iso
 
-__all__ = ["accepted_view", "cancelled_view", "output_view", "results_view", "status_view"]
+__all__ = [
+    "accepted_view",
+    "cancelled_view",
+    "output_view",
+    "replay_view",
+    "results_view",
+    "status_view",
+]
 
 
 def _links(execution_id: str) -> dict[str, str]:
@@ -28,6 +35,27 @@ def rounded_seconds(value: float | None) -> float | None:
 def accepted_view(execution: NewExecution | ExecutionRecord, estimate: Estimate) -> dict[str, Any]:
     return {
         "status": "accepted",
+        **_accepted_fields(execution, estimate),
+    }
+
+
+def replay_view(execution: ExecutionRecord, estimate: Estimate) -> dict[str, Any]:
+    """An idempotent replay's answer: the first answer's fields, with the execution's status
+    now ("accepted" while it is still queued). A finished execution's estimated_duration is
+    what it took (null if it never ran), so every replay of it answers the same."""
+    view = _accepted_fields(execution, estimate)
+    if execution.is_finished:
+        ran = (execution.finished_at - execution.started_at
+               if execution.started_at is not None and execution.finished_at is not None
+               else None)
+        view["estimated_duration"] = rounded_seconds(ran)
+    status = "accepted" if execution.status == "queued" else execution.status
+    return {"status": status, **view}
+
+
+def _accepted_fields(execution: NewExecution | ExecutionRecord, estimate: Estimate
+                     ) -> dict[str, Any]:
+    return {
         "execution_id": execution.id,
         "queue_position": estimate.queue_position,
         "estimated_duration": rounded_seconds(estimate.duration),
@@ -64,6 +92,7 @@ def status_view(
     view: dict[str, Any] = {
         "execution_id": execution.id,
         "status": execution.status,
+        "client_id": execution.client_id,
         "progress": execution.progress,
         "current_node": execution.current_node,
         "current_node_id": execution.current_node_id,

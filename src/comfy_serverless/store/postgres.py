@@ -13,8 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from comfy_serverless.errors import StoreConflict, StoreError
-from comfy_serverless.store.connector import Params, Row
+from comfy_serverless.store.connector import Params, Row, translated_driver_errors
 
 __all__ = ["PostgresConnector"]
 
@@ -49,19 +48,19 @@ class _PostgresSession:
 
     async def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
         query, args = _bind(sql, params)
-        with _translate_postgres_errors():
+        with translated_driver_errors():
             record = await self._executor.fetchrow(query, *args)
         return dict(record) if record is not None else None
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
         query, args = _bind(sql, params)
-        with _translate_postgres_errors():
+        with translated_driver_errors():
             records = await self._executor.fetch(query, *args)
         return [dict(record) for record in records]
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
         query, args = _bind(sql, params)
-        with _translate_postgres_errors():
+        with translated_driver_errors():
             status = await self._executor.execute(query, *args)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
@@ -70,11 +69,11 @@ class _PostgresSession:
         if not rows:
             return
         query, names = _to_positional(sql)
-        with _translate_postgres_errors():
+        with translated_driver_errors():
             await self._executor.executemany(query, [[row[n] for n in names] for row in rows])
 
     async def execute_script(self, sql: str) -> None:
-        with _translate_postgres_errors():
+        with translated_driver_errors():
             await self._executor.execute(sql)
 
 
@@ -94,11 +93,9 @@ class PostgresConnector(_PostgresSession):
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = 10) -> PostgresConnector:
-        try:
+        with translated_driver_errors():
             pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size,
                                              reset=_keep_session)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
         return cls(pool, url)
 
     @asynccontextmanager
@@ -143,8 +140,11 @@ class PostgresConnector(_PostgresSession):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PostgresSession]:
-        async with self._pool.acquire() as connection, connection.transaction():
-            yield _PostgresSession(connection)
+        """Acquiring the connection, BEGIN and COMMIT are translated too: a server that
+        restarts fails them with the store's StoreUnavailable, like any statement."""
+        with translated_driver_errors():
+            async with self._pool.acquire() as connection, connection.transaction():
+                yield _PostgresSession(connection)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -162,15 +162,3 @@ def _adapter(handler: Callable[[str], None]) -> Callable[..., None]:
         handler(payload)
 
     return on_notification
-
-
-class _translate_postgres_errors:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> None:
-        if isinstance(exc, asyncpg.UniqueViolationError):
-            raise StoreConflict(str(exc)) from exc
-        if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
-            raise StoreError(str(exc)) from exc

@@ -17,8 +17,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from comfy_serverless.errors import StoreConflict, StoreError
-from comfy_serverless.store.connector import Params, Row
+from comfy_serverless.errors import StoreError
+from comfy_serverless.store.connector import Params, Row, translated_driver_errors
 
 __all__ = ["SqliteConnector"]
 
@@ -50,23 +50,21 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 async def _with_retry(operation: Callable[[], T]) -> T:
+    """Run it, retrying a busy database up to a deadline; the store's errors otherwise (a
+    database still busy at the deadline is StoreUnavailable)."""
     deadline: float | None = None
     while True:
         try:
-            return operation()
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
-                raise StoreConflict(str(exc)) from exc
-            raise StoreError(str(exc)) from exc
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise StoreError(str(exc)) from exc
+            with translated_driver_errors():
+                return operation()
+        except StoreError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, sqlite3.OperationalError) or not _is_busy(cause):
+                raise
             deadline = deadline or time.monotonic() + _BUSY_DEADLINE
             if time.monotonic() > deadline:
-                raise StoreError(f"SQLite stayed busy for {_BUSY_DEADLINE}s") from exc
+                raise
             await asyncio.sleep(_BUSY_BACKOFF)
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
 
 
 class _SqliteSession:
@@ -112,8 +110,9 @@ class SqliteConnector:
 
     @classmethod
     def open(cls, path: Path) -> SqliteConnector:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(cls._open_connection(path), cls._open_connection(path))
+        with translated_driver_errors():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return cls(cls._open_connection(path), cls._open_connection(path))
 
     @staticmethod
     def _open_connection(path: Path) -> sqlite3.Connection:

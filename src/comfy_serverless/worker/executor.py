@@ -18,9 +18,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient, Subscription
 from comfy_serverless.engine.comfyui.device_usage import UsageWindow
@@ -43,6 +43,7 @@ from comfy_serverless.errors import (
     EngineUnavailable,
     StorageError,
     StoreError,
+    StoreUnavailable,
 )
 from comfy_serverless.queue.retry import retry_delay
 from comfy_serverless.store.records import (
@@ -58,11 +59,14 @@ from comfy_serverless.worker.engine_facts import EngineFacts
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.outputs import OutputCollector
+from comfy_serverless.worker.patience import when_store_answers
 from comfy_serverless.worker.signals import WorkerSignals
 
 __all__ = ["ExecutionContext", "Executor", "Outcome"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Outcome = Literal["completed", "failed", "requeued", "cancelled", "lost", "handed_back"]
 
@@ -232,7 +236,12 @@ class Executor:
             event = await context.subscription.next(self._config.cancel_poll_interval)
             if event is not None and (outcome := await self._on_event(context, event)):
                 return outcome
-            await self._housekeeping(context)
+            try:
+                await self._housekeeping(context)
+            except StoreUnavailable as exc:
+                # A store that restarts must not cost the job: its progress, lease and
+                # cancel checks are tried again on the next round, within the lease.
+                log.warning("housekeeping of %s skipped: %s", context.lease.execution_id, exc)
 
     async def _on_event(self, context: ExecutionContext, event: EngineEvent) -> Outcome | None:
         context.last_event_at = time.time()
@@ -245,8 +254,9 @@ class Executor:
         return await self._handle(context, event)
 
     async def _submit(self, context: ExecutionContext) -> None:
-        if context.execution.engine_prompt_id is None and not await self._store.set_engine_prompt(
-                context.lease, context.prompt_id, self.claim_allocation(context.prompt_id)):
+        if context.execution.engine_prompt_id is None and not await self._patiently(
+                lambda: self._store.set_engine_prompt(
+                    context.lease, context.prompt_id, self.claim_allocation(context.prompt_id))):
             raise _Stop("lost")
         if (refusal := self.engine_facts.refusal(context.tuning)) is not None:
             raise _Stop(await self._fail(context, refusal))
@@ -439,13 +449,12 @@ class Executor:
                 message=f"The outputs could not be stored: {exc}"))
         except EngineError as exc:
             return await self._engine_lost(context, f"ComfyUI's outputs could not be read: {exc}")
-        completed = await self._store.complete(
+        log_entries = [*context.tracker.drain_log(), LogEntry(
+            time.time(), "execution_completed", None,
+            f"Workflow completed with {len(outputs)} output(s)")]
+        completed = await self._patiently(lambda: self._store.complete(
             context.lease, outputs, context.tracker.final_snapshot(), context.tracker.engine_time(),
-            [*context.tracker.drain_log(), LogEntry(
-                time.time(), "execution_completed", None,
-                f"Workflow completed with {len(outputs)} output(s)")],
-            engine_metrics=_usage_metrics(context),
-        )
+            log_entries, engine_metrics=_usage_metrics(context)))
         return "completed" if completed else "cancelled"
 
     @contextlib.asynccontextmanager
@@ -524,6 +533,10 @@ class Executor:
                           node_type=context.tracker.class_of(context.tracker.current_node_id))
         return await self._fail(context, failure)
 
+    async def _patiently(self, write: Callable[[], Awaitable[T]]) -> T:
+        """A write the job cannot do without, tried again while the store restarts."""
+        return await when_store_answers(write, within=self._config.lease_seconds / 2)
+
     async def _fail(self, context: ExecutionContext, failure: Failure) -> Outcome:
         execution = context.execution
         retries_left = execution.max_attempts - execution.attempt
@@ -534,14 +547,14 @@ class Executor:
             body = failure.body(execution, retries_left - 1, delay)
             log_entries.append(LogEntry(time.time(), "execution_retry_scheduled", failure.node_id,
                                         f"{failure.message}; retrying in {delay:.0f}s"))
-            requeued = await self._store.requeue(context.lease, body, time.time() + delay,
-                                                 log_entries)
+            requeued = await self._patiently(lambda: self._store.requeue(
+                context.lease, body, time.time() + delay, log_entries))
             return "requeued" if requeued else "cancelled"
         body = failure.body(execution, 0, None)
         log_entries.append(LogEntry(time.time(), "execution_failed", failure.node_id,
                                     failure.message))
-        failed = await self._store.fail(context.lease, body, gpu_time, log_entries,
-                                        engine_metrics=_usage_metrics(context))
+        failed = await self._patiently(lambda: self._store.fail(
+            context.lease, body, gpu_time, log_entries, engine_metrics=_usage_metrics(context)))
         return "failed" if failed else "cancelled"
 
 

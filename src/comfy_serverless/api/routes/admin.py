@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from comfy_serverless.api.deps import AdminKey, ServicesDep
+from comfy_serverless.api.schemas import RequestBody
 from comfy_serverless.webhooks.system_events import announce_maintenance
 
 __all__ = ["router"]
@@ -15,9 +16,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-class Maintenance(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Maintenance(RequestBody):
     message: str = Field(min_length=1, max_length=2000)
     starts_at: str | None = None
     ends_at: str | None = None

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from comfy_serverless.api.deps import ServicesDep
+from comfy_serverless.api.schemas import error_responses
 from comfy_serverless.errors import ApiError, SignedUrlRefused, StorageError
 
 __all__ = ["router"]
@@ -21,7 +22,7 @@ class OutputFileMissing(ApiError):
     error_code = "OUTPUT_NOT_FOUND"
 
 
-@router.get("/files/{key:path}")
+@router.get("/files/{key:path}", responses=error_responses(403))
 async def download(
     key: str,
     services: ServicesDep,

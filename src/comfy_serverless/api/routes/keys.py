@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from comfy_serverless.api.deps import AdminKey, ServicesDep
+from comfy_serverless.api.schemas import RequestBody
 from comfy_serverless.auth.administration import KeyAdministration, key_view, parse_limits
 from comfy_serverless.services import Services
 
@@ -16,9 +17,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/admin/keys", tags=["admin"])
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyCreate(RequestBody):
     type: Literal["secret", "public"] = "secret"
     tier: str = "basic"
     name: str | None = Field(default=None, max_length=200)
@@ -26,9 +25,7 @@ class KeyCreate(BaseModel):
     custom_limits: dict[str, Any] = Field(default_factory=dict)
 
 
-class LimitsUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LimitsUpdate(RequestBody):
     custom_limits: dict[str, Any]
 
 

@@ -3,19 +3,24 @@ API replica reports the same fleet-wide figures."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 from collections.abc import Iterable, Sequence
+from typing import Annotated
 
-from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from comfy_serverless.api.deps import ServicesDep
+from comfy_serverless.api.schemas import error_responses
+from comfy_serverless.errors import ApiError, AuthenticationFailed
 from comfy_serverless.executions.queue_status import fleet_memory
 
-__all__ = ["router"]
+__all__ = ["MetricsDisabled", "is_loopback", "router"]
 
 router = APIRouter(tags=["metrics"])
 
@@ -45,7 +50,38 @@ class _Snapshot(Collector):
         return self._metrics
 
 
-@router.get("/metrics")
+class MetricsDisabled(ApiError):
+    status_code = 403
+    error_code = "METRICS_DISABLED"
+
+
+def _scraper(services: ServicesDep,
+             authorization: Annotated[str | None, Header()] = None) -> None:
+    """Who may scrape: with `metrics_token` set, only its bearer; without one, anyone, but
+    only while the service listens on loopback. Bound elsewhere with no token, /metrics is
+    refused (403): fleet figures are not for whoever can reach the port."""
+    token = services.settings.metrics_token
+    if token:
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+            raise AuthenticationFailed("GET /metrics needs 'Bearer {metrics_token}'")
+    elif not is_loopback(services.settings.host):
+        raise MetricsDisabled(
+            "/metrics is off: the service listens beyond loopback and no metrics_token is set",
+            {"setting": "metrics_token", "host": services.settings.host})
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(_scraper)],
+            responses=error_responses(401, 403, 503))
 async def metrics(services: ServicesDep) -> Response:
     store = services.store
     counts = await store.metric_counts()

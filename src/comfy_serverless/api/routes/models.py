@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
+from comfy_serverless.api.schemas import RequestBody, StrictModel
 from comfy_serverless.models.listing import ModelQuery, model_list
 from comfy_serverless.models.preload import PreloadPolicy, PreloadWanted, schedule_preloads
 
@@ -20,18 +21,14 @@ MAX_LIST_LIMIT = 200
 MAX_CACHE_DURATION = 7 * 86_400
 
 
-class PreloadModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PreloadModel(StrictModel):
     model_id: str = Field(min_length=1, max_length=512)
     priority: int = Field(default=5, ge=1, le=10)
     regions: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
         default=None, max_length=32)
 
 
-class PreloadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PreloadRequest(RequestBody):
     models: list[PreloadModel] = Field(min_length=1, max_length=50)
     cache_duration: int = Field(default=3600, ge=1, le=MAX_CACHE_DURATION)
 

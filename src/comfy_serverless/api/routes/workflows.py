@@ -17,7 +17,8 @@ from comfy_serverless.access.admission import (
     reused_key,
 )
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
-from comfy_serverless.api.schemas import ExecuteRequest
+from comfy_serverless.api.schemas import ExecuteRequest, error_responses
+from comfy_serverless.api.urls import public_base_url
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
 from comfy_serverless.executions.costs import cost_breakdown
 from comfy_serverless.executions.expiry import raise_if_expired
@@ -31,6 +32,7 @@ from comfy_serverless.executions.views import (
     accepted_view,
     cancelled_view,
     output_view,
+    replay_view,
     results_view,
     status_view,
 )
@@ -42,6 +44,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
+# X-Client-ID is recorded on the execution and shown in its status, up to this length.
+MAX_CLIENT_ID_LENGTH = 256
 # `GET …/results?wait=N` holds the request up to N seconds for the execution to end.
 MAX_WAIT_SECONDS = 60.0
 _WAIT_POLL_SECONDS = 0.25
@@ -66,13 +70,13 @@ async def _owned(services: Services, execution_id: str, key: ApiKeyRecord) -> Ex
     return execution
 
 
-@router.post("/execute", status_code=202)
+@router.post("/execute", status_code=202, responses=error_responses(403, 409, 422))
 async def execute(
     body: ExecuteRequest,
     key: CurrentKey,
     services: ServicesDep,
     x_webhook_url: Annotated[str | None, Header()] = None,
-    x_client_id: Annotated[str | None, Header()] = None,
+    x_client_id: Annotated[str | None, Header(max_length=MAX_CLIENT_ID_LENGTH)] = None,
     x_request_id: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
@@ -121,7 +125,7 @@ async def _replayed(services: Services, key: ApiKeyRecord, claim: IdempotencyCla
     if not replay.same_request:
         raise reused_key(claim, replay.execution_id)
     execution = await _owned(services, replay.execution_id, key)
-    view = accepted_view(execution, await services.estimator.estimate(execution))
+    view = replay_view(execution, await services.estimator.estimate(execution))
     return JSONResponse(view, status_code=202, headers={"Idempotent-Replayed": "true"})
 
 
@@ -144,7 +148,7 @@ async def status(execution_id: str, key: CurrentKey, services: ServicesDep) -> d
     return status_view(execution, log, await services.estimator.estimate(execution))
 
 
-@router.delete("/{execution_id}/cancel")
+@router.delete("/{execution_id}/cancel", responses=error_responses(409))
 async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
     cancelled = await services.store.cancel(execution.id, key.id, "user_requested", time.time())
@@ -160,7 +164,7 @@ async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> d
     return cancelled_view(cancelled)
 
 
-@router.get("/{execution_id}/results")
+@router.get("/{execution_id}/results", responses=error_responses(409, 410, 413, 502))
 async def results(
     request: Request,
     execution_id: str,
@@ -182,7 +186,7 @@ async def results(
     inline = download_format == "base64"
     if inline:
         _check_inline_size(outputs, services.settings.base64_max_bytes)
-    base_url = services.settings.public_base_url or str(request.base_url)
+    base_url = public_base_url(request.scope)
     expires = int(time.time()) + services.settings.signed_url_ttl
     views = [
         (output.intermediate, await output_view(output, services.storages, base_url=base_url,
