@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     verified_node_packs: list[str] = Field(default_factory=list)
     catalog_max_age: float = 86_400.0
 
+    # --- validation and submit-side policy (issue #12: graphs, names, values) ---
+    max_input_depth: int = 32
+    max_filename_prefix_length: int = 200
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
             max_nodes=self.max_nodes,
@@ -161,6 +165,8 @@ class Settings(BaseSettings):
             custom_nodes_enabled=self.custom_nodes_enabled,
             custom_nodes_require_verification=self.custom_nodes_require_verification,
             verified_node_packs=tuple(self.verified_node_packs),
+            max_input_depth=self.max_input_depth,
+            max_filename_prefix_length=self.max_filename_prefix_length,
         )
 
     def storage_defaults(self) -> StorageDefaults:

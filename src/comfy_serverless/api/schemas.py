@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from comfy_serverless.validation.values import nesting_exceeds
 
 __all__ = [
     "ExecuteRequest",
@@ -13,6 +15,12 @@ __all__ = [
     "OutputConfig",
     "StorageConfig",
 ]
+
+
+# How deeply `workflow` and `input_overrides` may nest as a whole, checked without recursion
+# before anything serialises them (pydantic and json give up, with an error, near 255 and
+# 1,000 levels). Input values have their own, lower limit: max_input_depth.
+MAX_BODY_DEPTH = 100
 
 
 class _Strict(BaseModel):
@@ -56,3 +64,10 @@ class ExecuteRequest(_Strict):
     output_config: OutputConfig = Field(default_factory=OutputConfig)
     execution_config: ExecutionConfig = Field(default_factory=ExecutionConfig)
     notification_config: NotificationConfig = Field(default_factory=NotificationConfig)
+
+    @field_validator("workflow", "input_overrides")
+    @classmethod
+    def _not_too_deep(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if nesting_exceeds(value, MAX_BODY_DEPTH):
+            raise ValueError(f"nests lists and objects more than {MAX_BODY_DEPTH} levels deep")
+        return value

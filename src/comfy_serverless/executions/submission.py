@@ -127,7 +127,7 @@ def new_execution(
     destination = _destination(request, execution_id, settings)
     rules = settings.validation_rules()
     timeout = _timeout(request, rules, tier)
-    parsed = parse_workflow(request.workflow)
+    parsed = parse_workflow(request.workflow, rules)
     overrides = dict(request.input_overrides)
     if request.execution_config.batch_size is not None:
         overrides.setdefault("batch_size", request.execution_config.batch_size)

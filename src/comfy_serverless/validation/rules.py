@@ -23,3 +23,5 @@ class ValidationRules:
     custom_nodes_enabled: bool = True
     custom_nodes_require_verification: bool = True
     verified_node_packs: tuple[str, ...] = ()
+    max_input_depth: int = 32
+    max_filename_prefix_length: int = 200

@@ -19,7 +19,7 @@ from comfy_serverless.validation.catalog import (
     NodeCatalog,
     types_compatible,
 )
-from comfy_serverless.validation.findings import Findings, ValidationProblem
+from comfy_serverless.validation.findings import Findings, ValidationProblem, workflow_invalid
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.values import (
     Refused,
@@ -28,7 +28,7 @@ from comfy_serverless.validation.values import (
     numeric_bound,
     range_problem,
 )
-from comfy_serverless.validation.workflow import Graph, copy_graph, is_link
+from comfy_serverless.validation.workflow import Graph, copy_graph, is_link, size_problems
 
 __all__ = ["ValidatedWorkflow", "WorkflowValidator"]
 
@@ -62,8 +62,9 @@ class WorkflowValidator:
                  ) -> ValidatedWorkflow:
         """Check `graph`; raise with every problem found, including `problems` already known
         (the structural ones of parse_workflow)."""
+        if too_large := size_problems(graph, self.rules):
+            raise workflow_invalid(too_large)
         findings = Findings(errors=list(problems))
-        self._check_size(graph, findings)
         denied = self._check_node_lists(graph, findings)
         if self.catalog is None:
             self._check_literal_limits(graph, findings)
@@ -72,16 +73,6 @@ class WorkflowValidator:
         checked, pruned = _CatalogPass(self.rules, self.catalog, graph, findings, denied).run()
         findings.raise_if_any()
         return ValidatedWorkflow(checked, findings.warnings, pruned)
-
-    def _check_size(self, graph: Graph, findings: Findings) -> None:
-        if len(graph) > self.rules.max_nodes:
-            findings.error(None, f"The workflow has {len(graph)} nodes, more than max_nodes "
-                                 f"{self.rules.max_nodes}", "Split it into smaller workflows")
-        links = sum(is_link(v) for node in graph.values() for v in node["inputs"].values())
-        if links > self.rules.max_connections:
-            findings.error(None, f"The workflow has {links} connections, more than "
-                                 f"max_connections {self.rules.max_connections}",
-                           "Split it into smaller workflows")
 
     def _check_node_lists(self, graph: Graph, findings: Findings) -> set[str]:
         """The deny and allow lists; returns the ids of the nodes they refuse."""
