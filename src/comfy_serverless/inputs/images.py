@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath, PureWindowsPath
 from typing import Literal
 
 from comfy_serverless.validation.catalog import NodeCatalog
+from comfy_serverless.validation.files import spelling_of_reference_problem
 from comfy_serverless.validation.workflow import Graph
 
 __all__ = ["ImageInput", "image_inputs", "name_problem"]
@@ -54,12 +54,7 @@ def image_inputs(graph: Graph, catalog: NodeCatalog | None) -> Iterator[ImageInp
 
 
 def name_problem(value: str) -> str | None:
-    """Why a file name in ComfyUI's input folder is refused (path traversal), or None."""
-    if not value or "\x00" in value:
-        return "an empty or NUL-bearing file name"
-    posix, windows = PurePosixPath(value), PureWindowsPath(value)
-    if posix.is_absolute() or windows.is_absolute() or windows.drive or value.startswith("\\"):
-        return "an absolute path"
-    if ".." in posix.parts or ".." in windows.parts:
-        return "a path that leaves the input folder ('..')"
-    return None
+    """Why a file name can never be read for an execution (an annotation, a staged or
+    traversing path; see validation/files.py), or None. Whether it is published is the
+    validator's check."""
+    return spelling_of_reference_problem(value)

@@ -14,12 +14,6 @@ from typing import Any
 __all__ = ["InputSpec", "NodeCatalog", "NodeSpec", "types_compatible"]
 
 PRIMITIVE_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN"})
-# Inputs whose value ComfyUI checks with the node's own VALIDATE_INPUTS (a file that may be
-# uploaded after the catalog was published), never against the listed options.
-NODE_VALIDATED_INPUTS = frozenset({
-    ("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadLatent", "latent"),
-    ("LoadVideo", "file"), ("LoadAudio", "audio"), ("LoadImageOutput", "image"),
-})
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
 # The node a person most likely forgot, per missing input type (used in suggestions).
 _PREFERRED_PRODUCERS = {

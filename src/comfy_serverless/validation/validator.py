@@ -9,16 +9,12 @@ mapped onto the same error shape, still guards the rest.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfy_serverless.validation.catalog import (
-    NODE_VALIDATED_INPUTS,
-    InputSpec,
-    NodeCatalog,
-    types_compatible,
-)
+from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
+from comfy_serverless.validation.files import name_problems, names_a_file
 from comfy_serverless.validation.findings import Findings, ValidationProblem, workflow_invalid
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.values import (
@@ -89,10 +85,13 @@ class WorkflowValidator:
     def _check_literal_limits(self, graph: Graph, findings: Findings) -> None:
         for node_id, node in graph.items():
             for name, value in node["inputs"].items():
-                if not is_link(value):
-                    bound = numeric_bound(name, self.rules)
-                    for problem in limit_problems(name, value, self.rules, bound):
-                        findings.error(node_id, problem, "Send a value within the limits")
+                if is_link(value):
+                    continue
+                bound = numeric_bound(name, self.rules)
+                for limit in limit_problems(name, value, self.rules, bound):
+                    findings.error(node_id, limit, "Send a value within the limits")
+                for problem in name_problems(node["class_type"], name, value, None, self.rules):
+                    findings.error(node_id, problem.error, problem.suggestion)
 
 
 class _CatalogPass:
@@ -233,12 +232,18 @@ class _CatalogPass:
             return
         if not self._check_limits(node_id, spec.name, value, spec):
             return
-        if (class_type, spec.name) in NODE_VALIDATED_INPUTS or _is_upload(spec.config):
-            return
+        if self._check_names(node_id, class_type, spec, value):
+            return  # a loader's options are its published files, checked there
         if problem := range_problem(spec, value):
             self.findings.error(node_id, problem, f"Set '{spec.name}' to a {_describe(spec)}")
         elif spec.type == "COMBO" and value not in (spec.options or ()):
             self._not_an_option(node_id, spec, value)
+
+    def _check_names(self, node_id: str, class_type: str, spec: InputSpec, value: Any) -> bool:
+        """The file-name policy (validation/files.py); True when the input is a loader's."""
+        for problem in name_problems(class_type, spec.name, value, spec, self.rules):
+            self.findings.error(node_id, problem.error, problem.suggestion)
+        return names_a_file(class_type, spec.name, spec)
 
     def _check_limits(self, node_id: str, name: str, value: Any, spec: InputSpec | None
                       ) -> bool:
@@ -262,6 +267,3 @@ class _CatalogPass:
 def types_match(received: Any, spec: InputSpec) -> bool:
     return types_compatible(received, spec.link_type)
 
-
-def _is_upload(config: Mapping[str, Any]) -> bool:
-    return any(key.endswith("_upload") and flag for key, flag in config.items())
