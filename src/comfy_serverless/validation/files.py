@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from comfy_serverless.validation.catalog import InputSpec
+from comfy_serverless.validation.findings import listed
 from comfy_serverless.validation.rules import ValidationRules
 
 __all__ = [
@@ -60,7 +61,6 @@ _ANNOTATION = re.compile(r"\[\s*(input|output|temp)\s*\]", re.IGNORECASE)
 _PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URL_OR_DATA = re.compile(r"^(data:|[a-zA-Z][a-zA-Z0-9+.\-]*://)")
-_SHOWN_OPTIONS = 10
 
 
 @dataclass(frozen=True)
@@ -161,8 +161,5 @@ def _published_hint(published: tuple[str, ...]) -> str:
     if not published:
         return ("This input publishes no files: give an image input an https URL or base64 "
                 "data (data:image/png;base64,…)")
-    shown = ", ".join(published[:_SHOWN_OPTIONS])
-    more = f" (and {len(published) - _SHOWN_OPTIONS} more)" if len(published) > _SHOWN_OPTIONS \
-        else ""
-    return (f"Use a published file: {shown}{more}; or give an image input an https URL or "
-            "base64 data")
+    return (f"Use a published file: {listed(published)}; or give an image input an https URL "
+            "or base64 data")

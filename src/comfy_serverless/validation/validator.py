@@ -15,7 +15,13 @@ from typing import Any
 
 from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
 from comfy_serverless.validation.files import name_problems, names_a_file
-from comfy_serverless.validation.findings import Findings, ValidationProblem, workflow_invalid
+from comfy_serverless.validation.findings import (
+    Findings,
+    ValidationProblem,
+    listed,
+    with_article,
+    workflow_invalid,
+)
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.values import (
     Refused,
@@ -41,12 +47,16 @@ def _nearest(value: Any, options: tuple[Any, ...]) -> list[str]:
 
 
 def _describe(spec: InputSpec) -> str:
+    """What a literal for `spec` must be, with its article: 'an INT between 1 and 10000
+    (default 20)', 'one of euler, euler_cfg_pp, … (and 30 more)'."""
     config = spec.config
+    default = f" (default {config['default']!r})" if "default" in config else ""
+    if spec.type == "COMBO":
+        return f"one of {listed(spec.options or ())}{default}"
     bounds = ""
     if "min" in config and "max" in config:
         bounds = f" between {config['min']} and {config['max']}"
-    default = f" (default {config['default']!r})" if "default" in config else ""
-    return f"{spec.type}{bounds}{default}"
+    return f"{with_article(spec.type)}{bounds}{default}"
 
 
 class WorkflowValidator:
@@ -182,13 +192,13 @@ class _CatalogPass:
     def _missing_input(self, node_id: str, spec: InputSpec) -> None:
         if spec.takes_literal:
             self.findings.error(node_id, f"Missing required input '{spec.name}'",
-                                f"Set '{spec.name}' to a {_describe(spec)}")
+                                f"Set '{spec.name}' to {_describe(spec)}")
             return
         producers = self.catalog.producers(spec.type)
         if producers:
             best, others = producers[0], [p.class_type for p in producers[1:4]]
             self.findings.missing_node(best.class_type)
-            hint = (f"Connect a {best.display_name} node ({best.class_type}) to input "
+            hint = (f"Connect {with_article(best.display_name)} node ({best.class_type}) to input "
                     f"'{spec.name}'")
             if others:
                 hint += f"; other nodes that output {spec.type}: {', '.join(others)}"
@@ -228,14 +238,14 @@ class _CatalogPass:
             value = inputs[spec.name] = coerce_literal(spec, value)
         except Refused as refused:
             self.findings.error(node_id, f"Invalid value for '{spec.name}': {refused}",
-                                f"Set '{spec.name}' to a {_describe(spec)}")
+                                f"Set '{spec.name}' to {_describe(spec)}")
             return
         if not self._check_limits(node_id, spec.name, value, spec):
             return
         if self._check_names(node_id, class_type, spec, value):
             return  # a loader's options are its published files, checked there
         if problem := range_problem(spec, value):
-            self.findings.error(node_id, problem, f"Set '{spec.name}' to a {_describe(spec)}")
+            self.findings.error(node_id, problem, f"Set '{spec.name}' to {_describe(spec)}")
         elif spec.type == "COMBO" and value not in (spec.options or ()):
             self._not_an_option(node_id, spec, value)
 
@@ -255,7 +265,7 @@ class _CatalogPass:
     def _not_an_option(self, node_id: str, spec: InputSpec, value: Any) -> None:
         nearest = _nearest(value, spec.options or ())
         hint = (f"Nearest: {', '.join(nearest)}" if nearest else
-                f"Choose one of {len(spec.options or ())} options")
+                f"Choose one of {listed(spec.options or ())}")
         if spec.lists_model_files:
             self.findings.cannot_run(node_id, f"Model '{value}' for '{spec.name}' is not on "
                                               "any worker", hint)
