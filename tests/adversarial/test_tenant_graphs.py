@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.helpers import submit, wait_until_finished
+from tests.spec_examples import SPEC_OVERRIDES, SPEC_WORKFLOW
 from tests.unit.test_graph_walks import invert_chain
 from tests.workflows import inverted_image
 
@@ -49,3 +50,29 @@ async def test_a_link_with_an_integer_node_id_runs(tenant_a: httpx.AsyncClient) 
     workflow["2"]["inputs"]["image"] = [1, 0]
     execution_id = await submit(tenant_a, workflow)
     assert (await wait_until_finished(tenant_a, execution_id))["status"] == "completed"
+
+
+async def test_the_specs_own_request_gets_the_workflows_findings(
+    tenant_a: httpx.AsyncClient
+) -> None:
+    response = await tenant_a.post("/v1/workflows/execute", json={
+        "workflow": SPEC_WORKFLOW, "input_overrides": SPEC_OVERRIDES})
+    details = _assert_refused(response)["details"]
+    errors = {e["error"]: e["suggestion"] for e in details["validation_errors"]}
+    assert "Missing required input connection 'model'" in errors
+    assert "CheckpointLoaderSimple" in details["missing_nodes"]
+    assert "Did you mean 'prompt'" not in json.dumps(errors)
+    assert "input_overrides key 'prompt' matches no input of the workflow" in errors
+
+
+@pytest.mark.parametrize("prefix", ["../../../tmp/x", "/tmp/x", "x" * 3_000, "renders/../../x",
+                                    "..\\..\\x", "%2e%2e/x", "C:/x", "x\x00y"])
+async def test_a_filename_prefix_outside_the_output_folder_is_refused_at_submit(
+    tenant_a: httpx.AsyncClient, prefix: str
+) -> None:
+    workflow = inverted_image(random.randrange(1 << 24))
+    workflow["3"]["inputs"]["filename_prefix"] = prefix
+    response = await tenant_a.post("/v1/workflows/execute", json={"workflow": workflow})
+    [problem] = _assert_refused(response)["details"]["validation_errors"]
+    assert problem["node_id"] == "3"
+    assert "'filename_prefix'" in problem["error"]
