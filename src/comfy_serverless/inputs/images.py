@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from comfy_serverless.validation.catalog import NodeCatalog
-from comfy_serverless.validation.files import spelling_of_reference_problem
+from comfy_serverless.validation.files import is_image_loader, spelling_of_reference_problem
 from comfy_serverless.validation.workflow import Graph
 
 __all__ = ["ImageInput", "image_inputs", "name_problem"]
 
-# Image inputs known without a catalog (before any worker has published one).
-_KNOWN_LOADERS = {"LoadImage": "image", "LoadImageMask": "image"}
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://")
 _DATA_URI = re.compile(r"^data:", re.IGNORECASE)
 
@@ -38,10 +36,8 @@ class ImageInput:
 
 
 def _is_image_input(class_type: str, name: str, catalog: NodeCatalog | None) -> bool:
-    spec = catalog.get(class_type) if catalog is not None else None
-    if spec is not None and name in spec.inputs:
-        return bool(spec.inputs[name].config.get("image_upload"))
-    return _KNOWN_LOADERS.get(class_type) == name
+    node = catalog.get(class_type) if catalog is not None else None
+    return is_image_loader(class_type, name, node.inputs.get(name) if node else None)
 
 
 def image_inputs(graph: Graph, catalog: NodeCatalog | None) -> Iterator[ImageInput]:

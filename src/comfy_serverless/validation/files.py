@@ -37,6 +37,7 @@ __all__ = [
     "STAGED_PREFIX",
     "NameProblem",
     "name_problems",
+    "is_image_loader",
     "names_a_file",
     "output_name_problem",
     "reference_problem",
@@ -76,7 +77,9 @@ def names_a_file(class_type: str, name: str, spec: InputSpec | None) -> bool:
         key.endswith("_upload") and flag for key, flag in config.items())
 
 
-def _is_image_loader(class_type: str, spec: InputSpec | None, name: str) -> bool:
+def is_image_loader(class_type: str, name: str, spec: InputSpec | None) -> bool:
+    """Whether this input takes an image that submit may stage (an https URL or base64
+    data), rather than only a published name; `spec` is None without a catalog."""
     if spec is not None:
         return bool(spec.config.get("image_upload")) and "image_folder" not in spec.config
     return (class_type, name) in _KNOWN_IMAGE_LOADERS
@@ -97,7 +100,7 @@ def name_problems(class_type: str, name: str, value: Any, spec: InputSpec | None
         return [NameProblem(f"'{name}' {reason}", _OUTPUT_HINT)] if reason else []
     if not names_a_file(class_type, name, spec):
         return []
-    if _URL_OR_DATA.match(value) and _is_image_loader(class_type, spec, name):
+    if _URL_OR_DATA.match(value) and is_image_loader(class_type, name, spec):
         return []  # staged at submit, and checked there
     published = tuple(str(option) for option in (spec.options or ())) if spec else ()
     reason = reference_problem(value, published)
