@@ -51,6 +51,10 @@ async def test_another_tenants_output_cannot_be_read_by_any_spelling(
                      f"..\\output\\{written}", f"/{written}", "x[output]"):
         error = await _refused_at_submit(tenant_b, _load_and_save(spelling))
         assert spelling in error
+    through_override = await tenant_b.post("/v1/workflows/execute", json={
+        "workflow": _load_and_save(PUBLISHED_IMAGE),
+        "input_overrides": {"1.image": f"{written} [output]"}})
+    assert through_override.status_code == 400, through_override.text
 
 
 async def test_another_executions_staged_input_cannot_be_named(

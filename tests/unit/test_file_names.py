@@ -85,7 +85,8 @@ def test_without_a_catalog_no_file_is_published() -> None:
 
 
 def test_urls_and_base64_are_left_to_staging_only_on_image_inputs() -> None:
-    for value in ("https://images.example/cat.png", "data:image/png;base64,iVBORw0KGgo="):
+    for value in ("https://images.example/cat.png", "data:image/png;base64,iVBORw0KGgo=",
+                  "DATA:image/png;base64,iVBORw0KGgo="):
         assert name_problems("LoadImage", "image", value,
                              CATALOG.nodes["LoadImage"].inputs["image"], ValidationRules()) == []
         assert name_problems("LoadAudio", "audio", value,

@@ -61,7 +61,7 @@ _OUTPUT_FOLDER_READERS = frozenset({("LoadTrainingDataset", "folder_name")})
 _ANNOTATION = re.compile(r"\[\s*(input|output|temp)\s*\]", re.IGNORECASE)
 _PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_URL_OR_DATA = re.compile(r"^(data:|[a-zA-Z][a-zA-Z0-9+.\-]*://)")
+_URL_OR_DATA = re.compile(r"^(data:|[a-zA-Z][a-zA-Z0-9+.\-]*://)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
