@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     # --- validation and submit-side policy (issue #12: graphs, names, values) ---
     max_input_depth: int = 32
     max_filename_prefix_length: int = 200
+    max_node_inputs: int = 256
+    max_input_overrides: int = 100
 
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
@@ -167,6 +169,8 @@ class Settings(BaseSettings):
             verified_node_packs=tuple(self.verified_node_packs),
             max_input_depth=self.max_input_depth,
             max_filename_prefix_length=self.max_filename_prefix_length,
+            max_node_inputs=self.max_node_inputs,
+            max_input_overrides=self.max_input_overrides,
         )
 
     def storage_defaults(self) -> StorageDefaults:

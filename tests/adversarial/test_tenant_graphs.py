@@ -76,3 +76,18 @@ async def test_a_filename_prefix_outside_the_output_folder_is_refused_at_submit(
     [problem] = _assert_refused(response)["details"]["validation_errors"]
     assert problem["node_id"] == "3"
     assert "'filename_prefix'" in problem["error"]
+
+
+async def test_crowded_nodes_and_overrides_are_refused_before_they_cost_time(
+    tenant_a: httpx.AsyncClient
+) -> None:
+    workflow = inverted_image(1)
+    workflow["2"]["inputs"].update({f"extra_{index}": index for index in range(100_000)})
+    response = await tenant_a.post("/v1/workflows/execute", json={"workflow": workflow})
+    [problem] = _assert_refused(response)["details"]["validation_errors"]
+    assert problem["error"].endswith("inputs, more than max_node_inputs 256")
+    overrides = {f"key_{index}": index for index in range(10_000)}
+    response = await tenant_a.post("/v1/workflows/execute", json={
+        "workflow": inverted_image(1), "input_overrides": overrides})
+    [problem] = _assert_refused(response)["details"]["validation_errors"]
+    assert problem["error"].endswith("keys, more than max_input_overrides 100")

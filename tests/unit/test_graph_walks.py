@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from comfy_serverless.errors import ApiError
-from comfy_serverless.validation.overrides import apply_overrides
+from comfy_serverless.validation.overrides import apply_overrides, overlay_overrides
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow, workflow_signature
@@ -75,3 +75,22 @@ def test_values_nested_within_the_limit_pass() -> None:
     workflow = invert_chain(1)
     workflow["1"]["inputs"]["note"] = nested(31)
     assert validate(workflow).graph["1"]["inputs"]["note"] == nested(31)
+
+
+def test_a_node_with_too_many_inputs_is_answered_before_anything_else() -> None:
+    workflow = invert_chain(1)
+    workflow["1"]["inputs"].update({f"extra_{index}": index for index in range(100_000)})
+    with pytest.raises(ApiError) as caught:
+        parse_workflow(workflow, ValidationRules())
+    [problem] = caught.value.body()["details"]["validation_errors"]
+    assert problem["node_id"] == "1"
+    assert problem["error"] == "The node gives 100001 inputs, more than max_node_inputs 256"
+
+
+def test_too_many_override_keys_are_refused_before_any_is_looked_for() -> None:
+    overrides = {f"key_{index}": index for index in range(10_000)}
+    with pytest.raises(ApiError) as caught:
+        overlay_overrides(invert_chain(1), overrides, CATALOG, max_keys=100)
+    [problem] = caught.value.body()["details"]["validation_errors"]
+    assert problem["error"] == ("input_overrides has 10000 keys, more than max_input_overrides "
+                                "100")

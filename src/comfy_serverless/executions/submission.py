@@ -131,7 +131,8 @@ def new_execution(
     overrides = dict(request.input_overrides)
     if request.execution_config.batch_size is not None:
         overrides.setdefault("batch_size", request.execution_config.batch_size)
-    overridden, override_problems = overlay_overrides(parsed.graph, overrides, catalog)
+    overridden, override_problems = overlay_overrides(parsed.graph, overrides, catalog,
+                                                      max_keys=rules.max_input_overrides)
     validated = WorkflowValidator(rules, catalog).validate(
         overridden, [*parsed.problems, *override_problems])
     graph = validated.graph

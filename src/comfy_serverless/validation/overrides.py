@@ -103,12 +103,17 @@ def _suggest(graph: Graph, key: str) -> str:
 
 
 def overlay_overrides(graph: Graph, overrides: dict[str, Any],
-                      catalog: NodeCatalog | None = None
+                      catalog: NodeCatalog | None = None, *, max_keys: int | None = None
                       ) -> tuple[Graph, list[ValidationProblem]]:
     """A copy of `graph` with the overrides applied, and a problem for each key that
-    matches nothing (to be reported beside the workflow's own)."""
+    matches nothing (to be reported beside the workflow's own). More than `max_keys` keys
+    are refused at once: each key is looked for in the whole graph."""
     if not overrides:
         return graph, []
+    if max_keys is not None and len(overrides) > max_keys:
+        raise workflow_invalid([ValidationProblem(
+            None, f"input_overrides has {len(overrides)} keys, more than max_input_overrides "
+                  f"{max_keys}", "Set fewer inputs, or change the workflow itself")])
     result = copy_graph(graph)
     problems = []
     for key, value in overrides.items():

@@ -92,6 +92,8 @@ def limit_problems(name: str, value: Any, rules: ValidationRules, bound: float |
                    ) -> list[str]:
     """The spec's input limits (§5.1) for one literal and every value nested in it; []
     when it passes. Nesting deeper than max_input_depth is refused."""
+    if not isinstance(value, dict | list):
+        return _scalar_problems(name, value, rules, bound)
     if nesting_exceeds(value, rules.max_input_depth):
         return [f"Input '{name}' nests values more than max_input_depth "
                 f"{rules.max_input_depth} levels deep"]

@@ -110,12 +110,21 @@ def _cycle_problems(graph: Graph) -> list[ValidationProblem]:
 
 
 def size_problems(nodes: dict[str, Any], rules: ValidationRules) -> list[ValidationProblem]:
-    """max_nodes and max_connections, counted without walking the graph."""
+    """max_nodes, max_node_inputs and max_connections, counted without walking the graph
+    (connections only once every node's inputs are known to be few)."""
     problems = []
     if len(nodes) > rules.max_nodes:
         problems.append(ValidationProblem(
             None, f"The workflow has {len(nodes)} nodes, more than max_nodes {rules.max_nodes}",
             "Split it into smaller workflows"))
+    crowded = [(str(node_id), len(node["inputs"])) for node_id, node in nodes.items()
+               if _well_formed(node) and len(node["inputs"]) > rules.max_node_inputs]
+    for node_id, count in crowded[:1]:
+        problems.append(ValidationProblem(
+            node_id, f"The node gives {count} inputs, more than max_node_inputs "
+                     f"{rules.max_node_inputs}", "Give only the inputs its class declares"))
+    if crowded:
+        return problems
     links = sum(is_link(value) for node in nodes.values() if _well_formed(node)
                 for value in node["inputs"].values())
     if links > rules.max_connections:
