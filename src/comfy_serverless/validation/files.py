@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,9 +71,7 @@ class NameProblem:
 
 def names_a_file(class_type: str, name: str, spec: InputSpec | None) -> bool:
     """Whether this input is a loader's: it names a file in ComfyUI's folders."""
-    config: Mapping[str, Any] = spec.config if spec is not None else {}
-    return (class_type, name) in _KNOWN_LOADERS or "image_folder" in config or any(
-        key.endswith("_upload") and flag for key, flag in config.items())
+    return (class_type, name) in _KNOWN_LOADERS or (spec is not None and spec.marks_a_file)
 
 
 def is_image_loader(class_type: str, name: str, spec: InputSpec | None) -> bool:

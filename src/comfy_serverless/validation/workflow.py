@@ -110,28 +110,29 @@ def _cycle_problems(graph: Graph) -> list[ValidationProblem]:
 
 
 def size_problems(nodes: dict[str, Any], rules: ValidationRules) -> list[ValidationProblem]:
-    """max_nodes, max_node_inputs and max_connections, counted without walking the graph
-    (connections only once every node's inputs are known to be few)."""
+    """max_nodes, max_node_inputs and max_connections, counted in one pass without walking
+    the graph."""
     problems = []
     if len(nodes) > rules.max_nodes:
         problems.append(ValidationProblem(
             None, f"The workflow has {len(nodes)} nodes, more than max_nodes {rules.max_nodes}",
             "Split it into smaller workflows"))
-    crowded = [(str(node_id), len(node["inputs"])) for node_id, node in nodes.items()
-               if _well_formed(node) and len(node["inputs"]) > rules.max_node_inputs]
-    for node_id, count in crowded[:1]:
-        problems.append(ValidationProblem(
-            node_id, f"The node gives {count} inputs, more than max_node_inputs "
-                     f"{rules.max_node_inputs}", "Give only the inputs its class declares"))
-    if crowded:
-        return problems
-    links = sum(is_link(value) for node in nodes.values() if _well_formed(node)
-                for value in node["inputs"].values())
+    links, crowded = 0, []
+    for node_id, node in nodes.items():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            continue
+        if len(inputs) > rules.max_node_inputs:
+            crowded.append(ValidationProblem(
+                str(node_id), f"The node gives {len(inputs)} inputs, more than max_node_inputs "
+                              f"{rules.max_node_inputs}",
+                "Give only the inputs its class declares"))
+        links += sum(1 for value in inputs.values() if isinstance(value, list) and is_link(value))
     if links > rules.max_connections:
         problems.append(ValidationProblem(
             None, f"The workflow has {links} connections, more than max_connections "
                   f"{rules.max_connections}", "Split it into smaller workflows"))
-    return problems
+    return problems + crowded[:1]
 
 
 def parse_workflow(raw: dict[str, Any], rules: ValidationRules | None = None) -> ParsedWorkflow:
@@ -155,6 +156,9 @@ def parse_workflow(raw: dict[str, Any], rules: ValidationRules | None = None) ->
 def _with_text_link_ids(node: dict[str, Any]) -> dict[str, Any]:
     """The node with every link's node id as text: ComfyUI looks `[1, 0]` up as the integer
     1, which no node id is, so the link `[1, 0]` is sent as `["1", 0]` (documented)."""
+    if not any(isinstance(value, list) and is_link(value) and not isinstance(value[0], str)
+               for value in node["inputs"].values()):
+        return node
     inputs = {name: [str(value[0]), value[1]] if is_link(value) else value
               for name, value in node["inputs"].items()}
     return {**node, "inputs": inputs}
