@@ -51,6 +51,10 @@ async def test_another_tenants_output_cannot_be_read_by_any_spelling(
                      f"..\\output\\{written}", f"/{written}", "x[output]"):
         error = await _refused_at_submit(tenant_b, _load_and_save(spelling))
         assert spelling in error
+    for name in (written, f"{written} [output]"):  # the loader that reads the output folder
+        workflow = _load_and_save(name)
+        workflow["1"]["class_type"] = "LoadImageOutput"
+        assert name in await _refused_at_submit(tenant_b, workflow)
     through_override = await tenant_b.post("/v1/workflows/execute", json={
         "workflow": _load_and_save(PUBLISHED_IMAGE),
         "input_overrides": {"1.image": f"{written} [output]"}})
