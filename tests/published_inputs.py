@@ -20,7 +20,7 @@ PUBLISHED_BROKEN_IMAGE = "shared-broken.png"
 PUBLISHED_VANISHING_IMAGE = "shared-vanishing.png"
 
 
-def _png() -> bytes:
+def png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4), (200, 30, 60)).save(buffer, "PNG")
     return buffer.getvalue()
@@ -37,6 +37,6 @@ def publish_shared_inputs(data_dir: Path) -> None:
     """Write the published files into the ComfyUI input folder of a service's data dir."""
     input_dir = data_dir / "comfyui" / "input"
     input_dir.mkdir(parents=True, exist_ok=True)
-    (input_dir / PUBLISHED_IMAGE).write_bytes(_png())
-    (input_dir / PUBLISHED_VANISHING_IMAGE).write_bytes(_png())
+    (input_dir / PUBLISHED_IMAGE).write_bytes(png_bytes())
+    (input_dir / PUBLISHED_VANISHING_IMAGE).write_bytes(png_bytes())
     (input_dir / PUBLISHED_BROKEN_IMAGE).write_bytes(_header_only_png())

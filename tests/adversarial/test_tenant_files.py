@@ -14,7 +14,7 @@ import httpx
 
 from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_until_finished
-from tests.published_inputs import PUBLISHED_BROKEN_IMAGE, PUBLISHED_IMAGE, _png
+from tests.published_inputs import PUBLISHED_BROKEN_IMAGE, PUBLISHED_IMAGE, png_bytes
 from tests.workflows import inverted_image
 
 
@@ -64,7 +64,7 @@ async def test_another_tenants_output_cannot_be_read_by_any_spelling(
 async def test_another_executions_staged_input_cannot_be_named(
     tenant_a: httpx.AsyncClient, tenant_b: httpx.AsyncClient
 ) -> None:
-    data_uri = "data:image/png;base64," + base64.b64encode(_png()).decode()
+    data_uri = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
     execution_id = await submit(tenant_a, _load_and_save(data_uri))
     assert (await wait_until_finished(tenant_a, execution_id))["status"] == "completed"
     staged = f"comfy-serverless/{execution_id}_0.png"
