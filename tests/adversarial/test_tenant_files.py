@@ -13,9 +13,14 @@ from typing import Any
 import httpx
 
 from comfy_serverless.testing import LocalService
-from tests.helpers import submit, wait_until_finished
+from tests.helpers import submit, wait_for, wait_until_finished
+from tests.integration import test_lifecycle
 from tests.published_inputs import PUBLISHED_BROKEN_IMAGE, PUBLISHED_IMAGE, png_bytes
 from tests.workflows import inverted_image
+
+# The loopback webhook receiver of the lifecycle tests, as fixtures of this module too.
+webhook_receiver = test_lifecycle.webhook_receiver
+webhook_url = test_lifecycle.webhook_url
 
 
 def _load_and_save(image: str) -> dict[str, Any]:
@@ -88,13 +93,21 @@ def _host_paths(service: LocalService) -> list[str]:
 
 
 async def test_a_run_time_failure_shows_no_host_path(
-    tenant_b: httpx.AsyncClient, service: LocalService
+    tenant_b: httpx.AsyncClient, service: LocalService,
+    webhook_receiver: list[dict[str, Any]], webhook_url: str,
 ) -> None:
-    execution_id = await submit(tenant_b, _load_and_save(PUBLISHED_BROKEN_IMAGE))
+    execution_id = await submit(tenant_b, _load_and_save(PUBLISHED_BROKEN_IMAGE),
+                                notification_config={"webhook_url": webhook_url})
     final = await wait_until_finished(tenant_b, execution_id)
     assert final["status"] == "failed"
     assert "cannot identify image file" in final["error"]["message"]
     results = await tenant_b.get(f"/v1/workflows/{execution_id}/results")
-    seen = json.dumps([final, results.json()])
+
+    async def failed_event() -> list[dict[str, Any]]:
+        return [e for e in webhook_receiver if e.get("event_type") == "execution.failed"]
+
+    webhook = await wait_for(failed_event, timeout=30, what="the execution.failed webhook")
+    assert webhook[0]["data"]["error"]["message"] == final["error"]["message"]
+    seen = json.dumps([final, results.json(), webhook])
     for path in _host_paths(service):
         assert path not in seen, f"{path} leaks in {seen}"
