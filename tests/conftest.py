@@ -19,6 +19,7 @@ from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import LocalService, scratch_postgres_schema
 from comfy_serverless.testing_s3 import S3Server, moto_server
+from tests.published_inputs import publish_shared_inputs
 from tests.tls_server import ImageServer, LocalCertificates, image_server, make_certificates
 
 POSTGRES_URL = os.environ.get(
@@ -95,6 +96,7 @@ def service(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactor
             s3_server: S3Server, test_certificates: LocalCertificates
             ) -> Iterator[LocalService]:
     data_dir = tmp_path_factory.mktemp("service-data")
+    publish_shared_inputs(data_dir)
     s3_server.create_bucket(SERVICE_BUCKET)
     env = {"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
            "COMFY_SERVERLESS_WEBHOOK_REQUIRE_HTTPS": "false",

@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     http_keep_alive_timeout: int = Field(default=5, ge=1)
     metrics_token: str | None = None
 
+    # --- validation and submit-side policy (issue #12: graphs, names, values) ---
+    max_input_depth: int = 32
+    max_filename_prefix_length: int = 200
+    max_node_inputs: int = 256
+    max_input_overrides: int = 100
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
             max_nodes=self.max_nodes,
@@ -177,6 +183,10 @@ class Settings(BaseSettings):
             custom_nodes_enabled=self.custom_nodes_enabled,
             custom_nodes_require_verification=self.custom_nodes_require_verification,
             verified_node_packs=tuple(self.verified_node_packs),
+            max_input_depth=self.max_input_depth,
+            max_filename_prefix_length=self.max_filename_prefix_length,
+            max_node_inputs=self.max_node_inputs,
+            max_input_overrides=self.max_input_overrides,
         )
 
     def storage_defaults(self) -> StorageDefaults:

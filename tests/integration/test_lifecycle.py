@@ -24,6 +24,7 @@ from tests.helpers import (
     wait_for,
     wait_until_finished,
 )
+from tests.published_inputs import PUBLISHED_VANISHING_IMAGE
 from tests.workflows import inverted_image, tiny_sd15
 
 pytestmark = pytest.mark.comfyui
@@ -368,10 +369,12 @@ async def test_a_model_on_no_worker_is_refused_at_submit(api: httpx.AsyncClient)
 
 
 async def test_a_workflow_comfyui_refuses_fails_with_its_node_errors(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, service: LocalService
 ) -> None:
+    # A published file removed after the catalog listed it: we accept, ComfyUI refuses.
+    (service.data_dir / "comfyui" / "input" / PUBLISHED_VANISHING_IMAGE).unlink()
     workflow = {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "never-uploaded.png"}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": PUBLISHED_VANISHING_IMAGE}},
         "2": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["1", 0]}},
     }
     execution_id = await submit(api, workflow)

@@ -15,12 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from comfy_serverless.errors import ApiError
+from comfy_serverless.errors import ApiError, EnginePromptRejected
 from comfy_serverless.testing import LocalService
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow
+from comfy_serverless.worker.failures import rejection_failure
 from tests.graphgen import POLICY_MUTATIONS, GeneratedGraph, GraphGenerator
 from tests.helpers import wait_for
 
@@ -87,3 +88,52 @@ async def test_no_graph_we_accept_is_refused_or_breaks_comfyui(
     assert tally["FALSE REJECTION"] == 0
     assert tally["accepted: ComfyUI failed"] == 0
     assert tally["accepted: ComfyUI succeeded"] > 100
+
+
+async def _comfyui_answer(http: httpx.AsyncClient, graph: dict[str, Any]) -> httpx.Response:
+    return await http.post("/prompt", json={"prompt": graph, "prompt_id": str(uuid.uuid4()),
+                                            "client_id": "validator-comparison"})
+
+
+async def test_a_link_with_an_integer_node_id_is_sent_as_text_and_runs(
+    service: LocalService,
+) -> None:
+    graph = {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": random.randrange(99)}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": [1, 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "int-link",
+                                                     "images": ["2", 0]}},
+    }
+    async with httpx.AsyncClient(base_url=service.comfyui_url, timeout=30) as http:
+        raw = await _comfyui_answer(http, graph)
+        assert raw.status_code == 400  # ComfyUI looks the integer 1 up, and fails
+        failure = rejection_failure(EnginePromptRejected("refused", raw.json()["node_errors"]))
+        [problem] = failure.extra["validation_errors"]
+        assert problem["node_id"] == "2"
+        assert problem["suggestion"] == ("Fix the inputs of ImageInvert (node '2'), which "
+                                         "feeds input 'images' of a node downstream")
+        catalog = NodeCatalog.from_object_info((await http.get("/object_info")).json())
+        ours = _ours(WorkflowValidator(ValidationRules(), catalog),
+                     GeneratedGraph(graph, None))
+        assert ours == (True, {**graph, "2": {"class_type": "ImageInvert",
+                                              "inputs": {"image": ["1", 0]}}})
+        assert await _run_on_comfyui(http, ours[1]) == "succeeded"
+
+
+async def test_a_file_neither_staged_nor_published_is_refused_by_both(
+    service: LocalService,
+) -> None:
+    graph = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "never-uploaded.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["1", 0]}},
+    }
+    async with httpx.AsyncClient(base_url=service.comfyui_url, timeout=30) as http:
+        catalog = NodeCatalog.from_object_info((await http.get("/object_info")).json())
+        ours = _ours(WorkflowValidator(ValidationRules(), catalog),
+                     GeneratedGraph(graph, None))
+        assert ours == (False, graph)
+        raw = await _comfyui_answer(http, graph)
+        assert raw.status_code == 400
+        [error] = raw.json()["node_errors"]["1"]["errors"]
+        assert error["type"] == "custom_validation_failed"

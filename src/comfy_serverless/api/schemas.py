@@ -12,8 +12,10 @@ import math
 from http import HTTPStatus
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from comfy_serverless.validation.values import nesting_exceeds
 
 __all__ = [
     "ErrorBody",
@@ -38,6 +40,12 @@ class ErrorBody(BaseModel):
     details: dict[str, Any]
     documentation_url: str | None = None
     retry_info: dict[str, Any] | None = None
+
+
+# How deeply `workflow` and `input_overrides` may nest as a whole, checked without recursion
+# before anything serialises them (pydantic and json give up, with an error, near 255 and
+# 1,000 levels). Input values have their own, lower limit: max_input_depth.
+MAX_BODY_DEPTH = 100
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -119,3 +127,10 @@ class ExecuteRequest(RequestBody):
     output_config: OutputConfig = Field(default_factory=OutputConfig)
     execution_config: ExecutionConfig = Field(default_factory=ExecutionConfig)
     notification_config: NotificationConfig = Field(default_factory=NotificationConfig)
+
+    @field_validator("workflow", "input_overrides")
+    @classmethod
+    def _not_too_deep(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if nesting_exceeds(value, MAX_BODY_DEPTH):
+            raise ValueError(f"nests lists and objects more than {MAX_BODY_DEPTH} levels deep")
+        return value

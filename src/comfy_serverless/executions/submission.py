@@ -21,7 +21,7 @@ from comfy_serverless.storage.destinations import (
 )
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
-from comfy_serverless.validation.overrides import apply_overrides
+from comfy_serverless.validation.overrides import overlay_overrides
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow, workflow_signature
@@ -136,12 +136,14 @@ def new_execution(
     destination = _destination(request, execution_id, settings)
     rules = settings.validation_rules()
     timeout = _timeout(request, rules, tier)
-    parsed = parse_workflow(request.workflow)
+    parsed = parse_workflow(request.workflow, rules)
     overrides = dict(request.input_overrides)
     if request.execution_config.batch_size is not None:
         overrides.setdefault("batch_size", request.execution_config.batch_size)
+    overridden, override_problems = overlay_overrides(parsed.graph, overrides, catalog,
+                                                      max_keys=rules.max_input_overrides)
     validated = WorkflowValidator(rules, catalog).validate(
-        apply_overrides(parsed.graph, overrides), parsed.problems)
+        overridden, [*parsed.problems, *override_problems])
     graph = validated.graph
     check_models(graph, tier, policy)
     config = request.execution_config

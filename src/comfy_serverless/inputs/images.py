@@ -6,16 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath, PureWindowsPath
 from typing import Literal
 
 from comfy_serverless.validation.catalog import NodeCatalog
+from comfy_serverless.validation.files import is_image_loader, spelling_of_reference_problem
 from comfy_serverless.validation.workflow import Graph
 
 __all__ = ["ImageInput", "image_inputs", "name_problem"]
 
-# Image inputs known without a catalog (before any worker has published one).
-_KNOWN_LOADERS = {"LoadImage": "image", "LoadImageMask": "image"}
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://")
 _DATA_URI = re.compile(r"^data:", re.IGNORECASE)
 
@@ -38,10 +36,8 @@ class ImageInput:
 
 
 def _is_image_input(class_type: str, name: str, catalog: NodeCatalog | None) -> bool:
-    spec = catalog.get(class_type) if catalog is not None else None
-    if spec is not None and name in spec.inputs:
-        return bool(spec.inputs[name].config.get("image_upload"))
-    return _KNOWN_LOADERS.get(class_type) == name
+    node = catalog.get(class_type) if catalog is not None else None
+    return is_image_loader(class_type, name, node.inputs.get(name) if node else None)
 
 
 def image_inputs(graph: Graph, catalog: NodeCatalog | None) -> Iterator[ImageInput]:
@@ -54,12 +50,7 @@ def image_inputs(graph: Graph, catalog: NodeCatalog | None) -> Iterator[ImageInp
 
 
 def name_problem(value: str) -> str | None:
-    """Why a file name in ComfyUI's input folder is refused (path traversal), or None."""
-    if not value or "\x00" in value:
-        return "an empty or NUL-bearing file name"
-    posix, windows = PurePosixPath(value), PureWindowsPath(value)
-    if posix.is_absolute() or windows.is_absolute() or windows.drive or value.startswith("\\"):
-        return "an absolute path"
-    if ".." in posix.parts or ".." in windows.parts:
-        return "a path that leaves the input folder ('..')"
-    return None
+    """Why a file name can never be read for an execution (an annotation, a staged or
+    traversing path; see validation/files.py), or None. Whether it is published is the
+    validator's check."""
+    return spelling_of_reference_problem(value)

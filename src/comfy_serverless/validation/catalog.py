@@ -9,17 +9,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 __all__ = ["InputSpec", "NodeCatalog", "NodeSpec", "types_compatible"]
 
 PRIMITIVE_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN"})
-# Inputs whose value ComfyUI checks with the node's own VALIDATE_INPUTS (a file that may be
-# uploaded after the catalog was published), never against the listed options.
-NODE_VALIDATED_INPUTS = frozenset({
-    ("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadLatent", "latent"),
-    ("LoadVideo", "file"), ("LoadAudio", "audio"), ("LoadImageOutput", "image"),
-})
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
 # The node a person most likely forgot, per missing input type (used in suggestions).
 _PREFERRED_PRODUCERS = {
@@ -62,6 +57,12 @@ class InputSpec:
         if kind == "COMBO":
             return cls(name, required, "COMBO", tuple(config.get("options") or ()), config)
         return cls(name, required, str(kind), None, config)
+
+    @cached_property
+    def marks_a_file(self) -> bool:
+        """ComfyUI marks a file loader's input with an `*_upload` flag or an `image_folder`."""
+        return "image_folder" in self.config or any(
+            key.endswith("_upload") and flag for key, flag in self.config.items())
 
     @property
     def takes_literal(self) -> bool:

@@ -3,12 +3,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.errors import ApiError, WorkflowInvalid, documentation_path
 
-__all__ = ["Findings", "ValidationProblem", "WorkflowNotRunnable", "workflow_invalid"]
+__all__ = [
+    "Findings",
+    "ValidationProblem",
+    "WorkflowNotRunnable",
+    "listed",
+    "with_article",
+    "workflow_invalid",
+]
+
+_LISTED = 10
+
+
+def listed(values: Sequence[Any]) -> str:
+    """The first ten values, then how many more: 'a, b, c (and 12 more)'."""
+    shown = ", ".join(str(value) for value in values[:_LISTED])
+    return shown + (f" (and {len(values) - _LISTED} more)" if len(values) > _LISTED else "")
+
+
+def with_article(noun: str) -> str:
+    """'an Empty Latent Image', 'an INT', 'a FLOAT'."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 @dataclass(frozen=True)

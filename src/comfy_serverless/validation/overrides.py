@@ -6,11 +6,13 @@ A key means, in this order:
    - `prompt` / `negative_prompt`: the `text` of the node wired to a sampler's
      `positive` / `negative`;
    - `seed` (also `noise_seed`), `steps`, `cfg`, `sampler_name`, `scheduler`, `denoise`:
-     those inputs on every sampler node;
-   - `width`, `height`, `batch_size`: on latent-image nodes.
+     those inputs on every sampler node, given or not, when its class has them (per the
+     catalog);
+   - `width`, `height`, `batch_size`: on latent-image nodes, the same way.
 3. Any other key: every literal (unlinked) input of that exact name.
 
-A key that matches nothing is refused with suggestions.
+A key that matches nothing is a finding, reported with the workflow's own findings (its
+suggestion never repeats the key).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import difflib
 from collections.abc import Iterator
 from typing import Any
 
+from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
 from comfy_serverless.validation.workflow import Graph, copy_graph, is_link
 
-__all__ = ["apply_overrides"]
+__all__ = ["apply_overrides", "overlay_overrides"]
 
 _SAMPLER_ALIASES = ("seed", "noise_seed", "steps", "cfg", "sampler_name", "scheduler", "denoise")
 _LATENT_ALIASES = ("width", "height", "batch_size")
@@ -39,7 +42,8 @@ def _is_latent_image(node: dict[str, Any]) -> bool:
     return "Latent" in class_type and any(name in node["inputs"] for name in _LATENT_ALIASES)
 
 
-def _targets(graph: Graph, key: str) -> Iterator[tuple[str, str]]:
+def _targets(graph: Graph, key: str, catalog: NodeCatalog | None
+             ) -> Iterator[tuple[str, str]]:
     """The (node_id, input) pairs that `key` sets."""
     node_id, dot, input_name = key.partition(".")
     if dot and node_id in graph:
@@ -49,11 +53,11 @@ def _targets(graph: Graph, key: str) -> Iterator[tuple[str, str]]:
         yield from _prompt_targets(graph, _PROMPT_ALIASES[key])
     elif key in _SAMPLER_ALIASES:
         names = _SEED_INPUTS if key in _SEED_INPUTS else (key,)
-        yield from _named_inputs(graph, names, _is_sampler)
+        yield from _named_inputs(graph, names, _is_sampler, catalog)
     elif key in _LATENT_ALIASES:
-        yield from _named_inputs(graph, (key,), _is_latent_image)
+        yield from _named_inputs(graph, (key,), _is_latent_image, catalog)
     else:
-        yield from _named_inputs(graph, (key,), lambda node: True)
+        yield from _named_inputs(graph, (key,), lambda node: True, None)
 
 
 def _prompt_targets(graph: Graph, socket: str) -> Iterator[tuple[str, str]]:
@@ -66,39 +70,67 @@ def _prompt_targets(graph: Graph, socket: str) -> Iterator[tuple[str, str]]:
             yield upstream, "text"
 
 
-def _named_inputs(graph: Graph, names: tuple[str, ...], accept: Any) -> Iterator[tuple[str, str]]:
+def _named_inputs(graph: Graph, names: tuple[str, ...], accept: Any,
+                  catalog: NodeCatalog | None) -> Iterator[tuple[str, str]]:
+    """Unlinked inputs called one of `names` on the nodes `accept` takes; with a catalog,
+    also those the node's class declares and the workflow leaves out."""
     for node_id, node in graph.items():
         if not accept(node):
             continue
+        spec = catalog.get(node["class_type"]) if catalog is not None else None
         for name in names:
-            if name in node["inputs"] and not is_link(node["inputs"][name]):
+            if name in node["inputs"]:
+                if not is_link(node["inputs"][name]):
+                    yield node_id, name
+            elif spec is not None and name in spec.inputs and spec.inputs[name].takes_literal:
                 yield node_id, name
 
 
 def _suggest(graph: Graph, key: str) -> str:
+    if key in _PROMPT_ALIASES:
+        return (f"'{key}' sets the text of the node wired to a sampler's "
+                f"'{_PROMPT_ALIASES[key]}', and no sampler here has one: use '<node_id>.text'")
     known = {f"{node_id}.{name}" for node_id, node in graph.items() for name in node["inputs"]}
     known |= {name for node in graph.values() for name in node["inputs"]}
     known |= set(_PROMPT_ALIASES) | set(_SAMPLER_ALIASES) | set(_LATENT_ALIASES)
+    known.discard(key)
     close = difflib.get_close_matches(key, sorted(known), n=3)
     if close:
         return "Did you mean " + " or ".join(repr(name) for name in close) + "?"
+    if key in _SAMPLER_ALIASES or key in _LATENT_ALIASES:
+        return f"No node here takes '{key}': use '<node_id>.{key}'"
     return "Use '<node_id>.<input>' or an alias such as 'prompt', 'seed' or 'steps'"
 
 
-def apply_overrides(graph: Graph, overrides: dict[str, Any]) -> Graph:
-    """A copy of `graph` with the overrides applied; refuses keys that match nothing."""
+def overlay_overrides(graph: Graph, overrides: dict[str, Any],
+                      catalog: NodeCatalog | None = None, *, max_keys: int | None = None
+                      ) -> tuple[Graph, list[ValidationProblem]]:
+    """A copy of `graph` with the overrides applied, and a problem for each key that
+    matches nothing (to be reported beside the workflow's own). More than `max_keys` keys
+    are refused at once: each key is looked for in the whole graph."""
     if not overrides:
-        return graph
+        return graph, []
+    if max_keys is not None and len(overrides) > max_keys:
+        raise workflow_invalid([ValidationProblem(
+            None, f"input_overrides has {len(overrides)} keys, more than max_input_overrides "
+                  f"{max_keys}", "Set fewer inputs, or change the workflow itself")])
     result = copy_graph(graph)
     problems = []
     for key, value in overrides.items():
-        targets = list(_targets(result, key))
+        targets = list(_targets(result, key, catalog))
         if not targets:
             problems.append(ValidationProblem(
                 None, f"input_overrides key '{key}' matches no input of the workflow",
                 _suggest(result, key)))
         for node_id, input_name in targets:
             result[node_id]["inputs"][input_name] = value
+    return result, problems
+
+
+def apply_overrides(graph: Graph, overrides: dict[str, Any],
+                    catalog: NodeCatalog | None = None) -> Graph:
+    """overlay_overrides, refusing at once any key that matches nothing."""
+    result, problems = overlay_overrides(graph, overrides, catalog)
     if problems:
         raise workflow_invalid(problems, "input_overrides do not match the workflow")
     return result

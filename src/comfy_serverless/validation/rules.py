@@ -23,3 +23,7 @@ class ValidationRules:
     custom_nodes_enabled: bool = True
     custom_nodes_require_verification: bool = True
     verified_node_packs: tuple[str, ...] = ()
+    max_input_depth: int = 32
+    max_filename_prefix_length: int = 200
+    max_node_inputs: int = 256
+    max_input_overrides: int = 100

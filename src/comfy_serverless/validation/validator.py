@@ -9,17 +9,19 @@ mapped onto the same error shape, still guards the rest.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfy_serverless.validation.catalog import (
-    NODE_VALIDATED_INPUTS,
-    InputSpec,
-    NodeCatalog,
-    types_compatible,
+from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
+from comfy_serverless.validation.files import name_problems, names_a_file
+from comfy_serverless.validation.findings import (
+    Findings,
+    ValidationProblem,
+    listed,
+    with_article,
+    workflow_invalid,
 )
-from comfy_serverless.validation.findings import Findings, ValidationProblem
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.values import (
     Refused,
@@ -28,7 +30,7 @@ from comfy_serverless.validation.values import (
     numeric_bound,
     range_problem,
 )
-from comfy_serverless.validation.workflow import Graph, copy_graph, is_link
+from comfy_serverless.validation.workflow import Graph, copy_graph, is_link, size_problems
 
 __all__ = ["ValidatedWorkflow", "WorkflowValidator"]
 
@@ -45,12 +47,16 @@ def _nearest(value: Any, options: tuple[Any, ...]) -> list[str]:
 
 
 def _describe(spec: InputSpec) -> str:
+    """What a literal for `spec` must be, with its article: 'an INT between 1 and 10000
+    (default 20)', 'one of euler, euler_cfg_pp, … (and 30 more)'."""
     config = spec.config
+    default = f" (default {config['default']!r})" if "default" in config else ""
+    if spec.type == "COMBO":
+        return f"one of {listed(spec.options or ())}{default}"
     bounds = ""
     if "min" in config and "max" in config:
         bounds = f" between {config['min']} and {config['max']}"
-    default = f" (default {config['default']!r})" if "default" in config else ""
-    return f"{spec.type}{bounds}{default}"
+    return f"{with_article(spec.type)}{bounds}{default}"
 
 
 class WorkflowValidator:
@@ -62,8 +68,9 @@ class WorkflowValidator:
                  ) -> ValidatedWorkflow:
         """Check `graph`; raise with every problem found, including `problems` already known
         (the structural ones of parse_workflow)."""
+        if too_large := size_problems(graph, self.rules):
+            raise workflow_invalid(too_large)
         findings = Findings(errors=list(problems))
-        self._check_size(graph, findings)
         denied = self._check_node_lists(graph, findings)
         if self.catalog is None:
             self._check_literal_limits(graph, findings)
@@ -72,16 +79,6 @@ class WorkflowValidator:
         checked, pruned = _CatalogPass(self.rules, self.catalog, graph, findings, denied).run()
         findings.raise_if_any()
         return ValidatedWorkflow(checked, findings.warnings, pruned)
-
-    def _check_size(self, graph: Graph, findings: Findings) -> None:
-        if len(graph) > self.rules.max_nodes:
-            findings.error(None, f"The workflow has {len(graph)} nodes, more than max_nodes "
-                                 f"{self.rules.max_nodes}", "Split it into smaller workflows")
-        links = sum(is_link(v) for node in graph.values() for v in node["inputs"].values())
-        if links > self.rules.max_connections:
-            findings.error(None, f"The workflow has {links} connections, more than "
-                                 f"max_connections {self.rules.max_connections}",
-                           "Split it into smaller workflows")
 
     def _check_node_lists(self, graph: Graph, findings: Findings) -> set[str]:
         """The deny and allow lists; returns the ids of the nodes they refuse."""
@@ -98,10 +95,13 @@ class WorkflowValidator:
     def _check_literal_limits(self, graph: Graph, findings: Findings) -> None:
         for node_id, node in graph.items():
             for name, value in node["inputs"].items():
-                if not is_link(value):
-                    bound = numeric_bound(name, self.rules)
-                    for problem in limit_problems(name, value, self.rules, bound):
-                        findings.error(node_id, problem, "Send a value within the limits")
+                if is_link(value):
+                    continue
+                bound = numeric_bound(name, self.rules)
+                for limit in limit_problems(name, value, self.rules, bound):
+                    findings.error(node_id, limit, "Send a value within the limits")
+                for problem in name_problems(node["class_type"], name, value, None, self.rules):
+                    findings.error(node_id, problem.error, problem.suggestion)
 
 
 class _CatalogPass:
@@ -192,13 +192,13 @@ class _CatalogPass:
     def _missing_input(self, node_id: str, spec: InputSpec) -> None:
         if spec.takes_literal:
             self.findings.error(node_id, f"Missing required input '{spec.name}'",
-                                f"Set '{spec.name}' to a {_describe(spec)}")
+                                f"Set '{spec.name}' to {_describe(spec)}")
             return
         producers = self.catalog.producers(spec.type)
         if producers:
             best, others = producers[0], [p.class_type for p in producers[1:4]]
             self.findings.missing_node(best.class_type)
-            hint = (f"Connect a {best.display_name} node ({best.class_type}) to input "
+            hint = (f"Connect {with_article(best.display_name)} node ({best.class_type}) to input "
                     f"'{spec.name}'")
             if others:
                 hint += f"; other nodes that output {spec.type}: {', '.join(others)}"
@@ -238,16 +238,22 @@ class _CatalogPass:
             value = inputs[spec.name] = coerce_literal(spec, value)
         except Refused as refused:
             self.findings.error(node_id, f"Invalid value for '{spec.name}': {refused}",
-                                f"Set '{spec.name}' to a {_describe(spec)}")
+                                f"Set '{spec.name}' to {_describe(spec)}")
             return
         if not self._check_limits(node_id, spec.name, value, spec):
             return
-        if (class_type, spec.name) in NODE_VALIDATED_INPUTS or _is_upload(spec.config):
-            return
+        if self._check_names(node_id, class_type, spec, value):
+            return  # a loader's options are its published files, checked there
         if problem := range_problem(spec, value):
-            self.findings.error(node_id, problem, f"Set '{spec.name}' to a {_describe(spec)}")
+            self.findings.error(node_id, problem, f"Set '{spec.name}' to {_describe(spec)}")
         elif spec.type == "COMBO" and value not in (spec.options or ()):
             self._not_an_option(node_id, spec, value)
+
+    def _check_names(self, node_id: str, class_type: str, spec: InputSpec, value: Any) -> bool:
+        """The file-name policy (validation/files.py); True when the input is a loader's."""
+        for problem in name_problems(class_type, spec.name, value, spec, self.rules):
+            self.findings.error(node_id, problem.error, problem.suggestion)
+        return names_a_file(class_type, spec.name, spec)
 
     def _check_limits(self, node_id: str, name: str, value: Any, spec: InputSpec | None
                       ) -> bool:
@@ -259,7 +265,7 @@ class _CatalogPass:
     def _not_an_option(self, node_id: str, spec: InputSpec, value: Any) -> None:
         nearest = _nearest(value, spec.options or ())
         hint = (f"Nearest: {', '.join(nearest)}" if nearest else
-                f"Choose one of {len(spec.options or ())} options")
+                f"Choose one of {listed(spec.options or ())}")
         if spec.lists_model_files:
             self.findings.cannot_run(node_id, f"Model '{value}' for '{spec.name}' is not on "
                                               "any worker", hint)
@@ -271,6 +277,3 @@ class _CatalogPass:
 def types_match(received: Any, spec: InputSpec) -> bool:
     return types_compatible(received, spec.link_type)
 
-
-def _is_upload(config: Mapping[str, Any]) -> bool:
-    return any(key.endswith("_upload") and flag for key, flag in config.items())

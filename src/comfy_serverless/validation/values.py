@@ -21,6 +21,8 @@ import base64
 import binascii
 import math
 import re
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from comfy_serverless.validation.catalog import InputSpec
@@ -32,8 +34,10 @@ __all__ = [
     "coerce_literal",
     "numeric_bound",
     "limit_problems",
+    "nesting_exceeds",
     "range_problem",
     "sniff_image_format",
+    "walk_nested",
 ]
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -65,9 +69,40 @@ def numeric_bound(name: str, rules: ValidationRules) -> float | None:
     return None if name in rules.numeric_limit_exemptions else rules.max_numeric_value
 
 
+def walk_nested(value: Any) -> Iterator[tuple[Any, int]]:
+    """Every value nested in `value` (itself included) with its depth, breadth first, with
+    a queue of its own: a nesting of any depth never recurses."""
+    pending: deque[tuple[Any, int]] = deque([(value, 0)])
+    while pending:
+        item, depth = pending.popleft()
+        yield item, depth
+        if isinstance(item, dict):
+            pending.extend((nested, depth + 1) for nested in item.values())
+        elif isinstance(item, list):
+            pending.extend((nested, depth + 1) for nested in item)
+
+
+def nesting_exceeds(value: Any, max_depth: int) -> bool:
+    """True when lists and objects nest more than `max_depth` levels deep in `value`."""
+    return any(depth >= max_depth and isinstance(item, dict | list)
+               for item, depth in walk_nested(value))
+
+
 def limit_problems(name: str, value: Any, rules: ValidationRules, bound: float | None
                    ) -> list[str]:
-    """The spec's input limits (§5.1) for one literal; [] when it passes."""
+    """The spec's input limits (§5.1) for one literal and every value nested in it; []
+    when it passes. Nesting deeper than max_input_depth is refused."""
+    if not isinstance(value, dict | list):
+        return _scalar_problems(name, value, rules, bound)
+    if nesting_exceeds(value, rules.max_input_depth):
+        return [f"Input '{name}' nests values more than max_input_depth "
+                f"{rules.max_input_depth} levels deep"]
+    return [problem for item, _ in walk_nested(value)
+            for problem in _scalar_problems(name, item, rules, bound)]
+
+
+def _scalar_problems(name: str, value: Any, rules: ValidationRules, bound: float | None
+                     ) -> list[str]:
     if isinstance(value, bool):
         return []
     if isinstance(value, int | float):
@@ -77,10 +112,6 @@ def limit_problems(name: str, value: Any, rules: ValidationRules, bound: float |
         return []
     if isinstance(value, str):
         return _string_problems(name, value, rules)
-    if isinstance(value, dict):
-        return [p for item in value.values() for p in limit_problems(name, item, rules, bound)]
-    if isinstance(value, list):
-        return [p for item in value for p in limit_problems(name, item, rules, bound)]
     return []
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
+from comfy_serverless.validation.rules import ValidationRules
 
 __all__ = [
     "Graph",
@@ -21,6 +22,7 @@ __all__ = [
     "copy_graph",
     "is_link",
     "parse_workflow",
+    "size_problems",
     "workflow_invalid",
     "workflow_signature",
 ]
@@ -79,38 +81,87 @@ def _node_problems(node_id: str, node: Any, graph: dict[str, Any]) -> list[Valid
     return problems
 
 
+def _upstream_ids(graph: Graph, node_id: str) -> list[str]:
+    return [str(value[0]) for value in graph[node_id]["inputs"].values()
+            if is_link(value) and str(value[0]) in graph]
+
+
 def _cycle_problems(graph: Graph) -> list[ValidationProblem]:
-    state: dict[str, int] = {}  # 1 = visiting, 2 = done
-
-    def visit(node_id: str) -> str | None:
-        state[node_id] = 1
-        for value in graph[node_id].get("inputs", {}).values():
-            if is_link(value) and (upstream := str(value[0])) in graph:
-                if state.get(upstream) == 1:
-                    return upstream
-                if upstream not in state and (found := visit(upstream)):
-                    return found
-        state[node_id] = 2
-        return None
-
-    for node_id in graph:
-        if node_id not in state and (found := visit(node_id)):
-            return [ValidationProblem(found, "The graph has a cycle through this node",
-                                      "Remove a link so that no node depends on itself")]
+    """A depth-first walk with its own stack (a chain of any length never recurses)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in graph:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(_upstream_ids(graph, root)))]
+        while stack:
+            node_id, pending = stack[-1]
+            upstream = next(pending, None)
+            if upstream is None:
+                state[node_id] = 2
+                stack.pop()
+            elif state.get(upstream) == 1:
+                return [ValidationProblem(upstream, "The graph has a cycle through this node",
+                                          "Remove a link so that no node depends on itself")]
+            elif upstream not in state:
+                state[upstream] = 1
+                stack.append((upstream, iter(_upstream_ids(graph, upstream))))
     return []
 
 
-def parse_workflow(raw: dict[str, Any]) -> ParsedWorkflow:
+def size_problems(nodes: dict[str, Any], rules: ValidationRules) -> list[ValidationProblem]:
+    """max_nodes, max_node_inputs and max_connections, counted in one pass without walking
+    the graph."""
+    problems = []
+    if len(nodes) > rules.max_nodes:
+        problems.append(ValidationProblem(
+            None, f"The workflow has {len(nodes)} nodes, more than max_nodes {rules.max_nodes}",
+            "Split it into smaller workflows"))
+    links, crowded = 0, []
+    for node_id, node in nodes.items():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            continue
+        if len(inputs) > rules.max_node_inputs:
+            crowded.append(ValidationProblem(
+                str(node_id), f"The node gives {len(inputs)} inputs, more than max_node_inputs "
+                              f"{rules.max_node_inputs}",
+                "Give only the inputs its class declares"))
+        links += sum(1 for value in inputs.values() if isinstance(value, list) and is_link(value))
+    if links > rules.max_connections:
+        problems.append(ValidationProblem(
+            None, f"The workflow has {links} connections, more than max_connections "
+                  f"{rules.max_connections}", "Split it into smaller workflows"))
+    return problems + crowded[:1]
+
+
+def parse_workflow(raw: dict[str, Any], rules: ValidationRules | None = None) -> ParsedWorkflow:
+    """The workflow's graph and structural problems; with `rules`, a graph over the size
+    limits is refused at once, before any walk over it."""
     nodes, metadata = _split_envelope(raw)
     if not isinstance(nodes, dict) or not nodes:
         raise workflow_invalid([ValidationProblem(
             None, "The workflow has no nodes",
             "Submit an API-format graph: {\"<id>\": {\"class_type\": ..., \"inputs\": {...}}}")])
+    if rules is not None and (too_large := size_problems(nodes, rules)):
+        raise workflow_invalid(too_large)
     problems = [p for node_id, node in nodes.items()
                 for p in _node_problems(str(node_id), node, nodes)]
-    graph: Graph = {str(node_id): node for node_id, node in nodes.items() if _well_formed(node)}
+    graph: Graph = {str(node_id): _with_text_link_ids(node) for node_id, node in nodes.items()
+                    if _well_formed(node)}
     problems += _cycle_problems(graph)
     return ParsedWorkflow(graph, metadata, problems)
+
+
+def _with_text_link_ids(node: dict[str, Any]) -> dict[str, Any]:
+    """The node with every link's node id as text: ComfyUI looks `[1, 0]` up as the integer
+    1, which no node id is, so the link `[1, 0]` is sent as `["1", 0]` (documented)."""
+    if not any(isinstance(value, list) and is_link(value) and not isinstance(value[0], str)
+               for value in node["inputs"].values()):
+        return node
+    inputs = {name: [str(value[0]), value[1]] if is_link(value) else value
+              for name, value in node["inputs"].items()}
+    return {**node, "inputs": inputs}
 
 
 def copy_graph(graph: Graph) -> Graph:

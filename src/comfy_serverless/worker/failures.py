@@ -1,17 +1,68 @@
-"""What went wrong in an execution, as stored and as the spec's error body shows it."""
+"""What went wrong in an execution, as stored and as the spec's error body shows it.
+
+Every Failure is scrubbed of host paths when it is made, so that no client sees the server's
+folders in a status (`error`, `execution_log`), a result or a webhook: ComfyUI's folders, the
+data and engine folders, home and temp paths all become `…/<name>` (scrub_host_paths).
+"""
 
 from __future__ import annotations
 
+import re
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from comfy_serverless.engine.comfyui.messages import ExecutionError
 from comfy_serverless.errors import EnginePromptRejected
 from comfy_serverless.store.records import ExecutionRecord
 
-__all__ = ["Failure", "engine_error_failure", "rejection_failure"]
+__all__ = [
+    "Failure",
+    "engine_error_failure",
+    "rejection_failure",
+    "scrub_host_paths",
+    "scrubbed",
+]
 
 _OOM_MARKERS = ("out of memory", "outofmemoryerror")
+# The folders of an absolute path, POSIX or Windows, that is not the path of a URL (whose
+# slashes follow a ':' , a '/' or the host name): '/srv/x/output/cat.png' keeps 'cat.png'.
+_HOST_FOLDERS = re.compile(
+    r"(?<![\w.~:/\\-])(?:[A-Za-z]:)?[/\\](?:[^\s'\"`/\\:,;()\[\]{}<>]+[/\\])+")
+_ELIDED = "…/"
+
+
+def _known_roots() -> list[str]:
+    """Folders whose names may hold spaces, which the pattern alone would cut short."""
+    roots = {str(Path.home()), tempfile.gettempdir(), str(Path.cwd())}
+    return sorted((root for root in roots if len(root) > 1), key=len, reverse=True)
+
+
+def scrub_host_paths(text: str) -> str:
+    """`text` with the folders of every host path elided; file names are kept."""
+    for root in _known_roots():
+        text = text.replace(root + "/", "/elided/").replace(root, "/elided")
+    return _HOST_FOLDERS.sub(_ELIDED, text)
+
+
+def scrubbed(value: Any) -> Any:
+    """A copy of a JSON value with scrub_host_paths applied to every string in it, walked
+    with a stack of its own."""
+    holder: list[Any] = [value]
+    pending: list[tuple[Any, Any]] = [(holder, 0)]
+    while pending:
+        container, key = pending.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = scrub_host_paths(item)
+        elif isinstance(item, dict):
+            container[key] = mapping = dict(item)
+            pending.extend((mapping, name) for name in mapping)
+        elif isinstance(item, list):
+            container[key] = items = list(item)
+            pending.extend((items, index) for index in range(len(items)))
+    return holder[0]
 
 
 @dataclass(frozen=True)
@@ -22,6 +73,10 @@ class Failure:
     node_id: str | None = None
     node_type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", scrub_host_paths(self.message))
+        object.__setattr__(self, "extra", scrubbed(self.extra))
 
     def body(
         self, execution: ExecutionRecord, remaining_retries: int, retry_delay: float | None
@@ -94,9 +149,24 @@ def _map_node_errors(node_errors: dict[str, Any]
                     "error": f"Type mismatch: {extra.get('received_type')} cannot connect "
                              f"to {expected}"})
                 continue
-            problems.append({
-                "node_id": str(node_id),
-                "error": f"{error.get('message', 'invalid')}: {error.get('details', '')}".strip(),
-                "suggestion": f"Fix input '{extra.get('input_name')}' of {entry.get('class_type')}"
-                if extra.get("input_name") else "Fix this node"})
+            problems.append(_node_problem(str(node_id), entry.get("class_type"), error))
     return problems, connections
+
+
+def _node_problem(node_id: str, class_type: Any, error: dict[str, Any]) -> dict[str, Any]:
+    """One of ComfyUI's node errors. Its `input_name` is the node's own input, except in
+    `exception_during_inner_validation`: there ComfyUI files the error under the upstream
+    node that failed, with the input of the downstream node that links to it."""
+    extra = error.get("extra_info") or {}
+    text = f"{error.get('message', 'invalid')}: {error.get('details', '')}".strip()
+    input_name = extra.get("input_name")
+    if error.get("type") == "exception_during_inner_validation":
+        text = (f"{error.get('message')}: {extra.get('exception_type', 'an exception')} "
+                f"{error.get('details', '')}").strip()
+        hint = (f"Fix the inputs of {class_type} (node '{node_id}'), which feeds input "
+                f"'{input_name}' of a node downstream")
+    elif input_name:
+        hint = f"Fix input '{input_name}' of {class_type} (node '{node_id}')"
+    else:
+        hint = "Fix this node"
+    return {"node_id": node_id, "error": text, "suggestion": hint}

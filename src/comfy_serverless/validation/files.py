@@ -1,0 +1,165 @@
+"""Which files a workflow may name (docs/reference/security.md, "Which files a workflow may
+name").
+
+A *loader input* names a file that ComfyUI opens from its input, output or temp folder:
+every input whose catalog entry has an `*_upload` flag or an `image_folder` (LoadImage,
+LoadImageMask, LoadImageOutput, LoadAudio, LoadVideo, Load3D …), plus LoadLatent's `latent`.
+It may name only
+- a file the operator publishes: one of the names that the workers' catalog lists for that
+  very input (the files ComfyUI lists at the top level of its input folder), exactly as
+  listed; or
+- for image inputs, an https URL or base64 data, which submit stages as this execution's own
+  `comfy-serverless/<execution>_<n>.<ext>` (inputs/staging.py).
+Every other name is refused, whatever its spelling: ComfyUI's annotations (`[output]`,
+`[temp]`, `[input]`), folders, `..`, absolute paths, backslashes, percent-encoding, control
+characters, compatibility look-alikes (a name that NFKC changes), and a staged name typed by
+hand (`comfy-serverless/…`, another execution's input).
+
+An *output name* (`filename_prefix`, and the folders that the dataset and LoRA savers write
+in ComfyUI's output folder) is a relative path that stays inside that folder: plain segments
+separated by `/`, at most max_filename_prefix_length bytes. A loader that reads a folder of
+ComfyUI's output (LoadTrainingDataset) is refused: nothing in that folder is published.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from comfy_serverless.validation.catalog import InputSpec
+from comfy_serverless.validation.findings import listed
+from comfy_serverless.validation.rules import ValidationRules
+
+__all__ = [
+    "STAGED_PREFIX",
+    "NameProblem",
+    "name_problems",
+    "is_image_loader",
+    "names_a_file",
+    "output_name_problem",
+    "reference_problem",
+    "spelling_of_reference_problem",
+]
+
+# Where staged inputs live in ComfyUI's input folder; typed by a tenant, it is refused.
+STAGED_PREFIX = "comfy-serverless/"
+# Loaders known without a catalog, and those whose catalog entry carries no upload flag.
+_KNOWN_LOADERS = frozenset({
+    ("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadImageOutput", "image"),
+    ("LoadLatent", "latent"), ("LoadVideo", "file"), ("LoadAudio", "audio"),
+    ("Load3D", "model_file"),
+})
+_KNOWN_IMAGE_LOADERS = frozenset({("LoadImage", "image"), ("LoadImageMask", "image")})
+_OUTPUT_FOLDER_WRITERS = frozenset({
+    ("SaveImageDataSetToFolder", "folder_name"), ("SaveImageTextDataSetToFolder", "folder_name"),
+    ("SaveTrainingDataset", "folder_name"), ("SaveLoRA", "prefix"),
+})
+_OUTPUT_FOLDER_READERS = frozenset({("LoadTrainingDataset", "folder_name")})
+_ANNOTATION = re.compile(r"\[\s*(input|output|temp)\s*\]", re.IGNORECASE)
+_PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_URL_OR_DATA = re.compile(r"^(data:|[a-zA-Z][a-zA-Z0-9+.\-]*://)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class NameProblem:
+    error: str
+    suggestion: str
+
+
+def names_a_file(class_type: str, name: str, spec: InputSpec | None) -> bool:
+    """Whether this input is a loader's: it names a file in ComfyUI's folders."""
+    return (class_type, name) in _KNOWN_LOADERS or (spec is not None and spec.marks_a_file)
+
+
+def is_image_loader(class_type: str, name: str, spec: InputSpec | None) -> bool:
+    """Whether this input takes an image that submit may stage (an https URL or base64
+    data), rather than only a published name; `spec` is None without a catalog."""
+    if spec is not None:
+        return bool(spec.config.get("image_upload")) and "image_folder" not in spec.config
+    return (class_type, name) in _KNOWN_IMAGE_LOADERS
+
+
+def name_problems(class_type: str, name: str, value: Any, spec: InputSpec | None,
+                  rules: ValidationRules) -> list[NameProblem]:
+    """What is wrong with `value` as the file or folder name that this input gives, if it
+    names one; [] otherwise. `spec` is the input's catalog entry (None without a catalog)."""
+    if not isinstance(value, str):
+        return []
+    if (class_type, name) in _OUTPUT_FOLDER_READERS:
+        return [NameProblem(f"'{class_type}' reads '{name}' from ComfyUI's output folder, "
+                            "which holds other executions' files",
+                            "Remove it: no file in the output folder is published")]
+    if name == "filename_prefix" or (class_type, name) in _OUTPUT_FOLDER_WRITERS:
+        reason = output_name_problem(value, rules.max_filename_prefix_length)
+        return [NameProblem(f"'{name}' {reason}", _OUTPUT_HINT)] if reason else []
+    if not names_a_file(class_type, name, spec):
+        return []
+    if _URL_OR_DATA.match(value) and is_image_loader(class_type, name, spec):
+        return []  # staged at submit, and checked there
+    published = tuple(str(option) for option in (spec.options or ())) if spec else ()
+    reason = reference_problem(value, published)
+    return [NameProblem(f"'{name}' {reason}", _published_hint(published))] if reason else []
+
+
+_OUTPUT_HINT = ("Use a relative name such as 'renders/cat': plain segments separated by '/', "
+                "no '..', no absolute path, no backslash, no escapes or control characters")
+
+
+def _spelling_problem(value: str) -> str | None:
+    """The spellings refused in any name, whatever it names."""
+    if _CONTROL.search(value):
+        return "contains control characters"
+    if unicodedata.normalize("NFKC", value) != value:
+        return "contains characters that stand for others (compatibility look-alikes)"
+    if _PERCENT_ESCAPE.search(value):
+        return "contains percent-encoded characters"
+    if "\\" in value:
+        return "contains a backslash"
+    if value.startswith("/") or re.match(r"^[a-zA-Z]:", value):
+        return "is an absolute path"
+    if any(segment in ("", ".", "..") for segment in value.split("/")):
+        return "has an empty, '.' or '..' path segment"
+    return None
+
+
+def output_name_problem(value: str, max_bytes: int) -> str | None:
+    """Why `value` cannot name an output file or folder, or None."""
+    if not value:
+        return "is empty"
+    if len(value.encode()) > max_bytes:
+        return f"is {len(value.encode())} bytes long, more than max_filename_prefix_length " \
+               f"{max_bytes}"
+    return _spelling_problem(value)
+
+
+def spelling_of_reference_problem(value: str) -> str | None:
+    """Why `value` can never name a file for a loader, published or not; or None."""
+    if not value:
+        return "names no file"
+    if _ANNOTATION.search(value):
+        return f"names '{value}', with a folder annotation: only published files may be read"
+    if value.startswith(STAGED_PREFIX):
+        return f"names '{value}', a staged input: only the service may name those"
+    if (problem := _spelling_problem(value)) is not None:
+        return f"names '{value}', which {problem}"
+    return None
+
+
+def reference_problem(value: str, published: tuple[str, ...]) -> str | None:
+    """Why `value` cannot name a file for a loader that publishes `published`, or None."""
+    if (problem := spelling_of_reference_problem(value)) is not None:
+        return problem
+    if value not in published:
+        return f"names '{value}', which is not a published input file"
+    return None
+
+
+def _published_hint(published: tuple[str, ...]) -> str:
+    if not published:
+        return ("This input publishes no files: give an image input an https URL or base64 "
+                "data (data:image/png;base64,…)")
+    return (f"Use a published file: {listed(published)}; or give an image input an https URL "
+            "or base64 data")
