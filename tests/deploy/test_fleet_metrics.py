@@ -32,7 +32,7 @@ async def _submit(store: Store, key: ApiKeyRecord, *, priority: int, submitted_a
 
 
 async def test_an_empty_fleet_reports_nothing_waiting_failed_or_rescued(store: Store) -> None:
-    figures = await store.fleet_metrics.figures(time.time())
+    figures = await store.fleet.figures(time.time())
     assert (figures.oldest_queued_age, figures.failures_by_code, figures.lease_rescues) == (
         {}, {}, 0)
 
@@ -46,7 +46,7 @@ async def test_the_oldest_queued_job_is_aged_per_priority(store: Store) -> None:
     assert claimed is not None
     waiting = [submitted[i] for i in submitted if i != claimed.id]
     expected = {str(p): max(age for q, age in waiting if q == p) for p, _ in waiting}
-    figures = await store.fleet_metrics.figures(now)
+    figures = await store.fleet.figures(now)
     assert {p: round(age) for p, age in figures.oldest_queued_age.items()} == expected
 
 
@@ -64,6 +64,6 @@ async def test_a_lost_lease_counts_as_a_rescue_and_a_failure_by_its_code(store: 
     failed = await store.execution(execution_id)
     assert failed is not None
     assert failed.error is not None
-    figures = await store.fleet_metrics.figures(time.time())
+    figures = await store.fleet.figures(time.time())
     assert figures.lease_rescues == 1
     assert figures.failures_by_code == {failed.error["error_code"]: 1}

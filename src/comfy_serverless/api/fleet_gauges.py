@@ -19,7 +19,7 @@ def _labelled(name: str, documentation: str, label: str,
 
 
 async def fleet_gauges(store: Store, now: float) -> list[Metric]:
-    figures = await store.fleet_metrics.figures(now)
+    figures = await store.fleet.figures(now)
     return [
         _labelled("comfy_serverless_queue_oldest_age_seconds",
                   "Age of the oldest queued execution, by priority", "priority",
