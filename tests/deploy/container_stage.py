@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -255,12 +256,13 @@ async def stop_a_worker_mid_job(fleet: Fleet, s3: S3Server) -> None:
         exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", fleet.workers[first])
         if exit_code != "0" or stopped_in > SHUTDOWN_GRACE + 20:
             raise AssertionError(f"{first} exited {exit_code} after {stopped_in:.1f} s")
-        drained = [line for line in container_log(fleet.workers[first]).splitlines()
-                   if f"draining {execution_id}" in line]
+        drained = [json.loads(line)["message"]
+                   for line in container_log(fleet.workers[first]).splitlines()
+                   if line.startswith("{") and f"draining {execution_id}" in line]
         if not drained:
             raise AssertionError(f"{first} did not log what it was draining")
         print(f"[stage]   {first} stopped mid-job in {stopped_in:.1f} s, exit code 0; it "
-              f"logged: {drained[0][-120:]}", file=sys.stderr)
+              f"logged: {drained[0]}", file=sys.stderr)
         done = await status_when(api_2, execution_id, {"completed", "failed"}, timeout=240)
         if done["status"] != "completed":
             raise AssertionError(f"the job was lost: {done}")
