@@ -15,6 +15,8 @@ from comfy_serverless.engine.comfyui.installer import (
     build_tiny_checkpoint,
     install_engine,
 )
+from comfy_serverless.fleet.cli import add_fleet_commands
+from comfy_serverless.fleet.identity import check_fleet_identity
 from comfy_serverless.logs import configure_logging
 from comfy_serverless.services import build_engine, build_rescuer, build_worker, open_services
 from comfy_serverless.settings import Settings
@@ -43,6 +45,7 @@ async def _run_worker(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with open_services(settings) as services:
+        await check_fleet_identity(services.store, settings)
         rescuer = build_rescuer(services)
         worker = build_worker(services, build_engine(settings))
         await worker.start()
@@ -108,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         handler=_migrate_command)
 
     add_key_commands(commands)
+    add_fleet_commands(commands)
 
     maintenance = commands.add_parser("maintenance", help="announce maintenance").add_subparsers(
         dest="maintenance", required=True)

@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     max_node_inputs: int = 256
     max_input_overrides: int = 100
 
+    # --- fleet packaging (issue #16): a fleet that cannot work refuses to start ---
+    fleet_identity_check: bool = True
+    outputs_on_s3_only: bool = False
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
             max_nodes=self.max_nodes,
@@ -193,7 +197,7 @@ class Settings(BaseSettings):
         return StorageDefaults(
             path_template=self.output_path_template, s3_configured=self.s3_enabled,
             s3_bucket=self.s3_bucket, s3_allowed_buckets=tuple(self.s3_allowed_buckets),
-            retention_days=self.output_retention_days)
+            retention_days=self.output_retention_days, s3_only=self.outputs_on_s3_only)
     def prices(self) -> Prices:
         return Prices(self.gpu_price_per_second, self.storage_price_per_gb,
                       self.bandwidth_price_per_gb)

@@ -26,6 +26,7 @@ from comfy_serverless.api.routes import (
     webhooks,
     workflows,
 )
+from comfy_serverless.fleet.identity import check_fleet_identity
 from comfy_serverless.services import (
     Services,
     build_engine,
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings) as services:
+            await check_fleet_identity(services.store, settings)
             app.state.services = services
             rescuer = build_rescuer(services)
             rescuer.start()

@@ -50,11 +50,11 @@ def new_execution_id() -> str:
 def _destination(request: ExecuteRequest, execution_id: str, settings: Settings
                  ) -> Destination:
     """Where the execution's files go, resolved now, so that a bad request fails at submit."""
-    requested = request.output_config.storage.model_dump()
+    requested = request.output_config.storage.model_dump(exclude_unset=True)
     try:
         return resolve_destination(requested, execution_id, settings.storage_defaults())
     except DestinationUnavailable as exc:
-        raise FeatureUnavailable(str(exc), {"field": exc.field, "supported": ["local"]}
+        raise FeatureUnavailable(str(exc), {"field": exc.field, "supported": list(exc.supported)}
                                  ) from exc
     except DestinationInvalid as exc:
         raise RequestInvalid(str(exc), {"field": exc.field}) from exc

@@ -38,6 +38,11 @@ class DestinationInvalid(ValueError):
 class DestinationUnavailable(DestinationInvalid):
     """A valid storage request for a provider this deployment has not configured."""
 
+    def __init__(self, message: str, field: str, supported: tuple[str, ...] = ("local",)
+                 ) -> None:
+        super().__init__(message, field)
+        self.supported = supported
+
 
 @dataclass(frozen=True)
 class StorageDefaults:
@@ -46,6 +51,7 @@ class StorageDefaults:
     s3_bucket: str | None = None
     s3_allowed_buckets: tuple[str, ...] = ()
     retention_days: int | None = None
+    s3_only: bool = False  # a fleet without a shared folder: every output on S3
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ def safe_subfolder(subfolder: str) -> str:
 def resolve_destination(requested: dict[str, Any], execution_id: str,
                         defaults: StorageDefaults) -> Destination:
     """`output_config.storage` as asked for, checked and completed; DestinationInvalid if not."""
-    provider = str(requested.get("provider") or "local")
+    provider = str(requested.get("provider") or ("s3" if defaults.s3_only else "local"))
     bucket = _bucket(provider, requested.get("bucket"), defaults)
     retention = requested.get("retention_days") or defaults.retention_days
     return Destination(provider, bucket, _prefix(requested.get("path"), execution_id, defaults),
@@ -100,6 +106,9 @@ def resolve_destination(requested: dict[str, Any], execution_id: str,
 
 def _bucket(provider: str, asked: str | None, defaults: StorageDefaults) -> str | None:
     if provider == "local":
+        if defaults.s3_only:
+            raise DestinationUnavailable("This deployment stores every output on S3",
+                                         "output_config.storage.provider", ("s3",))
         return None
     if not defaults.s3_configured:
         raise DestinationUnavailable("S3 storage is not configured on this deployment",

@@ -16,6 +16,7 @@ from typing import Any
 
 from comfy_serverless.store.access import AccessStore
 from comfy_serverless.store.connector import Connector, Session, connect
+from comfy_serverless.store.fleet import FleetStore
 from comfy_serverless.store.migrations import apply_migrations
 from comfy_serverless.store.models import ModelRegistry
 from comfy_serverless.store.queries import load_queries
@@ -59,6 +60,7 @@ class Store:
         self.access = AccessStore(connector, self._sql)
         self.models = ModelRegistry(connector, self._sql)
         self.retention = OutputRetention(connector, self._sql)
+        self.fleet = FleetStore(connector, self._sql)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

@@ -35,6 +35,7 @@ from comfy_serverless.engine.comfyui.stats import (
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
+from comfy_serverless.fleet.drain import log_drain
 from comfy_serverless.logs import execution_context, worker_context
 from comfy_serverless.models.inventory import ModelInventory
 from comfy_serverless.models.warmth import WarmModels
@@ -173,6 +174,7 @@ class Worker:
     async def stop(self) -> None:
         """Graceful: stop claiming; let the running job finish within shutdown_grace, else
         interrupt it and hand it back to the queue. Nothing is lost either way."""
+        log_drain(self.config.worker_id, self.running, self.config.shutdown_grace)
         self._stopping.set()
         self.signals.work_available()
         producer = self._tasks[0] if self._tasks else None

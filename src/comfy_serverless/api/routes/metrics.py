@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 
 from comfy_serverless.api.deps import ServicesDep
+from comfy_serverless.api.fleet_gauges import fleet_gauges
 from comfy_serverless.api.schemas import error_responses
 from comfy_serverless.errors import ApiError, AuthenticationFailed
 from comfy_serverless.executions.queue_status import fleet_memory
@@ -106,6 +107,7 @@ async def metrics(services: ServicesDep) -> Response:
         _gauge("comfy_serverless_model_loads", "Model loads seen in execution logs", None,
                {"": counts["model_loads"]["all"]}),
     ]
+    gathered += await fleet_gauges(store, time.time())
     registry = CollectorRegistry()
     registry.register(_Snapshot(gathered))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)

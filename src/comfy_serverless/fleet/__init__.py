@@ -1,0 +1,1 @@
+"""What the processes of one fleet must agree on, checked when each one starts."""
