@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from comfy_serverless.inputs.dimensions import image_dimensions
+from comfy_serverless.inputs.dimensions import image_dimensions, image_extent, jpeg_frame_headers
 from comfy_serverless.validation.values import IMAGE_HEAD_BYTES, sniff_image_format
 from comfy_serverless.webhooks.outbound import (
     OutboundError,
@@ -113,6 +113,16 @@ def _check_pixels(path: Path, kind: str, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageRefused(f"the image is {width}x{height} pixels, more than the "
                            f"{max_pixels} allowed (max_input_pixels)")
+    extent = image_extent(path, kind)
+    if extent is None:
+        raise ImageRefused(f"the {kind} file cannot be read as an image")
+    if extent.pixels > max_pixels:
+        raise ImageRefused(
+            f"the image is {extent.frames} frame(s) of up to {extent.width}x{extent.height}, "
+            f"{extent.pixels} pixels in all, more than the {max_pixels} allowed "
+            "(max_input_pixels)")
+    if kind == "jpg" and jpeg_frame_headers(path) > 1:
+        raise ImageRefused("the jpg has more than one start-of-frame header before its scan")
 
 
 def spool_image(data: bytes, spool_dir: Path, policy: FetchPolicy) -> FetchedImage:
@@ -120,7 +130,7 @@ def spool_image(data: bytes, spool_dir: Path, policy: FetchPolicy) -> FetchedIma
     sink = _Sink(spool_dir, policy)
     try:
         sink.write(data)
-        return sink.finish()
+        return sink.finish()  # off the event loop: the caller runs this in a thread
     except BaseException:
         sink.discard()
         raise
@@ -137,7 +147,7 @@ async def fetch_image(url: str, policy: FetchPolicy, spool_dir: Path) -> Fetched
     try:
         async with outbound_client(policy.tls(), policy.timeout) as client:
             await _download(client, checked, policy, sink)
-        return sink.finish()
+        return await asyncio.to_thread(sink.finish)
     except BaseException:
         sink.discard()
         raise
