@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     max_node_inputs: int = 256
     max_input_overrides: int = 100
 
+    # --- outbound, after the review of issue #12: DNS lookups, webhook keys ---
+    outbound_dns_timeout: float = Field(default=5.0, gt=0, le=60)
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
             max_nodes=self.max_nodes,
@@ -200,7 +203,8 @@ class Settings(BaseSettings):
 
     def webhook_policy(self) -> WebhookPolicy:
         return WebhookPolicy(require_https=self.webhook_require_https,
-                             allowed_networks=tuple(self.webhook_allowed_networks))
+                             allowed_networks=tuple(self.webhook_allowed_networks),
+                             resolve_timeout=self.outbound_dns_timeout)
 
     def live_window(self) -> float:
         """How recently a worker must have sent a heartbeat to count as live."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,9 +24,9 @@ from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import LocalService, free_port
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
-from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from comfy_serverless.webhooks.ssrf import UnsafeDestination, WebhookPolicy, check_destination
 from tests.helpers import submit, wait_for, wait_until_finished
-from tests.outbound import Handler, receiver_at, started_execution
+from tests.outbound import Handler, receiver_at, started_execution, stub_resolver
 from tests.workflows import inverted_image
 
 MB = 1024 * 1024
@@ -200,17 +200,8 @@ async def test_a_rebinding_host_name_is_delivered_to_the_address_that_was_checke
             return web.Response(status=200)
         return handle
 
-    loop = asyncio.get_running_loop()
-    real_getaddrinfo = loop.getaddrinfo
     answers = iter(["127.0.0.1"])
-
-    async def rebinding(host: Any, port_: Any, *args: Any, **kwargs: Any) -> Any:
-        if host != "rebind.test":
-            return await real_getaddrinfo(host, port_, *args, **kwargs)
-        address = next(answers, "127.0.0.2")
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port_)))]
-
-    monkeypatch.setattr(loop, "getaddrinfo", rebinding)
+    stub_resolver(monkeypatch, "rebind.test", lambda name: next(answers, "127.0.0.2"))
     async with (receiver_at(recorder("127.0.0.1"), "127.0.0.1", port),
                 receiver_at(recorder("127.0.0.2"), "127.0.0.2", port)):
         await started_execution(store, f"http://rebind.test:{port}/hook")
@@ -221,3 +212,35 @@ async def test_a_rebinding_host_name_is_delivered_to_the_address_that_was_checke
         assert await dispatcher.run_once() == 1
         await dispatcher.stop()
     assert hits == {"127.0.0.1": [f"rebind.test:{port}"], "127.0.0.2": []}
+
+
+# --------------------------------------------------------------------------- stalling DNS
+
+
+async def test_a_name_server_that_never_answers_holds_no_shared_thread(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant's names whose lookups never return: each URL fails after the lookup timeout,
+    and the event loop's default thread pool (storage, output conversion) stays free."""
+    released = threading.Event()
+
+    def stall(name: str) -> str:
+        released.wait(30)
+        return "127.0.0.1"
+
+    stub_resolver(monkeypatch, "stall.test", stall)
+    policy = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",),
+                           resolve_timeout=0.5)
+    try:
+        lookups = [asyncio.create_task(check_destination(f"http://u{n}.stall.test/hook", policy))
+                   for n in range(40)]
+        await asyncio.sleep(0)  # every lookup has started
+        started = time.monotonic()
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "done"), 2) == "done"
+        assert time.monotonic() - started < 1.0, "default-pool work waited for DNS lookups"
+        results = await asyncio.wait_for(
+            asyncio.gather(*lookups, return_exceptions=True), 5)
+        assert all(isinstance(result, UnsafeDestination) for result in results), results
+        assert "did not resolve within 0.5s" in str(results[0])
+    finally:
+        released.set()
