@@ -56,14 +56,17 @@ async def receiver_at(handler: Handler, host: str = "127.0.0.1", port: int | Non
         await runner.cleanup()
 
 
-async def started_execution(store: Store, webhook_url: str) -> str:
-    """An execution of its own key, claimed, so that its execution.started event is due;
-    its id."""
-    key = issue_key("secret", "basic").record
-    await store.create_api_key(key)
+async def started_execution(store: Store, webhook_url: str, api_key_id: str | None = None
+                            ) -> str:
+    """An execution of its own key (or of `api_key_id`), claimed, so that its
+    execution.started event is due; its id."""
+    if api_key_id is None:
+        key = issue_key("secret", "basic").record
+        await store.create_api_key(key)
+        api_key_id = key.id
     execution_id = new_execution_id()
     await store.create_execution(NewExecution(
-        id=execution_id, api_key_id=key.id, priority=5, workflow=inverted_image(1),
+        id=execution_id, api_key_id=api_key_id, priority=5, workflow=inverted_image(1),
         options={}, signature="s", webhook_url=webhook_url, client_id=None,
         submitted_at=time.time(), max_attempts=1, total_nodes=3, webhook_secret=None,
         webhook_max_retries=3))

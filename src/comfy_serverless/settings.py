@@ -169,6 +169,7 @@ class Settings(BaseSettings):
 
     # --- outbound, after the review of issue #12: DNS lookups, webhook keys ---
     outbound_dns_timeout: float = Field(default=5.0, gt=0, le=60)
+    webhook_per_key: int = Field(default=8, ge=1, le=10_000)
 
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(

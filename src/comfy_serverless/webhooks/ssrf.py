@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 __all__ = ["CheckedUrl", "IPAddress", "OutboundUrl", "UnsafeDestination", "WebhookPolicy",
-           "check_destination", "is_public", "parse_url"]
+           "check_destination", "destination_of", "is_public", "parse_url"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -188,6 +188,21 @@ def parse_url(url: str) -> OutboundUrl:
     address = _ip_literal(host)
     host = _ascii_host_name(host) if address is None else str(address)
     return OutboundUrl(url, parts.scheme, host, port, address)
+
+
+def destination_of(url: str) -> str:
+    """Where a URL connects, one spelling per receiver: scheme://host:port, the host in
+    lower-case ASCII without a trailing dot, the port explicit; user info, path, query and
+    fragment dropped. A URL that does not parse (refused at delivery anyway) keeps its text
+    up to the first '/' after the scheme, lower-cased."""
+    try:
+        target = parse_url(url)
+    except UnsafeDestination:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{re.split(r'[/?#]', rest, maxsplit=1)[0]}".lower()
+    host = target.host.lower().removesuffix(".")
+    host = f"[{host}]" if ":" in host else host
+    return f"{target.scheme}://{host}:{target.port}"
 
 
 async def _resolve(target: OutboundUrl, timeout: float) -> list[IPAddress]:
