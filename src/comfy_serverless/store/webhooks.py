@@ -89,10 +89,13 @@ class WebhookOutbox:
                        events: list[str], max_endpoints: int) -> str | None:
         """The new endpoint's id; None when the key already has `max_endpoints`."""
         endpoint_id = f"whe_{secrets.token_hex(12)}"
-        inserted = await self._db.execute(self._sql["insert_endpoint"], {
-            "id": endpoint_id, "api_key_id": api_key_id, "url": url,
-            "destination": destination_of(url), "secret": secret,
-            "events": json.dumps(events), "now": time.time(), "max_endpoints": max_endpoints})
+        async with self._db.transaction() as tx:
+            await tx.fetch_one(self._sql["lock_key_endpoints"], {"api_key_id": api_key_id})
+            inserted = await tx.execute(self._sql["insert_endpoint"], {
+                "id": endpoint_id, "api_key_id": api_key_id, "url": url,
+                "destination": destination_of(url), "secret": secret,
+                "events": json.dumps(events), "now": time.time(),
+                "max_endpoints": max_endpoints})
         return endpoint_id if inserted == 1 else None
 
     async def endpoints(self, api_key_id: str) -> list[dict[str, Any]]:

@@ -352,8 +352,14 @@ SELECT :id, x.id, x.webhook_url, x.webhook_destination, x.api_key_id, :event_typ
        COALESCE(x.webhook_max_retries, 3), :now
 FROM executions x WHERE x.id = :execution_id AND x.webhook_url IS NOT NULL;
 
+-- name: lock_key_endpoints
+-- Taken before insert_endpoint, in its transaction: registrations of one key run one at a
+-- time, so that each counts the others' endpoints (under READ COMMITTED two concurrent
+-- inserts would each count 9 and make 11). SQLite writes run one at a time anyway.
+SELECT id FROM api_keys WHERE id = :api_key_id {{for_update}};
+
 -- name: insert_endpoint
--- Nothing is inserted once the key has :max_endpoints endpoints.
+-- Nothing is inserted once the key has :max_endpoints endpoints (after lock_key_endpoints).
 INSERT INTO webhook_endpoints (id, api_key_id, url, destination, secret, events, created_at)
 SELECT :id, :api_key_id, :url, :destination, :secret, :events, :now
 WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE api_key_id = :api_key_id)
