@@ -20,7 +20,9 @@ can never point the connection elsewhere. Nothing here ever connects anywhere.
 A lookup runs in this module's own bounded thread pool (`_RESOLVER_THREADS`), never in the
 event loop's default one (which also serves storage and output conversion), and within
 `policy.resolve_timeout`: a tenant's name server that never answers makes its own URLs fail
-after that long, and can hold at most the resolver's threads, never anyone else's work.
+after that long, and holds at most the resolver's threads (each until the system resolver
+gives up), never the threads of storage or output conversion. Other tenants' lookups share
+those threads: while all are held, theirs wait and fail after the timeout as well.
 """
 
 from __future__ import annotations
