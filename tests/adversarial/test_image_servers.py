@@ -157,15 +157,15 @@ def _frames(kind: str, sizes: list[int]) -> bytes:
     ("an animated WebP of 3 frames", _frames("WEBP", [40, 40, 40]), "webp"),
     ("an MPO whose second frame is larger", _frames("MPO", [8, 100]), "jpg"),
 ])
-def test_every_frame_and_the_last_header_count_against_the_pixel_limit(
+async def test_every_frame_and_the_last_header_count_against_the_pixel_limit(
         tmp_path: Path, name: str, data: bytes, kind: str) -> None:
     policy = FetchPolicy(WebhookPolicy(), 1 << 20, ("png", "jpg", "webp"), max_pixels=64 * 64)
     one_frame = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}[kind]
     small = io.BytesIO()
     Image.new("RGB", (40, 40)).save(small, one_frame)
-    assert spool_image(small.getvalue(), tmp_path, policy).format == kind  # one frame fits
+    assert (await spool_image(small.getvalue(), tmp_path, policy)).format == kind  # one frame fits
     with pytest.raises(ImageRefused) as refused:
-        spool_image(data, tmp_path, policy)
+        await spool_image(data, tmp_path, policy)
     message = str(refused.value)
     assert "max_input_pixels" in message or "start-of-frame" in message, (name, message)
 

@@ -149,7 +149,7 @@ class InputStager:
         if image.kind == "url":
             return await fetch_image(image.value, self._policy, self._spool_dir)
         data = _decoded(image.value, self._policy.max_bytes)
-        return await asyncio.to_thread(spool_image, data, self._spool_dir, self._policy)
+        return await spool_image(data, self._spool_dir, self._policy)
 
     async def discard(self, execution: NewExecution | ExecutionRecord) -> None:
         """Best effort: delete what stage() stored for an execution that will not run (not
