@@ -202,7 +202,10 @@ def destination_of(url: str) -> str:
     except UnsafeDestination:
         scheme, _, rest = url.partition("://")
         return f"{scheme}://{re.split(r'[/?#]', rest, maxsplit=1)[0]}".lower()
-    host = target.host.lower().removesuffix(".")
+    if target.address is not None:  # an IPv4-mapped IPv6 address is the IPv4 one
+        host = str(_plain(target.address))
+    else:
+        host = target.host.lower().removesuffix(".")
     host = f"[{host}]" if ":" in host else host
     return f"{target.scheme}://{host}:{target.port}"
 
