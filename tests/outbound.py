@@ -4,9 +4,12 @@ webhook event is waiting to be delivered."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import pytest
 from aiohttp import web
 
 from comfy_serverless.auth.keys import issue_key
@@ -17,6 +20,24 @@ from comfy_serverless.testing import free_port
 from tests.workflows import inverted_image
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Answer = Callable[[str], str]
+
+
+def stub_resolver(monkeypatch: pytest.MonkeyPatch, suffix: str, answer: Answer) -> None:
+    """Names ending in `suffix` resolve to `answer(name)` (which may block, as a stalling name
+    server does), in whatever thread asks; any other name to nothing, so that no test ever
+    looks up a real name."""
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name in ("127.0.0.1", "::1"):
+            family = socket.AF_INET6 if ":" in name else socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 6, "", (name, int(port or 0)))]
+        if not name.removesuffix(".").endswith(suffix):
+            raise socket.gaierror(socket.EAI_NONAME, "not a test name")
+        address = answer(name)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port or 0)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @contextlib.asynccontextmanager
@@ -35,14 +56,17 @@ async def receiver_at(handler: Handler, host: str = "127.0.0.1", port: int | Non
         await runner.cleanup()
 
 
-async def started_execution(store: Store, webhook_url: str) -> str:
-    """An execution of its own key, claimed, so that its execution.started event is due;
-    its id."""
-    key = issue_key("secret", "basic").record
-    await store.create_api_key(key)
+async def started_execution(store: Store, webhook_url: str, api_key_id: str | None = None
+                            ) -> str:
+    """An execution of its own key (or of `api_key_id`), claimed, so that its
+    execution.started event is due; its id."""
+    if api_key_id is None:
+        key = issue_key("secret", "basic").record
+        await store.create_api_key(key)
+        api_key_id = key.id
     execution_id = new_execution_id()
     await store.create_execution(NewExecution(
-        id=execution_id, api_key_id=key.id, priority=5, workflow=inverted_image(1),
+        id=execution_id, api_key_id=api_key_id, priority=5, workflow=inverted_image(1),
         options={}, signature="s", webhook_url=webhook_url, client_id=None,
         submitted_at=time.time(), max_attempts=1, total_nodes=3, webhook_secret=None,
         webhook_max_retries=3))

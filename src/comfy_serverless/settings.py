@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     max_node_inputs: int = 256
     max_input_overrides: int = 100
 
+    # --- outbound, after the review of issue #12: DNS lookups, webhook keys ---
+    outbound_dns_timeout: float = Field(default=5.0, gt=0, le=60)
+    webhook_per_key: int = Field(default=8, ge=1, le=10_000)
+
     # --- fleet packaging (issue #16): a fleet that cannot work refuses to start ---
     fleet_identity_check: bool = True
     outputs_on_s3_only: bool = False
@@ -204,7 +208,8 @@ class Settings(BaseSettings):
 
     def webhook_policy(self) -> WebhookPolicy:
         return WebhookPolicy(require_https=self.webhook_require_https,
-                             allowed_networks=tuple(self.webhook_allowed_networks))
+                             allowed_networks=tuple(self.webhook_allowed_networks),
+                             resolve_timeout=self.outbound_dns_timeout)
 
     def live_window(self) -> float:
         """How recently a worker must have sent a heartbeat to count as live."""

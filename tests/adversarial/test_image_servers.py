@@ -21,7 +21,7 @@ from PIL import Image
 
 from comfy_serverless.errors import WorkflowInvalid
 from comfy_serverless.inputs.dimensions import image_dimensions
-from comfy_serverless.inputs.fetcher import FetchPolicy
+from comfy_serverless.inputs.fetcher import FetchPolicy, ImageRefused, spool_image
 from comfy_serverless.inputs.staging import InputStager
 from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.storage.local import LocalStorage
@@ -61,8 +61,47 @@ def webp_bomb(side: int) -> bytes:
     return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
 
 
+def _jpeg(side: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (9, 9, 9)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def jpeg_two_headers(real: int, fake: int) -> bytes:
+    """A real real x real JPEG, with a second start-of-frame header (fake x fake) after the
+    first: the first is what a segment walker sees, the last is what Pillow decodes."""
+    data = _jpeg(real)
+    start = data.index(b"\xff\xc0")
+    end = start + 2 + int.from_bytes(data[start + 2:start + 4], "big")
+    frame = bytearray(data[start:end])
+    frame[5:9] = struct.pack(">HH", fake, fake)
+    return data[:end] + bytes(frame) + data[end:]
+
+
+def apng_bomb(side: int, frames: int) -> bytes:
+    """An animated PNG of `frames` frames of side x side 1-bit pixels, each frame within the
+    pixel limit, all of them together far beyond it (LoadImage decodes every frame)."""
+    row = b"\x00" * (1 + (side + 7) // 8)
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    chunks = [_png_chunk(b"IHDR", header), _png_chunk(b"acTL", struct.pack(">II", frames, 0))]
+    sequence = 0
+    for frame in range(frames):
+        control = struct.pack(">IIIIIHHBB", sequence, side, side, 0, 0, 1, 10, 0, 0)
+        chunks.append(_png_chunk(b"fcTL", control))
+        sequence += 1
+        if frame == 0:
+            chunks.append(_png_chunk(b"IDAT", data))
+        else:
+            chunks.append(_png_chunk(b"fdAT", struct.pack(">I", sequence) + data))
+            sequence += 1
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks) + _png_chunk(b"IEND", b"")
+
+
 BOMBS = {"png-13000": png_bomb(13000), "png-30000": png_bomb(30000),
-         "jpg-30000": jpeg_bomb(30000), "webp-30000": webp_bomb(30000)}
+         "jpg-30000": jpeg_bomb(30000), "webp-30000": webp_bomb(30000),
+         "jpg-8-then-30000": jpeg_two_headers(8, 30000), "png-4096x4096x8": apng_bomb(4096, 8)}
 
 
 def _data_uri(data: bytes, kind: str) -> str:
@@ -103,6 +142,32 @@ def test_dimensions_come_from_the_header(tmp_path: Path, kind: str,
         path, kind, exif=Image.Exif().tobytes() if kind == "JPEG" else b"", **options)
     formats = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
     assert image_dimensions(path, formats[kind]) == (321, 123)
+
+
+def _frames(kind: str, sizes: list[int]) -> bytes:
+    images = [Image.new("RGB", (side, side), (n * 40, 9, 9)) for n, side in enumerate(sizes)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, kind, save_all=True, append_images=images[1:])
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("name", "data", "kind"), [
+    ("a jpg with a second, larger frame header", jpeg_two_headers(8, 200), "jpg"),
+    ("an APNG of 3 frames", _frames("PNG", [40, 40, 40]), "png"),
+    ("an animated WebP of 3 frames", _frames("WEBP", [40, 40, 40]), "webp"),
+    ("an MPO whose second frame is larger", _frames("MPO", [8, 100]), "jpg"),
+])
+async def test_every_frame_and_the_last_header_count_against_the_pixel_limit(
+        tmp_path: Path, name: str, data: bytes, kind: str) -> None:
+    policy = FetchPolicy(WebhookPolicy(), 1 << 20, ("png", "jpg", "webp"), max_pixels=64 * 64)
+    one_frame = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}[kind]
+    small = io.BytesIO()
+    Image.new("RGB", (40, 40)).save(small, one_frame)
+    assert (await spool_image(small.getvalue(), tmp_path, policy)).format == kind  # one frame fits
+    with pytest.raises(ImageRefused) as refused:
+        await spool_image(data, tmp_path, policy)
+    message = str(refused.value)
+    assert "max_input_pixels" in message or "start-of-frame" in message, (name, message)
 
 
 # --------------------------------------------------------------------------- stalling servers

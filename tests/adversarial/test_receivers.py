@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,14 +19,15 @@ import httpx
 import pytest
 from aiohttp import web
 
+from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import LocalService, free_port
 from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispatcher
-from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from comfy_serverless.webhooks.ssrf import UnsafeDestination, WebhookPolicy, check_destination
 from tests.helpers import submit, wait_for, wait_until_finished
-from tests.outbound import Handler, receiver_at, started_execution
+from tests.outbound import Handler, receiver_at, started_execution, stub_resolver
 from tests.workflows import inverted_image
 
 MB = 1024 * 1024
@@ -200,17 +201,8 @@ async def test_a_rebinding_host_name_is_delivered_to_the_address_that_was_checke
             return web.Response(status=200)
         return handle
 
-    loop = asyncio.get_running_loop()
-    real_getaddrinfo = loop.getaddrinfo
     answers = iter(["127.0.0.1"])
-
-    async def rebinding(host: Any, port_: Any, *args: Any, **kwargs: Any) -> Any:
-        if host != "rebind.test":
-            return await real_getaddrinfo(host, port_, *args, **kwargs)
-        address = next(answers, "127.0.0.2")
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port_)))]
-
-    monkeypatch.setattr(loop, "getaddrinfo", rebinding)
+    stub_resolver(monkeypatch, "rebind.test", lambda name: next(answers, "127.0.0.2"))
     async with (receiver_at(recorder("127.0.0.1"), "127.0.0.1", port),
                 receiver_at(recorder("127.0.0.2"), "127.0.0.2", port)):
         await started_execution(store, f"http://rebind.test:{port}/hook")
@@ -221,3 +213,132 @@ async def test_a_rebinding_host_name_is_delivered_to_the_address_that_was_checke
         assert await dispatcher.run_once() == 1
         await dispatcher.stop()
     assert hits == {"127.0.0.1": [f"rebind.test:{port}"], "127.0.0.2": []}
+
+
+# --------------------------------------------------------------------------- stalling DNS
+
+
+async def test_a_name_server_that_never_answers_holds_no_shared_thread(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant's names whose lookups never return: each URL fails after the lookup timeout,
+    and the event loop's default thread pool (storage, output conversion) stays free."""
+    released = threading.Event()
+
+    def stall(name: str) -> str:
+        released.wait(30)
+        return "127.0.0.1"
+
+    stub_resolver(monkeypatch, "stall.test", stall)
+    policy = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",),
+                           resolve_timeout=0.5)
+    try:
+        lookups = [asyncio.create_task(check_destination(f"http://u{n}.stall.test/hook", policy))
+                   for n in range(40)]
+        await asyncio.sleep(0)  # every lookup has started
+        started = time.monotonic()
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "done"), 2) == "done"
+        assert time.monotonic() - started < 1.0, "default-pool work waited for DNS lookups"
+        results = await asyncio.wait_for(
+            asyncio.gather(*lookups, return_exceptions=True), 5)
+        assert all(isinstance(result, UnsafeDestination) for result in results), results
+        assert "did not resolve within 0.5s" in str(results[0])
+    finally:
+        released.set()
+
+
+# --------------------------------------------------------------------------- many spellings
+
+
+def _dispatcher(store: Store, tmp_path: Path, timeout: float = 30, **limits: int
+                ) -> WebhookDispatcher:
+    return WebhookDispatcher(store, LocalStorage(tmp_path, UrlSigner("s")), DispatcherConfig(
+        policy=WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",)),
+        base_url="http://127.0.0.1:8000", signed_url_ttl=60, timeout=timeout, **limits))
+
+
+async def test_spellings_of_one_receiver_are_one_destination(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """User info, case, a trailing dot, a path or a query: one receiver, one cap."""
+    stub_resolver(monkeypatch, "tenant.test", lambda name: "127.0.0.1")
+    stalling = Stalling()
+    port = free_port()
+    spellings = [f"http://{host}:{port}/hook{tail}" for host, tail in [
+        ("hook.tenant.test", ""), ("a@hook.tenant.test", ""), ("b:pw@HOOK.tenant.test", "?y=1"),
+        ("hook.tenant.test.", ""), ("Hook.Tenant.Test", "#f"), ("hook.tenant.test", "?z")]]
+    async with receiver_at(stalling.handle, "127.0.0.1", port):
+        for url in spellings:
+            await started_execution(store, url)
+        dispatcher = _dispatcher(store, tmp_path, per_destination=2)
+        try:
+            assert await dispatcher.run_once() == 2
+
+            async def held() -> bool:
+                return stalling.open_now == 2
+
+            await wait_for(held, timeout=10, what="the receiver to hold two deliveries")
+            assert await dispatcher.run_once() == 0, "another spelling got past the cap"
+        finally:
+            stalling.released.set()
+            await dispatcher.stop()
+    assert stalling.most_open == 2
+
+
+async def test_one_tenant_with_many_receivers_holds_only_its_share_of_the_slots(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wildcard DNS gives one tenant any number of destinations; its in-flight deliveries
+    are capped per key (default 8), so another tenant's event still goes out at once."""
+    stub_resolver(monkeypatch, "tenant.test", lambda name: "127.0.0.1")
+    stalling = Stalling()
+    arrived = asyncio.Event()
+
+    async def fast(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        arrived.set()
+        return web.Response(status=200)
+
+    port = free_port()
+    key = issue_key("secret", "basic").record
+    await store.create_api_key(key)
+    async with receiver_at(stalling.handle, "127.0.0.1", port), receiver_at(fast) as fast_url:
+        for n in range(12):
+            await started_execution(store, f"http://u{n}.tenant.test:{port}/hook", key.id)
+        await started_execution(store, fast_url)
+        dispatcher = _dispatcher(store, tmp_path, concurrency=10)
+        try:
+            async def delivered() -> bool:
+                await dispatcher.run_once()
+                return arrived.is_set()
+
+            await wait_for(delivered, timeout=3, what="the other tenant's event")
+            assert stalling.most_open <= 8, "one key held more than its share"
+        finally:
+            stalling.released.set()
+            await dispatcher.stop()
+
+
+async def test_a_slow_lookup_counts_within_the_delivery_timeout(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    released = threading.Event()
+
+    def stall(name: str) -> str:
+        released.wait(30)
+        return "127.0.0.1"
+
+    stub_resolver(monkeypatch, "slowdns.test", stall)
+    execution_id = await started_execution(store, "http://hook.slowdns.test:9/hook")
+    dispatcher = _dispatcher(store, tmp_path, timeout=0.5)
+    try:
+        started = time.monotonic()
+        assert await dispatcher.run_once() == 1
+        await dispatcher.drain()
+        assert time.monotonic() - started < 2.0, "the lookup held the slot past the timeout"
+    finally:
+        released.set()
+        await dispatcher.stop()
+    _, deliveries = await store.webhooks.log(execution_id)
+    assert deliveries[0].error is not None
+    assert "TimeoutError" in deliveries[0].error

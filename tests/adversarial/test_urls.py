@@ -14,7 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from comfy_serverless.webhooks.ssrf import UnsafeDestination, WebhookPolicy, check_destination
+from comfy_serverless.webhooks.ssrf import (
+    UnsafeDestination,
+    WebhookPolicy,
+    check_destination,
+    destination_of,
+)
 
 NO_ALLOWLIST = WebhookPolicy(require_https=False)
 LOOPBACK_ALLOWED = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",))
@@ -149,3 +154,13 @@ async def test_a_malformed_url_is_a_400_naming_its_field(
     else:
         assert body["error_code"] == "INVALID_WEBHOOK_URL"
         assert body["details"]["field"] == field, body
+
+
+def test_every_spelling_of_one_receiver_is_one_destination() -> None:
+    spellings = ["https://h.example/", "https://a@h.example/", "https://b:pw@h.example/x",
+                 "https://h.example:443/y?z", "https://h.example./", "https://H.EXAMPLE/#f",
+                 "HTTPS://h.example"]
+    assert {destination_of(url) for url in spellings} == {"https://h.example:443"}
+    assert destination_of("http://h.example/") == "http://h.example:80"
+    assert destination_of("https://[::FFFF:8.8.8.8]/") == "https://8.8.8.8:443"
+    assert destination_of("https://bücher.example/") == "https://xn--bcher-kva.example:443"

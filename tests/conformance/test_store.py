@@ -361,3 +361,24 @@ async def test_gpu_usage_is_kept_with_progress_and_outcome(store: Store) -> None
     done = await store.execution(claimed.id)
     assert done is not None
     assert done.engine_metrics == final
+
+
+
+async def test_a_registration_racing_an_uncommitted_one_never_passes_the_cap(
+        store: Store) -> None:
+    """Another POST has inserted the key's 10th endpoint and not yet committed: a second
+    one must wait for it and then be refused, never see 9 and make 11."""
+    key = await _key(store)
+    for n in range(9):
+        assert await store.webhooks.register(key.id, f"https://h{n}.example/", None, ["*"], 10)
+    outbox = store.webhooks
+    async with outbox._db.transaction() as first:
+        assert await first.execute(outbox._sql["insert_endpoint"], {
+            "id": "whe_first", "api_key_id": key.id, "url": "https://first.example/",
+            "destination": "https://first.example:443", "secret": None, "events": '["*"]',
+            "now": time.time(), "max_endpoints": 10}) == 1
+        racing = asyncio.create_task(
+            outbox.register(key.id, "https://second.example/", None, ["*"], 10))
+        await asyncio.wait({racing}, timeout=1.0)  # it waits for the first, or it raced
+    assert await racing is None, "a concurrent registration passed the cap"
+    assert len(await store.webhooks.endpoints(key.id)) == 10

@@ -208,3 +208,42 @@ async def test_metrics_are_refused_beyond_loopback_without_a_token(tmp_path: Pat
     async for running in _running(settings):
         async with await running.client() as client:
             assert_error(await client.get("/metrics"), 403, "METRICS_DISABLED")
+
+
+async def test_a_non_ascii_metrics_token_is_refused_not_a_crash(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, embedded_worker=False, webhook_dispatcher=False,
+                        database_url=None, metrics_token="s3cret")
+    async for running in _running(settings):
+        transport = httpx.ASGITransport(app=running.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for given in (b"Bearer \xe9", "Bearer s3cret\u00e9".encode()):
+                assert_error(await client.get("/metrics", headers={"Authorization": given}),
+                             401, "UNAUTHORIZED")
+
+
+async def test_a_non_ascii_download_signature_is_refused_not_a_crash(edge: Edge) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge.app),
+                                 base_url="http://test") as client:
+        response = await client.get("/files/outputs/x.png?expires=9999999999&signature=%C3%A9")
+    assert response.status_code in (401, 403), response.text
+
+
+# --------------------------------------------------------------------------- links
+
+
+@pytest.mark.parametrize("trusted", [["*"], ["*.trusted.example"], ["*", "api.example"]])
+async def test_a_wildcard_trusted_host_never_makes_links_follow_the_host_header(
+        tmp_path: Path, trusted: list[str]) -> None:
+    settings = Settings(data_dir=tmp_path, embedded_worker=False, webhook_dispatcher=False,
+                        database_url=None, trusted_hosts=trusted)
+    async for running in _running(settings):
+        async with await running.client() as client:
+            for host in ("evil.example", "evil.trusted.example"):
+                response = await client.post(EXECUTE, headers={"Host": host},
+                                             json={"workflow": {}})
+                link = response.json().get("documentation_url", "")
+                assert host not in link, response.text
+            if "api.example" in trusted:
+                named = await client.post(EXECUTE, headers={"Host": "api.example"},
+                                          json={"workflow": {}})
+                assert named.json()["documentation_url"].startswith("http://api.example/")

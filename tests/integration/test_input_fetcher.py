@@ -129,13 +129,14 @@ async def test_a_stalling_server_is_given_up_on(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_inline_bytes_are_checked_the_same_way(test_certificates: LocalCertificates,
-                                               tmp_path: Path) -> None:
+async def test_inline_bytes_are_checked_the_same_way(test_certificates: LocalCertificates,
+                                                     tmp_path: Path) -> None:
     webp = io.BytesIO()
     Image.new("RGB", (4, 4)).save(webp, "WEBP")
-    assert spool_image(webp.getvalue(), tmp_path, _policy(test_certificates)).format == "webp"
+    assert (await spool_image(webp.getvalue(), tmp_path, _policy(test_certificates))
+            ).format == "webp"
     with pytest.raises(ImageRefused):
-        spool_image(b"RIFF\0\0\0\0WAVEfmt ", tmp_path, _policy(test_certificates))
+        await spool_image(b"RIFF\0\0\0\0WAVEfmt ", tmp_path, _policy(test_certificates))
 
 
 @pytest.mark.parametrize(("name", "refused"), [

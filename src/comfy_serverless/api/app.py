@@ -119,5 +119,5 @@ def _dispatcher(settings: Settings, services: Services) -> WebhookDispatcher:
         signed_url_ttl=settings.signed_url_ttl, backoff_seconds=settings.webhook_backoff_seconds,
         timeout=settings.webhook_timeout, prices=settings.prices(),
         concurrency=settings.webhook_concurrency,
-        per_destination=settings.webhook_per_destination,
+        per_destination=settings.webhook_per_destination, per_key=settings.webhook_per_key,
         reply_max_bytes=settings.outbound_reply_max_bytes))

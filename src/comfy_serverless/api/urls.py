@@ -1,8 +1,9 @@
 """The base of every absolute URL an answer carries (download URLs, documentation_url).
 
 Never the request's own Host header unless it was vetted: `public_base_url` when set; else,
-when `trusted_hosts` is set (so the edge refused every other Host), the request's base URL;
-else the address `serve` binds. A client can then never make the service hand out links to
+when the Host header names exactly one of the `trusted_hosts` (a wildcard entry, `*` or
+`*.example.com`, admits a request at the edge but never vouches for a link), the request's
+base URL; else the address `serve` binds. A client can then never make the service hand out links to
 a host of its choosing.
 """
 
@@ -21,5 +22,8 @@ def public_base_url(scope: Scope) -> str:
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/")
     if settings.trusted_hosts:
-        return str(HTTPConnection(scope).base_url).rstrip("/")
+        base = HTTPConnection(scope).base_url
+        named = {host.lower() for host in settings.trusted_hosts if "*" not in host}
+        if (base.hostname or "").lower().removesuffix(".") in named:
+            return str(base).rstrip("/")
     return settings.base_url()

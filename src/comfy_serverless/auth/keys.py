@@ -91,7 +91,8 @@ async def authenticate(store: Store, plaintext: str) -> ApiKeyRecord:
     if prefix is None:
         raise AuthenticationFailed()
     record = await store.api_key_by_prefix(prefix)
-    if record is None or not hmac.compare_digest(record.secret_hash, _hash(plaintext)):
+    if record is None or not hmac.compare_digest(record.secret_hash.encode(),
+                                                    _hash(plaintext).encode()):
         raise AuthenticationFailed()
     if record.revoked_at is not None:
         raise AuthenticationFailed("This API key has been revoked")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from comfy_serverless.inputs.dimensions import image_dimensions
+from comfy_serverless.inputs.dimensions import image_dimensions, image_extent, jpeg_frame_headers
 from comfy_serverless.validation.values import IMAGE_HEAD_BYTES, sniff_image_format
 from comfy_serverless.webhooks.outbound import (
     OutboundError,
@@ -91,13 +91,14 @@ class _Sink:
             self._head += chunk[:IMAGE_HEAD_BYTES]
         self._handle.write(chunk)
 
-    def finish(self) -> FetchedImage:
+    async def finish(self) -> FetchedImage:
+        """The magic bytes here; the headers (file reads, Pillow) in a thread."""
         self._handle.close()
         kind = sniff_image_format(self._head)
         if kind is None or kind not in self._policy.formats:
             raise ImageRefused("the data is not an image in a supported format "
                                f"({', '.join(self._policy.formats)}), by its magic bytes")
-        _check_pixels(self.path, kind, self._policy.max_pixels)
+        await asyncio.to_thread(_check_pixels, self.path, kind, self._policy.max_pixels)
         return FetchedImage(self.path, kind, self.size)
 
     def discard(self) -> None:
@@ -113,14 +114,24 @@ def _check_pixels(path: Path, kind: str, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageRefused(f"the image is {width}x{height} pixels, more than the "
                            f"{max_pixels} allowed (max_input_pixels)")
+    extent = image_extent(path, kind)
+    if extent is None:
+        raise ImageRefused(f"the {kind} file cannot be read as an image")
+    if extent.pixels > max_pixels:
+        raise ImageRefused(
+            f"the image is {extent.frames} frame(s) of up to {extent.width}x{extent.height}, "
+            f"{extent.pixels} pixels in all, more than the {max_pixels} allowed "
+            "(max_input_pixels)")
+    if kind == "jpg" and jpeg_frame_headers(path) > 1:
+        raise ImageRefused("the jpg has more than one start-of-frame header before its scan")
 
 
-def spool_image(data: bytes, spool_dir: Path, policy: FetchPolicy) -> FetchedImage:
+async def spool_image(data: bytes, spool_dir: Path, policy: FetchPolicy) -> FetchedImage:
     """Inline image bytes (decoded base64), checked like a download and spooled to a file."""
     sink = _Sink(spool_dir, policy)
     try:
         sink.write(data)
-        return sink.finish()
+        return await sink.finish()
     except BaseException:
         sink.discard()
         raise
@@ -137,7 +148,7 @@ async def fetch_image(url: str, policy: FetchPolicy, spool_dir: Path) -> Fetched
     try:
         async with outbound_client(policy.tls(), policy.timeout) as client:
             await _download(client, checked, policy, sink)
-        return sink.finish()
+        return await sink.finish()
     except BaseException:
         sink.discard()
         raise

@@ -148,8 +148,8 @@ class InputStager:
     async def _obtain(self, image: ImageInput) -> FetchedImage:
         if image.kind == "url":
             return await fetch_image(image.value, self._policy, self._spool_dir)
-        return spool_image(_decoded(image.value, self._policy.max_bytes), self._spool_dir,
-                           self._policy)
+        data = _decoded(image.value, self._policy.max_bytes)
+        return await spool_image(data, self._spool_dir, self._policy)
 
     async def discard(self, execution: NewExecution | ExecutionRecord) -> None:
         """Best effort: delete what stage() stored for an execution that will not run (not

@@ -30,7 +30,8 @@ class UrlSigner:
 
     def verify(self, key: str, expires: int, signature: str, now: float) -> None:
         """Raise SignedUrlRefused unless the signature matches and has not expired."""
-        if not hmac.compare_digest(self.signature(key, expires), signature):
+        if not hmac.compare_digest(self.signature(key, expires).encode(),
+                                   signature.encode("utf-8", "surrogateescape")):
             raise SignedUrlRefused(
                 "The download URL's signature does not match",
                 {"reason": "signature_mismatch"},

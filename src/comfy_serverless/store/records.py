@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from comfy_serverless.store.connector import Row
+from comfy_serverless.webhooks.ssrf import destination_of
 
 __all__ = [
     "ApiKeyRecord",
@@ -83,6 +84,8 @@ class NewExecution:
         values["allowed_gpu_types"] = (None if self.allowed_gpu_types is None
                                        else json.dumps(list(self.allowed_gpu_types)))
         values["required_models"] = json.dumps(list(self.required_models))
+        values["webhook_destination"] = (None if self.webhook_url is None
+                                         else destination_of(self.webhook_url))
         return values
 
     def as_queued(self) -> ExecutionRecord:
@@ -141,6 +144,7 @@ class ExecutionRecord:
     allowed_gpu_types: list[str] | None = None
     required_models: list[str] | None = None
     engine_metrics: dict[str, Any] | None = None
+    webhook_destination: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> ExecutionRecord:
@@ -287,6 +291,8 @@ class WebhookEvent:
     lease_owner: str | None
     lease_expires_at: float | None
     endpoint_id: str | None = None
+    destination: str | None = None
+    api_key_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> WebhookEvent:

@@ -9,6 +9,7 @@ from typing import Any
 
 from comfy_serverless.store.connector import Connector, Session
 from comfy_serverless.store.records import WebhookDelivery, WebhookEvent
+from comfy_serverless.webhooks.ssrf import destination_of
 
 __all__ = ["WebhookOutbox"]
 
@@ -19,14 +20,16 @@ class WebhookOutbox:
         self._sql = queries
 
     async def claim(self, owner: str, lease_seconds: float, limit: int,
-                    per_destination: int = 4) -> list[WebhookEvent]:
+                    per_destination: int = 4, per_key: int = 8) -> list[WebhookEvent]:
         """Up to `limit` due events, never more than `per_destination` in flight to one
-        destination, scheme://host:port (counting every dispatcher's)."""
+        destination (canonical scheme://host:port) nor `per_key` for one API key (counting
+        every dispatcher's)."""
         now = time.time()
         rows = await self._db.fetch_all(
             self._sql["claim_webhook_events"],
             {"owner": owner, "now": now, "lease_expires_at": now + lease_seconds,
-             "limit": limit, "scan": limit * 4, "per_destination": per_destination})
+             "limit": limit, "scan": limit * 4, "per_destination": per_destination,
+             "per_key": per_key})
         return [WebhookEvent.from_row(row) for row in rows]
 
     async def delivery_secret(self, event_id: str, owner: str) -> tuple[bool, str | None]:
@@ -86,9 +89,13 @@ class WebhookOutbox:
                        events: list[str], max_endpoints: int) -> str | None:
         """The new endpoint's id; None when the key already has `max_endpoints`."""
         endpoint_id = f"whe_{secrets.token_hex(12)}"
-        inserted = await self._db.execute(self._sql["insert_endpoint"], {
-            "id": endpoint_id, "api_key_id": api_key_id, "url": url, "secret": secret,
-            "events": json.dumps(events), "now": time.time(), "max_endpoints": max_endpoints})
+        async with self._db.transaction() as tx:
+            await tx.fetch_one(self._sql["lock_key_endpoints"], {"api_key_id": api_key_id})
+            inserted = await tx.execute(self._sql["insert_endpoint"], {
+                "id": endpoint_id, "api_key_id": api_key_id, "url": url,
+                "destination": destination_of(url), "secret": secret,
+                "events": json.dumps(events), "now": time.time(),
+                "max_endpoints": max_endpoints})
         return endpoint_id if inserted == 1 else None
 
     async def endpoints(self, api_key_id: str) -> list[dict[str, Any]]:
@@ -111,6 +118,8 @@ class WebhookOutbox:
         now, body = time.time(), json.dumps(data)
         await self._db.execute_many(self._sql["insert_system_event"], [
             {"id": f"evt_{secrets.token_hex(12)}", "endpoint_id": row["id"], "url": row["url"],
+             "destination": row["destination"] or destination_of(row["url"]),
+             "api_key_id": row["api_key_id"],
              "event_type": event_type, "data": body, "now": now, "max_retries": max_retries}
             for row in targets])
         return len(targets)

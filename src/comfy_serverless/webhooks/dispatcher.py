@@ -8,8 +8,10 @@ written: an event waits while an earlier one of its execution is still undeliver
 Isolation: each claimed event is delivered in its own task, and a pass claims only as many
 events as there are free slots (`concurrency`), so a receiver that never answers holds one
 slot until the timeout, never a whole batch. No more than `per_destination` deliveries to
-one destination (scheme://host:port) are in flight at once (across dispatchers), so one
-dead receiver cannot take every slot. A receiver's reply is read to `reply_max_bytes` at
+one destination (the canonical scheme://host:port, however the URL spells it) and no more
+than `per_key` for one API key are in flight at once (across dispatchers), so neither one
+dead receiver nor one tenant with many receivers can take every slot. The DNS lookup counts
+within the delivery's timeout. A receiver's reply is read to `reply_max_bytes` at
 most, then the connection is closed; the delivery log keeps that much of it.
 """
 
@@ -62,6 +64,7 @@ class DispatcherConfig:
     poll_interval: float = 0.25
     concurrency: int = 100
     per_destination: int = 4
+    per_key: int = 8
     reply_max_bytes: int = 4096
     lease_seconds: float = 60.0
     prices: Prices = field(default_factory=Prices)
@@ -116,7 +119,7 @@ class WebhookDispatcher(BackgroundService):
             return 0
         events = await self._store.webhooks.claim(
             self._config.owner, self._config.lease_seconds, free,
-            self._config.per_destination)
+            self._config.per_destination, self._config.per_key)
         for event in events:
             task = asyncio.create_task(self._deliver(event), name=f"webhook {event.id}")
             self._in_flight.add(task)
@@ -191,18 +194,18 @@ class WebhookDispatcher(BackgroundService):
         return self._client
 
     async def _send(self, url: str, body: bytes, secret: str | None, event_id: str) -> _Attempt:
-        try:
-            checked = await check_destination(url, self._config.policy)
-        except UnsafeDestination as exc:
-            return _Attempt(None, None, f"refused before connecting: {exc}")
         headers = {"Content-Type": "application/json", "User-Agent": "comfy-serverless",
                    **signature_headers(body, secret, event_id, int(time.time()))}
-        request = OutboundRequest("POST", checked, headers, body)
         started = time.perf_counter()
         try:
-            async with (asyncio.timeout(self._config.timeout),
-                        pinned_stream(self._http, request) as response):
-                reply = await read_capped(response, self._config.reply_max_bytes)
+            async with asyncio.timeout(self._config.timeout):
+                try:
+                    checked = await check_destination(url, self._config.policy)
+                except UnsafeDestination as exc:
+                    return _Attempt(None, None, f"refused before connecting: {exc}")
+                request = OutboundRequest("POST", checked, headers, body)
+                async with pinned_stream(self._http, request) as response:
+                    reply = await read_capped(response, self._config.reply_max_bytes)
         except (OutboundError, TimeoutError) as exc:
             return _Attempt(None, _since(started), f"{type(exc).__name__}: {exc}".strip(": "))
         retry_after = _retry_after(reply) if reply.status_code in (429, 503) else None

@@ -16,20 +16,29 @@ is an UnsafeDestination, never a crash. Numeric host spellings (`2130706433`, `0
 `check_destination` resolves the host once and returns the addresses that passed, so that a
 caller connects to exactly those (see `outbound.py`) and a second DNS answer (rebinding)
 can never point the connection elsewhere. Nothing here ever connects anywhere.
+
+A lookup runs in this module's own bounded thread pool (`_RESOLVER_THREADS`), never in the
+event loop's default one (which also serves storage and output conversion), and within
+`policy.resolve_timeout`: a tenant's name server that never answers makes its own URLs fail
+after that long, and holds at most the resolver's threads (each until the system resolver
+gives up), never the threads of storage or output conversion. Other tenants' lookups share
+those threads: while all are held, theirs wait and fail after the timeout as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 __all__ = ["CheckedUrl", "IPAddress", "OutboundUrl", "UnsafeDestination", "WebhookPolicy",
-           "check_destination", "is_public", "parse_url"]
+           "check_destination", "destination_of", "is_public", "parse_url"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -43,6 +52,13 @@ _NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _NUMERIC_HOST = re.compile(r"^[0-9a-fA-FxX.]+$")
 _MAX_HOST_NAME = 253
+_RESOLVER_THREADS = 16
+
+
+@functools.cache
+def _resolver_pool() -> ThreadPoolExecutor:
+    """The threads that run getaddrinfo, made on first use and kept for the process."""
+    return ThreadPoolExecutor(_RESOLVER_THREADS, thread_name_prefix="dns")
 
 
 class UnsafeDestination(ValueError):
@@ -53,6 +69,7 @@ class UnsafeDestination(ValueError):
 class WebhookPolicy:
     require_https: bool = True
     allowed_networks: tuple[str, ...] = ()
+    resolve_timeout: float = 5.0
 
     def allows(self, address: IPAddress) -> bool:
         return any(address in ipaddress.ip_network(network, strict=False)
@@ -175,12 +192,36 @@ def parse_url(url: str) -> OutboundUrl:
     return OutboundUrl(url, parts.scheme, host, port, address)
 
 
-async def _resolve(target: OutboundUrl) -> list[IPAddress]:
+def destination_of(url: str) -> str:
+    """Where a URL connects, one spelling per receiver: scheme://host:port, the host in
+    lower-case ASCII without a trailing dot, the port explicit; user info, path, query and
+    fragment dropped. A URL that does not parse (refused at delivery anyway) keeps its text
+    up to the first '/' after the scheme, lower-cased."""
+    try:
+        target = parse_url(url)
+    except UnsafeDestination:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{re.split(r'[/?#]', rest, maxsplit=1)[0]}".lower()
+    if target.address is not None:  # an IPv4-mapped IPv6 address is the IPv4 one
+        host = str(_plain(target.address))
+    else:
+        host = target.host.lower().removesuffix(".")
+    host = f"[{host}]" if ":" in host else host
+    return f"{target.scheme}://{host}:{target.port}"
+
+
+async def _resolve(target: OutboundUrl, timeout: float) -> list[IPAddress]:
     if target.address is not None:
         return [target.address]
     loop = asyncio.get_running_loop()
+    lookup = functools.partial(socket.getaddrinfo, target.host, target.port,
+                               type=socket.SOCK_STREAM)
     try:
-        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        async with asyncio.timeout(timeout):
+            infos = await loop.run_in_executor(_resolver_pool(), lookup)
+    except TimeoutError as exc:
+        raise UnsafeDestination(
+            f"the host {target.host!r} did not resolve within {timeout:g}s") from exc
     except (OSError, UnicodeError) as exc:
         raise UnsafeDestination(f"the host {target.host!r} does not resolve") from exc
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
@@ -196,7 +237,7 @@ async def check_destination(url: str, policy: WebhookPolicy) -> CheckedUrl:
     target = parse_url(url)
     if target.scheme != "https" and policy.require_https:
         raise UnsafeDestination("the URL must use https")
-    addresses = [_plain(address) for address in await _resolve(target)]
+    addresses = [_plain(address) for address in await _resolve(target, policy.resolve_timeout)]
     if not addresses:
         raise UnsafeDestination(f"the host {target.host!r} does not resolve")
     for address in addresses:

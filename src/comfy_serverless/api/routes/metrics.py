@@ -64,7 +64,8 @@ def _scraper(services: ServicesDep,
     token = services.settings.metrics_token
     if token:
         scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+        given_bytes = given.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
             raise AuthenticationFailed("GET /metrics needs 'Bearer {metrics_token}'")
     elif not is_loopback(services.settings.host):
         raise MetricsDisabled(

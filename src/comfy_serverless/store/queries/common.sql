@@ -19,12 +19,12 @@ UPDATE api_keys SET last_used_at = :now WHERE id = :id;
 -- name: insert_execution
 INSERT INTO executions (
     id, api_key_id, status, priority, requested_priority, workflow, options, signature,
-    webhook_url, webhook_secret, webhook_max_retries, client_id, submitted_at, max_attempts,
-    total_nodes, allowed_gpu_types, required_models
+    webhook_url, webhook_destination, webhook_secret, webhook_max_retries, client_id,
+    submitted_at, max_attempts, total_nodes, allowed_gpu_types, required_models
 ) VALUES (
     :id, :api_key_id, 'queued', :priority, :priority, :workflow, :options, :signature,
-    :webhook_url, :webhook_secret, :webhook_max_retries, :client_id, :submitted_at,
-    :max_attempts, :total_nodes, :allowed_gpu_types, :required_models
+    :webhook_url, :webhook_destination, :webhook_secret, :webhook_max_retries, :client_id,
+    :submitted_at, :max_attempts, :total_nodes, :allowed_gpu_types, :required_models
 );
 
 -- name: execution_for_key
@@ -256,28 +256,35 @@ LIMIT 1;
 
 -- name: claim_webhook_events
 -- Due events, oldest first, never one whose execution has an earlier event still undelivered
--- (each execution's events arrive in order), and never more than :per_destination events in
--- flight to one destination (scheme://host:port of the URL, whatever its path or query),
--- counting those other dispatchers hold: a slow or dead receiver holds back only its own
--- events, and its waiting events are skipped, not scanned in the way of others'. The window
--- keeps one batch within the cap as well.
+-- (each execution's events arrive in order), never more than :per_destination events in
+-- flight to one destination (the canonical scheme://host:port stored with the event, however
+-- the URL spells it) and never more than :per_key events in flight for one API key, counting
+-- those other dispatchers hold: a slow or dead receiver holds back only its own events, a
+-- tenant with many receivers only its own share, and waiting events are skipped, not scanned
+-- in the way of others'. The windows keep one batch within both caps as well.
 UPDATE webhook_events
 SET status = 'delivering', lease_owner = :owner, lease_expires_at = :lease_expires_at
 WHERE id IN (
-    WITH in_flight AS (
-        SELECT {{> _destination}} AS destination, COUNT(*) AS busy
-        FROM webhook_events busy
-        WHERE busy.status = 'delivering' AND busy.lease_expires_at >= :now
-        GROUP BY 1
+    WITH busy AS (
+        SELECT COALESCE(b.destination, b.url) AS destination,
+               COALESCE(b.api_key_id, '') AS api_key_id
+        FROM webhook_events b
+        WHERE b.status = 'delivering' AND b.lease_expires_at >= :now
+    ), destination_busy AS (
+        SELECT destination, COUNT(*) AS busy FROM busy GROUP BY destination
+    ), key_busy AS (
+        SELECT api_key_id, COUNT(*) AS busy FROM busy GROUP BY api_key_id
     )
     SELECT ranked.id FROM (
         SELECT due.id, due.next_attempt_at, due.seq, COALESCE(f.busy, 0) AS busy,
-               ROW_NUMBER() OVER (PARTITION BY {{> _destination}}
-                                  ORDER BY due.next_attempt_at, due.seq) AS place
+               COALESCE(k.busy, 0) AS key_busy,
+               ROW_NUMBER() OVER (PARTITION BY due.destination
+                                  ORDER BY due.next_attempt_at, due.seq) AS place,
+               ROW_NUMBER() OVER (PARTITION BY due.api_key_id
+                                  ORDER BY due.next_attempt_at, due.seq) AS key_place
         FROM (
-            -- the destination of each row is computed where it is needed, never sorted with
-            -- it: the scan may pass many rows
-            SELECT e.id, e.url, e.next_attempt_at, e.seq
+            SELECT e.id, COALESCE(e.destination, e.url) AS destination,
+                   COALESCE(e.api_key_id, '') AS api_key_id, e.next_attempt_at, e.seq
             FROM webhook_events e
             WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= :now
               AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
@@ -285,24 +292,23 @@ WHERE id IN (
                   SELECT 1 FROM webhook_events earlier
                   WHERE earlier.execution_id = e.execution_id AND earlier.seq < e.seq
                     AND earlier.status IN ('pending', 'delivering'))
-              AND {{> _destination}} NOT IN (
-                  SELECT destination FROM in_flight WHERE busy >= :per_destination)
+              AND COALESCE(e.destination, e.url) NOT IN (
+                  SELECT destination FROM destination_busy WHERE busy >= :per_destination)
+              AND COALESCE(e.api_key_id, '') NOT IN (
+                  SELECT api_key_id FROM key_busy WHERE busy >= :per_key)
             ORDER BY e.next_attempt_at, e.seq
             LIMIT :scan
             {{row_lock}}
         ) due
-        LEFT JOIN in_flight f ON f.destination = {{> _destination}}
+        LEFT JOIN destination_busy f ON f.destination = due.destination
+        LEFT JOIN key_busy k ON k.api_key_id = due.api_key_id
     ) ranked
     WHERE ranked.place + ranked.busy <= :per_destination
+      AND ranked.key_place + ranked.key_busy <= :per_key
     ORDER BY ranked.next_attempt_at, ranked.seq
     LIMIT :limit
 )
 RETURNING *;
-
--- name: _destination
--- scheme://host:port of the `url` column in scope, lower-cased: where a delivery connects.
-lower(substr(url, 1, 7 + {{strpos}}(replace(replace(substr(url, 9), '?', '/'), '#', '/') || '/',
-                                    '/')))
 
 -- name: webhook_context
 SELECT w.*, COALESCE(x.webhook_secret, p.secret) AS secret FROM webhook_events w
@@ -340,16 +346,22 @@ SET status = 'pending', next_attempt_at = :now, max_retries = attempts + :extra_
 WHERE id = :id AND execution_id = :execution_id AND status IN ('delivered', 'failed');
 
 -- name: insert_webhook_event
-INSERT INTO webhook_events (id, execution_id, url, event_type, data, created_at, max_retries,
-                            next_attempt_at)
-SELECT :id, x.id, x.webhook_url, :event_type, :data, :now,
+INSERT INTO webhook_events (id, execution_id, url, destination, api_key_id, event_type, data,
+                            created_at, max_retries, next_attempt_at)
+SELECT :id, x.id, x.webhook_url, x.webhook_destination, x.api_key_id, :event_type, :data, :now,
        COALESCE(x.webhook_max_retries, 3), :now
 FROM executions x WHERE x.id = :execution_id AND x.webhook_url IS NOT NULL;
 
+-- name: lock_key_endpoints
+-- Taken before insert_endpoint, in its transaction: registrations of one key run one at a
+-- time, so that each counts the others' endpoints (under READ COMMITTED two concurrent
+-- inserts would each count 9 and make 11). SQLite writes run one at a time anyway.
+SELECT id FROM api_keys WHERE id = :api_key_id {{for_update}};
+
 -- name: insert_endpoint
--- Nothing is inserted once the key has :max_endpoints endpoints.
-INSERT INTO webhook_endpoints (id, api_key_id, url, secret, events, created_at)
-SELECT :id, :api_key_id, :url, :secret, :events, :now
+-- Nothing is inserted once the key has :max_endpoints endpoints (after lock_key_endpoints).
+INSERT INTO webhook_endpoints (id, api_key_id, url, destination, secret, events, created_at)
+SELECT :id, :api_key_id, :url, :destination, :secret, :events, :now
 WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE api_key_id = :api_key_id)
       < :max_endpoints;
 
@@ -370,12 +382,14 @@ WHERE endpoint_id = :id
 DELETE FROM webhook_endpoints WHERE id = :id AND api_key_id = :api_key_id;
 
 -- name: active_endpoints
-SELECT id, url, events FROM webhook_endpoints WHERE disabled_at IS NULL;
+SELECT id, api_key_id, url, destination, events FROM webhook_endpoints
+WHERE disabled_at IS NULL;
 
 -- name: insert_system_event
-INSERT INTO webhook_events (id, endpoint_id, url, event_type, data, payload, created_at,
-                            max_retries, next_attempt_at)
-VALUES (:id, :endpoint_id, :url, :event_type, :data, :data, :now, :max_retries, :now);
+INSERT INTO webhook_events (id, endpoint_id, url, destination, api_key_id, event_type, data,
+                            payload, created_at, max_retries, next_attempt_at)
+VALUES (:id, :endpoint_id, :url, :destination, :api_key_id, :event_type, :data, :data, :now,
+        :max_retries, :now);
 
 -- name: disable_endpoint_of_event
 UPDATE webhook_endpoints SET disabled_at = :now, disabled_reason = :reason
