@@ -19,13 +19,14 @@ from pathlib import Path
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.errors import EngineError
-from comfy_serverless.worker.output_kinds import EngineFile
+from comfy_serverless.inputs.staging import STAGED_SUBFOLDER
+from comfy_serverless.worker.output_kinds import PROMPT_FOLDERS, EngineFile
 
 __all__ = ["EngineFiles"]
 
 log = logging.getLogger(__name__)
 
-_REMOVABLE_FOLDERS = frozenset({"output", "temp", "input"})
+_REMOVABLE_FOLDERS = frozenset({*PROMPT_FOLDERS, "input"})
 
 
 class EngineFiles:
@@ -36,15 +37,20 @@ class EngineFiles:
         self._remote_hooks: bool | None = None
 
     async def remove_outputs(self, files: Iterable[EngineFile]) -> None:
-        """Remove the files a prompt reported (those already moved out are skipped)."""
+        """Remove the files a prompt reported in output/ or temp/ (those already moved out
+        are skipped); a file reported anywhere else stays."""
         for engine_file in files:
-            await self.remove(engine_file.folder_type, engine_file.subfolder,
-                              engine_file.filename)
+            if engine_file.folder_type in PROMPT_FOLDERS:
+                await self._remove(engine_file.folder_type, engine_file.subfolder,
+                                   engine_file.filename)
 
-    async def remove(self, folder_type: str, subfolder: str, filename: str) -> None:
+    async def remove_staged_input(self, filename: str) -> None:
+        """Remove one file that the worker uploaded into `input/comfy-serverless/`."""
+        if "/" not in filename and "\\" not in filename:
+            await self._remove("input", STAGED_SUBFOLDER, filename)
+
+    async def _remove(self, folder_type: str, subfolder: str, filename: str) -> None:
         """Remove one file; a failure is logged, never raised (the outcome stands)."""
-        if folder_type not in _REMOVABLE_FOLDERS:
-            return
         if self._local_folders:
             self._unlink_local(folder_type, subfolder, filename)
         elif await self._remote_can_delete():
