@@ -9,8 +9,10 @@ the operator of an attached one copies it into its `custom_nodes` folder.
    per-run output mark (`cs_run`) are left out. ComfyUI itself still runs and caches the
    whole prompt.
 2. `POST /comfy-serverless/delete {"type", "subfolder", "filename"}` deletes one file from
-   ComfyUI's output, temp or input folder, so that a worker that reads outputs over HTTP
-   can remove them once they are stored. A path outside that folder answers 400.
+   ComfyUI's output or temp folder, or from `input/comfy-serverless/` (the worker's staged
+   inputs), so that a worker that reads outputs over HTTP can remove them once they are
+   stored. Anything else (another folder, the operator's inputs, a path outside, a folder,
+   a body that is not an object of strings, a NUL) answers 400.
 3. `GET /comfy-serverless/hooks` tells the worker that these hooks are present.
 4. A prompt whose `extra_data` carries `cs_tuning` (`execution_config`'s
    `gpu_memory_fraction` and `enable_optimization`) runs with them, and only it: ComfyUI
@@ -106,19 +108,47 @@ async def hooks(request):
     return web.json_response({"version": HOOKS_VERSION})
 
 
+# What the delete route may remove: the prompts' outputs and previews, and the worker's
+# staged inputs; never the operator's published inputs elsewhere in input/.
+_DELETABLE = {"output": "", "temp": "", "input": "comfy-serverless"}
+
+
+def _bad(message):
+    return web.json_response({"error": message}, status=400)
+
+
+def _deletable_path(body):
+    """The real path that `body` names, or an error message."""
+    if not isinstance(body, dict):
+        return None, "the body is not a JSON object"
+    kind, subfolder, filename = (body.get(k, "") for k in ("type", "subfolder", "filename"))
+    if not all(isinstance(v, str) and "\0" not in v for v in (kind, subfolder, filename)):
+        return None, "type, subfolder and filename must be strings without NUL"
+    if kind not in _DELETABLE or not filename:
+        return None, "only a file of output, temp or input/comfy-serverless can be deleted"
+    base = folder_paths.get_directory_by_type(kind)
+    folder = os.path.realpath(os.path.join(base, _DELETABLE[kind]))
+    path = os.path.realpath(os.path.join(base, subfolder, filename))
+    if os.path.commonpath([folder, path]) != folder or path == folder:
+        return None, "not a file of that folder"
+    if os.path.isdir(path):
+        return None, "a folder, not a file"
+    return path, None
+
+
 @routes.post("/comfy-serverless/delete")
 async def delete_file(request):
-    body = await request.json()
-    folder = folder_paths.get_directory_by_type(str(body.get("type") or ""))
-    if folder is None:
-        return web.json_response({"error": "unknown folder type"}, status=400)
-    folder = os.path.realpath(folder)
-    relative = os.path.join(str(body.get("subfolder") or ""), str(body.get("filename") or ""))
-    path = os.path.realpath(os.path.join(folder, relative))
-    if os.path.commonpath([folder, path]) != folder or path == folder:
-        return web.json_response({"error": "not a file of that folder"}, status=400)
+    try:
+        body = await request.json()
+    except ValueError:
+        return _bad("the body is not JSON")
+    path, error = _deletable_path(body)
+    if error is not None:
+        return _bad(error)
     try:
         os.unlink(path)
     except FileNotFoundError:
         return web.json_response({"deleted": False})
+    except OSError as exc:
+        return web.json_response({"error": exc.strerror or "cannot delete"}, status=409)
     return web.json_response({"deleted": True})
