@@ -90,3 +90,14 @@ async def test_the_delete_route_never_deletes_the_operators_inputs(
         assert published.is_file()
     finally:
         published.unlink(missing_ok=True)
+
+
+async def test_the_hooks_report_comfyuis_pid_and_its_gpus_identity(
+    comfyui: ComfyUIClient
+) -> None:
+    """The worker's NVML finds ComfyUI's GPU by this identity (none on the CPU)."""
+    info = await comfyui.hooks()
+    assert info is not None
+    assert isinstance(info["pid"], int)
+    assert info["pid"] > 0
+    assert info["device"] == {}

@@ -132,6 +132,7 @@ class Worker:
         self.models: ModelKeeper | None = None
         self._gpu_monitor: GpuMonitor | None = None
         self._gpu_monitor_tried = False
+        self._hooks: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -154,9 +155,10 @@ class Worker:
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
         try:
-            self.warm.pinning = await self._client.has_hooks()
+            self._hooks = await self._client.hooks()
         except EngineError:
-            self.warm.pinning = False
+            self._hooks = None
+        self.warm.pinning = self._hooks is not None
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
                                     self._engine.local_folders(),
                                     keep_workflow_metadata=self.config.keep_workflow_metadata)
@@ -402,7 +404,7 @@ class Worker:
         gpu = has_gpu(self.system_stats)
         if gpu and not self._gpu_monitor_tried:
             self._gpu_monitor_tried = True
-            self._gpu_monitor = GpuMonitor.for_engine(self.system_stats)
+            self._gpu_monitor = GpuMonitor.for_engine(self.system_stats, self._hooks)
         return EngineFacts(gpu=gpu, hooks=self.warm.pinning, monitor=self._gpu_monitor)
 
     async def _publish_state(self, state: str) -> None:

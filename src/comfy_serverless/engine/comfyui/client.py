@@ -191,8 +191,13 @@ class ComfyUIClient:
 
     async def has_hooks(self) -> bool:
         """Whether this ComfyUI runs comfy-serverless's hooks (engine/comfyui/extension)."""
+        return await self.hooks() is not None
+
+    async def hooks(self) -> dict[str, Any] | None:
+        """What comfy-serverless's hooks report (version, ComfyUI's pid and its GPU's
+        identity); None when this ComfyUI does not run them."""
         status, payload = await self._request("GET", "/comfy-serverless/hooks")
-        return status == 200 and bool(payload.get("version"))
+        return payload if status == 200 and payload.get("version") else None
 
     async def delete_file(self, folder_type: str, subfolder: str, filename: str) -> None:
         """Delete one file from ComfyUI's output, temp or input folder (through the hooks)."""

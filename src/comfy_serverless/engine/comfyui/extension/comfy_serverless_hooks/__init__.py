@@ -13,7 +13,8 @@ the operator of an attached one copies it into its `custom_nodes` folder.
    inputs), so that a worker that reads outputs over HTTP can remove them once they are
    stored. Anything else (another folder, the operator's inputs, a path outside, a folder,
    a body that is not an object of strings, a NUL) answers 400.
-3. `GET /comfy-serverless/hooks` tells the worker that these hooks are present.
+3. `GET /comfy-serverless/hooks` tells the worker that these hooks are present, ComfyUI's
+   pid and the UUID and PCI bus id of the GPU it computes on (for the worker's NVML).
 4. A prompt whose `extra_data` carries `cs_tuning` (`execution_config`'s
    `gpu_memory_fraction` and `enable_optimization`) runs with them, and only it: ComfyUI
    keeps (1 - fraction) of the GPU's memory free (unloading cached models beyond the
@@ -103,9 +104,31 @@ execution.PromptExecutor.execute = _execute_for_worker
 routes = PromptServer.instance.routes
 
 
+def _device_identity():
+    """The UUID and PCI bus id of the GPU ComfyUI computes on (NVML's spellings), so that
+    the worker samples that very GPU whatever CUDA_VISIBLE_DEVICES says."""
+    device = model_management.get_torch_device()
+    if getattr(device, "type", "cpu") != "cuda":
+        return {}
+    props = torch.cuda.get_device_properties(device)
+    identity = {}
+    if getattr(props, "uuid", None) is not None:
+        uuid = str(props.uuid)
+        identity["uuid"] = uuid if uuid.startswith(("GPU-", "MIG-")) else "GPU-" + uuid
+    if getattr(props, "pci_bus_id", None) is not None:
+        domain, device_id = (getattr(props, "pci_domain_id", 0),
+                             getattr(props, "pci_device_id", 0))
+        identity["pci_bus_id"] = f"{domain:08X}:{props.pci_bus_id:02X}:{device_id:02X}.0"
+    return identity
+
+
 @routes.get("/comfy-serverless/hooks")
 async def hooks(request):
-    return web.json_response({"version": HOOKS_VERSION})
+    try:
+        device = _device_identity()
+    except Exception:  # a device that cannot be described: no identity
+        device = {}
+    return web.json_response({"version": HOOKS_VERSION, "pid": os.getpid(), "device": device})
 
 
 # What the delete route may remove: the prompts' outputs and previews, and the worker's
