@@ -266,7 +266,7 @@ class Executor:
                 await self._inputs.upload(context.execution)
             workflow = context.execution.workflow
             prompt = with_fresh_outputs(self.prompt_for(workflow), self.output_classes,
-                                        context.prompt_id)
+                                        context.prompt_id, context.tuning.cache_mark)
             await self._client.submit(prompt, context.prompt_id, extra_data={
                 **context.tuning.extra_data(), **worker_additions(prompt, workflow)})
             context.submitted_at = time.time()

@@ -6,8 +6,8 @@ the operator of an attached one copies it into its `custom_nodes` folder.
 1. The prompt that nodes write into their files' metadata (the hidden `PROMPT` input of
    SaveImage, SaveVideo, SaveAudio ...) is the user's own graph: the nodes the worker added
    (its pinned loaders, listed in the prompt's `extra_data` as `cs_worker_nodes`) and its
-   per-run output mark (`cs_run`) are left out. ComfyUI itself still runs and caches the
-   whole prompt.
+   marks (`cs_run` on output nodes, `cs_tuning` on every node of an exact run) are left
+   out. ComfyUI itself still runs and caches the whole prompt.
 2. `POST /comfy-serverless/delete {"type", "subfolder", "filename"}` deletes one file from
    ComfyUI's output or temp folder, or from `input/comfy-serverless/` (the worker's staged
    inputs), so that a worker that reads outputs over HTTP can remove them once they are
@@ -34,7 +34,8 @@ from comfy_execution import graph
 from server import PromptServer
 
 HOOKS_VERSION = 1
-RUN_MARK = "cs_run"
+# The worker's marks on the nodes of a prompt (engine/comfyui/fresh_outputs.py).
+_MARKS = frozenset({"cs_run", "cs_tuning"})
 NODE_CLASS_MAPPINGS = {}
 
 _full_prompt = graph.DynamicPrompt.get_original_prompt
@@ -49,8 +50,8 @@ def _users_prompt(self):
         if node_id in _worker_nodes:
             continue
         inputs = node.get("inputs") if isinstance(node, dict) else None
-        if isinstance(inputs, dict) and RUN_MARK in inputs:
-            node = {**node, "inputs": {k: v for k, v in inputs.items() if k != RUN_MARK}}
+        if isinstance(inputs, dict) and not _MARKS.isdisjoint(inputs):
+            node = {**node, "inputs": {k: v for k, v in inputs.items() if k not in _MARKS}}
         users[node_id] = node
     return users
 
