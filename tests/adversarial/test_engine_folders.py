@@ -122,3 +122,24 @@ async def test_another_tenants_preload_never_reaches_my_metadata(
         prompt = json.loads(_text_chunks(png)["prompt"])
         assert prompt == workflow, "the metadata is tenant B's own graph, nothing added"
 
+
+
+async def test_files_written_but_never_reported_leave_the_engines_folders(
+    tenant_a: httpx.AsyncClient, service: LocalService
+) -> None:
+    """SaveImageDataSetToFolder writes into output/ and reports nothing, like CheckpointSave,
+    SaveLoRA and the other savers of models: gigabytes that no history names."""
+    folder = f"dataset-{random.randrange(1 << 30)}"
+    workflow = {
+        "1": {"class_type": "EmptyImage", "inputs": {
+            "width": 16, "height": 16, "batch_size": 1, "color": random.randrange(1 << 24)}},
+        "2": {"class_type": "SaveImageDataSetToFolder", "inputs": {
+            "images": ["1", 0], "folder_name": folder, "filename_prefix": "img"}},
+    }
+    execution_id = await submit(tenant_a, workflow)
+    final = await wait_until_finished(tenant_a, execution_id)
+    assert final["status"] == "completed", (final.get("error"), final["execution_log"])
+    logged = {entry["node_id"] for entry in final["execution_log"]
+              if entry["event"] == "node_completed"}
+    assert "2" in logged, "the saver ran"
+    assert _left_in_engine(service) == []

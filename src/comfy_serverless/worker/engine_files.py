@@ -1,9 +1,9 @@
 """Removes an execution's files from its ComfyUI's folders once they are no longer needed.
 
 What an execution leaves in ComfyUI's folders (its outputs and previews in `output/` and
-`temp/`, its staged input images in `input/comfy-serverless/`) is removed when the
-execution's attempt ends, whatever ends it, so that no tenant ever finds another
-execution's files there:
+`temp/`, reported or not, and its staged input images in `input/comfy-serverless/`) is
+removed when the execution's attempt ends, whatever ends it, so that no tenant ever finds
+another execution's files there:
 
 - on this machine (a supervised child), the file is unlinked;
 - on a remote ComfyUI, through the delete route of comfy-serverless's hooks
@@ -43,6 +43,20 @@ class EngineFiles:
             if engine_file.folder_type in PROMPT_FOLDERS:
                 await self._remove(engine_file.folder_type, engine_file.subfolder,
                                    engine_file.filename)
+
+    async def remove_written(self, prompt_id: str) -> None:
+        """Remove what the prompt wrote in output/ or temp/ without reporting it (a
+        CheckpointSave, a dataset saver): the hooks list what appeared while it ran."""
+        if not self._local_folders and not await self._remote_can_delete():
+            return
+        try:
+            written = await self._client.written_files(prompt_id)
+        except EngineError as exc:
+            log.warning("cannot list what prompt %s wrote: %s", prompt_id, exc)
+            return
+        for folder_type, subfolder, filename in written:
+            if folder_type in PROMPT_FOLDERS:
+                await self._remove(folder_type, subfolder, filename)
 
     async def remove_staged_input(self, filename: str) -> None:
         """Remove one file that the worker uploaded into `input/comfy-serverless/`."""

@@ -190,8 +190,10 @@ class Executor:
 
     async def _leave_engine_folders(self, context: ExecutionContext) -> None:
         """Nothing of the attempt stays in ComfyUI's folders: the files its nodes reported
-        (those collected were moved out already) and its uploaded input images."""
+        (those collected were moved out already), those they wrote without reporting, and
+        its uploaded input images."""
         await self._collector.discard(context.tracker.outputs)
+        await self._collector.engine_files.remove_written(context.prompt_id)
         if self._inputs is not None:
             await self._inputs.remove_from_engine(context.execution)
 

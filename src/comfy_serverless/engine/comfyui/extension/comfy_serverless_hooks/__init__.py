@@ -21,8 +21,13 @@ the operator of an attached one copies it into its `custom_nodes` folder.
    share first), and the optimizations (TF32 matrix products, cuDNN autotuning) are on or
    off, with deterministic cuDNN algorithms when off. The previous values come back after
    the prompt.
+5. `GET /comfy-serverless/written/{prompt_id}` lists the files that appeared in output/
+   and temp/ while the prompt ran (the folders are listed before and after it, in the
+   thread that runs prompts one at a time), so that the worker removes what nodes write
+   without reporting it (CheckpointSave, SaveLoRA, dataset savers ...).
 """
 
+import asyncio
 import os
 
 import comfy.model_management as model_management
@@ -88,17 +93,40 @@ def _apply_tuning(tuning):
     return saved
 
 
+# The files each recent prompt wrote in output/ and temp/ (reported or not), by prompt id,
+# and the prompt running now; read by the worker through GET /comfy-serverless/written.
+_WRITTEN_KEPT = 64
+_written = {}
+_running = None
+
+
+def _files_now():
+    found = set()
+    for kind in ("output", "temp"):
+        base = folder_paths.get_directory_by_type(kind)
+        for root, _dirs, files in os.walk(base):
+            subfolder = os.path.relpath(root, base)
+            subfolder = "" if subfolder == "." else subfolder.replace(os.sep, "/")
+            found.update((kind, subfolder, name) for name in files)
+    return found
+
+
 def _execute_for_worker(self, prompt, prompt_id, extra_data={}, execute_outputs=[]):  # noqa: B006
-    global _worker_nodes
+    global _worker_nodes, _running
     extra_data = extra_data or {}
     _worker_nodes = frozenset(extra_data.get("cs_worker_nodes") or ())
     reserved, flags = _apply_tuning(extra_data.get("cs_tuning") or {})
+    before, _running = _files_now(), prompt_id
     try:
         return _execute(self, prompt, prompt_id, extra_data, execute_outputs)
     finally:
         model_management.EXTRA_RESERVED_VRAM = reserved
         _set_backend_flags(flags)
         _worker_nodes = frozenset()
+        _written[prompt_id] = sorted(_files_now() - before)
+        while len(_written) > _WRITTEN_KEPT:
+            _written.pop(next(iter(_written)))
+        _running = None
 
 
 execution.PromptExecutor.execute = _execute_for_worker
@@ -130,6 +158,24 @@ async def hooks(request):
     except Exception:  # a device that cannot be described: no identity
         device = {}
     return web.json_response({"version": HOOKS_VERSION, "pid": os.getpid(), "device": device})
+
+
+@routes.get("/comfy-serverless/written/{prompt_id}")
+async def written(request):
+    """The files in output/ and temp/ that appeared while the prompt ran, reported by its
+    nodes or not (waits for a running prompt to end, at most 30 s; [] for a prompt that
+    never ran here)."""
+    prompt_id = request.match_info["prompt_id"]
+    for _ in range(600):
+        if prompt_id != _running:
+            break
+        await asyncio.sleep(0.05)
+    files = _written.get(prompt_id)
+    if files is None:
+        return web.json_response({"ran": prompt_id == _running, "files": []})
+    return web.json_response({"ran": True, "files": [
+        {"type": kind, "subfolder": subfolder, "filename": name}
+        for kind, subfolder, name in files]})
 
 
 # What the delete route may remove: the prompts' outputs and previews, and the worker's
