@@ -101,14 +101,25 @@ _running = None
 
 
 def _files_now():
-    found = set()
+    """(type, subfolder, name) → (inode, mtime) of every file in output/ and temp/: a file
+    written again under an earlier file's name counts as written too."""
+    found = {}
     for kind in ("output", "temp"):
         base = folder_paths.get_directory_by_type(kind)
         for root, _dirs, files in os.walk(base):
             subfolder = os.path.relpath(root, base)
             subfolder = "" if subfolder == "." else subfolder.replace(os.sep, "/")
-            found.update((kind, subfolder, name) for name in files)
+            for name in files:
+                try:
+                    stat = os.stat(os.path.join(root, name))
+                except OSError:  # removed meanwhile
+                    continue
+                found[(kind, subfolder, name)] = (stat.st_ino, stat.st_mtime_ns)
     return found
+
+
+def _appeared(before, after):
+    return sorted(key for key, seen in after.items() if before.get(key) != seen)
 
 
 def _execute_for_worker(self, prompt, prompt_id, extra_data={}, execute_outputs=[]):  # noqa: B006
@@ -123,7 +134,7 @@ def _execute_for_worker(self, prompt, prompt_id, extra_data={}, execute_outputs=
         model_management.EXTRA_RESERVED_VRAM = reserved
         _set_backend_flags(flags)
         _worker_nodes = frozenset()
-        _written[prompt_id] = sorted(_files_now() - before)
+        _written[prompt_id] = _appeared(before, _files_now())
         while len(_written) > _WRITTEN_KEPT:
             _written.pop(next(iter(_written)))
         _running = None
