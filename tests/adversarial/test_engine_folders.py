@@ -33,6 +33,18 @@ def _left_in_engine(service: LocalService) -> list[str]:
                   for path in (engine / folder).rglob("*") if path.is_file())
 
 
+async def _engine_folders_emptied(service: LocalService) -> None:
+    """The attempt's files leave as it ends, just after its outcome is recorded."""
+    async def emptied() -> bool:
+        return _left_in_engine(service) == []
+
+    try:
+        await wait_for(emptied, timeout=10, what="the engine's folders to be emptied")
+    except AssertionError:
+        assert _left_in_engine(service) == []
+        raise
+
+
 def _png_data_uri(color: tuple[int, int, int]) -> str:
     buffer = io.BytesIO()
     Image.new("RGB", (12, 12), color).save(buffer, "PNG")
@@ -75,7 +87,7 @@ async def test_a_completed_execution_leaves_nothing_in_the_engines_folders(
     results = (await tenant_a.get(f"/v1/workflows/{execution_id}/results")).json()["results"]
     assert {o["node_id"] for o in results["outputs"]} == {"3", "5"}
     assert {o["node_id"] for o in results["intermediate_outputs"]} == {"4"}
-    assert _left_in_engine(service) == []
+    await _engine_folders_emptied(service)
 
 
 async def test_a_failed_execution_leaves_nothing_in_the_engines_folders(
@@ -87,7 +99,7 @@ async def test_a_failed_execution_leaves_nothing_in_the_engines_folders(
     logged = {entry["node_id"] for entry in final["execution_log"]
               if entry["event"] == "node_completed"}
     assert "2" in logged, "SaveImage ran and wrote its file before the failure"
-    assert _left_in_engine(service) == []
+    await _engine_folders_emptied(service)
 
 
 def _text_chunks(png: bytes) -> dict[str, str]:
@@ -142,4 +154,4 @@ async def test_files_written_but_never_reported_leave_the_engines_folders(
     logged = {entry["node_id"] for entry in final["execution_log"]
               if entry["event"] == "node_completed"}
     assert "2" in logged, "the saver ran"
-    assert _left_in_engine(service) == []
+    await _engine_folders_emptied(service)
