@@ -111,3 +111,35 @@ async def test_a_run_time_failure_shows_no_host_path(
     seen = json.dumps([final, results.json(), webhook])
     for path in _host_paths(service):
         assert path not in seen, f"{path} leaks in {seen}"
+
+
+def _load_3d(image: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "1": {"class_type": "Load3D", "inputs": {"model_file": "scene.glb", "image": image,
+                                                 "width": 64, "height": 64}},
+        "2": {"class_type": "Preview3D", "inputs": {"model_file": ["1", 2],
+                                                    "camera_info": ["1", 4]}},
+    }
+
+
+async def test_an_object_input_cannot_name_a_file(tenant_b: httpx.AsyncClient) -> None:
+    """Load3D opens the annotated paths of its `image` object, and Preview3D reports the
+    object's `camera_info` as its result, which the worker would collect and delete: an
+    object input that names a file is refused at submit, whoever's file it is."""
+    camera = {"position": {"x": 1, "y": 2, "z": 3}, "zoom": 1}
+    objects = [
+        {"image": "ComfyUI_00001_.png [output]", "mask": "", "normal": "", "recording": "",
+         "camera_info": camera},
+        {"image": "", "mask": "", "normal": "", "recording": "",
+         "camera_info": {**camera, "filename": "shared.png", "type": "input"}},
+        {"image": "", "mask": "", "normal": "", "recording": "",
+         "camera_info": [{"filename": "exe_x_0.png", "subfolder": "comfy-serverless"}]},
+        {"image": "", "mask": "", "normal": "comfy-serverless/exe_x_0.png", "recording": ""},
+    ]
+    for image in objects:
+        response = await tenant_b.post("/v1/workflows/execute",
+                                       json={"workflow": _load_3d(image)})
+        assert response.status_code == 400, response.text
+        errors = [p["error"] for p in response.json()["details"]["validation_errors"]
+                  if p["node_id"] == "1"]
+        assert any("object that names a file" in error for error in errors), errors

@@ -89,3 +89,21 @@ async def test_identical_submissions_from_two_keys_each_complete_with_their_own_
     assert _served_from_cache(finals[0]) == set()
     for repeat in finals[1:]:
         assert _served_from_cache(repeat) == set(_UPSTREAM_NODES), repeat["execution_log"]
+
+
+async def test_an_exact_run_is_never_served_from_an_optimized_runs_cache(
+    tenant_a: httpx.AsyncClient, tenant_b: httpx.AsyncClient
+) -> None:
+    """`enable_optimization: false` asks for exact arithmetic: none of its nodes may come
+    from the cache of a run with TF32 on (here another tenant's), and a default run after
+    it is not served from its results either; exact runs share their own cache."""
+    workflow = _every_output_kind(random.randrange(1 << 24))
+    exact = {"execution_config": {"enable_optimization": False}}
+    optimized = await submit(tenant_a, workflow)
+    await _finished(tenant_a, optimized)
+    first_exact = await submit(tenant_b, workflow, **exact)
+    assert _served_from_cache(await _finished(tenant_b, first_exact)) == set()
+    again_exact = await submit(tenant_b, workflow, **exact)
+    assert _served_from_cache(await _finished(tenant_b, again_exact)) == set(_UPSTREAM_NODES)
+    default_again = await submit(tenant_a, workflow)
+    assert _served_from_cache(await _finished(tenant_a, default_again)) == set()

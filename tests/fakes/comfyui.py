@@ -32,6 +32,16 @@ class Faults:
     step_seconds: float = 0.0
     previews: bool = False            # send a preview frame with each sampler step
     view_status: int = 200            # answer GET /view with this status
+    object_info_status: int = 200     # answer GET /object_info with this status
+
+
+def _catalog() -> dict[str, Any]:
+    """ComfyUI 0.3.75's catalog (tests/fixtures), listing the tiny test checkpoint."""
+    info: dict[str, Any] = json.loads(
+        (Path(__file__).resolve().parents[1] / "fixtures" / "object_info.json").read_text())
+    info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = [
+        "tiny-sd15.safetensors"]
+    return info
 
 
 @dataclass
@@ -44,8 +54,9 @@ class FakeComfyUI:
     pending: list[str] = field(default_factory=list)
     on_prompt: Callable[[], None] | None = None  # called as each POST /prompt arrives
     arrivals: dict[str, float] = field(default_factory=dict)  # prompt id → time.monotonic()
-    object_info: dict[str, Any] | None = None  # served at /object_info when set
+    object_info: dict[str, Any] = field(default_factory=_catalog)  # served at /object_info
     uploads: dict[str, bytes] = field(default_factory=dict)  # "subfolder/name" → bytes
+    prompts: dict[str, Any] = field(default_factory=dict)  # prompt id → the prompt submitted
     _sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     _queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(
         default_factory=asyncio.Queue)
@@ -109,6 +120,7 @@ class FakeComfyUI:
     async def _prompt(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.arrivals[body["prompt_id"]] = time.monotonic()
+        self.prompts[body["prompt_id"]] = body["prompt"]
         if self.on_prompt is not None:
             self.on_prompt()
         if self.faults.prompt_status != 200:
@@ -136,8 +148,9 @@ class FakeComfyUI:
         return web.Response()
 
     async def _object_info(self, request: web.Request) -> web.Response:
-        if self.object_info is None:
-            raise web.HTTPNotFound()
+        if self.faults.object_info_status != 200:
+            return web.json_response({"error": "injected"},
+                                     status=self.faults.object_info_status)
         return web.json_response(self.object_info)
 
     async def _arrivals(self, request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
@@ -36,7 +37,7 @@ async def test_a_remote_engines_files_are_deleted_through_the_hooks(
     assert uploaded.is_file()
 
     remote = EngineFiles(comfyui, {})  # no local folders: the way to a remote ComfyUI
-    await remote.remove("input", "comfy-serverless", "hooks-test.png")
+    await remote.remove_staged_input("hooks-test.png")
     assert not uploaded.exists()
 
 
@@ -52,3 +53,51 @@ async def test_the_delete_route_refuses_paths_outside_comfyuis_folders(
     with pytest.raises(EngineUnavailable, match="400"):
         await comfyui.delete_file("models", "", "x.safetensors")
     assert database.is_file()
+
+
+async def test_the_delete_route_answers_400_to_any_malformed_request(
+    service: LocalService
+) -> None:
+    """A folder, a body that is not an object of strings, a NUL: 400, never a 500."""
+    (service.data_dir / "comfyui" / "output" / "a-folder").mkdir(exist_ok=True)
+    bodies: list[object] = [
+        {"type": "output", "subfolder": "", "filename": "a-folder"},
+        ["output", "", "x.png"], "output", 7, None,
+        {"type": "output", "subfolder": "", "filename": "x\x00.png"},
+        {"type": "output", "subfolder": ["a"], "filename": "x.png"},
+        {"type": {"a": 1}, "subfolder": "", "filename": "x.png"},
+    ]
+    async with httpx.AsyncClient(base_url=service.comfyui_url) as http:
+        for body in bodies:
+            response = await http.post("/comfy-serverless/delete", json=body)
+            assert response.status_code == 400, (body, response.text)
+        response = await http.post("/comfy-serverless/delete", content=b"{not json")
+        assert response.status_code == 400
+    assert (service.data_dir / "comfyui" / "output" / "a-folder").is_dir()
+
+
+async def test_the_delete_route_never_deletes_the_operators_inputs(
+    comfyui: ComfyUIClient, service: LocalService, tmp_path: Path
+) -> None:
+    """Only output/, temp/ and the worker's own input/comfy-serverless/ are deletable."""
+    published = service.data_dir / "comfyui" / "input" / "hooks-published.png"
+    published.write_bytes(b"\x89PNG\r\n\x1a\n")
+    try:
+        for subfolder, filename in (("", "hooks-published.png"),
+                                    ("comfy-serverless", "../hooks-published.png")):
+            with pytest.raises(EngineUnavailable, match="400"):
+                await comfyui.delete_file("input", subfolder, filename)
+        assert published.is_file()
+    finally:
+        published.unlink(missing_ok=True)
+
+
+async def test_the_hooks_report_comfyuis_pid_and_its_gpus_identity(
+    comfyui: ComfyUIClient
+) -> None:
+    """The worker's NVML finds ComfyUI's GPU by this identity (none on the CPU)."""
+    info = await comfyui.hooks()
+    assert info is not None
+    assert isinstance(info["pid"], int)
+    assert info["pid"] > 0
+    assert info["device"] == {}

@@ -391,3 +391,41 @@ async def test_a_gpu_memory_share_claimed_by_a_cpu_worker_fails_unsubmitted(rig:
     assert record.error["details"]["field"] == "execution_config.gpu_memory_fraction"
     assert record.attempt == 1
     assert rig.fake.arrivals == {}
+
+
+async def test_no_work_is_claimed_until_the_catalog_names_the_output_nodes(
+    tmp_path: Path
+) -> None:
+    """/object_info fails when the worker prepares: it claims nothing (a repeated workflow
+    would otherwise be answered from ComfyUI's cache), and reads the catalog again at the
+    next claims until it answers; then every submission's output nodes carry the run mark."""
+    port = free_port()
+    (tmp_path / "engine-out").mkdir()
+    store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.migrate()
+    key = issue_key("secret", "basic")
+    await store.create_api_key(key.record)
+    async with running_fake(tmp_path / "engine-out", port) as fake:
+        fake.faults.object_info_status = 500
+        config = WorkerConfig(worker_id="w-test", spool_dir=tmp_path / "spool",
+                              poll_interval=0.05, catalog_refresh_interval=3600)
+        engine = RestartableFake(f"http://127.0.0.1:{port}", fake)
+        storage = FlakyStorage(tmp_path / "storage", UrlSigner("s"))
+        worker = Worker(config, store, engine, storage)
+        await worker.prepare()
+        rig = Rig(store, worker, fake, key.record.id, engine, storage)
+        execution_id = await rig.submit()
+        try:
+            assert await worker.run_once() is None
+            assert (await rig.execution(execution_id)).status == "queued"
+            fake.faults.object_info_status = 200
+            assert await wait_for(lambda: _claims(worker), timeout=10)
+            [prompt] = fake.prompts.values()
+            assert prompt["9"]["inputs"]["cs_run"]
+        finally:
+            await worker.stop()
+    await store.close()
+
+
+async def _claims(worker: Worker) -> bool | None:
+    return True if await worker.run_once() == "completed" else None

@@ -39,8 +39,32 @@ async def test_a_name_that_escapes_its_folder_removes_nothing(tmp_path: Path) ->
     outside = tmp_path / "secret.txt"
     outside.write_text("keep")
     files = EngineFiles(ComfyUIClient("http://127.0.0.1:9"), folders)
-    await files.remove("output", "..", "../secret.txt")
-    await files.remove("output", "", str(outside))
-    await files.remove("output", "", "")
+    await files.remove_outputs(files_in_history({"1": {"images": [
+        {"filename": "../secret.txt", "subfolder": "..", "type": "output"},
+        {"filename": str(outside), "subfolder": "", "type": "output"},
+        {"filename": "", "subfolder": "", "type": "output"}]}}))
+    await files.remove_staged_input("../../secret.txt")
     assert outside.read_text() == "keep"
     assert folders["output"].is_dir()
+
+
+async def test_a_file_reported_in_input_is_neither_collected_nor_deleted(tmp_path: Path) -> None:
+    """Preview3D copies the user's literal camera_info into its report: a report naming
+    input/ (an operator's shared file, another execution's staged upload) is not the
+    prompt's file."""
+    folders = _folders(tmp_path / "comfyui")
+    (folders["input"] / "comfy-serverless").mkdir()
+    shared = folders["input"] / "shared.png"
+    staged = folders["input"] / "comfy-serverless" / "exe_other_0.png"
+    for path in (shared, staged):
+        path.write_bytes(b"x")
+    history = {"9": {"result": [
+        "model.glb", {"filename": "shared.png", "subfolder": "", "type": "input"},
+        {"filename": "exe_other_0.png", "subfolder": "comfy-serverless", "type": "input"}]}}
+    assert list(files_in_history(history)) == []
+    files = EngineFiles(ComfyUIClient("http://127.0.0.1:9"), folders)
+    await files.remove_outputs(files_in_history(history))
+    assert shared.exists()
+    assert staged.exists()
+    await files.remove_staged_input("exe_other_0.png")
+    assert not staged.exists(), "the worker's own upload, by its exact name, is removed"

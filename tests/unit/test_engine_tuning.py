@@ -81,3 +81,64 @@ def test_a_failed_sample_is_skipped() -> None:
     window.add(None)
     window.add(GpuReading(0.5, 10, 100))
     assert window.metrics(None) == {"gpu_utilization": 0.5, "memory_efficiency": 0.1}
+
+
+class _FleetNvml:
+    """NVML on a machine with three GPUs, where ComfyUI (pid 4242) runs under
+    CUDA_VISIBLE_DEVICES=2: its CUDA index 0 is NVML's index 2. Another process holds
+    memory on the same GPU."""
+
+    def __init__(self) -> None:
+        self.initialised = False
+        self.GPUS = {"GPU-aaaa": ("00000000:17:00.0", 10),
+                     "GPU-bbbb": ("00000000:65:00.0", 20),
+                     "GPU-cccc": ("00000000:B3:00.0", 90)}
+
+    def nvmlInit(self) -> None:
+        self.initialised = True
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.GPUS)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
+        return list(self.GPUS)[index]
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:
+        assert uuid in self.GPUS
+        return uuid
+
+    def nvmlDeviceGetHandleByPciBusId(self, bus_id: str) -> str:
+        return next(uuid for uuid, (bus, _) in self.GPUS.items() if bus == bus_id)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: str) -> SimpleNamespace:
+        return SimpleNamespace(gpu=self.GPUS[handle][1])
+
+    def nvmlDeviceGetMemoryInfo(self, handle: str) -> SimpleNamespace:
+        return SimpleNamespace(used=80 * 10**9, total=100 * 10**9)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: str) -> list[SimpleNamespace]:
+        return [SimpleNamespace(pid=4242, usedGpuMemory=30 * 10**9),
+                SimpleNamespace(pid=777, usedGpuMemory=50 * 10**9)]
+
+
+def test_the_monitor_samples_comfyuis_gpu_by_its_identity_not_its_cuda_index() -> None:
+    for device in ({"uuid": "GPU-cccc"}, {"uuid": "cccc"},
+                   {"pci_bus_id": "00000000:B3:00.0"}):
+        monitor = GpuMonitor.for_engine(CUDA_STATS, {"version": 1, "pid": 4242,
+                                                     "device": device}, nvml=_FleetNvml())
+        assert monitor is not None
+        reading = monitor.read()
+        assert reading is not None
+        assert reading.utilization == 0.9, device  # NVML's GPU 2, not CUDA's index 0
+        assert reading.memory_used == 30 * 10**9, "ComfyUI's own memory, not the others'"
+
+
+def test_without_an_identity_only_a_lone_gpu_is_sampled() -> None:
+    assert GpuMonitor.for_engine(CUDA_STATS, None, nvml=_FleetNvml()) is None
+    lone = _FleetNvml()
+    lone.GPUS = {"GPU-aaaa": ("00000000:17:00.0", 10)}
+    monitor = GpuMonitor.for_engine(CUDA_STATS, None, nvml=lone)
+    assert monitor is not None
+    reading = monitor.read()
+    assert reading is not None
+    assert reading.memory_used == 80 * 10**9  # no pid known: the device's figure

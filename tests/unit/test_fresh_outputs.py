@@ -9,10 +9,12 @@ from pathlib import Path
 
 from comfy_serverless.engine.comfyui.fresh_outputs import (
     RUN_MARK,
+    TUNING_MARK,
     output_classes,
     with_fresh_outputs,
     worker_additions,
 )
+from comfy_serverless.engine.comfyui.tuning import EngineTuning
 
 CATALOG = Path(__file__).resolve().parents[1] / "fixtures" / "object_info.json"
 
@@ -43,3 +45,16 @@ def test_the_nodes_the_worker_added_are_named() -> None:
     pinned = {**workflow, "cs_warm_0": {"class_type": "CheckpointLoaderSimple", "inputs": {}}}
     assert worker_additions(pinned, workflow) == {"cs_worker_nodes": ["cs_warm_0"]}
     assert worker_additions(workflow, workflow) == {}
+
+
+def test_an_exact_run_marks_every_node_and_a_default_run_none() -> None:
+    workflow = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
+    exact = EngineTuning.from_config({"enable_optimization": False})
+    marked = with_fresh_outputs(workflow, frozenset({"SaveImage"}), "run-1", exact.cache_mark)
+    assert marked["1"]["inputs"] == {"width": 8, TUNING_MARK: "exact"}
+    assert marked["2"]["inputs"] == {"images": ["1", 0], RUN_MARK: "run-1",
+                                     TUNING_MARK: "exact"}
+    for config in ({}, {"gpu_memory_fraction": 0.5}):
+        mark = EngineTuning.from_config(config).cache_mark
+        assert with_fresh_outputs(workflow, frozenset(), "run-2", mark) == workflow

@@ -304,3 +304,22 @@ def test_merged_catalogs_accept_any_workers_models() -> None:
     workflow["4"]["inputs"]["ckpt_name"] = "only-b.safetensors"
     parsed = parse_workflow(workflow)
     WorkflowValidator(ValidationRules(), merged).validate(parsed.graph)
+
+
+def test_an_object_input_that_names_a_file_is_refused_with_or_without_a_catalog() -> None:
+    """Preview3D reports its camera_info object, and the worker collects and deletes what a
+    node reports: no object literal may name a file (validation/files.py)."""
+    camera = {"position": {"x": 0}, "filename": "shared.png", "type": "input"}
+    workflow = {
+        "1": {"class_type": "Load3D", "inputs": {
+            "model_file": "m.glb", "width": 64, "height": 64,
+            "image": {"image": "", "mask": "", "normal": "", "recording": "",
+                      "camera_info": camera}}},
+        "2": {"class_type": "Preview3D", "inputs": {"model_file": ["1", 2],
+                                                    "camera_info": ["1", 4]}},
+    }
+    for catalog in (CATALOG, None):
+        errors = [e["error"] for e in refused(workflow, catalog=catalog)["validation_errors"]]
+        assert any("object that names a file" in error for error in errors), errors
+    harmless = {"1": {"class_type": "Custom", "inputs": {"settings": {"zoom": 2, "x": [1]}}}}
+    validate(harmless, catalog=None)

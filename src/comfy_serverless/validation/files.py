@@ -19,6 +19,13 @@ An *output name* (`filename_prefix`, and the folders that the dataset and LoRA s
 in ComfyUI's output folder) is a relative path that stays inside that folder: plain segments
 separated by `/`, at most max_filename_prefix_length bytes. A loader that reads a folder of
 ComfyUI's output (LoadTrainingDataset) is refused: nothing in that folder is published.
+
+An *object input* (a literal whose value is a JSON object, such as Load3D's `image`, whose
+`image`, `mask`, `normal` and `recording` are annotated paths that ComfyUI opens, and whose
+`camera_info` Preview3D copies into its reported files) never names a file: at any depth
+it may not carry a `filename`, `subfolder` or `type` key, a non-empty `image`, `mask`,
+`normal` or `recording`, or a string with a folder annotation or a staged name. There is
+no exception for the execution's own files: the service stages none for such inputs.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ __all__ = [
     "name_problems",
     "is_image_loader",
     "names_a_file",
+    "object_problem",
     "output_name_problem",
     "reference_problem",
     "spelling_of_reference_problem",
@@ -102,6 +110,38 @@ def name_problems(class_type: str, name: str, value: Any, spec: InputSpec | None
     published = tuple(str(option) for option in (spec.options or ())) if spec else ()
     reason = reference_problem(value, published)
     return [NameProblem(f"'{name}' {reason}", _published_hint(published))] if reason else []
+
+
+# In an object input: keys that report a file to ComfyUI, and Load3D's file paths.
+_FILE_KEYS = frozenset({"filename", "subfolder", "type"})
+_PATH_KEYS = frozenset({"image", "mask", "normal", "recording"})
+
+
+def object_problem(name: str, value: Any) -> NameProblem | None:
+    """Why the object literal `value` of input `name` names a file, or None (also for a
+    value that is not an object)."""
+    if not isinstance(value, dict):
+        return None
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and (_ANNOTATION.search(item) or STAGED_PREFIX in item):
+            return _object_names_a_file(name, f"the name '{item}'")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if key in _FILE_KEYS or (key in _PATH_KEYS and inner not in ("", None)):
+                    return _object_names_a_file(name, f"'{key}'")
+                stack.append(inner)
+    return None
+
+
+def _object_names_a_file(name: str, what: str) -> NameProblem:
+    return NameProblem(f"'{name}' is an object that names a file ({what}): an object input "
+                       "cannot name ComfyUI's files",
+                       "Remove the file fields (filename, subfolder, type, image, mask, "
+                       "normal, recording) from the object")
 
 
 _OUTPUT_HINT = ("Use a relative name such as 'renders/cat': plain segments separated by '/', "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
-from comfy_serverless.validation.files import name_problems, names_a_file
+from comfy_serverless.validation.files import name_problems, names_a_file, object_problem
 from comfy_serverless.validation.findings import (
     Findings,
     ValidationProblem,
@@ -102,6 +102,8 @@ class WorkflowValidator:
                     findings.error(node_id, limit, "Send a value within the limits")
                 for problem in name_problems(node["class_type"], name, value, None, self.rules):
                     findings.error(node_id, problem.error, problem.suggestion)
+                if (named := object_problem(name, value)) is not None:
+                    findings.error(node_id, named.error, named.suggestion)
 
 
 class _CatalogPass:
@@ -229,6 +231,9 @@ class _CatalogPass:
     def _check_literal(self, node_id: str, class_type: str, spec: InputSpec,
                        inputs: dict[str, Any]) -> None:
         value = inputs[spec.name]
+        if (named := object_problem(spec.name, value)) is not None:
+            self.findings.error(node_id, named.error, named.suggestion)
+            return
         if not spec.takes_literal:
             self.findings.error(node_id, f"Input '{spec.name}' needs a connection from a node "
                                          f"that outputs {spec.type}, not a value",

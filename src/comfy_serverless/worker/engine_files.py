@@ -1,9 +1,9 @@
 """Removes an execution's files from its ComfyUI's folders once they are no longer needed.
 
 What an execution leaves in ComfyUI's folders (its outputs and previews in `output/` and
-`temp/`, its staged input images in `input/comfy-serverless/`) is removed when the
-execution's attempt ends, whatever ends it, so that no tenant ever finds another
-execution's files there:
+`temp/`, reported or not, and its staged input images in `input/comfy-serverless/`) is
+removed when the execution's attempt ends, whatever ends it, so that no tenant ever finds
+another execution's files there:
 
 - on this machine (a supervised child), the file is unlinked;
 - on a remote ComfyUI, through the delete route of comfy-serverless's hooks
@@ -19,13 +19,14 @@ from pathlib import Path
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.errors import EngineError
-from comfy_serverless.worker.output_kinds import EngineFile
+from comfy_serverless.inputs.staging import STAGED_SUBFOLDER
+from comfy_serverless.worker.output_kinds import PROMPT_FOLDERS, EngineFile
 
 __all__ = ["EngineFiles"]
 
 log = logging.getLogger(__name__)
 
-_REMOVABLE_FOLDERS = frozenset({"output", "temp", "input"})
+_REMOVABLE_FOLDERS = frozenset({*PROMPT_FOLDERS, "input"})
 
 
 class EngineFiles:
@@ -36,15 +37,34 @@ class EngineFiles:
         self._remote_hooks: bool | None = None
 
     async def remove_outputs(self, files: Iterable[EngineFile]) -> None:
-        """Remove the files a prompt reported (those already moved out are skipped)."""
+        """Remove the files a prompt reported in output/ or temp/ (those already moved out
+        are skipped); a file reported anywhere else stays."""
         for engine_file in files:
-            await self.remove(engine_file.folder_type, engine_file.subfolder,
-                              engine_file.filename)
+            if engine_file.folder_type in PROMPT_FOLDERS:
+                await self._remove(engine_file.folder_type, engine_file.subfolder,
+                                   engine_file.filename)
 
-    async def remove(self, folder_type: str, subfolder: str, filename: str) -> None:
-        """Remove one file; a failure is logged, never raised (the outcome stands)."""
-        if folder_type not in _REMOVABLE_FOLDERS:
+    async def remove_written(self, prompt_id: str) -> None:
+        """Remove what the prompt wrote in output/ or temp/ without reporting it (a
+        CheckpointSave, a dataset saver): the hooks list what appeared while it ran."""
+        if not self._local_folders and not await self._remote_can_delete():
             return
+        try:
+            written = await self._client.written_files(prompt_id)
+        except EngineError as exc:
+            log.warning("cannot list what prompt %s wrote: %s", prompt_id, exc)
+            return
+        for folder_type, subfolder, filename in written:
+            if folder_type in PROMPT_FOLDERS:
+                await self._remove(folder_type, subfolder, filename)
+
+    async def remove_staged_input(self, filename: str) -> None:
+        """Remove one file that the worker uploaded into `input/comfy-serverless/`."""
+        if "/" not in filename and "\\" not in filename:
+            await self._remove("input", STAGED_SUBFOLDER, filename)
+
+    async def _remove(self, folder_type: str, subfolder: str, filename: str) -> None:
+        """Remove one file; a failure is logged, never raised (the outcome stands)."""
         if self._local_folders:
             self._unlink_local(folder_type, subfolder, filename)
         elif await self._remote_can_delete():

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient, Subscription
 from comfy_serverless.engine.comfyui.device_usage import UsageWindow
@@ -59,14 +59,13 @@ from comfy_serverless.worker.engine_facts import EngineFacts
 from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.outputs import OutputCollector
-from comfy_serverless.worker.patience import when_store_answers
+from comfy_serverless.worker.patience import already_written, when_store_answers
 from comfy_serverless.worker.signals import WorkerSignals
 
 __all__ = ["ExecutionContext", "Executor", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 Outcome = Literal["completed", "failed", "requeued", "cancelled", "lost", "handed_back"]
 
@@ -191,8 +190,10 @@ class Executor:
 
     async def _leave_engine_folders(self, context: ExecutionContext) -> None:
         """Nothing of the attempt stays in ComfyUI's folders: the files its nodes reported
-        (those collected were moved out already) and its uploaded input images."""
+        (those collected were moved out already), those they wrote without reporting, and
+        its uploaded input images."""
         await self._collector.discard(context.tracker.outputs)
+        await self._collector.engine_files.remove_written(context.prompt_id)
         if self._inputs is not None:
             await self._inputs.remove_from_engine(context.execution)
 
@@ -255,7 +256,7 @@ class Executor:
 
     async def _submit(self, context: ExecutionContext) -> None:
         if context.execution.engine_prompt_id is None and not await self._patiently(
-                lambda: self._store.set_engine_prompt(
+                context, "processing", lambda: self._store.set_engine_prompt(
                     context.lease, context.prompt_id, self.claim_allocation(context.prompt_id))):
             raise _Stop("lost")
         if (refusal := self.engine_facts.refusal(context.tuning)) is not None:
@@ -267,7 +268,7 @@ class Executor:
                 await self._inputs.upload(context.execution)
             workflow = context.execution.workflow
             prompt = with_fresh_outputs(self.prompt_for(workflow), self.output_classes,
-                                        context.prompt_id)
+                                        context.prompt_id, context.tuning.cache_mark)
             await self._client.submit(prompt, context.prompt_id, extra_data={
                 **context.tuning.extra_data(), **worker_additions(prompt, workflow)})
             context.submitted_at = time.time()
@@ -452,7 +453,7 @@ class Executor:
         log_entries = [*context.tracker.drain_log(), LogEntry(
             time.time(), "execution_completed", None,
             f"Workflow completed with {len(outputs)} output(s)")]
-        completed = await self._patiently(lambda: self._store.complete(
+        completed = await self._patiently(context, "completed", lambda: self._store.complete(
             context.lease, outputs, context.tracker.final_snapshot(), context.tracker.engine_time(),
             log_entries, engine_metrics=_usage_metrics(context)))
         return "completed" if completed else "cancelled"
@@ -533,9 +534,14 @@ class Executor:
                           node_type=context.tracker.class_of(context.tracker.current_node_id))
         return await self._fail(context, failure)
 
-    async def _patiently(self, write: Callable[[], Awaitable[T]]) -> T:
-        """A write the job cannot do without, tried again while the store restarts."""
-        return await when_store_answers(write, within=self._config.lease_seconds / 2)
+    async def _patiently(self, context: ExecutionContext, status: str,
+                         write: Callable[[], Awaitable[bool]]) -> bool:
+        """A write the job cannot do without, tried again while the store restarts; one
+        that committed but lost its reply counts as written (worker/patience.py)."""
+        ours = already_written(lambda: self._store.execution(context.lease.execution_id),
+                               context.lease, status, context.prompt_id)
+        return bool(await when_store_answers(write, within=self._config.lease_seconds / 2,
+                                             ours=ours))
 
     async def _fail(self, context: ExecutionContext, failure: Failure) -> Outcome:
         execution = context.execution
@@ -547,13 +553,13 @@ class Executor:
             body = failure.body(execution, retries_left - 1, delay)
             log_entries.append(LogEntry(time.time(), "execution_retry_scheduled", failure.node_id,
                                         f"{failure.message}; retrying in {delay:.0f}s"))
-            requeued = await self._patiently(lambda: self._store.requeue(
+            requeued = await self._patiently(context, "queued", lambda: self._store.requeue(
                 context.lease, body, time.time() + delay, log_entries))
             return "requeued" if requeued else "cancelled"
         body = failure.body(execution, 0, None)
         log_entries.append(LogEntry(time.time(), "execution_failed", failure.node_id,
                                     failure.message))
-        failed = await self._patiently(lambda: self._store.fail(
+        failed = await self._patiently(context, "failed", lambda: self._store.fail(
             context.lease, body, gpu_time, log_entries, engine_metrics=_usage_metrics(context)))
         return "failed" if failed else "cancelled"
 

@@ -35,7 +35,7 @@ class InputUploader:
         (a retry uploads them again)."""
         for item in execution.options.get("staged_inputs") or []:
             staged = StagedInput.from_options(item)
-            await self._engine_files.remove("input", STAGED_SUBFOLDER, staged.filename)
+            await self._engine_files.remove_staged_input(staged.filename)
 
     async def discard(self, execution: ExecutionRecord) -> None:
         """Once the execution has its outcome, its staged copies are no longer needed."""

@@ -1,5 +1,9 @@
 """What a prompt's history reports: files of every kind (images, videos, audio, anything
-else) and text, each with the output_type it is reported with and its content type."""
+else) and text, each with the output_type it is reported with and its content type.
+
+Only files in ComfyUI's `output` and `temp` folders are the prompt's: a node's report is
+partly the user's own data (Preview3D copies a literal `camera_info` into it), so a file
+reported in `input` (or any other folder) is never collected, and never deleted."""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EngineFile", "EngineText", "content_type_of", "files_in_history",
+__all__ = ["PROMPT_FOLDERS", "EngineFile", "EngineText", "content_type_of", "files_in_history",
            "texts_in_history"]
 
+# The folders a prompt writes its files in.
+PROMPT_FOLDERS = frozenset({"output", "temp"})
 # ComfyUI's output keys, and the output_type each one is reported with.
 _OUTPUT_TYPES = {"images": "IMAGE", "gifs": "VIDEO", "video": "VIDEO", "videos": "VIDEO",
                  "audio": "AUDIO", "text": "TEXT"}
@@ -80,10 +86,12 @@ def _node_items(outputs: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], 
 
 
 def files_in_history(outputs: dict[str, Any]) -> Iterator[EngineFile]:
-    """Every file that a prompt's history lists, in node order."""
+    """Every file in ComfyUI's output or temp folder that a prompt's history lists, in
+    node order."""
     for node_id, node_output, key, items in _node_items(outputs):
         for index, item in enumerate(items):
-            if isinstance(item, dict) and isinstance(item.get("filename"), str):
+            if (isinstance(item, dict) and isinstance(item.get("filename"), str)
+                    and str(item.get("type") or "output") in PROMPT_FOLDERS):
                 animated = _animated(node_output, index)
                 yield EngineFile(
                     node_id=node_id,

@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 # After asking the executor to hand its job back, how long to wait before cancelling it.
 _HAND_BACK_SECONDS = 15.0
+# While ComfyUI's catalog cannot be read, it is read again at claims, at most this often.
+_CATALOG_FIRST_PAUSE = 0.5
+_CATALOG_LONGEST_PAUSE = 30.0
 
 
 @dataclass(frozen=True)
@@ -122,11 +125,15 @@ class Worker:
         self.running: dict[str, asyncio.Event] = {}
         self.system_stats: dict[str, Any] | None = None
         self._catalog_published_at = 0.0
+        self._catalog_read = False
+        self._catalog_retry_at = 0.0
+        self._catalog_pause = _CATALOG_FIRST_PAUSE
         self.gpu_type = config.gpu_type
         self.warm = WarmModels()
         self.models: ModelKeeper | None = None
         self._gpu_monitor: GpuMonitor | None = None
         self._gpu_monitor_tried = False
+        self._hooks: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -149,9 +156,10 @@ class Worker:
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
         try:
-            self.warm.pinning = await self._client.has_hooks()
+            self._hooks = await self._client.hooks()
         except EngineError:
-            self.warm.pinning = False
+            self._hooks = None
+        self.warm.pinning = self._hooks is not None
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
                                     self._engine.local_folders(),
                                     keep_workflow_metadata=self.config.keep_workflow_metadata)
@@ -214,6 +222,8 @@ class Worker:
 
     async def _claim(self) -> ExecutionRecord | None:
         assert self._executor is not None, "prepare() first"
+        if not await self._output_classes_known():
+            return None
         prompt_id = str(uuid.uuid4())
         execution = await self._store.claim_next(
             self.config.worker_id, self.config.lease_seconds, engine_prompt_id=prompt_id,
@@ -222,6 +232,18 @@ class Worker:
         if execution is not None and not self.running and await self._engine.ensure_running():
             await self._after_engine_restart()
         return execution
+
+    async def _output_classes_known(self) -> bool:
+        """Work is claimed only once ComfyUI's catalog has named its output nodes: without
+        them a repeated workflow would be answered from ComfyUI's cache with files already
+        moved out (fresh_outputs.py). Until then, each claim reads it again, backing off."""
+        now = time.monotonic()
+        if not self._catalog_read and now >= self._catalog_retry_at:
+            await self.publish_catalog()
+            if not self._catalog_read:
+                self._catalog_retry_at = now + self._catalog_pause
+                self._catalog_pause = min(self._catalog_pause * 2, _CATALOG_LONGEST_PAUSE)
+        return self._catalog_read
 
     def claim_match(self) -> ClaimMatch:
         return ClaimMatch(gpu_type=self.gpu_type, any_gpu_type=self.config.gpu_type is None,
@@ -279,6 +301,7 @@ class Worker:
             return
         if self._executor is not None:
             self._executor.output_classes = output_classes(object_info)
+            self._catalog_read, self._catalog_pause = True, _CATALOG_FIRST_PAUSE
         text = json.dumps(object_info, sort_keys=True, separators=(",", ":"))
         digest, previous = await self._store.publish_catalog(self.config.worker_id, text)
         self._catalog_published_at = time.monotonic()
@@ -383,7 +406,7 @@ class Worker:
         gpu = has_gpu(self.system_stats)
         if gpu and not self._gpu_monitor_tried:
             self._gpu_monitor_tried = True
-            self._gpu_monitor = GpuMonitor.for_engine(self.system_stats)
+            self._gpu_monitor = GpuMonitor.for_engine(self.system_stats, self._hooks)
         return EngineFacts(gpu=gpu, hooks=self.warm.pinning, monitor=self._gpu_monitor)
 
     async def _publish_state(self, state: str) -> None:

@@ -191,8 +191,24 @@ class ComfyUIClient:
 
     async def has_hooks(self) -> bool:
         """Whether this ComfyUI runs comfy-serverless's hooks (engine/comfyui/extension)."""
+        return await self.hooks() is not None
+
+    async def hooks(self) -> dict[str, Any] | None:
+        """What comfy-serverless's hooks report (version, ComfyUI's pid and its GPU's
+        identity); None when this ComfyUI does not run them."""
         status, payload = await self._request("GET", "/comfy-serverless/hooks")
-        return status == 200 and bool(payload.get("version"))
+        return payload if status == 200 and payload.get("version") else None
+
+    async def written_files(self, prompt_id: str) -> list[tuple[str, str, str]]:
+        """(folder type, subfolder, filename) of every file that appeared in ComfyUI's
+        output and temp folders while the prompt ran (through the hooks)."""
+        path = f"/comfy-serverless/written/{prompt_id}"
+        status, body = await self._request("GET", path)
+        _raise_for_status(status, "GET", path)
+        files = body.get("files")
+        return [(str(item.get("type")), str(item.get("subfolder") or ""), item["filename"])
+                for item in (files if isinstance(files, list) else [])
+                if isinstance(item, dict) and isinstance(item.get("filename"), str)]
 
     async def delete_file(self, folder_type: str, subfolder: str, filename: str) -> None:
         """Delete one file from ComfyUI's output, temp or input folder (through the hooks)."""

@@ -10,9 +10,13 @@ So each output node of a submitted prompt (the catalog's `output_node: true`: ev
 that writes files or texts) carries one more literal input, `cs_run`, whose value is the
 prompt's own id. Its signature, and only its, differs from any earlier run's: ComfyUI runs
 it again and it writes new files, while every node upstream is still served from cache.
-The key never reaches the node's function, and the engine extension (see
-`extension/comfy_serverless_prompt_view`) leaves it out of the prompt that ComfyUI writes
-into the files' metadata.
+The key never reaches the node's function, and comfy-serverless's hooks (see
+`extension/comfy_serverless_hooks`) leave it out of the prompt that ComfyUI writes into the
+files' metadata.
+
+A prompt that asks for exact arithmetic (`enable_optimization: false`) carries one more
+literal on *every* node, `cs_tuning`: no node of it is served from the cache of a run with
+TF32 on (perhaps another tenant's), and no later default run is served from its results.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["RUN_MARK", "output_classes", "with_fresh_outputs", "worker_additions"]
+__all__ = ["RUN_MARK", "TUNING_MARK", "output_classes", "with_fresh_outputs", "worker_additions"]
 
 RUN_MARK = "cs_run"
+TUNING_MARK = "cs_tuning"
 
 
 def output_classes(object_info: Mapping[str, Any]) -> frozenset[str]:
@@ -31,16 +36,19 @@ def output_classes(object_info: Mapping[str, Any]) -> frozenset[str]:
                      if isinstance(info, Mapping) and info.get("output_node"))
 
 
-def with_fresh_outputs(prompt: Mapping[str, Any], outputs: frozenset[str], run_id: str
-                       ) -> dict[str, Any]:
-    """`prompt` with every node of an output class marked with `run_id` (a new dict; the
-    nodes that are not outputs are the very same objects)."""
+def with_fresh_outputs(prompt: Mapping[str, Any], outputs: frozenset[str], run_id: str,
+                       tuning_mark: str | None = None) -> dict[str, Any]:
+    """`prompt` with every node of an output class marked with `run_id`, and every node
+    with `tuning_mark` when there is one (a new dict; the nodes left unmarked are the very
+    same objects)."""
     marked: dict[str, Any] = {}
     for node_id, node in prompt.items():
-        if isinstance(node, Mapping) and node.get("class_type") in outputs:
-            inputs = dict(node.get("inputs") or {})
-            inputs[RUN_MARK] = run_id
-            node = {**node, "inputs": inputs}
+        if isinstance(node, Mapping):
+            marks = {RUN_MARK: run_id} if node.get("class_type") in outputs else {}
+            if tuning_mark is not None:
+                marks[TUNING_MARK] = tuning_mark
+            if marks:
+                node = {**node, "inputs": {**(node.get("inputs") or {}), **marks}}
         marked[node_id] = node
     return marked
 

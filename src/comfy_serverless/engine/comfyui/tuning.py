@@ -14,6 +14,10 @@ What cannot apply is refused, never ignored: a GPU memory share needs a GPU, and
 field needs the hooks (a supervised ComfyUI always has them). On a CPU worker, ComfyUI
 computes in exact fp32 with no TF32 or cuDNN, which is what `enable_optimization: false`
 asks for, and `true` has nothing more to switch on: both are accepted there.
+
+ComfyUI caches node results across prompts: a prompt with `enable_optimization: false`
+marks every node (`cache_mark`), so none of its results comes from, or goes to, a run with
+the optimizations on. The memory share changes where weights sit, not the results.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ class EngineTuning:
     @property
     def is_default(self) -> bool:
         return self.gpu_memory_fraction is None and self.optimize
+
+    @property
+    def cache_mark(self) -> str | None:
+        """What every node of the prompt carries so that ComfyUI's cache keeps exact results
+        apart from optimized ones (fresh_outputs.py); None for the defaults."""
+        return None if self.optimize else "exact"
 
     def extra_data(self) -> dict[str, Any]:
         """What the prompt's `extra_data` carries for the hooks ({} for the defaults)."""
