@@ -37,7 +37,9 @@ __all__ = [
     "NameProblem",
     "name_problems",
     "is_image_loader",
+    "link_problem",
     "names_a_file",
+    "takes_a_name",
     "output_name_problem",
     "reference_problem",
     "spelling_of_reference_problem",
@@ -49,7 +51,7 @@ STAGED_PREFIX = "comfy-serverless/"
 _KNOWN_LOADERS = frozenset({
     ("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadImageOutput", "image"),
     ("LoadLatent", "latent"), ("LoadVideo", "file"), ("LoadAudio", "audio"),
-    ("Load3D", "model_file"),
+    ("Load3D", "model_file"), ("GeminiInputFiles", "file"), ("OpenAIInputFiles", "file"),
 })
 _KNOWN_IMAGE_LOADERS = frozenset({("LoadImage", "image"), ("LoadImageMask", "image")})
 _OUTPUT_FOLDER_WRITERS = frozenset({
@@ -80,6 +82,24 @@ def is_image_loader(class_type: str, name: str, spec: InputSpec | None) -> bool:
     if spec is not None:
         return bool(spec.config.get("image_upload")) and "image_folder" not in spec.config
     return (class_type, name) in _KNOWN_IMAGE_LOADERS
+
+
+def takes_a_name(class_type: str, name: str, spec: InputSpec | None) -> bool:
+    """Whether this input's value names a file or folder on the host: a loader's file, an
+    output name or a folder that a node reads."""
+    return (name == "filename_prefix" or (class_type, name) in _OUTPUT_FOLDER_WRITERS
+            or (class_type, name) in _OUTPUT_FOLDER_READERS
+            or names_a_file(class_type, name, spec))
+
+
+def link_problem(class_type: str, name: str, spec: InputSpec | None) -> NameProblem | None:
+    """A name must be a literal, which submit can check: a link into an input that names a
+    file or folder is refused, whatever it comes from (a primitive, a custom node's `*`)."""
+    if not takes_a_name(class_type, name, spec):
+        return None
+    return NameProblem(f"Input '{name}' names a file or folder and takes a link: "
+                       "only a literal name can be checked at submit",
+                       f"Give '{name}' as a literal value, not as [node_id, output_index]")
 
 
 def name_problems(class_type: str, name: str, value: Any, spec: InputSpec | None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
-from comfy_serverless.validation.files import name_problems, names_a_file
+from comfy_serverless.validation.files import link_problem, name_problems, names_a_file
 from comfy_serverless.validation.findings import (
     Findings,
     ValidationProblem,
@@ -92,10 +92,19 @@ class WorkflowValidator:
                                              "this service", "Remove it from the workflow")
         return refused
 
+    @staticmethod
+    def _check_link_policy(node_id: str, class_type: str, name: str, spec: InputSpec | None,
+                           findings: Findings) -> bool:
+        """The policies on links themselves (validation/files.py); True when one refuses."""
+        if (problem := link_problem(class_type, name, spec)) is not None:
+            findings.error(node_id, problem.error, problem.suggestion)
+        return problem is not None
+
     def _check_literal_limits(self, graph: Graph, findings: Findings) -> None:
         for node_id, node in graph.items():
             for name, value in node["inputs"].items():
                 if is_link(value):
+                    self._check_link_policy(node_id, node["class_type"], name, None, findings)
                     continue
                 bound = numeric_bound(name, self.rules)
                 for limit in limit_problems(name, value, self.rules, bound):
@@ -182,7 +191,9 @@ class _CatalogPass:
                 if input_spec.required:
                     self._missing_input(node_id, input_spec)
             elif is_link(inputs[name]):
-                self._check_link(node_id, input_spec, inputs[name])
+                if not WorkflowValidator._check_link_policy(
+                        node_id, spec.class_type, name, input_spec, self.findings):
+                    self._check_link(node_id, input_spec, inputs[name])
             else:
                 self._check_literal(node_id, spec.class_type, input_spec, inputs)
         for name, value in inputs.items():
