@@ -59,6 +59,12 @@ _OUTPUT_FOLDER_WRITERS = frozenset({
     ("SaveTrainingDataset", "folder_name"), ("SaveLoRA", "prefix"),
 })
 _OUTPUT_FOLDER_READERS = frozenset({("LoadTrainingDataset", "folder_name")})
+# Nodes that read a whole subfolder of ComfyUI's input folder (their COMBO lists every
+# subfolder, `comfy-serverless` with other executions' staged inputs among them); nothing
+# below the top level of that folder is published.
+_INPUT_FOLDER_READERS = frozenset({
+    ("LoadImageDataSetFromFolder", "folder"), ("LoadImageTextDataSetFromFolder", "folder"),
+})
 _ANNOTATION = re.compile(r"\[\s*(input|output|temp)\s*\]", re.IGNORECASE)
 _PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -84,11 +90,16 @@ def is_image_loader(class_type: str, name: str, spec: InputSpec | None) -> bool:
     return (class_type, name) in _KNOWN_IMAGE_LOADERS
 
 
+def _reads_an_input_folder(class_type: str, name: str) -> bool:
+    return (class_type, name) in _INPUT_FOLDER_READERS
+
+
 def takes_a_name(class_type: str, name: str, spec: InputSpec | None) -> bool:
     """Whether this input's value names a file or folder on the host: a loader's file, an
     output name or a folder that a node reads."""
     return (name == "filename_prefix" or (class_type, name) in _OUTPUT_FOLDER_WRITERS
             or (class_type, name) in _OUTPUT_FOLDER_READERS
+            or _reads_an_input_folder(class_type, name)
             or names_a_file(class_type, name, spec))
 
 
@@ -112,6 +123,11 @@ def name_problems(class_type: str, name: str, value: Any, spec: InputSpec | None
         return [NameProblem(f"'{class_type}' reads '{name}' from ComfyUI's output folder, "
                             "which holds other executions' files",
                             "Remove it: no file in the output folder is published")]
+    if _reads_an_input_folder(class_type, name):
+        return [NameProblem(f"'{class_type}' reads the folder '{name}' of ComfyUI's input "
+                            "folder, whose subfolders hold other executions' inputs",
+                            "Remove it: only files at the top of the input folder are "
+                            "published")]
     if name == "filename_prefix" or (class_type, name) in _OUTPUT_FOLDER_WRITERS:
         reason = output_name_problem(value, rules.max_filename_prefix_length)
         return [NameProblem(f"'{name}' {reason}", _OUTPUT_HINT)] if reason else []
