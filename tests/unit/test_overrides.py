@@ -83,7 +83,8 @@ def _inverted() -> dict[str, Any]:
 
 def test_a_link_given_as_an_override_gets_a_text_node_id() -> None:
     graph, problems = overlay_overrides(_inverted(), {"2.image": [1, 0]}, CATALOG)
-    assert problems == [] and graph["2"]["inputs"]["image"] == ["1", 0]
+    assert problems == []
+    assert graph["2"]["inputs"]["image"] == ["1", 0]
 
 
 @pytest.mark.parametrize("overrides", [{"3.images": ["99", 0]}, {"2.image": ["4", 0],

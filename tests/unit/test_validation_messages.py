@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from comfy_serverless.errors import EnginePromptRejected
+from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.worker.failures import Failure, rejection_failure, scrub_host_paths
 from tests.unit.test_validator import refused
 from tests.workflows import tiny_sd15

@@ -40,6 +40,7 @@ __all__ = [
     "link_problem",
     "names_a_file",
     "takes_a_name",
+    "unwrapped",
     "output_name_problem",
     "reference_problem",
     "spelling_of_reference_problem",
@@ -52,6 +53,7 @@ _KNOWN_LOADERS = frozenset({
     ("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadImageOutput", "image"),
     ("LoadLatent", "latent"), ("LoadVideo", "file"), ("LoadAudio", "audio"),
     ("Load3D", "model_file"), ("GeminiInputFiles", "file"), ("OpenAIInputFiles", "file"),
+    ("WebcamCapture", "image"),  # a WEBCAM input, opened with get_annotated_filepath
 })
 _KNOWN_IMAGE_LOADERS = frozenset({("LoadImage", "image"), ("LoadImageMask", "image")})
 _OUTPUT_FOLDER_WRITERS = frozenset({
@@ -90,6 +92,14 @@ def is_image_loader(class_type: str, name: str, spec: InputSpec | None) -> bool:
     return (class_type, name) in _KNOWN_IMAGE_LOADERS
 
 
+def unwrapped(value: Any) -> Any:
+    """The value ComfyUI hands the node: it unwraps `{"__value__": v}` once, whatever the
+    input (execution.py, validate_inputs)."""
+    if isinstance(value, dict) and "__value__" in value:
+        return value["__value__"]
+    return value
+
+
 def _reads_an_input_folder(class_type: str, name: str) -> bool:
     return (class_type, name) in _INPUT_FOLDER_READERS
 
@@ -116,9 +126,16 @@ def link_problem(class_type: str, name: str, spec: InputSpec | None) -> NameProb
 def name_problems(class_type: str, name: str, value: Any, spec: InputSpec | None,
                   rules: ValidationRules) -> list[NameProblem]:
     """What is wrong with `value` as the file or folder name that this input gives, if it
-    names one; [] otherwise. `spec` is the input's catalog entry (None without a catalog)."""
-    if not isinstance(value, str):
+    names one; [] otherwise. `spec` is the input's catalog entry (None without a catalog).
+    The value is checked as ComfyUI will use it: unwrapped from `{"__value__": …}`."""
+    if not takes_a_name(class_type, name, spec):
         return []
+    value = unwrapped(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # ComfyUI's own str() of a STRING input
+    if not isinstance(value, str):
+        return [NameProblem(f"'{name}' must be a name, not {type(value).__name__}",
+                            f"Give '{name}' as text")]
     if (class_type, name) in _OUTPUT_FOLDER_READERS:
         return [NameProblem(f"'{class_type}' reads '{name}' from ComfyUI's output folder, "
                             "which holds other executions' files",
