@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     max_filename_prefix_length: int = 200
     max_node_inputs: int = 256
     max_input_overrides: int = 100
+    # CheckpointSave, ModelSave, CLIPSave, VAESave, LoraSave, SaveLoRA: refused unless allowed
+    allow_model_savers: bool = False
 
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
@@ -187,6 +189,7 @@ class Settings(BaseSettings):
             max_filename_prefix_length=self.max_filename_prefix_length,
             max_node_inputs=self.max_node_inputs,
             max_input_overrides=self.max_input_overrides,
+            allow_model_savers=self.allow_model_savers,
         )
 
     def storage_defaults(self) -> StorageDefaults:

@@ -114,7 +114,7 @@ def test_output_names_that_leave_the_output_folder_are_refused(
     assert name_problems(class_type, name, prefix, None, ValidationRules())
 
 
-@pytest.mark.parametrize("prefix", ["ComfyUI", "renders/cat", "checkpoints/ComfyUI", "x" * 200,
+@pytest.mark.parametrize("prefix", ["ComfyUI", "renders/cat", "renders/checkpoints", "x" * 200,
                                     "chat [output]", "café"])
 def test_ordinary_output_names_pass(prefix: str) -> None:
     assert name_problems("SaveImage", "filename_prefix", prefix, None, ValidationRules()) == []

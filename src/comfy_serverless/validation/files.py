@@ -33,6 +33,8 @@ from comfy_serverless.validation.findings import listed
 from comfy_serverless.validation.rules import ValidationRules
 
 __all__ = [
+    "MODEL_SAVERS",
+    "OUTPUT_MODEL_FOLDERS",
     "STAGED_PREFIX",
     "NameProblem",
     "name_problems",
@@ -67,6 +69,12 @@ _OUTPUT_FOLDER_READERS = frozenset({("LoadTrainingDataset", "folder_name")})
 _INPUT_FOLDER_READERS = frozenset({
     ("LoadImageDataSetFromFolder", "folder"), ("LoadImageTextDataSetFromFolder", "folder"),
 })
+# The folders under output that ComfyUI registers as model folders (main.py): a file saved
+# there is listed in every tenant's model options at the next catalog publish.
+OUTPUT_MODEL_FOLDERS = ("checkpoints", "clip", "vae", "diffusion_models", "loras")
+# The nodes that save a model into the output folder (refused unless allow_model_savers).
+MODEL_SAVERS = frozenset({"CheckpointSave", "ImageOnlyCheckpointSave", "ModelSave", "CLIPSave",
+                          "VAESave", "LoraSave", "SaveLoRA"})
 _ANNOTATION = re.compile(r"\[\s*(input|output|temp)\s*\]", re.IGNORECASE)
 _PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -158,7 +166,8 @@ def name_problems(class_type: str, name: str, value: Any, spec: InputSpec | None
 
 
 _OUTPUT_HINT = ("Use a relative name such as 'renders/cat': plain segments separated by '/', "
-                "no '..', no absolute path, no backslash, no escapes or control characters")
+                "no '..', no absolute path, no backslash, no escapes or control characters, "
+                f"not in a model folder ({', '.join(OUTPUT_MODEL_FOLDERS)})")
 
 
 def _spelling_problem(value: str) -> str | None:
@@ -185,7 +194,15 @@ def output_name_problem(value: str, max_bytes: int) -> str | None:
     if len(value.encode()) > max_bytes:
         return f"is {len(value.encode())} bytes long, more than max_filename_prefix_length " \
                f"{max_bytes}"
-    return _spelling_problem(value)
+    return _spelling_problem(value) or _model_folder_problem(value)
+
+
+def _model_folder_problem(value: str) -> str | None:
+    first = value.split("/", 1)[0]
+    if first.casefold() in OUTPUT_MODEL_FOLDERS:
+        return (f"starts with '{first}', a model folder of ComfyUI's output: what is saved "
+                "there becomes a model for every tenant")
+    return None
 
 
 def spelling_of_reference_problem(value: str) -> str | None:

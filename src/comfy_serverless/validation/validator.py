@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
-from comfy_serverless.validation.files import link_problem, name_problems, names_a_file
+from comfy_serverless.validation.files import (
+    MODEL_SAVERS,
+    link_problem,
+    name_problems,
+    names_a_file,
+)
 from comfy_serverless.validation.findings import (
     Findings,
     ValidationProblem,
@@ -90,6 +95,12 @@ class WorkflowValidator:
                 refused.add(node_id)
                 findings.cannot_run(node_id, f"Node class '{class_type}' is not allowed on "
                                              "this service", "Remove it from the workflow")
+            elif class_type in MODEL_SAVERS and not self.rules.allow_model_savers:
+                refused.add(node_id)
+                findings.error(node_id, f"Node class '{class_type}' saves a model, which this "
+                                        "service does not allow",
+                               "Remove it; an operator may allow model savers with "
+                               "allow_model_savers")
         return refused
 
     @staticmethod
