@@ -12,7 +12,9 @@ A key means, in this order:
 3. Any other key: every literal (unlinked) input of that exact name.
 
 A key that matches nothing is a finding, reported with the workflow's own findings (its
-suggestion never repeats the key).
+suggestion never repeats the key). A link given as a value gets the structural checks of
+parse_workflow: its node id becomes text, and a link to no node or one that closes a cycle is
+a finding.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
-from comfy_serverless.validation.workflow import Graph, copy_graph, is_link
+from comfy_serverless.validation.workflow import Graph, copy_graph, cycle_problems, is_link
 
 __all__ = ["apply_overrides", "overlay_overrides"]
 
@@ -116,15 +118,30 @@ def overlay_overrides(graph: Graph, overrides: dict[str, Any],
                   f"{max_keys}", "Set fewer inputs, or change the workflow itself")])
     result = copy_graph(graph)
     problems = []
+    linked = False
     for key, value in overrides.items():
         targets = list(_targets(result, key, catalog))
         if not targets:
             problems.append(ValidationProblem(
                 None, f"input_overrides key '{key}' matches no input of the workflow",
                 _suggest(result, key)))
+        if targets and is_link(value):
+            value, linked = [str(value[0]), value[1]], True
+            problems += _dangling(result, key, value)
         for node_id, input_name in targets:
             result[node_id]["inputs"][input_name] = value
+    if linked and not cycle_problems(graph):
+        problems += cycle_problems(result)  # the overrides made it
     return result, problems
+
+
+def _dangling(graph: Graph, key: str, link: list[Any]) -> list[ValidationProblem]:
+    """The structural check of parse_workflow, for a link that an override gives."""
+    if link[0] in graph:
+        return []
+    return [ValidationProblem(
+        None, f"input_overrides key '{key}' links to node '{link[0]}', which does not exist",
+        f"Link to an existing node id: {', '.join(sorted(graph)[:10])}")]
 
 
 def apply_overrides(graph: Graph, overrides: dict[str, Any],
