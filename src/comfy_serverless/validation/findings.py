@@ -10,6 +10,7 @@ from typing import Any
 from comfy_serverless.errors import ApiError, WorkflowInvalid, documentation_path
 
 __all__ = [
+    "MAX_FINDINGS",
     "Findings",
     "ValidationProblem",
     "WorkflowNotRunnable",
@@ -19,6 +20,8 @@ __all__ = [
 ]
 
 _LISTED = 10
+# The most problems (and, apart, invalid connections) one answer lists; the rest are counted.
+MAX_FINDINGS = 50
 
 
 def listed(values: Sequence[Any]) -> str:
@@ -80,11 +83,21 @@ class Findings:
         more = f" (and {count - 1} more)" if count > 1 else ""
         return kind(
             headline or f"{summary}: {first}{more}",
-            {"validation_errors": [problem.as_dict() for problem in problems],
-             "missing_nodes": self.missing_nodes,
-             "invalid_connections": self.invalid_connections},
+            {"validation_errors": _capped(problems),
+             "missing_nodes": self.missing_nodes[:MAX_FINDINGS],
+             "invalid_connections": self.invalid_connections[:MAX_FINDINGS]},
             extra={"documentation_url": documentation_path(kind.error_code)},
         )
+
+
+def _capped(problems: list[ValidationProblem]) -> list[dict[str, Any]]:
+    """The first MAX_FINDINGS problems, then one that counts those left out."""
+    shown = [problem.as_dict() for problem in problems[:MAX_FINDINGS]]
+    if len(problems) > MAX_FINDINGS:
+        shown.append(ValidationProblem(
+            None, f"{len(problems) - MAX_FINDINGS} more problems were left out",
+            "Fix these and submit again to see the rest").as_dict())
+    return shown
 
 
 def workflow_invalid(problems: list[ValidationProblem], message: str | None = None
