@@ -19,12 +19,16 @@ a finding.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from typing import Any
 
 from comfy_serverless.validation.catalog import NodeCatalog
-from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
+from comfy_serverless.validation.findings import (
+    SUGGESTED,
+    ValidationProblem,
+    nearest,
+    workflow_invalid,
+)
 from comfy_serverless.validation.workflow import Graph, copy_graph, cycle_problems, is_link
 
 __all__ = ["apply_overrides", "overlay_overrides"]
@@ -88,15 +92,21 @@ def _named_inputs(graph: Graph, names: tuple[str, ...], accept: Any,
                 yield node_id, name
 
 
-def _suggest(graph: Graph, key: str) -> str:
-    if key in _PROMPT_ALIASES:
-        return (f"'{key}' sets the text of the node wired to a sampler's "
-                f"'{_PROMPT_ALIASES[key]}', and no sampler here has one: use '<node_id>.text'")
+def _known_keys(graph: Graph) -> list[str]:
+    """Every key that would match something: built once per request."""
     known = {f"{node_id}.{name}" for node_id, node in graph.items() for name in node["inputs"]}
     known |= {name for node in graph.values() for name in node["inputs"]}
     known |= set(_PROMPT_ALIASES) | set(_SAMPLER_ALIASES) | set(_LATENT_ALIASES)
-    known.discard(key)
-    close = difflib.get_close_matches(key, sorted(known), n=3)
+    return sorted(known)
+
+
+def _suggest(known: list[str] | None, key: str) -> str:
+    """A hint for a key that matches nothing; `known` is None once SUGGESTED keys have had
+    a "did you mean" (the work is bounded)."""
+    if key in _PROMPT_ALIASES:
+        return (f"'{key}' sets the text of the node wired to a sampler's "
+                f"'{_PROMPT_ALIASES[key]}', and no sampler here has one: use '<node_id>.text'")
+    close = nearest(key, (name for name in known if name != key), cutoff=0.6) if known else []
     if close:
         return "Did you mean " + " or ".join(repr(name) for name in close) + "?"
     if key in _SAMPLER_ALIASES or key in _LATENT_ALIASES:
@@ -119,12 +129,17 @@ def overlay_overrides(graph: Graph, overrides: dict[str, Any],
     result = copy_graph(graph)
     problems = []
     linked = False
+    known: list[str] | None = None
+    unmatched = 0
     for key, value in overrides.items():
         targets = list(_targets(result, key, catalog))
         if not targets:
+            unmatched += 1
+            if known is None and unmatched <= SUGGESTED:
+                known = _known_keys(result)
             problems.append(ValidationProblem(
                 None, f"input_overrides key '{key}' matches no input of the workflow",
-                _suggest(result, key)))
+                _suggest(known if unmatched <= SUGGESTED else None, key)))
         if targets and is_link(value):
             value, linked = [str(value[0]), value[1]], True
             problems += _dangling(result, key, value)

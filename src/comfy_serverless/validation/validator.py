@@ -8,7 +8,6 @@ mapped onto the same error shape, still guards the rest.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +20,11 @@ from comfy_serverless.validation.files import (
     names_a_file,
 )
 from comfy_serverless.validation.findings import (
+    SUGGESTED,
     Findings,
     ValidationProblem,
     listed,
+    nearest,
     with_article,
     workflow_invalid,
 )
@@ -45,10 +46,6 @@ class ValidatedWorkflow:
     graph: Graph
     warnings: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
-
-
-def _nearest(value: Any, options: tuple[Any, ...]) -> list[str]:
-    return difflib.get_close_matches(str(value), [str(o) for o in options], n=3, cutoff=0.4)
 
 
 def _describe(spec: InputSpec) -> str:
@@ -136,6 +133,7 @@ class _CatalogPass:
         self.refused = refused
         self.specs = {node_id: catalog.get(node["class_type"])
                       for node_id, node in self.graph.items()}
+        self.suggested = 0  # wrong choices given a "Nearest" so far (at most SUGGESTED)
 
     def run(self) -> tuple[Graph, list[str]]:
         self._check_classes()
@@ -285,8 +283,11 @@ class _CatalogPass:
         return not problems
 
     def _not_an_option(self, node_id: str, spec: InputSpec, value: Any) -> None:
-        nearest = _nearest(value, spec.options or ())
-        hint = (f"Nearest: {', '.join(nearest)}" if nearest else
+        close: list[str] = []
+        if self.suggested < SUGGESTED:
+            self.suggested += 1
+            close = nearest(str(value), [str(option) for option in spec.options or ()])
+        hint = (f"Nearest: {', '.join(close)}" if close else
                 f"Choose one of {listed(spec.options or ())}")
         if spec.lists_model_files:
             self.findings.cannot_run(node_id, f"Model '{value}' for '{spec.name}' is not on "
