@@ -3,7 +3,9 @@ name").
 
 A *loader input* names a file that ComfyUI opens from its input, output or temp folder:
 every input whose catalog entry has an `*_upload` flag or an `image_folder` (LoadImage,
-LoadImageMask, LoadImageOutput, LoadAudio, LoadVideo, Load3D …), plus LoadLatent's `latent`.
+LoadImageMask, LoadImageOutput, LoadAudio, LoadVideo, Load3D …), plus those ComfyUI's code
+opens without a flag (LoadLatent, WebcamCapture, GeminiInputFiles, OpenAIInputFiles;
+tests/fixtures/comfyui_file_inputs.txt lists them all, built from ComfyUI's source).
 It may name only
 - a file the operator publishes: one of the names that the workers' catalog lists for that
   very input (the files ComfyUI lists at the top level of its input folder), exactly as
@@ -17,8 +19,13 @@ hand (`comfy-serverless/…`, another execution's input).
 
 An *output name* (`filename_prefix`, and the folders that the dataset and LoRA savers write
 in ComfyUI's output folder) is a relative path that stays inside that folder: plain segments
-separated by `/`, at most max_filename_prefix_length bytes. A loader that reads a folder of
-ComfyUI's output (LoadTrainingDataset) is refused: nothing in that folder is published.
+separated by `/`, at most max_filename_prefix_length bytes, whose first segment is not one of
+the model folders ComfyUI registers under output. A node that reads a folder of ComfyUI's
+output (LoadTrainingDataset) or a subfolder of its input (the image dataset loaders) is
+refused: nothing there is published.
+
+Every such input takes only a literal (a link is refused: submit could not check the name),
+and is checked as ComfyUI will use it, unwrapped from `{"__value__": …}`.
 """
 
 from __future__ import annotations
