@@ -22,6 +22,7 @@ from comfy_serverless.services import build_engine, build_rescuer, build_worker,
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.system_events import announce_maintenance
+from comfy_serverless.worker.failures import elide_host_roots
 
 __all__ = ["main"]
 
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_format)
+    elide_host_roots([settings.resolved_data_dir(), settings.engine_dir.expanduser().resolve(),
+                      settings.comfyui_dir()])
     with contextlib.suppress(KeyboardInterrupt):
         return int(args.handler(settings, args))
     return 130

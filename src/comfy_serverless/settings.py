@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     max_filename_prefix_length: int = 200
     max_node_inputs: int = 256
     max_input_overrides: int = 100
+    # CheckpointSave, ModelSave, CLIPSave, VAESave, LoraSave, SaveLoRA: refused unless allowed
+    allow_model_savers: bool = False
 
     # --- outbound, after the review of issue #12: DNS lookups, webhook keys ---
     outbound_dns_timeout: float = Field(default=5.0, gt=0, le=60)
@@ -195,6 +197,7 @@ class Settings(BaseSettings):
             max_filename_prefix_length=self.max_filename_prefix_length,
             max_node_inputs=self.max_node_inputs,
             max_input_overrides=self.max_input_overrides,
+            allow_model_savers=self.allow_model_savers,
         )
 
     def storage_defaults(self) -> StorageDefaults:

@@ -143,3 +143,61 @@ async def test_an_object_input_cannot_name_a_file(tenant_b: httpx.AsyncClient) -
         errors = [p["error"] for p in response.json()["details"]["validation_errors"]
                   if p["node_id"] == "1"]
         assert any("object that names a file" in error for error in errors), errors
+
+
+def _refusals(response: httpx.Response) -> list[dict[str, Any]]:
+    assert response.status_code == 400, response.text
+    assert "execution_id" not in response.json()
+    return list(response.json()["details"]["validation_errors"])
+
+
+async def test_a_name_through_a_link_is_refused(tenant_a: httpx.AsyncClient) -> None:
+    image = inverted_image(random.randrange(1 << 24))
+    into_dataset = {**image, "3": {"class_type": "SaveImageDataSetToFolder", "inputs": {
+        "images": ["2", 0], "folder_name": ["9", 0], "filename_prefix": "x"}},
+        "9": {"class_type": "PrimitiveString", "inputs": {"value": "../input"}}}
+    into_prefix = {**image, "3": {"class_type": "SaveImage", "inputs": {
+        "images": ["2", 0], "filename_prefix": ["9", 0]}},
+        "9": {"class_type": "PrimitiveString", "inputs": {"value": "/tmp/x"}}}
+    into_reader = {"1": {"class_type": "LoadTrainingDataset", "inputs": {"folder_name": ["9", 0]}},
+                   "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+                   "9": {"class_type": "PrimitiveString", "inputs": {"value": "training"}}}
+    for workflow in (into_dataset, into_prefix, into_reader):
+        response = await tenant_a.post("/v1/workflows/execute", json={"workflow": workflow})
+        assert any("takes a link" in p["error"] for p in _refusals(response)), response.text
+
+
+async def test_no_subfolder_of_the_input_folder_is_read(tenant_a: httpx.AsyncClient) -> None:
+    for folder in ("comfy-serverless", "3d"):
+        workflow = {"1": {"class_type": "LoadImageDataSetFromFolder",
+                          "inputs": {"folder": folder}},
+                    "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+        response = await tenant_a.post("/v1/workflows/execute", json={"workflow": workflow})
+        assert any("input folder" in p["error"] for p in _refusals(response)), response.text
+
+
+async def test_no_tenant_can_make_a_model_for_the_others(tenant_a: httpx.AsyncClient) -> None:
+    saver = {"1": {"class_type": "CheckpointLoaderSimple",
+                   "inputs": {"ckpt_name": "tiny-sd15.safetensors"}},
+             "2": {"class_type": "CheckpointSave", "inputs": {
+                 "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2],
+                 "filename_prefix": "checkpoints/ComfyUI"}}}
+    errors = [p["error"] for p in _refusals(await tenant_a.post(
+        "/v1/workflows/execute", json={"workflow": saver}))]
+    assert "Node class 'CheckpointSave' saves a model, which this service does not allow" in (
+        errors)
+    image = inverted_image(random.randrange(1 << 24))
+    image["3"]["inputs"]["filename_prefix"] = "loras/x"
+    [problem] = _refusals(await tenant_a.post("/v1/workflows/execute", json={"workflow": image}))
+    assert "model folder" in problem["error"]
+
+
+async def test_a_wrapped_name_is_checked_as_comfyui_unwraps_it(tenant_a: httpx.AsyncClient
+                                                              ) -> None:
+    loader = _load_and_save(PUBLISHED_IMAGE)
+    loader["1"]["inputs"]["image"] = {"__value__": "inv_00001_.png [output]"}
+    assert await _refused_at_submit(tenant_a, loader)
+    image = inverted_image(random.randrange(1 << 24))
+    image["3"]["inputs"]["filename_prefix"] = {"__value__": "../../etc/x"}
+    [problem] = _refusals(await tenant_a.post("/v1/workflows/execute", json={"workflow": image}))
+    assert "'filename_prefix'" in problem["error"]

@@ -91,3 +91,35 @@ async def test_crowded_nodes_and_overrides_are_refused_before_they_cost_time(
         "workflow": inverted_image(1), "input_overrides": overrides})
     [problem] = _assert_refused(response)["details"]["validation_errors"]
     assert problem["error"].endswith("keys, more than max_input_overrides 100")
+
+
+async def test_overrides_get_the_structural_checks(tenant_a: httpx.AsyncClient) -> None:
+    workflow = inverted_image(random.randrange(1 << 24))
+    execution_id = await submit(tenant_a, workflow, input_overrides={"2.image": [1, 0]})
+    assert (await wait_until_finished(tenant_a, execution_id))["status"] == "completed"
+    for overrides in ({"3.images": ["99", 0]}, {"2.image": ["2", 0]}):
+        response = await tenant_a.post("/v1/workflows/execute", json={
+            "workflow": inverted_image(1), "input_overrides": overrides})
+        errors = [e["error"] for e in _assert_refused(response)["details"]["validation_errors"]]
+        assert any("does not exist" in error or "cycle" in error for error in errors), errors
+
+
+async def test_one_crowded_input_gets_one_short_answer(tenant_a: httpx.AsyncClient) -> None:
+    workflow = inverted_image(1)
+    workflow["2"]["inputs"]["note"] = [10_000_000] * 200_000
+    response = await tenant_a.post("/v1/workflows/execute", json={"workflow": workflow})
+    [problem] = _assert_refused(response)["details"]["validation_errors"]
+    assert "(and 199999 more in this input)" in problem["error"]
+    assert len(response.content) < 10_000
+
+
+async def test_unmatched_overrides_are_answered_quickly(tenant_a: httpx.AsyncClient) -> None:
+    workflow = inverted_image(1)
+    for node in range(90):  # 18,000 inputs: the candidates of a "did you mean"
+        workflow[f"n{node}"] = {"class_type": "ImageInvert", "inputs": {
+            "image": ["1", 0], **{f"in_{index}": index for index in range(200)}}}
+    overrides = {f"in_{index}z": index for index in range(100)}
+    response = await tenant_a.post("/v1/workflows/execute", json={
+        "workflow": workflow, "input_overrides": overrides}, timeout=60)
+    assert len(_assert_refused(response)["details"]["validation_errors"]) == 51
+    assert response.elapsed.total_seconds() < 5

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from comfy_serverless.api.app import create_app
+from comfy_serverless.errors import StoreUnavailable
 from comfy_serverless.settings import Settings
 from comfy_serverless.testing import free_port
 from tests.fakes.comfyui import running_fake
@@ -36,3 +37,22 @@ async def test_readiness_follows_the_workers_comfyui(tmp_path: Path) -> None:
 
             await wait_for(unavailable, timeout=10, what="readiness to drop")
             assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_an_unready_store_is_reported_without_its_drivers_words(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", webhook_dispatcher=False,
+                        database_url=None, embedded_worker=False)
+    app = create_app(settings)
+    secret = "connection to /srv/db/.s.PGSQL.5432 failed: password for 'ops' is hunter2"
+
+    async def refuse(_: float) -> int:
+        raise StoreUnavailable(secret)
+
+    async with app.router.lifespan_context(app):
+        app.state.services.store.live_worker_count = refuse  # fault injection
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "store": "unavailable"}
+    assert "hunter2" not in response.text

@@ -3,6 +3,7 @@ loader, every spelling of a name that ComfyUI would resolve, every output name."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,7 +114,7 @@ def test_output_names_that_leave_the_output_folder_are_refused(
     assert name_problems(class_type, name, prefix, None, ValidationRules())
 
 
-@pytest.mark.parametrize("prefix", ["ComfyUI", "renders/cat", "checkpoints/ComfyUI", "x" * 200,
+@pytest.mark.parametrize("prefix", ["ComfyUI", "renders/cat", "renders/checkpoints", "x" * 200,
                                     "chat [output]", "café"])
 def test_ordinary_output_names_pass(prefix: str) -> None:
     assert name_problems("SaveImage", "filename_prefix", prefix, None, ValidationRules()) == []
@@ -130,3 +131,105 @@ def test_a_bad_filename_prefix_is_refused_by_the_validator_with_and_without_a_ca
         details = refused(workflow, catalog=catalog)
         assert [p["error"] for p in details["validation_errors"]] == [
             "'filename_prefix' has an empty, '.' or '..' path segment"]
+
+
+# ------------------------------------------------------------ an independent list (finding 9)
+# Built from ComfyUI's source, not from names_a_file: see the comment at its top.
+_LISTED = (Path(__file__).parents[1] / "fixtures" / "comfyui_file_inputs.txt").read_text()
+FILE_INPUTS = [tuple(line.split()) for line in _LISTED.splitlines()
+               if line.strip() and not line.startswith("#")]
+OUTSIDE = "../input/x"
+
+
+def _entry(line: tuple[str, ...]) -> tuple[str, str, str]:
+    node_input, kind = line
+    class_type, _, name = node_input.partition(".")
+    return class_type, name, kind
+
+
+ENTRIES = [_entry(line) for line in FILE_INPUTS]
+
+
+def test_the_independent_list_holds_every_input_the_catalog_marks() -> None:
+    listed_inputs = {(class_type, name) for class_type, name, _ in ENTRIES}
+    assert set(LOADERS) <= listed_inputs
+    assert all(class_type in CATALOG.nodes for class_type, _, _ in ENTRIES)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: f"{e[0]}.{e[1]}")
+def test_every_file_input_of_comfyui_refuses_a_literal_outside_its_folder(
+    entry: tuple[str, str, str]
+) -> None:
+    class_type, name, kind = entry
+    spec = CATALOG.nodes[class_type].inputs[name]
+    values: list[Any] = [OUTSIDE, {"__value__": OUTSIDE}, "/tmp/x", {"__value__": "/tmp/x"}]
+    if kind == "loader":
+        values.append({"__value__": "a.png [output]"})
+    for value in values:
+        assert name_problems(class_type, name, value, spec, ValidationRules()), (
+            f"{class_type}.{name} takes {value!r}")
+        assert name_problems(class_type, name, value, None, ValidationRules()), (
+            f"{class_type}.{name} takes {value!r} without a catalog")
+
+
+def _linked(class_type: str, name: str) -> dict[str, Any]:
+    return {
+        "1": {"class_type": "PrimitiveString", "inputs": {"value": OUTSIDE}},
+        "2": {"class_type": class_type, "inputs": {name: ["1", 0]}},
+        "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
+    }
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: f"{e[0]}.{e[1]}")
+def test_every_file_input_of_comfyui_refuses_a_link(entry: tuple[str, str, str]) -> None:
+    class_type, name, _ = entry
+    workflow = _linked(class_type, name)
+    if not CATALOG.nodes[class_type].outputs:
+        del workflow["3"]
+    for catalog in (CATALOG, None):
+        errors = [e["error"] for e in refused(workflow, catalog=catalog)["validation_errors"]
+                  if e["node_id"] == "2"]
+        assert any(f"'{name}'" in error and "link" in error for error in errors), (
+            class_type, name, catalog is None, errors)
+
+
+@pytest.mark.parametrize("folder", ["comfy-serverless", "3d", "."])
+@pytest.mark.parametrize("reader", ["LoadImageDataSetFromFolder",
+                                    "LoadImageTextDataSetFromFolder"])
+def test_no_subfolder_of_the_input_folder_can_be_read(reader: str, folder: str) -> None:
+    spec = CATALOG.nodes[reader].inputs["folder"]
+    assert name_problems(reader, "folder", folder, spec, ValidationRules())
+    assert name_problems(reader, "folder", folder, None, ValidationRules())
+
+
+@pytest.mark.parametrize("prefix", ["checkpoints/ComfyUI", "loras/x", "clip/x", "vae/x",
+                                    "diffusion_models/x", "LoRAs/x", "checkpoints"])
+def test_no_output_name_lands_in_a_model_folder(prefix: str) -> None:
+    for class_type, name in (("SaveImage", "filename_prefix"), ("SaveLoRA", "prefix"),
+                             ("SaveImageDataSetToFolder", "folder_name")):
+        spec = CATALOG.nodes[class_type].inputs[name]
+        [problem] = name_problems(class_type, name, prefix, spec, ValidationRules())
+        assert "model folder" in problem.error
+
+
+@pytest.mark.parametrize("saver", ["CheckpointSave", "ImageOnlyCheckpointSave", "ModelSave",
+                                   "CLIPSave", "VAESave", "LoraSave", "SaveLoRA"])
+def test_the_model_savers_are_refused_unless_the_operator_allows_them(saver: str) -> None:
+    workflow = {"1": {"class_type": saver, "inputs": {}}}
+    for catalog in (CATALOG, None):
+        errors = [e["error"] for e in refused(workflow, catalog=catalog)["validation_errors"]]
+        assert f"Node class '{saver}' saves a model, which this service does not allow" in errors
+    allowed = ValidationRules(allow_model_savers=True)
+    errors = [e["error"] for e in refused(workflow, allowed)["validation_errors"]]
+    assert not [error for error in errors if "saves a model" in error]
+
+
+def test_a_wrapped_value_is_checked_as_comfyui_unwraps_it() -> None:
+    workflow: dict[str, Any] = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": {"__value__": "a.png [output]"}}},
+        "2": {"class_type": "SaveImage", "inputs": {
+            "filename_prefix": {"__value__": "../../etc/x"}, "images": ["1", 0]}},
+        "3": {"class_type": "WebcamCapture", "inputs": {"image": "x.png [output]"}},
+    }
+    errors = {e["node_id"] for e in refused(workflow, catalog=None)["validation_errors"]}
+    assert errors == {"1", "2", "3"}

@@ -68,3 +68,41 @@ def test_a_suggestion_never_repeats_the_key_it_corrects(key: str) -> None:
 def test_a_near_miss_is_corrected() -> None:
     _, [problem] = overlay_overrides(tiny_sd15(1), {"sede": 3})
     assert problem.suggestion.startswith("Did you mean 'seed'")
+
+
+# ------------------------------------------------- overrides and the graph's structure (finding 6)
+def _inverted() -> dict[str, Any]:
+    return {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["2", 0]}},
+        "4": {"class_type": "ImageInvert", "inputs": {"image": ["3", 0]}},
+    }
+
+
+def test_a_link_given_as_an_override_gets_a_text_node_id() -> None:
+    graph, problems = overlay_overrides(_inverted(), {"2.image": [1, 0]}, CATALOG)
+    assert problems == []
+    assert graph["2"]["inputs"]["image"] == ["1", 0]
+
+
+@pytest.mark.parametrize("overrides", [{"3.images": ["99", 0]}, {"2.image": ["4", 0],
+                                                                   "4.image": ["2", 0]}])
+def test_an_override_that_breaks_the_graph_is_refused_at_submit(overrides: dict[str, Any]
+                                                               ) -> None:
+    for catalog in (CATALOG, None):
+        _, problems = overlay_overrides(_inverted(), overrides, catalog)
+        assert [p for p in problems if "does not exist" in p.error or "cycle" in p.error]
+
+
+# --------------------------------------------------------- bounded suggestion work (finding 4)
+def test_suggestions_for_many_unmatched_keys_take_bounded_time() -> None:
+    import time
+    graph = {str(n): {"class_type": "Note", "inputs": {f"input_{n}_{i}": i for i in range(256)}}
+             for n in range(100)}
+    overrides = {f"{'q' * 300}{n}.zz_{'w' * 3000}": n for n in range(100)}
+    started = time.perf_counter()
+    _, problems = overlay_overrides(graph, overrides, None, max_keys=100)
+    assert len(problems) == 100
+    assert time.perf_counter() - started < 3.0

@@ -3,7 +3,9 @@ name").
 
 A *loader input* names a file that ComfyUI opens from its input, output or temp folder:
 every input whose catalog entry has an `*_upload` flag or an `image_folder` (LoadImage,
-LoadImageMask, LoadImageOutput, LoadAudio, LoadVideo, Load3D …), plus LoadLatent's `latent`.
+LoadImageMask, LoadImageOutput, LoadAudio, LoadVideo, Load3D …), plus those ComfyUI's code
+opens without a flag (LoadLatent, WebcamCapture, GeminiInputFiles, OpenAIInputFiles;
+tests/fixtures/comfyui_file_inputs.txt lists them all, built from ComfyUI's source).
 It may name only
 - a file the operator publishes: one of the names that the workers' catalog lists for that
   very input (the files ComfyUI lists at the top level of its input folder), exactly as
@@ -17,8 +19,13 @@ hand (`comfy-serverless/…`, another execution's input).
 
 An *output name* (`filename_prefix`, and the folders that the dataset and LoRA savers write
 in ComfyUI's output folder) is a relative path that stays inside that folder: plain segments
-separated by `/`, at most max_filename_prefix_length bytes. A loader that reads a folder of
-ComfyUI's output (LoadTrainingDataset) is refused: nothing in that folder is published.
+separated by `/`, at most max_filename_prefix_length bytes, whose first segment is not one of
+the model folders ComfyUI registers under output. A node that reads a folder of ComfyUI's
+output (LoadTrainingDataset) or a subfolder of its input (the image dataset loaders) is
+refused: nothing there is published.
+
+Every such input takes only a literal (a link is refused: submit could not check the name),
+and is checked as ComfyUI will use it, unwrapped from `{"__value__": …}`.
 
 An *object input* (a literal whose value is a JSON object, such as Load3D's `image`, whose
 `image`, `mask`, `normal` and `recording` are annotated paths that ComfyUI opens, and whose
@@ -40,12 +47,17 @@ from comfy_serverless.validation.findings import listed
 from comfy_serverless.validation.rules import ValidationRules
 
 __all__ = [
+    "MODEL_SAVERS",
+    "OUTPUT_MODEL_FOLDERS",
     "STAGED_PREFIX",
     "NameProblem",
     "name_problems",
     "is_image_loader",
+    "link_problem",
     "names_a_file",
     "object_problem",
+    "takes_a_name",
+    "unwrapped",
     "output_name_problem",
     "reference_problem",
     "spelling_of_reference_problem",
@@ -57,7 +69,8 @@ STAGED_PREFIX = "comfy-serverless/"
 _KNOWN_LOADERS = frozenset({
     ("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadImageOutput", "image"),
     ("LoadLatent", "latent"), ("LoadVideo", "file"), ("LoadAudio", "audio"),
-    ("Load3D", "model_file"),
+    ("Load3D", "model_file"), ("GeminiInputFiles", "file"), ("OpenAIInputFiles", "file"),
+    ("WebcamCapture", "image"),  # a WEBCAM input, opened with get_annotated_filepath
 })
 _KNOWN_IMAGE_LOADERS = frozenset({("LoadImage", "image"), ("LoadImageMask", "image")})
 _OUTPUT_FOLDER_WRITERS = frozenset({
@@ -65,6 +78,18 @@ _OUTPUT_FOLDER_WRITERS = frozenset({
     ("SaveTrainingDataset", "folder_name"), ("SaveLoRA", "prefix"),
 })
 _OUTPUT_FOLDER_READERS = frozenset({("LoadTrainingDataset", "folder_name")})
+# Nodes that read a whole subfolder of ComfyUI's input folder (their COMBO lists every
+# subfolder, `comfy-serverless` with other executions' staged inputs among them); nothing
+# below the top level of that folder is published.
+_INPUT_FOLDER_READERS = frozenset({
+    ("LoadImageDataSetFromFolder", "folder"), ("LoadImageTextDataSetFromFolder", "folder"),
+})
+# The folders under output that ComfyUI registers as model folders (main.py): a file saved
+# there is listed in every tenant's model options at the next catalog publish.
+OUTPUT_MODEL_FOLDERS = ("checkpoints", "clip", "vae", "diffusion_models", "loras")
+# The nodes that save a model into the output folder (refused unless allow_model_savers).
+MODEL_SAVERS = frozenset({"CheckpointSave", "ImageOnlyCheckpointSave", "ModelSave", "CLIPSave",
+                          "VAESave", "LoraSave", "SaveLoRA"})
 _ANNOTATION = re.compile(r"\[\s*(input|output|temp)\s*\]", re.IGNORECASE)
 _PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -90,16 +115,59 @@ def is_image_loader(class_type: str, name: str, spec: InputSpec | None) -> bool:
     return (class_type, name) in _KNOWN_IMAGE_LOADERS
 
 
+def unwrapped(value: Any) -> Any:
+    """The value ComfyUI hands the node: it unwraps `{"__value__": v}` once, whatever the
+    input (execution.py, validate_inputs)."""
+    if isinstance(value, dict) and "__value__" in value:
+        return value["__value__"]
+    return value
+
+
+def _reads_an_input_folder(class_type: str, name: str) -> bool:
+    return (class_type, name) in _INPUT_FOLDER_READERS
+
+
+def takes_a_name(class_type: str, name: str, spec: InputSpec | None) -> bool:
+    """Whether this input's value names a file or folder on the host: a loader's file, an
+    output name or a folder that a node reads."""
+    return (name == "filename_prefix" or (class_type, name) in _OUTPUT_FOLDER_WRITERS
+            or (class_type, name) in _OUTPUT_FOLDER_READERS
+            or _reads_an_input_folder(class_type, name)
+            or names_a_file(class_type, name, spec))
+
+
+def link_problem(class_type: str, name: str, spec: InputSpec | None) -> NameProblem | None:
+    """A name must be a literal, which submit can check: a link into an input that names a
+    file or folder is refused, whatever it comes from (a primitive, a custom node's `*`)."""
+    if not takes_a_name(class_type, name, spec):
+        return None
+    return NameProblem(f"Input '{name}' names a file or folder and takes a link: "
+                       "only a literal name can be checked at submit",
+                       f"Give '{name}' as a literal value, not as [node_id, output_index]")
+
+
 def name_problems(class_type: str, name: str, value: Any, spec: InputSpec | None,
                   rules: ValidationRules) -> list[NameProblem]:
     """What is wrong with `value` as the file or folder name that this input gives, if it
-    names one; [] otherwise. `spec` is the input's catalog entry (None without a catalog)."""
-    if not isinstance(value, str):
+    names one; [] otherwise. `spec` is the input's catalog entry (None without a catalog).
+    The value is checked as ComfyUI will use it: unwrapped from `{"__value__": …}`."""
+    if not takes_a_name(class_type, name, spec):
         return []
+    value = unwrapped(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # ComfyUI's own str() of a STRING input
+    if not isinstance(value, str):
+        return [NameProblem(f"'{name}' must be a name, not {type(value).__name__}",
+                            f"Give '{name}' as text")]
     if (class_type, name) in _OUTPUT_FOLDER_READERS:
         return [NameProblem(f"'{class_type}' reads '{name}' from ComfyUI's output folder, "
                             "which holds other executions' files",
                             "Remove it: no file in the output folder is published")]
+    if _reads_an_input_folder(class_type, name):
+        return [NameProblem(f"'{class_type}' reads the folder '{name}' of ComfyUI's input "
+                            "folder, whose subfolders hold other executions' inputs",
+                            "Remove it: only files at the top of the input folder are "
+                            "published")]
     if name == "filename_prefix" or (class_type, name) in _OUTPUT_FOLDER_WRITERS:
         reason = output_name_problem(value, rules.max_filename_prefix_length)
         return [NameProblem(f"'{name}' {reason}", _OUTPUT_HINT)] if reason else []
@@ -145,7 +213,8 @@ def _object_names_a_file(name: str, what: str) -> NameProblem:
 
 
 _OUTPUT_HINT = ("Use a relative name such as 'renders/cat': plain segments separated by '/', "
-                "no '..', no absolute path, no backslash, no escapes or control characters")
+                "no '..', no absolute path, no backslash, no escapes or control characters, "
+                f"not in a model folder ({', '.join(OUTPUT_MODEL_FOLDERS)})")
 
 
 def _spelling_problem(value: str) -> str | None:
@@ -172,7 +241,15 @@ def output_name_problem(value: str, max_bytes: int) -> str | None:
     if len(value.encode()) > max_bytes:
         return f"is {len(value.encode())} bytes long, more than max_filename_prefix_length " \
                f"{max_bytes}"
-    return _spelling_problem(value)
+    return _spelling_problem(value) or _model_folder_problem(value)
+
+
+def _model_folder_problem(value: str) -> str | None:
+    first = value.split("/", 1)[0]
+    if first.casefold() in OUTPUT_MODEL_FOLDERS:
+        return (f"starts with '{first}', a model folder of ComfyUI's output: what is saved "
+                "there becomes a model for every tenant")
+    return None
 
 
 def spelling_of_reference_problem(value: str) -> str | None:

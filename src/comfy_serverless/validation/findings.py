@@ -3,22 +3,58 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import Any
 
 from comfy_serverless.errors import ApiError, WorkflowInvalid, documentation_path
 
 __all__ = [
+    "MAX_FINDINGS",
     "Findings",
     "ValidationProblem",
     "WorkflowNotRunnable",
+    "SUGGESTED",
     "listed",
+    "nearest",
     "with_article",
     "workflow_invalid",
 ]
 
 _LISTED = 10
+# The most problems (and, apart, invalid connections) one answer lists; the rest are counted.
+MAX_FINDINGS = 50
+
+
+# Suggestion work is bounded (docs/reference/workflow-validation.md, "Suggestions"): in one
+# request, at most SUGGESTED findings get a "did you mean", each compared with at most
+# _COMPARED candidates of at most _SUGGESTIBLE characters, chosen by a linear prefilter.
+SUGGESTED = 5
+_COMPARED = 100
+_SUGGESTIBLE = 200
+
+
+def nearest(value: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.4
+            ) -> list[str]:
+    """Up to `n` candidates close to `value` (difflib), in bounded time: only candidates
+    whose length could reach `cutoff`, the _COMPARED that share the longest prefix with it."""
+    if len(value) > _SUGGESTIBLE:
+        return []
+    folded = value.casefold()
+    fitting = [c for c in candidates
+               if len(c) <= _SUGGESTIBLE and 2 * min(len(c), len(value)) >= cutoff * (
+                   len(c) + len(value))]
+    if len(fitting) > _COMPARED:
+        fitting.sort(key=lambda c: -_shared_prefix(folded, c.casefold()))
+        fitting = fitting[:_COMPARED]
+    return difflib.get_close_matches(value, fitting, n=n, cutoff=cutoff)
+
+
+def _shared_prefix(one: str, other: str) -> int:
+    return sum(1 for _ in takewhile(lambda pair: pair[0] == pair[1], zip(one, other,
+                                                                      strict=False)))
 
 
 def listed(values: Sequence[Any]) -> str:
@@ -80,11 +116,21 @@ class Findings:
         more = f" (and {count - 1} more)" if count > 1 else ""
         return kind(
             headline or f"{summary}: {first}{more}",
-            {"validation_errors": [problem.as_dict() for problem in problems],
-             "missing_nodes": self.missing_nodes,
-             "invalid_connections": self.invalid_connections},
+            {"validation_errors": _capped(problems),
+             "missing_nodes": self.missing_nodes[:MAX_FINDINGS],
+             "invalid_connections": self.invalid_connections[:MAX_FINDINGS]},
             extra={"documentation_url": documentation_path(kind.error_code)},
         )
+
+
+def _capped(problems: list[ValidationProblem]) -> list[dict[str, Any]]:
+    """The first MAX_FINDINGS problems, then one that counts those left out."""
+    shown = [problem.as_dict() for problem in problems[:MAX_FINDINGS]]
+    if len(problems) > MAX_FINDINGS:
+        shown.append(ValidationProblem(
+            None, f"{len(problems) - MAX_FINDINGS} more problems were left out",
+            "Fix these and submit again to see the rest").as_dict())
+    return shown
 
 
 def workflow_invalid(problems: list[ValidationProblem], message: str | None = None

@@ -12,18 +12,24 @@ A key means, in this order:
 3. Any other key: every literal (unlinked) input of that exact name.
 
 A key that matches nothing is a finding, reported with the workflow's own findings (its
-suggestion never repeats the key).
+suggestion never repeats the key). A link given as a value gets the structural checks of
+parse_workflow: its node id becomes text, and a link to no node or one that closes a cycle is
+a finding.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from typing import Any
 
 from comfy_serverless.validation.catalog import NodeCatalog
-from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
-from comfy_serverless.validation.workflow import Graph, copy_graph, is_link
+from comfy_serverless.validation.findings import (
+    SUGGESTED,
+    ValidationProblem,
+    nearest,
+    workflow_invalid,
+)
+from comfy_serverless.validation.workflow import Graph, copy_graph, cycle_problems, is_link
 
 __all__ = ["apply_overrides", "overlay_overrides"]
 
@@ -86,15 +92,21 @@ def _named_inputs(graph: Graph, names: tuple[str, ...], accept: Any,
                 yield node_id, name
 
 
-def _suggest(graph: Graph, key: str) -> str:
-    if key in _PROMPT_ALIASES:
-        return (f"'{key}' sets the text of the node wired to a sampler's "
-                f"'{_PROMPT_ALIASES[key]}', and no sampler here has one: use '<node_id>.text'")
+def _known_keys(graph: Graph) -> list[str]:
+    """Every key that would match something: built once per request."""
     known = {f"{node_id}.{name}" for node_id, node in graph.items() for name in node["inputs"]}
     known |= {name for node in graph.values() for name in node["inputs"]}
     known |= set(_PROMPT_ALIASES) | set(_SAMPLER_ALIASES) | set(_LATENT_ALIASES)
-    known.discard(key)
-    close = difflib.get_close_matches(key, sorted(known), n=3)
+    return sorted(known)
+
+
+def _suggest(known: list[str] | None, key: str) -> str:
+    """A hint for a key that matches nothing; `known` is None once SUGGESTED keys have had
+    a "did you mean" (the work is bounded)."""
+    if key in _PROMPT_ALIASES:
+        return (f"'{key}' sets the text of the node wired to a sampler's "
+                f"'{_PROMPT_ALIASES[key]}', and no sampler here has one: use '<node_id>.text'")
+    close = nearest(key, (name for name in known if name != key), cutoff=0.6) if known else []
     if close:
         return "Did you mean " + " or ".join(repr(name) for name in close) + "?"
     if key in _SAMPLER_ALIASES or key in _LATENT_ALIASES:
@@ -116,15 +128,35 @@ def overlay_overrides(graph: Graph, overrides: dict[str, Any],
                   f"{max_keys}", "Set fewer inputs, or change the workflow itself")])
     result = copy_graph(graph)
     problems = []
+    linked = False
+    known: list[str] | None = None
+    unmatched = 0
     for key, value in overrides.items():
         targets = list(_targets(result, key, catalog))
         if not targets:
+            unmatched += 1
+            if known is None and unmatched <= SUGGESTED:
+                known = _known_keys(result)
             problems.append(ValidationProblem(
                 None, f"input_overrides key '{key}' matches no input of the workflow",
-                _suggest(result, key)))
+                _suggest(known if unmatched <= SUGGESTED else None, key)))
+        if targets and is_link(value):
+            value, linked = [str(value[0]), value[1]], True
+            problems += _dangling(result, key, value)
         for node_id, input_name in targets:
             result[node_id]["inputs"][input_name] = value
+    if linked and not cycle_problems(graph):
+        problems += cycle_problems(result)  # the overrides made it
     return result, problems
+
+
+def _dangling(graph: Graph, key: str, link: list[Any]) -> list[ValidationProblem]:
+    """The structural check of parse_workflow, for a link that an override gives."""
+    if link[0] in graph:
+        return []
+    return [ValidationProblem(
+        None, f"input_overrides key '{key}' links to node '{link[0]}', which does not exist",
+        f"Link to an existing node id: {', '.join(sorted(graph)[:10])}")]
 
 
 def apply_overrides(graph: Graph, overrides: dict[str, Any],

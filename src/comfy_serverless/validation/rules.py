@@ -27,3 +27,4 @@ class ValidationRules:
     max_filename_prefix_length: int = 200
     max_node_inputs: int = 256
     max_input_overrides: int = 100
+    allow_model_savers: bool = False

@@ -8,17 +8,24 @@ mapped onto the same error shape, still guards the rest.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
-from comfy_serverless.validation.files import name_problems, names_a_file, object_problem
+from comfy_serverless.validation.files import (
+    MODEL_SAVERS,
+    link_problem,
+    name_problems,
+    names_a_file,
+    object_problem,
+)
 from comfy_serverless.validation.findings import (
+    SUGGESTED,
     Findings,
     ValidationProblem,
     listed,
+    nearest,
     with_article,
     workflow_invalid,
 )
@@ -40,10 +47,6 @@ class ValidatedWorkflow:
     graph: Graph
     warnings: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
-
-
-def _nearest(value: Any, options: tuple[Any, ...]) -> list[str]:
-    return difflib.get_close_matches(str(value), [str(o) for o in options], n=3, cutoff=0.4)
 
 
 def _describe(spec: InputSpec) -> str:
@@ -90,12 +93,27 @@ class WorkflowValidator:
                 refused.add(node_id)
                 findings.cannot_run(node_id, f"Node class '{class_type}' is not allowed on "
                                              "this service", "Remove it from the workflow")
+            elif class_type in MODEL_SAVERS and not self.rules.allow_model_savers:
+                refused.add(node_id)
+                findings.error(node_id, f"Node class '{class_type}' saves a model, which this "
+                                        "service does not allow",
+                               "Remove it; an operator may allow model savers with "
+                               "allow_model_savers")
         return refused
+
+    @staticmethod
+    def _check_link_policy(node_id: str, class_type: str, name: str, spec: InputSpec | None,
+                           findings: Findings) -> bool:
+        """The policies on links themselves (validation/files.py); True when one refuses."""
+        if (problem := link_problem(class_type, name, spec)) is not None:
+            findings.error(node_id, problem.error, problem.suggestion)
+        return problem is not None
 
     def _check_literal_limits(self, graph: Graph, findings: Findings) -> None:
         for node_id, node in graph.items():
             for name, value in node["inputs"].items():
                 if is_link(value):
+                    self._check_link_policy(node_id, node["class_type"], name, None, findings)
                     continue
                 bound = numeric_bound(name, self.rules)
                 for limit in limit_problems(name, value, self.rules, bound):
@@ -118,6 +136,7 @@ class _CatalogPass:
         self.refused = refused
         self.specs = {node_id: catalog.get(node["class_type"])
                       for node_id, node in self.graph.items()}
+        self.suggested = 0  # wrong choices given a "Nearest" so far (at most SUGGESTED)
 
     def run(self) -> tuple[Graph, list[str]]:
         self._check_classes()
@@ -184,7 +203,9 @@ class _CatalogPass:
                 if input_spec.required:
                     self._missing_input(node_id, input_spec)
             elif is_link(inputs[name]):
-                self._check_link(node_id, input_spec, inputs[name])
+                if not WorkflowValidator._check_link_policy(
+                        node_id, spec.class_type, name, input_spec, self.findings):
+                    self._check_link(node_id, input_spec, inputs[name])
             else:
                 self._check_literal(node_id, spec.class_type, input_spec, inputs)
         for name, value in inputs.items():
@@ -268,8 +289,11 @@ class _CatalogPass:
         return not problems
 
     def _not_an_option(self, node_id: str, spec: InputSpec, value: Any) -> None:
-        nearest = _nearest(value, spec.options or ())
-        hint = (f"Nearest: {', '.join(nearest)}" if nearest else
+        close: list[str] = []
+        if self.suggested < SUGGESTED:
+            self.suggested += 1
+            close = nearest(str(value), [str(option) for option in spec.options or ()])
+        hint = (f"Nearest: {', '.join(close)}" if close else
                 f"Choose one of {listed(spec.options or ())}")
         if spec.lists_model_files:
             self.findings.cannot_run(node_id, f"Model '{value}' for '{spec.name}' is not on "

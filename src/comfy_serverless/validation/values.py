@@ -91,14 +91,20 @@ def nesting_exceeds(value: Any, max_depth: int) -> bool:
 def limit_problems(name: str, value: Any, rules: ValidationRules, bound: float | None
                    ) -> list[str]:
     """The spec's input limits (§5.1) for one literal and every value nested in it; []
-    when it passes. Nesting deeper than max_input_depth is refused."""
+    when it passes, else one problem: the first, with a count of the others. Nesting deeper
+    than max_input_depth is refused."""
     if not isinstance(value, dict | list):
         return _scalar_problems(name, value, rules, bound)
     if nesting_exceeds(value, rules.max_input_depth):
         return [f"Input '{name}' nests values more than max_input_depth "
                 f"{rules.max_input_depth} levels deep"]
-    return [problem for item, _ in walk_nested(value)
-            for problem in _scalar_problems(name, item, rules, bound)]
+    problems = (problem for item, _ in walk_nested(value)
+                for problem in _scalar_problems(name, item, rules, bound))
+    first = next(problems, None)
+    if first is None:
+        return []
+    more = sum(1 for _ in problems)
+    return [f"{first} (and {more} more in this input)" if more else first]
 
 
 def _scalar_problems(name: str, value: Any, rules: ValidationRules, bound: float | None

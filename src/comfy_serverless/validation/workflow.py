@@ -20,6 +20,7 @@ __all__ = [
     "ParsedWorkflow",
     "ValidationProblem",
     "copy_graph",
+    "cycle_problems",
     "is_link",
     "parse_workflow",
     "size_problems",
@@ -86,7 +87,7 @@ def _upstream_ids(graph: Graph, node_id: str) -> list[str]:
             if is_link(value) and str(value[0]) in graph]
 
 
-def _cycle_problems(graph: Graph) -> list[ValidationProblem]:
+def cycle_problems(graph: Graph) -> list[ValidationProblem]:
     """A depth-first walk with its own stack (a chain of any length never recurses)."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     for root in graph:
@@ -149,7 +150,7 @@ def parse_workflow(raw: dict[str, Any], rules: ValidationRules | None = None) ->
                 for p in _node_problems(str(node_id), node, nodes)]
     graph: Graph = {str(node_id): _with_text_link_ids(node) for node_id, node in nodes.items()
                     if _well_formed(node)}
-    problems += _cycle_problems(graph)
+    problems += cycle_problems(graph)
     return ParsedWorkflow(graph, metadata, problems)
 
 

@@ -2,13 +2,16 @@
 
 Every Failure is scrubbed of host paths when it is made, so that no client sees the server's
 folders in a status (`error`, `execution_log`), a result or a webhook: ComfyUI's folders, the
-data and engine folders, home and temp paths all become `…/<name>` (scrub_host_paths).
+data and engine folders (elide_host_roots), home and temp paths, anything up to one of
+ComfyUI's folders (`…/output/`), `file://` paths and paths after a ':' all become
+`…/<name>` (scrub_host_paths).
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from comfy_serverless.store.records import ExecutionRecord
 
 __all__ = [
     "Failure",
+    "elide_host_roots",
     "engine_error_failure",
     "rejection_failure",
     "scrub_host_paths",
@@ -28,14 +32,28 @@ __all__ = [
 _OOM_MARKERS = ("out of memory", "outofmemoryerror")
 # The folders of an absolute path, POSIX or Windows, that is not the path of a URL (whose
 # slashes follow a ':' , a '/' or the host name): '/srv/x/output/cat.png' keeps 'cat.png'.
+# A path may follow a ':' ('path:/srv/a'), and a file:// URL's path is a host path too.
 _HOST_FOLDERS = re.compile(
-    r"(?<![\w.~:/\\-])(?:[A-Za-z]:)?[/\\](?:[^\s'\"`/\\:,;()\[\]{}<>]+[/\\])+")
+    r"(?:(?<=file://)|(?<![\w.~/\\-]))"
+    r"(?:[A-Za-z]:)?[/\\](?:[^\s'\"`/\\:,;()\[\]{}<>]+[/\\])+")
+# Everything up to one of ComfyUI's own folders, spaces included ('/srv/comfy data/output/').
+_UP_TO_COMFYUI_FOLDER = re.compile(
+    r"(?:(?<=file://)|(?<![\w.~/\\-]))(?:[A-Za-z]:)?[/\\](?![/\\])[^\n'\"`<>]*?[/\\]"
+    r"(?:input|output|temp|models|user|custom_nodes)[/\\]")
 _ELIDED = "…/"
+# The roots the process was configured with (elide_host_roots): data, engine, ComfyUI folders.
+_CONFIGURED_ROOTS: set[str] = set()
+
+
+def elide_host_roots(roots: Iterable[str | Path]) -> None:
+    """Elide these folders too, wherever they appear: the configured data and engine folders
+    and ComfyUI's, whose names may hold spaces that the pattern alone would cut short."""
+    _CONFIGURED_ROOTS.update(str(root).rstrip("/") for root in roots if len(str(root)) > 1)
 
 
 def _known_roots() -> list[str]:
     """Folders whose names may hold spaces, which the pattern alone would cut short."""
-    roots = {str(Path.home()), tempfile.gettempdir(), str(Path.cwd())}
+    roots = {str(Path.home()), tempfile.gettempdir(), str(Path.cwd()), *_CONFIGURED_ROOTS}
     return sorted((root for root in roots if len(root) > 1), key=len, reverse=True)
 
 
@@ -43,6 +61,7 @@ def scrub_host_paths(text: str) -> str:
     """`text` with the folders of every host path elided; file names are kept."""
     for root in _known_roots():
         text = text.replace(root + "/", "/elided/").replace(root, "/elided")
+    text = _UP_TO_COMFYUI_FOLDER.sub(_ELIDED, text)
     return _HOST_FOLDERS.sub(_ELIDED, text)
 
 

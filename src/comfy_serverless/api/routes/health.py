@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,6 +14,7 @@ from comfy_serverless.worker.worker import Worker
 
 __all__ = ["router"]
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
@@ -27,7 +29,10 @@ async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
     try:
         await services.store.live_worker_count(0.0)
     except StoreError as exc:
-        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
+        # Unauthenticated: the driver's words (hosts, paths, users) go to the log only.
+        log.warning("readiness: the store does not answer: %s", exc)
+        return JSONResponse({"status": "unavailable", "store": "unavailable"},
+                            status_code=503)
     worker: Worker | None = getattr(request.app.state, "worker", None)
     body = {"status": "ready", "store": services.store.dialect,
             "engine": None if worker is None else ("ready" if worker.engine_ready else "down")}
