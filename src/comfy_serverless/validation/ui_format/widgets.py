@@ -1,0 +1,135 @@
+"""A backend node as the editor builds it from the catalog: its input sockets and widgets.
+
+The editor gives every input a socket: first those with no widget, then the widget inputs,
+both in catalog order. Widgets follow the catalog order too, with frontend-only widgets
+between them: a `control_after_generate` combo after an input that asks for one (and after
+any INT named `seed` or `noise_seed`), plus a `control_filter_list` after a combo's, and an
+`upload` button after the inputs of a node with a media-upload combo. These hold a value in
+`widgets_values` but are never sent to ComfyUI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from comfy_serverless.validation.catalog import InputSpec, NodeSpec
+from comfy_serverless.validation.ui_format.model import UiNode
+
+__all__ = ["LiveInput", "Widget", "as_prompt_value", "node_layout", "widget_values"]
+
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO", "MARKDOWN", "COLOR",
+                          "IMAGECOMPARE", "CHART", "GALLERIA", "TEXTAREA"})
+_SEED_NAMES = ("seed", "noise_seed")
+_IMAGE_UPLOAD_FLAGS = ("image_upload", "animated_image_upload", "video_upload")
+
+
+@dataclass(frozen=True)
+class LiveInput:
+    name: str
+    type: Any
+    link: int | None
+
+
+@dataclass(frozen=True)
+class Widget:
+    name: str
+    default: Any
+    holds_value: bool = True  # has a place in widgets_values
+    sent: bool = True  # part of the API prompt
+    control: bool = False  # a value the editor counts twice in old files
+
+
+def _has_widget(spec: InputSpec) -> bool:
+    return spec.type in WIDGET_TYPES and not spec.config.get("forceInput")
+
+
+def _default(spec: InputSpec) -> Any:
+    config = spec.config
+    if "default" in config:
+        return config["default"]
+    if spec.type == "COMBO":
+        return spec.options[0] if spec.options else None
+    if spec.type in ("INT", "FLOAT"):
+        return config.get("min", 0)
+    return {"BOOLEAN": False, "STRING": ""}.get(spec.type)
+
+
+def _has_control(spec: InputSpec) -> bool:
+    flag = spec.config.get("control_after_generate")
+    if spec.type == "INT" and flag is None:
+        return spec.name in _SEED_NAMES
+    return bool(flag)
+
+
+def _widgets_of(spec: InputSpec) -> list[Widget]:
+    widgets = [Widget(spec.name, _default(spec), control=_has_control(spec))]
+    if _has_control(spec):
+        widgets.append(Widget("control_after_generate", "randomize", sent=False))
+        if spec.type == "COMBO":
+            widgets.append(Widget("control_filter_list", "", sent=False))
+    return widgets
+
+
+def _upload_inputs(spec: NodeSpec) -> list[tuple[str, Any, list[Widget]]]:
+    """The sockets and widgets the editor adds to a node with a media-upload combo."""
+    required = [s for s in spec.inputs.values() if s.required and s.type == "COMBO"]
+    if any(flag and s.config.get(flag) for s in required for flag in _IMAGE_UPLOAD_FLAGS):
+        return [("upload", "IMAGEUPLOAD", [Widget("upload", "image", sent=False)])]
+    audio = spec.inputs.get("audio")
+    if audio is not None and audio.required and audio.config.get("audio_upload") is True:
+        return [("audioUI", "AUDIO_UI", [Widget("audioUI", "", holds_value=False)]),
+                ("upload", "AUDIOUPLOAD", [Widget("upload", "", sent=False)])]
+    return []
+
+
+def node_layout(node: UiNode, spec: NodeSpec) -> tuple[list[LiveInput], list[Widget]]:
+    """The node's input sockets (with the file's links, matched by name) and its widgets."""
+    links = {slot.name: slot.link for slot in node.inputs}
+    sockets = [(s.name, s.type) for s in spec.inputs.values() if not _has_widget(s)]
+    widget_inputs: list[tuple[str, Any]] = []
+    widgets: list[Widget] = []
+    for input_spec in spec.inputs.values():
+        if _has_widget(input_spec):
+            widget_inputs.append((input_spec.name, input_spec.type))
+            widgets += _widgets_of(input_spec)
+    for name, kind, extra in _upload_inputs(spec):
+        widget_inputs.append((name, kind))
+        widgets += extra
+    known = {name for name, _ in sockets + widget_inputs}
+    inputs = [LiveInput(name, kind, links.get(name)) for name, kind in sockets + widget_inputs]
+    inputs += [LiveInput(s.name, s.type, s.link) for s in node.inputs if s.name not in known]
+    return inputs, widgets
+
+
+def _without_forced(values: list[Any], spec: NodeSpec, widgets: list[Widget]) -> list[Any]:
+    """Old files also kept a value for each input with `forceInput`: the editor drops them
+    when the count matches exactly."""
+    names = {widget.name for widget in widgets}
+    originals = [s for s in spec.inputs.values() if s.name in names or s.config.get("forceInput")]
+    counted = [s for s in originals for _ in range(2 if _has_control(s) else 1)]
+    if len(counted) != len(values):
+        return values
+    return [v for s, v in zip(counted, values, strict=True) if not s.config.get("forceInput")]
+
+
+def widget_values(node: UiNode, spec: NodeSpec, widgets: list[Widget]
+                  ) -> tuple[dict[str, Any], list[str]]:
+    """Each widget's value, from `widgets_values` in order, and the names of those that took
+    their default because the file has no value for them."""
+    raw = node.widgets_values
+    values = _without_forced(raw, spec, widgets) if isinstance(raw, list) else []
+    holders = [widget for widget in widgets if widget.holds_value]
+    found: dict[str, Any] = {widget.name: widget.default for widget in widgets}
+    defaulted = []
+    for index, widget in enumerate(holders):
+        if index < len(values):
+            found[widget.name] = values[index]
+        elif widget.sent:
+            defaulted.append(widget.name)
+    return found, defaulted
+
+
+def as_prompt_value(value: Any) -> Any:
+    """An array widget value is boxed, so that ComfyUI does not read it as a link."""
+    return {"__value__": value} if isinstance(value, list) else value
