@@ -88,12 +88,14 @@ def test_converted_widget_takes_its_link(catalog: NodeCatalog) -> None:
 
 def test_muted_node_is_dropped_with_its_links(catalog: NodeCatalog) -> None:
     graph = convert_ui_workflow(image_chain(middle_mode=2), catalog).graph
-    assert "2" not in graph and graph["3"]["inputs"] == {"filename_prefix": "out"}
+    assert "2" not in graph
+    assert graph["3"]["inputs"] == {"filename_prefix": "out"}
 
 
 def test_bypassed_node_is_wired_through(catalog: NodeCatalog) -> None:
     graph = convert_ui_workflow(image_chain(middle_mode=4), catalog).graph
-    assert "2" not in graph and graph["3"]["inputs"]["images"] == ["1", 0]
+    assert "2" not in graph
+    assert graph["3"]["inputs"]["images"] == ["1", 0]
 
 
 def test_reroute_chain_and_notes(catalog: NodeCatalog) -> None:
@@ -104,7 +106,8 @@ def test_reroute_chain_and_notes(catalog: NodeCatalog) -> None:
               node(5, "Note", ["hello"]), node(6, "MarkdownNote", ["# hi"]),
               links=[[1, 1, 0, 2, 0, "*"], [2, 2, 0, 3, 0, "*"], [3, 3, 0, 4, 0, "IMAGE"]])
     graph = convert_ui_workflow(file, catalog).graph
-    assert set(graph) == {"1", "4"} and graph["4"]["inputs"]["images"] == ["1", 0]
+    assert set(graph) == {"1", "4"}
+    assert graph["4"]["inputs"]["images"] == ["1", 0]
 
 
 def test_primitive_node_feeds_every_target(catalog: NodeCatalog) -> None:
@@ -114,7 +117,8 @@ def test_primitive_node_feeds_every_target(catalog: NodeCatalog) -> None:
               node(3, "RandomNoise", [5, "fixed"], inputs=[("noise_seed", "INT", 2)]),
               links=[[1, 1, 0, 2, 0, "INT"], [2, 1, 0, 3, 0, "INT"]])
     graph = convert_ui_workflow(file, catalog).graph
-    assert graph["2"]["inputs"]["seed"] == 777 and graph["3"]["inputs"]["noise_seed"] == 777
+    assert graph["2"]["inputs"]["seed"] == 777
+    assert graph["3"]["inputs"]["noise_seed"] == 777
     assert "1" not in graph
 
 
@@ -153,11 +157,13 @@ def test_unknown_class_is_a_400_with_suggestions(catalog: NodeCatalog) -> None:
     assert raised.value.status_code == 400
     assert raised.value.details["missing_nodes"] == ["KSamplr"]
     problem = raised.value.details["validation_errors"][0]
-    assert "UI node 4 'Mine'" in problem["error"] and "KSampler" in problem["suggestion"]
+    assert "UI node 4 'Mine'" in problem["error"]
+    assert "KSampler" in problem["suggestion"]
 
 
 def test_broken_link_is_a_finding_naming_the_ui_node(catalog: NodeCatalog) -> None:
     file = ui(node(3, "SaveImage", ["x"], inputs=[("images", "IMAGE", 99)], title="Keep"),
               links=[])
     problems = convert_ui_workflow(file, catalog).problems
-    assert problems[0].node_id == "3" and "UI node 3 'Keep'" in problems[0].error
+    assert problems[0].node_id == "3"
+    assert "UI node 3 'Keep'" in problems[0].error

@@ -14,7 +14,7 @@ from comfy_serverless.validation.findings import Findings, ValidationProblem, wo
 from comfy_serverless.validation.ui_format.flatten import Instance, Kind, SubgraphCycle, flatten
 from comfy_serverless.validation.ui_format.model import read_ui_file
 from comfy_serverless.validation.ui_format.resolve import LinkProblem, Origin, Resolver
-from comfy_serverless.validation.ui_format.widgets import as_prompt_value
+from comfy_serverless.validation.ui_format.widgets import EDITOR_CAPTURE_CLASSES, as_prompt_value
 
 __all__ = ["Conversion", "UiNodeRef", "convert_ui_workflow"]
 
@@ -101,6 +101,11 @@ class _Builder:
         return graph
 
     def _node(self, instance: Instance) -> dict[str, Any]:
+        if instance.node.type in EDITOR_CAPTURE_CLASSES:
+            self.problems.append(ValidationProblem(
+                instance.exec_id, f"{_label(instance)}: its input is captured by the editor "
+                                  "itself (canvas, camera or microphone) when it queues",
+                "Queue it in ComfyUI, or export the API format there and submit that"))
         inputs = {w.name: as_prompt_value(instance.values[w.name])
                   for w in instance.widgets if w.sent}
         for slot, live in enumerate(instance.inputs):

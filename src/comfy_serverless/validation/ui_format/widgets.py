@@ -21,6 +21,10 @@ __all__ = ["LiveInput", "Widget", "as_prompt_value", "node_layout", "widget_valu
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO", "MARKDOWN", "COLOR",
                           "IMAGECOMPARE", "CHART", "GALLERIA", "TEXTAREA"})
 _SEED_NAMES = ("seed", "noise_seed")
+# Classes the editor's extensions give an audio player, or a 3D viewer, as an input widget.
+AUDIO_PLAYER_CLASSES = frozenset({"LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3",
+                                  "SaveAudioOpus"})
+MESH_PREVIEW_CLASSES = frozenset({"SaveGLB", "Preview3D"})
 _IMAGE_UPLOAD_FLAGS = ("image_upload", "animated_image_upload", "video_upload")
 
 
@@ -40,8 +44,25 @@ class Widget:
     control: bool = False  # a value the editor counts twice in old files
 
 
+# Widgets with no socket and no place in widgets_values, that the editor still sends.
+SOCKETLESS_WIDGETS = {"PreviewAny": [Widget("preview", "", holds_value=False)]}
+# Widgets the editor puts right after an input's own widget.
+FOLLOWING_WIDGETS = {("LoadImageOutput", "image"): [
+    Widget("Auto-refresh after generation", False, sent=False), Widget("refresh", "refresh")]}
+# Classes whose input only the editor can capture (its canvas, camera or microphone).
+EDITOR_CAPTURE_CLASSES = frozenset({"Load3D", "WebcamCapture", "RecordAudio"})
+
+
 def _has_widget(spec: InputSpec) -> bool:
     return spec.type in WIDGET_TYPES and not spec.config.get("forceInput")
+
+
+def _clamped(value: Any, low: Any, high: Any) -> Any:
+    if isinstance(low, int | float) and value < low:
+        value = low
+    if isinstance(high, int | float) and value > high:
+        value = high
+    return value
 
 
 def _default(spec: InputSpec) -> Any:
@@ -51,7 +72,7 @@ def _default(spec: InputSpec) -> Any:
     if spec.type == "COMBO":
         return spec.options[0] if spec.options else None
     if spec.type in ("INT", "FLOAT"):
-        return config.get("min", 0)
+        return _clamped(0, config.get("min"), config.get("max"))
     return {"BOOLEAN": False, "STRING": ""}.get(spec.type)
 
 
@@ -71,16 +92,20 @@ def _widgets_of(spec: InputSpec) -> list[Widget]:
     return widgets
 
 
-def _upload_inputs(spec: NodeSpec) -> list[tuple[str, Any, list[Widget]]]:
-    """The sockets and widgets the editor adds to a node with a media-upload combo."""
+def _editor_inputs(spec: NodeSpec) -> list[tuple[str, Any, list[Widget]]]:
+    """The sockets and widgets that the editor's own extensions add to some classes."""
+    added = []
+    if spec.class_type in AUDIO_PLAYER_CLASSES:
+        added.append(("audioUI", "AUDIO_UI", [Widget("audioUI", "", holds_value=False)]))
+    if spec.class_type in MESH_PREVIEW_CLASSES:
+        added.append(("image", "PREVIEW_3D", [Widget("image", "")]))
     required = [s for s in spec.inputs.values() if s.required and s.type == "COMBO"]
-    if any(flag and s.config.get(flag) for s in required for flag in _IMAGE_UPLOAD_FLAGS):
-        return [("upload", "IMAGEUPLOAD", [Widget("upload", "image", sent=False)])]
+    if any(s.config.get(flag) for s in required for flag in _IMAGE_UPLOAD_FLAGS):
+        added.append(("upload", "IMAGEUPLOAD", [Widget("upload", "image", sent=False)]))
     audio = spec.inputs.get("audio")
     if audio is not None and audio.required and audio.config.get("audio_upload") is True:
-        return [("audioUI", "AUDIO_UI", [Widget("audioUI", "", holds_value=False)]),
-                ("upload", "AUDIOUPLOAD", [Widget("upload", "", sent=False)])]
-    return []
+        added.append(("upload", "AUDIOUPLOAD", [Widget("upload", "", sent=False)]))
+    return added
 
 
 def node_layout(node: UiNode, spec: NodeSpec) -> tuple[list[LiveInput], list[Widget]]:
@@ -93,9 +118,11 @@ def node_layout(node: UiNode, spec: NodeSpec) -> tuple[list[LiveInput], list[Wid
         if _has_widget(input_spec):
             widget_inputs.append((input_spec.name, input_spec.type))
             widgets += _widgets_of(input_spec)
-    for name, kind, extra in _upload_inputs(spec):
+            widgets += FOLLOWING_WIDGETS.get((spec.class_type, input_spec.name), [])
+    for name, kind, extra in _editor_inputs(spec):
         widget_inputs.append((name, kind))
         widgets += extra
+    widgets += SOCKETLESS_WIDGETS.get(spec.class_type, [])
     known = {name for name, _ in sockets + widget_inputs}
     inputs = [LiveInput(name, kind, links.get(name)) for name, kind in sockets + widget_inputs]
     inputs += [LiveInput(s.name, s.type, s.link) for s in node.inputs if s.name not in known]
