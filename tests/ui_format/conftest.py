@@ -84,6 +84,8 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> N
 def frontend_comfyui(engine_layout: EngineLayout, tmp_path_factory: pytest.TempPathFactory
                      ) -> Iterator[str]:
     state = tmp_path_factory.mktemp("frontend-comfyui")
+    for folder in ("output", "input", "temp"):
+        (state / folder).mkdir()
     port = _free_port()
     command = [str(engine_layout.python), "main.py", "--cpu", "--listen", "127.0.0.1",
                "--port", str(port), "--disable-auto-launch", "--disable-api-nodes",

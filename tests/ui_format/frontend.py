@@ -19,7 +19,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
-_READY = "() => Boolean(window.app && window.app.graph && window.LiteGraph)"
+# Ready once the backend's node classes and the editor's own (Reroute, PrimitiveNode) are
+# registered, not merely once the app object exists.
+_READY = """() => Boolean(window.app && window.app.graph && window.LiteGraph
+  && ['KSampler', 'Reroute', 'PrimitiveNode', 'Note'].every(
+       (type) => type in window.LiteGraph.registered_node_types))"""
 _EXPORT = """async (file) => {
   await window.app.loadGraphData(file, true, false, null,
     {showMissingNodesDialog: false, showMissingModelsDialog: false});
