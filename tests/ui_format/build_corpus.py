@@ -1,5 +1,6 @@
 """Regenerates tests/fixtures/ui_workflows/ in the real editor (see corpus.js).
 
+Also writes the named files of the end-to-end tests (see named.js).
 Usage: python -m tests.ui_format.build_corpus BASE_URL [COUNT] — BASE_URL is a ComfyUI
 serving the pinned frontend, with the tiny checkpoint in its models folder.
 """
@@ -16,6 +17,8 @@ from tests.workflows import TINY_CHECKPOINT
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "ui_workflows"
 BUILDER = (Path(__file__).parent / "corpus.js").read_text()
+NAMED_BUILDER = (Path(__file__).parent / "named.js").read_text()
+NAMED = ("tiny-sd15", "constructs")
 
 
 def _as_an_old_file(saved: dict[str, Any]) -> None:
@@ -35,6 +38,9 @@ def main(base_url: str, count: int) -> None:
                 _as_an_old_file(saved)
             path = CORPUS / f"generated-{seed:03d}.json"
             path.write_text(json.dumps(saved, sort_keys=True) + "\n")
+        for kind in NAMED:
+            saved = frontend.run(NAMED_BUILDER, {"kind": kind, "checkpoint": TINY_CHECKPOINT})
+            (CORPUS / f"{kind}.json").write_text(json.dumps(saved, indent=1) + "\n")
 
 
 if __name__ == "__main__":

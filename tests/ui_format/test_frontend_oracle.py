@@ -13,13 +13,19 @@ import pytest
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.errors import ApiError
 from comfy_serverless.validation.catalog import NodeCatalog
-from comfy_serverless.validation.ui_format import convert_ui_workflow, is_ui_format
+from comfy_serverless.validation.ui_format import Conversion, convert_ui_workflow, is_ui_format
 from tests.ui_format.conftest import template_workflows
 from tests.ui_format.frontend import Frontend
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "ui_workflows"
 FILES = sorted(CORPUS.glob("*.json"))
 _EDITOR_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
+
+MAX_NODES = 1000
+
+
+def convert(ui_file: dict[str, Any], catalog: NodeCatalog) -> Conversion:
+    return convert_ui_workflow(ui_file, catalog, max_nodes=MAX_NODES)
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +60,13 @@ def _difference(ui_file: dict[str, Any], frontend: Frontend, catalog: NodeCatalo
     unknown = _unknown_classes(ui_file, catalog)
     if unknown:
         try:
-            convert_ui_workflow(ui_file, catalog)
+            convert(ui_file, catalog)
         except ApiError as refused:
             named = set(refused.details.get("missing_nodes", ()))
             return None if refused.status_code == 400 and named == unknown else str(refused)
         return f"converted, although {sorted(unknown)} exist nowhere"
     expected = frontend.export(ui_file)
-    ours = convert_ui_workflow(ui_file, catalog).graph
+    ours = convert(ui_file, catalog).graph
     if sorted(ours) != sorted(expected):
         return f"nodes: ours {sorted(ours)}, the editor's {sorted(expected)}"
     for node_id, node in expected.items():

@@ -11,14 +11,23 @@ import pytest
 
 from comfy_serverless.errors import ApiError
 from comfy_serverless.validation.catalog import NodeCatalog
-from comfy_serverless.validation.ui_format import convert_ui_workflow, is_ui_format
+from comfy_serverless.validation.ui_format import Conversion, convert_ui_workflow, is_ui_format
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "object_info.json"
+
+MAX_NODES = 100
+
+
+def convert(ui_file: dict[str, Any], catalog: NodeCatalog) -> Conversion:
+    return convert_ui_workflow(ui_file, catalog, max_nodes=MAX_NODES)
 
 
 @pytest.fixture(scope="module")
 def catalog() -> NodeCatalog:
-    return NodeCatalog.from_object_info(json.loads(FIXTURE.read_text()))
+    """As the workers publish it: stored with sorted keys, so only `input_order` keeps the
+    order of the inputs."""
+    published = json.dumps(json.loads(FIXTURE.read_text()), sort_keys=True)
+    return NodeCatalog.from_object_info(json.loads(published))
 
 
 def node(node_id: int, kind: str, values: list[Any] | None = None, *, mode: int = 0,
@@ -55,7 +64,7 @@ def test_detects_only_the_ui_format() -> None:
 
 
 def test_widgets_map_in_catalog_order_with_links(catalog: NodeCatalog) -> None:
-    graph = convert_ui_workflow(image_chain(), catalog).graph
+    graph = convert(image_chain(), catalog).graph
     assert graph["1"]["inputs"] == {"width": 64, "height": 32, "batch_size": 1, "color": 255}
     assert graph["2"]["inputs"] == {"image": ["1", 0]}
     assert graph["3"]["inputs"] == {"filename_prefix": "out", "images": ["2", 0]}
@@ -64,7 +73,7 @@ def test_widgets_map_in_catalog_order_with_links(catalog: NodeCatalog) -> None:
 def test_control_after_generate_and_upload_widgets_are_skipped(catalog: NodeCatalog) -> None:
     sampler = node(5, "KSampler", [42, "randomize", 3, 7.5, "euler", "karras", 0.5])
     loader = node(6, "LoadImage", ["cat.png", "image"])
-    graph = convert_ui_workflow(ui(sampler, loader, links=[]), catalog).graph
+    graph = convert(ui(sampler, loader, links=[]), catalog).graph
     assert graph["5"]["inputs"] == {"seed": 42, "steps": 3, "cfg": 7.5, "sampler_name": "euler",
                                     "scheduler": "karras", "denoise": 0.5}
     assert graph["6"]["inputs"] == {"image": "cat.png"}
@@ -72,7 +81,7 @@ def test_control_after_generate_and_upload_widgets_are_skipped(catalog: NodeCata
 
 def test_missing_options_take_defaults_with_a_warning(catalog: NodeCatalog) -> None:
     old = ui(node(1, "EmptyImage", [64, 32], title="Old"), links=[])
-    conversion = convert_ui_workflow(old, catalog)
+    conversion = convert(old, catalog)
     assert conversion.graph["1"]["inputs"] == {"width": 64, "height": 32, "batch_size": 1,
                                                "color": 0}
     assert any("UI node 1 'Old'" in w and "batch_size, color" in w
@@ -83,17 +92,17 @@ def test_converted_widget_takes_its_link(catalog: NodeCatalog) -> None:
     file = ui(node(1, "PrimitiveInt", [9], outputs=[("INT", [1])]),
               node(2, "EmptyImage", [64, 32, 1, 0], inputs=[("width", "INT", 1)]), links=[
                   [1, 1, 0, 2, 0, "INT"]])
-    assert convert_ui_workflow(file, catalog).graph["2"]["inputs"]["width"] == ["1", 0]
+    assert convert(file, catalog).graph["2"]["inputs"]["width"] == ["1", 0]
 
 
 def test_muted_node_is_dropped_with_its_links(catalog: NodeCatalog) -> None:
-    graph = convert_ui_workflow(image_chain(middle_mode=2), catalog).graph
+    graph = convert(image_chain(middle_mode=2), catalog).graph
     assert "2" not in graph
     assert graph["3"]["inputs"] == {"filename_prefix": "out"}
 
 
 def test_bypassed_node_is_wired_through(catalog: NodeCatalog) -> None:
-    graph = convert_ui_workflow(image_chain(middle_mode=4), catalog).graph
+    graph = convert(image_chain(middle_mode=4), catalog).graph
     assert "2" not in graph
     assert graph["3"]["inputs"]["images"] == ["1", 0]
 
@@ -105,7 +114,7 @@ def test_reroute_chain_and_notes(catalog: NodeCatalog) -> None:
               node(4, "SaveImage", ["r"], inputs=[("images", "IMAGE", 3)]),
               node(5, "Note", ["hello"]), node(6, "MarkdownNote", ["# hi"]),
               links=[[1, 1, 0, 2, 0, "*"], [2, 2, 0, 3, 0, "*"], [3, 3, 0, 4, 0, "IMAGE"]])
-    graph = convert_ui_workflow(file, catalog).graph
+    graph = convert(file, catalog).graph
     assert set(graph) == {"1", "4"}
     assert graph["4"]["inputs"]["images"] == ["1", 0]
 
@@ -116,7 +125,7 @@ def test_primitive_node_feeds_every_target(catalog: NodeCatalog) -> None:
                    inputs=[("seed", "INT", 1)]),
               node(3, "RandomNoise", [5, "fixed"], inputs=[("noise_seed", "INT", 2)]),
               links=[[1, 1, 0, 2, 0, "INT"], [2, 1, 0, 3, 0, "INT"]])
-    graph = convert_ui_workflow(file, catalog).graph
+    graph = convert(file, catalog).graph
     assert graph["2"]["inputs"]["seed"] == 777
     assert graph["3"]["inputs"]["noise_seed"] == 777
     assert "1" not in graph
@@ -143,7 +152,7 @@ def subgraph_file() -> dict[str, Any]:
 
 
 def test_subgraph_is_flattened_with_path_ids(catalog: NodeCatalog) -> None:
-    graph = convert_ui_workflow(subgraph_file(), catalog).graph
+    graph = convert(subgraph_file(), catalog).graph
     assert set(graph) == {"1", "7:1", "7:2", "3"}
     assert graph["7:1"]["inputs"]["image"] == ["1", 0]
     assert graph["7:2"]["inputs"]["image"] == ["7:1", 0]
@@ -153,7 +162,7 @@ def test_subgraph_is_flattened_with_path_ids(catalog: NodeCatalog) -> None:
 def test_unknown_class_is_a_400_with_suggestions(catalog: NodeCatalog) -> None:
     file = ui(node(4, "KSamplr", [1, "fixed"], title="Mine"), links=[])
     with pytest.raises(ApiError) as raised:
-        convert_ui_workflow(file, catalog)
+        convert(file, catalog)
     assert raised.value.status_code == 400
     assert raised.value.details["missing_nodes"] == ["KSamplr"]
     problem = raised.value.details["validation_errors"][0]
@@ -164,6 +173,6 @@ def test_unknown_class_is_a_400_with_suggestions(catalog: NodeCatalog) -> None:
 def test_broken_link_is_a_finding_naming_the_ui_node(catalog: NodeCatalog) -> None:
     file = ui(node(3, "SaveImage", ["x"], inputs=[("images", "IMAGE", 99)], title="Keep"),
               links=[])
-    problems = convert_ui_workflow(file, catalog).problems
+    problems = convert(file, catalog).problems
     assert problems[0].node_id == "3"
     assert "UI node 3 'Keep'" in problems[0].error

@@ -33,7 +33,7 @@ class PreparedWorkflow:
     converted: bool = False
 
 
-def _read(raw: dict[str, Any], catalog: NodeCatalog | None
+def _read(raw: dict[str, Any], catalog: NodeCatalog | None, rules: ValidationRules
           ) -> tuple[ParsedWorkflow, Conversion | None]:
     if not is_ui_format(raw):
         return parse_workflow(raw), None
@@ -41,7 +41,7 @@ def _read(raw: dict[str, Any], catalog: NodeCatalog | None
         raise WorkflowNotRunnable(
             "A UI-format workflow is converted with the node catalog, and no worker has "
             "published one yet", {"format": "ui"})
-    conversion = convert_ui_workflow(raw, catalog)
+    conversion = convert_ui_workflow(raw, catalog, max_nodes=rules.max_nodes)
     parsed = parse_workflow(conversion.graph)
     return ParsedWorkflow(parsed.graph, {}, [*conversion.problems, *parsed.problems]), conversion
 
@@ -60,7 +60,7 @@ def _pointing_back(sources: Mapping[str, UiNodeRef]) -> Iterator[None]:
 
 def prepare_workflow(raw: dict[str, Any], overrides: dict[str, Any], rules: ValidationRules,
                      catalog: NodeCatalog | None) -> PreparedWorkflow:
-    parsed, conversion = _read(raw, catalog)
+    parsed, conversion = _read(raw, catalog, rules)
     sources = conversion.sources if conversion else {}
     with _pointing_back(sources):
         validated = WorkflowValidator(rules, catalog).validate(

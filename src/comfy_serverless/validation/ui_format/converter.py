@@ -11,7 +11,13 @@ from typing import Any
 
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.findings import Findings, ValidationProblem, workflow_invalid
-from comfy_serverless.validation.ui_format.flatten import Instance, Kind, SubgraphCycle, flatten
+from comfy_serverless.validation.ui_format.flatten import (
+    Instance,
+    Kind,
+    SubgraphCycle,
+    TooManyInstances,
+    flatten,
+)
 from comfy_serverless.validation.ui_format.model import read_ui_file
 from comfy_serverless.validation.ui_format.resolve import LinkProblem, Origin, Resolver
 from comfy_serverless.validation.ui_format.widgets import EDITOR_CAPTURE_CLASSES, as_prompt_value
@@ -19,6 +25,9 @@ from comfy_serverless.validation.ui_format.widgets import EDITOR_CAPTURE_CLASSES
 __all__ = ["Conversion", "UiNodeRef", "convert_ui_workflow"]
 
 MUTED, BYPASSED = 2, 4
+# A UI file may hold this many node instances (subgraphs expanded) per API node allowed:
+# reroutes, primitives and notes take room in the editor but none in the prompt.
+UI_NODES_PER_API_NODE = 4
 _RELINK = "Fix the link in ComfyUI and save the workflow again"
 
 
@@ -128,23 +137,40 @@ class _Builder:
                 "_meta": {"title": _ref(instance).title}}
 
 
-def convert_ui_workflow(raw: Mapping[str, Any], catalog: NodeCatalog) -> Conversion:
-    """The API-format graph of a UI-format file; raises a 400 for classes that no worker
-    has, and returns the link problems it found with the graph."""
+def _instances(raw: Mapping[str, Any], catalog: NodeCatalog, max_nodes: int
+               ) -> dict[str, Instance]:
     root, subgraphs = read_ui_file(raw)
+    limit = UI_NODES_PER_API_NODE * max_nodes
     try:
-        instances = flatten(root, catalog, subgraphs)
+        return flatten(root, catalog, subgraphs, limit)
     except SubgraphCycle as cycle:
         raise workflow_invalid([ValidationProblem(
             str(cycle), "A subgraph contains an instance of itself",
             "Remove the nested instance in ComfyUI")]) from cycle
+    except TooManyInstances as too_many:
+        raise workflow_invalid([ValidationProblem(
+            None, f"The UI file expands to more than {limit} nodes (subgraphs included), "
+                  f"{UI_NODES_PER_API_NODE} per API node allowed (max_nodes {max_nodes})",
+            "Split it into smaller workflows")]) from too_many
+
+
+def convert_ui_workflow(raw: Mapping[str, Any], catalog: NodeCatalog, *, max_nodes: int
+                        ) -> Conversion:
+    """The API-format graph of a UI-format file; raises a 400 for classes that no worker
+    has, and returns the link problems it found with the graph."""
+    instances = _instances(raw, catalog, max_nodes)
     missing = [i for i in instances.values()
                if i.kind is Kind.MISSING and i.node.mode not in (MUTED, BYPASSED)]
     if missing:
         _refuse_missing(missing, catalog)
     _apply_primitives(instances)
     builder = _Builder(instances)
-    graph = builder.build()
+    try:
+        graph = builder.build()
+    except RecursionError as deep:
+        raise workflow_invalid([ValidationProblem(
+            None, "The UI file's links pass through too many reroutes, bypassed nodes or "
+                  "subgraphs in a row", "Link the nodes more directly")]) from deep
     warnings = [f"The workflow was converted from ComfyUI's UI format ({len(graph)} nodes "
                 "to run); see docs/reference/workflow-formats.md", *builder.warnings]
     sources = {exec_id: _ref(i) for exec_id, i in instances.items() if exec_id in graph}

@@ -19,7 +19,7 @@ from comfy_serverless.validation.ui_format.widgets import (
     widget_values,
 )
 
-__all__ = ["FRONTEND_ONLY", "Instance", "Kind", "flatten"]
+__all__ = ["FRONTEND_ONLY", "Instance", "Kind", "SubgraphCycle", "TooManyInstances", "flatten"]
 
 # Classes that exist only in the editor. Reroute and PrimitiveNode pass values on; notes
 # carry text for people.
@@ -35,6 +35,10 @@ class Kind(Enum):
 
 class SubgraphCycle(Exception):
     """A subgraph that contains an instance of itself."""
+
+
+class TooManyInstances(Exception):
+    """Subgraph instances expand past the limit (nesting multiplies them)."""
 
 
 @dataclass
@@ -80,9 +84,10 @@ def _instance(node: UiNode, graph: UiGraph, path: tuple[int, ...], parent: Insta
     return Instance(exec_id, node, graph, path, kind, _file_inputs(node), outputs, parent)
 
 
-def flatten(graph: UiGraph, catalog: NodeCatalog, subgraphs: dict[str, SubgraphDefinition]
-            ) -> dict[str, Instance]:
-    """Every node instance by its execution id, subgraph instances included."""
+def flatten(graph: UiGraph, catalog: NodeCatalog, subgraphs: dict[str, SubgraphDefinition],
+            limit: int) -> dict[str, Instance]:
+    """Every node instance by its execution id, subgraph instances included; raises
+    TooManyInstances past `limit`, before expanding any further."""
     found: dict[str, Instance] = {}
 
     def visit(graph: UiGraph, path: tuple[int, ...], parent: Instance | None,
@@ -90,6 +95,8 @@ def flatten(graph: UiGraph, catalog: NodeCatalog, subgraphs: dict[str, SubgraphD
         for node in graph.nodes.values():
             instance = _instance(node, graph, path, parent, catalog, subgraphs)
             found[instance.exec_id] = instance
+            if len(found) > limit:
+                raise TooManyInstances(limit)
             if instance.subgraph is not None:
                 if instance.subgraph.id in open_subgraphs:
                     raise SubgraphCycle(instance.exec_id)
