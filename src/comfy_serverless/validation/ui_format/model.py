@@ -96,6 +96,10 @@ def _link(raw: Any) -> UiLink | None:
     return None
 
 
+def _ints(raw: Any) -> tuple[int, ...]:
+    return tuple(_int(value) for value in raw) if isinstance(raw, list) else ()
+
+
 def _slots(raw: Any) -> list[Mapping[str, Any]]:
     return [slot for slot in raw if isinstance(slot, Mapping)] if isinstance(raw, list) else []
 
@@ -110,7 +114,7 @@ def _node(raw: Mapping[str, Any]) -> UiNode:
                              None if s.get("link") is None else _int(s.get("link")))
                      for s in _slots(raw.get("inputs"))),
         outputs=tuple(UiOutput(str(s.get("name", "")), s.get("type", "*"),
-                               tuple(_int(v) for v in s.get("links") or ()))
+                               _ints(s.get("links")))
                       for s in _slots(raw.get("outputs"))),
         widgets_values=values if isinstance(values, list | dict) else None,
     )
@@ -118,13 +122,14 @@ def _node(raw: Mapping[str, Any]) -> UiNode:
 
 def _graph(raw: Mapping[str, Any]) -> UiGraph:
     nodes = {node.id: node for node in map(_node, _slots(raw.get("nodes")))}
-    links = [_link(item) for item in raw.get("links") or ()]
+    found = raw.get("links")
+    links = [_link(item) for item in found] if isinstance(found, list) else []
     return UiGraph(nodes, {link.id: link for link in links if link is not None})
 
 
 def _io_slots(raw: Any) -> tuple[UiOutput, ...]:
     return tuple(UiOutput(str(s.get("name", "")), s.get("type", "*"),
-                          tuple(_int(v) for v in s.get("linkIds") or ()))
+                          _ints(s.get("linkIds")))
                  for s in _slots(raw))
 
 
