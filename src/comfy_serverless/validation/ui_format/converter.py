@@ -16,6 +16,7 @@ from comfy_serverless.validation.ui_format.flatten import (
     Kind,
     SubgraphCycle,
     TooManyInstances,
+    execution_id,
     flatten,
 )
 from comfy_serverless.validation.ui_format.model import read_ui_file
@@ -79,7 +80,7 @@ def _apply_primitives(instances: Mapping[str, Instance]) -> None:
         for link_id in primitive.node.outputs[0].links if primitive.node.outputs else ():
             link = primitive.graph.links.get(link_id)
             target = None if link is None else instances.get(
-                ":".join(str(p) for p in (*primitive.path, link.target_id)))
+                execution_id(primitive.path, link.target_id))
             if target is None or target.kind is not Kind.BACKEND:
                 continue
             fed = next((i.name for i in target.inputs if i.link == link_id), None)

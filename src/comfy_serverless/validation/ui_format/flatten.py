@@ -14,12 +14,14 @@ from comfy_serverless.validation.catalog import NodeCatalog, NodeSpec
 from comfy_serverless.validation.ui_format.model import SubgraphDefinition, UiGraph, UiNode
 from comfy_serverless.validation.ui_format.widgets import (
     LiveInput,
+    NodeTemplate,
     Widget,
     node_layout,
     widget_values,
 )
 
-__all__ = ["FRONTEND_ONLY", "Instance", "Kind", "SubgraphCycle", "TooManyInstances", "flatten"]
+__all__ = ["FRONTEND_ONLY", "Instance", "Kind", "SubgraphCycle", "TooManyInstances",
+           "execution_id", "flatten"]
 
 # Classes that exist only in the editor. Reroute and PrimitiveNode pass values on; notes
 # carry text for people.
@@ -53,7 +55,7 @@ class Instance:
     parent: Instance | None = None
     spec: NodeSpec | None = None
     subgraph: SubgraphDefinition | None = None
-    widgets: list[Widget] = field(default_factory=list)
+    widgets: tuple[Widget, ...] = ()
     values: dict[str, Any] = field(default_factory=dict)
     defaulted: list[str] = field(default_factory=list)
 
@@ -62,15 +64,34 @@ def _file_inputs(node: UiNode) -> list[LiveInput]:
     return [LiveInput(slot.name, slot.type, slot.link) for slot in node.inputs]
 
 
+def execution_id(path: tuple[int, ...], node_id: int) -> str:
+    """`<instance id>:…:<node id>`, the editor's id for a node inside subgraph instances."""
+    return ":".join(map(str, (*path, node_id))) if path else str(node_id)
+
+
+class _Templates:
+    """Each class's NodeTemplate, worked out on first use."""
+
+    def __init__(self, catalog: NodeCatalog) -> None:
+        self.catalog = catalog
+        self.found: dict[str, tuple[NodeSpec, NodeTemplate] | None] = {}
+
+    def get(self, class_type: str) -> tuple[NodeSpec, NodeTemplate] | None:
+        if class_type not in self.found:
+            spec = self.catalog.get(class_type)
+            self.found[class_type] = None if spec is None else (spec, NodeTemplate.of(spec))
+        return self.found[class_type]
+
+
 def _instance(node: UiNode, graph: UiGraph, path: tuple[int, ...], parent: Instance | None,
-              catalog: NodeCatalog, subgraphs: dict[str, SubgraphDefinition]) -> Instance:
-    exec_id = ":".join(str(part) for part in (*path, node.id))
-    spec = catalog.get(node.type)
-    if spec is not None:
-        inputs, widgets = node_layout(node, spec)
-        values, defaulted = widget_values(node, spec, widgets)
-        return Instance(exec_id, node, graph, path, Kind.BACKEND, inputs, list(spec.outputs),
-                        parent, spec, widgets=widgets, values=values, defaulted=defaulted)
+              templates: _Templates, subgraphs: dict[str, SubgraphDefinition]) -> Instance:
+    exec_id = execution_id(path, node.id)
+    if (known := templates.get(node.type)) is not None:
+        spec, template = known
+        values, defaulted = widget_values(node, template)
+        return Instance(exec_id, node, graph, path, Kind.BACKEND, node_layout(node, template),
+                        list(spec.outputs), parent, spec, widgets=template.widgets,
+                        values=values, defaulted=defaulted)
     outputs = [slot.type for slot in node.outputs]
     if node.type in subgraphs:
         definition = subgraphs[node.type]
@@ -89,11 +110,12 @@ def flatten(graph: UiGraph, catalog: NodeCatalog, subgraphs: dict[str, SubgraphD
     """Every node instance by its execution id, subgraph instances included; raises
     TooManyInstances past `limit`, before expanding any further."""
     found: dict[str, Instance] = {}
+    templates = _Templates(catalog)
 
     def visit(graph: UiGraph, path: tuple[int, ...], parent: Instance | None,
               open_subgraphs: tuple[str, ...]) -> None:
         for node in graph.nodes.values():
-            instance = _instance(node, graph, path, parent, catalog, subgraphs)
+            instance = _instance(node, graph, path, parent, templates, subgraphs)
             found[instance.exec_id] = instance
             if len(found) > limit:
                 raise TooManyInstances(limit)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_serverless.validation.ui_format.flatten import Instance, Kind
+from comfy_serverless.validation.ui_format.flatten import Instance, Kind, execution_id
 from comfy_serverless.validation.ui_format.model import SUBGRAPH_INPUT_ID
 
 __all__ = ["LinkProblem", "Origin", "Resolver", "WidgetValue", "types_connect"]
@@ -60,7 +60,7 @@ class Resolver:
         self.instances = instances
 
     def _member(self, instance: Instance, node_id: int) -> Instance:
-        found = self.instances.get(":".join(str(p) for p in (*instance.path, node_id)))
+        found = self.instances.get(execution_id(instance.path, node_id))
         if found is None:
             raise LinkProblem(instance, f"a link comes from node {node_id}, which does not exist")
         return found

@@ -16,7 +16,8 @@ from typing import Any
 from comfy_serverless.validation.catalog import InputSpec, NodeSpec
 from comfy_serverless.validation.ui_format.model import UiNode
 
-__all__ = ["LiveInput", "Widget", "as_prompt_value", "node_layout", "widget_values"]
+__all__ = ["LiveInput", "NodeTemplate", "Widget", "as_prompt_value", "node_layout",
+           "widget_values"]
 
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO", "MARKDOWN", "COLOR",
                           "IMAGECOMPARE", "CHART", "GALLERIA", "TEXTAREA"})
@@ -108,48 +109,62 @@ def _editor_inputs(spec: NodeSpec) -> list[tuple[str, Any, list[Widget]]]:
     return added
 
 
-def node_layout(node: UiNode, spec: NodeSpec) -> tuple[list[LiveInput], list[Widget]]:
-    """The node's input sockets (with the file's links, matched by name) and its widgets."""
+@dataclass(frozen=True)
+class NodeTemplate:
+    """A class's layout in the editor, worked out once per class and conversion."""
+
+    sockets: tuple[tuple[str, Any], ...]  # input sockets in the editor's order
+    widgets: tuple[Widget, ...]
+    holders: tuple[Widget, ...]  # the widgets with a place in widgets_values
+    counted_forced: tuple[bool, ...]  # old files' value slots: True for a forceInput's
+
+    @classmethod
+    def of(cls, spec: NodeSpec) -> NodeTemplate:
+        sockets = [(s.name, s.type) for s in spec.inputs.values() if not _has_widget(s)]
+        widgets: list[Widget] = []
+        for input_spec in spec.inputs.values():
+            if _has_widget(input_spec):
+                sockets.append((input_spec.name, input_spec.type))
+                widgets += _widgets_of(input_spec)
+                widgets += FOLLOWING_WIDGETS.get((spec.class_type, input_spec.name), [])
+        for name, kind, extra in _editor_inputs(spec):
+            sockets.append((name, kind))
+            widgets += extra
+        widgets += SOCKETLESS_WIDGETS.get(spec.class_type, [])
+        names = {widget.name for widget in widgets}
+        counted = [bool(s.config.get("forceInput")) for s in spec.inputs.values()
+                   if s.name in names or s.config.get("forceInput")
+                   for _ in range(2 if _has_control(s) else 1)]
+        return cls(tuple(sockets), tuple(widgets),
+                   tuple(w for w in widgets if w.holds_value), tuple(counted))
+
+
+def node_layout(node: UiNode, template: NodeTemplate) -> list[LiveInput]:
+    """The node's input sockets, with the file's links matched by name, then any input of
+    the file that the class does not declare."""
     links = {slot.name: slot.link for slot in node.inputs}
-    sockets = [(s.name, s.type) for s in spec.inputs.values() if not _has_widget(s)]
-    widget_inputs: list[tuple[str, Any]] = []
-    widgets: list[Widget] = []
-    for input_spec in spec.inputs.values():
-        if _has_widget(input_spec):
-            widget_inputs.append((input_spec.name, input_spec.type))
-            widgets += _widgets_of(input_spec)
-            widgets += FOLLOWING_WIDGETS.get((spec.class_type, input_spec.name), [])
-    for name, kind, extra in _editor_inputs(spec):
-        widget_inputs.append((name, kind))
-        widgets += extra
-    widgets += SOCKETLESS_WIDGETS.get(spec.class_type, [])
-    known = {name for name, _ in sockets + widget_inputs}
-    inputs = [LiveInput(name, kind, links.get(name)) for name, kind in sockets + widget_inputs]
+    inputs = [LiveInput(name, kind, links.get(name)) for name, kind in template.sockets]
+    known = {name for name, _ in template.sockets}
     inputs += [LiveInput(s.name, s.type, s.link) for s in node.inputs if s.name not in known]
-    return inputs, widgets
+    return inputs
 
 
-def _without_forced(values: list[Any], spec: NodeSpec, widgets: list[Widget]) -> list[Any]:
+def _without_forced(values: list[Any], template: NodeTemplate) -> list[Any]:
     """Old files also kept a value for each input with `forceInput`: the editor drops them
     when the count matches exactly."""
-    names = {widget.name for widget in widgets}
-    originals = [s for s in spec.inputs.values() if s.name in names or s.config.get("forceInput")]
-    counted = [s for s in originals for _ in range(2 if _has_control(s) else 1)]
-    if len(counted) != len(values):
+    if len(template.counted_forced) != len(values) or not any(template.counted_forced):
         return values
-    return [v for s, v in zip(counted, values, strict=True) if not s.config.get("forceInput")]
+    return [v for forced, v in zip(template.counted_forced, values, strict=True) if not forced]
 
 
-def widget_values(node: UiNode, spec: NodeSpec, widgets: list[Widget]
-                  ) -> tuple[dict[str, Any], list[str]]:
+def widget_values(node: UiNode, template: NodeTemplate) -> tuple[dict[str, Any], list[str]]:
     """Each widget's value, from `widgets_values` in order, and the names of those that took
     their default because the file has no value for them."""
     raw = node.widgets_values
-    values = _without_forced(raw, spec, widgets) if isinstance(raw, list) else []
-    holders = [widget for widget in widgets if widget.holds_value]
-    found: dict[str, Any] = {widget.name: widget.default for widget in widgets}
+    values = _without_forced(raw, template) if isinstance(raw, list) else []
+    found: dict[str, Any] = {widget.name: widget.default for widget in template.widgets}
     defaulted = []
-    for index, widget in enumerate(holders):
+    for index, widget in enumerate(template.holders):
         if index < len(values):
             found[widget.name] = values[index]
         elif widget.sent:
