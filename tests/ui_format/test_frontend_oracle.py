@@ -30,8 +30,10 @@ def convert(ui_file: dict[str, Any], catalog: NodeCatalog) -> Conversion:
 
 @pytest.fixture(scope="module")
 def catalog(frontend_comfyui: str) -> NodeCatalog:
+    """As the workers publish it: stored with sorted keys (only `input_order` keeps order)."""
     with urllib.request.urlopen(f"{frontend_comfyui}/object_info", timeout=30) as response:
-        return NodeCatalog.from_object_info(json.load(response))
+        published = json.dumps(json.load(response), sort_keys=True)
+    return NodeCatalog.from_object_info(json.loads(published))
 
 
 def _unknown_classes(ui_file: dict[str, Any], catalog: NodeCatalog) -> set[str]:
