@@ -11,6 +11,8 @@ import pytest
 
 from comfy_serverless.errors import ApiError
 from comfy_serverless.validation.catalog import NodeCatalog
+from comfy_serverless.validation.prepare import prepare_workflow
+from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.ui_format import Conversion, convert_ui_workflow, is_ui_format
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "object_info.json"
@@ -176,3 +178,27 @@ def test_broken_link_is_a_finding_naming_the_ui_node(catalog: NodeCatalog) -> No
     problems = convert(file, catalog).problems
     assert problems[0].node_id == "3"
     assert "UI node 3 'Keep'" in problems[0].error
+
+
+def test_overrides_apply_after_conversion_with_path_ids(catalog: NodeCatalog) -> None:
+    file = subgraph_file()
+    file["definitions"]["subgraphs"][0]["nodes"][0] = node(
+        1, "ImageBlur", [1, 1.0], inputs=[("image", "IMAGE", 10)], outputs=[("IMAGE", [11])])
+    prepared = prepare_workflow(file, {"7:1.blur_radius": 5, "filename_prefix": "z"},
+                                ValidationRules(), catalog)
+    assert prepared.converted
+    assert prepared.graph["7:1"]["inputs"]["blur_radius"] == 5
+    assert prepared.graph["3"]["inputs"]["filename_prefix"] == "z"
+    assert "converted from ComfyUI's UI format" in prepared.warnings[0]
+
+
+def test_validation_findings_name_the_ui_node(catalog: NodeCatalog) -> None:
+    file = ui(node(1, "EmptyImage", [0, 8, 1, 0], title="Canvas", outputs=[("IMAGE", [1])]),
+              node(2, "SaveImage", ["x"], inputs=[("images", "IMAGE", 1)]),
+              links=[[1, 1, 0, 2, 0, "IMAGE"]])
+    with pytest.raises(ApiError) as raised:
+        prepare_workflow(file, {}, ValidationRules(), catalog)
+    [problem] = raised.value.details["validation_errors"]
+    assert problem["node_id"] == "1"
+    assert problem["ui_node_id"] == 1
+    assert problem["ui_title"] == "Canvas"
