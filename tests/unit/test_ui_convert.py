@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from comfy_serverless.cli import main
 from comfy_serverless.errors import ApiError
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.prepare import prepare_workflow
@@ -202,3 +203,16 @@ def test_validation_findings_name_the_ui_node(catalog: NodeCatalog) -> None:
     assert problem["node_id"] == "1"
     assert problem["ui_node_id"] == 1
     assert problem["ui_title"] == "Canvas"
+
+
+def test_the_convert_command_prints_the_api_format(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(subgraph_file()))
+    assert main(["convert", str(saved), "--object-info", str(FIXTURE)]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["7:2"]["inputs"]["image"] == ["7:1", 0]
+    assert "converted from ComfyUI's UI format" in printed.err
+    saved.write_text(json.dumps(ui(node(1, "NoSuchNode"), links=[])))
+    assert main(["convert", str(saved), "--object-info", str(FIXTURE)]) == 1
+    assert json.loads(capsys.readouterr().err)["details"]["missing_nodes"] == ["NoSuchNode"]
