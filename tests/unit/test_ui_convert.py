@@ -216,3 +216,23 @@ def test_the_convert_command_prints_the_api_format(tmp_path: Path,
     saved.write_text(json.dumps(ui(node(1, "NoSuchNode"), links=[])))
     assert main(["convert", str(saved), "--object-info", str(FIXTURE)]) == 1
     assert json.loads(capsys.readouterr().err)["details"]["missing_nodes"] == ["NoSuchNode"]
+
+
+def group_file() -> dict[str, Any]:
+    """A legacy group node: EmptyImage → ImageBlur inside, the blur's output used outside."""
+    members = [node(-1, "EmptyImage", [8, 8, 1, 0], outputs=[("IMAGE", [])]),
+               node(-1, "ImageBlur", [1, 1.0], inputs=[("image", "IMAGE", None)],
+                    outputs=[("IMAGE", [])])]
+    definition = {"nodes": members, "links": [[0, 0, 1, 0, 1, "IMAGE"]],
+                  "external": [[1, 0, "IMAGE"]]}
+    return ui(node(4, "workflow>pair", [64, 32, 1, 5, 3, 0.5], outputs=[("IMAGE", [1])]),
+              node(2, "SaveImage", ["g"], inputs=[("images", "IMAGE", 1)]),
+              links=[[1, 4, 0, 2, 0, "IMAGE"]], extra={"groupNodes": {"pair": definition}})
+
+
+def test_group_node_members_run_with_the_instances_values(catalog: NodeCatalog) -> None:
+    graph = convert(group_file(), catalog).graph
+    assert set(graph) == {"4:0", "4:1", "2"}
+    assert graph["4:0"]["inputs"] == {"width": 64, "height": 32, "batch_size": 1, "color": 5}
+    assert graph["4:1"]["inputs"] == {"blur_radius": 3, "sigma": 0.5, "image": ["4:0", 0]}
+    assert graph["2"]["inputs"]["images"] == ["4:1", 0]

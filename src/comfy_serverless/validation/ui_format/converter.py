@@ -19,6 +19,7 @@ from comfy_serverless.validation.ui_format.flatten import (
     execution_id,
     flatten,
 )
+from comfy_serverless.validation.ui_format.groups import UnsupportedGroup, read_groups
 from comfy_serverless.validation.ui_format.model import read_ui_file
 from comfy_serverless.validation.ui_format.resolve import LinkProblem, Origin, Resolver
 from comfy_serverless.validation.ui_format.widgets import EDITOR_CAPTURE_CLASSES, as_prompt_value
@@ -143,7 +144,12 @@ def _instances(raw: Mapping[str, Any], catalog: NodeCatalog, max_nodes: int
     root, subgraphs = read_ui_file(raw)
     limit = UI_NODES_PER_API_NODE * max_nodes
     try:
-        return flatten(root, catalog, subgraphs, limit)
+        return flatten(root, catalog, subgraphs, limit, read_groups(raw, catalog))
+    except UnsupportedGroup as group:
+        raise workflow_invalid([ValidationProblem(
+            None, f"Group node '{group}' holds reroutes, primitives or classes that no worker "
+                  "has, which are not converted inside group nodes",
+            "Convert the group node to a subgraph in ComfyUI and save again")]) from group
     except SubgraphCycle as cycle:
         raise workflow_invalid([ValidationProblem(
             str(cycle), "A subgraph contains an instance of itself",

@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any
 
 from comfy_serverless.validation.catalog import NodeCatalog, NodeSpec
+from comfy_serverless.validation.ui_format.groups import GroupDefinition
 from comfy_serverless.validation.ui_format.model import SubgraphDefinition, UiGraph, UiNode
 from comfy_serverless.validation.ui_format.widgets import (
     LiveInput,
@@ -32,6 +33,7 @@ class Kind(Enum):
     BACKEND = "backend"
     VIRTUAL = "virtual"
     SUBGRAPH = "subgraph"
+    GROUP = "group"
     MISSING = "missing"
 
 
@@ -56,6 +58,9 @@ class Instance:
     spec: NodeSpec | None = None
     subgraph: SubgraphDefinition | None = None
     widgets: tuple[Widget, ...] = ()
+    group: GroupDefinition | None = None  # for a group node instance
+    group_of: Instance | None = None  # for a member of one
+    member_index: int = -1
     values: dict[str, Any] = field(default_factory=dict)
     defaulted: list[str] = field(default_factory=list)
 
@@ -72,8 +77,9 @@ def execution_id(path: tuple[int, ...], node_id: int) -> str:
 class _Templates:
     """Each class's NodeTemplate, worked out on first use."""
 
-    def __init__(self, catalog: NodeCatalog) -> None:
+    def __init__(self, catalog: NodeCatalog, groups: dict[str, GroupDefinition]) -> None:
         self.catalog = catalog
+        self.groups = groups
         self.found: dict[str, tuple[NodeSpec, NodeTemplate] | None] = {}
 
     def get(self, class_type: str) -> tuple[NodeSpec, NodeTemplate] | None:
@@ -93,6 +99,13 @@ def _instance(node: UiNode, graph: UiGraph, path: tuple[int, ...], parent: Insta
                         list(spec.outputs), parent, spec, widgets=template.widgets,
                         values=values, defaulted=defaulted)
     outputs = [slot.type for slot in node.outputs]
+    if (group := templates.groups.get(node.type)) is not None:
+        assert group.spec is not None
+        template = NodeTemplate.of(group.spec)
+        values, defaulted = widget_values(node, template)
+        return Instance(exec_id, node, graph, path, Kind.GROUP, node_layout(node, template),
+                        list(group.spec.outputs), parent, group.spec, widgets=template.widgets,
+                        values=values, defaulted=defaulted, group=group)
     if node.type in subgraphs:
         definition = subgraphs[node.type]
         links = {slot.name: slot.link for slot in node.inputs}
@@ -105,18 +118,41 @@ def _instance(node: UiNode, graph: UiGraph, path: tuple[int, ...], parent: Insta
     return Instance(exec_id, node, graph, path, kind, _file_inputs(node), outputs, parent)
 
 
+def _members(group_node: Instance, templates: _Templates) -> list[Instance]:
+    """A group node instance's members, their widget values taken from the instance's."""
+    assert group_node.group is not None
+    members = []
+    targets = group_node.group.widget_targets
+    for index, (member, spec) in enumerate(zip(group_node.group.members,
+                                               group_node.group.member_specs, strict=True)):
+        known = templates.get(spec.class_type)
+        assert known is not None
+        template = known[1]
+        values, _ = widget_values(member, template)
+        for name, (target, input_name) in targets.items():
+            if target == index:
+                values[input_name] = group_node.values[name]
+        members.append(Instance(
+            f"{group_node.exec_id}:{index}", member, group_node.graph, group_node.path,
+            Kind.BACKEND, node_layout(member, template), list(spec.outputs), spec=spec,
+            widgets=template.widgets, values=values, group_of=group_node, member_index=index))
+    return members
+
+
 def flatten(graph: UiGraph, catalog: NodeCatalog, subgraphs: dict[str, SubgraphDefinition],
-            limit: int) -> dict[str, Instance]:
+            limit: int, groups: dict[str, GroupDefinition]) -> dict[str, Instance]:
     """Every node instance by its execution id, subgraph instances included; raises
     TooManyInstances past `limit`, before expanding any further."""
     found: dict[str, Instance] = {}
-    templates = _Templates(catalog)
+    templates = _Templates(catalog, groups)
 
     def visit(graph: UiGraph, path: tuple[int, ...], parent: Instance | None,
               open_subgraphs: tuple[str, ...]) -> None:
         for node in graph.nodes.values():
             instance = _instance(node, graph, path, parent, templates, subgraphs)
             found[instance.exec_id] = instance
+            if instance.group is not None:
+                found.update((m.exec_id, m) for m in _members(instance, templates))
             if len(found) > limit:
                 raise TooManyInstances(limit)
             if instance.subgraph is not None:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["SUBGRAPH_INPUT_ID", "SUBGRAPH_OUTPUT_ID", "SubgraphDefinition", "UiGraph",
-           "UiInput", "UiLink", "UiNode", "UiOutput", "is_ui_format", "read_ui_file"]
+           "UiInput", "UiLink", "UiNode", "UiOutput", "is_ui_format", "read_node",
+           "read_ui_file"]
 
 SUBGRAPH_INPUT_ID = -10
 SUBGRAPH_OUTPUT_ID = -20
@@ -39,6 +40,8 @@ class UiInput:
     name: str
     type: Any
     link: int | None
+    label: str | None = None
+    widget: str | None = None  # the widget this socket stands for, if any
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,22 @@ def _slots(raw: Any) -> list[Mapping[str, Any]]:
     return [slot for slot in raw if isinstance(slot, Mapping)] if isinstance(raw, list) else []
 
 
-def _node(raw: Mapping[str, Any]) -> UiNode:
+def _input(raw: Mapping[str, Any]) -> UiInput:
+    label, widget = raw.get("label"), raw.get("widget")
+    widget_name = widget.get("name") if isinstance(widget, Mapping) else None
+    return UiInput(str(raw.get("name", "")), raw.get("type", "*"),
+                   None if raw.get("link") is None else _int(raw.get("link")),
+                   label if isinstance(label, str) else None,
+                   widget_name if isinstance(widget_name, str) else None)
+
+
+def read_node(raw: Mapping[str, Any]) -> UiNode:
     values = raw.get("widgets_values")
     title = raw.get("title")
     return UiNode(
         id=_int(raw.get("id")), type=str(raw.get("type") or ""), mode=_int(raw.get("mode"), 0),
         title=title if isinstance(title, str) else None,
-        inputs=tuple(UiInput(str(s.get("name", "")), s.get("type", "*"),
-                             None if s.get("link") is None else _int(s.get("link")))
-                     for s in _slots(raw.get("inputs"))),
+        inputs=tuple(_input(slot) for slot in _slots(raw.get("inputs"))),
         outputs=tuple(UiOutput(str(s.get("name", "")), s.get("type", "*"),
                                _ints(s.get("links")))
                       for s in _slots(raw.get("outputs"))),
@@ -121,7 +131,7 @@ def _node(raw: Mapping[str, Any]) -> UiNode:
 
 
 def _graph(raw: Mapping[str, Any]) -> UiGraph:
-    nodes = {node.id: node for node in map(_node, _slots(raw.get("nodes")))}
+    nodes = {node.id: node for node in map(read_node, _slots(raw.get("nodes")))}
     found = raw.get("links")
     links = [_link(item) for item in found] if isinstance(found, list) else []
     return UiGraph(nodes, {link.id: link for link in links if link is not None})

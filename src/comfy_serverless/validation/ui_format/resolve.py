@@ -75,6 +75,8 @@ class Resolver:
                       wanted: Any = None) -> Resolved:
         visited = set() if visited is None else visited
         self._guard(instance, f"[I]{slot}", visited)
+        if instance.group_of is not None:
+            return self._group_member_input(instance, instance.group_of, slot)
         live = instance.inputs[slot]
         if live.link is None:
             return None
@@ -104,6 +106,8 @@ class Resolver:
             return None if index < 0 else self.resolve_input(instance, index, visited)
         if instance.kind is Kind.SUBGRAPH:
             return self._from_subgraph_output(instance, slot, wanted, visited)
+        if instance.kind is Kind.GROUP:
+            return self._group_output(instance, slot)
         if instance.kind is Kind.VIRTUAL:
             has_input = slot < len(instance.inputs) and instance.inputs[slot].link is not None
             return self.resolve_input(instance, slot, visited, wanted) if has_input else None
@@ -125,8 +129,37 @@ class Resolver:
                                         f"{link.origin_id}, which does not exist")
         return self.resolve_output(inner, link.origin_slot, wanted, visited)
 
+    def _group_member_input(self, member: Instance, group_node: Instance, slot: int
+                            ) -> Resolved:
+        """A group member's input: from another member, or, through the group node's input,
+        straight from the node that feeds it (the editor follows no reroute there)."""
+        assert group_node.group is not None
+        group = group_node.group
+        external = group.external_inputs.get((member.member_index, slot))
+        if external is not None:
+            link_id = group_node.inputs[external].link if external < len(
+                group_node.inputs) else None
+            link = None if link_id is None else group_node.graph.links.get(link_id)
+            if link is None:
+                return None
+            return Origin(execution_id(group_node.path, link.origin_id), link.origin_slot)
+        origin = group.links_to.get((member.member_index, slot))
+        if origin is None or group.members[origin[0]].type == "PrimitiveNode":
+            return None
+        return Origin(f"{group_node.exec_id}:{origin[0]}", origin[1])
+
+    def _group_output(self, group_node: Instance, slot: int) -> Resolved:
+        assert group_node.group is not None
+        if not 0 <= slot < len(group_node.group.outputs):
+            raise LinkProblem(group_node, f"its group has no output {slot}")
+        index, inner_slot = group_node.group.outputs[slot]
+        return Origin(f"{group_node.exec_id}:{index}", inner_slot)
+
     def _bypass_slot(self, instance: Instance, slot: int, wanted: Any) -> int:
         inputs = instance.inputs
+        if instance.kind is Kind.GROUP:  # the editor's group nodes take an exact type only
+            return next((i for i in (slot, *range(len(inputs)))
+                         if i < len(inputs) and inputs[i].type == wanted), -1)
         if wanted in ("*", ""):
             return slot if len(inputs) > slot else 0
         output_type = instance.output_types[slot] if slot < len(instance.output_types) else "*"
