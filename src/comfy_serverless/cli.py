@@ -9,6 +9,7 @@ import signal
 import sys
 
 from comfy_serverless.auth.cli import add_key_commands
+from comfy_serverless.convert_cli import add_convert_command
 from comfy_serverless.engine.comfyui.installer import (
     TINY_CHECKPOINT_NAME,
     EngineLayout,
@@ -113,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_key_commands(commands)
     add_fleet_commands(commands)
+    add_convert_command(commands)
 
     maintenance = commands.add_parser("maintenance", help="announce maintenance").add_subparsers(
         dest="maintenance", required=True)

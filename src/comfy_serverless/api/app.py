@@ -15,6 +15,7 @@ from comfy_serverless.api.headers import ApiHeaders, version_headers
 from comfy_serverless.api.log_context import ExecutionLogContext
 from comfy_serverless.api.routes import (
     admin,
+    convert,
     errors_pages,
     files,
     health,
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.add_middleware(ApiHeaders, headers=app.state.response_headers)
     app.add_middleware(ExecutionLogContext)
     app.include_router(workflows.router)
+    app.include_router(convert.router)
     app.include_router(files.router)
     app.include_router(health.router)
     app.include_router(errors_pages.router)

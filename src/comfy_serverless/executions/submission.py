@@ -21,10 +21,9 @@ from comfy_serverless.storage.destinations import (
 )
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
-from comfy_serverless.validation.overrides import overlay_overrides
+from comfy_serverless.validation.prepare import prepare_workflow
 from comfy_serverless.validation.rules import ValidationRules
-from comfy_serverless.validation.validator import WorkflowValidator
-from comfy_serverless.validation.workflow import parse_workflow, workflow_signature
+from comfy_serverless.validation.workflow import workflow_signature
 from comfy_serverless.webhooks.ssrf import UnsafeDestination, check_destination
 
 __all__ = [
@@ -136,15 +135,11 @@ def new_execution(
     destination = _destination(request, execution_id, settings)
     rules = settings.validation_rules()
     timeout = _timeout(request, rules, tier)
-    parsed = parse_workflow(request.workflow, rules)
     overrides = dict(request.input_overrides)
     if request.execution_config.batch_size is not None:
         overrides.setdefault("batch_size", request.execution_config.batch_size)
-    overridden, override_problems = overlay_overrides(parsed.graph, overrides, catalog,
-                                                      max_keys=rules.max_input_overrides)
-    validated = WorkflowValidator(rules, catalog).validate(
-        overridden, [*parsed.problems, *override_problems])
-    graph = validated.graph
+    prepared = prepare_workflow(request.workflow, overrides, rules, catalog)
+    graph = prepared.graph
     check_models(graph, tier, policy)
     config = request.execution_config
     retries = config.retry_attempts
@@ -155,7 +150,7 @@ def new_execution(
         api_key_id=key.id,
         priority=config.priority,
         workflow=graph,
-        options=_options(request, parsed.metadata, timeout, destination),
+        options=_options(request, prepared.metadata, timeout, destination),
         signature=workflow_signature(graph),
         webhook_url=request.notification_config.webhook_url or webhook_header,
         client_id=client_id,
@@ -167,4 +162,4 @@ def new_execution(
         required_models=required_models(graph),
         allowed_gpu_types=_gpu_types(tier),
     )
-    return Submission(execution, validated.warnings)
+    return Submission(execution, prepared.warnings)

@@ -80,6 +80,13 @@ class InputSpec:
                                     for option in self.options))
 
 
+def _in_declared_order(specs: Mapping[str, Any], order: Any) -> list[str]:
+    """Input names in ComfyUI's `input_order` (the catalog is stored with sorted keys, and
+    the editor lays widgets out in this order), then any it does not list."""
+    listed = [name for name in order if name in specs] if isinstance(order, list) else []
+    return listed + [name for name in specs if name not in listed]
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     class_type: str
@@ -92,10 +99,13 @@ class NodeSpec:
     @classmethod
     def parse(cls, class_type: str, raw: Mapping[str, Any]) -> NodeSpec:
         declared = raw.get("input") or {}
+        order = raw.get("input_order")
+        order = order if isinstance(order, Mapping) else {}
         inputs = {}
         for category in ("required", "optional"):
-            for name, spec in (declared.get(category) or {}).items():
-                inputs[name] = InputSpec.parse(name, spec, required=category == "required")
+            specs = declared.get(category) or {}
+            for name in _in_declared_order(specs, order.get(category)):
+                inputs[name] = InputSpec.parse(name, specs[name], required=category == "required")
         return cls(
             class_type=class_type,
             display_name=str(raw.get("display_name") or class_type),

@@ -1,8 +1,9 @@
 """Turns a submitted `workflow` into ComfyUI's API-format graph, checking its structure.
 
 Accepted: `{"nodes": {id: node}, "metadata": {...}}` as in the spec, or a bare API-format
-graph `{id: {"class_type", "inputs"}}`. A UI-format export (nodes as a list, plus links) is
-refused with a hint to export the API format. Every structural problem is reported at once.
+graph `{id: {"class_type", "inputs"}}`. A UI-format file (nodes as a list, plus links) is
+converted before it gets here (validation/prepare.py); given one directly, this refuses it.
+Every structural problem is reported at once.
 """
 
 from __future__ import annotations

@@ -1,0 +1,33 @@
+"""`POST /v1/workflows/convert`: a workflow in either format, answered in the API format
+with the conversion's and the validator's warnings; nothing is queued or run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.validation.prepare import prepare_workflow
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+
+
+class ConvertRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: dict[str, Any]
+    input_overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/convert")
+async def convert(body: ConvertRequest, key: CurrentKey, services: ServicesDep
+                  ) -> dict[str, Any]:
+    catalog = await services.catalogs.current()
+    prepared = prepare_workflow(body.workflow, dict(body.input_overrides),
+                                services.settings.validation_rules(), catalog)
+    return {"status": "success", "format": "ui" if prepared.converted else "api",
+            "workflow": prepared.graph, "warnings": prepared.warnings}
