@@ -106,7 +106,9 @@ def frontend_comfyui(engine_layout: EngineLayout, tmp_path_factory: pytest.TempP
         process.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def frontend(frontend_comfyui: str) -> Iterator[Frontend]:
+    """Module-scoped: Playwright's sync API runs an event loop on this thread while it is
+    open, and the suite's async tests (pytest-asyncio) need the thread's loop to themselves."""
     with open_frontend(frontend_comfyui + "/") as opened:
         yield opened
