@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("COMFY_SERVERLESS_TEST_POSTGRES",
                               "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("COMFY_SERVERLESS_TEST_REDIS", "redis://127.0.0.1:6379/15")
+METRICS_TOKEN = secrets.token_urlsafe(24)
 BUCKET = "e2e-outputs"
 SHUTDOWN_GRACE = 3
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -142,6 +143,8 @@ class Fleet:
 def fleet_env(database_url: str, s3: S3Server) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL,
             "COMFY_SERVERLESS_SIGNING_SECRET": secrets.token_urlsafe(48),
+            # The APIs listen beyond loopback in their containers: /metrics needs the token.
+            "COMFY_SERVERLESS_METRICS_TOKEN": METRICS_TOKEN,
             "COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
             "COMFY_SERVERLESS_LEASE_SECONDS": "10",
             "COMFY_SERVERLESS_SHUTDOWN_GRACE": str(SHUTDOWN_GRACE),
@@ -168,7 +171,8 @@ def start_fleet(stage: Stage, env: dict[str, str]) -> Fleet:
 async def live_workers(api: str) -> int:
     with contextlib.suppress(httpx.HTTPError):
         async with httpx.AsyncClient(timeout=5) as http:
-            text = (await http.get(api + "/metrics")).text
+            text = (await http.get(api + "/metrics", headers={
+                "Authorization": f"Bearer {METRICS_TOKEN}"})).text
         return int(sum(sample.value for family in text_string_to_metric_families(text)
                        if family.name == "comfy_serverless_workers"
                        for sample in family.samples))
