@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     input_fetch_deadline: float = Field(default=60.0, gt=0)
     input_fetch_concurrency: int = Field(default=4, ge=1, le=64)
 
+    # --- clients: the event stream and the sync mode (issue #14) ---
+    stream_heartbeat_interval: float = Field(default=15.0, gt=0, le=300)
+    stream_poll_interval: float = Field(default=0.25, gt=0, le=300)
+    stream_max_per_key: int = Field(default=10, ge=1, le=10_000)
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
             max_nodes=self.max_nodes,

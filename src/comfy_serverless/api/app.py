@@ -15,6 +15,7 @@ from comfy_serverless.api.log_context import ExecutionLogContext
 from comfy_serverless.api.routes import (
     admin,
     errors_pages,
+    events,
     files,
     health,
     keys,
@@ -25,6 +26,7 @@ from comfy_serverless.api.routes import (
     webhooks,
     workflows,
 )
+from comfy_serverless.executions.events import StreamHub
 from comfy_serverless.services import (
     Services,
     build_engine,
@@ -69,8 +71,10 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
                 worker = build_worker(services, build_engine(settings))
                 await worker.start()
             app.state.worker = worker
+            app.state.stream_hub = StreamHub(services.store, settings.stream_max_per_key)
             try:
-                yield
+                async with app.state.stream_hub.running():
+                    yield
             finally:
                 if worker is not None:
                     await worker.stop()
@@ -93,6 +97,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.add_middleware(ApiHeaders, headers=app.state.response_headers)
     app.add_middleware(ExecutionLogContext)
     app.include_router(workflows.router)
+    app.include_router(events.router)
     app.include_router(files.router)
     app.include_router(health.router)
     app.include_router(errors_pages.router)
