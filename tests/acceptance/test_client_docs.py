@@ -50,3 +50,13 @@ def test_the_stream_how_to_runs_as_written(service: LocalService, api_key: str,
     assert "event: end" in lines
     assert "event: output" in lines
     assert '"status":"completed"' in (tmp_path / "events.txt").read_text()
+
+
+def test_the_sync_mode_example_answers_with_results_in_one_request(
+    service: LocalService, api_key: str, tmp_path: Path,
+) -> None:
+    result = run_doc_script(service, api_key, tmp_path, _block("docs/how-to/stream.md", "sync"))
+    status, url, applied = result.stdout.splitlines()
+    assert status == "completed"
+    assert url.startswith(service.base_url)
+    assert applied.lower().startswith("preference-applied: wait=30")
