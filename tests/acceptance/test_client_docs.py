@@ -98,7 +98,7 @@ def test_the_cli_how_to_runs_as_written(service: LocalService, api_key: str,
     lines = result.stdout.splitlines()
     assert any(line.startswith("saved outputs/tiny") for line in lines), result.stdout
     assert re.search(r"exec_\w+ completed 100%", result.stdout)
-    assert lines[-2].startswith("inv")
+    assert lines[-2].startswith("walkthrough_")  # examples/invert.json's file
     assert " end " in lines[-1]
     assert "100%" in result.stderr  # the bar
 

@@ -13,11 +13,10 @@ notifies new rows (any replica, any worker wrote them) and counts each key's ope
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,13 +123,14 @@ class StreamHub:
         if self._open[key_id] <= 0:
             del self._open[key_id]
 
-    async def wait(self, execution_id: str, timeout: float) -> None:
-        """Until new rows are notified for the execution, or `timeout` (the poll)."""
+    @contextmanager
+    def watch(self, execution_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever new rows are notified for the execution, for the whole
+        block: a notification between two reads is never lost."""
         event = asyncio.Event()
         self._waiters.setdefault(execution_id, set()).add(event)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+            yield event
         finally:
             waiters = self._waiters[execution_id]
             waiters.discard(event)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -98,14 +100,17 @@ async def _frames(feed: ExecutionFeed, hub: StreamHub, execution_id: str, after:
     """Events as they are stored; a heartbeat comment when none came for `heartbeat` s."""
     yield f"retry: 1000\n: stream of {execution_id}\n\n"
     quiet_since = time.monotonic()
-    while True:
-        for event in await feed.after(after):
-            yield _frame(event)
-            after = event.id
-            quiet_since = time.monotonic()
-            if event.event == END:
-                return
-        if time.monotonic() - quiet_since >= heartbeat:
-            yield ": heartbeat\n\n"
-            quiet_since = time.monotonic()
-        await hub.wait(execution_id, min(poll, heartbeat))
+    with hub.watch(execution_id) as notified:
+        while True:
+            notified.clear()
+            for event in await feed.after(after):
+                yield _frame(event)
+                after = event.id
+                quiet_since = time.monotonic()
+                if event.event == END:
+                    return
+            if time.monotonic() - quiet_since >= heartbeat:
+                yield ": heartbeat\n\n"
+                quiet_since = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(notified.wait(), min(poll, heartbeat))
