@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -118,3 +119,38 @@ def test_both_webhook_schemes_verify_and_a_changed_body_does_not() -> None:
     assert verify_standard_webhook(body, headers, secret, now=1010)
     assert not verify_standard_webhook(body + b" ", headers, secret, now=1010)
     assert not verify_standard_webhook(body, headers, secret, now=2000)  # a replay
+
+
+def test_a_dropped_stream_resumes_after_the_last_event_it_delivered() -> None:
+    requests: list[httpx.Request] = []
+
+    def frame(number: int, kind: str) -> bytes:
+        return f'id: {number}\nevent: {kind}\ndata: {{"n": {number}}}\n\n'.encode()
+
+    def first_connection() -> Iterator[bytes]:
+        yield b"retry: 1000\n\n" + frame(1, "status") + frame(2, "progress")
+        raise httpx.ReadError("connection reset")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if len(requests) == 1:
+            return httpx.Response(200, stream=_Chunks(first_connection()))
+        resumed_after = int(request.headers["Last-Event-ID"])
+        return httpx.Response(200, content=b"".join(
+            frame(number, "end" if number == 4 else "log")
+            for number in range(resumed_after + 1, 5)))
+
+    with _client(httpx.MockTransport(handler)) as client:
+        events = list(client.events("exec_1"))
+    assert [event.id for event in events] == [1, 2, 3, 4]
+    assert events[-1].event == "end"
+    assert "Last-Event-ID" not in requests[0].headers
+    assert requests[1].headers["Last-Event-ID"] == "2"
+
+
+class _Chunks(httpx.SyncByteStream):
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks

@@ -118,15 +118,17 @@ class AsyncClient:
                      ) -> AsyncIterator[StreamEvent]:
         """The execution's events until its `end`, reconnecting with Last-Event-ID when the
         connection drops: every event once, in order."""
-        for failures in itertools.count(1):
+        failures = 0  # in a row: an event received starts the count again
+        while True:
             try:
                 async for event in self._event_connection(execution_id, last_event_id):
                     yield event
-                    last_event_id = event.id
+                    last_event_id, failures = event.id, 0
                     if event.event == "end":
                         return
                 return  # 204: the stream had already ended
             except httpx.TransportError as exc:
+                failures += 1
                 request = self._http.build_request("GET", f"{_WORKFLOWS}/{execution_id}/events")
                 if (delay := self._retry.delay(failures, request, None)) is None:
                     raise TransportError(f"event stream of {execution_id}: {exc}") from exc
