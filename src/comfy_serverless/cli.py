@@ -1,4 +1,5 @@
-"""The `comfy-serverless` command: serve · worker · keys · migrate · engine."""
+"""The `comfy-serverless` command: serve · worker · keys · migrate · engine, and the client's
+run · status · cancel · results · events (from clients/python, see docs/how-to/sdk.md)."""
 
 from __future__ import annotations
 
