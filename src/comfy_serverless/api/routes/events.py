@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +22,7 @@ from comfy_serverless.executions.events import (
     StreamHub,
     StreamLimitReached,
 )
+from comfy_serverless.worker.signals import WorkerSignals
 
 __all__ = ["StreamLimitExceeded", "router"]
 
@@ -90,17 +90,21 @@ async def events(
             f"This key already has {exc.open_streams} open event streams",
             {"open_streams": exc.open_streams, "max_streams": exc.limit, "retry_after": 5},
             headers={"Retry-After": "5"}) from exc
-    frames = _frames(feed, hub, execution_id, after, settings.stream_heartbeat_interval,
-                     settings.stream_poll_interval)
+    frames = _frames(feed, hub, services.signals, execution_id, after,
+                     heartbeat=settings.stream_heartbeat_interval,
+                     poll=settings.stream_poll_interval)
     return _EventStreamResponse(frames, lambda: hub.release_slot(key.id))
 
 
-async def _frames(feed: ExecutionFeed, hub: StreamHub, execution_id: str, after: int,
-                  heartbeat: float, poll: float) -> AsyncIterator[str]:
-    """Events as they are stored; a heartbeat comment when none came for `heartbeat` s."""
+async def _frames(feed: ExecutionFeed, hub: StreamHub, signals: WorkerSignals,
+                  execution_id: str, after: int, *, heartbeat: float, poll: float
+                  ) -> AsyncIterator[str]:
+    """Events as they are stored; a heartbeat comment when none came for `heartbeat` s.
+    Woken by NOTIFY (PostgreSQL), by the embedded worker's end of the execution, or by the
+    poll."""
     yield f"retry: 1000\n: stream of {execution_id}\n\n"
     quiet_since = time.monotonic()
-    with hub.watch(execution_id) as notified:
+    with hub.watch(execution_id) as notified, signals.watch_finish(execution_id) as finished:
         while True:
             notified.clear()
             for event in await feed.after(after):
@@ -112,5 +116,13 @@ async def _frames(feed: ExecutionFeed, hub: StreamHub, execution_id: str, after:
             if time.monotonic() - quiet_since >= heartbeat:
                 yield ": heartbeat\n\n"
                 quiet_since = time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(notified.wait(), min(poll, heartbeat))
+            await _first_of((notified, finished), min(poll, heartbeat))
+
+
+async def _first_of(events: tuple[asyncio.Event, ...], timeout: float) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
