@@ -8,8 +8,10 @@ pays). Jobs alternate raw / service so that drift in the machine affects both al
 is EmptyImage → ImageInvert → SaveImage with a fresh colour, so ComfyUI's cache never answers.
 
 Service path: POST /v1/workflows/execute, then one long-poll GET …/results?wait=30 (or, with
---poll-ms, poll GET …/status until `completed`, then GET …/results). Raw path: POST /prompt,
-wait for `executing {node: null}`, GET /history/{id}.
+--poll-ms, poll GET …/status until `completed`, then GET …/results). `--paths` adds others,
+each interleaved with the raw jobs: `prefer-wait` (one POST with `Prefer: wait=30`, answered
+200 with the results) and `sse` (POST, follow GET …/events to its `end`, GET …/results).
+Raw path: POST /prompt, wait for `executing {node: null}`, GET /history/{id}.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,26 @@ class ServiceClient:
                                       headers={"Authorization": f"Bearer {key}"})
         self.poll_interval = poll_interval
 
+    async def run_preferring_wait(self, workflow: dict[str, Any]) -> float:
+        started = time.perf_counter()
+        done = await self.http.post("/v1/workflows/execute", json={"workflow": workflow},
+                                    headers={"Prefer": "wait=30"}, timeout=60)
+        assert done.status_code == 200, done.text
+        return time.perf_counter() - started
+
+    async def run_streaming(self, workflow: dict[str, Any]) -> float:
+        started = time.perf_counter()
+        accepted = await self.http.post("/v1/workflows/execute", json={"workflow": workflow})
+        execution_id = accepted.json()["execution_id"]
+        async with self.http.stream("GET", f"/v1/workflows/{execution_id}/events",
+                                    timeout=60) as stream:
+            async for line in stream.aiter_lines():
+                if line == "event: end":
+                    break
+        results = await self.http.get(f"/v1/workflows/{execution_id}/results")
+        assert results.status_code == 200, results.text
+        return time.perf_counter() - started
+
     async def run(self, workflow: dict[str, Any]) -> float:
         started = time.perf_counter()
         accepted = await self.http.post("/v1/workflows/execute", json={"workflow": workflow})
@@ -106,24 +129,26 @@ class ServiceClient:
 def _summary(name: str, samples: list[float]) -> str:
     ordered = sorted(samples)
     p90 = ordered[int(len(ordered) * 0.9) - 1]
-    return (f"{name:<8} median {statistics.median(samples) * 1000:7.2f} ms   "
+    return (f"{name:<11} median {statistics.median(samples) * 1000:7.2f} ms   "
             f"mean {statistics.mean(samples) * 1000:7.2f} ms   p90 {p90 * 1000:7.2f} ms")
 
 
 async def _measure(service: LocalService, key: str, jobs: int, warmup: int,
-                   poll_interval: float | None) -> tuple[list[float], list[float]]:
+                   poll_interval: float | None, paths: list[str]) -> dict[str, list[float]]:
     client = ServiceClient(service.base_url, key, poll_interval)
-    raw_times: list[float] = []
-    service_times: list[float] = []
+    runs: dict[str, Callable[[dict[str, Any]], Awaitable[float]]] = {
+        "service": client.run, "prefer-wait": client.run_preferring_wait,
+        "sse": client.run_streaming}
+    times: dict[str, list[float]] = {name: [] for name in ["raw", "service", *paths]}
     async with RawComfyUI(service.comfyui_url) as raw:
         for index in range(warmup + jobs):
-            raw_time = await raw.run(inverted_image(next(_colors)))
-            service_time = await client.run(inverted_image(next(_colors)))
-            if index >= warmup:
-                raw_times.append(raw_time)
-                service_times.append(service_time)
+            for name in times:
+                run = raw.run if name == "raw" else runs[name]
+                elapsed = await run(inverted_image(next(_colors)))
+                if index >= warmup:
+                    times[name].append(elapsed)
     await client.close()
-    return raw_times, service_times
+    return times
 
 
 def main() -> None:
@@ -133,24 +158,27 @@ def main() -> None:
     parser.add_argument("--poll-ms", type=float, default=None,
                         help="poll GET …/status every N ms instead of one long-poll "
                              "GET …/results?wait=30")
+    parser.add_argument("--paths", nargs="*", default=[], choices=["prefer-wait", "sse"],
+                        help="other service paths to measure beside the long-poll")
     args = parser.parse_args()
 
     layout = install_engine(EngineLayout(Settings().engine_dir))
     with tempfile.TemporaryDirectory() as data_dir, \
             LocalService.start(Path(data_dir), layout.root) as service:
         key = service.new_unthrottled_key()
-        raw_times, service_times = asyncio.run(
+        times = asyncio.run(
             _measure(service, key, args.jobs, args.warmup,
-                     None if args.poll_ms is None else args.poll_ms / 1000))
+                     None if args.poll_ms is None else args.poll_ms / 1000, args.paths))
 
-    raw_median = statistics.median(raw_times)
-    service_median = statistics.median(service_times)
+    raw_median = statistics.median(times["raw"])
     print(f"trivial workflow, {args.jobs} jobs each, interleaved, after {args.warmup} warm-up")
-    print(_summary("raw", raw_times))
-    print(_summary("service", service_times))
-    print(f"ratio    {service_median / raw_median:.3f}x   "
-          f"overhead {(service_median - raw_median) * 1000:+.2f} ms per job (medians)")
-
+    for name, samples in times.items():
+        print(_summary(name, samples))
+    for name, samples in times.items():
+        if name != "raw":
+            median = statistics.median(samples)
+            print(f"{name:<11} ratio {median / raw_median:.3f}x   "
+                  f"overhead {(median - raw_median) * 1000:+.2f} ms per job (medians)")
 
 if __name__ == "__main__":
     main()

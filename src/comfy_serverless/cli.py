@@ -1,4 +1,5 @@
-"""The `comfy-serverless` command: serve · worker · keys · migrate · engine."""
+"""The `comfy-serverless` command: serve · worker · keys · migrate · engine, and the client's
+run · status · cancel · results · events (from clients/python, see docs/how-to/sdk.md)."""
 
 from __future__ import annotations
 
@@ -134,7 +135,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The client commands live in the SDK's distribution (clients/python).
+_CLIENT_COMMANDS = frozenset({"run", "status", "cancel", "results", "events"})
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _CLIENT_COMMANDS:
+        try:
+            from comfy_serverless_client.cli import main as client_main
+        except ImportError:
+            print("comfy-serverless: `pip install ./clients/python` for the client commands",
+                  file=sys.stderr)
+            return 2
+        return client_main(argv)
     args = _parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_format)

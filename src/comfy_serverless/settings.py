@@ -177,6 +177,11 @@ class Settings(BaseSettings):
     fleet_identity_check: bool = True
     outputs_on_s3_only: bool = False
 
+    # --- clients: the event stream and the sync mode (issue #14) ---
+    stream_heartbeat_interval: float = Field(default=15.0, gt=0, le=300)
+    stream_poll_interval: float = Field(default=0.25, gt=0, le=300)
+    stream_max_per_key: int = Field(default=10, ge=1, le=10_000)
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
             max_nodes=self.max_nodes,

@@ -17,6 +17,7 @@ from comfy_serverless.api.routes import (
     admin,
     convert,
     errors_pages,
+    events,
     files,
     health,
     keys,
@@ -27,6 +28,7 @@ from comfy_serverless.api.routes import (
     webhooks,
     workflows,
 )
+from comfy_serverless.executions.events import StreamHub
 from comfy_serverless.fleet.identity import check_fleet_identity
 from comfy_serverless.services import (
     Services,
@@ -73,8 +75,10 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
                 worker = build_worker(services, build_engine(settings))
                 await worker.start()
             app.state.worker = worker
+            app.state.stream_hub = StreamHub(services.store, settings.stream_max_per_key)
             try:
-                yield
+                async with app.state.stream_hub.running():
+                    yield
             finally:
                 if worker is not None:
                     await worker.stop()
@@ -101,6 +105,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.add_middleware(ExecutionLogContext)
     app.include_router(workflows.router)
     app.include_router(convert.router)
+    app.include_router(events.router)
     app.include_router(files.router)
     app.include_router(health.router)
     app.include_router(errors_pages.router)

@@ -145,6 +145,11 @@ ERRORS: tuple[ErrorDoc, ...] = (
     ErrorDoc("QUOTA_EXCEEDED", 429,
              "The key has used its monthly_quota of executions this calendar month (UTC).",
              "Wait until details.resets_at, or ask for a higher quota."),
+    ErrorDoc("STREAM_LIMIT_EXCEEDED", 429,
+             "The key already has stream_max_per_key event streams "
+             "(GET /v1/workflows/{id}/events) open on this API replica "
+             "(details.open_streams, details.max_streams).",
+             "Close a stream you no longer read, or retry after Retry-After seconds."),
     ErrorDoc("PRELOAD_LIMIT_EXCEEDED", 429,
              "The key already keeps max_active_preloads_per_key models preloaded "
              "(details.active_preloads, details.expires_next).",

@@ -16,6 +16,7 @@ from typing import Any
 
 from comfy_serverless.store.access import AccessStore
 from comfy_serverless.store.connector import Connector, Session, connect
+from comfy_serverless.store.events import ExecutionStream
 from comfy_serverless.store.fleet import FleetStore
 from comfy_serverless.store.migrations import apply_migrations
 from comfy_serverless.store.models import ModelRegistry
@@ -61,6 +62,7 @@ class Store:
         self.models = ModelRegistry(connector, self._sql)
         self.retention = OutputRetention(connector, self._sql)
         self.fleet = FleetStore(connector, self._sql)
+        self.stream = ExecutionStream(connector, self._sql)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:
@@ -215,19 +217,24 @@ class Store:
         self, execution_id: str, api_key_id: str, reason: str, now: float
     ) -> ExecutionRecord | None:
         """Cancel a queued or processing execution; None if it was not cancellable."""
-        async with self._db.transaction() as tx:
-            row = await tx.fetch_one(
-                self._sql["cancel_execution"],
-                {"id": execution_id, "api_key_id": api_key_id, "reason": reason, "now": now},
-            )
-            if row is None:
-                return None
-            await tx.execute(
-                self._sql["insert_event"],
-                _event_params(execution_id, LogEntry(
-                    now, "execution_cancelled", None, f"Execution cancelled ({reason})")),
-            )
-            await self._notify(tx, CANCEL_CHANNEL, execution_id)
+        try:
+            async with self._db.transaction() as tx:
+                # The log entry goes first: the status change is the last write of a
+                # finishing transaction, so the event stream's `end` comes after it.
+                await tx.execute(
+                    self._sql["insert_event"],
+                    _event_params(execution_id, LogEntry(
+                        now, "execution_cancelled", None, f"Execution cancelled ({reason})")),
+                )
+                row = await tx.fetch_one(
+                    self._sql["cancel_execution"],
+                    {"id": execution_id, "api_key_id": api_key_id, "reason": reason, "now": now},
+                )
+                if row is None:
+                    raise _LeaseLost
+                await self._notify(tx, CANCEL_CHANNEL, execution_id)
+        except _LeaseLost:
+            return None
         return ExecutionRecord.from_row(row)
 
     # ------------------------------------------------------------------ worker side
@@ -323,7 +330,8 @@ class Store:
         log: Sequence[LogEntry] = (),
         engine_metrics: dict[str, Any] | None = None,
     ) -> bool:
-        """Record outputs and completion in one transaction; False if the lease was lost."""
+        """Record outputs and completion in one transaction; False if the lease was lost.
+        The status change is written last, so the event stream's `end` follows the outputs."""
         params = {**lease.params(), "now": time.time(), "gpu_time": gpu_time,
                   "current_step": final.current_step, "total_steps": final.total_steps,
                   "engine_metrics": _dumps(engine_metrics)}
@@ -331,11 +339,11 @@ class Store:
             return await self._db.execute(self._sql["complete_execution"], params) == 1
         try:
             async with self._db.transaction() as tx:
-                if await tx.execute(self._sql["complete_execution"], params) != 1:
-                    raise _LeaseLost
                 await tx.execute_many(self._sql["insert_output"],
                                       [output.params() for output in outputs])
                 await self._insert_events(tx, lease.execution_id, log)
+                if await tx.execute(self._sql["complete_execution"], params) != 1:
+                    raise _LeaseLost
         except _LeaseLost:
             return False
         return True
@@ -387,13 +395,16 @@ class Store:
         self, query: str, lease: Lease, params: dict[str, Any], log: Sequence[LogEntry],
         *, wake_workers: bool = False,
     ) -> bool:
-        async with self._db.transaction() as tx:
-            changed = await tx.execute(self._sql[query], {**lease.params(), **params})
-            if changed == 1:
+        try:
+            async with self._db.transaction() as tx:
                 await self._insert_events(tx, lease.execution_id, log)
+                if await tx.execute(self._sql[query], {**lease.params(), **params}) != 1:
+                    raise _LeaseLost
                 if wake_workers:
                     await self._notify(tx, WORK_CHANNEL, lease.execution_id)
-        return changed == 1
+        except _LeaseLost:
+            return False
+        return True
 
     async def _insert_events(
         self, tx: Session, execution_id: str, log: Sequence[LogEntry]

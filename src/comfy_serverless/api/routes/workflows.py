@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -18,6 +19,7 @@ from comfy_serverless.access.admission import (
 )
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest, error_responses
+from comfy_serverless.api.sync_mode import answer_preferring_wait
 from comfy_serverless.api.urls import public_base_url
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
 from comfy_serverless.executions.costs import cost_breakdown
@@ -75,17 +77,23 @@ async def execute(
     body: ExecuteRequest,
     key: CurrentKey,
     services: ServicesDep,
+    request: Request,
     x_webhook_url: Annotated[str | None, Header()] = None,
     x_client_id: Annotated[str | None, Header(max_length=MAX_CLIENT_ID_LENGTH)] = None,
     x_request_id: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
+    prefer: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
+    def answer(accepted: JSONResponse) -> Awaitable[JSONResponse]:  # Prefer: wait=N
+        return answer_preferring_wait(accepted, prefer, lambda execution_id, wait: results(
+            request, execution_id, key, services, wait=wait))
+
     now = time.time()
     claim = idempotency_claim(
         x_request_id, idempotency_key,
         [body.model_dump(mode="json"), x_webhook_url, x_client_id], now)
     if claim is not None and (replay := await _replay(services, key, claim)) is not None:
-        return replay
+        return await answer(replay)
     tier = services.access.limits(key)
     catalog = await services.catalogs.current()
     submission = new_execution(body, key, services.settings, catalog,
@@ -104,13 +112,13 @@ async def execute(
                             upgrade_url=services.settings.upgrade_url)
     if isinstance(admission, Replayed):
         assert claim is not None
-        return await _replayed(services, key, claim, admission)
+        return await answer(await _replayed(services, key, claim, admission))
     services.signals.work_available()
     estimate = await services.estimator.estimate(execution.as_queued())
     view = accepted_view(execution, estimate)
     if submission.warnings:
         view["warnings"] = submission.warnings
-    return JSONResponse(view, status_code=202)
+    return await answer(JSONResponse(view, status_code=202))
 
 
 async def _replay(services: Services, key: ApiKeyRecord, claim: IdempotencyClaim

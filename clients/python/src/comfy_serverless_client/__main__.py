@@ -1,0 +1,5 @@
+import sys
+
+from comfy_serverless_client.cli import main
+
+sys.exit(main())
