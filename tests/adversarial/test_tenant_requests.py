@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterable, Iterator
@@ -163,13 +164,14 @@ async def test_the_specs_integers_are_integers(
     assert "execution_config.priority" in str(body["details"])
 
 
+@pytest.mark.parametrize("route", [EXECUTE, "/v1/workflows/convert"])
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"])
 async def test_non_finite_numbers_are_refused_anywhere_in_a_body(
-    tenant_a: httpx.AsyncClient, literal: str,
+    tenant_a: httpx.AsyncClient, literal: str, route: str,
 ) -> None:
     nodes = json.dumps(inverted_image(2))
     body = f'{{"workflow": {{"nodes": {nodes}, "metadata": {{"score": [1, {literal}]}}}}}}'
-    response = await tenant_a.post(EXECUTE, content=body,
+    response = await tenant_a.post(route, content=body,
                                    headers={"Content-Type": "application/json"})
     refused = assert_error(response, 400, "INVALID_REQUEST")
     assert "workflow.metadata.score.1" in str(refused["details"]), refused
@@ -190,6 +192,12 @@ async def test_absolute_urls_never_follow_the_hosts_header(
     results = await tenant_a.get(f"/v1/workflows/{execution_id}/results", headers=evil)
     [output] = results.json()["results"]["outputs"]
     assert output["storage"]["url"].startswith(service.base_url + "/"), output
+    async with tenant_a.stream("GET", f"/v1/workflows/{execution_id}/events",
+                               headers=evil) as stream:
+        events = "".join([chunk async for chunk in stream.aiter_text()])
+    urls = re.findall(r'https?://[^"\s]+', events)
+    assert urls, events
+    assert all(url.startswith(service.base_url + "/") for url in urls), urls
 
 
 # --------------------------------------------------------------------------- a strict edge

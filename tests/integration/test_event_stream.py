@@ -77,14 +77,15 @@ async def postgres_database() -> AsyncIterator[str]:
 def worker_replica_and_reader(postgres_database: str, engine_layout: EngineLayout,
                               tmp_path: Path) -> Iterator[list[LocalService]]:
     """Replica A runs the only worker and takes the submit; replica B serves the stream.
-    B polls only every 300 s, so it can keep up with the run only through LISTEN/NOTIFY."""
+    B polls only every 300 s, so it can keep up with the run only through LISTEN/NOTIFY.
+    They share one data folder (storage and signing secret), as a fleet must."""
     env = {"DATABASE_URL": postgres_database, "COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
            "COMFY_SERVERLESS_WEBHOOK_DISPATCHER": "false"}
     reader_env = {**env, "COMFY_SERVERLESS_EMBEDDED_WORKER": "false",
                   "COMFY_SERVERLESS_STREAM_POLL_INTERVAL": "300",
                   "COMFY_SERVERLESS_STREAM_HEARTBEAT_INTERVAL": "300"}
-    with LocalService.start(tmp_path / "a", engine_layout.root, extra_env=env) as first, \
-            LocalService.start(tmp_path / "b", engine_layout.root,
+    with LocalService.start(tmp_path / "fleet", engine_layout.root, extra_env=env) as first, \
+            LocalService.start(tmp_path / "fleet", engine_layout.root,
                                extra_env=reader_env) as second:
         yield [first, second]
 

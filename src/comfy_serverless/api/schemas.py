@@ -26,6 +26,7 @@ __all__ = [
     "RequestBody",
     "StorageConfig",
     "StrictModel",
+    "WorkflowBody",
     "error_responses",
     "non_finite_paths",
 ]
@@ -121,12 +122,11 @@ class NotificationConfig(StrictModel):
     include_intermediate: bool = False
 
 
-class ExecuteRequest(RequestBody):
+class WorkflowBody(RequestBody):
+    """A workflow (API or UI format) and its overrides, as execute and convert take them."""
+
     workflow: dict[str, Any]
     input_overrides: dict[str, Any] = Field(default_factory=dict)
-    output_config: OutputConfig = Field(default_factory=OutputConfig)
-    execution_config: ExecutionConfig = Field(default_factory=ExecutionConfig)
-    notification_config: NotificationConfig = Field(default_factory=NotificationConfig)
 
     @field_validator("workflow", "input_overrides")
     @classmethod
@@ -134,3 +134,9 @@ class ExecuteRequest(RequestBody):
         if nesting_exceeds(value, MAX_BODY_DEPTH):
             raise ValueError(f"nests lists and objects more than {MAX_BODY_DEPTH} levels deep")
         return value
+
+
+class ExecuteRequest(WorkflowBody):
+    output_config: OutputConfig = Field(default_factory=OutputConfig)
+    execution_config: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    notification_config: NotificationConfig = Field(default_factory=NotificationConfig)

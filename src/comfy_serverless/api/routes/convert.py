@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
 
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.api.schemas import WorkflowBody
 from comfy_serverless.validation.prepare import prepare_workflow
 
 __all__ = ["router"]
@@ -16,11 +16,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
 
-class ConvertRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    workflow: dict[str, Any]
-    input_overrides: dict[str, Any] = Field(default_factory=dict)
+class ConvertRequest(WorkflowBody):
+    """The same body checks as execute: strict, finite numbers, bounded nesting."""
 
 
 @router.post("/convert")

@@ -14,6 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
+from comfy_serverless.api.urls import public_base_url
 from comfy_serverless.errors import ApiError, ExecutionNotFound, RequestInvalid
 from comfy_serverless.executions.events import (
     END,
@@ -78,7 +79,7 @@ async def events(
         raise ExecutionNotFound(execution_id)
     settings = services.settings
     feed = ExecutionFeed(services.store, services.storages, execution_id,
-                         base_url=settings.public_base_url or str(request.base_url),
+                         base_url=public_base_url(request.scope),
                          signed_url_ttl=settings.signed_url_ttl)
     if await feed.ended_by(after):
         return Response(status_code=204)  # an EventSource stops reconnecting on 204
