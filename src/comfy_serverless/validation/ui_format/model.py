@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["SUBGRAPH_INPUT_ID", "SUBGRAPH_OUTPUT_ID", "SubgraphDefinition", "UiGraph",
-           "UiInput", "UiLink", "UiNode", "UiOutput", "is_ui_format", "read_node",
+           "UiInput", "UiLink", "UiNode", "UiOutput", "is_ui_format", "node_entries", "read_node",
            "read_ui_file"]
 
 SUBGRAPH_INPUT_ID = -10
@@ -83,7 +83,7 @@ class SubgraphDefinition:
 def _int(value: Any, default: int = -1) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         return default
 
 
@@ -143,10 +143,24 @@ def _io_slots(raw: Any) -> tuple[UiOutput, ...]:
                  for s in _slots(raw))
 
 
+def _subgraph_list(raw: Mapping[str, Any]) -> Any:
+    definitions = raw.get("definitions")
+    return definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+
+
+def node_entries(raw: Mapping[str, Any]) -> int:
+    """How many nodes the root graph and the subgraph definitions hold, counted with len()
+    alone, before any is read."""
+    found = raw.get("nodes")
+    subgraphs = _subgraph_list(raw)
+    return (len(found) if isinstance(found, list) else 0) + sum(
+        len(nodes) for item in (subgraphs if isinstance(subgraphs, list) else ())
+        if isinstance(item, Mapping) and isinstance(nodes := item.get("nodes"), list))
+
+
 def read_ui_file(raw: Mapping[str, Any]) -> tuple[UiGraph, dict[str, SubgraphDefinition]]:
     """The root graph, and the subgraph definitions by id."""
-    definitions = raw.get("definitions")
-    found = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+    found = _subgraph_list(raw)
     subgraphs = {
         str(item.get("id")): SubgraphDefinition(
             str(item.get("id")), str(item.get("name") or ""), _graph(item),
