@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -121,6 +122,33 @@ def test_nodes_count_in_every_definition_and_group_before_reading() -> None:
     assert isinstance(outcome, ApiError)
     assert outcome.status_code == 400
     assert "more than 400 nodes" in outcome.message
+
+
+@pytest.mark.parametrize(("name", "file", "refusal"), [
+    ("1M empty subgraph definitions",
+     {"nodes": [], "links": [], "definitions": {"subgraphs": [{}] * 1_000_000}},
+     "more than 400 nodes"),
+    ("600k empty group definitions",
+     {"nodes": [], "links": [], "extra": {"groupNodes": {f"g{i}": {} for i in range(600_000)}}},
+     "more than 400 nodes"),
+    ("800k links", {"nodes": [], "links": [[0, 0, 0, 0, 0]] * 800_000},
+     "more than 25600 links"),
+    ("500k inputs on one node", {"nodes": [{"id": 1, "type": "SaveImage", "inputs": [
+        {"name": "a", "link": None}] * 500_000}], "links": []}, "more than 25600 links"),
+    ("800k links in a group", {"nodes": [{"id": 1, "type": "workflow>g"}], "links": [],
+                               "extra": {"groupNodes": {"g": {"nodes": [{"type": "Note"}],
+                                                              "links": [[0, 0, 0, 0]] * 800_000}}}},
+     "more than 25600 links"),
+])
+def test_definitions_links_and_sockets_count_before_reading(name: str, file: dict[str, Any],
+                                                            refusal: str) -> None:
+    """Each cost seconds of the event loop when read (1M definitions 3.6 s); each is
+    counted first. The time is printed, not asserted."""
+    started = time.monotonic()
+    outcome = _converted_or_refused(file)
+    print(f"{name}: refused in {time.monotonic() - started:.3f} s")
+    assert isinstance(outcome, ApiError)
+    assert refusal in outcome.message
 
 
 def test_an_unused_group_is_not_built() -> None:

@@ -23,10 +23,17 @@ from comfy_serverless.validation.ui_format.flatten import (
 )
 from comfy_serverless.validation.ui_format.groups import (
     UnsupportedGroup,
-    group_entries,
+    group_count,
+    group_link_entries,
+    group_member_entries,
     read_groups,
 )
-from comfy_serverless.validation.ui_format.model import node_entries, read_ui_file
+from comfy_serverless.validation.ui_format.model import (
+    link_entries,
+    node_entries,
+    read_ui_file,
+    subgraph_count,
+)
 from comfy_serverless.validation.ui_format.resolve import LinkProblem, Origin, Resolver
 from comfy_serverless.validation.ui_format.widgets import EDITOR_CAPTURE_CLASSES, as_prompt_value
 
@@ -36,6 +43,8 @@ MUTED, BYPASSED = 2, 4
 # A UI file may hold this many node instances (subgraphs expanded) per API node allowed:
 # reroutes, primitives and notes take room in the editor but none in the prompt.
 UI_NODES_PER_API_NODE = 4
+# And this many links and sockets (node inputs and outputs, subgraph slots) per UI node.
+UI_LINKS_PER_UI_NODE = 64
 _RELINK = "Fix the link in ComfyUI and save the workflow again"
 
 
@@ -152,14 +161,26 @@ def _too_many(limit: int, max_nodes: int) -> ApiError:
               f"{max_nodes})", "Split it into smaller workflows")])
 
 
+def _refuse_oversized(raw: Mapping[str, Any], limit: int, max_nodes: int) -> None:
+    """Every node the file holds (root, subgraph and group definitions, used or not, each
+    definition counted as one more) counts against the limit, and links and sockets against
+    UI_LINKS_PER_UI_NODE times it, before any is read: reading 400k of them would hold the
+    event loop for seconds. Each count walks only what the one before it bounded."""
+    if (subgraph_count(raw) + group_count(raw) > limit
+            or node_entries(raw) + group_member_entries(raw) > limit):
+        raise _too_many(limit, max_nodes)
+    links = UI_LINKS_PER_UI_NODE * limit
+    if link_entries(raw) + group_link_entries(raw) > links:
+        raise workflow_invalid([ValidationProblem(
+            None, f"The UI file holds more than {links} links and node sockets, "
+                  f"{UI_LINKS_PER_UI_NODE} per UI node allowed", "Split it into smaller "
+                  "workflows")])
+
+
 def _instances(raw: Mapping[str, Any], catalog: NodeCatalog, max_nodes: int
                ) -> dict[str, Instance]:
     limit = UI_NODES_PER_API_NODE * max_nodes
-    # Every node the file holds (root, subgraph definitions, group definitions, used or not)
-    # counts against the limit, with len() alone, before any is read: reading 400k of them
-    # would hold the event loop for seconds.
-    if node_entries(raw) + group_entries(raw) > limit:
-        raise _too_many(limit, max_nodes)
+    _refuse_oversized(raw, limit, max_nodes)
     root, subgraphs = read_ui_file(raw)
     try:
         return flatten(root, catalog, subgraphs, limit, read_groups(raw, catalog))

@@ -20,7 +20,8 @@ from comfy_serverless.validation.ui_format.model import UiNode, read_node
 from comfy_serverless.validation.ui_format.widgets import WIDGET_TYPES
 
 __all__ = ["GROUP_PREFIXES", "GroupDefinition", "GroupDefinitions", "MalformedGroup",
-           "UnsupportedGroup", "group_entries", "read_groups"]
+           "UnsupportedGroup", "group_count", "group_link_entries", "group_member_entries",
+           "read_groups"]
 
 GROUP_PREFIXES = ("workflow>", "workflow/")
 
@@ -134,9 +135,7 @@ class _Builder:
 
 
 def _definition(name: str, raw: Mapping[str, Any], catalog: NodeCatalog) -> GroupDefinition:
-    found = raw.get("nodes")
-    members = [read_node(item) for item in found if isinstance(item, Mapping)
-               ] if isinstance(found, list) else []
+    members = [read_node(item) for item in _members(raw.get("nodes"))]
     specs = [catalog.get(member.type) for member in members]
     if any(spec is None for spec in specs):
         raise UnsupportedGroup(f"'{name}' holds reroutes, primitives or classes that no "
@@ -161,11 +160,36 @@ def _found(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
-def group_entries(raw: Mapping[str, Any]) -> int:
-    """How many members the file's group definitions hold, counted with len() alone."""
-    return sum(len(members) for definition in _found(raw).values()
-               if isinstance(definition, Mapping)
-               and isinstance(members := definition.get("nodes"), list))
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, list) else 0
+
+
+def _definitions(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [d for d in _found(raw).values() if isinstance(d, Mapping)]
+
+
+def group_count(raw: Mapping[str, Any]) -> int:
+    """How many group definitions the file holds: len() alone."""
+    return len(_found(raw))
+
+
+def group_member_entries(raw: Mapping[str, Any]) -> int:
+    """How many members the group definitions hold; walks the definitions, not the
+    members: check group_count first."""
+    return sum(_length(d.get("nodes")) for d in _definitions(raw))
+
+
+def group_link_entries(raw: Mapping[str, Any]) -> int:
+    """How many links, `external` entries and member sockets the group definitions hold;
+    walks every member: check group_member_entries first."""
+    return sum(_length(d.get("links")) + _length(d.get("external"))
+               + sum(_length(m.get("inputs")) + _length(m.get("outputs"))
+                     for m in _members(d.get("nodes")))
+               for d in _definitions(raw))
+
+
+def _members(raw: Any) -> list[Mapping[str, Any]]:
+    return [m for m in raw if isinstance(m, Mapping)] if isinstance(raw, list) else []
 
 
 class GroupDefinitions:

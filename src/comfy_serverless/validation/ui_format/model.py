@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["SUBGRAPH_INPUT_ID", "SUBGRAPH_OUTPUT_ID", "SubgraphDefinition", "UiGraph",
-           "UiInput", "UiLink", "UiNode", "UiOutput", "is_ui_format", "node_entries", "read_node",
-           "read_ui_file"]
+           "UiInput", "UiLink", "UiNode", "UiOutput", "is_ui_format", "link_entries",
+           "node_entries", "read_node", "read_ui_file", "subgraph_count"]
 
 SUBGRAPH_INPUT_ID = -10
 SUBGRAPH_OUTPUT_ID = -20
@@ -148,14 +148,35 @@ def _subgraph_list(raw: Mapping[str, Any]) -> Any:
     return definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
 
 
-def node_entries(raw: Mapping[str, Any]) -> int:
-    """How many nodes the root graph and the subgraph definitions hold, counted with len()
-    alone, before any is read."""
-    found = raw.get("nodes")
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, list) else 0
+
+
+def _graphs(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     subgraphs = _subgraph_list(raw)
-    return (len(found) if isinstance(found, list) else 0) + sum(
-        len(nodes) for item in (subgraphs if isinstance(subgraphs, list) else ())
-        if isinstance(item, Mapping) and isinstance(nodes := item.get("nodes"), list))
+    return [raw, *(item for item in (subgraphs if isinstance(subgraphs, list) else ())
+                   if isinstance(item, Mapping))]
+
+
+def subgraph_count(raw: Mapping[str, Any]) -> int:
+    """How many subgraph definitions the file holds: len() alone."""
+    return _length(_subgraph_list(raw))
+
+
+def node_entries(raw: Mapping[str, Any]) -> int:
+    """How many nodes the root graph and the subgraph definitions hold; walks the
+    definitions, not the nodes: check subgraph_count first."""
+    return sum(_length(graph.get("nodes")) for graph in _graphs(raw))
+
+
+def link_entries(raw: Mapping[str, Any]) -> int:
+    """How many links, subgraph slots and node sockets the root graph and the subgraph
+    definitions hold. Walks every node: count node_entries first."""
+    return sum(_length(graph.get("links")) + _length(graph.get("inputs"))
+               + _length(graph.get("outputs"))
+               + sum(_length(node.get("inputs")) + _length(node.get("outputs"))
+                     for node in _slots(graph.get("nodes")))
+               for graph in _graphs(raw))
 
 
 def read_ui_file(raw: Mapping[str, Any]) -> tuple[UiGraph, dict[str, SubgraphDefinition]]:
