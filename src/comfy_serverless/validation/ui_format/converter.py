@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from comfy_serverless.errors import ApiError
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.findings import Findings, ValidationProblem, workflow_invalid
 from comfy_serverless.validation.ui_format.flatten import (
+    BadGroupNode,
     Instance,
     Kind,
     SubgraphCycle,
@@ -19,8 +21,19 @@ from comfy_serverless.validation.ui_format.flatten import (
     execution_id,
     flatten,
 )
-from comfy_serverless.validation.ui_format.groups import UnsupportedGroup, read_groups
-from comfy_serverless.validation.ui_format.model import read_ui_file
+from comfy_serverless.validation.ui_format.groups import (
+    UnsupportedGroup,
+    group_count,
+    group_link_entries,
+    group_member_entries,
+    read_groups,
+)
+from comfy_serverless.validation.ui_format.model import (
+    link_entries,
+    node_entries,
+    read_ui_file,
+    subgraph_count,
+)
 from comfy_serverless.validation.ui_format.resolve import LinkProblem, Origin, Resolver
 from comfy_serverless.validation.ui_format.widgets import EDITOR_CAPTURE_CLASSES, as_prompt_value
 
@@ -30,6 +43,8 @@ MUTED, BYPASSED = 2, 4
 # A UI file may hold this many node instances (subgraphs expanded) per API node allowed:
 # reroutes, primitives and notes take room in the editor but none in the prompt.
 UI_NODES_PER_API_NODE = 4
+# And this many links and sockets (node inputs and outputs, subgraph slots) per UI node.
+UI_LINKS_PER_UI_NODE = 64
 _RELINK = "Fix the link in ComfyUI and save the workflow again"
 
 
@@ -139,26 +154,49 @@ class _Builder:
                 "_meta": {"title": _ref(instance).title}}
 
 
+def _too_many(limit: int, max_nodes: int) -> ApiError:
+    return workflow_invalid([ValidationProblem(
+        None, f"The UI file expands to more than {limit} nodes (subgraphs and group nodes "
+              f"included), {UI_NODES_PER_API_NODE} per API node allowed (max_nodes "
+              f"{max_nodes})", "Split it into smaller workflows")])
+
+
+def _refuse_oversized(raw: Mapping[str, Any], limit: int, max_nodes: int) -> None:
+    """Every node the file holds (root, subgraph and group definitions, used or not, each
+    definition counted as one more) counts against the limit, and links and sockets against
+    UI_LINKS_PER_UI_NODE times it, before any is read: reading 400k of them would hold the
+    event loop for seconds. Each count walks only what the one before it bounded."""
+    if (subgraph_count(raw) + group_count(raw) > limit
+            or node_entries(raw) + group_member_entries(raw) > limit):
+        raise _too_many(limit, max_nodes)
+    links = UI_LINKS_PER_UI_NODE * limit
+    if link_entries(raw) + group_link_entries(raw) > links:
+        raise workflow_invalid([ValidationProblem(
+            None, f"The UI file holds more than {links} links and node sockets, "
+                  f"{UI_LINKS_PER_UI_NODE} per UI node allowed", "Split it into smaller "
+                  "workflows")])
+
+
 def _instances(raw: Mapping[str, Any], catalog: NodeCatalog, max_nodes: int
                ) -> dict[str, Instance]:
-    root, subgraphs = read_ui_file(raw)
     limit = UI_NODES_PER_API_NODE * max_nodes
+    _refuse_oversized(raw, limit, max_nodes)
+    root, subgraphs = read_ui_file(raw)
     try:
         return flatten(root, catalog, subgraphs, limit, read_groups(raw, catalog))
-    except UnsupportedGroup as group:
+    except BadGroupNode as bad:
+        hint = ("Convert the group node to a subgraph in ComfyUI and save again"
+                if isinstance(bad.__cause__, UnsupportedGroup) else
+                "Recreate the group node in ComfyUI and save the workflow again")
         raise workflow_invalid([ValidationProblem(
-            None, f"Group node '{group}' holds reroutes, primitives or classes that no worker "
-                  "has, which are not converted inside group nodes",
-            "Convert the group node to a subgraph in ComfyUI and save again")]) from group
+            bad.exec_id, f"UI node {bad.node.id} '{bad.node.title or bad.node.type}': "
+                         f"group node {bad}", hint)]) from bad
     except SubgraphCycle as cycle:
         raise workflow_invalid([ValidationProblem(
             str(cycle), "A subgraph contains an instance of itself",
             "Remove the nested instance in ComfyUI")]) from cycle
     except TooManyInstances as too_many:
-        raise workflow_invalid([ValidationProblem(
-            None, f"The UI file expands to more than {limit} nodes (subgraphs included), "
-                  f"{UI_NODES_PER_API_NODE} per API node allowed (max_nodes {max_nodes})",
-            "Split it into smaller workflows")]) from too_many
+        raise _too_many(limit, max_nodes) from too_many
 
 
 def convert_ui_workflow(raw: Mapping[str, Any], catalog: NodeCatalog, *, max_nodes: int

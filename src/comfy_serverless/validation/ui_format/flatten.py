@@ -11,7 +11,11 @@ from enum import Enum
 from typing import Any
 
 from comfy_serverless.validation.catalog import NodeCatalog, NodeSpec
-from comfy_serverless.validation.ui_format.groups import GroupDefinition
+from comfy_serverless.validation.ui_format.groups import (
+    GroupDefinition,
+    GroupDefinitions,
+    MalformedGroup,
+)
 from comfy_serverless.validation.ui_format.model import SubgraphDefinition, UiGraph, UiNode
 from comfy_serverless.validation.ui_format.widgets import (
     LiveInput,
@@ -21,7 +25,7 @@ from comfy_serverless.validation.ui_format.widgets import (
     widget_values,
 )
 
-__all__ = ["FRONTEND_ONLY", "Instance", "Kind", "SubgraphCycle", "TooManyInstances",
+__all__ = ["FRONTEND_ONLY", "BadGroupNode", "Instance", "Kind", "SubgraphCycle", "TooManyInstances",
            "execution_id", "flatten"]
 
 # Classes that exist only in the editor. Reroute and PrimitiveNode pass values on; notes
@@ -39,6 +43,15 @@ class Kind(Enum):
 
 class SubgraphCycle(Exception):
     """A subgraph that contains an instance of itself."""
+
+
+class BadGroupNode(Exception):
+    """A group node instance whose group definition is malformed or not convertible."""
+
+    def __init__(self, exec_id: str, node: UiNode, reason: str) -> None:
+        super().__init__(reason)
+        self.exec_id = exec_id
+        self.node = node
 
 
 class TooManyInstances(Exception):
@@ -77,7 +90,7 @@ def execution_id(path: tuple[int, ...], node_id: int) -> str:
 class _Templates:
     """Each class's NodeTemplate, worked out on first use."""
 
-    def __init__(self, catalog: NodeCatalog, groups: dict[str, GroupDefinition]) -> None:
+    def __init__(self, catalog: NodeCatalog, groups: GroupDefinitions) -> None:
         self.catalog = catalog
         self.groups = groups
         self.found: dict[str, tuple[NodeSpec, NodeTemplate] | None] = {}
@@ -99,7 +112,11 @@ def _instance(node: UiNode, graph: UiGraph, path: tuple[int, ...], parent: Insta
                         list(spec.outputs), parent, spec, widgets=template.widgets,
                         values=values, defaulted=defaulted)
     outputs = [slot.type for slot in node.outputs]
-    if (group := templates.groups.get(node.type)) is not None:
+    try:
+        group = templates.groups.get(node.type)
+    except MalformedGroup as problem:
+        raise BadGroupNode(exec_id, node, str(problem)) from problem
+    if group is not None:
         assert group.spec is not None
         template = NodeTemplate.of(group.spec)
         values, defaulted = widget_values(node, template)
@@ -140,7 +157,7 @@ def _members(group_node: Instance, templates: _Templates) -> list[Instance]:
 
 
 def flatten(graph: UiGraph, catalog: NodeCatalog, subgraphs: dict[str, SubgraphDefinition],
-            limit: int, groups: dict[str, GroupDefinition]) -> dict[str, Instance]:
+            limit: int, groups: GroupDefinitions) -> dict[str, Instance]:
     """Every node instance by its execution id, subgraph instances included; raises
     TooManyInstances past `limit`, before expanding any further."""
     found: dict[str, Instance] = {}

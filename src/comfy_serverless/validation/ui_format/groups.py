@@ -19,12 +19,19 @@ from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, NodeSpec
 from comfy_serverless.validation.ui_format.model import UiNode, read_node
 from comfy_serverless.validation.ui_format.widgets import WIDGET_TYPES
 
-__all__ = ["GROUP_PREFIXES", "GroupDefinition", "UnsupportedGroup", "read_groups"]
+__all__ = ["GROUP_PREFIXES", "GroupDefinition", "GroupDefinitions", "MalformedGroup",
+           "UnsupportedGroup", "group_count", "group_link_entries", "group_member_entries",
+           "read_groups"]
 
 GROUP_PREFIXES = ("workflow>", "workflow/")
 
 
-class UnsupportedGroup(Exception):
+class MalformedGroup(Exception):
+    """A group definition the editor could not have written (a link or `external` entry
+    that is not member indices and slots); the message says what, after the group name."""
+
+
+class UnsupportedGroup(MalformedGroup):
     """A group node whose members are not all backend nodes (reroutes, primitives, unknown
     classes inside a group are not converted)."""
 
@@ -41,11 +48,28 @@ class GroupDefinition:
     outputs: list[tuple[int, int]] = field(default_factory=list)
 
 
-def _links(raw: Any) -> tuple[dict[tuple[int, int], tuple[int, int]], set[tuple[int, int]]]:
+def _slot(name: str, what: str, raw: list[Any], members: int) -> tuple[int, int]:
+    """`[member index, slot]`, both whole numbers, the index naming a member."""
+    index, slot = raw
+    if (not all(isinstance(v, int) and not isinstance(v, bool) for v in (index, slot))
+            or not 0 <= index < members or slot < 0):
+        raise MalformedGroup(f"'{name}': {what} {_shown(raw)} is not a member index and "
+                             f"slot (the group has {members} members)")
+    return index, slot
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _links(name: str, raw: Any, members: int
+           ) -> tuple[dict[tuple[int, int], tuple[int, int]], set[tuple[int, int]]]:
     links_to, linked_from = {}, set()
     for link in raw if isinstance(raw, list) else []:
         if isinstance(link, list) and len(link) >= 4 and link[0] is not None:
-            origin, target = (int(link[0]), int(link[1])), (int(link[2]), int(link[3]))
+            origin = _slot(name, "a link's origin", link[0:2], members)
+            target = _slot(name, "a link's target", link[2:4], members)
             links_to[target] = origin
             linked_from.add(origin)
     return links_to, linked_from
@@ -111,13 +135,16 @@ class _Builder:
 
 
 def _definition(name: str, raw: Mapping[str, Any], catalog: NodeCatalog) -> GroupDefinition:
-    members = [read_node(item) for item in raw.get("nodes") or [] if isinstance(item, Mapping)]
+    members = [read_node(item) for item in _members(raw.get("nodes"))]
     specs = [catalog.get(member.type) for member in members]
     if any(spec is None for spec in specs):
-        raise UnsupportedGroup(name)
-    links_to, linked_from = _links(raw.get("links"))
-    external = {(int(e[0]), int(e[1])) for e in raw.get("external") or []
-                if isinstance(e, list) and len(e) >= 2}
+        raise UnsupportedGroup(f"'{name}' holds reroutes, primitives or classes that no "
+                               "worker has, which are not converted inside group nodes")
+    links_to, linked_from = _links(name, raw.get("links"), len(members))
+    found = raw.get("external")
+    external = {_slot(name, "an external output", e[0:2], len(members))
+                for e in found if isinstance(e, list) and len(e) >= 2
+                } if isinstance(found, list) else set()
     group = GroupDefinition(name, members, [s for s in specs if s is not None], links_to)
     builder = _Builder(group, external, linked_from)
     builder.build()
@@ -127,16 +154,65 @@ def _definition(name: str, raw: Mapping[str, Any], catalog: NodeCatalog) -> Grou
     return group
 
 
-def read_groups(raw: Mapping[str, Any], catalog: NodeCatalog) -> dict[str, GroupDefinition]:
-    """The file's group definitions, by the class name of their instances."""
+def _found(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     extra = raw.get("extra")
     found = extra.get("groupNodes") if isinstance(extra, Mapping) else None
-    if not isinstance(found, Mapping):
-        return {}
-    groups = {}
-    for name, definition in found.items():
-        if isinstance(definition, Mapping):
-            group = _definition(str(name), definition, catalog)
-            for prefix in GROUP_PREFIXES:
-                groups[f"{prefix}{name}"] = group
-    return groups
+    return found if isinstance(found, Mapping) else {}
+
+
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, list) else 0
+
+
+def _definitions(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [d for d in _found(raw).values() if isinstance(d, Mapping)]
+
+
+def group_count(raw: Mapping[str, Any]) -> int:
+    """How many group definitions the file holds: len() alone."""
+    return len(_found(raw))
+
+
+def group_member_entries(raw: Mapping[str, Any]) -> int:
+    """How many members the group definitions hold; walks the definitions, not the
+    members: check group_count first."""
+    return sum(_length(d.get("nodes")) for d in _definitions(raw))
+
+
+def group_link_entries(raw: Mapping[str, Any]) -> int:
+    """How many links, `external` entries and member sockets the group definitions hold;
+    walks every member: check group_member_entries first."""
+    return sum(_length(d.get("links")) + _length(d.get("external"))
+               + sum(_length(m.get("inputs")) + _length(m.get("outputs"))
+                     for m in _members(d.get("nodes")))
+               for d in _definitions(raw))
+
+
+def _members(raw: Any) -> list[Mapping[str, Any]]:
+    return [m for m in raw if isinstance(m, Mapping)] if isinstance(raw, list) else []
+
+
+class GroupDefinitions:
+    """The file's group definitions by the class name of their instances, each built the
+    first time an instance asks for it: a group no node uses is never read."""
+
+    def __init__(self, raw: Mapping[str, Any], catalog: NodeCatalog) -> None:
+        self.catalog = catalog
+        self.raw = {f"{prefix}{name}": (str(name), definition)
+                    for name, definition in _found(raw).items()
+                    if isinstance(definition, Mapping) for prefix in GROUP_PREFIXES}
+        self.built: dict[str, GroupDefinition] = {}
+
+    def get(self, class_type: str) -> GroupDefinition | None:
+        """The group instances of `class_type` stand for; raises MalformedGroup."""
+        if class_type not in self.raw:
+            return None
+        name, definition = self.raw[class_type]
+        if name not in self.built:
+            self.built[name] = _definition(name, definition, self.catalog)
+        return self.built[name]
+
+
+def read_groups(raw: Mapping[str, Any], catalog: NodeCatalog) -> GroupDefinitions:
+    """The file's group definitions, built as instances use them."""
+    return GroupDefinitions(raw, catalog)

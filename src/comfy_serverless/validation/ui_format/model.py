@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["SUBGRAPH_INPUT_ID", "SUBGRAPH_OUTPUT_ID", "SubgraphDefinition", "UiGraph",
-           "UiInput", "UiLink", "UiNode", "UiOutput", "is_ui_format", "read_node",
-           "read_ui_file"]
+           "UiInput", "UiLink", "UiNode", "UiOutput", "is_ui_format", "link_entries",
+           "node_entries", "read_node", "read_ui_file", "subgraph_count"]
 
 SUBGRAPH_INPUT_ID = -10
 SUBGRAPH_OUTPUT_ID = -20
@@ -83,7 +83,7 @@ class SubgraphDefinition:
 def _int(value: Any, default: int = -1) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         return default
 
 
@@ -143,10 +143,45 @@ def _io_slots(raw: Any) -> tuple[UiOutput, ...]:
                  for s in _slots(raw))
 
 
+def _subgraph_list(raw: Mapping[str, Any]) -> Any:
+    definitions = raw.get("definitions")
+    return definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+
+
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, list) else 0
+
+
+def _graphs(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    subgraphs = _subgraph_list(raw)
+    return [raw, *(item for item in (subgraphs if isinstance(subgraphs, list) else ())
+                   if isinstance(item, Mapping))]
+
+
+def subgraph_count(raw: Mapping[str, Any]) -> int:
+    """How many subgraph definitions the file holds: len() alone."""
+    return _length(_subgraph_list(raw))
+
+
+def node_entries(raw: Mapping[str, Any]) -> int:
+    """How many nodes the root graph and the subgraph definitions hold; walks the
+    definitions, not the nodes: check subgraph_count first."""
+    return sum(_length(graph.get("nodes")) for graph in _graphs(raw))
+
+
+def link_entries(raw: Mapping[str, Any]) -> int:
+    """How many links, subgraph slots and node sockets the root graph and the subgraph
+    definitions hold. Walks every node: count node_entries first."""
+    return sum(_length(graph.get("links")) + _length(graph.get("inputs"))
+               + _length(graph.get("outputs"))
+               + sum(_length(node.get("inputs")) + _length(node.get("outputs"))
+                     for node in _slots(graph.get("nodes")))
+               for graph in _graphs(raw))
+
+
 def read_ui_file(raw: Mapping[str, Any]) -> tuple[UiGraph, dict[str, SubgraphDefinition]]:
     """The root graph, and the subgraph definitions by id."""
-    definitions = raw.get("definitions")
-    found = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+    found = _subgraph_list(raw)
     subgraphs = {
         str(item.get("id")): SubgraphDefinition(
             str(item.get("id")), str(item.get("name") or ""), _graph(item),
