@@ -184,14 +184,15 @@ async def test_malformed_group_definitions_are_a_finding_on_the_node(
 
 
 async def test_an_infinite_node_id_is_a_400(tenant_a: httpx.AsyncClient) -> None:
-    """Convert reads Infinity (execute refuses it at the edge): a missing class, no 500."""
+    """Execute and convert both refuse Infinity at the edge, naming where it is; the
+    converter's own handling of it (for `comfy-serverless convert`) is the next test."""
     infinite = {"nodes": [{"id": float("inf"), "type": "Nope", "mode": 0}], "links": []}
-    body = await refused(tenant_a, infinite)
-    assert body["details"]["missing_nodes"] == ["Nope"]
-    answer = await tenant_a.post("/v1/workflows/execute",
-                                 content=json.dumps({"workflow": infinite}),
-                                 headers={"content-type": "application/json"})
-    assert answer.status_code == 400, answer.text
+    for route in ("/v1/workflows/execute", "/v1/workflows/convert"):
+        answer = await tenant_a.post(route, content=json.dumps({"workflow": infinite}),
+                                     headers={"content-type": "application/json"})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error_code"] == "INVALID_REQUEST", answer.text
+        assert "workflow.nodes.0.id" in answer.text, answer.text
 
 
 def test_infinity_in_a_file_is_no_crash() -> None:
