@@ -39,8 +39,7 @@ class Terminal:
 
     def wait(self, timeout: float) -> int:
         self.read_until(lambda _: self._exited(), timeout, "the exit")
-        while self._read(0):
-            pass
+        self._drain()
         assert self.exit_code is not None
         return self.exit_code
 
@@ -50,6 +49,12 @@ class Terminal:
                 os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
         os.close(self._fd)
+
+    def _drain(self) -> None:
+        """Keep what the child wrote before it exited and has not been read yet."""
+        more = True
+        while more:
+            more = self._read(0)
 
     def _read(self, timeout: float) -> bool:
         ready, _, _ = select.select([self._fd], [], [], timeout)
