@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from comfy_serverless.store.records import ExecutionRecord
+from comfy_serverless.storage.destinations import Destination
+from comfy_serverless.store.records import ExecutionRecord, NewExecution
 
 T = TypeVar("T")
 
@@ -79,6 +80,19 @@ def processing_execution(execution_id: str, options: dict[str, Any] | None = Non
         engine_prompt_id=None, progress=0.0, current_node=None, current_node_id=None,
         current_step=None, total_steps=None, total_nodes=1, completed_nodes=0, gpu_time=None,
         resource_allocation=None, error=None, cancel_reason=None)
+
+
+def load_image_execution(execution_id: str, *images: str) -> NewExecution:
+    """A new execution whose LoadImage nodes name these images, stored locally under
+    outputs/<execution_id>/, for tests of input staging."""
+    workflow = {str(i): {"class_type": "LoadImage", "inputs": {"image": image}}
+                for i, image in enumerate(images, start=1)}
+    destination = Destination("local", None, f"outputs/{execution_id}/")
+    return NewExecution(
+        id=execution_id, api_key_id="k", priority=5, workflow=workflow,
+        options={"output_config": {"storage": destination.as_options()}}, signature="",
+        webhook_url=None, client_id=None, submitted_at=time.time(), max_attempts=1,
+        total_nodes=len(workflow))
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

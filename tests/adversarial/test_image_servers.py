@@ -23,11 +23,11 @@ from comfy_serverless.errors import WorkflowInvalid
 from comfy_serverless.inputs.dimensions import image_dimensions
 from comfy_serverless.inputs.fetcher import FetchPolicy, ImageRefused, spool_image
 from comfy_serverless.inputs.staging import InputStager
-from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.records import NewExecution
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from tests.helpers import load_image_execution
 from tests.tls_server import ImageServer, LocalCertificates
 
 
@@ -174,14 +174,7 @@ async def test_every_frame_and_the_last_header_count_against_the_pixel_limit(
 
 
 def _execution(*images: str) -> NewExecution:
-    workflow = {str(i): {"class_type": "LoadImage", "inputs": {"image": image}}
-                for i, image in enumerate(images, start=1)}
-    destination = Destination("local", None, "outputs/exec_s/")
-    return NewExecution(
-        id="exec_s", api_key_id="k", priority=5, workflow=workflow,
-        options={"output_config": {"storage": destination.as_options()}}, signature="",
-        webhook_url=None, client_id=None, submitted_at=time.time(), max_attempts=1,
-        total_nodes=len(workflow))
+    return load_image_execution("exec_s", *images)
 
 
 def _png() -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,11 @@ from PIL import Image
 from comfy_serverless.errors import WorkflowInvalid
 from comfy_serverless.inputs.fetcher import FetchPolicy
 from comfy_serverless.inputs.staging import InputStager, StagedInput
-from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.records import NewExecution
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from tests.helpers import load_image_execution
 
 
 def _data_uri(fmt: str = "PNG") -> str:
@@ -27,14 +26,7 @@ def _data_uri(fmt: str = "PNG") -> str:
 
 
 def _execution(*images: str) -> NewExecution:
-    workflow = {str(i): {"class_type": "LoadImage", "inputs": {"image": image}}
-                for i, image in enumerate(images, start=1)}
-    destination = Destination("local", None, "outputs/exec_t/")
-    return NewExecution(
-        id="exec_t", api_key_id="k", priority=5, workflow=workflow,
-        options={"output_config": {"storage": destination.as_options()}}, signature="",
-        webhook_url=None, client_id=None, submitted_at=time.time(), max_attempts=1,
-        total_nodes=len(workflow))
+    return load_image_execution("exec_t", *images)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from comfy_serverless.settings import Settings
 from comfy_serverless.store.fleet import FleetRecord
 from comfy_serverless.store.store import Store
 
-__all__ = ["FleetMisconfigured", "check_fleet_identity", "local_fleet_record"]
+__all__ = ["FleetMisconfigured", "check_fleet_identity"]
 
 log = logging.getLogger(__name__)
 

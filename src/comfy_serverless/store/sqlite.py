@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from comfy_serverless.errors import StoreError
+from comfy_serverless.errors import StoreUnavailable
 from comfy_serverless.store.connector import Params, Row, translated_driver_errors
 
 __all__ = ["SqliteConnector"]
@@ -57,7 +57,7 @@ async def _with_retry(operation: Callable[[], T]) -> T:
         try:
             with translated_driver_errors():
                 return operation()
-        except StoreError as exc:
+        except StoreUnavailable as exc:  # the connector maps locked and busy to it
             cause = exc.__cause__
             if not isinstance(cause, sqlite3.OperationalError) or not _is_busy(cause):
                 raise

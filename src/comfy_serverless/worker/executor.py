@@ -190,8 +190,8 @@ class Executor:
 
     async def _leave_engine_folders(self, context: ExecutionContext) -> None:
         """Nothing of the attempt stays in ComfyUI's folders: the files its nodes reported
-        (those collected were moved out already), those they wrote without reporting, and
-        its uploaded input images."""
+        (a local collection moved them out already), those they wrote without reporting,
+        and its uploaded input images. The one place that empties them."""
         await self._collector.discard(context.tracker.outputs)
         await self._collector.engine_files.remove_written(context.prompt_id)
         if self._inputs is not None:

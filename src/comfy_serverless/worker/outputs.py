@@ -116,9 +116,8 @@ class OutputCollector:
         hand one over."""
         plan = self._plan(execution)
         records: list[OutputRecord] = []
-        engine_files = list(files_in_history(history_outputs))
         try:
-            for engine_file in engine_files:
+            for engine_file in files_in_history(history_outputs):
                 records.append(await self._collect_file(plan, engine_file))
             for text in texts_in_history(history_outputs):
                 records.append(await self._collect_text(plan, text))
@@ -128,9 +127,7 @@ class OutputCollector:
             if isinstance(exc, OSError):  # the worker's own spool folder
                 raise StorageError(f"cannot spool an output: {exc}") from exc
             raise
-        finally:
-            await self.engine_files.remove_outputs(engine_files)
-        return records
+        return records  # the executor empties ComfyUI's folders once the attempt ends
 
     async def discard(self, history_outputs: dict[str, Any]) -> None:
         """Remove from ComfyUI's folders the files of a prompt whose outputs are not kept

@@ -35,7 +35,6 @@ from comfy_serverless.engine.comfyui.stats import (
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
-from comfy_serverless.fleet.drain import log_drain
 from comfy_serverless.logs import execution_context, worker_context
 from comfy_serverless.models.inventory import ModelInventory
 from comfy_serverless.models.warmth import WarmModels
@@ -179,10 +178,19 @@ class Worker:
         with contextlib.suppress(EngineError):
             await self.models.publish()
 
+    def _log_drain(self) -> None:
+        running = sorted(self.running)
+        if not running:
+            log.info("worker %s stopping: no job running, nothing to drain", self.config.worker_id)
+            return
+        log.info("worker %s stopping: draining %s; waits up to %.0f s for it to finish, then "
+                 "hands it back to the queue", self.config.worker_id, ", ".join(running),
+                 self.config.shutdown_grace)
+
     async def stop(self) -> None:
         """Graceful: stop claiming; let the running job finish within shutdown_grace, else
         interrupt it and hand it back to the queue. Nothing is lost either way."""
-        log_drain(self.config.worker_id, self.running, self.config.shutdown_grace)
+        self._log_drain()
         self._stopping.set()
         self.signals.work_available()
         producer = self._tasks[0] if self._tasks else None

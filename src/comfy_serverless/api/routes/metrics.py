@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from comfy_serverless.api.deps import ServicesDep
 from comfy_serverless.api.fleet_gauges import fleet_gauges
 from comfy_serverless.api.schemas import error_responses
+from comfy_serverless.auth.keys import parse_bearer
 from comfy_serverless.errors import ApiError, AuthenticationFailed
 from comfy_serverless.executions.queue_status import fleet_memory
 
@@ -63,10 +64,13 @@ def _scraper(services: ServicesDep,
     refused (403): fleet figures are not for whoever can reach the port."""
     token = services.settings.metrics_token
     if token:
-        scheme, _, given = (authorization or "").partition(" ")
-        given_bytes = given.strip().encode("utf-8", "surrogateescape")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
-            raise AuthenticationFailed("GET /metrics needs 'Bearer {metrics_token}'")
+        refused = AuthenticationFailed("GET /metrics needs 'Bearer {metrics_token}'")
+        try:
+            given = parse_bearer(authorization)
+        except AuthenticationFailed:
+            raise refused from None
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
+            raise refused
     elif not is_loopback(services.settings.host):
         raise MetricsDisabled(
             "/metrics is off: the service listens beyond loopback and no metrics_token is set",

@@ -210,7 +210,6 @@ def _prepare_folders(state: Path) -> None:
     for folder in _EXECUTION_FOLDERS:
         shutil.rmtree(state / folder, ignore_errors=True)
         (state / folder).mkdir(parents=True, exist_ok=True)
-    (state / "input").mkdir(exist_ok=True)
     paths = {"comfy_serverless": {"custom_nodes": str(HOOKS_DIR)}}
     (state / "comfy-serverless-paths.yaml").write_text(json.dumps(paths))  # JSON is YAML
 
