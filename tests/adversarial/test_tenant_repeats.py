@@ -45,7 +45,7 @@ def _every_output_kind(color: int) -> dict[str, Any]:
 
 async def _finished(client: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
     final = await wait_until_finished(client, execution_id)
-    assert final["status"] == "completed", final
+    assert final["status"] == "completed", (final.get("error"), final.get("execution_log"))
     return final
 
 

@@ -12,7 +12,7 @@ import pytest
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.errors import EngineUnavailable
 from comfy_serverless.testing import LocalService
-from comfy_serverless.worker.engine_files import EngineFiles
+from comfy_serverless.worker.engine_files import EngineFiles, file_identity
 
 pytestmark = pytest.mark.comfyui
 
@@ -66,6 +66,7 @@ async def test_the_delete_route_answers_400_to_any_malformed_request(
         {"type": "output", "subfolder": "", "filename": "x\x00.png"},
         {"type": "output", "subfolder": ["a"], "filename": "x.png"},
         {"type": {"a": 1}, "subfolder": "", "filename": "x.png"},
+        {"type": "output", "subfolder": "", "filename": "x.png", "identity": 7},
     ]
     async with httpx.AsyncClient(base_url=service.comfyui_url) as http:
         for body in bodies:
@@ -74,6 +75,24 @@ async def test_the_delete_route_answers_400_to_any_malformed_request(
         response = await http.post("/comfy-serverless/delete", content=b"{not json")
         assert response.status_code == 400
     assert (service.data_dir / "comfyui" / "output" / "a-folder").is_dir()
+
+
+async def test_the_delete_route_leaves_a_later_file_of_the_same_name(
+    comfyui: ComfyUIClient, service: LocalService
+) -> None:
+    """A worker over HTTP removes the file its prompt wrote, never the next prompt's file
+    that ComfyUI numbered with the same name once the first was gone."""
+    path = service.data_dir / "comfyui" / "output" / "hooks-identity_00001_.png"
+    path.write_bytes(b"first")
+    first = file_identity(path)
+    moved_out = path.rename(path.with_name("hooks-identity-stored.png"))  # collected
+    path.write_bytes(b"second")
+    assert first is not None and file_identity(path) != first
+    await comfyui.delete_file("output", "", path.name, first)
+    assert path.read_bytes() == b"second"
+    await comfyui.delete_file("output", "", path.name, file_identity(path))
+    assert not path.exists()
+    moved_out.unlink()
 
 
 async def test_the_delete_route_never_deletes_the_operators_inputs(

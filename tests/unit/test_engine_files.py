@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from comfy_serverless.engine.comfyui.client import ComfyUIClient
-from comfy_serverless.worker.engine_files import EngineFiles
+from comfy_serverless.engine.comfyui.client import ComfyUIClient, WrittenFile
+from comfy_serverless.worker.engine_files import EngineFiles, file_identity
 from comfy_serverless.worker.output_kinds import files_in_history
 
 
@@ -16,7 +16,13 @@ def _folders(root: Path) -> dict[str, Path]:
     return folders
 
 
-async def test_reported_outputs_and_previews_are_removed(tmp_path: Path) -> None:
+def _written(folders: dict[str, Path], folder_type: str, subfolder: str, name: str
+             ) -> WrittenFile:
+    return WrittenFile(folder_type, subfolder, name,
+                       file_identity(folders[folder_type] / subfolder / name))
+
+
+async def test_written_outputs_and_previews_are_removed(tmp_path: Path) -> None:
     folders = _folders(tmp_path / "comfyui")
     (folders["output"] / "clips").mkdir()
     saved = folders["output"] / "clips" / "a_00001_.webp"
@@ -24,14 +30,25 @@ async def test_reported_outputs_and_previews_are_removed(tmp_path: Path) -> None
     other = folders["output"] / "b_00001_.png"
     for path in (saved, preview, other):
         path.write_bytes(b"x")
-    history = {"5": {"images": [{"filename": saved.name, "subfolder": "clips",
-                                 "type": "output"}]},
-               "4": {"images": [{"filename": preview.name, "subfolder": "", "type": "temp"}]}}
-    await EngineFiles(ComfyUIClient("http://127.0.0.1:9"), folders).remove_outputs(
-        files_in_history(history))
+    await EngineFiles(ComfyUIClient("http://127.0.0.1:9"), folders).remove([
+        _written(folders, "output", "clips", saved.name),
+        _written(folders, "temp", "", preview.name)])
     assert not saved.exists()
     assert not preview.exists()
     assert other.exists(), "another execution's file is not the prompt's"
+
+
+async def test_a_later_prompts_file_of_the_same_name_is_not_removed(tmp_path: Path) -> None:
+    """The first run's file was moved out, so ComfyUI numbered the next run's file with the
+    same name: removing the first run's files by name alone would remove the second's."""
+    folders = _folders(tmp_path / "comfyui")
+    name = "repeat_00001_.png"
+    (folders["output"] / name).write_bytes(b"first run")
+    first_run = _written(folders, "output", "", name)
+    (folders["output"] / name).rename(tmp_path / "stored.png")  # the local collection
+    (folders["output"] / name).write_bytes(b"second run")
+    await EngineFiles(ComfyUIClient("http://127.0.0.1:9"), folders).remove([first_run])
+    assert (folders["output"] / name).read_bytes() == b"second run"
 
 
 async def test_a_name_that_escapes_its_folder_removes_nothing(tmp_path: Path) -> None:
@@ -39,10 +56,9 @@ async def test_a_name_that_escapes_its_folder_removes_nothing(tmp_path: Path) ->
     outside = tmp_path / "secret.txt"
     outside.write_text("keep")
     files = EngineFiles(ComfyUIClient("http://127.0.0.1:9"), folders)
-    await files.remove_outputs(files_in_history({"1": {"images": [
-        {"filename": "../secret.txt", "subfolder": "..", "type": "output"},
-        {"filename": str(outside), "subfolder": "", "type": "output"},
-        {"filename": "", "subfolder": "", "type": "output"}]}}))
+    await files.remove([WrittenFile("output", "..", "../secret.txt"),
+                        WrittenFile("output", "", str(outside)),
+                        WrittenFile("output", "", "")])
     await files.remove_staged_input("../../secret.txt")
     assert outside.read_text() == "keep"
     assert folders["output"].is_dir()
@@ -63,7 +79,8 @@ async def test_a_file_reported_in_input_is_neither_collected_nor_deleted(tmp_pat
         {"filename": "exe_other_0.png", "subfolder": "comfy-serverless", "type": "input"}]}}
     assert list(files_in_history(history)) == []
     files = EngineFiles(ComfyUIClient("http://127.0.0.1:9"), folders)
-    await files.remove_outputs(files_in_history(history))
+    await files.remove([WrittenFile("input", "", "shared.png"),
+                        WrittenFile("input", "comfy-serverless", "exe_other_0.png")])
     assert shared.exists()
     assert staged.exists()
     await files.remove_staged_input("exe_other_0.png")

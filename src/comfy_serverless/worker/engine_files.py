@@ -3,7 +3,9 @@
 What an execution leaves in ComfyUI's folders (its outputs and previews in `output/` and
 `temp/`, reported or not, and its staged input images in `input/comfy-serverless/`) is
 removed when the execution's attempt ends, whatever ends it, so that no tenant ever finds
-another execution's files there:
+another execution's files there. The outputs and previews removed are those the hooks saw
+the prompt write, each by its identity: once a file is gone ComfyUI numbers the next
+prompt's file of the same prefix with its name, and that file is not this prompt's.
 
 - on this machine (a supervised child), the file is unlinked;
 - on a remote ComfyUI, through the delete route of comfy-serverless's hooks
@@ -17,12 +19,12 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from comfy_serverless.engine.comfyui.client import ComfyUIClient
+from comfy_serverless.engine.comfyui.client import ComfyUIClient, WrittenFile
 from comfy_serverless.errors import EngineError
 from comfy_serverless.inputs.staging import STAGED_SUBFOLDER
-from comfy_serverless.worker.output_kinds import PROMPT_FOLDERS, EngineFile
+from comfy_serverless.worker.output_kinds import PROMPT_FOLDERS
 
-__all__ = ["EngineFiles"]
+__all__ = ["EngineFiles", "file_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +38,10 @@ class EngineFiles:
                                if kind in _REMOVABLE_FOLDERS}
         self._remote_hooks: bool | None = None
 
-    async def remove_outputs(self, files: Iterable[EngineFile]) -> None:
-        """Remove the files a prompt reported in output/ or temp/ (those already moved out
-        are skipped); a file reported anywhere else stays."""
-        for engine_file in files:
-            if engine_file.folder_type in PROMPT_FOLDERS:
-                await self._remove(engine_file.folder_type, engine_file.subfolder,
-                                   engine_file.filename)
-
     async def remove_written(self, prompt_id: str) -> None:
-        """Remove what the prompt wrote in output/ or temp/ without reporting it (a
-        CheckpointSave, a dataset saver): the hooks list what appeared while it ran."""
+        """Remove what the prompt wrote in output/ or temp/, reported or not (a
+        CheckpointSave, a dataset saver): the hooks list what appeared while it ran. What a
+        local collection moved out already is gone; a later file of its name stays."""
         if not self._local_folders and not await self._remote_can_delete():
             return
         try:
@@ -54,26 +49,35 @@ class EngineFiles:
         except EngineError as exc:
             log.warning("cannot list what prompt %s wrote: %s", prompt_id, exc)
             return
-        for folder_type, subfolder, filename in written:
-            if folder_type in PROMPT_FOLDERS:
-                await self._remove(folder_type, subfolder, filename)
+        await self.remove(written)
+
+    async def remove(self, files: Iterable[WrittenFile]) -> None:
+        """Remove each file of output/ or temp/ that is still the very file written (a
+        file anywhere else stays)."""
+        for written in files:
+            if written.folder_type in PROMPT_FOLDERS:
+                await self._remove(written.folder_type, written.subfolder, written.filename,
+                                   written.identity)
 
     async def remove_staged_input(self, filename: str) -> None:
         """Remove one file that the worker uploaded into `input/comfy-serverless/`."""
         if "/" not in filename and "\\" not in filename:
             await self._remove("input", STAGED_SUBFOLDER, filename)
 
-    async def _remove(self, folder_type: str, subfolder: str, filename: str) -> None:
-        """Remove one file; a failure is logged, never raised (the outcome stands)."""
+    async def _remove(self, folder_type: str, subfolder: str, filename: str,
+                      identity: str | None = None) -> None:
+        """Remove one file (with an `identity`, only that very file); a failure is logged,
+        never raised (the outcome stands)."""
         if self._local_folders:
-            self._unlink_local(folder_type, subfolder, filename)
+            self._unlink_local(folder_type, subfolder, filename, identity)
         elif await self._remote_can_delete():
             try:
-                await self._client.delete_file(folder_type, subfolder, filename)
+                await self._client.delete_file(folder_type, subfolder, filename, identity)
             except EngineError as exc:
                 log.warning("cannot delete %s/%s from ComfyUI: %s", subfolder, filename, exc)
 
-    def _unlink_local(self, folder_type: str, subfolder: str, filename: str) -> None:
+    def _unlink_local(self, folder_type: str, subfolder: str, filename: str,
+                      identity: str | None) -> None:
         folder = self._local_folders.get(folder_type)
         if folder is None:
             return
@@ -81,6 +85,8 @@ class EngineFiles:
         if not path.is_relative_to(folder) or path == folder:
             return
         try:
+            if identity is not None and file_identity(path) != identity:
+                return  # moved out already, and the name written again by a later prompt
             path.unlink(missing_ok=True)
         except OSError as exc:
             log.warning("cannot delete %s from ComfyUI's %s folder: %s", path.name,
@@ -96,3 +102,13 @@ class EngineFiles:
                 log.warning("ComfyUI at %s has no comfy-serverless hooks: the files of "
                             "executions stay in its folders", self._client.base_url)
         return self._remote_hooks
+
+
+def file_identity(path: Path) -> str | None:
+    """A file's identity as the hooks write it (inode and modification time); None when
+    there is no such file."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_ino}:{stat.st_mtime_ns}"

@@ -189,10 +189,9 @@ class Executor:
         return outcome
 
     async def _leave_engine_folders(self, context: ExecutionContext) -> None:
-        """Nothing of the attempt stays in ComfyUI's folders: the files its nodes reported
-        (a local collection moved them out already), those they wrote without reporting,
-        and its uploaded input images. The one place that empties them."""
-        await self._collector.discard(context.tracker.outputs)
+        """Nothing of the attempt stays in ComfyUI's folders: the files its nodes wrote,
+        reported or not (a local collection moved the reported ones out already), and its
+        uploaded input images. The one place that empties them."""
         await self._collector.engine_files.remove_written(context.prompt_id)
         if self._inputs is not None:
             await self._inputs.remove_from_engine(context.execution)

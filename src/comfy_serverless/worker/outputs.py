@@ -16,7 +16,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -86,7 +85,7 @@ class OutputCollector:
     When ComfyUI's output folders are on this machine (a supervised child), a file is
     moved straight out of them: no HTTP, no copy, and ComfyUI's folder does not grow.
     Otherwise it is streamed from /view into a spool file first. Either way, every file a
-    prompt reported is removed from ComfyUI's folders once its attempt is over.
+    prompt wrote is removed from ComfyUI's folders once its attempt is over.
     """
 
     def __init__(self, client: ComfyUIClient, storage: OutputStorage, spool_dir: Path,
@@ -128,11 +127,6 @@ class OutputCollector:
                 raise StorageError(f"cannot spool an output: {exc}") from exc
             raise
         return records  # the executor empties ComfyUI's folders once the attempt ends
-
-    async def discard(self, history_outputs: dict[str, Any]) -> None:
-        """Remove from ComfyUI's folders the files of a prompt whose outputs are not kept
-        (it failed, was cancelled or interrupted, or is retried)."""
-        await self.engine_files.remove_outputs(files_in_history(history_outputs))
 
     async def _collect_file(self, plan: _Plan, engine_file: EngineFile) -> OutputRecord:
         path = self._local_file(engine_file) or await self._download(engine_file)

@@ -14,6 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from comfy_serverless.engine.comfyui.messages import (
 )
 from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
 
-__all__ = ["ComfyUIClient", "Subscription"]
+__all__ = ["ComfyUIClient", "Subscription", "WrittenFile"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,19 @@ class Subscription:
             return await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError:
             return None
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """A file that a prompt wrote in ComfyUI's output or temp folder. Its `identity` (inode
+    and modification time, from the hooks) tells it from a later file of the same name:
+    ComfyUI numbers a new file after the highest name still in the folder, so once this one
+    is moved out, the next prompt writes its name again."""
+
+    folder_type: str
+    subfolder: str
+    filename: str
+    identity: str | None = None
 
 
 class ComfyUIClient:
@@ -199,20 +213,25 @@ class ComfyUIClient:
         status, payload = await self._request("GET", "/comfy-serverless/hooks")
         return payload if status == 200 and payload.get("version") else None
 
-    async def written_files(self, prompt_id: str) -> list[tuple[str, str, str]]:
-        """(folder type, subfolder, filename) of every file that appeared in ComfyUI's
-        output and temp folders while the prompt ran (through the hooks)."""
+    async def written_files(self, prompt_id: str) -> list[WrittenFile]:
+        """Every file that appeared in ComfyUI's output and temp folders while the prompt
+        ran, with its identity (through the hooks)."""
         path = f"/comfy-serverless/written/{prompt_id}"
         status, body = await self._request("GET", path)
         _raise_for_status(status, "GET", path)
         files = body.get("files")
-        return [(str(item.get("type")), str(item.get("subfolder") or ""), item["filename"])
+        return [WrittenFile(str(item.get("type")), str(item.get("subfolder") or ""),
+                            item["filename"], _text_or_none(item.get("identity")))
                 for item in (files if isinstance(files, list) else [])
                 if isinstance(item, dict) and isinstance(item.get("filename"), str)]
 
-    async def delete_file(self, folder_type: str, subfolder: str, filename: str) -> None:
-        """Delete one file from ComfyUI's output, temp or input folder (through the hooks)."""
+    async def delete_file(self, folder_type: str, subfolder: str, filename: str,
+                          identity: str | None = None) -> None:
+        """Delete one file from ComfyUI's output, temp or input folder (through the hooks);
+        with an `identity`, only when the file of that name is still that very file."""
         body = {"type": folder_type, "subfolder": subfolder, "filename": filename}
+        if identity is not None:
+            body["identity"] = identity
         status, _ = await self._request("POST", "/comfy-serverless/delete", body)
         _raise_for_status(status, "POST", "/comfy-serverless/delete")
 
@@ -291,3 +310,7 @@ def _rejection(body: dict[str, Any]) -> EnginePromptRejected:
     message = error.get("message") if isinstance(error, dict) else str(error)
     return EnginePromptRejected(message or "ComfyUI rejected the prompt",
                                 body.get("node_errors") or {})
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

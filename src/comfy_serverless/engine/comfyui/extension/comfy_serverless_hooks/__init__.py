@@ -8,11 +8,14 @@ the operator of an attached one copies it into its `custom_nodes` folder.
    (its pinned loaders, listed in the prompt's `extra_data` as `cs_worker_nodes`) and its
    marks (`cs_run` on output nodes, `cs_tuning` on every node of an exact run) are left
    out. ComfyUI itself still runs and caches the whole prompt.
-2. `POST /comfy-serverless/delete {"type", "subfolder", "filename"}` deletes one file from
-   ComfyUI's output or temp folder, or from `input/comfy-serverless/` (the worker's staged
-   inputs), so that a worker that reads outputs over HTTP can remove them once they are
-   stored. Anything else (another folder, the operator's inputs, a path outside, a folder,
-   a body that is not an object of strings, a NUL) answers 400.
+2. `POST /comfy-serverless/delete {"type", "subfolder", "filename"[, "identity"]}` deletes
+   one file from ComfyUI's output or temp folder, or from `input/comfy-serverless/` (the
+   worker's staged inputs), so that a worker that reads outputs over HTTP can remove them
+   once they are stored. With an `identity` (as the written route lists it), a file of that
+   name that is not that very file (a later prompt wrote the name again once the first file
+   was gone) is left alone: `{"deleted": false, "replaced": true}`. Anything else (another
+   folder, the operator's inputs, a path outside, a folder, a body that is not an object of
+   strings, a NUL) answers 400.
 3. `GET /comfy-serverless/hooks` tells the worker that these hooks are present, ComfyUI's
    pid and the UUID and PCI bus id of the GPU it computes on (for the worker's NVML).
 4. A prompt whose `extra_data` carries `cs_tuning` (`execution_config`'s
@@ -24,7 +27,9 @@ the operator of an attached one copies it into its `custom_nodes` folder.
 5. `GET /comfy-serverless/written/{prompt_id}` lists the files that appeared in output/
    and temp/ while the prompt ran (the folders are listed before and after it, in the
    thread that runs prompts one at a time), so that the worker removes what nodes write
-   without reporting it (CheckpointSave, SaveLoRA, dataset savers ...).
+   without reporting it (CheckpointSave, SaveLoRA, dataset savers ...), each with its
+   identity (inode and modification time), so that the worker removes that file and never
+   a later prompt's file of the same name.
 """
 
 import asyncio
@@ -38,7 +43,7 @@ from aiohttp import web
 from comfy_execution import graph
 from server import PromptServer
 
-HOOKS_VERSION = 1
+HOOKS_VERSION = 2
 # The worker's marks on the nodes of a prompt (engine/comfyui/fresh_outputs.py).
 _MARKS = frozenset({"cs_run", "cs_tuning"})
 NODE_CLASS_MAPPINGS = {}
@@ -100,9 +105,13 @@ _written = {}
 _running = None
 
 
+def _identity(stat):
+    return f"{stat.st_ino}:{stat.st_mtime_ns}"
+
+
 def _files_now():
-    """(type, subfolder, name) → (inode, mtime) of every file in output/ and temp/: a file
-    written again under an earlier file's name counts as written too."""
+    """(type, subfolder, name) → identity (inode and mtime) of every file in output/ and
+    temp/: a file written again under an earlier file's name counts as written too."""
     found = {}
     for kind in ("output", "temp"):
         base = folder_paths.get_directory_by_type(kind)
@@ -114,12 +123,12 @@ def _files_now():
                     stat = os.stat(os.path.join(root, name))
                 except OSError:  # removed meanwhile
                     continue
-                found[(kind, subfolder, name)] = (stat.st_ino, stat.st_mtime_ns)
+                found[(kind, subfolder, name)] = _identity(stat)
     return found
 
 
 def _appeared(before, after):
-    return sorted(key for key, seen in after.items() if before.get(key) != seen)
+    return sorted((*key, seen) for key, seen in after.items() if before.get(key) != seen)
 
 
 def _execute_for_worker(self, prompt, prompt_id, extra_data={}, execute_outputs=[]):  # noqa: B006
@@ -185,8 +194,8 @@ async def written(request):
     if files is None:
         return web.json_response({"ran": prompt_id == _running, "files": []})
     return web.json_response({"ran": True, "files": [
-        {"type": kind, "subfolder": subfolder, "filename": name}
-        for kind, subfolder, name in files]})
+        {"type": kind, "subfolder": subfolder, "filename": name, "identity": identity}
+        for kind, subfolder, name, identity in files]})
 
 
 # What the delete route may remove: the prompts' outputs and previews, and the worker's
@@ -224,9 +233,13 @@ async def delete_file(request):
     except ValueError:
         return _bad("the body is not JSON")
     path, error = _deletable_path(body)
+    if error is None and not isinstance(body.get("identity", ""), str):
+        error = "identity must be a string"
     if error is not None:
         return _bad(error)
     try:
+        if body.get("identity") and _identity(os.stat(path)) != body["identity"]:
+            return web.json_response({"deleted": False, "replaced": True})
         os.unlink(path)
     except FileNotFoundError:
         return web.json_response({"deleted": False})
