@@ -297,13 +297,18 @@ def test_without_a_catalog_only_structure_and_limits_are_checked() -> None:
 
 
 def test_merged_catalogs_accept_any_workers_models() -> None:
+    """A model that only one worker holds is refused by the other worker's catalog alone,
+    and accepted by the fleet's merged catalog, unchanged."""
     other = _object_info()
     other["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = ["only-b.safetensors"]
     merged = NodeCatalog.merged([CATALOG, NodeCatalog.from_object_info(other)])
     workflow = tiny_sd15(1)
     workflow["4"]["inputs"]["ckpt_name"] = "only-b.safetensors"
+    alone = refused(workflow, status=422)
+    assert any("only-b.safetensors" in str(error) for error in alone["validation_errors"]), alone
     parsed = parse_workflow(workflow)
-    WorkflowValidator(ValidationRules(), merged).validate(parsed.graph)
+    validated = WorkflowValidator(ValidationRules(), merged).validate(parsed.graph)
+    assert validated.graph["4"]["inputs"]["ckpt_name"] == "only-b.safetensors"
 
 
 def test_an_object_input_that_names_a_file_is_refused_with_or_without_a_catalog() -> None:
