@@ -4,8 +4,8 @@ or lost its network). It reports each as `worker_lost` to the outcome policy
 backoff, or fails it with `error_type: WORKER_LOST` once they are spent.
 
 It runs in every API and worker process; its updates are guarded by the lease and its expiry,
-so any number of rescuers agree, and a worker that renewed in time keeps its job. The tidying
-it once did besides lives in queue/housekeeping.py.
+so any number of rescuers agree, and a worker that renewed in time keeps its job. It only
+rescues: the queue's tidying (statistics, expired keys) is queue/housekeeping.py's.
 """
 
 from __future__ import annotations
