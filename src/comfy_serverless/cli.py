@@ -19,12 +19,18 @@ from comfy_serverless.engine.comfyui.installer import (
 )
 from comfy_serverless.fleet.cli import add_fleet_commands
 from comfy_serverless.fleet.identity import check_fleet_identity
+from comfy_serverless.host_paths import elide_host_roots
 from comfy_serverless.logs import configure_logging
-from comfy_serverless.services import build_engine, build_rescuer, build_worker, open_services
+from comfy_serverless.services import (
+    build_engine,
+    build_housekeeping,
+    build_rescuer,
+    build_worker,
+    open_services,
+)
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.system_events import announce_maintenance
-from comfy_serverless.worker.failures import elide_host_roots
 
 __all__ = ["main"]
 
@@ -50,12 +56,15 @@ async def _run_worker(settings: Settings) -> None:
     async with open_services(settings) as services:
         await check_fleet_identity(services.store, settings)
         rescuer = build_rescuer(services)
+        housekeeping = build_housekeeping(services)
         worker = build_worker(services, build_engine(settings))
         await worker.start()
         rescuer.start()
+        housekeeping.start()
         try:
             await stop.wait()
         finally:
+            await housekeeping.stop()
             await rescuer.stop()
             await worker.stop()
 

@@ -20,6 +20,7 @@ from comfy_serverless.engine.comfyui.supervisor import (
 from comfy_serverless.executions.estimates import Estimator
 from comfy_serverless.inputs.fetcher import FetchPolicy
 from comfy_serverless.inputs.staging import InputStager
+from comfy_serverless.queue.housekeeping import Housekeeping
 from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.settings import Settings
 from comfy_serverless.storage.base import OutputStorage
@@ -32,7 +33,15 @@ from comfy_serverless.validation.catalog_cache import CatalogCache
 from comfy_serverless.worker.signals import WorkerSignals
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 
-__all__ = ["Services", "build_engine", "build_s3", "build_worker", "open_services"]
+__all__ = [
+    "Services",
+    "build_engine",
+    "build_housekeeping",
+    "build_rescuer",
+    "build_s3",
+    "build_worker",
+    "open_services",
+]
 
 
 @dataclass
@@ -97,11 +106,17 @@ def build_s3(settings: Settings) -> S3Storage | None:
 
 
 def build_rescuer(services: Services) -> Rescuer:
-    """The housekeeping pass of every API and worker process."""
+    """The rescue pass (expired leases, priority aging) of every API and worker process."""
     settings = services.settings
     return Rescuer(services.store, interval=settings.rescue_interval,
                    aging_seconds=settings.priority_aging_seconds,
                    on_failed=services.inputs.discard)
+
+
+def build_housekeeping(services: Services) -> Housekeeping:
+    """The tidying pass (planner statistics, expired keys, departed workers, preloads) of
+    every API and worker process."""
+    return Housekeeping(services.store)
 
 
 def build_engine(settings: Settings) -> Engine:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from comfy_serverless.errors import EnginePromptRejected
+from comfy_serverless.host_paths import scrub_host_paths
 from comfy_serverless.validation.rules import ValidationRules
-from comfy_serverless.worker.failures import Failure, rejection_failure, scrub_host_paths
+from comfy_serverless.worker.failures import Failure, rejection_failure
 from tests.unit.test_validator import refused
 from tests.workflows import tiny_sd15
 
@@ -124,6 +125,6 @@ def test_host_paths_with_spaces_schemes_and_prefixes_are_scrubbed(text: str, exp
 
 
 def test_a_configured_root_with_a_space_is_elided() -> None:
-    from comfy_serverless.worker.failures import elide_host_roots
+    from comfy_serverless.host_paths import elide_host_roots
     elide_host_roots(["/srv/comfy data"])
     assert scrub_host_paths("no /srv/comfy data/models/a b.ckpt") == "no …/a b.ckpt"

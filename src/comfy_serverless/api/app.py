@@ -33,6 +33,7 @@ from comfy_serverless.fleet.identity import check_fleet_identity
 from comfy_serverless.services import (
     Services,
     build_engine,
+    build_housekeeping,
     build_rescuer,
     build_worker,
     open_services,
@@ -59,6 +60,8 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
             app.state.services = services
             rescuer = build_rescuer(services)
             rescuer.start()
+            housekeeping = build_housekeeping(services)
+            housekeeping.start()
             dispatcher = _dispatcher(settings, services) if settings.webhook_dispatcher else None
             if dispatcher is not None:
                 dispatcher.start()
@@ -86,6 +89,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
                 await capacity.stop()
                 if dispatcher is not None:
                     await dispatcher.stop()
+                await housekeeping.stop()
                 await rescuer.stop()
 
     app = FastAPI(

@@ -45,7 +45,7 @@ from comfy_serverless.errors import (
     StoreError,
     StoreUnavailable,
 )
-from comfy_serverless.queue.retry import retry_delay
+from comfy_serverless.queue.outcome import Attempt, Retry, decide
 from comfy_serverless.store.records import (
     ClaimMatch,
     ExecutionRecord,
@@ -543,23 +543,22 @@ class Executor:
                                              ours=ours))
 
     async def _fail(self, context: ExecutionContext, failure: Failure) -> Outcome:
-        execution = context.execution
-        retries_left = execution.max_attempts - execution.attempt
+        """Report the failure to the outcome policy (queue/outcome.py) and record what it
+        decides: queued again after its backoff, or failed for good."""
+        decision = decide(failure, Attempt.of(context.execution))
         log_entries = context.tracker.drain_log()
         gpu_time = context.tracker.engine_time()
-        if failure.retryable and retries_left > 0:
-            delay = retry_delay(execution.attempt)
-            body = failure.body(execution, retries_left - 1, delay)
+        if isinstance(decision, Retry):
             log_entries.append(LogEntry(time.time(), "execution_retry_scheduled", failure.node_id,
-                                        f"{failure.message}; retrying in {delay:.0f}s"))
+                                        f"{failure.message}; retrying in {decision.delay:.0f}s"))
             requeued = await self._patiently(context, "queued", lambda: self._store.requeue(
-                context.lease, body, time.time() + delay, log_entries))
+                context.lease, decision.error, decision.retry_at(time.time()), log_entries))
             return "requeued" if requeued else "cancelled"
-        body = failure.body(execution, 0, None)
         log_entries.append(LogEntry(time.time(), "execution_failed", failure.node_id,
                                     failure.message))
         failed = await self._patiently(context, "failed", lambda: self._store.fail(
-            context.lease, body, gpu_time, log_entries, engine_metrics=_usage_metrics(context)))
+            context.lease, decision.error, gpu_time, log_entries,
+            engine_metrics=_usage_metrics(context)))
         return "failed" if failed else "cancelled"
 
 

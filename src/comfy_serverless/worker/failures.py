@@ -1,123 +1,20 @@
-"""What went wrong in an execution, as stored and as the spec's error body shows it.
-
-Every Failure is scrubbed of host paths when it is made, so that no client sees the server's
-folders in a status (`error`, `execution_log`), a result or a webhook: ComfyUI's folders, the
-data and engine folders (elide_host_roots), home and temp paths, anything up to one of
-ComfyUI's folders (`…/output/`), `file://` paths and paths after a ':' all become
-`…/<name>` (scrub_host_paths).
+"""The failures a worker reports about its attempt: ComfyUI's execution errors (an out of
+memory one is worth a retry) and ComfyUI refusing the prompt (its node_errors, in the shape
+of our submit-time validation). What becomes of them is decided in queue/outcome.py, which
+also defines the Failure value (exported here too, as the worker's vocabulary).
 """
 
 from __future__ import annotations
 
-import re
-import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from comfy_serverless.engine.comfyui.messages import ExecutionError
 from comfy_serverless.errors import EnginePromptRejected
-from comfy_serverless.store.records import ExecutionRecord
+from comfy_serverless.queue.outcome import Failure
 
-__all__ = [
-    "Failure",
-    "elide_host_roots",
-    "engine_error_failure",
-    "rejection_failure",
-    "scrub_host_paths",
-    "scrubbed",
-]
+__all__ = ["Failure", "engine_error_failure", "rejection_failure"]
 
 _OOM_MARKERS = ("out of memory", "outofmemoryerror")
-# The folders of an absolute path, POSIX or Windows, that is not the path of a URL (whose
-# slashes follow a ':' , a '/' or the host name): '/srv/x/output/cat.png' keeps 'cat.png'.
-# A path may follow a ':' ('path:/srv/a'), and a file:// URL's path is a host path too.
-_HOST_FOLDERS = re.compile(
-    r"(?:(?<=file://)|(?<![\w.~/\\-]))"
-    r"(?:[A-Za-z]:)?[/\\](?:[^\s'\"`/\\:,;()\[\]{}<>]+[/\\])+")
-# Everything up to one of ComfyUI's own folders, spaces included ('/srv/comfy data/output/').
-_UP_TO_COMFYUI_FOLDER = re.compile(
-    r"(?:(?<=file://)|(?<![\w.~/\\-]))(?:[A-Za-z]:)?[/\\](?![/\\])[^\n'\"`<>]*?[/\\]"
-    r"(?:input|output|temp|models|user|custom_nodes)[/\\]")
-_ELIDED = "…/"
-# The roots the process was configured with (elide_host_roots): data, engine, ComfyUI folders.
-_CONFIGURED_ROOTS: set[str] = set()
-
-
-def elide_host_roots(roots: Iterable[str | Path]) -> None:
-    """Elide these folders too, wherever they appear: the configured data and engine folders
-    and ComfyUI's, whose names may hold spaces that the pattern alone would cut short."""
-    _CONFIGURED_ROOTS.update(str(root).rstrip("/") for root in roots if len(str(root)) > 1)
-
-
-def _known_roots() -> list[str]:
-    """Folders whose names may hold spaces, which the pattern alone would cut short."""
-    roots = {str(Path.home()), tempfile.gettempdir(), str(Path.cwd()), *_CONFIGURED_ROOTS}
-    return sorted((root for root in roots if len(root) > 1), key=len, reverse=True)
-
-
-def scrub_host_paths(text: str) -> str:
-    """`text` with the folders of every host path elided; file names are kept."""
-    for root in _known_roots():
-        text = text.replace(root + "/", "/elided/").replace(root, "/elided")
-    text = _UP_TO_COMFYUI_FOLDER.sub(_ELIDED, text)
-    return _HOST_FOLDERS.sub(_ELIDED, text)
-
-
-def scrubbed(value: Any) -> Any:
-    """A copy of a JSON value with scrub_host_paths applied to every string in it, walked
-    with a stack of its own."""
-    holder: list[Any] = [value]
-    pending: list[tuple[Any, Any]] = [(holder, 0)]
-    while pending:
-        container, key = pending.pop()
-        item = container[key]
-        if isinstance(item, str):
-            container[key] = scrub_host_paths(item)
-        elif isinstance(item, dict):
-            container[key] = mapping = dict(item)
-            pending.extend((mapping, name) for name in mapping)
-        elif isinstance(item, list):
-            container[key] = items = list(item)
-            pending.extend((items, index) for index in range(len(items)))
-    return holder[0]
-
-
-@dataclass(frozen=True)
-class Failure:
-    error_type: str
-    message: str
-    retryable: bool
-    node_id: str | None = None
-    node_type: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "message", scrub_host_paths(self.message))
-        object.__setattr__(self, "extra", scrubbed(self.extra))
-
-    def body(
-        self, execution: ExecutionRecord, remaining_retries: int, retry_delay: float | None
-    ) -> dict[str, Any]:
-        """The `details` and `retry_info` that the API shows for this failure."""
-        return {
-            "error_code": "WORKFLOW_EXECUTION_FAILED",
-            "message": self.message,
-            "details": {
-                "execution_id": execution.id,
-                "failed_node": self.node_id,
-                "node_type": self.node_type,
-                "error_type": self.error_type,
-                **self.extra,
-            },
-            "retry_info": {
-                "retryable": self.retryable,
-                "retry_delay": retry_delay,
-                "max_retries": execution.max_attempts - 1,
-                "remaining_retries": remaining_retries,
-            },
-        }
 
 
 def engine_error_failure(event: ExecutionError) -> Failure:
