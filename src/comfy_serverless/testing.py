@@ -11,7 +11,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,21 +21,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from comfy_serverless.ports import free_port, free_ports
+
 __all__ = ["LocalService", "free_port", "free_ports", "scratch_postgres_schema"]
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports: all probes stay bound until each has its port, so two
-    calls in a row cannot hand out the same one."""
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 UNTHROTTLED = 10_000_000

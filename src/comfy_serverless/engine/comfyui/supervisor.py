@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from comfy_serverless.engine.comfyui.child_process import (
 )
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.errors import EngineUnavailable
+from comfy_serverless.ports import free_port
 
 __all__ = ["AttachedEngine", "Engine", "EngineProcessConfig", "SupervisedEngine"]
 
@@ -76,12 +76,6 @@ class EngineProcessConfig:
     preview_method: str = "auto"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def _answers(base_url: str) -> bool:
     try:
         async with httpx.AsyncClient(timeout=2.0) as http:
@@ -93,7 +87,7 @@ async def _answers(base_url: str) -> bool:
 class SupervisedEngine:
     def __init__(self, config: EngineProcessConfig) -> None:
         self._config = config
-        self._port = config.port or _free_port()
+        self._port = config.port or free_port()
         self.base_url = f"http://127.0.0.1:{self._port}"
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
