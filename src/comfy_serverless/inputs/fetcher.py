@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from comfy_serverless.inputs.dimensions import image_dimensions, image_extent, jpeg_frame_headers
+from comfy_serverless.spool import SpoolFile
 from comfy_serverless.validation.values import IMAGE_HEAD_BYTES, sniff_image_format
 from comfy_serverless.webhooks.outbound import (
     OutboundError,
@@ -78,8 +78,8 @@ class _Sink:
 
     def __init__(self, spool_dir: Path, policy: FetchPolicy) -> None:
         self._policy = policy
-        self._handle = tempfile.NamedTemporaryFile(dir=spool_dir, delete=False)  # noqa: SIM115
-        self.path = Path(self._handle.name)
+        self._spool = SpoolFile(spool_dir)
+        self.path = self._spool.path
         self.size = 0
         self._head = b""
 
@@ -89,11 +89,11 @@ class _Sink:
             raise ImageRefused(f"the image is larger than {self._policy.max_bytes} bytes")
         if len(self._head) < IMAGE_HEAD_BYTES:
             self._head += chunk[:IMAGE_HEAD_BYTES]
-        self._handle.write(chunk)
+        self._spool.write(chunk)
 
     async def finish(self) -> FetchedImage:
         """The magic bytes here; the headers (file reads, Pillow) in a thread."""
-        self._handle.close()
+        self._spool.keep()
         kind = sniff_image_format(self._head)
         if kind is None or kind not in self._policy.formats:
             raise ImageRefused("the data is not an image in a supported format "
@@ -102,8 +102,7 @@ class _Sink:
         return FetchedImage(self.path, kind, self.size)
 
     def discard(self) -> None:
-        self._handle.close()
-        self.path.unlink(missing_ok=True)
+        self._spool.discard()
 
 
 def _check_pixels(path: Path, kind: str, max_pixels: int) -> None:

@@ -3,12 +3,12 @@ ComfyUI's input folder (POST /upload/image), under the names its workflow alread
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.errors import EngineUnavailable, StorageError
 from comfy_serverless.inputs.staging import STAGED_SUBFOLDER, StagedInput, discard_staged
+from comfy_serverless.spool import SpoolFile
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.records import ExecutionRecord
 from comfy_serverless.worker.engine_files import EngineFiles
@@ -43,11 +43,9 @@ class InputUploader:
 
     async def _upload_one(self, staged: StagedInput) -> None:
         try:
-            handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115
-            handle.close()
+            spooled = SpoolFile(self._spool_dir).keep()
         except OSError as exc:
             raise StorageError(f"cannot spool {staged.filename}: {exc}") from exc
-        spooled = Path(handle.name)
         try:
             await self._storage.fetch_to(staged.location, spooled)
             name = await self._client.upload_image(spooled, staged.filename, STAGED_SUBFOLDER)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.errors import EngineError, StorageError
+from comfy_serverless.spool import SpoolFile
 from comfy_serverless.storage.base import OutputStorage, delete_quietly, location_of
 from comfy_serverless.storage.destinations import Destination
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord
@@ -187,10 +187,9 @@ class OutputCollector:
         return _Spooled(target, filename, formatting.content_type, spooled.subfolder)
 
     def _spool_bytes(self, data: bytes) -> Path:
-        handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115
-        with handle:
-            handle.write(data)
-        return Path(handle.name)
+        with SpoolFile(self._spool_dir) as spool:
+            spool.write(data)
+        return spool.path
 
     def _local_file(self, engine_file: EngineFile) -> Path | None:
         folder = self._local_folders.get(engine_file.folder_type)
@@ -202,16 +201,10 @@ class OutputCollector:
         return candidate
 
     async def _download(self, engine_file: EngineFile) -> Path:
-        handle = tempfile.NamedTemporaryFile(dir=self._spool_dir, delete=False)  # noqa: SIM115
-        path = Path(handle.name)
-        try:
-            with handle:
-                async with self._client.download(
-                    engine_file.filename, engine_file.subfolder, engine_file.folder_type
-                ) as chunks:
-                    async for chunk in chunks:
-                        handle.write(chunk)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return path
+        with SpoolFile(self._spool_dir) as spool:
+            async with self._client.download(
+                engine_file.filename, engine_file.subfolder, engine_file.folder_type
+            ) as chunks:
+                async for chunk in chunks:
+                    spool.write(chunk)
+        return spool.path
