@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from comfy_serverless.background import BackgroundService
-from comfy_serverless.executions.costs import Prices
+from comfy_serverless.costs import Prices
 from comfy_serverless.logs import execution_context
 from comfy_serverless.storage.base import OutputStorage, download_url
 from comfy_serverless.store.records import OutputRecord, WebhookEvent

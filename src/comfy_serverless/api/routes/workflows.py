@@ -14,6 +14,7 @@ from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest, error_responses
 from comfy_serverless.api.sync_mode import answer_preferring_wait
 from comfy_serverless.api.urls import public_base_url
+from comfy_serverless.costs import cost_breakdown
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
 from comfy_serverless.executions.bodies import (
     accepted_body,
@@ -23,7 +24,6 @@ from comfy_serverless.executions.bodies import (
     results_body,
     status_body,
 )
-from comfy_serverless.executions.costs import cost_breakdown
 from comfy_serverless.executions.expiry import raise_if_expired
 from comfy_serverless.executions.requests import (
     Idempotency,
