@@ -18,6 +18,7 @@ from comfy_serverless.engine.comfyui.supervisor import (
     SupervisedEngine,
 )
 from comfy_serverless.executions.estimates import Estimator
+from comfy_serverless.executions.submitter import Submitter
 from comfy_serverless.inputs.fetcher import FetchPolicy
 from comfy_serverless.inputs.staging import InputStager
 from comfy_serverless.queue.housekeeping import Housekeeping
@@ -55,6 +56,7 @@ class Services:
     access: AccessGate
     storages: StorageRouter
     inputs: InputStager
+    submitter: Submitter
 
 
 @asynccontextmanager
@@ -68,9 +70,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         storages = StorageRouter(storage, build_s3(settings))
         access = AccessGate(load_access_policy(settings.tiers_file),
                             build_rate_limiter(settings.redis_url))
+        signals, estimator = WorkerSignals(), Estimator(store)
+        inputs = build_input_stager(settings, storages)
+        submitter = Submitter(settings, store, access, catalogs, inputs, estimator,
+                              wake=signals.work_available)
         try:
-            yield Services(settings, store, storage, WorkerSignals(), Estimator(store), catalogs,
-                           access, storages, build_input_stager(settings, storages))
+            yield Services(settings, store, storage, signals, estimator, catalogs, access,
+                           storages, inputs, submitter)
         finally:
             await access.close()
     finally:

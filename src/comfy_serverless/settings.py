@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from comfy_serverless.executions.costs import Prices
+from comfy_serverless.costs import Prices
 from comfy_serverless.logs import LogFormat
 from comfy_serverless.storage.destinations import StorageDefaults
 from comfy_serverless.validation.rules import ValidationRules

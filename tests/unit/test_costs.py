@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from comfy_serverless.executions.costs import Prices, cost_breakdown
+from comfy_serverless.costs import Prices, cost_breakdown
 from comfy_serverless.store.records import ExecutionRecord, NewExecution, OutputRecord, WebhookEvent
 from comfy_serverless.webhooks.payloads import event_data
 

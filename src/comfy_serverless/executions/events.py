@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_serverless.executions.views import output_view
+from comfy_serverless.executions.bodies import output_body
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.events import StreamRow
 from comfy_serverless.store.store import Store
@@ -88,7 +88,7 @@ class ExecutionFeed:
         if output is None:
             return None
         expires = int(time.time()) + self._signed_url_ttl
-        return await output_view(output, self._storage, base_url=self._base_url,
+        return await output_body(output, self._storage, base_url=self._base_url,
                                  expires=expires, inline=False)
 
 

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from comfy_serverless.engine.comfyui.stats import device_memory, gigabytes
-from comfy_serverless.executions.views import rounded_seconds
+from comfy_serverless.executions.bodies import rounded_seconds
 from comfy_serverless.store.records import WorkerState
 from comfy_serverless.store.store import Store
 

@@ -1,4 +1,5 @@
-"""From a validated request to a queued execution."""
+"""From a submit request to the execution it queues: validated, its timeout, retries,
+destination and required models decided, ready to stage and admit (see submitter.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 from comfy_serverless.access.admission import check_models, check_timeout
 from comfy_serverless.access.tiers import AccessPolicy, Tier
-from comfy_serverless.api.schemas import ExecuteRequest
 from comfy_serverless.errors import ApiError, RequestInvalid
+from comfy_serverless.executions.requests import SubmitRequest
 from comfy_serverless.models.references import required_models
 from comfy_serverless.settings import Settings
 from comfy_serverless.storage.destinations import (
@@ -21,17 +22,13 @@ from comfy_serverless.storage.destinations import (
 )
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
-from comfy_serverless.validation.prepare import prepare_workflow
+from comfy_serverless.validation.prepare import PreparedWorkflow, prepare_workflow
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.workflow import workflow_signature
-from comfy_serverless.webhooks.ssrf import UnsafeDestination, check_destination
 
 __all__ = [
     "FeatureUnavailable",
-    "InvalidWebhookUrl",
     "Submission",
-    "check_webhook_url",
-    "webhook_field",
     "new_execution",
     "new_execution_id",
 ]
@@ -46,12 +43,18 @@ def new_execution_id() -> str:
     return f"exec_{secrets.token_hex(12)}"
 
 
-def _destination(request: ExecuteRequest, execution_id: str, settings: Settings
+@dataclass(frozen=True)
+class Submission:
+    execution: NewExecution
+    warnings: list[str]
+
+
+def _destination(request: SubmitRequest, execution_id: str, settings: Settings
                  ) -> Destination:
     """Where the execution's files go, resolved now, so that a bad request fails at submit."""
-    requested = request.output_config.storage.model_dump(exclude_unset=True)
     try:
-        return resolve_destination(requested, execution_id, settings.storage_defaults())
+        return resolve_destination(dict(request.output.storage), execution_id,
+                                   settings.storage_defaults())
     except DestinationUnavailable as exc:
         raise FeatureUnavailable(str(exc), {"field": exc.field, "supported": list(exc.supported)}
                                  ) from exc
@@ -59,28 +62,23 @@ def _destination(request: ExecuteRequest, execution_id: str, settings: Settings
         raise RequestInvalid(str(exc), {"field": exc.field}) from exc
 
 
-def _options(request: ExecuteRequest, metadata: dict[str, Any], timeout: int,
+def _options(request: SubmitRequest, metadata: dict[str, Any], timeout: int,
              destination: Destination) -> dict[str, Any]:
-    notification = request.notification_config.model_dump(exclude={"webhook_secret"})
+    output = request.output
     return {
         "metadata": metadata,
-        "output_config": {**request.output_config.model_dump(),
+        "output_config": {"format": output.format, "quality": output.quality,
+                          "compression": output.compression,
                           "storage": destination.as_options()},
-        "execution_config": {**request.execution_config.model_dump(), "timeout": timeout},
-        "notification_config": notification,
+        "execution_config": request.run.as_options(timeout),
+        "notification_config": request.notify.as_options(),
     }
 
 
-@dataclass(frozen=True)
-class Submission:
-    execution: NewExecution
-    warnings: list[str]
-
-
-def _timeout(request: ExecuteRequest, rules: ValidationRules, tier: Tier) -> int:
+def _timeout(request: SubmitRequest, rules: ValidationRules, tier: Tier) -> int:
     """The execution's timeout: asked for, or else the lower of the tier's timeout_limit and
     max_execution_time; asking for more than either is refused."""
-    asked = request.execution_config.timeout
+    asked = request.run.timeout
     if asked is not None and asked > rules.max_execution_time:
         raise RequestInvalid(
             f"execution_config.timeout {asked}s is above max_execution_time "
@@ -91,75 +89,40 @@ def _timeout(request: ExecuteRequest, rules: ValidationRules, tier: Tier) -> int
     return asked or min(rules.max_execution_time, tier.timeout_limit)
 
 
-class InvalidWebhookUrl(ApiError):
-    status_code = 400
-    error_code = "INVALID_WEBHOOK_URL"
-
-
-def webhook_field(request: ExecuteRequest) -> str:
-    """Where an execution's webhook URL came from: the body's field wins over the header."""
-    if request.notification_config.webhook_url:
-        return "notification_config.webhook_url"
-    return "X-Webhook-URL"
-
-
-async def check_webhook_url(url: str | None, settings: Settings, *, field: str) -> None:
-    """Refuse, before any connection, a webhook URL that is malformed, not https, or that
-    resolves to an address that is not public (unless allowlisted); the 400 names `field`."""
-    if url is None:
-        return
-    try:
-        await check_destination(url, settings.webhook_policy())
-    except UnsafeDestination as exc:
-        raise InvalidWebhookUrl(f"Webhook URL refused ({field}): {exc}",
-                                {"field": field, "webhook_url": url[:2048]}) from exc
-
-
 def _gpu_types(tier: Tier) -> tuple[str, ...] | None:
     allowed = tier.allowed_gpu_types
     return None if allowed is None else tuple(allowed)
 
 
-def new_execution(
-    request: ExecuteRequest,
-    key: ApiKeyRecord,
-    settings: Settings,
-    catalog: NodeCatalog | None,
-    *,
-    tier: Tier,
-    policy: AccessPolicy,
-    webhook_header: str | None,
-    client_id: str | None,
-) -> Submission:
+def _prepared(request: SubmitRequest, rules: ValidationRules, catalog: NodeCatalog | None
+              ) -> PreparedWorkflow:
+    """The workflow validated with its overrides; `batch_size` is one unless named there."""
+    overrides = dict(request.input_overrides)
+    if request.run.batch_size is not None:
+        overrides.setdefault("batch_size", request.run.batch_size)
+    return prepare_workflow(request.workflow, overrides, rules, catalog)
+
+
+def new_execution(request: SubmitRequest, key: ApiKeyRecord, settings: Settings,
+                  catalog: NodeCatalog | None, *, tier: Tier, policy: AccessPolicy
+                  ) -> Submission:
+    """The execution `request` asks for, or the ApiError of the first thing wrong with it."""
     execution_id = new_execution_id()
     destination = _destination(request, execution_id, settings)
     rules = settings.validation_rules()
     timeout = _timeout(request, rules, tier)
-    overrides = dict(request.input_overrides)
-    if request.execution_config.batch_size is not None:
-        overrides.setdefault("batch_size", request.execution_config.batch_size)
-    prepared = prepare_workflow(request.workflow, overrides, rules, catalog)
+    prepared = _prepared(request, rules, catalog)
     graph = prepared.graph
     check_models(graph, tier, policy)
-    config = request.execution_config
-    retries = config.retry_attempts
-    if retries is None:
-        retries = settings.default_retry_attempts
+    retries = request.run.retry_attempts
     execution = NewExecution(
-        id=execution_id,
-        api_key_id=key.id,
-        priority=config.priority,
-        workflow=graph,
+        id=execution_id, api_key_id=key.id, priority=request.run.priority, workflow=graph,
         options=_options(request, prepared.metadata, timeout, destination),
-        signature=workflow_signature(graph),
-        webhook_url=request.notification_config.webhook_url or webhook_header,
-        client_id=client_id,
-        submitted_at=time.time(),
-        max_attempts=1 + retries,
-        total_nodes=len(graph),
-        webhook_secret=request.notification_config.webhook_secret,
+        signature=workflow_signature(graph), webhook_url=request.webhook_url,
+        client_id=request.client_id, submitted_at=time.time(),
+        max_attempts=1 + (settings.default_retry_attempts if retries is None else retries),
+        total_nodes=len(graph), webhook_secret=request.notify.webhook_secret,
         webhook_max_retries=settings.webhook_max_retries,
-        required_models=required_models(graph),
-        allowed_gpu_types=_gpu_types(tier),
+        required_models=required_models(graph), allowed_gpu_types=_gpu_types(tier),
     )
     return Submission(execution, prepared.warnings)

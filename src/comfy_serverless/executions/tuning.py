@@ -10,16 +10,16 @@ claims it decides (engine/comfyui/tuning.py): it fails the execution with
 
 from __future__ import annotations
 
-from comfy_serverless.api.schemas import ExecutionConfig
 from comfy_serverless.engine.comfyui.stats import has_gpu
 from comfy_serverless.engine.comfyui.tuning import EngineTuning
+from comfy_serverless.executions.requests import RunRequest
 from comfy_serverless.executions.submission import FeatureUnavailable
 from comfy_serverless.store.store import Store
 
 __all__ = ["refuse_unavailable_tuning"]
 
 
-async def refuse_unavailable_tuning(config: ExecutionConfig, store: Store,
+async def refuse_unavailable_tuning(config: RunRequest, store: Store,
                                     live_since: float) -> None:
     tuning = EngineTuning(config.gpu_memory_fraction, config.enable_optimization)
     refusal = tuning.unavailable(gpu=False, hooks=True)

@@ -13,7 +13,14 @@ from typing import Protocol
 from comfy_serverless.errors import StorageError
 from comfy_serverless.store.records import OutputRecord
 
-__all__ = ["OutputStorage", "StoredLocation", "delete_quietly", "location_of"]
+__all__ = [
+    "OutputStorage",
+    "StoredLocation",
+    "absolute_url",
+    "delete_quietly",
+    "download_url",
+    "location_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +70,16 @@ def location_of(output: OutputRecord) -> StoredLocation:
     """Where a recorded output is stored."""
     return StoredLocation(output.storage_provider, output.storage_key, output.storage_bucket,
                           output.public_access)
+
+
+def absolute_url(base_url: str, url: str) -> str:
+    """A storage URL as clients fetch it: signed local paths get the API's base URL."""
+    return url if "://" in url else base_url.rstrip("/") + url
+
+
+async def download_url(storage: OutputStorage, output: OutputRecord, *, base_url: str,
+                       expires: int) -> str:
+    """The URL a client (or a webhook receiver) downloads a recorded output from, valid
+    until `expires`: results, the event stream and webhook payloads all link it this way."""
+    path = await storage.download_path(location_of(output), expires)
+    return absolute_url(base_url, path)

@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 import httpx
 
 from comfy_serverless.background import BackgroundService
-from comfy_serverless.executions.costs import Prices
-from comfy_serverless.executions.views import absolute_url
+from comfy_serverless.costs import Prices
 from comfy_serverless.logs import execution_context
-from comfy_serverless.storage.base import OutputStorage, location_of
+from comfy_serverless.storage.base import OutputStorage, download_url
 from comfy_serverless.store.records import OutputRecord, WebhookEvent
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.outbound import (
@@ -180,10 +179,9 @@ class WebhookDispatcher(BackgroundService):
         return json.loads(frozen)
 
     async def _output_url(self, output: OutputRecord) -> str:
-        location = location_of(output)
         expires = int(time.time()) + self._config.signed_url_ttl
-        path = await self._storage.download_path(location, expires)
-        return absolute_url(self._config.base_url, path)
+        return await download_url(self._storage, output, base_url=self._config.base_url,
+                                  expires=expires)
 
     # ------------------------------------------------------------------ HTTP
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from comfy_serverless.executions.costs import Prices, cost_breakdown
+from comfy_serverless.costs import Prices, cost_breakdown
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord, WebhookEvent
 from comfy_serverless.timefmt import utc_iso
 

@@ -17,6 +17,9 @@ is an UnsafeDestination, never a crash. Numeric host spellings (`2130706433`, `0
 caller connects to exactly those (see `outbound.py`) and a second DNS answer (rebinding)
 can never point the connection elsewhere. Nothing here ever connects anywhere.
 
+`check_webhook_url` is the one check of a webhook URL a client gives (an execution's, at
+submit, and a registered endpoint's): its refusal is the API's 400 INVALID_WEBHOOK_URL.
+
 A lookup runs in this module's own bounded thread pool (`_RESOLVER_THREADS`), never in the
 event loop's default one (which also serves storage and output conversion), and within
 `policy.resolve_timeout`: a tenant's name server that never answers makes its own URLs fail
@@ -37,8 +40,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["CheckedUrl", "IPAddress", "OutboundUrl", "UnsafeDestination", "WebhookPolicy",
-           "check_destination", "destination_of", "is_public", "parse_url"]
+from comfy_serverless.errors import ApiError
+
+__all__ = ["CheckedUrl", "IPAddress", "InvalidWebhookUrl", "OutboundUrl", "UnsafeDestination",
+           "WebhookPolicy", "check_destination", "check_webhook_url", "destination_of",
+           "is_public", "parse_url"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -246,3 +252,20 @@ async def check_destination(url: str, policy: WebhookPolicy) -> CheckedUrl:
                 f"the host {target.host!r} resolves to {address}, an internal address (not "
                 "a public one by the IANA registries)")
     return CheckedUrl(target, tuple(addresses))
+
+
+class InvalidWebhookUrl(ApiError):
+    status_code = 400
+    error_code = "INVALID_WEBHOOK_URL"
+
+
+async def check_webhook_url(url: str | None, policy: WebhookPolicy, *, field: str) -> None:
+    """Refuse, before any connection, a webhook URL that is malformed, not https, or that
+    resolves to an address that is not public (unless allowlisted); the 400 names `field`."""
+    if url is None:
+        return
+    try:
+        await check_destination(url, policy)
+    except UnsafeDestination as exc:
+        raise InvalidWebhookUrl(f"Webhook URL refused ({field}): {exc}",
+                                {"field": field, "webhook_url": url[:2048]}) from exc

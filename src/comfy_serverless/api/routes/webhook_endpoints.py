@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from comfy_serverless.api.deps import SecretKey, ServicesDep
 from comfy_serverless.errors import ApiError, RequestInvalid
-from comfy_serverless.executions.submission import check_webhook_url
 from comfy_serverless.timefmt import utc_iso
+from comfy_serverless.webhooks.ssrf import check_webhook_url
 from comfy_serverless.webhooks.system_events import SYSTEM_EVENTS
 
 __all__ = ["router"]
@@ -51,7 +51,7 @@ async def register(body: EndpointCreate, key: SecretKey, services: ServicesDep
     if unknown:
         raise RequestInvalid(f"Unknown event types: {', '.join(unknown)}",
                        {"unknown": unknown, "supported": [*SYSTEM_EVENTS, "*"]})
-    await check_webhook_url(body.url, services.settings, field="url")
+    await check_webhook_url(body.url, services.settings.webhook_policy(), field="url")
     most = services.settings.webhook_max_endpoints_per_key
     endpoint_id = await services.store.webhooks.register(key.id, body.url, body.secret,
                                                          body.events, most)

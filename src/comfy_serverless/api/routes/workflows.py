@@ -5,41 +5,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from comfy_serverless.access.admission import (
-    admission_limits,
-    idempotency_claim,
-    limit_refusal,
-    reused_key,
-)
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest, error_responses
 from comfy_serverless.api.sync_mode import answer_preferring_wait
 from comfy_serverless.api.urls import public_base_url
+from comfy_serverless.costs import cost_breakdown
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
-from comfy_serverless.executions.costs import cost_breakdown
-from comfy_serverless.executions.expiry import raise_if_expired
-from comfy_serverless.executions.submission import (
-    check_webhook_url,
-    new_execution,
-    webhook_field,
+from comfy_serverless.executions.bodies import (
+    accepted_body,
+    cancelled_body,
+    output_body,
+    replay_body,
+    results_body,
+    status_body,
 )
-from comfy_serverless.executions.tuning import refuse_unavailable_tuning
-from comfy_serverless.executions.views import (
-    accepted_view,
-    cancelled_view,
-    output_view,
-    replay_view,
-    results_view,
-    status_view,
+from comfy_serverless.executions.expiry import raise_if_expired
+from comfy_serverless.executions.requests import (
+    Idempotency,
+    NotifyRequest,
+    OutputRequest,
+    RunRequest,
+    SubmitRequest,
+)
+from comfy_serverless.executions.submitter import (
+    SubmitAccepted,
+    SubmitOutcome,
+    SubmitRefused,
+    SubmitReplayed,
 )
 from comfy_serverless.services import Services
-from comfy_serverless.store.access import Admitted, IdempotencyClaim, LimitReached, Replayed
 from comfy_serverless.store.records import ApiKeyRecord, ExecutionRecord, OutputRecord
 
 __all__ = ["router"]
@@ -51,8 +50,6 @@ MAX_CLIENT_ID_LENGTH = 256
 # `GET …/results?wait=N` holds the request up to N seconds for the execution to end.
 MAX_WAIT_SECONDS = 60.0
 _WAIT_POLL_SECONDS = 0.25
-# Retry-After for a full queue, or a slot whose end nothing can estimate yet.
-_QUEUE_RETRY_SECONDS = 30.0
 
 
 class ExecutionAlreadyFinished(ApiError):
@@ -84,76 +81,51 @@ async def execute(
     idempotency_key: Annotated[str | None, Header()] = None,
     prefer: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    def answer(accepted: JSONResponse) -> Awaitable[JSONResponse]:  # Prefer: wait=N
-        return answer_preferring_wait(accepted, prefer, lambda execution_id, wait: results(
-            request, execution_id, key, services, wait=wait))
-
-    now = time.time()
-    claim = idempotency_claim(
-        x_request_id, idempotency_key,
-        [body.model_dump(mode="json"), x_webhook_url, x_client_id], now)
-    if claim is not None and (replay := await _replay(services, key, claim)) is not None:
-        return await answer(replay)
-    tier = services.access.limits(key)
-    catalog = await services.catalogs.current()
-    submission = new_execution(body, key, services.settings, catalog,
-                               tier=tier, policy=services.access.policy,
-                               webhook_header=x_webhook_url, client_id=x_client_id)
-    await check_webhook_url(submission.execution.webhook_url, services.settings,
-                            field=webhook_field(body))
-    await refuse_unavailable_tuning(body.execution_config, services.store,
-                                    now - services.settings.live_window())
-    execution = await services.inputs.stage(submission.execution, catalog)
-    admission = await services.store.access.admit(execution, admission_limits(tier, now), claim)
-    if not isinstance(admission, Admitted):
-        await services.inputs.discard(execution)
-    if isinstance(admission, LimitReached):
-        raise limit_refusal(admission, tier, await _retry_after(services, key, admission),
-                            upgrade_url=services.settings.upgrade_url)
-    if isinstance(admission, Replayed):
-        assert claim is not None
-        return await answer(await _replayed(services, key, claim, admission))
-    services.signals.work_available()
-    estimate = await services.estimator.estimate(execution.as_queued())
-    view = accepted_view(execution, estimate)
-    if submission.warnings:
-        view["warnings"] = submission.warnings
-    return await answer(JSONResponse(view, status_code=202))
+    identity = Idempotency(x_request_id, idempotency_key,
+                           [body.model_dump(mode="json"), x_webhook_url, x_client_id])
+    outcome = await services.submitter.submit(
+        _submit_request(body, identity, webhook_header=x_webhook_url, client_id=x_client_id),
+        key)
+    return await answer_preferring_wait(
+        _submit_answer(outcome), prefer,  # Prefer: wait=N
+        lambda execution_id, wait: results(request, execution_id, key, services, wait=wait))
 
 
-async def _replay(services: Services, key: ApiKeyRecord, claim: IdempotencyClaim
-                  ) -> JSONResponse | None:
-    """The fast path for a retried request: its execution, without validating it again."""
-    found = await services.store.access.idempotent_execution(key.id, claim)
-    return None if found is None else await _replayed(services, key, claim, found)
+def _submit_request(body: ExecuteRequest, identity: Idempotency, *, webhook_header: str | None,
+                    client_id: str | None) -> SubmitRequest:
+    """The body and headers of a submit in the domain's terms, for the Submitter."""
+    output, run, notify = body.output_config, body.execution_config, body.notification_config
+    return SubmitRequest(
+        workflow=body.workflow, input_overrides=body.input_overrides,
+        output=OutputRequest(output.format, output.quality, output.compression,
+                             output.storage.model_dump(exclude_unset=True)),
+        run=RunRequest(run.priority, run.timeout, run.gpu_memory_fraction, run.batch_size,
+                       run.enable_optimization, run.retry_attempts),
+        notify=NotifyRequest(notify.webhook_url, notify.webhook_secret,
+                             notify.include_progress, notify.include_intermediate),
+        webhook_header=webhook_header, client_id=client_id, idempotency=identity)
 
 
-async def _replayed(services: Services, key: ApiKeyRecord, claim: IdempotencyClaim,
-                    replay: Replayed) -> JSONResponse:
-    if not replay.same_request:
-        raise reused_key(claim, replay.execution_id)
-    execution = await _owned(services, replay.execution_id, key)
-    view = replay_view(execution, await services.estimator.estimate(execution))
-    return JSONResponse(view, status_code=202, headers={"Idempotent-Replayed": "true"})
-
-
-async def _retry_after(services: Services, key: ApiKeyRecord, reached: LimitReached) -> float:
-    """When a slot should free up: the soonest estimated end of the key's executions."""
-    if reached.limit != "concurrent_executions":
-        return _QUEUE_RETRY_SECONDS
-    now = time.time()
-    # The soonest ends are among the running ones, listed first: a few estimates suffice.
-    ends = [estimate.completion_time
-            for execution in await services.store.access.unfinished(key.id, limit=3)
-            if (estimate := await services.estimator.estimate(execution)).completion_time]
-    return max(1.0, min(ends) - now) if ends else _QUEUE_RETRY_SECONDS
+def _submit_answer(outcome: SubmitOutcome) -> JSONResponse:
+    """The 202 of an accepted or replayed submit; a refusal is raised as its error."""
+    match outcome:
+        case SubmitRefused(error=error):
+            raise error
+        case SubmitReplayed(execution=execution, estimate=estimate):
+            return JSONResponse(replay_body(execution, estimate), status_code=202,
+                                headers={"Idempotent-Replayed": "true"})
+        case SubmitAccepted(execution=execution, estimate=estimate, warnings=warnings):
+            body = accepted_body(execution, estimate)
+            if warnings:
+                body["warnings"] = warnings
+            return JSONResponse(body, status_code=202)
 
 
 @router.get("/{execution_id}/status")
 async def status(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
     log = await services.store.events(execution.id)
-    return status_view(execution, log, await services.estimator.estimate(execution))
+    return status_body(execution, log, await services.estimator.estimate(execution))
 
 
 @router.delete("/{execution_id}/cancel", responses=error_responses(409))
@@ -169,7 +141,7 @@ async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> d
     services.signals.cancelled(cancelled.id)
     if execution.status == "queued":
         await services.inputs.discard(execution)
-    return cancelled_view(cancelled)
+    return cancelled_body(cancelled)
 
 
 @router.get("/{execution_id}/results", responses=error_responses(409, 410, 413, 502))
@@ -197,11 +169,11 @@ async def results(
     base_url = public_base_url(request.scope)
     expires = int(time.time()) + services.settings.signed_url_ttl
     views = [
-        (output.intermediate, await output_view(output, services.storages, base_url=base_url,
+        (output.intermediate, await output_body(output, services.storages, base_url=base_url,
                                                 expires=expires, inline=inline))
         for output in outputs
     ]
-    body = results_view(
+    body = results_body(
         execution,
         [view for intermediate, view in views if not intermediate],
         [view for intermediate, view in views if intermediate],

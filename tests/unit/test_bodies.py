@@ -1,17 +1,17 @@
-"""Result views of outputs: their download URLs, signed through the storage seam."""
+"""Result bodies of outputs: their download URLs, signed through the storage seam."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from comfy_serverless.executions.views import output_view
+from comfy_serverless.executions.bodies import output_body
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.records import OutputRecord
 
 
-async def test_an_output_view_carries_an_absolute_signed_url(tmp_path: Path) -> None:
+async def test_an_output_body_carries_an_absolute_signed_url(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
     output = OutputRecord(
         id="out_1", execution_id="exec_1", node_id="9", output_type="IMAGE",
@@ -19,8 +19,8 @@ async def test_an_output_view_carries_an_absolute_signed_url(tmp_path: Path) -> 
         width=2, height=3, format="PNG", storage_provider="local", storage_bucket=None,
         storage_key="outputs/exec_1/a.png", created_at=time.time())
     expires = int(time.time()) + 60
-    view = await output_view(output, storage, base_url="https://api.example.com/",
+    body = await output_body(output, storage, base_url="https://api.example.com/",
                              expires=expires, inline=False)
-    assert view["storage"]["url"].startswith(
+    assert body["storage"]["url"].startswith(
         "https://api.example.com/files/outputs/exec_1/a.png?")
-    assert view["file_info"]["dimensions"] == "2x3"
+    assert body["file_info"]["dimensions"] == "2x3"

@@ -1,4 +1,5 @@
-"""The spec's response bodies, built from store records."""
+"""The spec's response bodies (execute, status, cancel, results), built from store records:
+the routes, the event stream and the queue summary answer with these."""
 
 from __future__ import annotations
 
@@ -7,17 +8,18 @@ import time
 from typing import Any
 
 from comfy_serverless.executions.estimates import Estimate
-from comfy_serverless.storage.base import OutputStorage, location_of
+from comfy_serverless.storage.base import OutputStorage, download_url, location_of
 from comfy_serverless.store.records import ExecutionRecord, LogEntry, NewExecution, OutputRecord
 from comfy_serverless.timefmt import utc_iso
 
 __all__ = [
-    "accepted_view",
-    "cancelled_view",
-    "output_view",
-    "replay_view",
-    "results_view",
-    "status_view",
+    "accepted_body",
+    "cancelled_body",
+    "output_body",
+    "replay_body",
+    "results_body",
+    "rounded_seconds",
+    "status_body",
 ]
 
 
@@ -32,25 +34,25 @@ def rounded_seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def accepted_view(execution: NewExecution | ExecutionRecord, estimate: Estimate) -> dict[str, Any]:
+def accepted_body(execution: NewExecution | ExecutionRecord, estimate: Estimate) -> dict[str, Any]:
     return {
         "status": "accepted",
         **_accepted_fields(execution, estimate),
     }
 
 
-def replay_view(execution: ExecutionRecord, estimate: Estimate) -> dict[str, Any]:
+def replay_body(execution: ExecutionRecord, estimate: Estimate) -> dict[str, Any]:
     """An idempotent replay's answer: the first answer's fields, with the execution's status
     now ("accepted" while it is still queued). A finished execution's estimated_duration is
     what it took (null if it never ran), so every replay of it answers the same."""
-    view = _accepted_fields(execution, estimate)
+    body = _accepted_fields(execution, estimate)
     if execution.is_finished:
         ran = (execution.finished_at - execution.started_at
                if execution.started_at is not None and execution.finished_at is not None
                else None)
-        view["estimated_duration"] = rounded_seconds(ran)
+        body["estimated_duration"] = rounded_seconds(ran)
     status = "accepted" if execution.status == "queued" else execution.status
-    return {"status": status, **view}
+    return {"status": status, **body}
 
 
 def _accepted_fields(execution: NewExecution | ExecutionRecord, estimate: Estimate
@@ -66,16 +68,16 @@ def _accepted_fields(execution: NewExecution | ExecutionRecord, estimate: Estima
     }
 
 
-def _log_view(entry: LogEntry) -> dict[str, Any]:
-    view: dict[str, Any] = {
+def _log_entry_body(entry: LogEntry) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "timestamp": utc_iso(entry.at),
         "event": entry.event,
         "node_id": entry.node_id,
         "message": entry.message,
     }
     if entry.details:
-        view["details"] = entry.details
-    return view
+        body["details"] = entry.details
+    return body
 
 
 def _remaining(execution: ExecutionRecord, estimate: Estimate) -> float | None:
@@ -86,10 +88,10 @@ def _remaining(execution: ExecutionRecord, estimate: Estimate) -> float | None:
     return rounded_seconds(max(0.0, estimate.completion_time - time.time()))
 
 
-def status_view(
+def status_body(
     execution: ExecutionRecord, log: list[LogEntry], estimate: Estimate
 ) -> dict[str, Any]:
-    view: dict[str, Any] = {
+    body: dict[str, Any] = {
         "execution_id": execution.id,
         "status": execution.status,
         "client_id": execution.client_id,
@@ -106,7 +108,7 @@ def status_view(
         "estimated_remaining": _remaining(execution, estimate),
         "attempt": execution.attempt,
         "resource_allocation": execution.resource_allocation,
-        "execution_log": [_log_view(entry) for entry in log],
+        "execution_log": [_log_entry_body(entry) for entry in log],
         "metrics": {
             "total_nodes": execution.total_nodes,
             "completed_nodes": execution.completed_nodes,
@@ -116,13 +118,13 @@ def status_view(
         },
     }
     if execution.status == "queued":
-        view["queue_position"] = estimate.queue_position
+        body["queue_position"] = estimate.queue_position
     if execution.error is not None:
-        view["error"] = execution.error
-    return view
+        body["error"] = execution.error
+    return body
 
 
-def cancelled_view(execution: ExecutionRecord) -> dict[str, Any]:
+def cancelled_body(execution: ExecutionRecord) -> dict[str, Any]:
     return {
         "status": "cancelled",
         "execution_id": execution.id,
@@ -137,14 +139,13 @@ def cancelled_view(execution: ExecutionRecord) -> dict[str, Any]:
     }
 
 
-async def output_view(
+async def output_body(
     output: OutputRecord, storage: OutputStorage, *, base_url: str, expires: int,
     inline: bool,
 ) -> dict[str, Any]:
-    location = location_of(output)
-    url = absolute_url(base_url, await storage.download_path(location, expires))
+    url = await download_url(storage, output, base_url=base_url, expires=expires)
     dimensions = f"{output.width}x{output.height}" if output.width and output.height else None
-    view: dict[str, Any] = {
+    body: dict[str, Any] = {
         "node_id": output.node_id,
         "output_type": output.output_type,
         "file_info": {
@@ -165,15 +166,10 @@ async def output_view(
         },
     }
     if inline:
-        data = await storage.read_bytes(location)
-        view["data"] = base64.b64encode(data).decode()
-        view["encoding"] = "base64"
-    return view
-
-
-def absolute_url(base_url: str, url: str) -> str:
-    """A storage URL as clients fetch it: signed local paths get the API's base URL."""
-    return url if "://" in url else base_url.rstrip("/") + url
+        data = await storage.read_bytes(location_of(output))
+        body["data"] = base64.b64encode(data).decode()
+        body["encoding"] = "base64"
+    return body
 
 
 def _model_used(workflow: dict[str, Any]) -> str | None:
@@ -193,7 +189,7 @@ def _seed(workflow: dict[str, Any]) -> int | None:
     return None
 
 
-def results_view(
+def results_body(
     execution: ExecutionRecord, outputs: list[dict[str, Any]],
     intermediate: list[dict[str, Any]], *, include_metadata: bool,
     cost_breakdown: dict[str, Any] | None = None,

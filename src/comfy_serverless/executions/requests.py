@@ -1,0 +1,98 @@
+"""What a client asks to run, in the domain's terms: the Submitter's input.
+
+The HTTP layer parses and bounds the body (api/schemas.py) and builds a SubmitRequest from
+it and the request's headers; nothing below the API knows the HTTP schema. Each part keeps
+its fields in the order the spec lists them, since the execution's stored options are
+written from them in that order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Idempotency",
+    "NotifyRequest",
+    "OutputRequest",
+    "RunRequest",
+    "SubmitRequest",
+]
+
+
+@dataclass(frozen=True)
+class OutputRequest:
+    """The body's `output_config`: the files' format, and where they go."""
+
+    format: str
+    quality: int
+    compression: str | None
+    # Only the storage fields the client set: the ones left out take the server's defaults.
+    storage: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """The body's `execution_config`: how the execution runs."""
+
+    priority: int
+    timeout: int | None
+    gpu_memory_fraction: float | None
+    batch_size: int | None
+    enable_optimization: bool
+    retry_attempts: int | None
+
+    def as_options(self, timeout: int) -> dict[str, Any]:
+        """As the execution's options store it, with the timeout it was given."""
+        return {**dataclasses.asdict(self), "timeout": timeout}
+
+
+@dataclass(frozen=True)
+class NotifyRequest:
+    """The body's `notification_config`: the execution's webhook and what it reports."""
+
+    webhook_url: str | None
+    webhook_secret: str | None
+    include_progress: bool
+    include_intermediate: bool
+
+    def as_options(self) -> dict[str, Any]:
+        """As the execution's options store it: everything but the secret."""
+        return {"webhook_url": self.webhook_url, "include_progress": self.include_progress,
+                "include_intermediate": self.include_intermediate}
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """The request id a retry repeats (X-Request-ID, or its alias Idempotency-Key), and
+    `fingerprint`: what makes two requests the same request (the body and the headers
+    that shape the execution), compared when a request id comes back."""
+
+    request_id: str | None
+    alias: str | None
+    fingerprint: object
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    workflow: dict[str, Any]
+    input_overrides: Mapping[str, Any]
+    output: OutputRequest
+    run: RunRequest
+    notify: NotifyRequest
+    webhook_header: str | None  # X-Webhook-URL, used when the body names no webhook
+    client_id: str | None
+    idempotency: Idempotency
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self.notify.webhook_url or self.webhook_header
+
+    @property
+    def webhook_field(self) -> str:
+        """Where the webhook URL came from, for a refusal to name: the body's field wins."""
+        if self.notify.webhook_url:
+            return "notification_config.webhook_url"
+        return "X-Webhook-URL"
