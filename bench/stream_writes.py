@@ -32,20 +32,20 @@ async def _drop_triggers(store: Store) -> None:
     for table, names in _TRIGGERS.items():
         for name in names:
             suffix = f" ON {table}" if store.dialect == "postgres" else ""
-            await store._db.execute(f"DROP TRIGGER {name}{suffix}")  # a bench-only change
+            await store.connector.execute(f"DROP TRIGGER {name}{suffix}")  # a bench-only change
 
 
 async def _one_execution(store: Store, key: ApiKeyRecord) -> float:
     started = time.perf_counter()
     execution_id = await _submit(store, key)
-    claimed = await store.claim_next("bench-worker", 30)
+    claimed = await store.claims.claim_next("bench-worker", 30)
     assert claimed is not None
     for step in range(1, 6):
         snapshot = ProgressSnapshot(step / 6, "KSampler", "3", step, 5, 0)
-        await store.record_progress(claimed.lease, snapshot,
+        await store.claims.record_progress(claimed.lease, snapshot,
                                     [LogEntry(time.time(), "step", "3", f"step {step}")])
     done = ProgressSnapshot(1.0, None, None, 5, 5, 1)
-    assert await store.complete(claimed.lease, [_output(execution_id, 1)], done, 1.0)
+    assert await store.claims.complete(claimed.lease, [_output(execution_id, 1)], done, 1.0)
     return time.perf_counter() - started
 
 

@@ -28,7 +28,7 @@ GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
 
 async def _key(store: Store) -> ApiKeyRecord:
     issued = issue_key("secret", "basic")
-    await store.create_api_key(issued.record)
+    await store.access.create_api_key(issued.record)
     return issued.record
 
 
@@ -39,7 +39,7 @@ async def _submit(store: Store, key: ApiKeyRecord, *, priority: int = 5,
         options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
         submitted_at=submitted_at or time.time(), max_attempts=max_attempts, total_nodes=1,
     )
-    await store.create_execution(execution)
+    await store.executions.create_execution(execution)
     return execution.id
 
 
@@ -49,10 +49,10 @@ async def test_migrations_apply_once(store: Store) -> None:
 
 async def test_api_key_round_trip(store: Store) -> None:
     key = await _key(store)
-    found = await store.api_key_by_prefix(key.prefix)
+    found = await store.access.api_key_by_prefix(key.prefix)
     assert found == key
-    await store.touch_api_key(key.id, 123.0)
-    touched = await store.api_key_by_prefix(key.prefix)
+    await store.access.touch_api_key(key.id, 123.0)
+    touched = await store.access.api_key_by_prefix(key.prefix)
     assert touched is not None
     assert touched.last_used_at == 123.0
 
@@ -63,7 +63,7 @@ async def test_claim_order_is_priority_then_submission(store: Store) -> None:
     low = await _submit(store, key, priority=1, submitted_at=now - 30)
     first_high = await _submit(store, key, priority=9, submitted_at=now - 20)
     second_high = await _submit(store, key, priority=9, submitted_at=now - 10)
-    claimed = [await store.claim_next("w1", 30) for _ in range(4)]
+    claimed = [await store.claims.claim_next("w1", 30) for _ in range(4)]
     assert [c.id if c else None for c in claimed] == [first_high, second_high, low, None]
     assert all(c.status == "processing" and c.attempt == 1 for c in claimed if c)
 
@@ -75,16 +75,16 @@ async def test_queue_position_follows_claim_order(store: Store) -> None:
            for i, p in enumerate([5, 10, 5])]
     positions = []
     for execution_id in ids:
-        execution = await store.execution(execution_id)
+        execution = await store.executions.execution(execution_id)
         assert execution is not None
-        positions.append(await store.queue_position(execution))
+        positions.append(await store.executions.queue_position(execution))
     assert positions == [2, 1, 3]
 
 
 async def test_concurrent_claims_take_each_job_once(store: Store) -> None:
     key = await _key(store)
     submitted = {await _submit(store, key) for _ in range(5)}
-    claims = await asyncio.gather(*(store.claim_next(f"w{i}", 30) for i in range(10)))
+    claims = await asyncio.gather(*(store.claims.claim_next(f"w{i}", 30) for i in range(10)))
     claimed = [c.id for c in claims if c is not None]
     assert sorted(claimed) == sorted(submitted)
 
@@ -92,35 +92,37 @@ async def test_concurrent_claims_take_each_job_once(store: Store) -> None:
 async def test_cancel_guards_every_later_worker_write(store: Store) -> None:
     key = await _key(store)
     execution_id = await _submit(store, key)
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
-    cancelled = await store.cancel(execution_id, key.id, "user_requested", time.time())
+    cancelled = await store.executions.cancel(execution_id, key.id, "user_requested", time.time())
     assert cancelled is not None
     assert cancelled.status == "cancelled"
     lease = claimed.lease
     snapshot = ProgressSnapshot(0.5, "KSampler", "3", 1, 2, 0)
-    assert not await store.record_progress(lease, snapshot)
-    assert not await store.complete(lease, [], snapshot, 1.0)
-    assert not await store.fail(lease, {"message": "x"}, 1.0)
-    assert not await store.still_owns(lease)
-    final = await store.execution(execution_id)
+    assert not await store.claims.record_progress(lease, snapshot)
+    assert not await store.claims.complete(lease, [], snapshot, 1.0)
+    assert not await store.claims.fail(lease, {"message": "x"}, 1.0)
+    assert not await store.claims.still_owns(lease)
+    final = await store.executions.execution(execution_id)
     assert final is not None
     assert final.status == "cancelled"
-    assert await store.cancel(execution_id, key.id, "user_requested", time.time()) is None
+    assert await store.executions.cancel(execution_id, key.id, "user_requested",
+                                         time.time()) is None
 
 
 async def test_cancel_is_scoped_to_the_owning_key(store: Store) -> None:
     owner, other = await _key(store), await _key(store)
     execution_id = await _submit(store, owner)
-    assert await store.cancel(execution_id, other.id, "user_requested", time.time()) is None
-    assert await store.execution_for_key(execution_id, other.id) is None
-    assert await store.execution_for_key(execution_id, owner.id) is not None
+    assert await store.executions.cancel(execution_id, other.id, "user_requested",
+                                         time.time()) is None
+    assert await store.executions.execution_for_key(execution_id, other.id) is None
+    assert await store.executions.execution_for_key(execution_id, owner.id) is not None
 
 
 async def test_complete_records_outputs_and_log_together(store: Store) -> None:
     key = await _key(store)
     execution_id = await _submit(store, key)
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     output = OutputRecord(
         id="out_1", execution_id=execution_id, node_id="9", output_type="IMAGE",
@@ -130,29 +132,29 @@ async def test_complete_records_outputs_and_log_together(store: Store) -> None:
     )
     done = ProgressSnapshot(1.0, None, None, 20, 20, 1)
     log = [LogEntry(time.time(), "node_completed", "9", "SaveImage completed", {"d": 1})]
-    assert await store.complete(claimed.lease, [output], done, 2.5, log)
-    final = await store.execution(execution_id)
+    assert await store.claims.complete(claimed.lease, [output], done, 2.5, log)
+    final = await store.executions.execution(execution_id)
     assert final is not None
     assert (final.status, final.progress, final.completed_nodes, final.gpu_time) == (
         "completed", 1.0, 1, 2.5)
-    assert await store.outputs(execution_id) == [output]
-    events = [entry.event for entry in await store.events(execution_id)]
+    assert await store.executions.outputs(execution_id) == [output]
+    events = [entry.event for entry in await store.executions.events(execution_id)]
     assert events == ["execution_queued", "node_completed"]
 
 
 async def test_requeue_waits_for_not_before_and_counts_attempts(store: Store) -> None:
     key = await _key(store)
     execution_id = await _submit(store, key, max_attempts=3)
-    first = await store.claim_next("w1", 30)
+    first = await store.claims.claim_next("w1", 30)
     assert first is not None
-    assert await store.requeue(first.lease, {"message": "engine lost"}, time.time() - 1)
-    assert await store.requeue(first.lease, {}, 0) is False, "a lease is used once"
-    second = await store.claim_next("w2", 30)
+    assert await store.claims.requeue(first.lease, {"message": "engine lost"}, time.time() - 1)
+    assert await store.claims.requeue(first.lease, {}, 0) is False, "a lease is used once"
+    second = await store.claims.claim_next("w2", 30)
     assert second is not None
     assert (second.id, second.attempt) == (execution_id, 2)
-    assert await store.requeue(second.lease, {"message": "again"}, time.time() + 60)
-    assert await store.claim_next("w3", 30) is None, "not before its backoff has passed"
-    waiting = await store.execution(execution_id)
+    assert await store.claims.requeue(second.lease, {"message": "again"}, time.time() + 60)
+    assert await store.claims.claim_next("w3", 30) is None, "not before its backoff has passed"
+    waiting = await store.executions.execution(execution_id)
     assert waiting is not None
     assert waiting.status == "queued"
     assert waiting.error == {"message": "again"}
@@ -161,7 +163,7 @@ async def test_requeue_waits_for_not_before_and_counts_attempts(store: Store) ->
 async def _claimed_by_w1(store: Store) -> ExecutionRecord:
     """A new execution, claimed by worker w1."""
     await _submit(store, await _key(store))
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     return claimed
 
@@ -169,34 +171,35 @@ async def _claimed_by_w1(store: Store) -> ExecutionRecord:
 async def test_progress_is_written_only_by_the_lease_holder(store: Store) -> None:
     claimed = await _claimed_by_w1(store)
     snapshot = ProgressSnapshot(0.25, "KSampler", "3", 5, 20, 1)
-    assert await store.record_progress(claimed.lease, snapshot)
+    assert await store.claims.record_progress(claimed.lease, snapshot)
     stranger = type(claimed.lease)(claimed.id, "w2", claimed.attempt)
-    assert not await store.record_progress(stranger, snapshot)
-    assert await store.renew_lease(claimed.lease, 30)
-    assert not await store.renew_lease(stranger, 30)
-    current = await store.execution(claimed.id)
+    assert not await store.claims.record_progress(stranger, snapshot)
+    assert await store.claims.renew_lease(claimed.lease, 30)
+    assert not await store.claims.renew_lease(stranger, 30)
+    current = await store.executions.execution(claimed.id)
     assert current is not None
     assert (current.progress, current.current_node, current.current_step) == (0.25, "KSampler", 5)
 
 
 async def test_average_processing_time_by_signature(store: Store) -> None:
     key = await _key(store)
-    assert await store.average_processing_time("sig") is None
+    assert await store.metrics.average_processing_time("sig") is None
     await _submit(store, key)
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
-    assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, None, None, 1),
+    assert await store.claims.complete(claimed.lease, [],
+                                       ProgressSnapshot(1, None, None, None, None, 1),
                                 0.1)
-    average = await store.average_processing_time("sig")
+    average = await store.metrics.average_processing_time("sig")
     assert average is not None
     assert average >= 0
-    assert await store.average_processing_time("other") is None
-    assert await store.average_processing_time(None) == average
+    assert await store.metrics.average_processing_time("other") is None
+    assert await store.metrics.average_processing_time(None) == average
 
 
 async def _lease_expired(store: Store, execution_id: str) -> None:
     async def expired() -> bool:
-        leases = await store.expired_leases(time.time())
+        leases = await store.claims.expired_leases(time.time())
         return execution_id in [lease.execution_id for lease in leases]
 
     await wait_for(expired, timeout=5, interval=0.01, what="the lease to expire")
@@ -207,25 +210,25 @@ async def test_an_expired_lease_is_rescued_and_the_zombie_cannot_write(store: St
 
     key = await _key(store)
     execution_id = await _submit(store, key, max_attempts=2)
-    zombie = await store.claim_next("w-dead", 0.05)
+    zombie = await store.claims.claim_next("w-dead", 0.05)
     assert zombie is not None
     alive = await _submit(store, key)
-    healthy = await store.claim_next("w-alive", 60)
+    healthy = await store.claims.claim_next("w-alive", 60)
     assert healthy is not None
     assert healthy.id == alive
     await _lease_expired(store, zombie.id)
     report = await Rescuer(store).run_once()
     assert (report.requeued, report.failed) == ([execution_id], [])
-    rescued = await store.execution(execution_id)
+    rescued = await store.executions.execution(execution_id)
     assert rescued is not None
     assert rescued.error is not None
     assert rescued.error["details"]["error_type"] == "WORKER_LOST"
     assert rescued.not_before is not None
     snapshot = ProgressSnapshot(1.0, None, None, None, None, 1)
-    assert not await store.record_progress(zombie.lease, snapshot)
-    assert not await store.complete(zombie.lease, [], snapshot, 1.0)
-    assert not await store.renew_lease(zombie.lease, 30)
-    untouched = await store.execution(alive)
+    assert not await store.claims.record_progress(zombie.lease, snapshot)
+    assert not await store.claims.complete(zombie.lease, [], snapshot, 1.0)
+    assert not await store.claims.renew_lease(zombie.lease, 30)
+    untouched = await store.executions.execution(alive)
     assert untouched is not None
     assert untouched.status == "processing"
 
@@ -235,7 +238,7 @@ async def test_a_lease_rescued_with_no_attempts_left_fails(store: Store) -> None
 
     key = await _key(store)
     execution_id = await _submit(store, key, max_attempts=1)
-    assert await store.claim_next("w-dead", 0.01) is not None
+    assert await store.claims.claim_next("w-dead", 0.01) is not None
     await _lease_expired(store, execution_id)
     given_up: list[str] = []
 
@@ -245,21 +248,22 @@ async def test_a_lease_rescued_with_no_attempts_left_fails(store: Store) -> None
     report = await Rescuer(store, on_failed=on_failed).run_once()
     assert report.failed == [execution_id]
     assert given_up == [execution_id], "told, so that its staged inputs can be deleted"
-    failed = await store.execution(execution_id)
+    failed = await store.executions.execution(execution_id)
     assert failed is not None
     assert failed.status == "failed"
     assert failed.error is not None
     assert failed.error["retry_info"]["remaining_retries"] == 0
-    assert "execution_rescued" in [entry.event for entry in await store.events(execution_id)]
+    logged = await store.executions.events(execution_id)
+    assert "execution_rescued" in [entry.event for entry in logged]
 
 
 async def test_hand_back_returns_the_attempt(store: Store) -> None:
     key = await _key(store)
     execution_id = await _submit(store, key)
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
-    assert await store.hand_back(claimed.lease)
-    again = await store.claim_next("w2", 30)
+    assert await store.claims.hand_back(claimed.lease)
+    again = await store.claims.claim_next("w2", 30)
     assert again is not None
     assert (again.id, again.attempt) == (execution_id, 1)
 
@@ -271,7 +275,7 @@ async def test_other_processes_are_woken_on_submit_and_cancel(store: Store) -> N
     key = await _key(store)
     async with store.listen(on_work=woken.set, on_cancel=cancelled.append):
         execution_id = await _submit(store, key)
-        assert await store.cancel(execution_id, key.id, "user_requested", time.time())
+        assert await store.executions.cancel(execution_id, key.id, "user_requested", time.time())
         if store.dialect == "postgres":
             await asyncio.wait_for(woken.wait(), 5)
             await wait_for(lambda: _truthy(cancelled), timeout=5, what="the cancel notification")
@@ -286,7 +290,7 @@ async def test_a_priority_10_submitted_after_20_priority_1_runs_next(store: Stor
     for index in range(20):
         await _submit(store, key, priority=1, submitted_at=now - 100 + index)
     urgent = await _submit(store, key, priority=10, submitted_at=now)
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     assert claimed.id == urgent
 
@@ -296,15 +300,15 @@ async def test_aging_lifts_a_long_waiting_execution_to_the_front(store: Store) -
     now = time.time()
     patient = await _submit(store, key, priority=1, submitted_at=now - 1000)
     fresh = await _submit(store, key, priority=9, submitted_at=now)
-    raised = [await store.age_queued(now, aging_seconds=60) for _ in range(12)]
+    raised = [await store.claims.age_queued(now, aging_seconds=60) for _ in range(12)]
     assert raised == [1] * 9 + [0] * 3, "one level per pass, never past 10"
-    record = await store.execution(patient)
+    record = await store.executions.execution(patient)
     assert record is not None
     assert (record.priority, record.requested_priority) == (10, 1)
-    first = await store.claim_next("w1", 30)
+    first = await store.claims.claim_next("w1", 30)
     assert first is not None
     assert first.id == patient
-    young = await store.execution(fresh)
+    young = await store.executions.execution(fresh)
     assert young is not None
     assert young.priority == 9, "a fresh execution has not aged"
 
@@ -315,17 +319,18 @@ async def test_queue_figures_come_from_the_rows(store: Store) -> None:
     await _submit(store, key, priority=7, submitted_at=now - 20)
     await _submit(store, key, priority=7, submitted_at=now - 10)
     await _submit(store, key, priority=2, submitted_at=now - 4)
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
-    assert await store.queue_totals() == {"queued": 2, "processing": 1}
-    breakdown = await store.queue_breakdown(time.time())
+    assert await store.metrics.queue_totals() == {"queued": 2, "processing": 1}
+    breakdown = await store.metrics.queue_breakdown(time.time())
     assert [(priority, count) for priority, count, _ in breakdown] == [(7, 1), (2, 1)]
-    wait, processing = await store.recent_averages(now - 60)
+    wait, processing = await store.metrics.recent_averages(now - 60)
     assert wait is not None
     assert 19 < wait < 22
     assert processing is None
-    await store.heartbeat_worker(WorkerState("w1", "busy", "T4", {"devices": []}, claimed.id))
-    [worker] = await store.live_workers(now - 60)
+    await store.workers.heartbeat_worker(
+        WorkerState("w1", "busy", "T4", {"devices": []}, claimed.id))
+    [worker] = await store.workers.live_workers(now - 60)
     assert (worker.id, worker.state, worker.gpu_type) == ("w1", "busy", "T4")
 
 
@@ -333,32 +338,37 @@ async def test_metric_counts_and_durations(store: Store) -> None:
     key = await _key(store)
     await _submit(store, key, priority=4, submitted_at=time.time() - 3)
     await _submit(store, key, priority=4)
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
-    assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, None, None, 1),
+    assert await store.claims.complete(claimed.lease, [],
+                                       ProgressSnapshot(1, None, None, None, None, 1),
                                 0.1)
-    counts = await store.metric_counts()
+    counts = await store.metrics.metric_counts()
     assert counts["executions"] == {"completed": 1, "queued": 1}
     assert counts["queue_depth"] == {"4": 1}
     assert counts["model_loads"] == {"all": 0}
-    [(wait, work)] = await store.completed_durations()
-    assert wait >= 3
-    assert work >= 0
+    waits, works = await store.metrics.duration_histograms((1.0, 1e9))
+    assert waits.count == works.count == 1
+    assert waits.buckets == [(1.0, 0), (1e9, 1)], "waited at least 3 s"
+    assert waits.total >= 3
+    assert works.buckets[-1] == (1e9, 1)
+    assert works.total >= 0
 
 
 async def test_gpu_usage_is_kept_with_progress_and_outcome(store: Store) -> None:
     claimed = await _claimed_by_w1(store)
     snapshot = ProgressSnapshot(0.5, "KSampler", "3", 5, 10, 1)
     so_far = {"gpu_utilization": 0.5, "memory_efficiency": 0.25}
-    assert await store.record_progress(claimed.lease, snapshot, engine_metrics=so_far)
-    assert await store.record_progress(claimed.lease, snapshot)  # no sample: kept
-    running = await store.execution(claimed.id)
+    assert await store.claims.record_progress(claimed.lease, snapshot, engine_metrics=so_far)
+    assert await store.claims.record_progress(claimed.lease, snapshot)  # no sample: kept
+    running = await store.executions.execution(claimed.id)
     assert running is not None
     assert running.engine_metrics == so_far
     final = {"gpu_utilization": 0.75, "memory_efficiency": 0.5}
-    assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, None, None, 1),
+    assert await store.claims.complete(claimed.lease, [],
+                                       ProgressSnapshot(1, None, None, None, None, 1),
                                 1.0, engine_metrics=final)
-    done = await store.execution(claimed.id)
+    done = await store.executions.execution(claimed.id)
     assert done is not None
     assert done.engine_metrics == final
 

@@ -34,7 +34,7 @@ async def test_a_quiet_stream_beats_then_a_cancel_ends_it(store: Store, tmp_path
             if frame == ": heartbeat\n\n":
                 break
         cancelled_at = time.monotonic()
-        await store.cancel(execution_id, key.id, "user_requested", time.time())
+        await store.executions.cancel(execution_id, key.id, "user_requested", time.time())
         rest = [frame async for frame in frames]
         took = time.monotonic() - cancelled_at
     assert seen[0].startswith("retry: ")

@@ -78,14 +78,14 @@ class Rescuer(BackgroundService):
         report = RescueReport()
         now = time.time()
         if self._aging_seconds:
-            await self._store.age_queued(now, self._aging_seconds)
-        for lease in await self._store.expired_leases(now):
-            execution = await self._store.execution(lease.execution_id)
+            await self._store.claims.age_queued(now, self._aging_seconds)
+        for lease in await self._store.claims.expired_leases(now):
+            execution = await self._store.executions.execution(lease.execution_id)
             if execution is not None:
                 await self._rescue(execution, lease, now, report)
         if now - self._statistics_refreshed_at >= _STATISTICS_INTERVAL:
             self._statistics_refreshed_at = now
-            await self._store.refresh_planner_statistics()
+            await self._store.claims.refresh_planner_statistics()
             await self._store.access.forget_idempotency_keys(now - IDEMPOTENCY_TTL_SECONDS)
             await self._store.models.forget_departed(now - _DEPARTED_AFTER)
         return report
@@ -98,7 +98,7 @@ class Rescuer(BackgroundService):
         verdict = "queued again" if retrying else "failed, no attempts left"
         entry = LogEntry(now, "execution_rescued", execution.current_node_id,
                          f"Worker {lease.worker_id} lost its lease; {verdict}")
-        rescued = await self._store.rescue(
+        rescued = await self._store.claims.rescue(
             lease, error, retry_at=now + delay if delay is not None else None, now=now,
             log=[entry])
         if rescued:
