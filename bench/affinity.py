@@ -118,7 +118,7 @@ class Simulation:
         match = ClaimMatch(warm_models=worker.warm, affinity_window=self._window,
                            affinity_max_wait=self._args.max_wait)
         execution = await self._store.claims.claim_next(worker.id, 3600, match=match,
-                                                 now=self._epoch + now)
+                                                        now=self._epoch + now)
         if execution is None:
             return False
         checkpoint = (execution.required_models or [""])[0]

@@ -9,7 +9,7 @@ import time
 
 from comfy_serverless.store.records import LogEntry, OutputRecord, ProgressSnapshot
 from comfy_serverless.store.store import Store
-from tests.conformance.test_store import _key, _submit
+from tests.conformance.rows import add_execution, add_key
 from tests.store_setup import append_log
 
 
@@ -27,12 +27,12 @@ async def _kinds(store: Store, execution_id: str) -> list[tuple[int, str]]:
 
 
 async def test_a_completed_execution_streams_its_outputs_before_its_end(store: Store) -> None:
-    execution_id = await _submit(store, await _key(store))
+    execution_id = await add_execution(store, await add_key(store))
     claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     step = ProgressSnapshot(0.5, "KSampler", "3", 1, 2, 0)
     assert await store.claims.record_progress(claimed.lease, step, outputs=[_output(execution_id, 0,
-                                                                         intermediate=True)])
+                                                                                intermediate=True)])
     log = [LogEntry(time.time(), "node_completed", "9", "SaveImage completed", {"d": 1})]
     done = ProgressSnapshot(1.0, None, None, 2, 2, 1)
     assert await store.claims.complete(claimed.lease, [_output(execution_id, 1)], done, 1.0, log)
@@ -51,12 +51,12 @@ async def test_a_completed_execution_streams_its_outputs_before_its_end(store: S
 async def test_a_cancelled_or_failed_execution_ends_after_its_last_log_entry(
     store: Store,
 ) -> None:
-    key = await _key(store)
-    cancelled = await _submit(store, key)
+    key = await add_key(store)
+    cancelled = await add_execution(store, key)
     cancelled_row = await store.executions.cancel(cancelled, key.id, "user_requested", time.time())
     assert cancelled_row is not None
     assert [kind for _, kind in await _kinds(store, cancelled)][-3:] == ["log", "status", "end"]
-    failed = await _submit(store, key)
+    failed = await add_execution(store, key)
     claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     assert claimed.id == failed
@@ -66,7 +66,7 @@ async def test_a_cancelled_or_failed_execution_ends_after_its_last_log_entry(
 
 
 async def test_racing_writers_number_the_rows_without_gap_or_repeat(store: Store) -> None:
-    execution_id = await _submit(store, await _key(store))
+    execution_id = await add_execution(store, await add_key(store))
     claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
 

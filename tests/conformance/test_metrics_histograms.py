@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 
 from comfy_serverless.api.routes.metrics import _BUCKETS, _histogram
 from comfy_serverless.store.store import Store
-from tests.conformance.test_store import _key, _submit
+from tests.conformance.rows import add_execution, add_key
 
 _NAME, _HELP = "comfy_serverless_queue_wait_seconds", "Submit to start, completed jobs"
 # Durations in 1/64 s steps, so that every difference and sum is exact in binary floating
@@ -43,12 +43,12 @@ def _old_histogram(values: Sequence[float]) -> Metric:
 
 async def _completed(store: Store, count: int) -> None:
     """`count` completed executions, some on a bucket's bound, some past the last."""
-    key, rng, base = await _key(store), random.Random(13), 1_700_000_000.0
+    key, rng, base = await add_key(store), random.Random(13), 1_700_000_000.0
     for index in range(count):
         wait = (_ON_BOUNDS[index % len(_ON_BOUNDS)] if index % 5 == 0
                 else rng.randrange(0, 64 * 5000) / 64)
         work = rng.randrange(0, 64 * 200) / 64
-        execution_id = await _submit(store, key, submitted_at=base + index)
+        execution_id = await add_execution(store, key, submitted_at=base + index)
         await store.connector.execute(
             "UPDATE executions SET status = 'completed', started_at = :started, "
             "finished_at = :finished WHERE id = :id",
@@ -65,7 +65,7 @@ async def _old_values(store: Store) -> tuple[list[float], list[float]]:
 
 async def test_the_database_counted_histograms_render_as_the_old_ones(store: Store) -> None:
     await _completed(store, 300)
-    await _submit(store, await _key(store))  # a queued execution counts in neither
+    await add_execution(store, await add_key(store))  # a queued execution counts in neither
     waits, works = await store.metrics.duration_histograms(_BUCKETS)
     old_waits, old_works = await _old_values(store)
     assert waits.count == works.count == 300

@@ -46,7 +46,7 @@ async def _completed_with(store: Store, storage: LocalStorage, tmp_path: Path,
             storage_provider="local", storage_bucket=None, storage_key=key,
             created_at=time.time() - 2 * DAY, expires_at=expires_at))
     assert await store.claims.complete(claimed.lease, outputs, ProgressSnapshot(1, None, None, None,
-                                                                         None, 1), 1.0, [])
+                                                                                None, 1), 1.0, [])
     return execution_id, outputs
 
 

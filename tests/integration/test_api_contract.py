@@ -273,7 +273,7 @@ async def test_queue_status_is_exactly_what_the_store_holds(
     assert first is not None
     assert await store.claims.complete(first.lease, [],
                                        ProgressSnapshot(1, None, None, None, None, 3),
-                                0.0)
+                                       0.0)
     assert await store.claims.claim_next("w2", 30) is not None
     gib = 1024**3
     for worker_id, state, free in (("w1", "idle", 20 * gib), ("w2", "busy", 4 * gib)):
@@ -306,7 +306,7 @@ async def test_metrics_parse_with_prometheus_clients_own_parser(
     assert done is not None
     assert await store.claims.complete(done.lease, [],
                                        ProgressSnapshot(1, None, None, None, None, 3),
-                                0.1)
+                                       0.1)
     await store.workers.heartbeat_worker(WorkerState("w1", "idle", None, None, None))
     response = await client.get("/metrics")
     assert response.status_code == 200

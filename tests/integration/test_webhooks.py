@@ -113,7 +113,7 @@ async def _run_to_completion(store: Store) -> None:
     claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     assert await store.claims.complete(claimed.lease, [], ProgressSnapshot(1, None, None, 2, 2, 3),
-                                0.5)
+                                       0.5)
 
 
 async def _drain(dispatcher: WebhookDispatcher, until: Any, timeout: float = 10) -> None:
@@ -169,7 +169,7 @@ async def test_completed_payloads_sign_only_the_final_outputs(
         created_at=time.time()) for index, intermediate in enumerate((False, True))]
     assert await store.claims.complete(claimed.lease, outputs,
                                        ProgressSnapshot(1, None, None, 2, 2, 3),
-                                0.5)
+                                       0.5)
     storage = _CountingStorage(tmp_path / "storage", UrlSigner("s"))
     storage.signed = []
     config = DispatcherConfig(policy=LOOPBACK, base_url="http://127.0.0.1:8000",

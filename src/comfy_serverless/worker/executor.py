@@ -388,7 +388,7 @@ class Executor:
         """A prefetched prompt waits in ComfyUI's queue; if a more urgent execution has
         arrived since, take ours out and give it back, so the urgent one runs first."""
         if not await self._store.claims.has_queued_above(context.execution.priority, now,
-                                                  self.claim_match()):
+                                                         self.claim_match()):
             return
         await self._interrupt(context)
         await self._store.claims.hand_back(context.lease, [LogEntry(
