@@ -4,8 +4,11 @@ numbered, named sequence, so existing databases' bookkeeping (schema_migrations)
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
-from comfy_serverless.store.migrations import available_migrations
+import pytest
+
+from comfy_serverless.store.migrations import available_migrations, migrations_in_tree
 
 _DIALECTS = ("sqlite", "postgres")
 
@@ -34,3 +37,24 @@ def test_a_dialect_reads_its_own_file_where_there_is_one() -> None:
     assert initial["sqlite"] != initial["postgres"]
     shared = {dialect: available_migrations(dialect)[1].sql for dialect in _DIALECTS}
     assert shared["sqlite"] == shared["postgres"]
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for name, sql in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(sql)
+    return root
+
+
+def test_an_override_replaces_the_shared_file_of_its_number(tmp_path: Path) -> None:
+    tree = _tree(tmp_path, {"0001_initial.sql": "shared", "0002_more.sql": "both",
+                            "sqlite/0001_initial.sql": "sqlite's"})
+    assert [(m.version, m.name, m.sql) for m in migrations_in_tree(tree, "sqlite")] == [
+        (1, "initial", "sqlite's"), (2, "more", "both")]
+    assert [m.sql for m in migrations_in_tree(tree, "postgres")] == ["shared", "both"]
+
+
+def test_an_override_under_another_name_is_refused(tmp_path: Path) -> None:
+    tree = _tree(tmp_path, {"0001_initial.sql": "shared", "postgres/0001_renamed.sql": "pg"})
+    with pytest.raises(ValueError, match="'initial' shared and 'renamed' for postgres"):
+        migrations_in_tree(tree, "postgres")

@@ -18,7 +18,7 @@ from importlib.resources.abc import Traversable
 
 from comfy_serverless.store.connector import Connector
 
-__all__ = ["Migration", "apply_migrations", "available_migrations"]
+__all__ = ["Migration", "apply_migrations", "available_migrations", "migrations_in_tree"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,11 @@ class Migration:
 
 def available_migrations(dialect: str) -> list[Migration]:
     """Every migration for `dialect`, in order: the shared file, or the dialect's own."""
-    folder = resources.files("comfy_serverless.store") / "migrations"
+    return migrations_in_tree(resources.files("comfy_serverless.store") / "migrations", dialect)
+
+
+def migrations_in_tree(folder: Traversable, dialect: str) -> list[Migration]:
+    """The migrations of one tree (shared files in `folder`, overrides in folder/dialect)."""
     by_version = _migrations_in(folder)
     for version, override in _migrations_in(folder / dialect).items():
         shared = by_version.get(version)
@@ -55,6 +59,8 @@ def available_migrations(dialect: str) -> list[Migration]:
 
 def _migrations_in(folder: Traversable) -> dict[int, Migration]:
     found: dict[int, Migration] = {}
+    if not folder.is_dir():
+        return found  # a dialect with no overrides needs no folder
     for entry in folder.iterdir():
         if entry.is_file() and entry.name.endswith(".sql"):
             version, _, name = entry.name.removesuffix(".sql").partition("_")
