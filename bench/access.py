@@ -49,7 +49,7 @@ async def _bench(store: Store, limiter: RateLimiter, label: str, requests: int) 
     await store.migrate()
     issued = issue_key("secret", "enterprise",
                        custom_limits={"requests_per_minute": 100_000_000})
-    await store.create_api_key(issued.record)
+    await store.access.create_api_key(issued.record)
     key = issued.record
     gate = AccessGate(load_access_policy(None), limiter)
 

@@ -101,7 +101,7 @@ class Simulation:
     async def _submit(self, job: Job, now: float) -> None:
         workflow = tiny_sd15(0)
         workflow["4"]["inputs"]["ckpt_name"] = job.checkpoint
-        await self._store.create_execution(NewExecution(
+        await self._store.executions.create_execution(NewExecution(
             id=new_execution_id(), api_key_id=self._key_id, priority=5, workflow=workflow,
             options={}, signature="bench", webhook_url=None, client_id=None,
             submitted_at=self._epoch + now, max_attempts=1, total_nodes=len(workflow),
@@ -117,8 +117,8 @@ class Simulation:
     async def _claim(self, worker: SimulatedWorker, now: float) -> bool:
         match = ClaimMatch(warm_models=worker.warm, affinity_window=self._window,
                            affinity_max_wait=self._args.max_wait)
-        execution = await self._store.claim_next(worker.id, 3600, match=match,
-                                                 now=self._epoch + now)
+        execution = await self._store.claims.claim_next(worker.id, 3600, match=match,
+                                                        now=self._epoch + now)
         if execution is None:
             return False
         checkpoint = (execution.required_models or [""])[0]
@@ -128,7 +128,7 @@ class Simulation:
         worker.warm, worker.busy = frozenset({checkpoint}), True
         finish = now + self._args.run + (self._args.load if loads else 0.0)
         self.tally.finished_at = max(self.tally.finished_at, finish)
-        assert await self._store.complete(execution.lease, [], DONE, 0.0)
+        assert await self._store.claims.complete(execution.lease, [], DONE, 0.0)
         self._at(finish, "finish", self.workers.index(worker))
         return True
 
@@ -140,7 +140,7 @@ async def simulate(kind: str, window: int, stream: list[Job], args: argparse.Nam
         try:
             await store.migrate()
             key = issue_key("secret", "basic").record
-            await store.create_api_key(key)
+            await store.access.create_api_key(key)
             return await Simulation(store, key.id, window, args).run(stream)
         finally:
             await store.close()

@@ -64,8 +64,8 @@ def _execution(key_id: str) -> NewExecution:
 
 
 async def _simulated_worker(store: Store, worker_id: str, counter: list[int]) -> None:
-    while (execution := await store.claim_next(worker_id, 30)) is not None:
-        assert await store.complete(execution.lease, [], DONE, 0.0)
+    while (execution := await store.claims.claim_next(worker_id, 30)) is not None:
+        assert await store.claims.complete(execution.lease, [], DONE, 0.0)
         counter[0] += 1
 
 
@@ -73,11 +73,11 @@ async def throughput(url: str, jobs: int, workers: int) -> float:
     store = await Store.open(url)
     await store.migrate()
     key = issue_key("secret", "basic").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     for _ in range(jobs):
-        await store.create_execution(_execution(key.id))
+        await store.executions.create_execution(_execution(key.id))
     # As every service's housekeeping pass does once a minute (autovacuum would too, later).
-    await store.refresh_planner_statistics()
+    await store.claims.refresh_planner_statistics()
     counter = [0]
     started = time.perf_counter()
     await asyncio.gather(*(_simulated_worker(store, f"sim-{i}", counter)
@@ -115,7 +115,7 @@ async def dispatch_latency(url: str, samples: int) -> list[float]:
             await worker_store.migrate()
             submit_store = worker_store if url.startswith("sqlite") else await Store.open(url)
             key = issue_key("secret", "basic").record
-            await submit_store.create_api_key(key)
+            await submit_store.access.create_api_key(key)
             config = WorkerConfig(worker_id="bench", spool_dir=Path(folder) / "spool",
                                   poll_interval=5.0)
             worker = Worker(config, worker_store, AttachedEngine(engine_url),
@@ -137,7 +137,7 @@ async def _measure_dispatch(store: Store, worker: Worker, engine_url: str, key_i
         execution = _execution(key_id)
         with worker.signals.watch_finish(execution.id) as finished:
             submitted_at[execution.id] = time.monotonic()
-            await store.create_execution(execution)
+            await store.executions.create_execution(execution)
             if store.dialect == "sqlite":
                 worker.signals.work_available()
             await asyncio.wait_for(finished.wait(), 10)
@@ -145,7 +145,7 @@ async def _measure_dispatch(store: Store, worker: Worker, engine_url: str, key_i
         arrivals = (await http.get(engine_url + "/_arrivals")).json()
     latencies = []
     for execution_id, started in submitted_at.items():
-        record = await store.execution(execution_id)
+        record = await store.executions.execution(execution_id)
         assert record is not None
         assert record.engine_prompt_id is not None
         latencies.append(arrivals[record.engine_prompt_id] - started)

@@ -19,8 +19,8 @@ import time
 from comfy_serverless.store.records import ApiKeyRecord, LogEntry, ProgressSnapshot
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import scratch_postgres_schema
+from tests.conformance.rows import add_execution, add_key
 from tests.conformance.test_event_stream_store import _output
-from tests.conformance.test_store import _key, _submit
 
 POSTGRES = "postgresql://127.0.0.1:5432/test"
 _TRIGGERS = {"executions": ("execution_stream_queued", "execution_stream_status",
@@ -32,20 +32,20 @@ async def _drop_triggers(store: Store) -> None:
     for table, names in _TRIGGERS.items():
         for name in names:
             suffix = f" ON {table}" if store.dialect == "postgres" else ""
-            await store._db.execute(f"DROP TRIGGER {name}{suffix}")  # a bench-only change
+            await store.connector.execute(f"DROP TRIGGER {name}{suffix}")  # a bench-only change
 
 
 async def _one_execution(store: Store, key: ApiKeyRecord) -> float:
     started = time.perf_counter()
-    execution_id = await _submit(store, key)
-    claimed = await store.claim_next("bench-worker", 30)
+    execution_id = await add_execution(store, key)
+    claimed = await store.claims.claim_next("bench-worker", 30)
     assert claimed is not None
     for step in range(1, 6):
         snapshot = ProgressSnapshot(step / 6, "KSampler", "3", step, 5, 0)
-        await store.record_progress(claimed.lease, snapshot,
-                                    [LogEntry(time.time(), "step", "3", f"step {step}")])
+        await store.claims.record_progress(claimed.lease, snapshot,
+                                           [LogEntry(time.time(), "step", "3", f"step {step}")])
     done = ProgressSnapshot(1.0, None, None, 5, 5, 1)
-    assert await store.complete(claimed.lease, [_output(execution_id, 1)], done, 1.0)
+    assert await store.claims.complete(claimed.lease, [_output(execution_id, 1)], done, 1.0)
     return time.perf_counter() - started
 
 
@@ -53,7 +53,7 @@ async def _median_ms(store: Store, executions: int, *, triggers: bool) -> float:
     await store.migrate()
     if not triggers:
         await _drop_triggers(store)
-    key = await _key(store)
+    key = await add_key(store)
     for _ in range(20):  # warm-up
         await _one_execution(store, key)
     times = [await _one_execution(store, key) for _ in range(executions)]

@@ -62,13 +62,13 @@ async def started_execution(store: Store, webhook_url: str, api_key_id: str | No
     execution.started event is due; its id."""
     if api_key_id is None:
         key = issue_key("secret", "basic").record
-        await store.create_api_key(key)
+        await store.access.create_api_key(key)
         api_key_id = key.id
     execution_id = new_execution_id()
-    await store.create_execution(NewExecution(
+    await store.executions.create_execution(NewExecution(
         id=execution_id, api_key_id=api_key_id, priority=5, workflow=inverted_image(1),
         options={}, signature="s", webhook_url=webhook_url, client_id=None,
         submitted_at=time.time(), max_attempts=1, total_nodes=3, webhook_secret=None,
         webhook_max_retries=3))
-    assert await store.claim_next("w1", 30) is not None
+    assert await store.claims.claim_next("w1", 30) is not None
     return execution_id

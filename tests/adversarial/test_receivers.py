@@ -301,7 +301,7 @@ async def test_one_tenant_with_many_receivers_holds_only_its_share_of_the_slots(
 
     port = free_port()
     key = issue_key("secret", "basic").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     async with receiver_at(stalling.handle, "127.0.0.1", port), receiver_at(fast) as fast_url:
         for n in range(12):
             await started_execution(store, f"http://u{n}.tenant.test:{port}/hook", key.id)

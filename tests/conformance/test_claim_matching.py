@@ -17,7 +17,7 @@ GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
 
 async def _key(store: Store) -> ApiKeyRecord:
     issued = issue_key("secret", "basic")
-    await store.create_api_key(issued.record)
+    await store.access.create_api_key(issued.record)
     return issued.record
 
 
@@ -29,13 +29,13 @@ async def _submit(store: Store, key: ApiKeyRecord, *, age: float, priority: int 
         options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
         submitted_at=time.time() - age, max_attempts=1, total_nodes=1,
         allowed_gpu_types=gpu_types, required_models=models)
-    await store.create_execution(execution)
+    await store.executions.create_execution(execution)
     return execution.id
 
 
 async def _claim_all(store: Store, match: ClaimMatch) -> list[str]:
     claimed = []
-    while (execution := await store.claim_next("w1", 30, match=match)) is not None:
+    while (execution := await store.claims.claim_next("w1", 30, match=match)) is not None:
         claimed.append(execution.id)
     return claimed
 
@@ -69,9 +69,10 @@ async def test_queued_above_ignores_rows_the_worker_may_not_run(store: Store) ->
     key = await _key(store)
     await _submit(store, key, age=1, priority=9, gpu_types=("H200",))
     now = time.time()
-    assert not await store.has_queued_above(5, now, ClaimMatch(gpu_type="cpu"))
-    assert await store.has_queued_above(5, now, ClaimMatch(gpu_type="H200"))
-    assert await store.has_queued_above(5, now, ClaimMatch(gpu_type="cpu", any_gpu_type=True))
+    assert not await store.claims.has_queued_above(5, now, ClaimMatch(gpu_type="cpu"))
+    assert await store.claims.has_queued_above(5, now, ClaimMatch(gpu_type="H200"))
+    assert await store.claims.has_queued_above(5, now,
+                                               ClaimMatch(gpu_type="cpu", any_gpu_type=True))
 
 
 async def test_affinity_prefers_jobs_whose_models_are_warm(store: Store) -> None:
@@ -107,11 +108,11 @@ async def test_affinity_reorders_only_within_its_window(store: Store) -> None:
     warm = await _submit(store, key, age=1, models=("b.safetensors",))
     match = ClaimMatch(warm_models=frozenset({"b.safetensors"}), affinity_window=3,
                        affinity_max_wait=600)
-    first = await store.claim_next("w1", 30, match=match)
+    first = await store.claims.claim_next("w1", 30, match=match)
     assert first is not None
     assert first.id == cold[0]
     # Now the warm job is within the first three candidates.
-    second = await store.claim_next("w1", 30, match=match)
+    second = await store.claims.claim_next("w1", 30, match=match)
     assert second is not None
     assert second.id == warm
 
@@ -130,7 +131,7 @@ async def test_a_claimed_row_keeps_its_matching_columns(store: Store) -> None:
     key = await _key(store)
     execution_id = await _submit(store, key, age=1, models=("a.safetensors",),
                                  gpu_types=("H200",))
-    claimed = await store.claim_next("w1", 30, match=ClaimMatch(gpu_type="H200"))
+    claimed = await store.claims.claim_next("w1", 30, match=ClaimMatch(gpu_type="H200"))
     assert claimed is not None
     assert claimed.id == execution_id
     assert claimed.required_models == ["a.safetensors"]
@@ -160,7 +161,7 @@ async def test_a_window_locked_by_other_claims_never_makes_the_queue_look_empty(
             await other.execute("SELECT id FROM executions WHERE id = ANY($1::text[]) "
                                 "FOR UPDATE", window)
             match = ClaimMatch(warm_models=frozenset({"b.safetensors"}))
-            claimed = await store.claim_next("w1", 30, match=match)
+            claimed = await store.claims.claim_next("w1", 30, match=match)
             assert claimed is not None
             assert claimed.id == beyond
     finally:

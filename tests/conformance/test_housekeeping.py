@@ -45,10 +45,10 @@ async def test_a_pass_forgets_expired_keys_departed_workers_and_old_preloads(
         store: Store) -> None:
     now = time.time()
     key = issue_key("secret", "pro").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     await _admit_with_request_key(store, key, "old-request", now - 2 * DAY)
     await _admit_with_request_key(store, key, "new-request", now - 60)
-    await store.heartbeat_worker(WorkerState("alive", "idle", None, None, None))
+    await store.workers.heartbeat_worker(WorkerState("alive", "idle", None, None, None))
     files = [ModelFile("checkpoints", "a.safetensors", 10, now)]
     await store.models.publish("alive", files)
     await store.models.publish("departed", files)  # never heard from

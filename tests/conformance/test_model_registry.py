@@ -18,12 +18,12 @@ def _preload(preload_id: str, key_id: str, expires_at: float) -> ModelPreload:
 
 async def test_departed_workers_and_expired_preloads_are_forgotten(store: Store) -> None:
     now = time.time()
-    await store.heartbeat_worker(WorkerState("alive", "idle", None, None, None))
+    await store.workers.heartbeat_worker(WorkerState("alive", "idle", None, None, None))
     files = [ModelFile("checkpoints", "a.safetensors", 10, now)]
     await store.models.publish("alive", files)
     await store.models.publish("departed", files)  # never heard from
     key = issue_key("secret", "pro").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     await store.models.add_preloads([_preload("pre_old", key.id, now - 10),
                                      _preload("pre_live", key.id, now + 600)])
     assert await store.models.forget_departed(now - 5) == 1

@@ -24,14 +24,14 @@ DAY = 86_400.0
 async def _completed_with(store: Store, storage: LocalStorage, tmp_path: Path,
                           expiries: list[float | None]) -> tuple[str, list[OutputRecord]]:
     issued = issue_key("secret", "basic")
-    await store.create_api_key(issued.record)
+    await store.access.create_api_key(issued.record)
     execution_id = new_execution_id()
-    await store.create_execution(NewExecution(
+    await store.executions.create_execution(NewExecution(
         id=execution_id, api_key_id=issued.record.id, priority=5, workflow={},
         options={"output_config": {"storage": {"retention_days": 1}}}, signature="s",
         webhook_url=None, client_id=None, submitted_at=time.time(), max_attempts=1,
         total_nodes=1))
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     outputs = []
     for index, expires_at in enumerate(expiries):
@@ -45,8 +45,8 @@ async def _completed_with(store: Store, storage: LocalStorage, tmp_path: Path,
             content_type="image/png", size_bytes=10, width=None, height=None, format="PNG",
             storage_provider="local", storage_bucket=None, storage_key=key,
             created_at=time.time() - 2 * DAY, expires_at=expires_at))
-    assert await store.complete(claimed.lease, outputs, ProgressSnapshot(1, None, None, None,
-                                                                         None, 1), 1.0, [])
+    assert await store.claims.complete(claimed.lease, outputs, ProgressSnapshot(1, None, None, None,
+                                                                                None, 1), 1.0, [])
     return execution_id, outputs
 
 
@@ -64,7 +64,7 @@ async def test_the_cleaner_deletes_expired_outputs_and_records_it_once(
 
     paths = [storage.path_for(output.storage_key) for output in outputs]
     assert [path.exists() for path in paths] == [False, True, True]
-    recorded = {output.id: output for output in await store.outputs(execution_id)}
+    recorded = {output.id: output for output in await store.executions.outputs(execution_id)}
     assert recorded[outputs[0].id].deleted_at is not None
     assert recorded[outputs[1].id].deleted_at is None
     assert await store.retention.due(time.time(), 10) == []
@@ -74,13 +74,13 @@ async def test_the_cleaner_deletes_expired_outputs_and_records_it_once(
 async def test_results_of_an_expired_execution_answer_410(store: Store, tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
     execution_id, _ = await _completed_with(store, storage, tmp_path, [time.time() - 1])
-    execution = await store.execution(execution_id)
+    execution = await store.executions.execution(execution_id)
     assert execution is not None
-    raise_if_expired(execution, await store.outputs(execution_id))  # not deleted yet
+    raise_if_expired(execution, await store.executions.outputs(execution_id))  # not deleted yet
 
     await RetentionCleaner(store, storage, interval=60).run_once()
     with pytest.raises(OutputsExpired) as expired:
-        raise_if_expired(execution, await store.outputs(execution_id))
+        raise_if_expired(execution, await store.executions.outputs(execution_id))
     body = expired.value.body()
     assert expired.value.status_code == 410
     assert body["error_code"] == "OUTPUTS_EXPIRED"
@@ -123,7 +123,7 @@ async def test_outputs_that_cannot_be_deleted_back_off_and_never_block_the_other
     assert await cleaner.run_once() == 0, "the two oldest fail"
     await cleaner.run_once()
     assert [o.id for o in await store.retention.due(time.time(), 10)] == []
-    recorded = {o.id: o for o in await store.outputs(outputs[0].execution_id)}
+    recorded = {o.id: o for o in await store.executions.outputs(outputs[0].execution_id)}
     assert recorded[outputs[2].id].deleted_at is not None, "the newest was not held back"
     stuck = recorded[outputs[0].id]
     assert (stuck.deleted_at, stuck.delete_attempts) == (None, 1)
@@ -136,5 +136,6 @@ async def test_outputs_that_cannot_be_deleted_back_off_and_never_block_the_other
     storage.stuck.clear()
     assert await store.retention.postpone(outputs[1].id, later + 3600)
     assert [o.id for o in await store.retention.due(later, 10)] == [outputs[0].id]
-    again = {o.id: o for o in await store.outputs(outputs[0].execution_id)}[outputs[1].id]
+    stored = await store.executions.outputs(outputs[0].execution_id)
+    again = {o.id: o for o in stored}[outputs[1].id]
     assert again.delete_attempts == 2, "each failure counts"

@@ -18,7 +18,7 @@ GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
 
 async def _key(store: Store) -> ApiKeyRecord:
     issued = issue_key("secret", "basic")
-    await store.create_api_key(issued.record)
+    await store.access.create_api_key(issued.record)
     return issued.record
 
 
@@ -27,7 +27,7 @@ async def _submit(store: Store, key: ApiKeyRecord, *, priority: int, submitted_a
         id=new_execution_id(), api_key_id=key.id, priority=priority, workflow=GRAPH,
         options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
         submitted_at=submitted_at, max_attempts=1, total_nodes=1)
-    await store.create_execution(execution)
+    await store.executions.create_execution(execution)
     return execution.id
 
 
@@ -42,7 +42,7 @@ async def test_the_oldest_queued_job_is_aged_per_priority(store: Store) -> None:
     now = time.time()
     submitted = {await _submit(store, key, priority=p, submitted_at=now - age): (p, age)
                  for p, age in [(1, 300), (1, 10), (9, 60), (5, 900)]}
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     waiting = [submitted[i] for i in submitted if i != claimed.id]
     expected = {str(p): max(age for q, age in waiting if q == p) for p, _ in waiting}
@@ -53,15 +53,15 @@ async def test_the_oldest_queued_job_is_aged_per_priority(store: Store) -> None:
 async def test_a_lost_lease_counts_as_a_rescue_and_a_failure_by_its_code(store: Store) -> None:
     key = await _key(store)
     execution_id = await _submit(store, key, priority=5, submitted_at=time.time())
-    assert await store.claim_next("w-dead", 0.01) is not None
+    assert await store.claims.claim_next("w-dead", 0.01) is not None
 
     async def expired() -> bool:
         return execution_id in [lease.execution_id
-                                for lease in await store.expired_leases(time.time())]
+                                for lease in await store.claims.expired_leases(time.time())]
 
     await wait_for(expired, timeout=5, interval=0.01, what="the lease to expire")
     assert (await Rescuer(store).run_once()).failed == [execution_id]
-    failed = await store.execution(execution_id)
+    failed = await store.executions.execution(execution_id)
     assert failed is not None
     assert failed.error is not None
     figures = await store.fleet.figures(time.time())

@@ -24,6 +24,7 @@ from comfy_serverless.settings import Settings
 from comfy_serverless.store.models import ModelFile
 from comfy_serverless.store.records import WorkerState
 from tests.conftest import fresh_postgres_schema
+from tests.store_setup import set_key_usage
 from tests.workflows import inverted_image, tiny_sd15
 
 EXECUTE = "/v1/workflows/execute"
@@ -50,7 +51,7 @@ class AccessApp:
     async def new_key(self, tier: str = "basic", kind: KeyKind = "secret", *,
                       admin: bool = False) -> tuple[str, str]:
         issued = issue_key(kind, tier, is_admin=admin)
-        await self.services.store.create_api_key(issued.record)
+        await self.services.store.access.create_api_key(issued.record)
         return issued.plaintext, issued.record.id
 
     async def close(self) -> None:
@@ -153,7 +154,7 @@ async def test_the_basic_tier_queue_holds_at_most_max_queue_size_executions(
 async def test_past_the_monthly_quota_a_basic_key_gets_429(access_app: AccessApp) -> None:
     plaintext, key_id = await access_app.new_key("basic")
     period = month_start(time.time()).strftime("%Y-%m")
-    await access_app.services.store.access.set_usage(key_id, period, 99)
+    await set_key_usage(access_app.services.store, key_id, period, 99)
     api = access_app.client(plaintext)
     assert (await api.post(EXECUTE, json=_submit_body())).status_code == 202
     refused = await api.post(EXECUTE, json=_submit_body())
@@ -185,7 +186,7 @@ async def test_tier_rules_on_timeout_and_models(access_app: AccessApp) -> None:
         == 300
     accepted = await basic.post(EXECUTE, json=_submit_body(tiny_sd15(1)))
     assert accepted.status_code == 202, "tiny-sd15 is in basic_models"
-    stored = await access_app.services.store.execution(accepted.json()["execution_id"])
+    stored = await access_app.services.store.executions.execution(accepted.json()["execution_id"])
     assert stored is not None
     assert stored.options["execution_config"]["timeout"] == 300
     sdxl = tiny_sd15(1)
@@ -326,7 +327,7 @@ async def test_admin_routes_create_list_limit_rotate_and_revoke_keys(
 
 async def _worker_holding(access_app: AccessApp, *files: tuple[str, str]) -> None:
     store = access_app.services.store
-    await store.heartbeat_worker(WorkerState("w-models", "idle", None, None, None))
+    await store.workers.heartbeat_worker(WorkerState("w-models", "idle", None, None, None))
     await store.models.publish("w-models", [ModelFile(folder, name, 1024, time.time())
                                             for folder, name in files])
 

@@ -49,7 +49,7 @@ async def app_and_client(tmp_path: Path) -> AsyncIterator[tuple[Services, httpx.
     async with app.router.lifespan_context(app):
         services: Services = app.state.services
         issued = issue_key("secret", "enterprise")
-        await services.store.create_api_key(issued.record)
+        await services.store.access.create_api_key(issued.record)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         headers = {"Authorization": f"Bearer {issued.plaintext}"}
         async with httpx.AsyncClient(transport=transport, base_url="http://test",
@@ -179,7 +179,7 @@ async def test_timeouts_are_capped_and_batch_size_is_a_shorthand(
     _assert_error_shape(too_long.json(), "INVALID_REQUEST")
     accepted = (await client.post("/v1/workflows/execute", json={
         "workflow": tiny_sd15(1), "execution_config": {"batch_size": 2}})).json()
-    stored = await services.store.execution(accepted["execution_id"])
+    stored = await services.store.executions.execution(accepted["execution_id"])
     assert stored is not None
     assert stored.workflow["5"]["inputs"]["batch_size"] == 2
     assert stored.options["execution_config"]["timeout"] == 3600
@@ -245,7 +245,7 @@ async def test_maintenance_needs_an_admin_key(
     assert refused.status_code == 403
     _assert_error_shape(refused.json(), "FORBIDDEN")
     admin = issue_key("secret", "enterprise", is_admin=True)
-    await services.store.create_api_key(admin.record)
+    await services.store.access.create_api_key(admin.record)
     accepted = await client.post("/v1/admin/maintenance", json={"message": "soon"},
                                  headers={"Authorization": f"Bearer {admin.plaintext}"})
     assert accepted.status_code == 202
@@ -254,7 +254,7 @@ async def test_maintenance_needs_an_admin_key(
 
 async def _queue(store: Store, key_id: str, priority: int, submitted_at: float) -> None:
     """An execution put straight in the store: the API's queue figures must report it."""
-    await store.create_execution(NewExecution(
+    await store.executions.create_execution(NewExecution(
         id=new_execution_id(), api_key_id=key_id, priority=priority, workflow=inverted_image(1),
         options={}, signature="s", webhook_url=None, client_id=None, submitted_at=submitted_at,
         max_attempts=1, total_nodes=3))
@@ -266,18 +266,19 @@ async def test_queue_status_is_exactly_what_the_store_holds(
     services, client = app_and_client
     store, now = services.store, time.time()
     key = issue_key("secret", "basic").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     for priority, age in ((10, 40), (5, 30), (5, 10), (1, 5)):
         await _queue(store, key.id, priority, now - age)
-    first = await store.claim_next("w2", 30)
+    first = await store.claims.claim_next("w2", 30)
     assert first is not None
-    assert await store.complete(first.lease, [], ProgressSnapshot(1, None, None, None, None, 3),
-                                0.0)
-    assert await store.claim_next("w2", 30) is not None
+    assert await store.claims.complete(first.lease, [],
+                                       ProgressSnapshot(1, None, None, None, None, 3),
+                                       0.0)
+    assert await store.claims.claim_next("w2", 30) is not None
     gib = 1024**3
     for worker_id, state, free in (("w1", "idle", 20 * gib), ("w2", "busy", 4 * gib)):
         stats = {"devices": [{"vram_total": 24 * gib, "vram_free": free}]}
-        await store.heartbeat_worker(WorkerState(worker_id, state, "A10G", stats, None))
+        await store.workers.heartbeat_worker(WorkerState(worker_id, state, "A10G", stats, None))
     body = (await client.get("/v1/queue/status")).json()
     queue = body["queue_status"]
     assert (queue["total_queued"], queue["total_processing"]) == (2, 1)
@@ -298,14 +299,15 @@ async def test_metrics_parse_with_prometheus_clients_own_parser(
     services, client = app_and_client
     store, now = services.store, time.time()
     key = issue_key("secret", "basic").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     for priority in (9, 3, 3):
         await _queue(store, key.id, priority, now - 2)
-    done = await store.claim_next("w1", 30)
+    done = await store.claims.claim_next("w1", 30)
     assert done is not None
-    assert await store.complete(done.lease, [], ProgressSnapshot(1, None, None, None, None, 3),
-                                0.1)
-    await store.heartbeat_worker(WorkerState("w1", "idle", None, None, None))
+    assert await store.claims.complete(done.lease, [],
+                                       ProgressSnapshot(1, None, None, None, None, 3),
+                                       0.1)
+    await store.workers.heartbeat_worker(WorkerState("w1", "idle", None, None, None))
     response = await client.get("/metrics")
     assert response.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(response.text)}

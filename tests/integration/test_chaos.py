@@ -133,7 +133,7 @@ async def _submit_all(apis: list[LocalService], keys: list[str]) -> list[str]:
 
 
 async def _finished(store: Store, ids: list[str]) -> dict[str, Any]:
-    records = {execution_id: await store.execution(execution_id) for execution_id in ids}
+    records = {execution_id: await store.executions.execution(execution_id) for execution_id in ids}
     return {i: r for i, r in records.items() if r is not None and r.is_finished}
 
 
@@ -164,13 +164,14 @@ async def test_nothing_is_lost_when_workers_are_killed(
         finished = await wait_for(all_finished_killing_meanwhile, timeout=DEADLINE,
                                   interval=0.2, what=f"all {len(ids)} executions to finish")
         elapsed = time.monotonic() - started
-        events = {execution_id: await store.events(execution_id) for execution_id in ids}
+        events = {execution_id: await store.executions.events(execution_id) for execution_id in ids}
         completions = {execution_id: sum(e.event == "execution_completed" for e in log)
                        for execution_id, log in events.items()}
         rescued = sum(e.event == "execution_rescued" for log in events.values() for e in log)
         outcomes = Counter(record.status for record in finished.values())
         attempts = Counter(record.attempt for record in finished.values())
-        outputs = {execution_id: len(await store.outputs(execution_id)) for execution_id in ids}
+        outputs = {execution_id: len(await store.executions.outputs(execution_id))
+                   for execution_id in ids}
     finally:
         pool.stop_all()
         await store.close()

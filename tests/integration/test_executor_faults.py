@@ -82,11 +82,11 @@ class Rig:
             options=options or {"execution_config": {}}, signature="s", webhook_url=None,
             client_id=None,
             submitted_at=time.time(), max_attempts=1 + retries, total_nodes=len(graph))
-        await self.store.create_execution(execution)
+        await self.store.executions.create_execution(execution)
         return execution.id
 
     async def execution(self, execution_id: str) -> ExecutionRecord:
-        record = await self.store.execution(execution_id)
+        record = await self.store.executions.execution(execution_id)
         assert record is not None
         return record
 
@@ -100,7 +100,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
     store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     await store.migrate()
     key = issue_key("secret", "basic")
-    await store.create_api_key(key.record)
+    await store.access.create_api_key(key.record)
     async with running_fake(tmp_path / "engine-out", port) as fake:
         config = WorkerConfig(worker_id="w-test", spool_dir=tmp_path / "spool",
                               cancel_poll_interval=0.05, progress_write_interval=0.05,
@@ -118,7 +118,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
 async def test_a_normal_run_streams_the_output_over_http(rig: Rig) -> None:
     execution_id = await rig.submit()
     assert await rig.worker.run_burst() == ["completed"]
-    [output] = await rig.store.outputs(execution_id)
+    [output] = await rig.store.executions.outputs(execution_id)
     assert (output.width, output.height, output.format) == (8, 8, "PNG")
     record = await rig.execution(execution_id)
     assert (record.progress, record.current_step, record.total_steps) == (1.0, 3, 3)
@@ -128,7 +128,7 @@ async def test_lost_events_are_recovered_from_history(rig: Rig) -> None:
     rig.fake.faults.silent = True
     execution_id = await rig.submit()
     assert await rig.worker.run_burst() == ["completed"]
-    assert len(await rig.store.outputs(execution_id)) == 1
+    assert len(await rig.store.executions.outputs(execution_id)) == 1
 
 
 async def test_a_node_error_fails_with_the_node_and_no_retry(rig: Rig) -> None:
@@ -234,7 +234,7 @@ async def test_a_preview_that_cannot_be_stored_is_skipped_not_fatal(rig: Rig) ->
     execution_id = await rig.submit(options={
         "execution_config": {}, "notification_config": {"include_intermediate": True}})
     assert await rig.worker.run_once() == "completed"
-    outputs = await rig.store.outputs(execution_id)
+    outputs = await rig.store.executions.outputs(execution_id)
     assert [output.output_type for output in outputs] == ["IMAGE"]
 
 
@@ -267,7 +267,8 @@ async def test_a_running_execution_cancelled_deletes_its_staged_inputs(rig: Rig)
         return (await rig.execution(execution_id)).status == "processing"
 
     await wait_for(running, timeout=10, what="the job to start")
-    assert await rig.store.cancel(execution_id, rig.key_id, "user_requested", time.time())
+    assert await rig.store.executions.cancel(execution_id, rig.key_id, "user_requested",
+                                             time.time())
     assert await run == "cancelled"
     assert list(rig.fake.uploads) == ["comfy-serverless/cat.png"], "uploaded before the prompt"
     assert not stored.exists(), "no attempt will need it again"
@@ -286,7 +287,7 @@ async def test_shutdown_hands_a_long_job_back_unharmed(rig: Rig) -> None:
     record = await rig.execution(execution_id)
     assert (record.status, record.attempt, record.lease_owner) == ("queued", 0, None)
     assert rig.fake.interrupted, "ComfyUI was told to stop the prompt"
-    events = [entry.event for entry in await rig.store.events(execution_id)]
+    events = [entry.event for entry in await rig.store.executions.events(execution_id)]
     assert "execution_handed_back" in events
 
 
@@ -327,7 +328,7 @@ async def test_a_timeout_interrupts_comfyui_and_fails_the_job(rig: Rig) -> None:
         id=new_execution_id(), api_key_id=rig.key_id, priority=5, workflow=graph,
         options={"execution_config": {"timeout": 1}}, signature="s", webhook_url=None,
         client_id=None, submitted_at=time.time(), max_attempts=3, total_nodes=len(graph))
-    await rig.store.create_execution(execution)
+    await rig.store.executions.create_execution(execution)
     assert await rig.worker.run_once() == "failed"
     record = await rig.execution(execution.id)
     assert record.error is not None
@@ -353,7 +354,7 @@ async def test_a_prefetched_job_yields_to_a_more_urgent_one(rig: Rig) -> None:
                        what=f"{execution_id} to complete")
     finished = {e: (await rig.execution(e)).finished_at for e in (first, urgent, patient)}
     assert sorted(finished, key=lambda e: finished[e] or 0) == [first, urgent, patient]
-    events = [entry.event for entry in await rig.store.events(patient)]
+    events = [entry.event for entry in await rig.store.executions.events(patient)]
     assert "execution_handed_back" in events
 
 
@@ -404,7 +405,7 @@ async def test_no_work_is_claimed_until_the_catalog_names_the_output_nodes(
     store = await Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
     await store.migrate()
     key = issue_key("secret", "basic")
-    await store.create_api_key(key.record)
+    await store.access.create_api_key(key.record)
     async with running_fake(tmp_path / "engine-out", port) as fake:
         fake.faults.object_info_status = 500
         config = WorkerConfig(worker_id="w-test", spool_dir=tmp_path / "spool",

@@ -39,7 +39,7 @@ class Edge:
     async def client(self, tier: str = "enterprise", *, admin: bool = False,
                      custom_limits: dict[str, int | None] | None = None) -> httpx.AsyncClient:
         issued = issue_key("secret", tier, is_admin=admin, custom_limits=custom_limits)
-        await self.services.store.create_api_key(issued.record)
+        await self.services.store.access.create_api_key(issued.record)
         return httpx.AsyncClient(transport=self._transport, base_url="http://test",
                                  headers={"Authorization": f"Bearer {issued.plaintext}"})
 

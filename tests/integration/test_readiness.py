@@ -49,7 +49,7 @@ async def test_an_unready_store_is_reported_without_its_drivers_words(tmp_path: 
         raise StoreUnavailable(secret)
 
     async with app.router.lifespan_context(app):
-        app.state.services.store.live_worker_count = refuse  # fault injection
+        app.state.services.store.metrics.live_worker_count = refuse  # fault injection
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             response = await client.get("/readyz")

@@ -38,7 +38,7 @@ async def test_an_endpoint_that_received_events_is_deleted_and_sent_nothing_more
 ) -> None:
     url, bodies = received
     key = issue_key("secret", "pro").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     endpoint_id = await store.webhooks.register(key.id, url, None, ["system.maintenance"], 10)
     assert endpoint_id is not None
     dispatcher = WebhookDispatcher(store, LocalStorage(tmp_path, UrlSigner("s")),
@@ -56,13 +56,13 @@ async def test_an_endpoint_that_received_events_is_deleted_and_sent_nothing_more
     await dispatcher.stop()
     assert len(bodies) == 1, "a deleted endpoint was still sent an event"
     assert await store.webhooks.endpoints(key.id) == []
-    assert (await store.metric_counts())["webhook_deliveries"] == {"delivered": 1}
+    assert (await store.metrics.metric_counts())["webhook_deliveries"] == {"delivered": 1}
 
 
 async def test_only_the_owner_deletes_an_endpoint(store: Store) -> None:
     owner, other = issue_key("secret", "pro").record, issue_key("secret", "pro").record
     for key in (owner, other):
-        await store.create_api_key(key)
+        await store.access.create_api_key(key)
     endpoint_id = await store.webhooks.register(owner.id, "https://example.com/h", None,
                                                 ["*"], 10)
     assert endpoint_id is not None

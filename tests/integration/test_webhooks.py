@@ -100,20 +100,20 @@ def dispatcher_for(store: Store, tmp_path: Path) -> WebhookDispatcher:
 async def _execution(store: Store, url: str, *, secret: str | None = SECRET,
                      max_retries: int = 3) -> str:
     key = issue_key("secret", "basic").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     execution = NewExecution(
         id=new_execution_id(), api_key_id=key.id, priority=5, workflow=inverted_image(1),
         options={}, signature="s", webhook_url=url, client_id=None, submitted_at=time.time(),
         max_attempts=1, total_nodes=3, webhook_secret=secret, webhook_max_retries=max_retries)
-    await store.create_execution(execution)
+    await store.executions.create_execution(execution)
     return execution.id
 
 
 async def _run_to_completion(store: Store) -> None:
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
-    assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, 2, 2, 3),
-                                0.5)
+    assert await store.claims.complete(claimed.lease, [], ProgressSnapshot(1, None, None, 2, 2, 3),
+                                       0.5)
 
 
 async def _drain(dispatcher: WebhookDispatcher, until: Any, timeout: float = 10) -> None:
@@ -159,7 +159,7 @@ async def test_completed_payloads_sign_only_the_final_outputs(
     store: Store, receiver: Receiver, tmp_path: Path
 ) -> None:
     execution_id = await _execution(store, receiver.url)
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     outputs = [OutputRecord(
         id=f"out_{index}", execution_id=execution_id, node_id="9", output_type="IMAGE",
@@ -167,8 +167,9 @@ async def test_completed_payloads_sign_only_the_final_outputs(
         size_bytes=1, width=None, height=None, format="PNG", storage_provider="local",
         storage_bucket=None, storage_key=f"outputs/{execution_id}/{index}.png",
         created_at=time.time()) for index, intermediate in enumerate((False, True))]
-    assert await store.complete(claimed.lease, outputs, ProgressSnapshot(1, None, None, 2, 2, 3),
-                                0.5)
+    assert await store.claims.complete(claimed.lease, outputs,
+                                       ProgressSnapshot(1, None, None, 2, 2, 3),
+                                       0.5)
     storage = _CountingStorage(tmp_path / "storage", UrlSigner("s"))
     storage.signed = []
     config = DispatcherConfig(policy=LOOPBACK, base_url="http://127.0.0.1:8000",
@@ -190,7 +191,7 @@ async def test_a_receiver_failing_twice_gets_the_third_attempt(
 ) -> None:
     execution_id = await _execution(store, receiver.url)
     receiver.answers = [500, 500]
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     dispatcher = dispatcher_for(store, tmp_path)
 
@@ -212,7 +213,7 @@ async def test_a_receiver_always_down_is_tried_max_retries_then_can_be_redeliver
 ) -> None:
     down = f"http://127.0.0.1:{free_port()}/hook"
     execution_id = await _execution(store, down, max_retries=3)
-    assert await store.claim_next("w1", 30) is not None
+    assert await store.claims.claim_next("w1", 30) is not None
     dispatcher = dispatcher_for(store, tmp_path)
 
     async def failed() -> bool:
@@ -233,7 +234,7 @@ async def test_a_dispatcher_killed_mid_schedule_is_replaced_and_delivers(
     store: Store, receiver: Receiver, tmp_path: Path
 ) -> None:
     execution_id = await _execution(store, receiver.url)
-    assert await store.claim_next("w1", 30) is not None
+    assert await store.claims.claim_next("w1", 30) is not None
     receiver.answers = [503]
     first = dispatcher_for(store, tmp_path)
     assert await first.run_once() == 1
@@ -298,7 +299,7 @@ async def test_system_events_reach_the_endpoints_that_asked_for_them(
     store: Store, receiver: Receiver, tmp_path: Path
 ) -> None:
     key = issue_key("secret", "pro").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     wanted = await store.webhooks.register(key.id, receiver.url, SECRET,
                                            ["system.maintenance"], 10)
     await store.webhooks.register(key.id, receiver.url, SECRET, ["model.updated"], 10)
@@ -328,15 +329,15 @@ async def test_system_events_reach_the_endpoints_that_asked_for_them(
 
 async def test_capacity_crossings_are_announced_once(store: Store, receiver: Receiver) -> None:
     key = issue_key("secret", "pro").record
-    await store.create_api_key(key)
+    await store.access.create_api_key(key)
     await store.webhooks.register(key.id, receiver.url, SECRET, ["system.capacity"], 10)
     monitors = [CapacityMonitor(store, thresholds=[0.0, 0.25], live_window=60, interval=1,
                                 max_retries=3) for _ in range(2)]
     for worker_id in ("w1", "w2"):
-        await store.heartbeat_worker(WorkerState(worker_id, "idle", None, None, None))
+        await store.workers.heartbeat_worker(WorkerState(worker_id, "idle", None, None, None))
     assert not await monitors[0].run_once(), "the first observation sets the baseline"
     for worker_id in ("w1", "w2"):
-        await store.heartbeat_worker(WorkerState(worker_id, "busy", None, None, "exec_x"))
+        await store.workers.heartbeat_worker(WorkerState(worker_id, "busy", None, None, "exec_x"))
     fired = [await monitor.run_once() for monitor in monitors]
     assert fired == [True, False], "exactly one replica announces a crossing"
     [event] = await store.webhooks.claim("check", 1, 10)
@@ -361,7 +362,7 @@ async def test_retry_after_is_honoured_on_429(
     store: Store, receiver: Receiver, tmp_path: Path
 ) -> None:
     execution_id = await _execution(store, receiver.url)
-    assert await store.claim_next("w1", 30) is not None
+    assert await store.claims.claim_next("w1", 30) is not None
     receiver.answers = [429]
     receiver.retry_after = "7"
     dispatcher = dispatcher_for(store, tmp_path)

@@ -15,11 +15,11 @@ async def test_keys_are_long_typed_and_stored_only_as_hashes(tmp_path: Path) -> 
     assert public.plaintext.startswith("comfyui_pk_")
     assert len(secret.plaintext) - len("comfyui_sk_") >= 32
     for issued in (secret, public):
-        await store.create_api_key(issued.record)
+        await store.access.create_api_key(issued.record)
         assert issued.plaintext not in repr(issued.record)
         found = await authenticate(store, issued.plaintext)
         assert found.id == issued.record.id
-        touched = await store.api_key_by_prefix(issued.record.prefix)
+        touched = await store.access.api_key_by_prefix(issued.record.prefix)
         assert touched is not None
         assert touched.last_used_at is not None
     wrong = secret.plaintext[:-1] + ("A" if secret.plaintext[-1] != "A" else "B")

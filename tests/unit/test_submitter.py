@@ -44,7 +44,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     settings = Settings(data_dir=tmp_path, embedded_worker=False, webhook_dispatcher=False)
     async with open_services(settings) as services:
         key = issue_key("secret", "basic").record
-        await services.store.create_api_key(key)
+        await services.store.access.create_api_key(key)
         wakes: list[None] = []
         submitter = dataclasses.replace(services.submitter, wake=lambda: wakes.append(None))
         yield Harness(services, submitter, key, wakes)
@@ -69,7 +69,7 @@ async def test_an_accepted_request_is_queued_with_its_options_and_wakes_the_work
     outcome = await harness.submitter.submit(_request(priority=7, timeout=60), harness.key)
     assert isinstance(outcome, SubmitAccepted)
     assert harness.wakes == [None]
-    stored = await harness.services.store.execution(outcome.execution.id)
+    stored = await harness.services.store.executions.execution(outcome.execution.id)
     assert stored is not None
     assert (stored.status, stored.priority, stored.client_id) == ("queued", 7, "client-1")
     assert stored.options["execution_config"]["timeout"] == 60

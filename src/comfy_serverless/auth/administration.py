@@ -76,7 +76,7 @@ class KeyAdministration:
             raise RequestInvalid("A public key cannot be admin-scoped", {"field": "admin"})
         issued = issue_key(kind, tier, is_admin=is_admin, name=name,
                            custom_limits=_without_nulls(custom_limits or {}))
-        await self._store.create_api_key(issued.record)
+        await self._store.access.create_api_key(issued.record)
         return issued
 
     async def list(self) -> list[ApiKeyRecord]:

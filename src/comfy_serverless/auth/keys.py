@@ -90,7 +90,7 @@ async def authenticate(store: Store, plaintext: str) -> ApiKeyRecord:
     prefix = _lookup_prefix(plaintext)
     if prefix is None:
         raise AuthenticationFailed()
-    record = await store.api_key_by_prefix(prefix)
+    record = await store.access.api_key_by_prefix(prefix)
     if record is None or not hmac.compare_digest(record.secret_hash.encode(),
                                                     _hash(plaintext).encode()):
         raise AuthenticationFailed()
@@ -98,5 +98,5 @@ async def authenticate(store: Store, plaintext: str) -> ApiKeyRecord:
         raise AuthenticationFailed("This API key has been revoked")
     now = time.time()
     if record.last_used_at is None or now - record.last_used_at > _TOUCH_INTERVAL:
-        await store.touch_api_key(record.id, now)
+        await store.access.touch_api_key(record.id, now)
     return record

@@ -40,7 +40,7 @@ class Estimator:
     async def estimate(self, execution: ExecutionRecord) -> Estimate:
         if execution.is_finished:
             return Estimate(0, None, execution.started_at, execution.finished_at)
-        position = await self._store.queue_position(execution)
+        position = await self._store.executions.queue_position(execution)
         duration = await self.duration(execution.signature)
         start: float | None
         if execution.status != "queued":
@@ -61,13 +61,13 @@ class Estimator:
         cached = self._durations.get(signature)
         if cached is not None and now - cached[0] < self._cache_seconds:
             return cached[1]
-        value = await self._store.average_processing_time(signature)
+        value = await self._store.metrics.average_processing_time(signature)
         self._durations[signature] = (now, value)
         return value
 
     async def _live_workers(self) -> int:
         now = time.monotonic()
         if now - self._workers[0] >= self._cache_seconds:
-            count = await self._store.live_worker_count(time.time() - _LIVE_WINDOW)
+            count = await self._store.metrics.live_worker_count(time.time() - _LIVE_WINDOW)
             self._workers = (now, max(1, count))
         return self._workers[1]

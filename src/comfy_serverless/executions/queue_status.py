@@ -24,9 +24,9 @@ def fleet_memory(workers: list[WorkerState]) -> tuple[float, float]:
 
 async def queue_status(store: Store, *, live_window: float) -> dict[str, Any]:
     now = time.time()
-    totals = await store.queue_totals()
-    wait, processing = await store.recent_averages(now - WINDOW_SECONDS)
-    workers = await store.live_workers(now - live_window)
+    totals = await store.metrics.queue_totals()
+    wait, processing = await store.metrics.recent_averages(now - WINDOW_SECONDS)
+    workers = await store.workers.live_workers(now - live_window)
     idle = [worker for worker in workers if worker.state == "idle"]
     total_memory, free_memory = fleet_memory(workers)
     return {
@@ -46,6 +46,6 @@ async def queue_status(store: Store, *, live_window: float) -> dict[str, Any]:
         },
         "queue_breakdown": [
             {"priority": priority, "count": count, "avg_wait_time": round(avg_wait, 3)}
-            for priority, count, avg_wait in await store.queue_breakdown(now)
+            for priority, count, avg_wait in await store.metrics.queue_breakdown(now)
         ],
     }

@@ -130,7 +130,7 @@ class Submitter:
                       ) -> SubmitReplayed | SubmitRefused:
         if not replay.same_request:
             return SubmitRefused(reused_key(claim, replay.execution_id))
-        execution = await self.store.execution_for_key(replay.execution_id, key.id)
+        execution = await self.store.executions.execution_for_key(replay.execution_id, key.id)
         if execution is None:
             raise ExecutionNotFound(replay.execution_id)
         return SubmitReplayed(execution, await self.estimator.estimate(execution))

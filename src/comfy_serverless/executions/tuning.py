@@ -25,7 +25,7 @@ async def refuse_unavailable_tuning(config: RunRequest, store: Store,
     refusal = tuning.unavailable(gpu=False, hooks=True)
     if refusal is None:
         return
-    workers = await store.live_workers(live_since)
+    workers = await store.workers.live_workers(live_since)
     if not workers or any(has_gpu(worker.system_stats) for worker in workers):
         return
     field, reason = refusal

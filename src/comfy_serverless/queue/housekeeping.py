@@ -35,6 +35,6 @@ class Housekeeping(BackgroundService):
     async def run_once(self) -> None:
         """One pass; it never asks to run again at once (there is no backlog to drain)."""
         now = self._clock()
-        await self._store.refresh_planner_statistics()
+        await self._store.claims.refresh_planner_statistics()
         await self._store.access.forget_idempotency_keys(now - IDEMPOTENCY_TTL_SECONDS)
         await self._store.models.forget_departed(now - DEPARTED_AFTER_SECONDS)

@@ -55,9 +55,9 @@ class Rescuer(BackgroundService):
         report = RescueReport()
         now = time.time()
         if self._aging_seconds:
-            await self._store.age_queued(now, self._aging_seconds)
-        for lease in await self._store.expired_leases(now):
-            execution = await self._store.execution(lease.execution_id)
+            await self._store.claims.age_queued(now, self._aging_seconds)
+        for lease in await self._store.claims.expired_leases(now):
+            execution = await self._store.executions.execution(lease.execution_id)
             if execution is not None:
                 await self._rescue(execution, lease, now, report)
         return report
@@ -72,8 +72,8 @@ class Rescuer(BackgroundService):
         verdict = "queued again" if retrying else "failed, no attempts left"
         entry = LogEntry(now, "execution_rescued", execution.current_node_id,
                          f"Worker {lease.worker_id} lost its lease; {verdict}")
-        rescued = await self._store.rescue(lease, decision.error, retry_at=retry_at, now=now,
-                                           log=[entry])
+        rescued = await self._store.claims.rescue(lease, decision.error, retry_at=retry_at, now=now,
+                                                  log=[entry])
         if rescued:
             (report.requeued if retrying else report.failed).append(execution.id)
             log.warning("execution %s: worker %s lost its lease; %s", execution.id,

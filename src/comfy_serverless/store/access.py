@@ -1,4 +1,5 @@
-"""The access side of the store: key administration, and admission of new executions.
+"""The access side of the store: API keys (creation, lookup, administration), and admission
+of new executions.
 
 Admission is one transaction per submit. It first locks the key's row (`FOR UPDATE` on
 PostgreSQL; SQLite's writers already take turns), so two replicas submitting for one key
@@ -73,6 +74,27 @@ class AccessStore:
     def __init__(self, connector: Connector, queries: dict[str, str]) -> None:
         self._db = connector
         self._sql = queries
+
+    # ------------------------------------------------------------------ keys
+
+    async def create_api_key(self, key: ApiKeyRecord) -> None:
+        await self._db.execute(
+            self._sql["insert_api_key"],
+            {
+                "id": key.id, "prefix": key.prefix, "secret_hash": key.secret_hash,
+                "kind": key.kind, "tier": key.tier, "is_admin": int(key.is_admin),
+                "name": key.name, "created_at": key.created_at,
+                "custom_limits": json.dumps(key.custom_limits) if key.custom_limits else None,
+            },
+        )
+
+    async def api_key_by_prefix(self, prefix: str) -> ApiKeyRecord | None:
+        """The key a bearer token's prefix names (authentication compares its secret)."""
+        row = await self._db.fetch_one(self._sql["api_key_by_prefix"], {"prefix": prefix})
+        return ApiKeyRecord.from_row(row) if row else None
+
+    async def touch_api_key(self, key_id: str, now: float) -> None:
+        await self._db.execute(self._sql["touch_api_key"], {"id": key_id, "now": now})
 
     # ------------------------------------------------------------------ key administration
 
@@ -180,13 +202,6 @@ class AccessStore:
         row = await self._db.fetch_one(self._sql["key_usage"],
                                        {"api_key_id": key_id, "period": period})
         return int(row["executions"]) if row else 0
-
-    async def set_usage(self, key_id: str, period: str, executions: int) -> None:
-        """Set a key's count for a month (an operator's correction, or a test's setup)."""
-        params = {"api_key_id": key_id, "period": period}
-        async with self._db.transaction() as tx:
-            await tx.execute(self._sql["ensure_key_usage"], params)
-            await tx.execute(self._sql["set_key_usage"], {**params, "executions": executions})
 
     async def unfinished(self, key_id: str, limit: int = 1000) -> list[ExecutionRecord]:
         """The key's queued and processing executions, running ones first."""

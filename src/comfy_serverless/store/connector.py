@@ -20,9 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
 import asyncpg
 
@@ -33,7 +31,6 @@ __all__ = [
     "Params",
     "Row",
     "Session",
-    "connect",
     "store_error_for",
     "translated_driver_errors",
 ]
@@ -117,16 +114,3 @@ class Connector(Session, Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-async def connect(database_url: str) -> Connector:
-    """Open the connector that `database_url` names (sqlite:///path or postgresql://…)."""
-    from comfy_serverless.store.postgres import PostgresConnector
-    from comfy_serverless.store.sqlite import SqliteConnector
-
-    scheme = urlparse(database_url).scheme
-    if scheme == "sqlite":
-        return SqliteConnector.open(Path(database_url.removeprefix("sqlite:///")))
-    if scheme in ("postgres", "postgresql"):
-        return await PostgresConnector.open(database_url)
-    raise StoreError(f"unsupported database URL scheme {scheme!r}")

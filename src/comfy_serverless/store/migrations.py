@@ -1,4 +1,8 @@
-"""A small, explicit migrations runner: numbered .sql files per dialect, applied in order.
+"""A small, explicit migrations runner: numbered .sql files, applied in order.
+
+One tree, as the queries: migrations/NNNN_name.sql serves both dialects, and
+migrations/<dialect>/NNNN_name.sql takes its place where the dialects differ (same number,
+same name, so the bookkeeping of existing databases is unchanged).
 
 Each file runs in its own transaction and is recorded in `schema_migrations`, so running
 `migrate` twice (or from two processes at once on PostgreSQL) applies each file once.
@@ -10,10 +14,11 @@ import logging
 import time
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from comfy_serverless.store.connector import Connector
 
-__all__ = ["Migration", "apply_migrations", "available_migrations"]
+__all__ = ["Migration", "apply_migrations", "available_migrations", "migrations_in_tree"]
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +41,33 @@ class Migration:
 
 
 def available_migrations(dialect: str) -> list[Migration]:
-    folder = resources.files("comfy_serverless.store") / "migrations" / dialect
-    migrations = []
+    """Every migration for `dialect`, in order: the shared file, or the dialect's own."""
+    return migrations_in_tree(resources.files("comfy_serverless.store") / "migrations", dialect)
+
+
+def migrations_in_tree(folder: Traversable, dialect: str) -> list[Migration]:
+    """The migrations of one tree (shared files in `folder`, overrides in folder/dialect)."""
+    by_version = _migrations_in(folder)
+    for version, override in _migrations_in(folder / dialect).items():
+        shared = by_version.get(version)
+        if shared is not None and shared.name != override.name:
+            raise ValueError(f"migration {version:04d} is {shared.name!r} shared and "
+                             f"{override.name!r} for {dialect}")
+        by_version[version] = override
+    return [by_version[version] for version in sorted(by_version)]
+
+
+def _migrations_in(folder: Traversable) -> dict[int, Migration]:
+    found: dict[int, Migration] = {}
+    if not folder.is_dir():
+        return found  # a dialect with no overrides needs no folder
     for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
+        if entry.is_file() and entry.name.endswith(".sql"):
             version, _, name = entry.name.removesuffix(".sql").partition("_")
-            migrations.append(Migration(int(version), name, entry.read_text()))
-    return sorted(migrations, key=lambda migration: migration.version)
+            if int(version) in found:
+                raise ValueError(f"two migrations numbered {version} in {folder}")
+            found[int(version)] = Migration(int(version), name, entry.read_text())
+    return found
 
 
 async def apply_migrations(connector: Connector) -> list[int]:

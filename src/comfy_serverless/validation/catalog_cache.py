@@ -30,17 +30,14 @@ class CatalogCache:
         if now - self._checked_at < self._refresh_seconds:
             return self._merged
         self._checked_at = now
-        hashes = frozenset(await self._store.catalog_hashes(time.time() - self._max_age))
+        hashes = frozenset(await self._store.workers.catalog_hashes(time.time() - self._max_age))
         if hashes != self._hashes:
             await self._load(hashes)
         return self._merged
 
-    def invalidate(self) -> None:
-        self._checked_at = float("-inf")
-
     async def _load(self, hashes: frozenset[str]) -> None:
         for digest in hashes - set(self._parsed):
-            object_info = await self._store.catalog(digest)
+            object_info = await self._store.workers.catalog(digest)
             if object_info is not None:
                 self._parsed[digest] = NodeCatalog.from_object_info(object_info)
         self._parsed = {digest: self._parsed[digest] for digest in hashes if digest in self._parsed}

@@ -167,10 +167,10 @@ class WebhookDispatcher(BackgroundService):
     async def _frozen_data(self, event: WebhookEvent) -> object:
         if event.payload is not None:
             return json.loads(event.payload)
-        execution = await self._store.execution(event.execution_id or "")
+        execution = await self._store.executions.execution(event.execution_id or "")
         if execution is None:
             return event.data or {}
-        outputs = await self._store.outputs(execution.id)
+        outputs = await self._store.executions.outputs(execution.id)
         urls = {output.id: await self._output_url(output)
                 for output in linked_outputs(event, outputs)}
         data = event_data(event, execution, outputs, lambda output: urls[output.id],

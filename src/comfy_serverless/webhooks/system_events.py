@@ -56,14 +56,14 @@ class CapacityMonitor(BackgroundService):
         self._max_retries = max_retries
 
     async def run_once(self) -> bool:
-        workers = await self._store.live_workers(time.time() - self._live_window)
+        workers = await self._store.workers.live_workers(time.time() - self._live_window)
         live, idle = len(workers), sum(worker.state == "idle" for worker in workers)
         fraction = idle / live if live else 0.0
         band = _band(fraction, self._thresholds)
-        previous = await self._store.state(self._KEY)
+        previous = await self._store.workers.state(self._KEY)
         if previous is None or previous == band:
             return False
-        if not await self._store.swap_state(self._KEY, previous, band):
+        if not await self._store.workers.swap_state(self._KEY, previous, band):
             return False
         if previous == "unknown":
             return False

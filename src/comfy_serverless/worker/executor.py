@@ -204,7 +204,7 @@ class Executor:
             return True
         if outcome != "cancelled":
             return False
-        current = await self._store.execution(execution.id)
+        current = await self._store.executions.execution(execution.id)
         return current is not None and current.status == "cancelled"
 
     def claim_allocation(self, prompt_id: str) -> dict[str, Any]:
@@ -255,7 +255,7 @@ class Executor:
 
     async def _submit(self, context: ExecutionContext) -> None:
         if context.execution.engine_prompt_id is None and not await self._patiently(
-                context, "processing", lambda: self._store.set_engine_prompt(
+                context, "processing", lambda: self._store.claims.set_engine_prompt(
                     context.lease, context.prompt_id, self.claim_allocation(context.prompt_id))):
             raise _Stop("lost")
         if (refusal := self.engine_facts.refusal(context.tuning)) is not None:
@@ -300,7 +300,7 @@ class Executor:
             context.usage.add(self.engine_facts.sample())
         if self._hand_back.is_set():
             await self._interrupt(context)
-            await self._store.hand_back(context.lease, [LogEntry(
+            await self._store.claims.hand_back(context.lease, [LogEntry(
                 now, "execution_handed_back", context.tracker.current_node_id,
                 "Worker shutting down; execution returned to the queue")])
             raise _Stop("handed_back")
@@ -309,7 +309,7 @@ class Executor:
             await self._write_progress(context, now)
         if now - context.last_lease_renewal >= self._config.heartbeat_interval:
             context.last_lease_renewal = now
-            if not await self._store.renew_lease(context.lease, self._config.lease_seconds):
+            if not await self._store.claims.renew_lease(context.lease, self._config.lease_seconds):
                 await self._stop_engine_work(context, "cancelled")
         await self._poll_store(context, now)
         if context.deadline is not None and now > context.deadline:
@@ -327,7 +327,7 @@ class Executor:
             await self._stop_engine_work(context, "cancelled")
         if now - context.last_cancel_poll >= self._config.cancel_poll_interval:
             context.last_cancel_poll = now
-            if not await self._store.still_owns(context.lease):
+            if not await self._store.claims.still_owns(context.lease):
                 await self._stop_engine_work(context, "cancelled")
             if context.prefetched and context.tracker.started_at is None:
                 await self._yield_to_urgent_work(context, now)
@@ -341,7 +341,7 @@ class Executor:
         webhook = self._progress_event(context, snapshot, now)
         if webhook is not None and context.unsent_preview_key is not None:
             webhook["preview"], context.unsent_preview_key = context.unsent_preview_key, None
-        if not await self._store.record_progress(
+        if not await self._store.claims.record_progress(
             context.lease, snapshot, context.tracker.drain_log(), webhook=webhook,
             outputs=previews,
             engine_metrics=_usage_metrics(context) if context.usage.samples else None,
@@ -387,11 +387,11 @@ class Executor:
     async def _yield_to_urgent_work(self, context: ExecutionContext, now: float) -> None:
         """A prefetched prompt waits in ComfyUI's queue; if a more urgent execution has
         arrived since, take ours out and give it back, so the urgent one runs first."""
-        if not await self._store.has_queued_above(context.execution.priority, now,
-                                                  self.claim_match()):
+        if not await self._store.claims.has_queued_above(context.execution.priority, now,
+                                                         self.claim_match()):
             return
         await self._interrupt(context)
-        await self._store.hand_back(context.lease, [LogEntry(
+        await self._store.claims.hand_back(context.lease, [LogEntry(
             now, "execution_handed_back", None,
             "Prefetched prompt withdrawn for a more urgent execution")])
         raise _Stop("handed_back")
@@ -452,7 +452,7 @@ class Executor:
         log_entries = [*context.tracker.drain_log(), LogEntry(
             time.time(), "execution_completed", None,
             f"Workflow completed with {len(outputs)} output(s)")]
-        completed = await self._patiently(context, "completed", lambda: self._store.complete(
+        completed = await self._patiently(context, "completed", lambda: self._store.claims.complete(
             context.lease, outputs, context.tracker.final_snapshot(), context.tracker.engine_time(),
             log_entries, engine_metrics=_usage_metrics(context)))
         return "completed" if completed else "cancelled"
@@ -466,7 +466,7 @@ class Executor:
             while True:
                 await asyncio.sleep(self._config.heartbeat_interval)
                 try:
-                    await self._store.renew_lease(context.lease, self._config.lease_seconds)
+                    await self._store.claims.renew_lease(context.lease, self._config.lease_seconds)
                 except StoreError as exc:
                     log.warning("lease of %s not renewed: %s", context.lease.execution_id, exc)
 
@@ -479,7 +479,7 @@ class Executor:
                 await renewer
 
     async def _after_interrupt(self, context: ExecutionContext) -> Outcome:
-        if not await self._store.still_owns(context.lease):
+        if not await self._store.claims.still_owns(context.lease):
             return "cancelled"
         return await self._fail(context, Failure(
             error_type="INTERRUPTED", message="ComfyUI interrupted the prompt",
@@ -537,7 +537,7 @@ class Executor:
                          write: Callable[[], Awaitable[bool]]) -> bool:
         """A write the job cannot do without, tried again while the store restarts; one
         that committed but lost its reply counts as written (worker/patience.py)."""
-        ours = already_written(lambda: self._store.execution(context.lease.execution_id),
+        ours = already_written(lambda: self._store.executions.execution(context.lease.execution_id),
                                context.lease, status, context.prompt_id)
         return bool(await when_store_answers(write, within=self._config.lease_seconds / 2,
                                              ours=ours))
@@ -551,12 +551,12 @@ class Executor:
         if isinstance(decision, Retry):
             log_entries.append(LogEntry(time.time(), "execution_retry_scheduled", failure.node_id,
                                         f"{failure.message}; retrying in {decision.delay:.0f}s"))
-            requeued = await self._patiently(context, "queued", lambda: self._store.requeue(
+            requeued = await self._patiently(context, "queued", lambda: self._store.claims.requeue(
                 context.lease, decision.error, decision.retry_at(time.time()), log_entries))
             return "requeued" if requeued else "cancelled"
         log_entries.append(LogEntry(time.time(), "execution_failed", failure.node_id,
                                     failure.message))
-        failed = await self._patiently(context, "failed", lambda: self._store.fail(
+        failed = await self._patiently(context, "failed", lambda: self._store.claims.fail(
             context.lease, decision.error, gpu_time, log_entries,
             engine_metrics=_usage_metrics(context)))
         return "failed" if failed else "cancelled"

@@ -233,7 +233,7 @@ class Worker:
         if not await self._output_classes_known():
             return None
         prompt_id = str(uuid.uuid4())
-        execution = await self._store.claim_next(
+        execution = await self._store.claims.claim_next(
             self.config.worker_id, self.config.lease_seconds, engine_prompt_id=prompt_id,
             resource_allocation=self._executor.claim_allocation(prompt_id),
             match=self.claim_match())
@@ -311,13 +311,13 @@ class Worker:
             self._executor.output_classes = output_classes(object_info)
             self._catalog_read, self._catalog_pause = True, _CATALOG_FIRST_PAUSE
         text = json.dumps(object_info, sort_keys=True, separators=(",", ":"))
-        digest, previous = await self._store.publish_catalog(self.config.worker_id, text)
+        digest, previous = await self._store.workers.publish_catalog(self.config.worker_id, text)
         self._catalog_published_at = time.monotonic()
         if previous is not None and previous != digest:
             await self._announce_model_changes(previous, object_info)
 
     async def _announce_model_changes(self, previous: str, object_info: dict[str, Any]) -> None:
-        before = await self._store.catalog(previous)
+        before = await self._store.workers.catalog(previous)
         changes = model_changes(before or {}, object_info)
         if changes["added"] or changes["removed"]:
             await self._store.webhooks.broadcast(
@@ -418,7 +418,7 @@ class Worker:
         return EngineFacts(gpu=gpu, hooks=self.warm.pinning, monitor=self._gpu_monitor)
 
     async def _publish_state(self, state: str) -> None:
-        await self._store.heartbeat_worker(WorkerState(
+        await self._store.workers.heartbeat_worker(WorkerState(
             id=self.config.worker_id, state=state, gpu_type=self.gpu_type,
             system_stats=self.system_stats, current_execution_id=self.current_execution_id,
             region=self.config.region, warm_models=tuple(sorted(self.warm.current())),

@@ -75,7 +75,7 @@ async def events(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     after = _last_event_id(last_event_id)
-    if await services.store.execution_for_key(execution_id, key.id) is None:
+    if await services.store.executions.execution_for_key(execution_id, key.id) is None:
         raise ExecutionNotFound(execution_id)
     settings = services.settings
     feed = ExecutionFeed(services.store, services.storages, execution_id,

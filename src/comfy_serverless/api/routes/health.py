@@ -27,7 +27,7 @@ async def healthz() -> dict[str, Any]:
 async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
     """Ready when the store answers and, with an embedded worker, its ComfyUI is connected."""
     try:
-        await services.store.live_worker_count(0.0)
+        await services.store.metrics.live_worker_count(0.0)
     except StoreError as exc:
         # Unauthenticated: the driver's words (hosts, paths, users) go to the log only.
         log.warning("readiness: the store does not answer: %s", exc)

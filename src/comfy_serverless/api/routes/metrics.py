@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
@@ -21,6 +21,7 @@ from comfy_serverless.api.schemas import error_responses
 from comfy_serverless.auth.keys import parse_bearer
 from comfy_serverless.errors import ApiError, AuthenticationFailed
 from comfy_serverless.executions.queue_status import fleet_memory
+from comfy_serverless.store.metrics import DurationHistogram
 
 __all__ = ["MetricsDisabled", "is_loopback", "router"]
 
@@ -30,10 +31,11 @@ _BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _histogram(name: str, documentation: str, values: Sequence[float]) -> Metric:
-    buckets = [(str(bound), float(sum(v <= bound for v in values))) for bound in _BUCKETS]
-    buckets.append(("+Inf", float(len(values))))
-    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=sum(values))
+def _histogram(name: str, documentation: str, counted: DurationHistogram) -> Metric:
+    buckets = [(str(bound), float(count)) for bound, count in counted.buckets]
+    buckets.append(("+Inf", float(counted.count)))
+    return HistogramMetricFamily(name, documentation, buckets=buckets,
+                                 sum_value=counted.total)
 
 
 def _gauge(name: str, documentation: str, label: str | None,
@@ -90,9 +92,9 @@ def is_loopback(host: str) -> bool:
             responses=error_responses(401, 403, 503))
 async def metrics(services: ServicesDep) -> Response:
     store = services.store
-    counts = await store.metric_counts()
-    durations = await store.completed_durations()
-    workers = await store.live_workers(time.time() - services.settings.live_window())
+    counts = await store.metrics.metric_counts()
+    waits, works = await store.metrics.duration_histograms(_BUCKETS)
+    workers = await store.workers.live_workers(time.time() - services.settings.live_window())
     total_memory, free_memory = fleet_memory(workers)
     gathered: list[Metric] = [
         _gauge("comfy_serverless_executions", "Executions by status", "status",
@@ -100,9 +102,9 @@ async def metrics(services: ServicesDep) -> Response:
         _gauge("comfy_serverless_queue_depth", "Queued executions by priority", "priority",
                counts["queue_depth"]),
         _histogram("comfy_serverless_queue_wait_seconds", "Submit to start, completed jobs",
-                   [wait for wait, _ in durations]),
+                   waits),
         _histogram("comfy_serverless_processing_seconds", "Start to end, completed jobs",
-                   [work for _, work in durations]),
+                   works),
         _gauge("comfy_serverless_workers", "Live workers by state", "state",
                {state: sum(w.state == state for w in workers) for state in ("idle", "busy")}),
         _gauge("comfy_serverless_gpu_memory_bytes", "GPU memory of live workers", "kind",

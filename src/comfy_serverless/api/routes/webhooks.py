@@ -49,7 +49,7 @@ def _event_view(event: WebhookEvent, deliveries: list[WebhookDelivery]) -> dict[
 @router.get("/{execution_id}/webhooks")
 async def delivery_log(execution_id: str, key: CurrentKey, services: ServicesDep
                        ) -> dict[str, Any]:
-    if await services.store.execution_for_key(execution_id, key.id) is None:
+    if await services.store.executions.execution_for_key(execution_id, key.id) is None:
         raise ExecutionNotFound(execution_id)
     events, deliveries = await services.store.webhooks.log(execution_id)
     return {"execution_id": execution_id,
@@ -59,7 +59,7 @@ async def delivery_log(execution_id: str, key: CurrentKey, services: ServicesDep
 @router.post("/{execution_id}/webhooks/{event_id}/redeliver", status_code=202)
 async def redeliver(execution_id: str, event_id: str, key: SecretKey, services: ServicesDep
                     ) -> JSONResponse:
-    if await services.store.execution_for_key(execution_id, key.id) is None:
+    if await services.store.executions.execution_for_key(execution_id, key.id) is None:
         raise ExecutionNotFound(execution_id)
     events, _ = await services.store.webhooks.log(execution_id)
     event = next((e for e in events if e.id == event_id), None)

@@ -63,7 +63,7 @@ class ExecutionNotSuccessful(ApiError):
 
 
 async def _owned(services: Services, execution_id: str, key: ApiKeyRecord) -> ExecutionRecord:
-    execution = await services.store.execution_for_key(execution_id, key.id)
+    execution = await services.store.executions.execution_for_key(execution_id, key.id)
     if execution is None:
         raise ExecutionNotFound(execution_id)
     return execution
@@ -124,14 +124,15 @@ def _submit_answer(outcome: SubmitOutcome) -> JSONResponse:
 @router.get("/{execution_id}/status")
 async def status(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
-    log = await services.store.events(execution.id)
+    log = await services.store.executions.events(execution.id)
     return status_body(execution, log, await services.estimator.estimate(execution))
 
 
 @router.delete("/{execution_id}/cancel", responses=error_responses(409))
 async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
-    cancelled = await services.store.cancel(execution.id, key.id, "user_requested", time.time())
+    cancelled = await services.store.executions.cancel(execution.id, key.id, "user_requested",
+                                                       time.time())
     if cancelled is None:
         current = await _owned(services, execution_id, key)
         raise ExecutionAlreadyFinished(
@@ -161,7 +162,7 @@ async def results(
         return JSONResponse(_not_ready(execution), status_code=202)
     if execution.status != "completed":
         raise _unsuccessful(execution)
-    outputs = await services.store.outputs(execution.id)
+    outputs = await services.store.executions.outputs(execution.id)
     raise_if_expired(execution, outputs)
     inline = download_format == "base64"
     if inline:
@@ -192,7 +193,7 @@ async def _wait_until_finished(
         while not execution.is_finished and (remaining := deadline - time.monotonic()) > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), min(remaining, _WAIT_POLL_SECONDS))
-            execution = await services.store.execution(execution.id) or execution
+            execution = await services.store.executions.execution(execution.id) or execution
     return execution
 
 

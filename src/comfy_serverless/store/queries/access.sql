@@ -1,6 +1,18 @@
 -- Access: key administration, admission of new executions (limits, monthly usage) and
 -- idempotency keys. Used by store/access.py.
 
+-- name: insert_api_key
+INSERT INTO api_keys (id, prefix, secret_hash, kind, tier, is_admin, name, created_at,
+                      custom_limits)
+VALUES (:id, :prefix, :secret_hash, :kind, :tier, :is_admin, :name, :created_at,
+        :custom_limits);
+
+-- name: api_key_by_prefix
+SELECT * FROM api_keys WHERE prefix = :prefix;
+
+-- name: touch_api_key
+UPDATE api_keys SET last_used_at = :now WHERE id = :id;
+
 -- name: api_keys_all
 SELECT * FROM api_keys ORDER BY created_at, id;
 

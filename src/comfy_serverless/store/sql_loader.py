@@ -1,5 +1,6 @@
-"""Loads the named SQL blocks (`-- name: x`) of queries/common.sql, then of the other shared
-files (one per concern, e.g. outputs.sql), then the dialect's overrides, and expands the
+"""Loads the named SQL blocks (`-- name: x`) of queries/common.sql (statements that more than
+one sub-store runs), then of the other shared files (one per sub-store, named as its module:
+claims.sql for store/claims.py), then the dialect's overrides, and expands the
 dialect tokens ({{row_lock}}, {{for_update}}, and {{json_items}}(CAST(x AS {{json}})) for the
 elements of a JSON array as rows with `.value`). A block whose name starts with `_` is a
 fragment of other statements, included where they say {{> _name}}."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 __all__ = ["load_queries"]
 
@@ -57,12 +59,23 @@ def _expand_includes(queries: dict[str, str]) -> dict[str, str]:
     return {name: expand(sql) for name, sql in queries.items() if not name.startswith("_")}
 
 
-def load_queries(dialect: str) -> dict[str, str]:
-    folder = resources.files("comfy_serverless.store") / "queries"
+def _shared_queries(folder: Traversable) -> dict[str, str]:
+    """Every shared file's blocks; a name defined in two of them is an error, not a silent
+    override (only a dialect file overrides)."""
     queries = _parse((folder / "common.sql").read_text())
     for extra in sorted(entry.name for entry in folder.iterdir()):
         if extra.endswith(".sql") and extra.removesuffix(".sql") not in _NOT_SHARED:
-            queries.update(_parse((folder / extra).read_text()))
+            blocks = _parse((folder / extra).read_text())
+            twice = sorted(queries.keys() & blocks.keys())
+            if twice:
+                raise ValueError(f"queries/{extra} defines {twice} again")
+            queries.update(blocks)
+    return queries
+
+
+def load_queries(dialect: str) -> dict[str, str]:
+    folder = resources.files("comfy_serverless.store") / "queries"
+    queries = _shared_queries(folder)
     queries.update(_parse((folder / f"{dialect}.sql").read_text()))
     queries = _expand_includes(queries)
     for name, sql in queries.items():

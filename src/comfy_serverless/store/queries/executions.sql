@@ -1,0 +1,28 @@
+-- Executions: reading them (by id, for a key, queue position, log, outputs) and cancelling.
+-- Used by store/executions.py.
+
+-- name: execution_for_key
+SELECT * FROM executions WHERE id = :id AND api_key_id = :api_key_id;
+
+-- name: execution_by_id
+SELECT * FROM executions WHERE id = :id;
+
+-- name: queue_position
+SELECT COUNT(*) AS ahead FROM executions
+WHERE status = 'queued'
+  AND (priority > :priority OR (priority = :priority AND submitted_at < :submitted_at)
+       OR (priority = :priority AND submitted_at = :submitted_at AND id < :id));
+
+-- name: cancel_execution
+UPDATE executions
+SET status = 'cancelled', finished_at = :now, cancel_reason = :reason,
+    lease_expires_at = NULL
+WHERE id = :id AND api_key_id = :api_key_id AND status IN ('queued', 'processing')
+RETURNING *;
+
+-- name: events_for_execution
+SELECT at, event, node_id, message, details FROM execution_events
+WHERE execution_id = :execution_id ORDER BY id;
+
+-- name: outputs_for_execution
+SELECT * FROM outputs WHERE execution_id = :execution_id ORDER BY created_at, id;

@@ -1,0 +1,41 @@
+-- Workers and catalogs: heartbeats, the node catalogs workers publish, shared state.
+-- Used by store/workers.py.
+
+-- name: upsert_worker
+INSERT INTO workers (id, started_at, heartbeat_at, state, gpu_type, system_stats,
+                     current_execution_id, region, warm_models)
+VALUES (:id, :now, :now, :state, :gpu_type, :system_stats, :current_execution_id, :region,
+        :warm_models)
+ON CONFLICT (id) DO UPDATE SET
+    heartbeat_at = excluded.heartbeat_at, state = excluded.state,
+    gpu_type = excluded.gpu_type,
+    system_stats = COALESCE(excluded.system_stats, workers.system_stats),
+    current_execution_id = excluded.current_execution_id, region = excluded.region,
+    warm_models = excluded.warm_models;
+
+-- name: insert_catalog
+INSERT INTO node_catalogs (hash, object_info, created_at) VALUES (:hash, :object_info, :now)
+ON CONFLICT (hash) DO NOTHING;
+
+-- name: set_worker_catalog
+UPDATE workers SET catalog_hash = :hash WHERE id = :worker_id;
+
+-- name: catalog_hashes_since
+SELECT DISTINCT catalog_hash AS hash FROM workers
+WHERE catalog_hash IS NOT NULL AND heartbeat_at >= :since;
+
+-- name: catalog_by_hash
+SELECT object_info FROM node_catalogs WHERE hash = :hash;
+
+-- name: get_state
+SELECT value FROM system_state WHERE key = :key;
+
+-- name: compare_and_set_state
+UPDATE system_state SET value = :new WHERE key = :key AND value = :old;
+
+-- name: worker_catalog_hash
+SELECT catalog_hash FROM workers WHERE id = :worker_id;
+
+-- name: live_workers
+SELECT id, state, gpu_type, system_stats FROM workers
+WHERE heartbeat_at >= :since AND state <> 'stopped' ORDER BY id;
