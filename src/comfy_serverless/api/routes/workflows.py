@@ -17,6 +17,9 @@ from comfy_serverless.access.admission import (
     limit_refusal,
     reused_key,
 )
+from comfy_serverless.api.bodies import answer
+from comfy_serverless.api.bodies.executions import Accepted, Cancelled, ExecutionStatus
+from comfy_serverless.api.bodies.results import NotReady, Results
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest, error_responses
 from comfy_serverless.api.sync_mode import answer_preferring_wait
@@ -72,7 +75,9 @@ async def _owned(services: Services, execution_id: str, key: ApiKeyRecord) -> Ex
     return execution
 
 
-@router.post("/execute", status_code=202, responses=error_responses(403, 409, 422))
+@router.post("/execute", status_code=202, response_model=None, responses={
+    **answer(202, Accepted), **answer(200, Results, "Prefer: wait=N, and it ended in time"),
+    **error_responses(403, 409, 422)})
 async def execute(
     body: ExecuteRequest,
     key: CurrentKey,
@@ -149,14 +154,16 @@ async def _retry_after(services: Services, key: ApiKeyRecord, reached: LimitReac
     return max(1.0, min(ends) - now) if ends else _QUEUE_RETRY_SECONDS
 
 
-@router.get("/{execution_id}/status")
+@router.get("/{execution_id}/status", response_model=None,
+            responses=answer(200, ExecutionStatus))
 async def status(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
     log = await services.store.events(execution.id)
     return status_view(execution, log, await services.estimator.estimate(execution))
 
 
-@router.delete("/{execution_id}/cancel", responses=error_responses(409))
+@router.delete("/{execution_id}/cancel", response_model=None,
+               responses={**answer(200, Cancelled), **error_responses(409)})
 async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
     cancelled = await services.store.cancel(execution.id, key.id, "user_requested", time.time())
@@ -172,7 +179,9 @@ async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> d
     return cancelled_view(cancelled)
 
 
-@router.get("/{execution_id}/results", responses=error_responses(409, 410, 413, 502))
+@router.get("/{execution_id}/results", response_model=None, responses={
+    **answer(200, Results), **answer(202, NotReady, "Not finished yet"),
+    **error_responses(409, 410, 413, 502)})
 async def results(
     request: Request,
     execution_id: str,
