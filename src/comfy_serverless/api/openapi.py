@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from comfy_serverless.api.contract import dependency_calls, errors_as_json, flat_routes
 from comfy_serverless.api.deps import current_key
@@ -74,6 +75,7 @@ def build_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
         components.get("schemas", {}).pop(unused, None)
     components["securitySchemes"] = _SECURITY_SCHEMES
     _declare_security(document, app)
+    _restore_examples(components.get("schemas", {}), app)
     return document
 
 
@@ -105,6 +107,19 @@ def _without_authorization_parameter(operation: dict[str, Any]) -> None:
         operation["parameters"] = parameters
     else:
         operation.pop("parameters", None)
+
+
+def _restore_examples(schemas: dict[str, Any], app: FastAPI) -> None:
+    """The answer models' examples as the models give them: FastAPI drops every null from
+    the document (`exclude_none`), examples included, so that a null field of an example
+    would read as a missing one."""
+    for route in flat_routes(app.routes):
+        for answer in getattr(route, "responses", {}).values():
+            model = answer.get("model")
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                examples = model.model_json_schema().get("examples")
+                if examples and model.__name__ in schemas:
+                    schemas[model.__name__]["examples"] = examples
 
 
 def _declare_security(document: dict[str, Any], app: FastAPI) -> None:
