@@ -12,11 +12,12 @@ __all__ = [
     "EVENT_STREAM",
     "FILE",
     "METRICS",
+    "STREAM_EXAMPLE",
     "Health",
     "Readiness",
 ]
 
-_STREAM_EXAMPLE = (
+STREAM_EXAMPLE = (
     "retry: 1000\n: stream of exec_7f9e8d2c4a1b\n\n"
     "id: 1\nevent: status\n"
     'data: {"execution_id":"exec_7f9e8d2c4a1b","timestamp":"2024-08-31T10:15:30Z",'
@@ -38,7 +39,7 @@ EVENT_STREAM: dict[int | str, dict[str, Any]] = {
         "`event` name (`status`, `progress`, `log`, `preview`, `output`, then `end`, after "
         "which the server closes the stream) and one line of JSON `data` carrying "
         "`execution_id` and `timestamp`. `: heartbeat` comments keep proxies from closing "
-        "a quiet stream."), _STREAM_EXAMPLE),
+        "a quiet stream."), STREAM_EXAMPLE),
     204: {"description": "The stream already ended before `Last-Event-ID`: nothing more "
                          "will come (an EventSource stops reconnecting)"},
 }

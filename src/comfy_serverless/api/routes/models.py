@@ -11,7 +11,7 @@ from pydantic import Field
 from comfy_serverless.api.bodies import answer
 from comfy_serverless.api.bodies.fleet import ModelList, PreloadScheduled
 from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
-from comfy_serverless.api.schemas import RequestBody, StrictModel
+from comfy_serverless.api.schemas import RequestBody, StrictModel, error_responses
 from comfy_serverless.models.listing import ModelQuery, model_list
 from comfy_serverless.models.preload import PreloadPolicy, PreloadWanted, schedule_preloads
 
@@ -49,7 +49,7 @@ async def list_models(
 
 
 @router.post("/preload", status_code=202, response_model=None,
-             responses=answer(202, PreloadScheduled))
+             responses={**answer(202, PreloadScheduled), **error_responses(404, 422)})
 async def preload(body: PreloadRequest, key: SecretKey, services: ServicesDep
                   ) -> JSONResponse:
     wanted = [PreloadWanted(m.model_id, m.priority, m.regions) for m in body.models]

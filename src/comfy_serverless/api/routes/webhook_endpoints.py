@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from comfy_serverless.api.bodies import answer
 from comfy_serverless.api.bodies.webhooks import EndpointDeleted, EndpointList, WebhookEndpoint
 from comfy_serverless.api.deps import SecretKey, ServicesDep
+from comfy_serverless.api.schemas import error_responses
 from comfy_serverless.errors import ApiError, RequestInvalid
 from comfy_serverless.executions.submission import check_webhook_url
 from comfy_serverless.timefmt import utc_iso
@@ -47,7 +48,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=None,
-             responses=answer(201, WebhookEndpoint))
+             responses={**answer(201, WebhookEndpoint), **error_responses(409)})
 async def register(body: EndpointCreate, key: SecretKey, services: ServicesDep
                    ) -> JSONResponse:
     unknown = sorted(set(body.events) - {*SYSTEM_EVENTS, "*"})

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from comfy_serverless.api.bodies import answer
 from comfy_serverless.api.bodies.webhooks import DeliveryLog, Redelivery
 from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
+from comfy_serverless.api.schemas import error_responses
 from comfy_serverless.errors import ApiError, ExecutionNotFound
 from comfy_serverless.store.records import WebhookDelivery, WebhookEvent
 from comfy_serverless.timefmt import utc_iso
@@ -60,7 +61,7 @@ async def delivery_log(execution_id: str, key: CurrentKey, services: ServicesDep
 
 
 @router.post("/{execution_id}/webhooks/{event_id}/redeliver", status_code=202,
-             response_model=None, responses=answer(202, Redelivery))
+             response_model=None, responses={**answer(202, Redelivery), **error_responses(409)})
 async def redeliver(execution_id: str, event_id: str, key: SecretKey, services: ServicesDep
                     ) -> JSONResponse:
     if await services.store.execution_for_key(execution_id, key.id) is None:

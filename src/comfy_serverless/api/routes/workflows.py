@@ -77,7 +77,7 @@ async def _owned(services: Services, execution_id: str, key: ApiKeyRecord) -> Ex
 
 @router.post("/execute", status_code=202, response_model=None, responses={
     **answer(202, Accepted), **answer(200, Results, "Prefer: wait=N, and it ended in time"),
-    **error_responses(403, 409, 422)})
+    **error_responses(403, 409, 410, 422, 502)})
 async def execute(
     body: ExecuteRequest,
     key: CurrentKey,
