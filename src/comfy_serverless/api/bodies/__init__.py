@@ -3,8 +3,10 @@
 The routes build their bodies as dicts (executions/views.py and the like) and return them
 as they are: these models only describe them, with the spec's examples, through each route's
 `responses=` (never `response_model=`, which would re-serialise a body and could drop or
-alter a field). tests/unit/test_openapi_bodies.py checks that real answers fit them, and the
-Python SDK's own models are checked to parse their examples, so neither can drift.
+alter a field). tests/integration/test_documented_answers.py checks that real answers fit
+them, tests/unit/test_openapi_document.py that their examples do, and
+tests/unit/test_sdk_models.py that the Python SDK's own models parse those examples and name
+no field the service does not send, so that none of them can drift.
 """
 
 from __future__ import annotations
