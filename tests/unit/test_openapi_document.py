@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from openapi_spec_validator import validate
 
 from comfy_serverless.api.app import create_app
+from comfy_serverless.api.contract import flat_routes
 from comfy_serverless.api.openapi_export import REGENERATE, render
 from comfy_serverless.settings import Settings
 from tests.openapi_check import schema_validator
@@ -82,6 +84,16 @@ def test_every_v1_operation_needs_the_api_key_and_no_other_does(
             assert "security" not in operation, (method, path)
         names = {parameter["name"].lower() for parameter in operation.get("parameters", [])}
         assert "authorization" not in names, (method, path)
+
+
+def test_no_route_passes_its_answer_through_a_model(tmp_path: Path) -> None:
+    """The answer models describe; they never filter or re-serialise what a route returns
+    (a `response_model` would drop a field it does not name, such as `warnings`)."""
+    app = create_app(Settings(data_dir=tmp_path), with_worker=False)
+    for route in flat_routes(app.routes):
+        if isinstance(route, APIRoute):
+            assert route.response_model is None, route.path
+            assert route.response_field is None, route.path
 
 
 def test_every_success_answer_has_a_schema_of_its_own(document: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from comfy_serverless.api.bodies import described
 
 __all__ = [
+    "ERROR_PAGE",
     "EVENT_STREAM",
     "FILE",
     "METRICS",
@@ -46,6 +47,10 @@ EVENT_STREAM: dict[int | str, dict[str, Any]] = {
 
 FILE = described(200, "*/*", {"type": "string", "format": "binary"},
                  "The output file, with its own content type")
+
+ERROR_PAGE = described(200, "text/html", {"type": "string"},
+                      "An HTML page: what each error code means and what to do about it "
+                      "(the target of every error body's `documentation_url`)")
 
 METRICS = described(200, "text/plain", {"type": "string"},
                     "Prometheus' text exposition format (version 0.0.4)",
