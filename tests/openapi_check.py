@@ -1,5 +1,6 @@
 """Checks an answer against the served OpenAPI document: its status is documented for the
-operation, with its media type, and a JSON body fits the declared schema."""
+operation, with its media type and required headers, and a JSON body fits the declared
+schema."""
 
 from __future__ import annotations
 
@@ -30,12 +31,27 @@ def _rebased(schema: Any) -> Any:
     return schema
 
 
+def _resolved(document: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """A `$ref` to `#/components/...` replaced by what it names."""
+    reference = item.get("$ref")
+    if reference is None:
+        return item
+    found: dict[str, Any] = document
+    for part in reference.removeprefix("#/").split("/"):
+        found = found[part]
+    return found
+
+
 def assert_documented(document: dict[str, Any], response: httpx.Response, path: str) -> None:
     """`path` is the route's template, such as `/v1/workflows/{execution_id}/status`."""
     method = response.request.method.lower()
     answers = document["paths"][path][method]["responses"]
     status = str(response.status_code)
     assert status in answers, f"{method.upper()} {path} answered an undocumented {status}"
+    for name, header in answers[status].get("headers", {}).items():
+        declared_header = _resolved(document, header)
+        if declared_header.get("required"):
+            assert name in response.headers, f"{method.upper()} {path} {status}: no {name}"
     content = answers[status].get("content")
     if content is None:
         assert not response.content, f"{method.upper()} {path} {status} has a body"

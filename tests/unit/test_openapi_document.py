@@ -127,3 +127,15 @@ def test_every_answer_model_and_the_error_body_have_examples_that_fit_them(
         for example in examples:
             schema_validator(document, {"$ref": f"#/components/schemas/{name}"}).validate(
                 example)
+
+
+def test_every_answer_declares_its_headers(document: dict[str, Any]) -> None:
+    for path, method, operation in _operations(document):
+        keyed = "security" in operation and path != "/metrics"
+        for status, answer in operation["responses"].items():
+            headers = set(answer["headers"])
+            assert {"API-Version", "API-Deprecated", "API-Sunset"} <= headers
+            assert ("X-RateLimit-Remaining" in headers) == keyed, (method, path, status)
+            assert ("Retry-After" in headers) == (status in ("429", "503"))
+    execute = document["paths"]["/v1/workflows/execute"]["post"]["responses"]
+    assert {"Idempotent-Replayed", "Preference-Applied"} <= set(execute["202"]["headers"])

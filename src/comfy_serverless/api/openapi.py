@@ -7,7 +7,8 @@ Beyond what FastAPI derives from the routes, it carries:
   it answers on loopback only), none on the probes, the error pages and /files (whose
   signed URL is the credential);
 - every error answer in the spec's error shape, without FastAPI's default 422
-  (api/contract.py).
+  (api/contract.py);
+- the response headers of each answer (api/openapi_headers.py).
 
 docs/reference/openapi.json holds it with the default settings; a test keeps the two equal.
 """
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 
 from comfy_serverless.api.contract import dependency_calls, errors_as_json, flat_routes
 from comfy_serverless.api.deps import current_key
+from comfy_serverless.api.openapi_headers import declare_headers
 from comfy_serverless.settings import Settings
 
 __all__ = [
@@ -74,7 +76,7 @@ def build_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         components.get("schemas", {}).pop(unused, None)
     components["securitySchemes"] = _SECURITY_SCHEMES
-    _declare_security(document, app)
+    declare_headers(document, _declare_security(document, app))
     _restore_examples(components.get("schemas", {}), app)
     return document
 
@@ -122,8 +124,10 @@ def _restore_examples(schemas: dict[str, Any], app: FastAPI) -> None:
                     schemas[model.__name__]["examples"] = examples
 
 
-def _declare_security(document: dict[str, Any], app: FastAPI) -> None:
-    """`ApiKeyAuth` on each operation whose route needs a key (through whatever dependency)."""
+def _declare_security(document: dict[str, Any], app: FastAPI) -> set[tuple[str, str]]:
+    """`ApiKeyAuth` on each operation whose route needs a key (through whatever dependency);
+    the (method, path) of those operations."""
+    keyed: set[tuple[str, str]] = set()
     for route in flat_routes(app.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
@@ -131,4 +135,5 @@ def _declare_security(document: dict[str, Any], app: FastAPI) -> None:
             for method in route.methods or ():
                 operation = document["paths"][route.path_format][method.lower()]
                 operation["security"] = [{API_KEY_SCHEME: []}]
-
+                keyed.add((method.lower(), route.path_format))
+    return keyed
