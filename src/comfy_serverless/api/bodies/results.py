@@ -6,8 +6,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from comfy_serverless.api.bodies.executions import ExecutionState
-
 __all__ = [
     "Converted",
     "CostBreakdown",
@@ -139,7 +137,7 @@ class NotReady(BaseModel):
     }]})
 
     execution_id: str
-    status: ExecutionState
+    status: Literal["queued", "processing"]
     progress: float
     message: str
     status_url: str
