@@ -14,6 +14,7 @@ from openapi_spec_validator import validate
 from comfy_serverless.api.app import create_app
 from comfy_serverless.api.contract import flat_routes
 from comfy_serverless.api.openapi_export import REGENERATE, render
+from comfy_serverless.cli import main
 from comfy_serverless.settings import Settings
 from tests.openapi_check import schema_validator
 
@@ -139,3 +140,8 @@ def test_every_answer_declares_its_headers(document: dict[str, Any]) -> None:
             assert ("Retry-After" in headers) == (status in ("429", "503"))
     execute = document["paths"]["/v1/workflows/execute"]["post"]["responses"]
     assert {"Idempotent-Replayed", "Preference-Applied"} <= set(execute["202"]["headers"])
+
+
+def test_the_cli_prints_the_committed_document(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["openapi"]) == 0
+    assert capsys.readouterr().out == COMMITTED.read_text()
