@@ -15,6 +15,7 @@ docs/reference/openapi.json holds it with the default settings; a test keeps the
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,6 +66,7 @@ def serve_document(app: FastAPI, settings: Settings) -> None:
 
 
 def build_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """FastAPI's document of the routes, completed as the module's docstring says."""
     document = get_openapi(
         title=settings.api_title, version=app.version, description=settings.api_description,
         routes=app.routes, contact=_contact(settings), license_info=_license(settings),
@@ -75,7 +77,7 @@ def build_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
     components = document.setdefault("components", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         components.get("schemas", {}).pop(unused, None)
-    components["securitySchemes"] = _SECURITY_SCHEMES
+    components["securitySchemes"] = copy.deepcopy(_SECURITY_SCHEMES)
     declare_headers(document, _declare_security(document, app))
     _restore_examples(components.get("schemas", {}), app)
     return document

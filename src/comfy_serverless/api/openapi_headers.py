@@ -13,6 +13,7 @@ Each is declared once under `components.headers` and referenced where it applies
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,7 +57,7 @@ _EXECUTE = ("post", "/v1/workflows/execute")
 def declare_headers(document: dict[str, Any], keyed: set[tuple[str, str]]) -> None:
     """Add the headers to every answer of the document. `keyed`: the (method, path) of each
     operation that takes an API key (and so counts against its rate limit)."""
-    document.setdefault("components", {})["headers"] = HEADERS
+    document.setdefault("components", {})["headers"] = copy.deepcopy(HEADERS)
     for method, path, status, answer in _answers(document):
         names = list(_VERSION)
         if (method, path) in keyed:
