@@ -1,5 +1,6 @@
-"""The `comfy-serverless` command: serve · worker · keys · migrate · engine, and the client's
-run · status · cancel · results · events (from clients/python, see docs/how-to/sdk.md)."""
+"""The `comfy-serverless` command: serve · worker · keys · migrate · engine · openapi, and
+the client's run · status · cancel · results · events (from clients/python, see
+docs/how-to/sdk.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import signal
 import sys
 
+from comfy_serverless.api.openapi_export import add_openapi_command
 from comfy_serverless.auth.cli import add_key_commands
 from comfy_serverless.convert_cli import add_convert_command
 from comfy_serverless.engine.comfyui.installer import (
@@ -125,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     add_key_commands(commands)
     add_fleet_commands(commands)
     add_convert_command(commands)
+    add_openapi_command(commands)
 
     maintenance = commands.add_parser("maintenance", help="announce maintenance").add_subparsers(
         dest="maintenance", required=True)

@@ -182,6 +182,16 @@ class Settings(BaseSettings):
     stream_poll_interval: float = Field(default=0.25, gt=0, le=300)
     stream_max_per_key: int = Field(default=10, ge=1, le=10_000)
 
+    # --- the OpenAPI document's info and servers (spec §8, issue #14) ---
+    api_title: str = "ComfyUI Serverless API"
+    api_description: str = "Serverless API for ComfyUI workflow execution"
+    api_contact_name: str | None = None
+    api_contact_url: str | None = None
+    api_contact_email: str | None = None
+    api_license_name: str = "MIT"
+    api_license_url: str | None = "https://opensource.org/licenses/MIT"
+    api_servers: list[str] = Field(default_factory=list)
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(
             max_nodes=self.max_nodes,

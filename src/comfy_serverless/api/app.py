@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from comfy_serverless.api.contract import declare_error_answers
+from comfy_serverless.api.docs_pages import serve_docs_pages
 from comfy_serverless.api.edge import EdgeLimits, HttpEdge
 from comfy_serverless.api.errors import install_error_handlers
 from comfy_serverless.api.headers import ApiHeaders, version_headers
 from comfy_serverless.api.log_context import ExecutionLogContext
+from comfy_serverless.api.openapi import serve_document
 from comfy_serverless.api.routes import (
     admin,
     convert,
@@ -44,9 +46,12 @@ from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispat
 from comfy_serverless.webhooks.system_events import CapacityMonitor
 from comfy_serverless.worker.worker import Worker
 
-__all__ = ["create_app"]
+__all__ = ["API_VERSION", "create_app"]
 
 log = logging.getLogger(__name__)
+
+# The version of the HTTP API (the document's info.version), not of this software.
+API_VERSION = "1.0.0"
 
 
 def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAPI:
@@ -92,12 +97,9 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
                 await housekeeping.stop()
                 await rescuer.stop()
 
-    app = FastAPI(
-        title="ComfyUI Serverless API",
-        version="1.0.0",
-        description="Serverless API for ComfyUI workflow execution",
-        lifespan=lifespan,
-    )
+    app = FastAPI(title=settings.api_title, version=API_VERSION,
+                  description=settings.api_description, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(HttpEdge, limits=EdgeLimits(
@@ -121,6 +123,8 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
     app.include_router(metrics.router)
     app.include_router(models.router)
     declare_error_answers(app)
+    serve_document(app, settings)
+    serve_docs_pages(app)
     return app
 
 

@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
@@ -24,7 +23,13 @@ from starlette.types import Scope
 from comfy_serverless.api.deps import DEPENDENCY_ERRORS
 from comfy_serverless.api.schemas import error_responses
 
-__all__ = ["allowed_methods", "declare_error_answers", "dependency_calls", "flat_routes"]
+__all__ = [
+    "allowed_methods",
+    "declare_error_answers",
+    "dependency_calls",
+    "errors_as_json",
+    "flat_routes",
+]
 
 _EVERYWHERE = (400, 500, 503)
 _WITH_BODY = (408, 413)
@@ -65,40 +70,27 @@ def _error_statuses(route: APIRoute) -> set[int]:
 
 
 def declare_error_answers(app: FastAPI) -> None:
-    """Declare each route's error answers, and serve an OpenAPI document without FastAPI's
-    default 422 (which this service never answers for a malformed request)."""
+    """Declare each route's error answers (the document itself: api/openapi.py)."""
     for route in flat_routes(app.routes):
         if isinstance(route, APIRoute):
             missing = _error_statuses(route) - set(route.responses)
             route.responses.update(error_responses(*sorted(missing)))
-    app.openapi = _openapi_without_default_422(app)  # type: ignore[method-assign]
 
 
-def _openapi_without_default_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
-            for path_item in schema["paths"].values():
-                for operation in path_item.values():
-                    _errors_as_json(operation.get("responses", {}))
-            components = schema.get("components", {}).get("schemas", {})
-            for unused in ("HTTPValidationError", "ValidationError"):
-                components.pop(unused, None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    return openapi
-
-
-def _errors_as_json(answers: dict[str, Any]) -> None:
-    """Drop FastAPI's default 422; every error answer is JSON in the spec's error shape,
-    whatever media type the route's success answer has (text, HTML)."""
+def errors_as_json(answers: dict[str, Any]) -> None:
+    """Drop FastAPI's default 422 (this service answers a malformed request with a 400);
+    every error answer is JSON in the spec's error shape, whatever media type the route's
+    success answer has (text, HTML). A route that answers an error status with a body of
+    its own (readyz's 503) keeps it, as one of the two shapes."""
     if answers.get("422", {}).get("description") == "Validation Error":
         del answers["422"]
     for status, answer in answers.items():
         if status.isdigit() and int(status) >= 400:
-            answer["content"] = {"application/json": {"schema": {"$ref": _ERROR_BODY}}}
+            own = answer.get("content", {}).get("application/json", {}).get("schema")
+            schema: dict[str, Any] = {"$ref": _ERROR_BODY}
+            if own and own != schema:
+                schema = {"anyOf": [own, schema]}
+            answer["content"] = {"application/json": {"schema": schema}}
 
 
 def allowed_methods(scope: Scope) -> list[str]:

@@ -35,6 +35,24 @@ __all__ = [
 class ErrorBody(BaseModel):
     """The spec's error shape (§3.2): what every answer of 400 and above carries."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "error", "error_code": "WORKFLOW_VALIDATION_FAILED",
+         "message": "Workflow validation failed: Invalid node connections",
+         "details": {"validation_errors": [
+             {"node_id": "2", "error": "Missing required input connection 'model'",
+              "suggestion": "Connect a checkpoint loader node to input 'model'"}]},
+         "documentation_url": "https://api.example.com/errors/WORKFLOW_VALIDATION_FAILED"},
+        {"status": "error", "error_code": "RATE_LIMIT_EXCEEDED",
+         "message": "Rate limit exceeded. Maximum 10 concurrent executions per API key.",
+         "details": {"current_executions": 10, "max_concurrent": 10, "retry_after": 120}},
+        {"status": "error", "error_code": "WORKFLOW_EXECUTION_FAILED",
+         "message": "Workflow execution failed during KSampler node",
+         "details": {"execution_id": "exec_7f9e8d2c4a1b", "failed_node": "2",
+                     "node_type": "KSampler", "error_type": "OUT_OF_MEMORY"},
+         "retry_info": {"retryable": True, "retry_delay": 60, "max_retries": 2,
+                        "remaining_retries": 1}},
+    ]})
+
     status: Literal["error"]
     error_code: str
     message: str

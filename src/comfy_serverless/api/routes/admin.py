@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
+from comfy_serverless.api.bodies import answer
+from comfy_serverless.api.bodies.admin import MaintenanceAnnounced
 from comfy_serverless.api.deps import AdminKey, ServicesDep
 from comfy_serverless.api.schemas import RequestBody
 from comfy_serverless.webhooks.system_events import announce_maintenance
@@ -22,7 +24,8 @@ class Maintenance(RequestBody):
     ends_at: str | None = None
 
 
-@router.post("/maintenance", status_code=202)
+@router.post("/maintenance", status_code=202, response_model=None,
+             responses=answer(202, MaintenanceAnnounced))
 async def maintenance(body: Maintenance, admin: AdminKey, services: ServicesDep
                       ) -> dict[str, Any]:
     endpoints = await announce_maintenance(services.store, body.message, body.starts_at,

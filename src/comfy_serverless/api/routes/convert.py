@@ -7,8 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from comfy_serverless.api.bodies import answer
+from comfy_serverless.api.bodies.results import Converted
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
-from comfy_serverless.api.schemas import WorkflowBody
+from comfy_serverless.api.schemas import WorkflowBody, error_responses
 from comfy_serverless.validation.prepare import prepare_workflow
 
 __all__ = ["router"]
@@ -20,7 +22,8 @@ class ConvertRequest(WorkflowBody):
     """The same body checks as execute: strict, finite numbers, bounded nesting."""
 
 
-@router.post("/convert")
+@router.post("/convert", response_model=None, responses={
+    **answer(200, Converted), **error_responses(422)})
 async def convert(body: ConvertRequest, key: CurrentKey, services: ServicesDep
                   ) -> dict[str, Any]:
     catalog = await services.catalogs.current()

@@ -7,6 +7,7 @@ from html import escape
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from comfy_serverless.api.bodies.service import ERROR_PAGE
 from comfy_serverless.api.error_catalog import ERRORS, ErrorDoc, documentation_path
 from comfy_serverless.errors import ApiError
 
@@ -32,14 +33,14 @@ def _section(doc: ErrorDoc) -> str:
             f"<p><b>When:</b> {escape(doc.when)}</p><p><b>What to do:</b> {escape(doc.fix)}</p>")
 
 
-@router.get("/errors", response_class=HTMLResponse)
+@router.get("/errors", response_class=HTMLResponse, responses=ERROR_PAGE)
 async def all_errors() -> HTMLResponse:
     items = "".join(f"<li><a href='{documentation_path(doc.code)}'>{doc.status} "
                     f"{escape(doc.code)}</a></li>" for doc in ERRORS)
     return _page("Errors", f"<h1>Errors</h1><ul>{items}</ul>")
 
 
-@router.get("/errors/{code}", response_class=HTMLResponse)
+@router.get("/errors/{code}", response_class=HTMLResponse, responses=ERROR_PAGE)
 async def one_error(code: str) -> HTMLResponse:
     doc = _BY_CODE.get(code)
     if doc is None:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from comfy_serverless.api.bodies.service import EVENT_STREAM
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.urls import public_base_url
 from comfy_serverless.errors import ApiError, ExecutionNotFound, RequestInvalid
@@ -69,7 +70,7 @@ def _frame(event: FeedEvent) -> str:
     return f"id: {event.id}\nevent: {event.event}\ndata: {data}\n\n"
 
 
-@router.get("/{execution_id}/events", response_class=StreamingResponse)
+@router.get("/{execution_id}/events", response_class=StreamingResponse, responses=EVENT_STREAM)
 async def events(
     request: Request, execution_id: str, key: CurrentKey, services: ServicesDep,
     last_event_id: Annotated[str | None, Header()] = None,

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
+from comfy_serverless.api.bodies.service import FILE
 from comfy_serverless.api.deps import ServicesDep
 from comfy_serverless.api.schemas import error_responses
 from comfy_serverless.errors import ApiError, SignedUrlRefused, StorageError
@@ -22,7 +23,8 @@ class OutputFileMissing(ApiError):
     error_code = "OUTPUT_NOT_FOUND"
 
 
-@router.get("/files/{key:path}", responses=error_responses(403))
+@router.get("/files/{key:path}", response_class=FileResponse,
+            responses={**FILE, **error_responses(403)})
 async def download(
     key: str,
     services: ServicesDep,

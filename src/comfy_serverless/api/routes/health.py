@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from comfy_serverless.api.bodies import answer
+from comfy_serverless.api.bodies.service import Health, Readiness
 from comfy_serverless.api.deps import ServicesDep
 from comfy_serverless.errors import StoreError
 from comfy_serverless.worker.worker import Worker
@@ -18,12 +20,13 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=None, responses=answer(200, Health))
 async def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=None,
+            responses={**answer(200, Readiness), **answer(503, Readiness)})
 async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
     """Ready when the store answers and, with an embedded worker, its ComfyUI is connected."""
     try:

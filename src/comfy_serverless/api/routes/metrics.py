@@ -15,8 +15,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from comfy_serverless.api.bodies.service import METRICS
 from comfy_serverless.api.deps import ServicesDep
 from comfy_serverless.api.fleet_gauges import fleet_gauges
+from comfy_serverless.api.openapi import METRICS_SECURITY
 from comfy_serverless.api.schemas import error_responses
 from comfy_serverless.auth.keys import parse_bearer
 from comfy_serverless.errors import ApiError, AuthenticationFailed
@@ -89,7 +91,8 @@ def is_loopback(host: str) -> bool:
 
 
 @router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(_scraper)],
-            responses=error_responses(401, 403, 503))
+            responses={**METRICS, **error_responses(401, 403, 503)},
+            openapi_extra={"security": METRICS_SECURITY})
 async def metrics(services: ServicesDep) -> Response:
     store = services.store
     counts = await store.metrics.metric_counts()

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from comfy_serverless.api.bodies import answer
+from comfy_serverless.api.bodies.fleet import ModelList, PreloadScheduled
 from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
-from comfy_serverless.api.schemas import RequestBody, StrictModel
+from comfy_serverless.api.schemas import RequestBody, StrictModel, error_responses
 from comfy_serverless.models.listing import ModelQuery, model_list
 from comfy_serverless.models.preload import PreloadPolicy, PreloadWanted, schedule_preloads
 
@@ -33,7 +35,7 @@ class PreloadRequest(RequestBody):
     cache_duration: int = Field(default=3600, ge=1, le=MAX_CACHE_DURATION)
 
 
-@router.get("/list")
+@router.get("/list", response_model=None, responses=answer(200, ModelList))
 async def list_models(
     key: CurrentKey,
     services: ServicesDep,
@@ -46,7 +48,8 @@ async def list_models(
     return await model_list(services.store, query, live_window=services.settings.live_window())
 
 
-@router.post("/preload", status_code=202)
+@router.post("/preload", status_code=202, response_model=None,
+             responses={**answer(202, PreloadScheduled), **error_responses(404, 422)})
 async def preload(body: PreloadRequest, key: SecretKey, services: ServicesDep
                   ) -> JSONResponse:
     wanted = [PreloadWanted(m.model_id, m.priority, m.regions) for m in body.models]

@@ -9,7 +9,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from comfy_serverless.api.bodies import answer
+from comfy_serverless.api.bodies.webhooks import EndpointDeleted, EndpointList, WebhookEndpoint
 from comfy_serverless.api.deps import SecretKey, ServicesDep
+from comfy_serverless.api.schemas import error_responses
 from comfy_serverless.errors import ApiError, RequestInvalid
 from comfy_serverless.timefmt import utc_iso
 from comfy_serverless.webhooks.ssrf import check_webhook_url
@@ -44,7 +47,8 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
             "active": row["disabled_at"] is None, "disabled_reason": row["disabled_reason"]}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=None,
+             responses={**answer(201, WebhookEndpoint), **error_responses(409)})
 async def register(body: EndpointCreate, key: SecretKey, services: ServicesDep
                    ) -> JSONResponse:
     unknown = sorted(set(body.events) - {*SYSTEM_EVENTS, "*"})
@@ -63,12 +67,13 @@ async def register(body: EndpointCreate, key: SecretKey, services: ServicesDep
     return JSONResponse(_view(row), status_code=201)
 
 
-@router.get("")
+@router.get("", response_model=None, responses=answer(200, EndpointList))
 async def list_endpoints(key: SecretKey, services: ServicesDep) -> dict[str, Any]:
     return {"webhooks": [_view(row) for row in await services.store.webhooks.endpoints(key.id)]}
 
 
-@router.delete("/{endpoint_id}")
+@router.delete("/{endpoint_id}", response_model=None,
+               responses=answer(200, EndpointDeleted))
 async def unregister(endpoint_id: str, key: SecretKey, services: ServicesDep
                      ) -> dict[str, Any]:
     if not await services.store.webhooks.unregister(endpoint_id, key.id):

@@ -7,7 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from comfy_serverless.api.bodies import answer
+from comfy_serverless.api.bodies.webhooks import DeliveryLog, Redelivery
 from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
+from comfy_serverless.api.schemas import error_responses
 from comfy_serverless.errors import ApiError, ExecutionNotFound
 from comfy_serverless.store.records import WebhookDelivery, WebhookEvent
 from comfy_serverless.timefmt import utc_iso
@@ -46,7 +49,8 @@ def _event_view(event: WebhookEvent, deliveries: list[WebhookDelivery]) -> dict[
     }
 
 
-@router.get("/{execution_id}/webhooks")
+@router.get("/{execution_id}/webhooks", response_model=None,
+            responses=answer(200, DeliveryLog))
 async def delivery_log(execution_id: str, key: CurrentKey, services: ServicesDep
                        ) -> dict[str, Any]:
     if await services.store.executions.execution_for_key(execution_id, key.id) is None:
@@ -56,7 +60,8 @@ async def delivery_log(execution_id: str, key: CurrentKey, services: ServicesDep
             "events": [_event_view(event, deliveries) for event in events]}
 
 
-@router.post("/{execution_id}/webhooks/{event_id}/redeliver", status_code=202)
+@router.post("/{execution_id}/webhooks/{event_id}/redeliver", status_code=202,
+             response_model=None, responses={**answer(202, Redelivery), **error_responses(409)})
 async def redeliver(execution_id: str, event_id: str, key: SecretKey, services: ServicesDep
                     ) -> JSONResponse:
     if await services.store.executions.execution_for_key(execution_id, key.id) is None:

@@ -10,6 +10,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from comfy_serverless.api.bodies import answer
+from comfy_serverless.api.bodies.executions import Accepted, Cancelled, ExecutionStatus
+from comfy_serverless.api.bodies.results import NotReady, Results
 from comfy_serverless.api.deps import CurrentKey, ServicesDep
 from comfy_serverless.api.schemas import ExecuteRequest, error_responses
 from comfy_serverless.api.sync_mode import answer_preferring_wait
@@ -69,7 +72,9 @@ async def _owned(services: Services, execution_id: str, key: ApiKeyRecord) -> Ex
     return execution
 
 
-@router.post("/execute", status_code=202, responses=error_responses(403, 409, 422))
+@router.post("/execute", status_code=202, response_model=None, responses={
+    **answer(202, Accepted), **answer(200, Results, "Prefer: wait=N, and it ended in time"),
+    **error_responses(403, 409, 410, 422, 502)})
 async def execute(
     body: ExecuteRequest,
     key: CurrentKey,
@@ -121,14 +126,16 @@ def _submit_answer(outcome: SubmitOutcome) -> JSONResponse:
             return JSONResponse(body, status_code=202)
 
 
-@router.get("/{execution_id}/status")
+@router.get("/{execution_id}/status", response_model=None,
+            responses=answer(200, ExecutionStatus))
 async def status(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
     log = await services.store.executions.events(execution.id)
     return status_body(execution, log, await services.estimator.estimate(execution))
 
 
-@router.delete("/{execution_id}/cancel", responses=error_responses(409))
+@router.delete("/{execution_id}/cancel", response_model=None,
+               responses={**answer(200, Cancelled), **error_responses(409)})
 async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
     cancelled = await services.store.executions.cancel(execution.id, key.id, "user_requested",
@@ -145,7 +152,9 @@ async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> d
     return cancelled_body(cancelled)
 
 
-@router.get("/{execution_id}/results", responses=error_responses(409, 410, 413, 502))
+@router.get("/{execution_id}/results", response_model=None, responses={
+    **answer(200, Results), **answer(202, NotReady, "Not finished yet"),
+    **error_responses(409, 410, 413, 502)})
 async def results(
     request: Request,
     execution_id: str,
