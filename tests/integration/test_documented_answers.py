@@ -50,7 +50,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with app.router.lifespan_context(app):
         services: Services = app.state.services
         admin = issue_key("secret", "enterprise", is_admin=True)
-        await services.store.create_api_key(admin.record)
+        await services.store.access.create_api_key(admin.record)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(
                 transport=transport, base_url="http://test",
@@ -62,11 +62,11 @@ async def _completed_with_an_output(api: Api) -> str:
     """An execution finished through the store, with one stored output file."""
     store, key_id = api.services.store, (await api.services.store.access.keys())[0].id
     execution_id = new_execution_id()
-    await store.create_execution(NewExecution(
+    await store.executions.create_execution(NewExecution(
         id=execution_id, api_key_id=key_id, priority=5, workflow=inverted_image(1),
         options={}, signature="s", webhook_url=None, client_id=None,
         submitted_at=time.time() - 2, max_attempts=1, total_nodes=3))
-    claimed = await store.claim_next("w1", 30)
+    claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     storage_key = f"outputs/{execution_id}/out.png"
     path = api.services.storage.path_for(storage_key)
@@ -77,8 +77,8 @@ async def _completed_with_an_output(api: Api) -> str:
         intermediate=False, filename="out.png", content_type="image/png", size_bytes=9,
         width=2, height=2, format="PNG", storage_provider="local", storage_bucket=None,
         storage_key=storage_key, created_at=time.time())
-    assert await store.complete(claimed.lease, [output],
-                                ProgressSnapshot(1, None, None, None, None, 3), gpu_time=1.0)
+    assert await store.claims.complete(claimed.lease, [output],
+                                       ProgressSnapshot(1, None, None, None, None, 3), gpu_time=1.0)
     return execution_id
 
 
