@@ -69,7 +69,12 @@ def _frame(event: FeedEvent) -> str:
     return f"id: {event.id}\nevent: {event.event}\ndata: {data}\n\n"
 
 
-@router.get("/{execution_id}/events", response_class=StreamingResponse)
+# A stream resumed after its `end` event answers 204: an EventSource stops reconnecting.
+_ENDED = {204: {"description": "The stream had already ended (Last-Event-ID names its end "
+                               "event or a later one): nothing more will come"}}
+
+
+@router.get("/{execution_id}/events", response_class=StreamingResponse, responses=_ENDED)
 async def events(
     request: Request, execution_id: str, key: CurrentKey, services: ServicesDep,
     last_event_id: Annotated[str | None, Header()] = None,

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
-from comfy_serverless.api.schemas import RequestBody, StrictModel
+from comfy_serverless.api.schemas import RequestBody, StrictModel, error_responses
 from comfy_serverless.models.listing import ModelQuery, model_list
 from comfy_serverless.models.preload import PreloadPolicy, PreloadWanted, schedule_preloads
 
@@ -46,7 +46,7 @@ async def list_models(
     return await model_list(services.store, query, live_window=services.settings.live_window())
 
 
-@router.post("/preload", status_code=202)
+@router.post("/preload", status_code=202, responses=error_responses(404))
 async def preload(body: PreloadRequest, key: SecretKey, services: ServicesDep
                   ) -> JSONResponse:
     wanted = [PreloadWanted(m.model_id, m.priority, m.regions) for m in body.models]
