@@ -104,8 +104,9 @@ def assert_conforms(summary: dict[str, Any]) -> None:
     operations = summary["operations"]
     problems = {"failures": summary["failures"], "errors": summary["errors"],
                 "untested": operations["selected"] - operations["tested"]}
-    assert summary["exit_code"] == 0 and problems == {
-        "failures": [], "errors": [], "untested": 0}, f"{problems}\n{summary['output']}"
+    assert problems == {"failures": [], "errors": [], "untested": 0}, (
+        f"{problems}\n{summary['output']}")
+    assert summary["exit_code"] == 0, summary["output"]
     assert operations["tested"] > 0
     assert summary["test_cases"]["generated"] >= operations["tested"]
 

@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response, StreamingResponse
@@ -70,7 +70,7 @@ def _frame(event: FeedEvent) -> str:
 
 
 # A stream resumed after its `end` event answers 204: an EventSource stops reconnecting.
-_ENDED = {204: {"description": "The stream had already ended (Last-Event-ID names its end "
+_ENDED: dict[int | str, dict[str, Any]] = {204: {"description": "The stream had already ended (Last-Event-ID names its end "
                                "event or a later one): nothing more will come"}}
 
 
