@@ -70,8 +70,9 @@ def _frame(event: FeedEvent) -> str:
 
 
 # A stream resumed after its `end` event answers 204: an EventSource stops reconnecting.
-_ENDED: dict[int | str, dict[str, Any]] = {204: {"description": "The stream had already ended (Last-Event-ID names its end "
-                               "event or a later one): nothing more will come"}}
+_ENDED: dict[int | str, dict[str, Any]] = {204: {
+    "description": "The stream had already ended (Last-Event-ID names its end event or a "
+                   "later one): nothing more will come"}}
 
 
 @router.get("/{execution_id}/events", response_class=StreamingResponse, responses=_ENDED)
