@@ -1,0 +1,81 @@
+/**
+ * The client's errors. Every error the API answers carries the spec's fields.
+ *
+ *     ComfyServerlessError
+ *      ├── TransportError        the service could not be reached (after the retries)
+ *      └── ApiError              an error body: statusCode, errorCode, message, details
+ *           ├── BadRequest       400, 422: the request or the workflow is invalid
+ *           ├── Unauthorized     401
+ *           ├── Forbidden        403
+ *           ├── NotFound         404
+ *           ├── Conflict         409
+ *           │    └── ExecutionFailed   EXECUTION_NOT_SUCCESSFUL: it failed or was cancelled
+ *           ├── RateLimited      429: retryAfter seconds (already waited out maxRetries times)
+ *           └── ServerError      5xx
+ */
+import type { ErrorBody } from "./types.js";
+
+export class ComfyServerlessError extends Error {
+  override name = "ComfyServerlessError";
+}
+
+export class TransportError extends ComfyServerlessError {
+  override name = "TransportError";
+}
+
+export class ApiError extends ComfyServerlessError {
+  override name = "ApiError";
+  readonly errorCode: string;
+  readonly details: Record<string, unknown>;
+  readonly retryInfo: Record<string, unknown> | null;
+  readonly documentationUrl: string | null;
+
+  constructor(readonly statusCode: number, readonly body: ErrorBody,
+              readonly retryAfter: number | null = null) {
+    super(`${statusCode} ${body.error_code}: ${body.message}`);
+    this.errorCode = body.error_code;
+    this.details = body.details;
+    this.retryInfo = body.retry_info ?? null;
+    this.documentationUrl = body.documentation_url ?? null;
+  }
+}
+
+export class BadRequest extends ApiError { override name = "BadRequest"; }
+export class Unauthorized extends ApiError { override name = "Unauthorized"; }
+export class Forbidden extends ApiError { override name = "Forbidden"; }
+export class NotFound extends ApiError { override name = "NotFound"; }
+export class Conflict extends ApiError { override name = "Conflict"; }
+/** The execution ended failed or cancelled: `details.status` says which. */
+export class ExecutionFailed extends Conflict { override name = "ExecutionFailed"; }
+export class RateLimited extends ApiError { override name = "RateLimited"; }
+export class ServerError extends ApiError { override name = "ServerError"; }
+
+const BY_STATUS: Record<number, typeof ApiError> = {
+  400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
+  422: BadRequest, 429: RateLimited,
+};
+
+/** The most specific error for an error answer. */
+export function errorFor(statusCode: number, body: ErrorBody, retryAfter: number | null
+): ApiError {
+  if (body.error_code === "EXECUTION_NOT_SUCCESSFUL") {
+    return new ExecutionFailed(statusCode, body, retryAfter);
+  }
+  const kind = BY_STATUS[statusCode] ?? (statusCode >= 500 ? ServerError : ApiError);
+  return new kind(statusCode, body, retryAfter);
+}
+
+/** An answer's error body, or one made from its status when it is not the spec's shape. */
+export function errorBodyOf(statusCode: number, text: string, statusText: string): ErrorBody {
+  try {
+    const body: unknown = JSON.parse(text);
+    if (typeof body === "object" && body !== null && "error_code" in body && "message" in body) {
+      const parsed = body as ErrorBody;
+      return { ...parsed, details: parsed.details ?? {} };
+    }
+  } catch {
+    // not JSON: described below
+  }
+  return { status: "error", error_code: `HTTP_${statusCode}`,
+           message: text.slice(0, 500) || statusText, details: {} };
+}
