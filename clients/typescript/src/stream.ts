@@ -50,10 +50,9 @@ export async function* followEvents(transport: Transport, executionId: string,
 
 async function* connect(transport: Transport, executionId: string, lastEventId: number,
                         options: EventOptions): AsyncGenerator<StreamEvent> {
-  const idle = new IdleTimer(options.idleMs ?? STREAM_IDLE_MS);
-  const signal = options.signal ? AbortSignal.any([idle.signal, options.signal]) : idle.signal;
+  const idle = new IdleTimer(options.idleMs ?? STREAM_IDLE_MS, options.signal);
   try {
-    const response = await open(transport, executionId, lastEventId, signal);
+    const response = await open(transport, executionId, lastEventId, idle.signal);
     if (response.status === 204) return;
     if (response.status !== 200) await fail(response);
     if (response.body === null) throw new StreamBroken("the stream has no body");
@@ -98,13 +97,18 @@ async function* read(body: ReadableStream<Uint8Array>, idle: IdleTimer
   }
 }
 
-/** Aborts its signal after `ms` without a reset. */
+/** Aborts its signal after `ms` without a reset, or when `outer` aborts (as
+ * AbortSignal.any would, which Node.js 18 lacks). */
 class IdleTimer {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout;
+  private readonly onOuterAbort: () => void;
 
-  constructor(private readonly ms: number) {
+  constructor(private readonly ms: number, private readonly outer?: AbortSignal) {
     this.timer = this.start();
+    this.onOuterAbort = () => this.controller.abort(outer?.reason);
+    if (outer?.aborted) this.onOuterAbort();
+    outer?.addEventListener("abort", this.onOuterAbort, { once: true });
   }
 
   get signal(): AbortSignal {
@@ -118,6 +122,7 @@ class IdleTimer {
 
   stop(): void {
     clearTimeout(this.timer);
+    this.outer?.removeEventListener("abort", this.onOuterAbort);
   }
 
   private start(): NodeJS.Timeout {
