@@ -11,6 +11,7 @@ package-lock.json changed since the last install.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -20,7 +21,8 @@ import pytest
 
 from comfy_serverless.testing import LocalService
 
-CLIENT = Path(__file__).resolve().parents[2] / "clients" / "typescript"
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "clients" / "typescript"
 INSTALLED_STAMP = CLIENT / "node_modules" / ".installed-from-lock"
 
 pytestmark = pytest.mark.comfyui
@@ -62,3 +64,24 @@ def test_the_client_against_the_service(built_client: Path, service: LocalServic
     output = npm("test", env=env, timeout=600)
     assert "# fail 0" in output
     assert "# pass 0" not in output
+
+
+def test_the_readme_example_runs_as_written(built_client: Path, service: LocalService,
+                                            tmp_path: Path) -> None:
+    """The README's example, as an app's module that depends on the built client, run from a
+    folder that has the repository's examples."""
+    readme = (CLIENT / "README.md").read_text()
+    section = readme.split("<!-- ts-run:start -->", 1)[1].split("<!-- ts-run:end -->", 1)[0]
+    [example] = re.findall(r"```ts\n(.*?)```", section, flags=re.DOTALL)
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "comfy-serverless-client").symlink_to(CLIENT)
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    (tmp_path / "example.mjs").write_text(example)
+    env = {**os.environ, "COMFY_SERVERLESS_URL": service.base_url,
+           "COMFY_SERVERLESS_API_KEY": service.new_unthrottled_key()}
+    finished = subprocess.run(["node", "example.mjs"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    saved = re.findall(r"^saved (\S+)$", finished.stdout, flags=re.MULTILINE)
+    assert saved
+    assert all((tmp_path / name).read_bytes().startswith(b"\x89PNG") for name in saved)
