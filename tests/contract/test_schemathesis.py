@@ -83,11 +83,13 @@ def _admin_key(service: LocalService) -> str:
 
 def run_schemathesis(service: LocalService, run: ContractRun, env: dict[str, str],
                      reports: Path) -> dict[str, Any]:
-    """The CLI over the served document; its JSON report."""
+    """The CLI over the served document; its JSON report. `--url` sends the requests to this
+    service whatever the document's `servers` say (a public URL from settings)."""
     report = reports / f"{run.name}.json"
     command = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
-        f"{service.base_url}/openapi.json", "--header", f"Authorization: Bearer {run.key}",
+        f"{service.base_url}/openapi.json", "--url", service.base_url,
+        "--header", f"Authorization: Bearer {run.key}",
         "--checks", ",".join(CHECKS), "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(SEED), "--workers", "1", "--generation-database", "none",
         "--report", "json", "--report-json-path", str(report), *run.selection,
