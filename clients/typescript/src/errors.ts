@@ -16,15 +16,16 @@
 import type { ErrorBody } from "./types.js";
 
 export class ComfyServerlessError extends Error {
-  override name = "ComfyServerlessError";
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;  // BadRequest, NotFound …: in the stack and String(error)
+  }
 }
 
-export class TransportError extends ComfyServerlessError {
-  override name = "TransportError";
-}
+export class TransportError extends ComfyServerlessError {}
 
+/** `message` is the spec's message; `String(error)` adds the status and the error code. */
 export class ApiError extends ComfyServerlessError {
-  override name = "ApiError";
   readonly errorCode: string;
   readonly details: Record<string, unknown>;
   readonly retryInfo: Record<string, unknown> | null;
@@ -32,23 +33,27 @@ export class ApiError extends ComfyServerlessError {
 
   constructor(readonly statusCode: number, readonly body: ErrorBody,
               readonly retryAfter: number | null = null) {
-    super(`${statusCode} ${body.error_code}: ${body.message}`);
+    super(body.message);
     this.errorCode = body.error_code;
     this.details = body.details;
     this.retryInfo = body.retry_info ?? null;
     this.documentationUrl = body.documentation_url ?? null;
   }
+
+  override toString(): string {
+    return `${this.name}: ${this.statusCode} ${this.errorCode}: ${this.message}`;
+  }
 }
 
-export class BadRequest extends ApiError { override name = "BadRequest"; }
-export class Unauthorized extends ApiError { override name = "Unauthorized"; }
-export class Forbidden extends ApiError { override name = "Forbidden"; }
-export class NotFound extends ApiError { override name = "NotFound"; }
-export class Conflict extends ApiError { override name = "Conflict"; }
+export class BadRequest extends ApiError {}
+export class Unauthorized extends ApiError {}
+export class Forbidden extends ApiError {}
+export class NotFound extends ApiError {}
+export class Conflict extends ApiError {}
 /** The execution ended failed or cancelled: `details.status` says which. */
-export class ExecutionFailed extends Conflict { override name = "ExecutionFailed"; }
-export class RateLimited extends ApiError { override name = "RateLimited"; }
-export class ServerError extends ApiError { override name = "ServerError"; }
+export class ExecutionFailed extends Conflict {}
+export class RateLimited extends ApiError {}
+export class ServerError extends ApiError {}
 
 const BY_STATUS: Record<number, typeof ApiError> = {
   400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
