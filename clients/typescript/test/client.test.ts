@@ -72,7 +72,9 @@ test("a stream resumed with Last-Event-ID gives the rest, once, in order", async
   const middle = Math.floor(all.length / 2);
   const rest = await collect(client.events(accepted.execution_id,
                                            { lastEventId: all[middle - 1]?.id ?? 0 }));
-  assert.deepEqual(rest, all.slice(middle));
+  // Ids and kinds: an output event's signed URL is signed anew at each read.
+  const idAndKind = (event: StreamEvent) => `${event.id} ${event.event}`;
+  assert.deepEqual(rest.map(idAndKind), all.slice(middle).map(idAndKind));
   assert.deepEqual(await collect(client.events(accepted.execution_id,
                                                { lastEventId: all.at(-1)?.id ?? 0 })), []);
   const results = await client.results(accepted.execution_id, { wait: 30 });
