@@ -111,6 +111,24 @@ def _error_schema(path: str, status: int) -> dict[str, Any]:
     return {"$ref": ERROR_BODY}
 
 
+async def test_a_preload_of_an_unknown_model_answers_a_declared_404(edge: Edge) -> None:
+    """Found by schemathesis (tests/contract): the 404 was answered, not declared."""
+    async with await edge.client() as client:
+        response = await client.post("/v1/models/preload",
+                                     json={"models": [{"model_id": "nowhere.safetensors"}]})
+    assert_error(response, 404, "MODEL_NOT_FOUND")
+    answers = edge.app.openapi()["paths"]["/v1/models/preload"]["post"]["responses"]
+    assert answers["404"]["content"]["application/json"]["schema"] == {"$ref": ERROR_BODY}
+
+
+async def test_an_ended_event_stream_declares_its_204(edge: Edge) -> None:
+    """Found by schemathesis: a resume after the end event answers 204 (tested on the real
+    engine in test_event_stream.py), and the document did not say so."""
+    answers = edge.app.openapi()["paths"]["/v1/workflows/{execution_id}/events"]["get"]
+    assert "204" in answers["responses"]
+    assert "content" not in answers["responses"]["204"]
+
+
 async def test_a_405_allows_every_method_of_its_path(edge: Edge) -> None:
     methods_by_path: dict[str, set[str]] = {}
     for route in _api_routes(edge.app):
