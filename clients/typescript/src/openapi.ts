@@ -405,6 +405,132 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * Accepted
+         * @description 202 from `POST /v1/workflows/execute`. An idempotent replay answers the same fields,
+         *     with the execution's status now (`accepted` while it is queued).
+         * @example {
+         *       "cancel_url": "/v1/workflows/exec_7f9e8d2c4a1b/cancel",
+         *       "estimated_completion_time": "2024-08-31T10:16:15Z",
+         *       "estimated_duration": 45,
+         *       "estimated_start_time": "2024-08-31T10:15:30Z",
+         *       "execution_id": "exec_7f9e8d2c4a1b",
+         *       "queue_position": 3,
+         *       "status": "accepted",
+         *       "status_url": "/v1/workflows/exec_7f9e8d2c4a1b/status",
+         *       "webhook_url": "https://api.client.com/comfyui/callback"
+         *     }
+         */
+        Accepted: {
+            /** Cancel Url */
+            cancel_url: string;
+            /** Estimated Completion Time */
+            estimated_completion_time: string | null;
+            /**
+             * Estimated Duration
+             * @description Seconds; null when unknown
+             */
+            estimated_duration: number | null;
+            /** Estimated Start Time */
+            estimated_start_time: string | null;
+            /** Execution Id */
+            execution_id: string;
+            /**
+             * Queue Position
+             * @description 0 once it runs
+             */
+            queue_position: number;
+            /**
+             * Status
+             * @description `accepted` for a new submission; a replay shows the status now
+             * @enum {string}
+             */
+            status: "accepted" | "processing" | "completed" | "failed" | "cancelled";
+            /** Status Url */
+            status_url: string;
+            /**
+             * Warnings
+             * @description Present when the workflow raised warnings
+             */
+            warnings?: string[];
+            /** Webhook Url */
+            webhook_url: string | null;
+        };
+        /**
+         * Cancelled
+         * @description 200 from `DELETE /v1/workflows/{execution_id}/cancel`.
+         * @example {
+         *       "cancelled_at": "2024-08-31T10:16:15Z",
+         *       "execution_id": "exec_7f9e8d2c4a1b",
+         *       "partial_results": {
+         *         "available": false,
+         *         "completed_nodes": 3,
+         *         "total_nodes": 8
+         *       },
+         *       "reason": "user_requested",
+         *       "refund_eligible": true,
+         *       "status": "cancelled"
+         *     }
+         */
+        Cancelled: {
+            /** Cancelled At */
+            cancelled_at: string | null;
+            /** Execution Id */
+            execution_id: string;
+            partial_results: components["schemas"]["PartialResults"];
+            /** Reason */
+            reason: string | null;
+            /** Refund Eligible */
+            refund_eligible: boolean;
+            /**
+             * Status
+             * @constant
+             */
+            status: "cancelled";
+        };
+        /**
+         * Converted
+         * @description 200 from `POST /v1/workflows/convert`: the workflow in the API format.
+         * @example {
+         *       "format": "ui",
+         *       "status": "success",
+         *       "warnings": [],
+         *       "workflow": {
+         *         "1": {
+         *           "class_type": "CLIPTextEncode",
+         *           "inputs": {
+         *             "clip": [
+         *               "4",
+         *               1
+         *             ],
+         *             "text": "beautiful landscape"
+         *           }
+         *         }
+         *       }
+         *     }
+         */
+        Converted: {
+            /**
+             * Format
+             * @description The format the workflow came in
+             * @enum {string}
+             */
+            format: "ui" | "api";
+            /**
+             * Status
+             * @constant
+             */
+            status: "success";
+            /** Warnings */
+            warnings: string[];
+            /**
+             * Workflow
+             * @description The workflow in the API format
+             */
+            workflow: {
+                [key: string]: unknown;
+            };
+        };
+        /**
          * ConvertRequest
          * @description The same body checks as execute: strict, finite numbers, bounded nesting.
          */
@@ -418,6 +544,83 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** CostBreakdown */
+        CostBreakdown: {
+            /** Bandwidth */
+            bandwidth: number;
+            /** Currency */
+            currency: string;
+            /** Delivered Bytes */
+            delivered_bytes: number;
+            /** Gpu Compute */
+            gpu_compute: number;
+            /** Gpu Seconds */
+            gpu_seconds: number;
+            /** Gpu Type */
+            gpu_type: string | null;
+            /** Storage */
+            storage: number;
+            /** Stored Bytes */
+            stored_bytes: number;
+            /** Total */
+            total: number;
+        };
+        /** DeliveryAttempt */
+        DeliveryAttempt: {
+            /** At */
+            at: string | null;
+            /** Delivery Attempt */
+            delivery_attempt: number;
+            /** Error */
+            error: string | null;
+            /** Latency Ms */
+            latency_ms: number | null;
+            /** Response Body */
+            response_body: string | null;
+            /** Response Truncated */
+            response_truncated: boolean;
+            /**
+             * Status Code
+             * @description Null when no answer came
+             */
+            status_code: number | null;
+        };
+        /**
+         * DeliveryLog
+         * @description 200 from `GET /v1/workflows/{execution_id}/webhooks`.
+         * @example {
+         *       "events": [
+         *         {
+         *           "attempts": 1,
+         *           "created_at": "2024-08-31T10:16:45Z",
+         *           "deliveries": [
+         *             {
+         *               "at": "2024-08-31T10:16:45Z",
+         *               "delivery_attempt": 1,
+         *               "error": null,
+         *               "latency_ms": 84.2,
+         *               "response_body": "ok",
+         *               "response_truncated": false,
+         *               "status_code": 200
+         *             }
+         *           ],
+         *           "event_id": "evt_9a8b7c6d5e4f",
+         *           "event_type": "execution.completed",
+         *           "max_retries": 3,
+         *           "next_attempt_at": null,
+         *           "status": "delivered",
+         *           "url": "https://api.client.com/comfyui/callback"
+         *         }
+         *       ],
+         *       "execution_id": "exec_7f9e8d2c4a1b"
+         *     }
+         */
+        DeliveryLog: {
+            /** Events */
+            events: components["schemas"]["WebhookEventLog"][];
+            /** Execution Id */
+            execution_id: string;
+        };
         /** EndpointCreate */
         EndpointCreate: {
             /** Events */
@@ -428,8 +631,90 @@ export interface components {
             url: string;
         };
         /**
+         * EndpointDeleted
+         * @description 200 from `DELETE /v1/webhooks/{endpoint_id}`.
+         * @example {
+         *       "deleted": true,
+         *       "id": "whe_3f2a1b0c9d8e7f6a"
+         *     }
+         */
+        EndpointDeleted: {
+            /**
+             * Deleted
+             * @constant
+             */
+            deleted: true;
+            /** Id */
+            id: string;
+        };
+        /**
+         * EndpointList
+         * @description 200 from `GET /v1/webhooks`.
+         * @example {
+         *       "webhooks": [
+         *         {
+         *           "active": true,
+         *           "created_at": "2024-08-31T10:00:00Z",
+         *           "disabled_reason": null,
+         *           "events": [
+         *             "system.maintenance",
+         *             "model.updated"
+         *           ],
+         *           "id": "whe_3f2a1b0c9d8e7f6a",
+         *           "url": "https://api.client.com/comfyui/system"
+         *         }
+         *       ]
+         *     }
+         */
+        EndpointList: {
+            /** Webhooks */
+            webhooks: components["schemas"]["WebhookEndpoint"][];
+        };
+        /**
          * ErrorBody
          * @description The spec's error shape (§3.2): what every answer of 400 and above carries.
+         * @example {
+         *       "details": {
+         *         "validation_errors": [
+         *           {
+         *             "error": "Missing required input connection 'model'",
+         *             "node_id": "2",
+         *             "suggestion": "Connect a checkpoint loader node to input 'model'"
+         *           }
+         *         ]
+         *       },
+         *       "documentation_url": "https://api.example.com/errors/WORKFLOW_VALIDATION_FAILED",
+         *       "error_code": "WORKFLOW_VALIDATION_FAILED",
+         *       "message": "Workflow validation failed: Invalid node connections",
+         *       "status": "error"
+         *     }
+         * @example {
+         *       "details": {
+         *         "current_executions": 10,
+         *         "max_concurrent": 10,
+         *         "retry_after": 120
+         *       },
+         *       "error_code": "RATE_LIMIT_EXCEEDED",
+         *       "message": "Rate limit exceeded. Maximum 10 concurrent executions per API key.",
+         *       "status": "error"
+         *     }
+         * @example {
+         *       "details": {
+         *         "error_type": "OUT_OF_MEMORY",
+         *         "execution_id": "exec_7f9e8d2c4a1b",
+         *         "failed_node": "2",
+         *         "node_type": "KSampler"
+         *       },
+         *       "error_code": "WORKFLOW_EXECUTION_FAILED",
+         *       "message": "Workflow execution failed during KSampler node",
+         *       "retry_info": {
+         *         "max_retries": 2,
+         *         "remaining_retries": 1,
+         *         "retry_delay": 60,
+         *         "retryable": true
+         *       },
+         *       "status": "error"
+         *     }
          */
         ErrorBody: {
             /** Details */
@@ -487,6 +772,227 @@ export interface components {
             /** Timeout */
             timeout?: number | null;
         };
+        /** ExecutionMetrics */
+        ExecutionMetrics: {
+            /** Completed Nodes */
+            completed_nodes: number;
+            /**
+             * Gpu Utilization
+             * @description Null on a CPU worker
+             */
+            gpu_utilization: number | null;
+            /** Memory Efficiency */
+            memory_efficiency: number | null;
+            /** Total Nodes */
+            total_nodes: number;
+        };
+        /**
+         * ExecutionStatus
+         * @description 200 from `GET /v1/workflows/{execution_id}/status`.
+         * @example {
+         *       "attempt": 1,
+         *       "client_id": null,
+         *       "completed_at": null,
+         *       "current_node": "KSampler",
+         *       "current_node_id": "3",
+         *       "current_step": 13,
+         *       "estimated_completion": "2024-08-31T10:16:45Z",
+         *       "estimated_remaining": 75,
+         *       "execution_id": "exec_7f9e8d2c4a1b",
+         *       "execution_log": [
+         *         {
+         *           "event": "execution_started",
+         *           "message": "Workflow execution initiated",
+         *           "node_id": null,
+         *           "timestamp": "2024-08-31T10:15:30Z"
+         *         },
+         *         {
+         *           "details": {
+         *             "memory_used": "6.2GB"
+         *           },
+         *           "event": "model_loaded",
+         *           "message": "SDXL model loaded successfully",
+         *           "node_id": "1",
+         *           "timestamp": "2024-08-31T10:15:35Z"
+         *         }
+         *       ],
+         *       "metrics": {
+         *         "completed_nodes": 5,
+         *         "gpu_utilization": 0.89,
+         *         "memory_efficiency": 0.78,
+         *         "total_nodes": 8
+         *       },
+         *       "progress": 0.65,
+         *       "resource_allocation": {
+         *         "container_id": "container-abc123",
+         *         "gpu_id": "gpu-node-7",
+         *         "gpu_memory_total": "24GB",
+         *         "gpu_memory_used": "14.2GB"
+         *       },
+         *       "started_at": "2024-08-31T10:15:30Z",
+         *       "status": "processing",
+         *       "submitted_at": "2024-08-31T10:14:30Z",
+         *       "total_steps": 20
+         *     }
+         */
+        ExecutionStatus: {
+            /** Attempt */
+            attempt: number;
+            /**
+             * Client Id
+             * @description The submit's X-Client-ID
+             */
+            client_id: string | null;
+            /** Completed At */
+            completed_at: string | null;
+            /** Current Node */
+            current_node: string | null;
+            /** Current Node Id */
+            current_node_id: string | null;
+            /** Current Step */
+            current_step: number | null;
+            /**
+             * Error
+             * @description Present when it failed: the spec's error fields
+             */
+            error?: {
+                [key: string]: unknown;
+            } | null;
+            /** Estimated Completion */
+            estimated_completion: string | null;
+            /** Estimated Remaining */
+            estimated_remaining: number | null;
+            /** Execution Id */
+            execution_id: string;
+            /** Execution Log */
+            execution_log: components["schemas"]["LogEntry"][];
+            metrics: components["schemas"]["ExecutionMetrics"];
+            /** Progress */
+            progress: number;
+            /**
+             * Queue Position
+             * @description Present while queued
+             */
+            queue_position?: number | null;
+            /** Resource Allocation */
+            resource_allocation: {
+                [key: string]: unknown;
+            } | null;
+            /** Started At */
+            started_at: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "processing" | "completed" | "failed" | "cancelled";
+            /** Submitted At */
+            submitted_at: string | null;
+            /** Total Steps */
+            total_steps: number | null;
+        };
+        /** FileInfo */
+        FileInfo: {
+            /** Content Type */
+            content_type: string;
+            /**
+             * Dimensions
+             * @description `WIDTHxHEIGHT` for images
+             */
+            dimensions: string | null;
+            /** Filename */
+            filename: string;
+            /** Format */
+            format: string | null;
+            /** Size Bytes */
+            size_bytes: number;
+        };
+        /**
+         * Health
+         * @description 200 from `GET /healthz`: the process answers.
+         * @example {
+         *       "status": "ok"
+         *     }
+         */
+        Health: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "ok";
+        };
+        /**
+         * IssuedKey
+         * @description 201 from `POST /v1/admin/keys` and 200 from `…/rotate`: the key with its secret, shown
+         *     this once only.
+         * @example {
+         *       "admin": false,
+         *       "api_key": "comfyui_sk_3f9a0c1d2e3b4a5f6e7d8c9b0a1f2e3d",
+         *       "created_at": "2024-08-31T10:00:00Z",
+         *       "custom_limits": {
+         *         "concurrent_executions": 10
+         *       },
+         *       "key_id": "key_5d4c3b2a1f0e",
+         *       "last_used_at": "2024-08-31T10:15:30Z",
+         *       "limits": {
+         *         "burst_allowance": 20,
+         *         "concurrent_executions": 10,
+         *         "dedicated_resources": false,
+         *         "gpu_types": [
+         *           "T4",
+         *           "A10G",
+         *           "A100"
+         *         ],
+         *         "max_queue_size": 50,
+         *         "models": [
+         *           "all_models"
+         *         ],
+         *         "monthly_quota": 1000,
+         *         "requests_per_minute": 60,
+         *         "timeout_limit": 1800
+         *       },
+         *       "name": "render farm",
+         *       "prefix": "comfyui_sk_3f9a",
+         *       "revoked_at": null,
+         *       "rotated_at": null,
+         *       "tier": "pro",
+         *       "type": "secret"
+         *     }
+         */
+        IssuedKey: {
+            /** Admin */
+            admin: boolean;
+            /**
+             * Api Key
+             * @description The secret: store it now, it is never shown again
+             */
+            api_key: string;
+            /** Created At */
+            created_at: string | null;
+            /** Custom Limits */
+            custom_limits: {
+                [key: string]: unknown;
+            };
+            /** Key Id */
+            key_id: string;
+            /** Last Used At */
+            last_used_at: string | null;
+            limits: components["schemas"]["Limits"];
+            /** Name */
+            name: string | null;
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Rotated At */
+            rotated_at: string | null;
+            /** Tier */
+            tier: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "secret" | "public";
+        };
         /** KeyCreate */
         KeyCreate: {
             /**
@@ -512,12 +1018,170 @@ export interface components {
              */
             type: "secret" | "public";
         };
+        /**
+         * KeyList
+         * @description 200 from `GET /v1/admin/keys`.
+         * @example {
+         *       "keys": [
+         *         {
+         *           "admin": false,
+         *           "created_at": "2024-08-31T10:00:00Z",
+         *           "custom_limits": {
+         *             "concurrent_executions": 10
+         *           },
+         *           "key_id": "key_5d4c3b2a1f0e",
+         *           "last_used_at": "2024-08-31T10:15:30Z",
+         *           "limits": {
+         *             "burst_allowance": 20,
+         *             "concurrent_executions": 10,
+         *             "dedicated_resources": false,
+         *             "gpu_types": [
+         *               "T4",
+         *               "A10G",
+         *               "A100"
+         *             ],
+         *             "max_queue_size": 50,
+         *             "models": [
+         *               "all_models"
+         *             ],
+         *             "monthly_quota": 1000,
+         *             "requests_per_minute": 60,
+         *             "timeout_limit": 1800
+         *           },
+         *           "name": "render farm",
+         *           "prefix": "comfyui_sk_3f9a",
+         *           "revoked_at": null,
+         *           "rotated_at": null,
+         *           "tier": "pro",
+         *           "type": "secret"
+         *         }
+         *       ]
+         *     }
+         */
+        KeyList: {
+            /** Keys */
+            keys: components["schemas"]["KeyView"][];
+        };
+        /**
+         * KeyView
+         * @description An API key without its secret: `GET`, `PATCH` and `DELETE /v1/admin/keys/{key_id}`.
+         * @example {
+         *       "admin": false,
+         *       "created_at": "2024-08-31T10:00:00Z",
+         *       "custom_limits": {
+         *         "concurrent_executions": 10
+         *       },
+         *       "key_id": "key_5d4c3b2a1f0e",
+         *       "last_used_at": "2024-08-31T10:15:30Z",
+         *       "limits": {
+         *         "burst_allowance": 20,
+         *         "concurrent_executions": 10,
+         *         "dedicated_resources": false,
+         *         "gpu_types": [
+         *           "T4",
+         *           "A10G",
+         *           "A100"
+         *         ],
+         *         "max_queue_size": 50,
+         *         "models": [
+         *           "all_models"
+         *         ],
+         *         "monthly_quota": 1000,
+         *         "requests_per_minute": 60,
+         *         "timeout_limit": 1800
+         *       },
+         *       "name": "render farm",
+         *       "prefix": "comfyui_sk_3f9a",
+         *       "revoked_at": null,
+         *       "rotated_at": null,
+         *       "tier": "pro",
+         *       "type": "secret"
+         *     }
+         */
+        KeyView: {
+            /** Admin */
+            admin: boolean;
+            /** Created At */
+            created_at: string | null;
+            /** Custom Limits */
+            custom_limits: {
+                [key: string]: unknown;
+            };
+            /** Key Id */
+            key_id: string;
+            /** Last Used At */
+            last_used_at: string | null;
+            limits: components["schemas"]["Limits"];
+            /** Name */
+            name: string | null;
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Rotated At */
+            rotated_at: string | null;
+            /** Tier */
+            tier: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "secret" | "public";
+        };
+        /**
+         * Limits
+         * @description The limits that apply to a key now: its tier's, with its custom limits (spec §2.2, §6.1).
+         */
+        Limits: {
+            /** Burst Allowance */
+            burst_allowance: number;
+            /** Concurrent Executions */
+            concurrent_executions: number;
+            /** Dedicated Resources */
+            dedicated_resources: boolean;
+            /** Gpu Types */
+            gpu_types: string[];
+            /** Max Queue Size */
+            max_queue_size: number;
+            /** Models */
+            models: string[];
+            /**
+             * Monthly Quota
+             * @description Null: no monthly quota
+             */
+            monthly_quota: number | null;
+            /** Requests Per Minute */
+            requests_per_minute: number;
+            /** Timeout Limit */
+            timeout_limit: number;
+        };
         /** LimitsUpdate */
         LimitsUpdate: {
             /** Custom Limits */
             custom_limits: {
                 [key: string]: unknown;
             };
+        };
+        /**
+         * LogEntry
+         * @description One entry of an execution's log.
+         */
+        LogEntry: {
+            /**
+             * Details
+             * @description Present when the entry has details
+             */
+            details?: {
+                [key: string]: unknown;
+            } | null;
+            /** Event */
+            event: string;
+            /** Message */
+            message: string;
+            /** Node Id */
+            node_id: string | null;
+            /** Timestamp */
+            timestamp: string | null;
         };
         /** Maintenance */
         Maintenance: {
@@ -527,6 +1191,127 @@ export interface components {
             message: string;
             /** Starts At */
             starts_at?: string | null;
+        };
+        /**
+         * MaintenanceAnnounced
+         * @description 202 from `POST /v1/admin/maintenance`: the notice is queued for every endpoint.
+         * @example {
+         *       "endpoints_notified": 4,
+         *       "event_type": "system.maintenance"
+         *     }
+         */
+        MaintenanceAnnounced: {
+            /** Endpoints Notified */
+            endpoints_notified: number;
+            /**
+             * Event Type
+             * @constant
+             */
+            event_type: "system.maintenance";
+        };
+        /** ModelAvailability */
+        ModelAvailability: {
+            /** Load Time */
+            load_time: number | null;
+            /** Regions */
+            regions: string[];
+            /** Warm Cache */
+            warm_cache: boolean;
+            /** Workers */
+            workers: number;
+        };
+        /** ModelEntry */
+        ModelEntry: {
+            availability: components["schemas"]["ModelAvailability"];
+            /** Capabilities */
+            capabilities: {
+                [key: string]: unknown;
+            };
+            /** Category */
+            category: string;
+            file_info: components["schemas"]["ModelFileInfo"];
+            /** Model Id */
+            model_id: string;
+            /** Name */
+            name: string;
+            performance: components["schemas"]["ModelPerformance"];
+        };
+        /** ModelFileInfo */
+        ModelFileInfo: {
+            /** Filename */
+            filename: string;
+            /** Folder */
+            folder: string;
+            /**
+             * Hash
+             * @description `sha256:…` once a worker hashed it
+             */
+            hash: string | null;
+            /** Size Bytes */
+            size_bytes: number;
+        };
+        /**
+         * ModelList
+         * @description 200 from `GET /v1/models/list`: the models the live workers have.
+         * @example {
+         *       "models": [
+         *         {
+         *           "availability": {
+         *             "load_time": 8.2,
+         *             "regions": [
+         *               "us-east-1",
+         *               "eu-west-1"
+         *             ],
+         *             "warm_cache": true,
+         *             "workers": 2
+         *           },
+         *           "capabilities": {
+         *             "languages": [
+         *               "en"
+         *             ],
+         *             "resolution": "1024x1024",
+         *             "styles": [
+         *               "realistic",
+         *               "artistic"
+         *             ]
+         *           },
+         *           "category": "checkpoint",
+         *           "file_info": {
+         *             "filename": "sdxl_base_1.0.safetensors",
+         *             "folder": "checkpoints",
+         *             "hash": "sha256:31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6120b893d7e5b",
+         *             "size_bytes": 6938078208
+         *           },
+         *           "model_id": "checkpoint/sdxl_base_1.0",
+         *           "name": "sdxl_base_1.0",
+         *           "performance": {
+         *             "avg_inference_time": 12.5,
+         *             "cache_priority": 9,
+         *             "memory_requirement": "6.5GB"
+         *           }
+         *         }
+         *       ],
+         *       "pagination": {
+         *         "has_more": false,
+         *         "limit": 50,
+         *         "offset": 0,
+         *         "total": 45
+         *       }
+         *     }
+         */
+        ModelList: {
+            /** Models */
+            models: components["schemas"]["ModelEntry"][];
+            pagination: components["schemas"]["Pagination"];
+        };
+        /** ModelPerformance */
+        ModelPerformance: {
+            /** Avg Inference Time */
+            avg_inference_time: number | null;
+            /** Cache Priority */
+            cache_priority: number;
+            /** Memory Requirement */
+            memory_requirement: string;
         };
         /** NotificationConfig */
         NotificationConfig: {
@@ -545,6 +1330,51 @@ export interface components {
             /** Webhook Url */
             webhook_url?: string | null;
         };
+        /**
+         * NotReady
+         * @description 202 from `GET …/results` while the execution is still queued or processing.
+         * @example {
+         *       "execution_id": "exec_7f9e8d2c4a1b",
+         *       "message": "The execution has not finished; results are not available yet",
+         *       "progress": 0.4,
+         *       "status": "processing",
+         *       "status_url": "/v1/workflows/exec_7f9e8d2c4a1b/status"
+         *     }
+         */
+        NotReady: {
+            /** Execution Id */
+            execution_id: string;
+            /** Message */
+            message: string;
+            /** Progress */
+            progress: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "processing";
+            /** Status Url */
+            status_url: string;
+        };
+        /** Output */
+        Output: {
+            /**
+             * Data
+             * @description With download_format=base64 only
+             */
+            data?: string | null;
+            /**
+             * Encoding
+             * @description With download_format=base64 only
+             */
+            encoding?: "base64" | null;
+            file_info: components["schemas"]["FileInfo"];
+            /** Node Id */
+            node_id: string;
+            /** Output Type */
+            output_type: string;
+            storage: components["schemas"]["OutputStorage"];
+        };
         /** OutputConfig */
         OutputConfig: {
             /** Compression */
@@ -561,6 +1391,55 @@ export interface components {
              */
             quality: number;
             storage?: components["schemas"]["StorageConfig"];
+        };
+        /** OutputStorage */
+        OutputStorage: {
+            /** Bucket */
+            bucket: string | null;
+            /**
+             * Expires At
+             * @description When the signed URL expires; null if public
+             */
+            expires_at: string | null;
+            /** Key */
+            key: string;
+            /**
+             * Provider
+             * @description `local` or `s3`
+             */
+            provider: string;
+            /** Public Access */
+            public_access: boolean;
+            /**
+             * Retention Expires At
+             * @description When the file is deleted
+             */
+            retention_expires_at: string | null;
+            /**
+             * Url
+             * @description Signed unless the output is public
+             */
+            url: string;
+        };
+        /** Pagination */
+        Pagination: {
+            /** Has More */
+            has_more: boolean;
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** PartialResults */
+        PartialResults: {
+            /** Available */
+            available: boolean;
+            /** Completed Nodes */
+            completed_nodes: number;
+            /** Total Nodes */
+            total_nodes: number;
         };
         /** PreloadModel */
         PreloadModel: {
@@ -584,6 +1463,293 @@ export interface components {
             /** Models */
             models: components["schemas"]["PreloadModel"][];
         };
+        /**
+         * PreloadScheduled
+         * @description 202 from `POST /v1/models/preload`.
+         * @example {
+         *       "cache_duration": 3600,
+         *       "preloads": [
+         *         {
+         *           "expires_at": "2024-08-31T11:15:30Z",
+         *           "model_id": "checkpoint/sdxl_base_1.0",
+         *           "preload_id": "pre_0a1b2c3d4e5f6a7b",
+         *           "priority": 9,
+         *           "regions": [
+         *             "us-east-1"
+         *           ],
+         *           "warm_cache": false,
+         *           "workers": [
+         *             "gpu-node-7"
+         *           ]
+         *         }
+         *       ],
+         *       "status": "scheduled"
+         *     }
+         */
+        PreloadScheduled: {
+            /** Cache Duration */
+            cache_duration: number;
+            /** Preloads */
+            preloads: components["schemas"]["ScheduledPreload"][];
+            /**
+             * Status
+             * @constant
+             */
+            status: "scheduled";
+        };
+        /** PriorityQueue */
+        PriorityQueue: {
+            /** Avg Wait Time */
+            avg_wait_time: number;
+            /** Count */
+            count: number;
+            /** Priority */
+            priority: number;
+        };
+        /**
+         * QueueStatus
+         * @description 200 from `GET /v1/queue/status`.
+         * @example {
+         *       "queue_breakdown": [
+         *         {
+         *           "avg_wait_time": 15,
+         *           "count": 2,
+         *           "priority": 10
+         *         },
+         *         {
+         *           "avg_wait_time": 60,
+         *           "count": 8,
+         *           "priority": 5
+         *         },
+         *         {
+         *           "avg_wait_time": 180,
+         *           "count": 5,
+         *           "priority": 1
+         *         }
+         *       ],
+         *       "queue_status": {
+         *         "avg_processing_time": 67,
+         *         "avg_wait_time": 45,
+         *         "total_processing": 8,
+         *         "total_queued": 15,
+         *         "window_seconds": 3600
+         *       },
+         *       "system_capacity": {
+         *         "available_gpu_memory": "96GB",
+         *         "available_gpu_nodes": 4,
+         *         "total_gpu_memory": "288GB",
+         *         "total_gpu_nodes": 12,
+         *         "utilization": 0.67
+         *       }
+         *     }
+         */
+        QueueStatus: {
+            /** Queue Breakdown */
+            queue_breakdown: components["schemas"]["PriorityQueue"][];
+            queue_status: components["schemas"]["QueueTotals"];
+            system_capacity: components["schemas"]["SystemCapacity"];
+        };
+        /** QueueTotals */
+        QueueTotals: {
+            /** Avg Processing Time */
+            avg_processing_time: number | null;
+            /**
+             * Avg Wait Time
+             * @description Seconds, over the last window_seconds
+             */
+            avg_wait_time: number | null;
+            /** Total Processing */
+            total_processing: number;
+            /** Total Queued */
+            total_queued: number;
+            /** Window Seconds */
+            window_seconds: number;
+        };
+        /**
+         * Readiness
+         * @description `GET /readyz`: 200 when ready, 503 with the same fields when the store does not answer
+         *     or the embedded worker's ComfyUI is down.
+         * @example {
+         *       "engine": "ready",
+         *       "status": "ready",
+         *       "store": "postgresql"
+         *     }
+         * @example {
+         *       "status": "unavailable",
+         *       "store": "unavailable"
+         *     }
+         */
+        Readiness: {
+            /**
+             * Engine
+             * @description Null without an embedded worker; absent if the store is down
+             */
+            engine?: ("ready" | "down") | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ready" | "unavailable";
+            /**
+             * Store
+             * @description The store's dialect, or `unavailable`
+             */
+            store: string;
+        };
+        /**
+         * Redelivery
+         * @description 202 from `POST …/webhooks/{event_id}/redeliver`: the event is queued again.
+         * @example {
+         *       "event_id": "evt_9a8b7c6d5e4f",
+         *       "max_retries": 4,
+         *       "status": "pending"
+         *     }
+         */
+        Redelivery: {
+            /** Event Id */
+            event_id: string;
+            /** Max Retries */
+            max_retries: number;
+            /**
+             * Status
+             * @constant
+             */
+            status: "pending";
+        };
+        /**
+         * Results
+         * @description 200 from `GET /v1/workflows/{execution_id}/results`, and from a submit with
+         *     `Prefer: wait=N` whose execution ended in time.
+         * @example {
+         *       "completed_at": "2024-08-31T10:16:45Z",
+         *       "execution_id": "exec_7f9e8d2c4a1b",
+         *       "execution_metrics": {
+         *         "cost_breakdown": {
+         *           "bandwidth": 0.0002,
+         *           "currency": "USD",
+         *           "delivered_bytes": 2048576,
+         *           "gpu_compute": 0.0125,
+         *           "gpu_seconds": 68,
+         *           "gpu_type": "A10G",
+         *           "storage": 0.0001,
+         *           "stored_bytes": 2048576,
+         *           "total": 0.0128
+         *         },
+         *         "gpu_time": 68,
+         *         "processing_time": 75,
+         *         "queue_time": 60,
+         *         "total_time": 75
+         *       },
+         *       "execution_time": 75,
+         *       "results": {
+         *         "intermediate_outputs": [],
+         *         "metadata": {
+         *           "attempts": 1,
+         *           "generation_seed": 12345,
+         *           "model_used": "sdxl_base_1.0.safetensors",
+         *           "total_outputs": 1,
+         *           "total_size_bytes": 2048576,
+         *           "workflow_metadata": {}
+         *         },
+         *         "outputs": [
+         *           {
+         *             "file_info": {
+         *               "content_type": "image/png",
+         *               "dimensions": "1024x1024",
+         *               "filename": "output_001.png",
+         *               "format": "PNG",
+         *               "size_bytes": 2048576
+         *             },
+         *             "node_id": "9",
+         *             "output_type": "IMAGE",
+         *             "storage": {
+         *               "bucket": "comfyui-results",
+         *               "expires_at": "2024-08-31T18:16:45Z",
+         *               "key": "outputs/exec_7f9e8d2c4a1b/output_001.png",
+         *               "provider": "s3",
+         *               "public_access": false,
+         *               "retention_expires_at": "2024-09-30T10:16:45Z",
+         *               "url": "https://signed-url.s3.amazonaws.com/..."
+         *             }
+         *           }
+         *         ]
+         *       },
+         *       "status": "completed"
+         *     }
+         */
+        Results: {
+            /** Completed At */
+            completed_at: string | null;
+            /** Execution Id */
+            execution_id: string;
+            execution_metrics: components["schemas"]["RunMetrics"];
+            /** Execution Time */
+            execution_time: number | null;
+            results: components["schemas"]["ResultsBody"];
+            /**
+             * Status
+             * @constant
+             */
+            status: "completed";
+        };
+        /** ResultsBody */
+        ResultsBody: {
+            /** Intermediate Outputs */
+            intermediate_outputs: components["schemas"]["Output"][];
+            /** @description With include_metadata=true only */
+            metadata?: components["schemas"]["ResultsMetadata"] | null;
+            /** Outputs */
+            outputs: components["schemas"]["Output"][];
+        };
+        /** ResultsMetadata */
+        ResultsMetadata: {
+            /** Attempts */
+            attempts: number;
+            /** Generation Seed */
+            generation_seed: number | null;
+            /** Model Used */
+            model_used: string | null;
+            /** Total Outputs */
+            total_outputs: number;
+            /** Total Size Bytes */
+            total_size_bytes: number;
+            /** Workflow Metadata */
+            workflow_metadata: {
+                [key: string]: unknown;
+            };
+        };
+        /** RunMetrics */
+        RunMetrics: {
+            cost_breakdown: components["schemas"]["CostBreakdown"] | null;
+            /** Gpu Time */
+            gpu_time: number | null;
+            /** Processing Time */
+            processing_time: number | null;
+            /** Queue Time */
+            queue_time: number | null;
+            /** Total Time */
+            total_time: number | null;
+        };
+        /** ScheduledPreload */
+        ScheduledPreload: {
+            /** Expires At */
+            expires_at: string | null;
+            /** Model Id */
+            model_id: string;
+            /** Preload Id */
+            preload_id: string;
+            /** Priority */
+            priority: number;
+            /** Regions */
+            regions: string[] | null;
+            /** Warm Cache */
+            warm_cache: boolean;
+            /**
+             * Workers
+             * @description The live workers asked to load it
+             */
+            workers: string[];
+        };
         /** StorageConfig */
         StorageConfig: {
             /** Bucket */
@@ -604,11 +1770,115 @@ export interface components {
             /** Retention Days */
             retention_days?: number | null;
         };
+        /** SystemCapacity */
+        SystemCapacity: {
+            /** Available Gpu Memory */
+            available_gpu_memory: string;
+            /**
+             * Available Gpu Nodes
+             * @description Idle live workers
+             */
+            available_gpu_nodes: number;
+            /**
+             * Total Gpu Memory
+             * @description Such as `24.0GB`
+             */
+            total_gpu_memory: string;
+            /**
+             * Total Gpu Nodes
+             * @description Live workers
+             */
+            total_gpu_nodes: number;
+            /** Utilization */
+            utilization: number;
+        };
+        /**
+         * WebhookEndpoint
+         * @description 201 from `POST /v1/webhooks`: a registered endpoint (its secret is never shown).
+         * @example {
+         *       "active": true,
+         *       "created_at": "2024-08-31T10:00:00Z",
+         *       "disabled_reason": null,
+         *       "events": [
+         *         "system.maintenance",
+         *         "model.updated"
+         *       ],
+         *       "id": "whe_3f2a1b0c9d8e7f6a",
+         *       "url": "https://api.client.com/comfyui/system"
+         *     }
+         */
+        WebhookEndpoint: {
+            /** Active */
+            active: boolean;
+            /** Created At */
+            created_at: string | null;
+            /**
+             * Disabled Reason
+             * @description Why deliveries to it stopped, if so
+             */
+            disabled_reason: string | null;
+            /** Events */
+            events: string[];
+            /** Id */
+            id: string;
+            /** Url */
+            url: string;
+        };
+        /** WebhookEventLog */
+        WebhookEventLog: {
+            /** Attempts */
+            attempts: number;
+            /** Created At */
+            created_at: string | null;
+            /** Deliveries */
+            deliveries: components["schemas"]["DeliveryAttempt"][];
+            /** Event Id */
+            event_id: string;
+            /** Event Type */
+            event_type: string;
+            /** Max Retries */
+            max_retries: number;
+            /**
+             * Next Attempt At
+             * @description Set while pending
+             */
+            next_attempt_at: string | null;
+            /**
+             * Status
+             * @description `pending`, `delivered` or `failed`
+             */
+            status: string;
+            /** Url */
+            url: string;
+        };
     };
     responses: never;
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description `true` once this API version is deprecated */
+        "API-Deprecated": "true" | "false";
+        /** @description When this API version stops being served, or `none` */
+        "API-Sunset": string;
+        /** @description The API version that answered (`v1`) */
+        "API-Version": string;
+        /** @description `true` when this answers an earlier request with the same idempotency key, which ran only once */
+        "Idempotent-Replayed": "true";
+        /** @description `wait=N` when `Prefer: wait=N` was honoured */
+        "Preference-Applied": string;
+        /** @description The IETF draft's form: `"requests";r=REMAINING;t=SECONDS` */
+        RateLimit: string;
+        /** @description The IETF draft's policy: `"requests";q=RATE;w=60;burst=BURST` */
+        "RateLimit-Policy": string;
+        /** @description Seconds to wait before trying again */
+        "Retry-After": number;
+        /** @description Requests a rested key may send at once (its rate per minute plus its burst allowance) */
+        "X-RateLimit-Limit": number;
+        /** @description Requests the key may still send now */
+        "X-RateLimit-Remaining": number;
+        /** @description Unix time when the key's budget is full again */
+        "X-RateLimit-Reset": number;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -622,9 +1892,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description An HTML page: what each error code means and what to do about it (the target of every error body's `documentation_url`) */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -634,6 +1907,9 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -643,6 +1919,9 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -652,6 +1931,10 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -671,9 +1954,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description An HTML page: what each error code means and what to do about it (the target of every error body's `documentation_url`) */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -683,6 +1969,9 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -692,6 +1981,9 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -701,6 +1993,9 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -710,6 +2005,10 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -732,18 +2031,24 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The output file, with its own content type */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "*/*": string;
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -753,6 +2058,9 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -762,6 +2070,9 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -771,6 +2082,9 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -780,6 +2094,10 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -797,20 +2115,24 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -820,6 +2142,9 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -829,6 +2154,10 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -840,26 +2169,35 @@ export interface operations {
     metrics_metrics_get: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description Prometheus' text exposition format (version 0.0.4) */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example # HELP comfy_serverless_executions Executions by status
+                     *     # TYPE comfy_serverless_executions gauge
+                     *     comfy_serverless_executions{status="queued"} 3.0
+                     */
                     "text/plain": string;
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -869,6 +2207,9 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -878,6 +2219,9 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -887,6 +2231,9 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -896,6 +2243,10 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -913,18 +2264,24 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -934,6 +2291,9 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -943,10 +2303,14 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["Readiness"] | components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -954,28 +2318,40 @@ export interface operations {
     list_keys_v1_admin_keys_get: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KeyList"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -985,6 +2361,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -994,6 +2378,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1003,6 +2395,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1012,6 +2413,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1021,6 +2430,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1032,9 +2450,7 @@ export interface operations {
     create_v1_admin_keys_post: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1044,20 +2460,34 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Created */
             201: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["IssuedKey"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1067,6 +2497,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1076,6 +2514,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1085,6 +2531,14 @@ export interface operations {
             /** @description Request Timeout */
             408: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1094,6 +2548,14 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1103,6 +2565,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1112,6 +2583,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1121,6 +2600,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1132,9 +2620,7 @@ export interface operations {
     show_v1_admin_keys__key_id__get: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 key_id: string;
             };
@@ -1142,20 +2628,34 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KeyView"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1165,6 +2665,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1174,6 +2682,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1183,6 +2699,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1192,6 +2716,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1201,6 +2734,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1210,6 +2751,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1221,9 +2771,7 @@ export interface operations {
     revoke_v1_admin_keys__key_id__delete: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 key_id: string;
             };
@@ -1231,20 +2779,34 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KeyView"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1254,6 +2816,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1263,6 +2833,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1272,6 +2850,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1281,6 +2867,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1290,6 +2885,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1299,6 +2902,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1310,9 +2922,7 @@ export interface operations {
     set_limits_v1_admin_keys__key_id__patch: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 key_id: string;
             };
@@ -1324,20 +2934,34 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KeyView"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1347,6 +2971,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1356,6 +2988,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1365,6 +3005,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1374,6 +3022,14 @@ export interface operations {
             /** @description Request Timeout */
             408: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1383,6 +3039,14 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1392,6 +3056,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1401,6 +3074,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1410,6 +3091,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1421,9 +3111,7 @@ export interface operations {
     rotate_v1_admin_keys__key_id__rotate_post: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 key_id: string;
             };
@@ -1431,20 +3119,34 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["IssuedKey"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1454,6 +3156,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1463,6 +3173,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1472,6 +3190,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1481,6 +3207,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1490,6 +3225,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1499,6 +3242,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1510,9 +3262,7 @@ export interface operations {
     maintenance_v1_admin_maintenance_post: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1522,20 +3272,34 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Accepted */
             202: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MaintenanceAnnounced"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1545,6 +3309,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1554,6 +3326,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1563,6 +3343,14 @@ export interface operations {
             /** @description Request Timeout */
             408: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1572,6 +3360,14 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1581,6 +3377,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1590,6 +3395,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1599,6 +3412,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1615,28 +3437,40 @@ export interface operations {
                 offset?: number;
                 search?: string | null;
             };
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelList"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1646,6 +3480,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1655,6 +3497,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1664,6 +3515,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1673,6 +3532,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1684,9 +3552,7 @@ export interface operations {
     preload_v1_models_preload_post: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1696,18 +3562,34 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Accepted */
             202: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["PreloadScheduled"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1717,6 +3599,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1726,6 +3616,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1735,6 +3633,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1744,6 +3650,14 @@ export interface operations {
             /** @description Request Timeout */
             408: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1753,6 +3667,31 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1762,6 +3701,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1771,6 +3719,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1780,6 +3736,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1791,28 +3756,40 @@ export interface operations {
     status_v1_queue_status_get: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["QueueStatus"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1822,6 +3799,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1831,6 +3816,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1840,6 +3833,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1849,6 +3851,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1858,6 +3868,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1869,28 +3888,40 @@ export interface operations {
     list_endpoints_v1_webhooks_get: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["EndpointList"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1900,6 +3931,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1909,6 +3948,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1918,6 +3965,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1927,6 +3983,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1936,6 +4000,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1947,9 +4020,7 @@ export interface operations {
     register_v1_webhooks_post: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1959,18 +4030,34 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Created */
             201: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WebhookEndpoint"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1980,6 +4067,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1989,6 +4084,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1998,6 +4101,31 @@ export interface operations {
             /** @description Request Timeout */
             408: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2007,6 +4135,14 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2016,6 +4152,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2025,6 +4170,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2034,6 +4187,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2045,9 +4207,7 @@ export interface operations {
     unregister_v1_webhooks__endpoint_id__delete: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 endpoint_id: string;
             };
@@ -2055,20 +4215,34 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["EndpointDeleted"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2078,6 +4252,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2087,6 +4269,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2096,6 +4286,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2105,6 +4303,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2114,6 +4321,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2123,6 +4338,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2134,9 +4358,7 @@ export interface operations {
     cancel_v1_workflows__execution_id__cancel_delete: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 execution_id: string;
             };
@@ -2144,20 +4366,34 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Cancelled"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2167,6 +4403,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2176,6 +4420,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2185,6 +4437,14 @@ export interface operations {
             /** @description Conflict */
             409: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2194,6 +4454,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2203,6 +4472,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2212,6 +4489,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2224,7 +4510,6 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                authorization?: string | null;
                 "last-event-id"?: string | null;
             };
             path: {
@@ -2234,16 +4519,52 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description Server-Sent Events until the execution ends (docs/how-to/stream.md). Each event has a numeric `id` (send the last one back as `Last-Event-ID` to resume), an `event` name (`status`, `progress`, `log`, `preview`, `output`, then `end`, after which the server closes the stream) and one line of JSON `data` carrying `execution_id` and `timestamp`. `: heartbeat` comments keep proxies from closing a quiet stream. */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    /**
+                     * @example retry: 1000
+                     *     : stream of exec_7f9e8d2c4a1b
+                     *
+                     *     id: 1
+                     *     event: status
+                     *     data: {"execution_id":"exec_7f9e8d2c4a1b","timestamp":"2024-08-31T10:15:30Z","status":"processing"}
+                     *
+                     *     id: 2
+                     *     event: progress
+                     *     data: {"execution_id":"exec_7f9e8d2c4a1b","timestamp":"2024-08-31T10:15:40Z","progress":0.5,"current_node":"KSampler","current_node_id":"3","current_step":10,"total_steps":20,"completed_nodes":3,"total_nodes":7}
+                     *
+                     *     : heartbeat
+                     *
+                     *     id: 3
+                     *     event: end
+                     *     data: {"execution_id":"exec_7f9e8d2c4a1b","timestamp":"2024-08-31T10:16:45Z","status":"completed","results_url":"/v1/workflows/exec_7f9e8d2c4a1b/results"}
+                     */
+                    "text/event-stream": string;
+                };
             };
-            /** @description The stream had already ended (Last-Event-ID names its end event or a later one): nothing more will come */
+            /** @description The stream already ended before `Last-Event-ID`: nothing more will come (an EventSource stops reconnecting) */
             204: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2251,6 +4572,14 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2260,6 +4589,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2269,6 +4606,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2278,6 +4623,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2287,6 +4641,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2296,6 +4658,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2311,9 +4682,7 @@ export interface operations {
                 include_metadata?: boolean;
                 wait?: number;
             };
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 execution_id: string;
             };
@@ -2321,18 +4690,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Results"];
+                };
+            };
+            /** @description Not finished yet */
+            202: {
+                headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotReady"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2342,6 +4744,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2351,6 +4761,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2360,6 +4778,14 @@ export interface operations {
             /** @description Conflict */
             409: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2369,6 +4795,14 @@ export interface operations {
             /** @description Gone */
             410: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2378,6 +4812,14 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2387,6 +4829,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2396,6 +4847,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2405,6 +4864,14 @@ export interface operations {
             /** @description Bad Gateway */
             502: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2414,6 +4881,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2425,9 +4901,7 @@ export interface operations {
     status_v1_workflows__execution_id__status_get: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 execution_id: string;
             };
@@ -2435,20 +4909,34 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExecutionStatus"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2458,6 +4946,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2467,6 +4963,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2476,6 +4980,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2485,6 +4998,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2494,6 +5015,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2505,9 +5035,7 @@ export interface operations {
     delivery_log_v1_workflows__execution_id__webhooks_get: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 execution_id: string;
             };
@@ -2515,20 +5043,34 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["DeliveryLog"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2538,6 +5080,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2547,6 +5097,14 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2556,6 +5114,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2565,6 +5132,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2574,6 +5149,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2585,9 +5169,7 @@ export interface operations {
     redeliver_v1_workflows__execution_id__webhooks__event_id__redeliver_post: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path: {
                 event_id: string;
                 execution_id: string;
@@ -2596,18 +5178,34 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description Accepted */
             202: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Redelivery"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2617,6 +5215,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2626,6 +5232,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2635,6 +5249,31 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2644,6 +5283,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2653,6 +5301,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2662,6 +5318,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2673,9 +5338,7 @@ export interface operations {
     convert_v1_workflows_convert_post: {
         parameters: {
             query?: never;
-            header?: {
-                authorization?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2685,20 +5348,34 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description OK */
             200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Converted"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2708,6 +5385,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2717,6 +5402,14 @@ export interface operations {
             /** @description Request Timeout */
             408: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2726,6 +5419,31 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2735,6 +5453,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2744,6 +5471,14 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2753,6 +5488,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2765,7 +5509,6 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                authorization?: string | null;
                 "idempotency-key"?: string | null;
                 prefer?: string | null;
                 "x-client-id"?: string | null;
@@ -2781,18 +5524,55 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
-            202: {
+            /** @description Prefer: wait=N, and it ended in time */
+            200: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "Preference-Applied": components["headers"]["Preference-Applied"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Results"];
+                };
+            };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "Preference-Applied": components["headers"]["Preference-Applied"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
                 };
             };
             /** @description Bad Request */
             400: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2802,6 +5582,14 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2811,6 +5599,14 @@ export interface operations {
             /** @description Forbidden */
             403: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2820,6 +5616,14 @@ export interface operations {
             /** @description Request Timeout */
             408: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2829,6 +5633,31 @@ export interface operations {
             /** @description Conflict */
             409: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2838,6 +5667,14 @@ export interface operations {
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2847,6 +5684,14 @@ export interface operations {
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2856,6 +5701,15 @@ export interface operations {
             /** @description Too Many Requests */
             429: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2865,6 +5719,31 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2874,6 +5753,15 @@ export interface operations {
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "API-Deprecated": components["headers"]["API-Deprecated"];
+                    "API-Sunset": components["headers"]["API-Sunset"];
+                    "API-Version": components["headers"]["API-Version"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
