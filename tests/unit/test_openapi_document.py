@@ -110,6 +110,8 @@ def test_every_success_answer_has_a_schema_of_its_own(document: dict[str, Any]) 
                 schema = content["schema"]
                 if media_type == "application/json":
                     assert set(schema) == {"$ref"}, (method, path, status)
+                elif media_type == "text/event-stream":  # `schema` describes one event
+                    assert schema["required"] == ["event", "data"], (method, path, status)
                 else:
                     assert schema.get("type") == "string", (method, path, status)
 

@@ -4551,7 +4551,13 @@ export interface operations {
                      *     event: end
                      *     data: {"execution_id":"exec_7f9e8d2c4a1b","timestamp":"2024-08-31T10:16:45Z","status":"completed","results_url":"/v1/workflows/exec_7f9e8d2c4a1b/results"}
                      */
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        data: string;
+                        /** @enum {string} */
+                        event: "status" | "progress" | "log" | "preview" | "output" | "end";
+                        id?: string;
+                        retry?: number;
+                    };
                 };
             };
             /** @description The stream already ended before `Last-Event-ID`: nothing more will come (an EventSource stops reconnecting) */

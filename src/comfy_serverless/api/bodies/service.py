@@ -13,6 +13,7 @@ __all__ = [
     "EVENT_STREAM",
     "FILE",
     "METRICS",
+    "STREAM_EVENT_SCHEMA",
     "STREAM_EXAMPLE",
     "Health",
     "Readiness",
@@ -33,8 +34,22 @@ STREAM_EXAMPLE = (
     '"status":"completed","results_url":"/v1/workflows/exec_7f9e8d2c4a1b/results"}\n\n'
 )
 
+# One event of the stream, as OpenAPI 3.1 lets `schema` describe an event stream's items
+# (3.2 names it `itemSchema`): its `data` is one line of JSON.
+STREAM_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string",
+                  "enum": ["status", "progress", "log", "preview", "output", "end"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
 EVENT_STREAM: dict[int | str, dict[str, Any]] = {
-    **described(200, "text/event-stream", {"type": "string"}, (
+    **described(200, "text/event-stream", STREAM_EVENT_SCHEMA, (
         "Server-Sent Events until the execution ends (docs/how-to/stream.md). Each event "
         "has a numeric `id` (send the last one back as `Last-Event-ID` to resume), an "
         "`event` name (`status`, `progress`, `log`, `preview`, `output`, then `end`, after "
