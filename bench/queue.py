@@ -135,11 +135,11 @@ async def _measure_dispatch(store: Store, worker: Worker, engine_url: str, key_i
     submitted_at: dict[str, float] = {}
     for _ in range(samples):
         execution = _execution(key_id)
-        with worker.signals.watch_finish(execution.id) as finished:
+        with worker.wakeups.watch_finish(execution.id) as finished:
             submitted_at[execution.id] = time.monotonic()
             await store.create_execution(execution)
             if store.dialect == "sqlite":
-                worker.signals.work_available()
+                worker.wakeups.work_available()
             await asyncio.wait_for(finished.wait(), 10)
     async with httpx.AsyncClient() as http:
         arrivals = (await http.get(engine_url + "/_arrivals")).json()

@@ -29,7 +29,7 @@ from comfy_serverless.storage.s3 import S3Config, S3Storage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog_cache import CatalogCache
-from comfy_serverless.worker.signals import WorkerSignals
+from comfy_serverless.worker.wakeups import Wakeups
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 
 __all__ = ["Services", "build_engine", "build_s3", "build_worker", "open_services"]
@@ -40,7 +40,7 @@ class Services:
     settings: Settings
     store: Store
     storage: LocalStorage
-    signals: WorkerSignals
+    wakeups: Wakeups
     estimator: Estimator
     catalogs: CatalogCache
     access: AccessGate
@@ -60,7 +60,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         access = AccessGate(load_access_policy(settings.tiers_file),
                             build_rate_limiter(settings.redis_url))
         try:
-            yield Services(settings, store, storage, WorkerSignals(), Estimator(store), catalogs,
+            yield Services(settings, store, storage, Wakeups(), Estimator(store), catalogs,
                            access, storages, build_input_stager(settings, storages))
         finally:
             await access.close()
@@ -142,4 +142,4 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         model_facts_file=settings.resolved_data_dir() / "model-facts.json",
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
     )
-    return Worker(config, services.store, engine, services.storages, services.signals)
+    return Worker(config, services.store, engine, services.storages, services.wakeups)

@@ -60,7 +60,7 @@ from comfy_serverless.worker.failures import Failure, engine_error_failure, reje
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.patience import already_written, when_store_answers
-from comfy_serverless.worker.signals import WorkerSignals
+from comfy_serverless.worker.wakeups import Wakeups
 
 __all__ = ["ExecutionContext", "Executor", "Outcome"]
 
@@ -135,7 +135,7 @@ class Executor:
         engine: Engine,
         client: ComfyUIClient,
         collector: OutputCollector,
-        signals: WorkerSignals,
+        wakeups: Wakeups,
         resource_allocation: dict[str, Any],
         inputs: InputUploader | None = None,
     ) -> None:
@@ -145,7 +145,7 @@ class Executor:
         self._client = client
         self._collector = collector
         self._inputs = inputs
-        self._signals = signals
+        self._wakeups = wakeups
         self.resource_allocation = resource_allocation
         self._hand_back = asyncio.Event()
         # What is submitted for a workflow (the worker adds its pinned model loaders).
@@ -167,7 +167,7 @@ class Executor:
         """Run one claimed execution to its outcome. `submitted` is set once ComfyUI holds the
         prompt; a `prefetched` run was queued behind another job and yields its place to a
         more urgent execution until it starts."""
-        with self._signals.watch_cancel(execution.id) as cancel_event:
+        with self._wakeups.watch_cancel(execution.id) as cancel_event:
             context = self._context_for(execution, cancel_event)
             context.prefetched = prefetched
             try:
@@ -183,7 +183,7 @@ class Executor:
                     submitted.set()
                 await self._leave_engine_folders(context)
         if outcome in ("completed", "failed"):
-            self._signals.finished(execution.id)
+            self._wakeups.finished(execution.id)
         if self._inputs is not None and await self._ended_for_good(execution, outcome):
             await self._inputs.discard(execution)
         return outcome

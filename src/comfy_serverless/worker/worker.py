@@ -47,7 +47,7 @@ from comfy_serverless.worker.executor import Executor, ExecutorConfig, Outcome
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.model_keeper import ModelKeeper, ModelKeeperConfig
 from comfy_serverless.worker.outputs import OutputCollector
-from comfy_serverless.worker.signals import WorkerSignals
+from comfy_serverless.worker.wakeups import Wakeups
 
 __all__ = ["Worker", "WorkerConfig"]
 
@@ -109,13 +109,13 @@ class Worker:
         store: Store,
         engine: Engine,
         storage: OutputStorage,
-        signals: WorkerSignals | None = None,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self.config = config
         self._store = store
         self._engine = engine
         self._storage = storage
-        self.signals = signals or WorkerSignals()
+        self.wakeups = wakeups or Wakeups()
         self._client: ComfyUIClient | None = None
         self._executor: Executor | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,7 +142,7 @@ class Worker:
         if self._executor is None:
             await self.prepare()
         await self._exits.enter_async_context(self._store.listen(
-            on_work=self.signals.work_available, on_cancel=self.signals.cancelled))
+            on_work=self.wakeups.work_available, on_cancel=self.wakeups.cancelled))
         self._tasks = [
             asyncio.create_task(self._producer_loop(), name="worker-producer"),
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
@@ -166,7 +166,7 @@ class Worker:
                                collector.engine_files)
         self._executor = Executor(
             self.config.executor_config(), self._store, self._engine, self._client,
-            collector, self.signals, {}, inputs,
+            collector, self.wakeups, {}, inputs,
         )
         self._executor.prompt_for = self.warm.prompt_for
         self._executor.claim_match = self.claim_match
@@ -192,7 +192,7 @@ class Worker:
         interrupt it and hand it back to the queue. Nothing is lost either way."""
         self._log_drain()
         self._stopping.set()
-        self.signals.work_available()
+        self.wakeups.work_available()
         producer = self._tasks[0] if self._tasks else None
         if producer is not None:
             await self._wait_for(producer, self.config.shutdown_grace)
@@ -361,7 +361,7 @@ class Worker:
     async def _wait_for_change(self, tasks: set[asyncio.Task[Outcome]]) -> None:
         """Until a job ends, a running job is in ComfyUI's hands, or new work may be there."""
         poll = self.config.poll_interval * random.uniform(0.5, 1.5)
-        work = asyncio.create_task(self.signals.wait_for_work(poll))
+        work = asyncio.create_task(self.wakeups.wait_for_work(poll))
         submissions = [asyncio.create_task(submitted.wait())
                        for submitted in self.running.values() if not submitted.is_set()]
         waiters: set[asyncio.Future[Any]] = {work, *submissions, *tasks}
