@@ -30,7 +30,8 @@ from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog_cache import CatalogCache
 from comfy_serverless.worker.wakeups import Wakeups
-from comfy_serverless.worker.worker import Worker, WorkerConfig
+from comfy_serverless.worker.worker import Worker
+from comfy_serverless.worker.worker_config import WorkerConfig
 
 __all__ = ["Services", "build_engine", "build_s3", "build_worker", "open_services"]
 
