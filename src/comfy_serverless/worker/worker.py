@@ -297,7 +297,8 @@ class Worker:
             await self._after_engine_restart()
         if restarted or time.monotonic() - last_heartbeat >= self.config.heartbeat_interval:
             last_heartbeat = time.monotonic()
-            await self._refresh_system_stats()
+            if not restarted:  # after a restart they were read again already
+                await self._refresh_system_stats()
             await self._publish_state("busy" if self.current_execution_id else "idle")
         published_at = self._catalog.published_at if self._catalog is not None else 0.0
         if time.monotonic() - published_at >= self.config.catalog_refresh_interval:
