@@ -38,7 +38,8 @@ from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.records import NewExecution, ProgressSnapshot
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port, scratch_postgres_schema
-from comfy_serverless.worker.worker import Worker, WorkerConfig
+from comfy_serverless.worker.worker import Worker
+from comfy_serverless.worker.worker_config import WorkerConfig
 from tests.workflows import inverted_image
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -135,11 +136,11 @@ async def _measure_dispatch(store: Store, worker: Worker, engine_url: str, key_i
     submitted_at: dict[str, float] = {}
     for _ in range(samples):
         execution = _execution(key_id)
-        with worker.signals.watch_finish(execution.id) as finished:
+        with worker.wakeups.watch_finish(execution.id) as finished:
             submitted_at[execution.id] = time.monotonic()
             await store.executions.create_execution(execution)
             if store.dialect == "sqlite":
-                worker.signals.work_available()
+                worker.wakeups.work_available()
             await asyncio.wait_for(finished.wait(), 10)
     async with httpx.AsyncClient() as http:
         arrivals = (await http.get(engine_url + "/_arrivals")).json()

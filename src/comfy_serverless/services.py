@@ -31,8 +31,9 @@ from comfy_serverless.storage.s3 import S3Config, S3Storage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog_cache import CatalogCache
-from comfy_serverless.worker.signals import WorkerSignals
-from comfy_serverless.worker.worker import Worker, WorkerConfig
+from comfy_serverless.worker.wakeups import Wakeups
+from comfy_serverless.worker.worker import Worker
+from comfy_serverless.worker.worker_config import WorkerConfig
 
 __all__ = [
     "Services",
@@ -50,7 +51,7 @@ class Services:
     settings: Settings
     store: Store
     storage: LocalStorage
-    signals: WorkerSignals
+    wakeups: Wakeups
     estimator: Estimator
     catalogs: CatalogCache
     access: AccessGate
@@ -70,12 +71,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         storages = StorageRouter(storage, build_s3(settings))
         access = AccessGate(load_access_policy(settings.tiers_file),
                             build_rate_limiter(settings.redis_url))
-        signals, estimator = WorkerSignals(), Estimator(store)
+        wakeups, estimator = Wakeups(), Estimator(store)
         inputs = build_input_stager(settings, storages)
         submitter = Submitter(settings, store, access, catalogs, inputs, estimator,
-                              wake=signals.work_available)
+                              wake=wakeups.work_available)
         try:
-            yield Services(settings, store, storage, signals, estimator, catalogs, access,
+            yield Services(settings, store, storage, wakeups, estimator, catalogs, access,
                            storages, inputs, submitter)
         finally:
             await access.close()
@@ -163,4 +164,4 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         model_facts_file=settings.resolved_data_dir() / "model-facts.json",
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
     )
-    return Worker(config, services.store, engine, services.storages, services.signals)
+    return Worker(config, services.store, engine, services.storages, services.wakeups)

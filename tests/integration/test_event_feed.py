@@ -14,7 +14,7 @@ from comfy_serverless.executions.events import ExecutionFeed, StreamHub, StreamL
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
-from comfy_serverless.worker.signals import WorkerSignals
+from comfy_serverless.worker.wakeups import Wakeups
 from tests.conformance.rows import add_execution, add_key
 
 
@@ -28,7 +28,7 @@ async def test_a_quiet_stream_beats_then_a_cancel_ends_it(store: Store, tmp_path
     poll = 300.0 if store.dialect == "postgres" else 0.05
     seen: list[str] = []
     async with hub.running():
-        frames = _frames(feed, hub, WorkerSignals(), execution_id, 0, heartbeat=0.3, poll=poll)
+        frames = _frames(feed, hub, Wakeups(), execution_id, 0, heartbeat=0.3, poll=poll)
         async for frame in frames:
             seen.append(frame)
             if frame == ": heartbeat\n\n":

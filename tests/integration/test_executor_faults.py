@@ -24,7 +24,8 @@ from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.records import ExecutionRecord, NewExecution
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
-from comfy_serverless.worker.worker import Worker, WorkerConfig
+from comfy_serverless.worker.worker import Worker
+from comfy_serverless.worker.worker_config import WorkerConfig
 from tests.fakes.comfyui import FakeComfyUI, running_fake
 from tests.helpers import wait_for
 from tests.workflows import tiny_sd15

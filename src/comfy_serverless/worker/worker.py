@@ -1,7 +1,7 @@
 """The worker: one ComfyUI, one job at a time, pulled from the store.
 
 Moving parts, each with start/stop and a single-step method for tests:
-- the *producer* loop claims the next job when woken (in-process signal, or a jittered poll);
+- the *producer* loop claims the next job when woken (in-process wake-up, or a jittered poll);
 - the *executor* runs it (see executor.py);
 - the *heartbeat* renews the worker's row with its ComfyUI's /system_stats, its GPU type and
   its warm models, and restarts a ComfyUI child that died between jobs;
@@ -14,25 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.engine.comfyui.device_usage import GpuMonitor
-from comfy_serverless.engine.comfyui.fresh_outputs import output_classes
-from comfy_serverless.engine.comfyui.stats import (
-    device_memory,
-    first_device,
-    gigabytes,
-    gpu_type_of,
-    has_gpu,
-)
+from comfy_serverless.engine.comfyui.stats import gpu_type_of, has_gpu
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
 from comfy_serverless.logs import execution_context, worker_context
@@ -41,81 +32,32 @@ from comfy_serverless.models.warmth import WarmModels
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, WorkerState
 from comfy_serverless.store.store import Store
-from comfy_serverless.webhooks.system_events import model_changes
-from comfy_serverless.worker.engine_facts import EngineFacts
-from comfy_serverless.worker.executor import Executor, ExecutorConfig, Outcome
+from comfy_serverless.worker.catalog_publisher import CatalogPublisher
+from comfy_serverless.worker.engine_facts import EngineFacts, resource_allocation
+from comfy_serverless.worker.execution_context import Outcome
+from comfy_serverless.worker.executor import Executor
 from comfy_serverless.worker.input_upload import InputUploader
-from comfy_serverless.worker.model_keeper import ModelKeeper, ModelKeeperConfig
+from comfy_serverless.worker.model_keeper import ModelKeeper
 from comfy_serverless.worker.outputs import OutputCollector
-from comfy_serverless.worker.signals import WorkerSignals
+from comfy_serverless.worker.wakeups import Wakeups
+from comfy_serverless.worker.worker_config import WorkerConfig
 
-__all__ = ["Worker", "WorkerConfig"]
+__all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
 
 # After asking the executor to hand its job back, how long to wait before cancelling it.
 _HAND_BACK_SECONDS = 15.0
-# While ComfyUI's catalog cannot be read, it is read again at claims, at most this often.
-_CATALOG_FIRST_PAUSE = 0.5
-_CATALOG_LONGEST_PAUSE = 30.0
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    worker_id: str
-    spool_dir: Path
-    gpu_type: str | None = None
-    lease_seconds: float = 30.0
-    heartbeat_interval: float = 10.0
-    poll_interval: float = 1.0
-    cancel_poll_interval: float = 0.2
-    progress_write_interval: float = 0.25
-    silence_check_interval: float = 5.0
-    watchdog_timeout: float = 60.0
-    progress_event_interval: float = 1.0
-    catalog_refresh_interval: float = 60.0
-    shutdown_grace: float = 30.0
-    prefetch: int = 1
-    webhook_max_retries: int = 3
-    keep_workflow_metadata: bool = True
-    region: str | None = None
-    affinity_window: int = 8
-    affinity_max_wait: float = 30.0
-    model_facts_file: Path | None = None
-
-    def model_keeper_config(self) -> ModelKeeperConfig:
-        return ModelKeeperConfig(
-            worker_id=self.worker_id, region=self.region,
-            interval=min(self.heartbeat_interval, 5.0),
-            rescan_interval=self.catalog_refresh_interval)
-
-    def executor_config(self) -> ExecutorConfig:
-        return ExecutorConfig(
-            worker_id=self.worker_id,
-            lease_seconds=self.lease_seconds,
-            heartbeat_interval=self.heartbeat_interval,
-            cancel_poll_interval=self.cancel_poll_interval,
-            progress_write_interval=self.progress_write_interval,
-            silence_check_interval=self.silence_check_interval,
-            watchdog_timeout=self.watchdog_timeout,
-            progress_event_interval=self.progress_event_interval,
-        )
 
 
 class Worker:
-    def __init__(
-        self,
-        config: WorkerConfig,
-        store: Store,
-        engine: Engine,
-        storage: OutputStorage,
-        signals: WorkerSignals | None = None,
-    ) -> None:
+    def __init__(self, config: WorkerConfig, store: Store, engine: Engine,
+                 storage: OutputStorage, wakeups: Wakeups | None = None) -> None:
         self.config = config
         self._store = store
         self._engine = engine
         self._storage = storage
-        self.signals = signals or WorkerSignals()
+        self.wakeups = wakeups or Wakeups()
         self._client: ComfyUIClient | None = None
         self._executor: Executor | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -123,10 +65,9 @@ class Worker:
         self._stopping = asyncio.Event()
         self.running: dict[str, asyncio.Event] = {}
         self.system_stats: dict[str, Any] | None = None
-        self._catalog_published_at = 0.0
-        self._catalog_read = False
-        self._catalog_retry_at = 0.0
-        self._catalog_pause = _CATALOG_FIRST_PAUSE
+        self._catalog: CatalogPublisher | None = None
+        # What is known of its ComfyUI; the executor is told each time it changes.
+        self._facts = EngineFacts()
         self.gpu_type = config.gpu_type
         self.warm = WarmModels()
         self.models: ModelKeeper | None = None
@@ -142,7 +83,7 @@ class Worker:
         if self._executor is None:
             await self.prepare()
         await self._exits.enter_async_context(self._store.listen(
-            on_work=self.signals.work_available, on_cancel=self.signals.cancelled))
+            on_work=self.wakeups.work_available, on_cancel=self.wakeups.cancelled))
         self._tasks = [
             asyncio.create_task(self._producer_loop(), name="worker-producer"),
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
@@ -165,11 +106,14 @@ class Worker:
         inputs = InputUploader(self._client, self._storage, self.config.spool_dir,
                                collector.engine_files)
         self._executor = Executor(
-            self.config.executor_config(), self._store, self._engine, self._client,
-            collector, self.signals, {}, inputs,
-        )
-        self._executor.prompt_for = self.warm.prompt_for
-        self._executor.claim_match = self.claim_match
+            self.config.executor_config(), self._store, self._engine, self._client, collector,
+            self.wakeups, inputs=inputs, prompt_for=self.warm.prompt_for,
+            claim_match=self.claim_match, facts=self._facts)
+        self._catalog = CatalogPublisher(
+            self._store, self._client, self.config.worker_id,
+            webhook_max_retries=self.config.webhook_max_retries,
+            on_output_classes=lambda classes: self._learn(
+                replace(self._facts, output_classes=classes)))
         self.models = ModelKeeper(
             self.config.model_keeper_config(), self._store, self._client,
             ModelInventory(self._client, self.config.model_facts_file), self.warm)
@@ -192,7 +136,7 @@ class Worker:
         interrupt it and hand it back to the queue. Nothing is lost either way."""
         self._log_drain()
         self._stopping.set()
-        self.signals.work_available()
+        self.wakeups.work_available()
         producer = self._tasks[0] if self._tasks else None
         if producer is not None:
             await self._wait_for(producer, self.config.shutdown_grace)
@@ -229,29 +173,17 @@ class Worker:
         return await self._execute(execution, asyncio.Event(), prefetched=False)
 
     async def _claim(self) -> ExecutionRecord | None:
-        assert self._executor is not None, "prepare() first"
-        if not await self._output_classes_known():
+        assert self._catalog is not None, "prepare() first"
+        if not await self._catalog.ready_for_claims():
             return None
         prompt_id = str(uuid.uuid4())
         execution = await self._store.claims.claim_next(
             self.config.worker_id, self.config.lease_seconds, engine_prompt_id=prompt_id,
-            resource_allocation=self._executor.claim_allocation(prompt_id),
+            resource_allocation=self._facts.claim_allocation(prompt_id),
             match=self.claim_match())
         if execution is not None and not self.running and await self._engine.ensure_running():
             await self._after_engine_restart()
         return execution
-
-    async def _output_classes_known(self) -> bool:
-        """Work is claimed only once ComfyUI's catalog has named its output nodes: without
-        them a repeated workflow would be answered from ComfyUI's cache with files already
-        moved out (fresh_outputs.py). Until then, each claim reads it again, backing off."""
-        now = time.monotonic()
-        if not self._catalog_read and now >= self._catalog_retry_at:
-            await self.publish_catalog()
-            if not self._catalog_read:
-                self._catalog_retry_at = now + self._catalog_pause
-                self._catalog_pause = min(self._catalog_pause * 2, _CATALOG_LONGEST_PAUSE)
-        return self._catalog_read
 
     def claim_match(self) -> ClaimMatch:
         return ClaimMatch(gpu_type=self.gpu_type, any_gpu_type=self.config.gpu_type is None,
@@ -260,7 +192,8 @@ class Worker:
                           affinity_max_wait=self.config.affinity_max_wait)
 
     async def _after_engine_restart(self) -> None:
-        """A new ComfyUI: its cache is empty, and its catalog and folders may differ."""
+        """A new ComfyUI: its cache is empty, and its catalog, device and folders may
+        differ. The one path after a restart, whether a claim or the heartbeat found it."""
         self.warm.forget()
         if self.models is not None:
             self.models.rescan_soon()
@@ -299,30 +232,8 @@ class Worker:
 
     async def publish_catalog(self) -> None:
         """Publish ComfyUI's /object_info, which the API validates workflows against."""
-        if self._client is None:
-            return
-        try:
-            object_info = await self._client.object_info()
-        except EngineError as exc:
-            self._catalog_published_at = time.monotonic()  # try again at the next refresh
-            log.warning("cannot read ComfyUI's node catalog: %s", exc)
-            return
-        if self._executor is not None:
-            self._executor.output_classes = output_classes(object_info)
-            self._catalog_read, self._catalog_pause = True, _CATALOG_FIRST_PAUSE
-        text = json.dumps(object_info, sort_keys=True, separators=(",", ":"))
-        digest, previous = await self._store.workers.publish_catalog(self.config.worker_id, text)
-        self._catalog_published_at = time.monotonic()
-        if previous is not None and previous != digest:
-            await self._announce_model_changes(previous, object_info)
-
-    async def _announce_model_changes(self, previous: str, object_info: dict[str, Any]) -> None:
-        before = await self._store.workers.catalog(previous)
-        changes = model_changes(before or {}, object_info)
-        if changes["added"] or changes["removed"]:
-            await self._store.webhooks.broadcast(
-                "model.updated", {"worker_id": self.config.worker_id, **changes},
-                self.config.webhook_max_retries)
+        if self._catalog is not None:
+            await self._catalog.publish()
 
     async def heartbeat(self) -> None:
         if self.system_stats is None:
@@ -361,7 +272,7 @@ class Worker:
     async def _wait_for_change(self, tasks: set[asyncio.Task[Outcome]]) -> None:
         """Until a job ends, a running job is in ComfyUI's hands, or new work may be there."""
         poll = self.config.poll_interval * random.uniform(0.5, 1.5)
-        work = asyncio.create_task(self.signals.wait_for_work(poll))
+        work = asyncio.create_task(self.wakeups.wait_for_work(poll))
         submissions = [asyncio.create_task(submitted.wait())
                        for submitted in self.running.values() if not submitted.is_set()]
         waiters: set[asyncio.Future[Any]] = {work, *submissions, *tasks}
@@ -375,20 +286,24 @@ class Worker:
         while not self._stopping.is_set():
             await asyncio.sleep(min(1.0, self.config.heartbeat_interval))
             try:
-                restarted = await self._restart_engine_if_idle_and_dead()
-                if restarted:
-                    self.warm.forget()
-                    if self.models is not None:
-                        self.models.rescan_soon()
-                if restarted or time.monotonic() - last_heartbeat >= self.config.heartbeat_interval:
-                    last_heartbeat = time.monotonic()
-                    await self._refresh_system_stats()
-                    await self._publish_state("busy" if self.current_execution_id else "idle")
-                catalog_age = time.monotonic() - self._catalog_published_at
-                if restarted or catalog_age >= self.config.catalog_refresh_interval:
-                    await self.publish_catalog()
+                last_heartbeat = await self._heartbeat_step(last_heartbeat)
             except (StoreError, EngineError) as exc:
                 log.warning("heartbeat failed: %s", exc)
+
+    async def _heartbeat_step(self, last_heartbeat: float) -> float:
+        """One round of the heartbeat; returns when our state was last published."""
+        restarted = await self._restart_engine_if_idle_and_dead()
+        if restarted:
+            await self._after_engine_restart()
+        if restarted or time.monotonic() - last_heartbeat >= self.config.heartbeat_interval:
+            last_heartbeat = time.monotonic()
+            if not restarted:  # after a restart they were read again already
+                await self._refresh_system_stats()
+            await self._publish_state("busy" if self.current_execution_id else "idle")
+        published_at = self._catalog.published_at if self._catalog is not None else 0.0
+        if time.monotonic() - published_at >= self.config.catalog_refresh_interval:
+            await self.publish_catalog()
+        return last_heartbeat
 
     async def _restart_engine_if_idle_and_dead(self) -> bool:
         if self._engine.is_alive() or self.current_execution_id is not None:
@@ -403,19 +318,24 @@ class Worker:
         except EngineError:
             return
         self.gpu_type = self.config.gpu_type or gpu_type_of(self.system_stats)
-        if self._executor is not None:
-            self._executor.resource_allocation = _resource_allocation(
-                self.config.worker_id, self.system_stats, self.gpu_type
-            )
-            self._executor.engine_facts = self._engine_facts()
+        self._learn(self._device_facts(self.system_stats))
 
-    def _engine_facts(self) -> EngineFacts:
-        """Its GPU (NVML is tried once, where ComfyUI runs on an NVIDIA GPU) and hooks."""
-        gpu = has_gpu(self.system_stats)
+    def _device_facts(self, stats: dict[str, Any]) -> EngineFacts:
+        """Its GPU (NVML is tried once, where ComfyUI runs on an NVIDIA GPU), its hooks, and
+        the resource allocation a claim records."""
+        gpu = has_gpu(stats)
         if gpu and not self._gpu_monitor_tried:
             self._gpu_monitor_tried = True
-            self._gpu_monitor = GpuMonitor.for_engine(self.system_stats, self._hooks)
-        return EngineFacts(gpu=gpu, hooks=self.warm.pinning, monitor=self._gpu_monitor)
+            self._gpu_monitor = GpuMonitor.for_engine(stats, self._hooks)
+        return replace(self._facts, gpu=gpu, hooks=self.warm.pinning, monitor=self._gpu_monitor,
+                       allocation=resource_allocation(self.config.worker_id, stats,
+                                                      self.gpu_type))
+
+    def _learn(self, facts: EngineFacts) -> None:
+        """What is known of its ComfyUI changed: the executor runs the next job with it."""
+        self._facts = facts
+        if self._executor is not None:
+            self._executor.learn(facts)
 
     async def _publish_state(self, state: str) -> None:
         await self._store.workers.heartbeat_worker(WorkerState(
@@ -424,17 +344,3 @@ class Worker:
             region=self.config.region, warm_models=tuple(sorted(self.warm.current())),
         ))
 
-
-def _resource_allocation(worker_id: str, stats: dict[str, Any], gpu_type: str | None
-                         ) -> dict[str, Any]:
-    device = first_device(stats)
-    total, free = device_memory(stats)
-    return {
-        "gpu_id": worker_id,
-        "device": device.get("name"),
-        "device_type": device.get("type"),
-        "gpu_type": gpu_type,
-        "gpu_memory_used": gigabytes(max(0.0, total - free)),
-        "gpu_memory_total": gigabytes(total),
-        "container_id": worker_id,
-    }

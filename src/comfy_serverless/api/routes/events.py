@@ -24,7 +24,7 @@ from comfy_serverless.executions.events import (
     StreamHub,
     StreamLimitReached,
 )
-from comfy_serverless.worker.signals import WorkerSignals
+from comfy_serverless.worker.wakeups import Wakeups
 
 __all__ = ["StreamLimitExceeded", "router"]
 
@@ -92,13 +92,13 @@ async def events(
             f"This key already has {exc.open_streams} open event streams",
             {"open_streams": exc.open_streams, "max_streams": exc.limit, "retry_after": 5},
             headers={"Retry-After": "5"}) from exc
-    frames = _frames(feed, hub, services.signals, execution_id, after,
+    frames = _frames(feed, hub, services.wakeups, execution_id, after,
                      heartbeat=settings.stream_heartbeat_interval,
                      poll=settings.stream_poll_interval)
     return _EventStreamResponse(frames, lambda: hub.release_slot(key.id))
 
 
-async def _frames(feed: ExecutionFeed, hub: StreamHub, signals: WorkerSignals,
+async def _frames(feed: ExecutionFeed, hub: StreamHub, wakeups: Wakeups,
                   execution_id: str, after: int, *, heartbeat: float, poll: float
                   ) -> AsyncIterator[str]:
     """Events as they are stored; a heartbeat comment when none came for `heartbeat` s.
@@ -106,7 +106,7 @@ async def _frames(feed: ExecutionFeed, hub: StreamHub, signals: WorkerSignals,
     poll."""
     yield f"retry: 1000\n: stream of {execution_id}\n\n"
     quiet_since = time.monotonic()
-    with hub.watch(execution_id) as notified, signals.watch_finish(execution_id) as finished:
+    with hub.watch(execution_id) as notified, wakeups.watch_finish(execution_id) as finished:
         while True:
             notified.clear()
             for event in await feed.after(after):

@@ -146,7 +146,7 @@ async def cancel(execution_id: str, key: CurrentKey, services: ServicesDep) -> d
             f"Execution {execution_id} is already {current.status} and cannot be cancelled",
             {"execution_id": execution_id, "status": current.status},
         )
-    services.signals.cancelled(cancelled.id)
+    services.wakeups.cancelled(cancelled.id)
     if execution.status == "queued":
         await services.inputs.discard(execution)
     return cancelled_body(cancelled)
@@ -198,7 +198,7 @@ async def _wait_until_finished(
 ) -> ExecutionRecord:
     """Long-poll: an embedded worker signals the end at once; others are seen by polling."""
     deadline = time.monotonic() + wait
-    with services.signals.watch_finish(execution.id) as finished:
+    with services.wakeups.watch_finish(execution.id) as finished:
         while not execution.is_finished and (remaining := deadline - time.monotonic()) > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), min(remaining, _WAIT_POLL_SECONDS))

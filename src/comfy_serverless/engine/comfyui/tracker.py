@@ -3,6 +3,9 @@
 Progress counts every node of the graph equally; the running node contributes the fraction
 of its sampler steps. ComfyUI says when a node *starts* (`executing`), so a node is
 complete when the next one starts, or when the prompt ends.
+
+It speaks in its own values (ProgressReading, PromptNote): the worker turns them into the
+store's records, so the engine package knows nothing of the store.
 """
 
 from __future__ import annotations
@@ -22,9 +25,31 @@ from comfy_serverless.engine.comfyui.messages import (
     StepProgress,
 )
 from comfy_serverless.models.references import loaded_model_names
-from comfy_serverless.store.records import LogEntry, ProgressSnapshot
 
-__all__ = ["ExecutionTracker"]
+__all__ = ["ExecutionTracker", "ProgressReading", "PromptNote"]
+
+
+@dataclass(frozen=True)
+class ProgressReading:
+    """How far one prompt has come over the whole workflow, at one moment."""
+
+    progress: float
+    current_node: str | None
+    current_node_id: str | None
+    current_step: int | None
+    total_steps: int | None
+    completed_nodes: int
+
+
+@dataclass(frozen=True)
+class PromptNote:
+    """One thing that happened to the prompt (started, a node completed, a model loaded)."""
+
+    at: float
+    event: str
+    node_id: str | None
+    message: str
+    details: dict[str, Any] | None = None
 
 
 @dataclass
@@ -40,7 +65,7 @@ class ExecutionTracker:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_steps: tuple[int, int] | None = None
     _node_started_at: float = 0.0
-    _log: list[LogEntry] = field(default_factory=list)
+    _log: list[PromptNote] = field(default_factory=list)
 
     @property
     def total_nodes(self) -> int:
@@ -74,13 +99,13 @@ class ExecutionTracker:
                 self._finish_current()
                 self.finished_at = self.clock()
 
-    def snapshot(self) -> ProgressSnapshot:
+    def snapshot(self) -> ProgressReading:
         done = len(self.completed)
         fraction = 0.0
         if self.current_node_id and self.current_step is not None and self.total_steps:
             fraction = min(1.0, self.current_step / self.total_steps)
         progress = min(1.0, (done + fraction) / self.total_nodes) if self.total_nodes else 0.0
-        return ProgressSnapshot(
+        return ProgressReading(
             progress=round(progress, 4),
             current_node=self.class_of(self.current_node_id),
             current_node_id=self.current_node_id,
@@ -89,12 +114,12 @@ class ExecutionTracker:
             completed_nodes=done,
         )
 
-    def final_snapshot(self) -> ProgressSnapshot:
+    def final_snapshot(self) -> ProgressReading:
         """What a completed execution shows: everything done, the last sampler's steps."""
         step, total = self.last_steps or (None, None)
-        return ProgressSnapshot(1.0, None, None, step, total, self.total_nodes)
+        return ProgressReading(1.0, None, None, step, total, self.total_nodes)
 
-    def drain_log(self) -> list[LogEntry]:
+    def drain_log(self) -> list[PromptNote]:
         entries, self._log = self._log, []
         return entries
 
@@ -132,4 +157,4 @@ class ExecutionTracker:
 
     def _record(self, event: str, node_id: str | None, message: str,
                 details: dict[str, Any] | None = None) -> None:
-        self._log.append(LogEntry(self.clock(), event, node_id, message, details))
+        self._log.append(PromptNote(self.clock(), event, node_id, message, details))

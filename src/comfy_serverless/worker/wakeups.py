@@ -1,4 +1,5 @@
-"""In-process signals between the API and an embedded worker.
+"""In-process wake-ups between the API and an embedded worker: asyncio events that say new
+work is queued, an execution was cancelled, or an execution ended.
 
 They only make things faster: a worker or API replica on another machine learns the same
 facts from the store (a jittered poll for new work, a short poll of an execution's state
@@ -11,7 +12,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-__all__ = ["WorkerSignals"]
+__all__ = ["Wakeups"]
 
 
 class _Watches:
@@ -39,7 +40,9 @@ class _Watches:
             entry[0].set()
 
 
-class WorkerSignals:
+class Wakeups:
+    """The asyncio events one process shares between its API and its embedded worker."""
+
     def __init__(self) -> None:
         self._work_available = asyncio.Event()
         self._cancels = _Watches()

@@ -1,0 +1,52 @@
+"""The settings one worker runs under, and the parts of them its collaborators take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from comfy_serverless.worker.execution_context import ExecutorConfig
+from comfy_serverless.worker.model_keeper import ModelKeeperConfig
+
+__all__ = ["WorkerConfig"]
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    worker_id: str
+    spool_dir: Path
+    gpu_type: str | None = None
+    lease_seconds: float = 30.0
+    heartbeat_interval: float = 10.0
+    poll_interval: float = 1.0
+    cancel_poll_interval: float = 0.2
+    progress_write_interval: float = 0.25
+    silence_check_interval: float = 5.0
+    watchdog_timeout: float = 60.0
+    progress_event_interval: float = 1.0
+    catalog_refresh_interval: float = 60.0
+    shutdown_grace: float = 30.0
+    prefetch: int = 1
+    webhook_max_retries: int = 3
+    keep_workflow_metadata: bool = True
+    region: str | None = None
+    affinity_window: int = 8
+    affinity_max_wait: float = 30.0
+    model_facts_file: Path | None = None
+
+    def model_keeper_config(self) -> ModelKeeperConfig:
+        return ModelKeeperConfig(
+            worker_id=self.worker_id, region=self.region,
+            interval=min(self.heartbeat_interval, 5.0),
+            rescan_interval=self.catalog_refresh_interval)
+
+    def executor_config(self) -> ExecutorConfig:
+        return ExecutorConfig(
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+            heartbeat_interval=self.heartbeat_interval,
+            cancel_poll_interval=self.cancel_poll_interval,
+            progress_write_interval=self.progress_write_interval,
+            silence_check_interval=self.silence_check_interval,
+            watchdog_timeout=self.watchdog_timeout,
+            progress_event_interval=self.progress_event_interval,
+        )
