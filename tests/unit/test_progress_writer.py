@@ -23,7 +23,7 @@ PID = "p"
 PACE = ProgressPace(write_interval=0.25, event_interval=1.0)
 
 
-class RecordingStore:
+class RecordingClaims:
     def __init__(self) -> None:
         self.writes: list[dict[str, Any]] = []
 
@@ -32,6 +32,14 @@ class RecordingStore:
                               engine_metrics: Any) -> bool:
         self.writes.append({"snapshot": snapshot, "webhook": webhook, "outputs": outputs})
         return True
+
+
+class RecordingStore:
+    """The one sub-store the progress writer writes through."""
+
+    def __init__(self) -> None:
+        self.claims = RecordingClaims()
+        self.writes = self.claims.writes
 
 
 class PreviewKeeper:
