@@ -87,7 +87,8 @@ async def test_the_delete_route_leaves_a_later_file_of_the_same_name(
     first = file_identity(path)
     moved_out = path.rename(path.with_name("hooks-identity-stored.png"))  # collected
     path.write_bytes(b"second")
-    assert first is not None and file_identity(path) != first
+    assert first is not None
+    assert file_identity(path) != first
     await comfyui.delete_file("output", "", path.name, first)
     assert path.read_bytes() == b"second"
     await comfyui.delete_file("output", "", path.name, file_identity(path))
