@@ -127,3 +127,22 @@ def test_a_venv_over_a_venv_sees_that_venvs_packages(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=True).stdout.strip()
     assert theirs == ours
     assert list(venv.glob(f"lib/python*/site-packages/{INHERITED_PTH}"))
+
+
+_WITHOUT_BOTO3 = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"boto3", "botocore"}:
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Block())
+from comfy_serverless.api.app import create_app
+from comfy_serverless.services import build_s3
+from comfy_serverless.settings import Settings
+assert build_s3(Settings()) is None
+"""
+
+
+def test_the_service_starts_without_boto3_when_s3_is_off() -> None:
+    """The GPU check carries no boto3 (17 MB of the 64 the device tool takes)."""
+    subprocess.run([sys.executable, "-c", _WITHOUT_BOTO3], check=True, cwd=ROOT)
