@@ -16,6 +16,7 @@ from comfy_serverless.engine.comfyui.base_python import (
     INHERITED_PTH,
     OFFLINE_OPTIONAL_REQUIREMENTS,
     BasePython,
+    create_inheriting_venv,
     inherit_package_dirs,
 )
 from comfy_serverless.engine.comfyui.installer import EngineLayout
@@ -127,6 +128,26 @@ def test_a_venv_over_a_venv_sees_that_venvs_packages(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=True).stdout.strip()
     assert theirs == ours
     assert list(venv.glob(f"lib/python*/site-packages/{INHERITED_PTH}"))
+
+
+
+def test_without_ensurepip_the_venv_uses_the_inherited_pip(tmp_path: Path) -> None:
+    """A Debian Python without python3-venv cannot seed pip into a venv: the venv is made
+    --without-pip, and pip is the one among the given Python's packages."""
+    no_ensurepip = tmp_path / "python"
+    no_ensurepip.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *"-m venv"*) case "$*" in *--without-pip*) ;; *)\n'
+        '  echo "ensurepip is not available" >&2; exit 1 ;; esac ;; esac\n'
+        f'exec {sys.executable} "$@"\n')
+    no_ensurepip.chmod(0o755)
+    venv_python = create_inheriting_venv(no_ensurepip, tmp_path / "venv")
+    pip = subprocess.run([str(venv_python), "-m", "pip", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert str(tmp_path / "venv") not in pip.split(" from ")[1]
+    prefix = subprocess.run([str(venv_python), "-c", "import sys; print(sys.prefix)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert prefix == str(tmp_path / "venv")
 
 
 _WITHOUT_BOTO3 = """

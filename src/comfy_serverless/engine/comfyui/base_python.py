@@ -27,6 +27,7 @@ __all__ = [
     "INHERITED_PTH",
     "BasePython",
     "create_inheriting_venv",
+    "inherit_package_dirs",
     "torch_constraints",
 ]
 
@@ -61,10 +62,6 @@ class BasePython:
             return []
         return ["--no-index", "--find-links", str(self.wheels.resolve())]
 
-    def venv_args(self) -> list[str]:
-        flags = ["--system-site-packages"] if self.inherit_packages else []
-        return [str(self.executable), "-m", "venv", *flags]
-
 
 def _output(command: list[str]) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -75,8 +72,11 @@ def create_inheriting_venv(python: Path, venv_dir: Path) -> Path:
     venv's interpreter."""
     venv_python = venv_dir / "bin" / "python"
     if not venv_python.exists():
-        subprocess.run([str(python), "-m", "venv", "--system-site-packages", str(venv_dir)],
-                       check=True)
+        command = [str(python), "-m", "venv", "--system-site-packages", str(venv_dir)]
+        if subprocess.run(command, capture_output=True, check=False).returncode != 0:
+            # A Debian Python without python3-venv has no ensurepip: the venv then uses the
+            # pip among `python`'s own packages, which the .pth below makes visible.
+            subprocess.run([*command[:-1], "--without-pip", str(venv_dir)], check=True)
     inherit_package_dirs(python, venv_python)
     return venv_python
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from comfy_serverless.engine.comfyui.base_python import (
     OFFLINE_OPTIONAL_REQUIREMENTS,
     BasePython,
-    inherit_package_dirs,
+    create_inheriting_venv,
     torch_constraints,
 )
 from comfy_serverless.errors import EngineInstallError
@@ -163,14 +163,16 @@ def _extract_comfyui(layout: EngineLayout, base: BasePython) -> None:
 
 
 def _create_venv(layout: EngineLayout, base: BasePython) -> None:
-    if not layout.python.exists():
-        _run([*base.venv_args(), str(layout.venv_dir)])
-    if base.inherit_packages:
-        try:
-            inherit_package_dirs(base.executable, layout.python)
-        except subprocess.CalledProcessError as error:
-            raise EngineInstallError(f"could not read {base.executable}'s packages: "
-                                     f"{error.stderr}") from error
+    if not base.inherit_packages:
+        if not layout.python.exists():
+            _run([str(base.executable), "-m", "venv", str(layout.venv_dir)])
+        return
+    log.info("venv over %s, seeing its packages", base.executable)
+    try:
+        create_inheriting_venv(base.executable, layout.venv_dir)
+    except subprocess.CalledProcessError as error:
+        raise EngineInstallError(f"could not build a venv over {base.executable}: "
+                                 f"{error.stderr}") from error
 
 
 def _install_requirements(layout: EngineLayout, base: BasePython) -> None:
