@@ -9,12 +9,14 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
 
 from comfy_serverless.api.openapi_export import add_openapi_command
 from comfy_serverless.auth.cli import add_key_commands
 from comfy_serverless.convert_cli import add_convert_command
 from comfy_serverless.engine.comfyui.installer import (
     TINY_CHECKPOINT_NAME,
+    BasePython,
     EngineLayout,
     build_tiny_checkpoint,
     install_engine,
@@ -104,7 +106,9 @@ def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _engine_install(settings: Settings, args: argparse.Namespace) -> int:
-    layout = install_engine(EngineLayout(settings.engine_dir), force=args.force)
+    base = BasePython(executable=args.python or Path(sys.executable),
+                      inherit_packages=args.system_site_packages, wheels=args.wheels)
+    layout = install_engine(EngineLayout(settings.engine_dir), force=args.force, base=base)
     print(layout.root)
     if args.tiny_checkpoint:
         print(build_tiny_checkpoint(layout))
@@ -143,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--force", action="store_true")
     install.add_argument("--tiny-checkpoint", action="store_true",
                          help=f"also build the random-weight {TINY_CHECKPOINT_NAME}")
+    install.add_argument("--python", type=Path,
+                         help="build ComfyUI's venv on this Python (default: this one's)")
+    install.add_argument("--system-site-packages", action="store_true",
+                         help="the venv sees that Python's packages: its torch is used as is")
+    install.add_argument("--wheels", type=Path,
+                         help="offline: pip takes packages from this folder of wheels only")
     install.set_defaults(handler=_engine_install)
     return parser
 

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from comfy_serverless.access.gate import AccessGate
 from comfy_serverless.access.rate_limit import build_rate_limiter
@@ -27,13 +28,15 @@ from comfy_serverless.settings import Settings
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.router import StorageRouter
-from comfy_serverless.storage.s3 import S3Config, S3Storage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog_cache import CatalogCache
 from comfy_serverless.worker.wakeups import Wakeups
 from comfy_serverless.worker.worker import Worker
 from comfy_serverless.worker.worker_config import WorkerConfig
+
+if TYPE_CHECKING:
+    from comfy_serverless.storage.s3 import S3Storage
 
 __all__ = [
     "Services",
@@ -98,9 +101,12 @@ def build_input_stager(settings: Settings, storage: OutputStorage) -> InputStage
 
 
 def build_s3(settings: Settings) -> S3Storage | None:
-    """The S3 backend, when the deployment enables it."""
+    """The S3 backend, when the deployment enables it. boto3 is imported only then, so a
+    deployment without S3 (the offline GPU check's) needs no boto3."""
     if not settings.s3_enabled:
         return None
+    from comfy_serverless.storage.s3 import S3Config, S3Storage
+
     return S3Storage(S3Config(
         endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
         access_key_id=settings.s3_access_key_id,

