@@ -17,6 +17,7 @@ from comfy_serverless.engine.comfyui.supervisor import (
     EngineProcessConfig,
     SupervisedEngine,
 )
+from comfy_serverless.executions.catalogs import CatalogCache
 from comfy_serverless.executions.estimates import Estimator
 from comfy_serverless.executions.submitter import Submitter
 from comfy_serverless.inputs.fetcher import FetchPolicy
@@ -30,7 +31,6 @@ from comfy_serverless.storage.router import StorageRouter
 from comfy_serverless.storage.s3 import S3Config, S3Storage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
-from comfy_serverless.validation.catalog_cache import CatalogCache
 from comfy_serverless.worker.signals import WorkerSignals
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 
