@@ -21,7 +21,7 @@ from comfy_serverless.engine.comfyui.messages import (
     NodeStarted,
     StepProgress,
 )
-from comfy_serverless.models.references import loaded_model_names
+from comfy_serverless.loader_inputs import loaded_model_names
 from comfy_serverless.store.records import LogEntry, ProgressSnapshot
 
 __all__ = ["ExecutionTracker"]
