@@ -47,14 +47,22 @@ __all__ = [
 
 @dataclass
 class Services:
+    """The long-lived parts of one process.
+
+    Two storages, named for what they hold: `local_storage` is the local disk backend alone,
+    which serves the signed `/files` URLs; `storage_router` is every configured backend
+    (local disk, S3), chosen per stored location's provider, for writing and reading
+    outputs and inputs.
+    """
+
     settings: Settings
     store: Store
-    storage: LocalStorage
+    local_storage: LocalStorage
     signals: WorkerSignals
     estimator: Estimator
     catalogs: CatalogCache
     access: AccessGate
-    storages: StorageRouter
+    storage_router: StorageRouter
     inputs: InputStager
     submitter: Submitter
 
@@ -65,18 +73,18 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         await store.migrate()
         signer = UrlSigner(settings.resolved_signing_secret())
-        storage = LocalStorage(settings.storage_dir(), signer)
+        local_storage = LocalStorage(settings.storage_dir(), signer)
         catalogs = CatalogCache(store, max_age=settings.catalog_max_age)
-        storages = StorageRouter(storage, build_s3(settings))
+        storage_router = StorageRouter(local_storage, build_s3(settings))
         access = AccessGate(load_access_policy(settings.tiers_file),
                             build_rate_limiter(settings.redis_url))
         signals, estimator = WorkerSignals(), Estimator(store)
-        inputs = build_input_stager(settings, storages)
+        inputs = build_input_stager(settings, storage_router)
         submitter = Submitter(settings, store, access, catalogs, inputs, estimator,
                               wake=signals.work_available)
         try:
-            yield Services(settings, store, storage, signals, estimator, catalogs, access,
-                           storages, inputs, submitter)
+            yield Services(settings, store, local_storage, signals, estimator, catalogs, access,
+                           storage_router, inputs, submitter)
         finally:
             await access.close()
     finally:
@@ -163,4 +171,4 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         model_facts_file=settings.resolved_data_dir() / "model-facts.json",
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
     )
-    return Worker(config, services.store, engine, services.storages, services.signals)
+    return Worker(config, services.store, engine, services.storage_router, services.signals)

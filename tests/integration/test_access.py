@@ -407,7 +407,7 @@ def _with_image() -> dict[str, Any]:
 
 
 def _staged_files(access_app: AccessApp) -> list[Path]:
-    root = access_app.services.storage.root
+    root = access_app.services.local_storage.root
     return [path for path in root.rglob("*") if path.is_file() and "inputs" in path.parts]
 
 
