@@ -39,7 +39,7 @@ from comfy_serverless.store.records import NewExecution, ProgressSnapshot
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port, scratch_postgres_schema
 from comfy_serverless.worker.worker import Worker, WorkerConfig
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 GRAPH = inverted_image(1)

@@ -19,8 +19,7 @@ import time
 from comfy_serverless.store.records import ApiKeyRecord, LogEntry, ProgressSnapshot
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import scratch_postgres_schema
-from tests.conformance.test_event_stream_store import _output
-from tests.conformance.test_store import _key, _submit
+from workloads.rows import add_execution, add_key, output_row
 
 POSTGRES = "postgresql://127.0.0.1:5432/test"
 _TRIGGERS = {"executions": ("execution_stream_queued", "execution_stream_status",
@@ -37,7 +36,7 @@ async def _drop_triggers(store: Store) -> None:
 
 async def _one_execution(store: Store, key: ApiKeyRecord) -> float:
     started = time.perf_counter()
-    execution_id = await _submit(store, key)
+    execution_id = await add_execution(store, key)
     claimed = await store.claim_next("bench-worker", 30)
     assert claimed is not None
     for step in range(1, 6):
@@ -45,7 +44,7 @@ async def _one_execution(store: Store, key: ApiKeyRecord) -> float:
         await store.record_progress(claimed.lease, snapshot,
                                     [LogEntry(time.time(), "step", "3", f"step {step}")])
     done = ProgressSnapshot(1.0, None, None, 5, 5, 1)
-    assert await store.complete(claimed.lease, [_output(execution_id, 1)], done, 1.0)
+    assert await store.complete(claimed.lease, [output_row(execution_id, 1)], done, 1.0)
     return time.perf_counter() - started
 
 
@@ -53,7 +52,7 @@ async def _median_ms(store: Store, executions: int, *, triggers: bool) -> float:
     await store.migrate()
     if not triggers:
         await _drop_triggers(store)
-    key = await _key(store)
+    key = await add_key(store)
     for _ in range(20):  # warm-up
         await _one_execution(store, key)
     times = [await _one_execution(store, key) for _ in range(executions)]

@@ -19,7 +19,7 @@ from PIL import Image
 
 from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_for, wait_until_finished
-from tests.workflows import TINY_CHECKPOINT, inverted_image
+from workloads.workflows import TINY_CHECKPOINT, inverted_image
 
 pytestmark = pytest.mark.comfyui
 

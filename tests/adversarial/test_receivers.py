@@ -28,7 +28,7 @@ from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispat
 from comfy_serverless.webhooks.ssrf import UnsafeDestination, WebhookPolicy, check_destination
 from tests.helpers import submit, wait_for, wait_until_finished
 from tests.outbound import Handler, receiver_at, started_execution, stub_resolver
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 MB = 1024 * 1024
 

@@ -16,7 +16,7 @@ from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_for, wait_until_finished
 from tests.integration import test_lifecycle
 from tests.published_inputs import PUBLISHED_BROKEN_IMAGE, PUBLISHED_IMAGE, png_bytes
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 # The loopback webhook receiver of the lifecycle tests, as fixtures of this module too.
 webhook_receiver = test_lifecycle.webhook_receiver

@@ -7,18 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from comfy_serverless.store.records import LogEntry, OutputRecord, ProgressSnapshot
+from comfy_serverless.store.records import LogEntry, ProgressSnapshot
 from comfy_serverless.store.store import Store
-from tests.conformance.test_store import _key, _submit
-
-
-def _output(execution_id: str, number: int, *, intermediate: bool = False) -> OutputRecord:
-    return OutputRecord(
-        id=f"out_{execution_id}_{number}", execution_id=execution_id, node_id="9",
-        output_type="PREVIEW" if intermediate else "IMAGE", intermediate=intermediate,
-        filename=f"{number}.png", content_type="image/png", size_bytes=10, width=8, height=8,
-        format="PNG", storage_provider="local", storage_bucket=None,
-        storage_key=f"outputs/{execution_id}/{number}.png", created_at=time.time())
+from workloads.rows import add_execution, add_key, output_row
 
 
 async def _kinds(store: Store, execution_id: str) -> list[tuple[int, str]]:
@@ -26,15 +17,15 @@ async def _kinds(store: Store, execution_id: str) -> list[tuple[int, str]]:
 
 
 async def test_a_completed_execution_streams_its_outputs_before_its_end(store: Store) -> None:
-    execution_id = await _submit(store, await _key(store))
+    execution_id = await add_execution(store, await add_key(store))
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     step = ProgressSnapshot(0.5, "KSampler", "3", 1, 2, 0)
-    assert await store.record_progress(claimed.lease, step, outputs=[_output(execution_id, 0,
+    assert await store.record_progress(claimed.lease, step, outputs=[output_row(execution_id, 0,
                                                                          intermediate=True)])
     log = [LogEntry(time.time(), "node_completed", "9", "SaveImage completed", {"d": 1})]
     done = ProgressSnapshot(1.0, None, None, 2, 2, 1)
-    assert await store.complete(claimed.lease, [_output(execution_id, 1)], done, 1.0, log)
+    assert await store.complete(claimed.lease, [output_row(execution_id, 1)], done, 1.0, log)
     rows = await store.stream.after(execution_id, 0)
     assert [row.seq for row in rows] == list(range(1, len(rows) + 1))
     kinds = [row.kind for row in rows]
@@ -50,11 +41,11 @@ async def test_a_completed_execution_streams_its_outputs_before_its_end(store: S
 async def test_a_cancelled_or_failed_execution_ends_after_its_last_log_entry(
     store: Store,
 ) -> None:
-    key = await _key(store)
-    cancelled = await _submit(store, key)
+    key = await add_key(store)
+    cancelled = await add_execution(store, key)
     assert await store.cancel(cancelled, key.id, "user_requested", time.time()) is not None
     assert [kind for _, kind in await _kinds(store, cancelled)][-3:] == ["log", "status", "end"]
-    failed = await _submit(store, key)
+    failed = await add_execution(store, key)
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     assert claimed.id == failed
@@ -64,7 +55,7 @@ async def test_a_cancelled_or_failed_execution_ends_after_its_last_log_entry(
 
 
 async def test_racing_writers_number_the_rows_without_gap_or_repeat(store: Store) -> None:
-    execution_id = await _submit(store, await _key(store))
+    execution_id = await add_execution(store, await add_key(store))
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
 

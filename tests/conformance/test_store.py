@@ -5,50 +5,27 @@ from __future__ import annotations
 import asyncio
 import time
 
-from comfy_serverless.auth.keys import issue_key
-from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.store.records import (
-    ApiKeyRecord,
     ExecutionRecord,
     LogEntry,
-    NewExecution,
     OutputRecord,
     ProgressSnapshot,
     WorkerState,
 )
 from comfy_serverless.store.store import Store
 from tests.helpers import wait_for
+from workloads.rows import add_execution, add_key
 
 
 async def _truthy(value: object) -> bool:
     return bool(value)
-
-GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
-
-
-async def _key(store: Store) -> ApiKeyRecord:
-    issued = issue_key("secret", "basic")
-    await store.create_api_key(issued.record)
-    return issued.record
-
-
-async def _submit(store: Store, key: ApiKeyRecord, *, priority: int = 5,
-                  submitted_at: float | None = None, max_attempts: int = 1) -> str:
-    execution = NewExecution(
-        id=new_execution_id(), api_key_id=key.id, priority=priority, workflow=GRAPH,
-        options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
-        submitted_at=submitted_at or time.time(), max_attempts=max_attempts, total_nodes=1,
-    )
-    await store.create_execution(execution)
-    return execution.id
-
 
 async def test_migrations_apply_once(store: Store) -> None:
     assert await store.migrate() == []
 
 
 async def test_api_key_round_trip(store: Store) -> None:
-    key = await _key(store)
+    key = await add_key(store)
     found = await store.api_key_by_prefix(key.prefix)
     assert found == key
     await store.touch_api_key(key.id, 123.0)
@@ -58,20 +35,20 @@ async def test_api_key_round_trip(store: Store) -> None:
 
 
 async def test_claim_order_is_priority_then_submission(store: Store) -> None:
-    key = await _key(store)
+    key = await add_key(store)
     now = time.time()
-    low = await _submit(store, key, priority=1, submitted_at=now - 30)
-    first_high = await _submit(store, key, priority=9, submitted_at=now - 20)
-    second_high = await _submit(store, key, priority=9, submitted_at=now - 10)
+    low = await add_execution(store, key, priority=1, submitted_at=now - 30)
+    first_high = await add_execution(store, key, priority=9, submitted_at=now - 20)
+    second_high = await add_execution(store, key, priority=9, submitted_at=now - 10)
     claimed = [await store.claim_next("w1", 30) for _ in range(4)]
     assert [c.id if c else None for c in claimed] == [first_high, second_high, low, None]
     assert all(c.status == "processing" and c.attempt == 1 for c in claimed if c)
 
 
 async def test_queue_position_follows_claim_order(store: Store) -> None:
-    key = await _key(store)
+    key = await add_key(store)
     now = time.time()
-    ids = [await _submit(store, key, priority=p, submitted_at=now + i)
+    ids = [await add_execution(store, key, priority=p, submitted_at=now + i)
            for i, p in enumerate([5, 10, 5])]
     positions = []
     for execution_id in ids:
@@ -82,16 +59,16 @@ async def test_queue_position_follows_claim_order(store: Store) -> None:
 
 
 async def test_concurrent_claims_take_each_job_once(store: Store) -> None:
-    key = await _key(store)
-    submitted = {await _submit(store, key) for _ in range(5)}
+    key = await add_key(store)
+    submitted = {await add_execution(store, key) for _ in range(5)}
     claims = await asyncio.gather(*(store.claim_next(f"w{i}", 30) for i in range(10)))
     claimed = [c.id for c in claims if c is not None]
     assert sorted(claimed) == sorted(submitted)
 
 
 async def test_cancel_guards_every_later_worker_write(store: Store) -> None:
-    key = await _key(store)
-    execution_id = await _submit(store, key)
+    key = await add_key(store)
+    execution_id = await add_execution(store, key)
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     cancelled = await store.cancel(execution_id, key.id, "user_requested", time.time())
@@ -109,17 +86,17 @@ async def test_cancel_guards_every_later_worker_write(store: Store) -> None:
     assert await store.cancel(execution_id, key.id, "user_requested", time.time()) is None
 
 
-async def test_cancel_is_scoped_to_the_owning_key(store: Store) -> None:
-    owner, other = await _key(store), await _key(store)
-    execution_id = await _submit(store, owner)
+async def test_cancel_is_scoped_to_the_owningadd_key(store: Store) -> None:
+    owner, other = await add_key(store), await add_key(store)
+    execution_id = await add_execution(store, owner)
     assert await store.cancel(execution_id, other.id, "user_requested", time.time()) is None
     assert await store.execution_for_key(execution_id, other.id) is None
     assert await store.execution_for_key(execution_id, owner.id) is not None
 
 
 async def test_complete_records_outputs_and_log_together(store: Store) -> None:
-    key = await _key(store)
-    execution_id = await _submit(store, key)
+    key = await add_key(store)
+    execution_id = await add_execution(store, key)
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     output = OutputRecord(
@@ -141,8 +118,8 @@ async def test_complete_records_outputs_and_log_together(store: Store) -> None:
 
 
 async def test_requeue_waits_for_not_before_and_counts_attempts(store: Store) -> None:
-    key = await _key(store)
-    execution_id = await _submit(store, key, max_attempts=3)
+    key = await add_key(store)
+    execution_id = await add_execution(store, key, max_attempts=3)
     first = await store.claim_next("w1", 30)
     assert first is not None
     assert await store.requeue(first.lease, {"message": "engine lost"}, time.time() - 1)
@@ -160,7 +137,7 @@ async def test_requeue_waits_for_not_before_and_counts_attempts(store: Store) ->
 
 async def _claimed_by_w1(store: Store) -> ExecutionRecord:
     """A new execution, claimed by worker w1."""
-    await _submit(store, await _key(store))
+    await add_execution(store, await add_key(store))
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     return claimed
@@ -180,9 +157,9 @@ async def test_progress_is_written_only_by_the_lease_holder(store: Store) -> Non
 
 
 async def test_average_processing_time_by_signature(store: Store) -> None:
-    key = await _key(store)
+    key = await add_key(store)
     assert await store.average_processing_time("sig") is None
-    await _submit(store, key)
+    await add_execution(store, key)
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, None, None, 1),
@@ -205,11 +182,11 @@ async def _lease_expired(store: Store, execution_id: str) -> None:
 async def test_an_expired_lease_is_rescued_and_the_zombie_cannot_write(store: Store) -> None:
     from comfy_serverless.queue.rescuer import Rescuer
 
-    key = await _key(store)
-    execution_id = await _submit(store, key, max_attempts=2)
+    key = await add_key(store)
+    execution_id = await add_execution(store, key, max_attempts=2)
     zombie = await store.claim_next("w-dead", 0.05)
     assert zombie is not None
-    alive = await _submit(store, key)
+    alive = await add_execution(store, key)
     healthy = await store.claim_next("w-alive", 60)
     assert healthy is not None
     assert healthy.id == alive
@@ -233,8 +210,8 @@ async def test_an_expired_lease_is_rescued_and_the_zombie_cannot_write(store: St
 async def test_a_lease_rescued_with_no_attempts_left_fails(store: Store) -> None:
     from comfy_serverless.queue.rescuer import Rescuer
 
-    key = await _key(store)
-    execution_id = await _submit(store, key, max_attempts=1)
+    key = await add_key(store)
+    execution_id = await add_execution(store, key, max_attempts=1)
     assert await store.claim_next("w-dead", 0.01) is not None
     await _lease_expired(store, execution_id)
     given_up: list[str] = []
@@ -254,8 +231,8 @@ async def test_a_lease_rescued_with_no_attempts_left_fails(store: Store) -> None
 
 
 async def test_hand_back_returns_the_attempt(store: Store) -> None:
-    key = await _key(store)
-    execution_id = await _submit(store, key)
+    key = await add_key(store)
+    execution_id = await add_execution(store, key)
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     assert await store.hand_back(claimed.lease)
@@ -268,9 +245,9 @@ async def test_other_processes_are_woken_on_submit_and_cancel(store: Store) -> N
     """PostgreSQL delivers LISTEN/NOTIFY across processes; SQLite (one node) delivers none."""
     woken = asyncio.Event()
     cancelled: list[str] = []
-    key = await _key(store)
+    key = await add_key(store)
     async with store.listen(on_work=woken.set, on_cancel=cancelled.append):
-        execution_id = await _submit(store, key)
+        execution_id = await add_execution(store, key)
         assert await store.cancel(execution_id, key.id, "user_requested", time.time())
         if store.dialect == "postgres":
             await asyncio.wait_for(woken.wait(), 5)
@@ -281,21 +258,21 @@ async def test_other_processes_are_woken_on_submit_and_cancel(store: Store) -> N
 
 
 async def test_a_priority_10_submitted_after_20_priority_1_runs_next(store: Store) -> None:
-    key = await _key(store)
+    key = await add_key(store)
     now = time.time()
     for index in range(20):
-        await _submit(store, key, priority=1, submitted_at=now - 100 + index)
-    urgent = await _submit(store, key, priority=10, submitted_at=now)
+        await add_execution(store, key, priority=1, submitted_at=now - 100 + index)
+    urgent = await add_execution(store, key, priority=10, submitted_at=now)
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     assert claimed.id == urgent
 
 
 async def test_aging_lifts_a_long_waiting_execution_to_the_front(store: Store) -> None:
-    key = await _key(store)
+    key = await add_key(store)
     now = time.time()
-    patient = await _submit(store, key, priority=1, submitted_at=now - 1000)
-    fresh = await _submit(store, key, priority=9, submitted_at=now)
+    patient = await add_execution(store, key, priority=1, submitted_at=now - 1000)
+    fresh = await add_execution(store, key, priority=9, submitted_at=now)
     raised = [await store.age_queued(now, aging_seconds=60) for _ in range(12)]
     assert raised == [1] * 9 + [0] * 3, "one level per pass, never past 10"
     record = await store.execution(patient)
@@ -310,11 +287,11 @@ async def test_aging_lifts_a_long_waiting_execution_to_the_front(store: Store) -
 
 
 async def test_queue_figures_come_from_the_rows(store: Store) -> None:
-    key = await _key(store)
+    key = await add_key(store)
     now = time.time()
-    await _submit(store, key, priority=7, submitted_at=now - 20)
-    await _submit(store, key, priority=7, submitted_at=now - 10)
-    await _submit(store, key, priority=2, submitted_at=now - 4)
+    await add_execution(store, key, priority=7, submitted_at=now - 20)
+    await add_execution(store, key, priority=7, submitted_at=now - 10)
+    await add_execution(store, key, priority=2, submitted_at=now - 4)
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     assert await store.queue_totals() == {"queued": 2, "processing": 1}
@@ -330,9 +307,9 @@ async def test_queue_figures_come_from_the_rows(store: Store) -> None:
 
 
 async def test_metric_counts_and_durations(store: Store) -> None:
-    key = await _key(store)
-    await _submit(store, key, priority=4, submitted_at=time.time() - 3)
-    await _submit(store, key, priority=4)
+    key = await add_key(store)
+    await add_execution(store, key, priority=4, submitted_at=time.time() - 3)
+    await add_execution(store, key, priority=4)
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
     assert await store.complete(claimed.lease, [], ProgressSnapshot(1, None, None, None, None, 1),
@@ -368,7 +345,7 @@ async def test_a_registration_racing_an_uncommitted_one_never_passes_the_cap(
         store: Store) -> None:
     """Another POST has inserted the key's 10th endpoint and not yet committed: a second
     one must wait for it and then be refused, never see 9 and make 11."""
-    key = await _key(store)
+    key = await add_key(store)
     for n in range(9):
         assert await store.webhooks.register(key.id, f"https://h{n}.example/", None, ["*"], 10)
     outbox = store.webhooks

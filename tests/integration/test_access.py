@@ -24,7 +24,7 @@ from comfy_serverless.settings import Settings
 from comfy_serverless.store.models import ModelFile
 from comfy_serverless.store.records import WorkerState
 from tests.conftest import fresh_postgres_schema
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 EXECUTE = "/v1/workflows/execute"
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit",

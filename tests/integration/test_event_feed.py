@@ -15,12 +15,12 @@ from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.signals import WorkerSignals
-from tests.conformance.test_store import _key, _submit
+from workloads.rows import add_execution, add_key
 
 
 async def test_a_quiet_stream_beats_then_a_cancel_ends_it(store: Store, tmp_path: Path) -> None:
-    key = await _key(store)
-    execution_id = await _submit(store, key)
+    key = await add_key(store)
+    execution_id = await add_execution(store, key)
     feed = ExecutionFeed(store, LocalStorage(tmp_path, UrlSigner("s" * 32)), execution_id,
                          base_url="http://127.0.0.1", signed_url_ttl=60)
     hub = StreamHub(store, max_streams_per_key=1)
@@ -45,7 +45,7 @@ async def test_a_quiet_stream_beats_then_a_cancel_ends_it(store: Store, tmp_path
     assert not hub._waiters
 
 
-async def test_the_hub_caps_open_streams_per_key(store: Store) -> None:
+async def test_the_hub_caps_open_streams_peradd_key(store: Store) -> None:
     hub = StreamHub(store, max_streams_per_key=2)
     hub.take_slot("k1")
     hub.take_slot("k1")

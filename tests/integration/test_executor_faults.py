@@ -27,7 +27,7 @@ from comfy_serverless.testing import free_port
 from comfy_serverless.worker.worker import Worker, WorkerConfig
 from tests.fakes.comfyui import FakeComfyUI, running_fake
 from tests.helpers import wait_for
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 
 class RestartableFake(AttachedEngine):

@@ -24,7 +24,7 @@ from comfy_serverless.errors import RequestInvalid
 from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
 from tests.helpers import assert_error
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 EXECUTE = "/v1/workflows/execute"
 ERROR_BODY = "#/components/schemas/ErrorBody"

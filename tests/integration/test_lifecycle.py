@@ -25,7 +25,7 @@ from tests.helpers import (
     wait_until_finished,
 )
 from tests.published_inputs import PUBLISHED_VANISHING_IMAGE
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 pytestmark = pytest.mark.comfyui
 

@@ -19,7 +19,7 @@ from comfy_serverless.testing_s3 import S3Server
 from tests.conftest import SERVICE_BUCKET
 from tests.helpers import submit, wait_for, wait_until_finished
 from tests.tls_server import ImageServer
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 pytestmark = pytest.mark.comfyui
 

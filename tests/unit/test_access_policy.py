@@ -14,7 +14,7 @@ from comfy_serverless.access.tiers import DEFAULT_MODEL_GROUPS, TierConfigError,
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.testing import free_port
 from comfy_serverless.validation.model_references import disallowed_models, model_references
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 
 def test_the_default_tiers_are_the_spec_numbers() -> None:

@@ -13,7 +13,7 @@ from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow
 from tests.spec_examples import SPEC_BROKEN_WORKFLOW, SPEC_OVERRIDES, SPEC_WORKFLOW
 from tests.unit.test_validator import CATALOG
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 
 def answer(workflow: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

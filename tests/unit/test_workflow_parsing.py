@@ -5,7 +5,7 @@ from comfy_serverless.validation.overrides import apply_overrides
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow, workflow_signature
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 
 def _validate(raw: dict) -> None:
