@@ -104,7 +104,7 @@ async def test_a_failed_execution_leaves_nothing_in_the_engines_folders(
 
 def _text_chunks(png: bytes) -> dict[str, str]:
     with Image.open(io.BytesIO(png)) as image:
-        return {key: str(value) for key, value in image.info.items() if isinstance(value, str)}
+        return {str(key): value for key, value in image.info.items() if isinstance(value, str)}
 
 
 async def test_another_tenants_preload_never_reaches_my_metadata(

@@ -127,7 +127,7 @@ async def test_an_object_input_cannot_name_a_file(tenant_b: httpx.AsyncClient) -
     object's `camera_info` as its result, which the worker would collect and delete: an
     object input that names a file is refused at submit, whoever's file it is."""
     camera = {"position": {"x": 1, "y": 2, "z": 3}, "zoom": 1}
-    objects = [
+    objects: list[dict[str, Any]] = [
         {"image": "ComfyUI_00001_.png [output]", "mask": "", "normal": "", "recording": "",
          "camera_info": camera},
         {"image": "", "mask": "", "normal": "", "recording": "",

@@ -343,7 +343,8 @@ async def test_a_preload_obeys_the_tier_model_groups_and_the_active_cap(
     assert refused["details"]["models"] == ["checkpoints/sd_xl_base_1.0.safetensors"]
     pro = access_app.client((await access_app.new_key("pro"))[0])
     assert (await pro.post("/v1/models/preload", json=sdxl)).status_code == 202
-    many = {"models": [{"model_id": f"checkpoint/v1-5-variant-{n}"} for n in range(10)],
+    many: dict[str, Any] = {"models": [{"model_id": f"checkpoint/v1-5-variant-{n}"}
+                                       for n in range(10)],
             "cache_duration": 60}
     over = _assert_error(await pro.post("/v1/models/preload", json=many), 429,
                          "PRELOAD_LIMIT_EXCEEDED")

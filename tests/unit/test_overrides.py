@@ -23,7 +23,8 @@ def answer(workflow: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
         WorkflowValidator(ValidationRules(), CATALOG).validate(graph, [*parsed.problems,
                                                                        *problems])
     assert caught.value.status_code == 400
-    return caught.value.body()["details"]
+    details: dict[str, Any] = caught.value.body()["details"]
+    return details
 
 
 def _errors(details: dict[str, Any]) -> dict[tuple[str | None, str], str]:

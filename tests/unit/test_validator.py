@@ -43,7 +43,8 @@ def refused(workflow: dict[str, Any], rules: ValidationRules | None = None,
     assert caught.value.status_code == status, caught.value.body()
     body = caught.value.body()
     assert body["documentation_url"]
-    return body["details"]
+    details: dict[str, Any] = body["details"]
+    return details
 
 
 def test_good_workflows_pass_unchanged() -> None:
