@@ -7,10 +7,18 @@ import time
 import asyncpg
 import pytest
 
+from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.store.records import ApiKeyRecord, ClaimMatch, NewExecution
 from comfy_serverless.store.store import Store
-from workloads.rows import GRAPH, add_key
+
+GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
+
+
+async def _key(store: Store) -> ApiKeyRecord:
+    issued = issue_key("secret", "basic")
+    await store.create_api_key(issued.record)
+    return issued.record
 
 
 async def _submit(store: Store, key: ApiKeyRecord, *, age: float, priority: int = 5,
@@ -33,7 +41,7 @@ async def _claim_all(store: Store, match: ClaimMatch) -> list[str]:
 
 
 async def test_a_claim_takes_only_rows_whose_gpu_types_allow_the_worker(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     h200_only = await _submit(store, key, age=5, gpu_types=("H200",))
     anywhere = await _submit(store, key, age=4)
     all_types = await _submit(store, key, age=3, gpu_types=("all",))
@@ -43,14 +51,14 @@ async def test_a_claim_takes_only_rows_whose_gpu_types_allow_the_worker(store: S
 
 
 async def test_an_unknown_gpu_type_takes_only_unrestricted_rows(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     await _submit(store, key, age=2, gpu_types=("T4",))
     anywhere = await _submit(store, key, age=1)
     assert await _claim_all(store, ClaimMatch(gpu_type=None)) == [anywhere]
 
 
 async def test_a_worker_without_a_declared_gpu_type_takes_every_tier(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     t4_only = await _submit(store, key, age=2, gpu_types=("T4",))
     anywhere = await _submit(store, key, age=1)
     match = ClaimMatch(gpu_type="cpu", any_gpu_type=True)
@@ -58,7 +66,7 @@ async def test_a_worker_without_a_declared_gpu_type_takes_every_tier(store: Stor
 
 
 async def test_queued_above_ignores_rows_the_worker_may_not_run(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     await _submit(store, key, age=1, priority=9, gpu_types=("H200",))
     now = time.time()
     assert not await store.has_queued_above(5, now, ClaimMatch(gpu_type="cpu"))
@@ -67,7 +75,7 @@ async def test_queued_above_ignores_rows_the_worker_may_not_run(store: Store) ->
 
 
 async def test_affinity_prefers_jobs_whose_models_are_warm(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     first = await _submit(store, key, age=5, models=("a.safetensors",))
     second = await _submit(store, key, age=4, models=("b.safetensors",))
     third = await _submit(store, key, age=3, models=("b.safetensors", "lora.safetensors"))
@@ -79,14 +87,14 @@ async def test_affinity_prefers_jobs_whose_models_are_warm(store: Store) -> None
 
 
 async def test_without_warm_models_the_claim_is_first_in_first_out(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     ids = [await _submit(store, key, age=10 - i, models=(f"m{i % 3}.safetensors",))
            for i in range(6)]
     assert await _claim_all(store, ClaimMatch(affinity_max_wait=600)) == ids
 
 
 async def test_affinity_never_overtakes_a_higher_priority(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     urgent_cold = await _submit(store, key, age=1, priority=9, models=("a.safetensors",))
     warm_low = await _submit(store, key, age=5, priority=5, models=("b.safetensors",))
     match = ClaimMatch(warm_models=frozenset({"b.safetensors"}), affinity_max_wait=600)
@@ -94,7 +102,7 @@ async def test_affinity_never_overtakes_a_higher_priority(store: Store) -> None:
 
 
 async def test_affinity_reorders_only_within_its_window(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     cold = [await _submit(store, key, age=9 - i, models=("a.safetensors",)) for i in range(3)]
     warm = await _submit(store, key, age=1, models=("b.safetensors",))
     match = ClaimMatch(warm_models=frozenset({"b.safetensors"}), affinity_window=3,
@@ -110,7 +118,7 @@ async def test_affinity_reorders_only_within_its_window(store: Store) -> None:
 
 async def test_only_jobs_submitted_within_the_max_wait_overtake_the_oldest(store: Store
                                                                           ) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     oldest = await _submit(store, key, age=100, models=("a.safetensors",))
     soon_after = await _submit(store, key, age=80, models=("b.safetensors",))
     long_after = await _submit(store, key, age=50, models=("b.safetensors",))
@@ -119,7 +127,7 @@ async def test_only_jobs_submitted_within_the_max_wait_overtake_the_oldest(store
 
 
 async def test_a_claimed_row_keeps_its_matching_columns(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     execution_id = await _submit(store, key, age=1, models=("a.safetensors",),
                                  gpu_types=("H200",))
     claimed = await store.claim_next("w1", 30, match=ClaimMatch(gpu_type="H200"))
@@ -130,7 +138,7 @@ async def test_a_claimed_row_keeps_its_matching_columns(store: Store) -> None:
 
 
 async def test_gpu_types_match_whole_names_only(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     underscored = await _submit(store, key, age=2, gpu_types=("A100_80GB", "50%"))
     assert await _claim_all(store, ClaimMatch(gpu_type="A100x80GB")) == []
     assert await _claim_all(store, ClaimMatch(gpu_type="A100")) == []
@@ -143,7 +151,7 @@ async def test_a_window_locked_by_other_claims_never_makes_the_queue_look_empty(
     """PostgreSQL: rows being claimed by others are skipped, affinity or not."""
     if store.dialect != "postgres":
         pytest.skip("SQLite claims are serialised: no row is ever locked by another claim")
-    key = await add_key(store)
+    key = await _key(store)
     window = [await _submit(store, key, age=20 - i, models=("b.safetensors",)) for i in range(8)]
     beyond = await _submit(store, key, age=1, models=("a.safetensors",))
     other = await asyncpg.connect(database_url)

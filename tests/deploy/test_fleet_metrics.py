@@ -6,10 +6,29 @@ from __future__ import annotations
 
 import time
 
+from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.queue.rescuer import Rescuer
+from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.store.store import Store
 from tests.helpers import wait_for
-from workloads.rows import add_execution, add_key
+
+GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
+
+
+async def _key(store: Store) -> ApiKeyRecord:
+    issued = issue_key("secret", "basic")
+    await store.create_api_key(issued.record)
+    return issued.record
+
+
+async def _submit(store: Store, key: ApiKeyRecord, *, priority: int, submitted_at: float) -> str:
+    execution = NewExecution(
+        id=new_execution_id(), api_key_id=key.id, priority=priority, workflow=GRAPH,
+        options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
+        submitted_at=submitted_at, max_attempts=1, total_nodes=1)
+    await store.create_execution(execution)
+    return execution.id
 
 
 async def test_an_empty_fleet_reports_nothing_waiting_failed_or_rescued(store: Store) -> None:
@@ -19,9 +38,9 @@ async def test_an_empty_fleet_reports_nothing_waiting_failed_or_rescued(store: S
 
 
 async def test_the_oldest_queued_job_is_aged_per_priority(store: Store) -> None:
-    key = await add_key(store)
+    key = await _key(store)
     now = time.time()
-    submitted = {await add_execution(store, key, priority=p, submitted_at=now - age): (p, age)
+    submitted = {await _submit(store, key, priority=p, submitted_at=now - age): (p, age)
                  for p, age in [(1, 300), (1, 10), (9, 60), (5, 900)]}
     claimed = await store.claim_next("w1", 30)
     assert claimed is not None
@@ -32,8 +51,8 @@ async def test_the_oldest_queued_job_is_aged_per_priority(store: Store) -> None:
 
 
 async def test_a_lost_lease_counts_as_a_rescue_and_a_failure_by_its_code(store: Store) -> None:
-    key = await add_key(store)
-    execution_id = await add_execution(store, key, priority=5, submitted_at=time.time())
+    key = await _key(store)
+    execution_id = await _submit(store, key, priority=5, submitted_at=time.time())
     assert await store.claim_next("w-dead", 0.01) is not None
 
     async def expired() -> bool:
