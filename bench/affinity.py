@@ -30,7 +30,7 @@ from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.store.records import ClaimMatch, NewExecution
 from comfy_serverless.store.store import Store
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 WORKERS = 4
 CHECKPOINTS = [f"checkpoint_{index}.safetensors" for index in range(8)]

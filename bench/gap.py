@@ -24,7 +24,7 @@ import httpx
 from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
 from comfy_serverless.settings import Settings
 from comfy_serverless.testing import LocalService
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 
 def _timestamp(history: dict[str, Any], event: str) -> float:

@@ -34,7 +34,7 @@ import websockets
 from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
 from comfy_serverless.settings import Settings
 from comfy_serverless.testing import LocalService
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 _colors = itertools.count(1)
 

@@ -40,7 +40,7 @@ from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port, scratch_postgres_schema
 from comfy_serverless.worker.worker import Worker
 from comfy_serverless.worker.worker_config import WorkerConfig
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 GRAPH = inverted_image(1)

@@ -19,8 +19,8 @@ import time
 from comfy_serverless.store.records import ApiKeyRecord, LogEntry, ProgressSnapshot
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import scratch_postgres_schema
-from tests.conformance.rows import add_execution, add_key
 from tests.conformance.test_event_stream_store import _output
+from workloads.rows import add_execution, add_key
 
 POSTGRES = "postgresql://127.0.0.1:5432/test"
 _TRIGGERS = {"executions": ("execution_stream_queued", "execution_stream_status",

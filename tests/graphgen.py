@@ -122,8 +122,10 @@ class GraphGenerator:
     def _mutate(self, rng: random.Random, graph: dict[str, dict[str, Any]]) -> str:
         kind = rng.choice(SAFE_MUTATIONS + UNSAFE_MUTATIONS)
         node_id = rng.choice(sorted(_upstream_of_outputs(graph)))
-        applied = getattr(self, f"_mutation_{kind}")(rng, graph, node_id)
-        return kind if applied else self._mutation_no_output(rng, graph, node_id) and "no_output"
+        if getattr(self, f"_mutation_{kind}")(rng, graph, node_id):
+            return kind
+        self._mutation_no_output(rng, graph, node_id)  # always applies
+        return "no_output"
 
     def _present(self, graph: dict[str, dict[str, Any]], node_id: str, *types: str
                  ) -> list[InputSpec]:

@@ -17,7 +17,7 @@ from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.store.records import NewExecution
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Answer = Callable[[str], str]

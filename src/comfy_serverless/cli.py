@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from comfy_serverless.api.openapi_export import add_openapi_command
-from comfy_serverless.auth.cli import add_key_commands
 from comfy_serverless.convert_cli import add_convert_command
 from comfy_serverless.engine.comfyui.installer import (
     TINY_CHECKPOINT_NAME,
@@ -24,6 +23,7 @@ from comfy_serverless.engine.comfyui.installer import (
 from comfy_serverless.fleet.cli import add_fleet_commands
 from comfy_serverless.fleet.identity import check_fleet_identity
 from comfy_serverless.host_paths import elide_host_roots
+from comfy_serverless.keys_cli import add_key_commands
 from comfy_serverless.logs import configure_logging
 from comfy_serverless.services import (
     build_engine,

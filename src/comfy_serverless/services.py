@@ -18,6 +18,7 @@ from comfy_serverless.engine.comfyui.supervisor import (
     EngineProcessConfig,
     SupervisedEngine,
 )
+from comfy_serverless.executions.catalogs import CatalogCache
 from comfy_serverless.executions.estimates import Estimator
 from comfy_serverless.executions.submitter import Submitter
 from comfy_serverless.inputs.fetcher import FetchPolicy
@@ -30,7 +31,6 @@ from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.router import StorageRouter
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
-from comfy_serverless.validation.catalog_cache import CatalogCache
 from comfy_serverless.worker.wakeups import Wakeups
 from comfy_serverless.worker.worker import Worker
 from comfy_serverless.worker.worker_config import WorkerConfig
@@ -51,14 +51,22 @@ __all__ = [
 
 @dataclass
 class Services:
+    """The long-lived parts of one process.
+
+    Two storages, named for what they hold: `local_storage` is the local disk backend alone,
+    which serves the signed `/files` URLs; `storage_router` is every configured backend
+    (local disk, S3), chosen per stored location's provider, for writing and reading
+    outputs and inputs.
+    """
+
     settings: Settings
     store: Store
-    storage: LocalStorage
+    local_storage: LocalStorage
     wakeups: Wakeups
     estimator: Estimator
     catalogs: CatalogCache
     access: AccessGate
-    storages: StorageRouter
+    storage_router: StorageRouter
     inputs: InputStager
     submitter: Submitter
 
@@ -69,18 +77,18 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         await store.migrate()
         signer = UrlSigner(settings.resolved_signing_secret())
-        storage = LocalStorage(settings.storage_dir(), signer)
+        local_storage = LocalStorage(settings.storage_dir(), signer)
         catalogs = CatalogCache(store, max_age=settings.catalog_max_age)
-        storages = StorageRouter(storage, build_s3(settings))
+        storage_router = StorageRouter(local_storage, build_s3(settings))
         access = AccessGate(load_access_policy(settings.tiers_file),
                             build_rate_limiter(settings.redis_url))
         wakeups, estimator = Wakeups(), Estimator(store)
-        inputs = build_input_stager(settings, storages)
+        inputs = build_input_stager(settings, storage_router)
         submitter = Submitter(settings, store, access, catalogs, inputs, estimator,
                               wake=wakeups.work_available)
         try:
-            yield Services(settings, store, storage, wakeups, estimator, catalogs, access,
-                           storages, inputs, submitter)
+            yield Services(settings, store, local_storage, wakeups, estimator, catalogs, access,
+                           storage_router, inputs, submitter)
         finally:
             await access.close()
     finally:
@@ -170,4 +178,4 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         model_facts_file=settings.resolved_data_dir() / "model-facts.json",
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
     )
-    return Worker(config, services.store, engine, services.storages, services.wakeups)
+    return Worker(config, services.store, engine, services.storage_router, services.wakeups)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_for, wait_until_finished
-from tests.workflows import TINY_CHECKPOINT, inverted_image
+from workloads.workflows import TINY_CHECKPOINT, inverted_image
 
 pytestmark = pytest.mark.comfyui
 
@@ -104,7 +104,7 @@ async def test_a_failed_execution_leaves_nothing_in_the_engines_folders(
 
 def _text_chunks(png: bytes) -> dict[str, str]:
     with Image.open(io.BytesIO(png)) as image:
-        return {key: str(value) for key, value in image.info.items() if isinstance(value, str)}
+        return {str(key): value for key, value in image.info.items() if isinstance(value, str)}
 
 
 async def test_another_tenants_preload_never_reaches_my_metadata(

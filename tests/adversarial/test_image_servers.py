@@ -183,9 +183,11 @@ def _png() -> bytes:
     return buffer.getvalue()
 
 
-def _stager(certificates: LocalCertificates, tmp_path: Path, **limits: float) -> InputStager:
+def _stager(certificates: LocalCertificates, tmp_path: Path, *, timeout: float,
+            deadline: float = 60.0, concurrency: int = 4) -> InputStager:
     policy = FetchPolicy(WebhookPolicy(True, ("127.0.0.1/32",)), 1 << 20,
-                         ("png", "jpg", "webp"), ca_bundle=certificates.ca_bundle, **limits)
+                         ("png", "jpg", "webp"), ca_bundle=certificates.ca_bundle,
+                         timeout=timeout, deadline=deadline, concurrency=concurrency)
     return InputStager(policy, LocalStorage(tmp_path / "storage", UrlSigner("s")),
                        tmp_path / "spool")
 

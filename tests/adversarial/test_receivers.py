@@ -28,7 +28,7 @@ from comfy_serverless.webhooks.dispatcher import DispatcherConfig, WebhookDispat
 from comfy_serverless.webhooks.ssrf import UnsafeDestination, WebhookPolicy, check_destination
 from tests.helpers import submit, wait_for, wait_until_finished
 from tests.outbound import Handler, receiver_at, started_execution, stub_resolver
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 MB = 1024 * 1024
 
@@ -250,11 +250,12 @@ async def test_a_name_server_that_never_answers_holds_no_shared_thread(
 # --------------------------------------------------------------------------- many spellings
 
 
-def _dispatcher(store: Store, tmp_path: Path, timeout: float = 30, **limits: int
-                ) -> WebhookDispatcher:
+def _dispatcher(store: Store, tmp_path: Path, *, timeout: float = 30, concurrency: int = 100,
+                per_destination: int = 4) -> WebhookDispatcher:
     return WebhookDispatcher(store, LocalStorage(tmp_path, UrlSigner("s")), DispatcherConfig(
         policy=WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",)),
-        base_url="http://127.0.0.1:8000", signed_url_ttl=60, timeout=timeout, **limits))
+        base_url="http://127.0.0.1:8000", signed_url_ttl=60, timeout=timeout,
+        concurrency=concurrency, per_destination=per_destination))
 
 
 async def test_spellings_of_one_receiver_are_one_destination(

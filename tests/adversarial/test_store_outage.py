@@ -25,7 +25,7 @@ import pytest
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService, free_port
 from tests.helpers import wait_for, wait_until_finished
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 EXECUTE = "/v1/workflows/execute"
 # The load: one submit every PACE seconds (about 10 a second, as in the field report).

@@ -16,7 +16,7 @@ from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_for, wait_until_finished
 from tests.integration import test_lifecycle
 from tests.published_inputs import PUBLISHED_BROKEN_IMAGE, PUBLISHED_IMAGE, png_bytes
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 # The loopback webhook receiver of the lifecycle tests, as fixtures of this module too.
 webhook_receiver = test_lifecycle.webhook_receiver
@@ -127,7 +127,7 @@ async def test_an_object_input_cannot_name_a_file(tenant_b: httpx.AsyncClient) -
     object's `camera_info` as its result, which the worker would collect and delete: an
     object input that names a file is refused at submit, whoever's file it is."""
     camera = {"position": {"x": 1, "y": 2, "z": 3}, "zoom": 1}
-    objects = [
+    objects: list[dict[str, Any]] = [
         {"image": "ComfyUI_00001_.png [output]", "mask": "", "normal": "", "recording": "",
          "camera_info": camera},
         {"image": "", "mask": "", "normal": "", "recording": "",

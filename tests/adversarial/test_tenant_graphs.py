@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import submit, wait_until_finished
 from tests.spec_examples import SPEC_OVERRIDES, SPEC_WORKFLOW
 from tests.unit.test_graph_walks import invert_chain
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 
 def _assert_refused(response: httpx.Response) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
 from tests.helpers import assert_error, submit, wait_until_finished
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 EXECUTE = "/v1/workflows/execute"
 MEGABYTE = 1024 * 1024

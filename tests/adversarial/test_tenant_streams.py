@@ -13,7 +13,7 @@ import httpx
 from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_for
 from tests.sse import read_events
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 STREAM_LIMIT = 10  # stream_max_per_key's default
 

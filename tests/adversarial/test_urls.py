@@ -67,7 +67,7 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real_getaddrinfo = socket.getaddrinfo
 
-    def literal_lookups_only(host: object, *args: Any, **kwargs: Any) -> Any:
+    def literal_lookups_only(host: bytes | str | None, *args: Any, **kwargs: Any) -> Any:
         text = host.decode() if isinstance(host, bytes) else str(host)
         if text != "localhost" and not _is_literal(text):
             raise AssertionError(f"the policy looked up {text!r}")

@@ -13,8 +13,8 @@ from comfy_serverless.store.records import (
     ProgressSnapshot,
 )
 from comfy_serverless.store.store import Store
-from tests.conformance.rows import add_execution, add_key
 from tests.helpers import wait_for
+from workloads.rows import add_execution, add_key
 
 
 async def test_claim_order_is_priority_then_submission(store: Store) -> None:

@@ -9,8 +9,8 @@ import time
 
 from comfy_serverless.store.records import LogEntry, OutputRecord, ProgressSnapshot
 from comfy_serverless.store.store import Store
-from tests.conformance.rows import add_execution, add_key
 from tests.store_setup import append_log
+from workloads.rows import add_execution, add_key
 
 
 def _output(execution_id: str, number: int, *, intermediate: bool = False) -> OutputRecord:

@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 
 from comfy_serverless.api.routes.metrics import _BUCKETS, _histogram
 from comfy_serverless.store.store import Store
-from tests.conformance.rows import add_execution, add_key
+from workloads.rows import add_execution, add_key
 
 _NAME, _HELP = "comfy_serverless_queue_wait_seconds", "Submit to start, completed jobs"
 # Durations in 1/64 s steps, so that every difference and sum is exact in binary floating

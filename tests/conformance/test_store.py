@@ -8,8 +8,8 @@ import time
 
 from comfy_serverless.store.records import ProgressSnapshot, WorkerState
 from comfy_serverless.store.store import Store
-from tests.conformance.rows import add_execution, add_key
 from tests.helpers import wait_for
+from workloads.rows import add_execution, add_key
 
 
 async def _truthy(value: object) -> bool:

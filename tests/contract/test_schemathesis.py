@@ -28,7 +28,7 @@ import pytest
 import schemathesis
 
 from comfy_serverless.testing import UNTHROTTLED, LocalService
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 pytestmark = pytest.mark.comfyui
 
@@ -74,7 +74,7 @@ def contract_env(service: LocalService, api_key: str) -> dict[str, str]:
 
 def _key_id(service: LocalService, plaintext: str) -> str:
     keys: list[dict[str, Any]] = json.loads(service.cli("keys", "list"))
-    return next(key["key_id"] for key in keys if plaintext.startswith(key["prefix"]))
+    return next(str(key["key_id"]) for key in keys if plaintext.startswith(key["prefix"]))
 
 
 def _admin_key(service: LocalService) -> str:

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from comfy_serverless.testing import free_ports, scratch_postgres_schema
 from comfy_serverless.testing_s3 import S3Server, moto_server
 from tests.helpers import wait_for
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("COMFY_SERVERLESS_TEST_POSTGRES",

@@ -18,7 +18,7 @@ from comfy_serverless.testing import LocalService
 from comfy_serverless.testing_s3 import S3Server
 from tests.conftest import fresh_postgres_schema
 from tests.helpers import submit, wait_for, wait_until_finished
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 pytestmark = pytest.mark.comfyui
 

@@ -11,7 +11,7 @@ import subprocess
 from typing import Any
 
 import asyncpg
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]  # it ships no type hints
 import pytest
 import yaml
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication

@@ -13,7 +13,7 @@ import contextlib
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,9 @@ class FakeComfyUI:
                 await socket.send_bytes(frame + buffer.getvalue())
 
     async def _execute(self, prompt_id: str, client_id: str, prompt: dict[str, Any]) -> None:
-        send = lambda kind, **data: self._send(client_id, kind, {**data, "prompt_id": prompt_id})  # noqa: E731
+        async def send(kind: str, **data: Any) -> None:
+            await self._send(client_id, kind, {**data, "prompt_id": prompt_id})
+
         await send("execution_start")
         await send("execution_cached", nodes=[])
         outputs: dict[str, Any] = {}
@@ -237,8 +239,8 @@ class FakeComfyUI:
         self.history[prompt_id] = {"outputs": outputs, "status": {"status_str": "success"}}
         await send("executing", node=None)
 
-    async def _run_node(self, send: Any, prompt_id: str, node_id: str, node: dict[str, Any],
-                        outputs: dict[str, Any]) -> bool:
+    async def _run_node(self, send: Callable[..., Awaitable[None]], prompt_id: str,
+                        node_id: str, node: dict[str, Any], outputs: dict[str, Any]) -> bool:
         if "Sampler" in node["class_type"]:
             for step in range(1, self.faults.steps + 1):
                 if prompt_id in self.interrupted:

@@ -25,7 +25,7 @@ from comfy_serverless.store.models import ModelFile
 from comfy_serverless.store.records import WorkerState
 from tests.conftest import fresh_postgres_schema
 from tests.store_setup import set_key_usage
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 EXECUTE = "/v1/workflows/execute"
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit",
@@ -344,7 +344,8 @@ async def test_a_preload_obeys_the_tier_model_groups_and_the_active_cap(
     assert refused["details"]["models"] == ["checkpoints/sd_xl_base_1.0.safetensors"]
     pro = access_app.client((await access_app.new_key("pro"))[0])
     assert (await pro.post("/v1/models/preload", json=sdxl)).status_code == 202
-    many = {"models": [{"model_id": f"checkpoint/v1-5-variant-{n}"} for n in range(10)],
+    many: dict[str, Any] = {"models": [{"model_id": f"checkpoint/v1-5-variant-{n}"}
+                                       for n in range(10)],
             "cache_duration": 60}
     over = _assert_error(await pro.post("/v1/models/preload", json=many), 429,
                          "PRELOAD_LIMIT_EXCEEDED")
@@ -408,7 +409,7 @@ def _with_image() -> dict[str, Any]:
 
 
 def _staged_files(access_app: AccessApp) -> list[Path]:
-    root = access_app.services.storage.root
+    root = access_app.services.local_storage.root
     return [path for path in root.rglob("*") if path.is_file() and "inputs" in path.parts]
 
 

@@ -19,7 +19,7 @@ from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.records import NewExecution, ProgressSnapshot, WorkerState
 from comfy_serverless.store.store import Store
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 
 def _assert_error_shape(body: dict[str, Any], code: str) -> None:

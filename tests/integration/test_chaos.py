@@ -30,7 +30,7 @@ from comfy_serverless.testing import LocalService, free_port
 from tests.conftest import fresh_postgres_schema
 from tests.fakes.comfyui import FakeComfyUI, running_fake
 from tests.helpers import wait_for
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 EXECUTIONS = 200
 WORKERS = 3

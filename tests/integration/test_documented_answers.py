@@ -18,7 +18,7 @@ from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.records import NewExecution, OutputRecord, ProgressSnapshot
 from tests.openapi_check import assert_documented
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 STATUS = "/v1/workflows/{execution_id}/status"
 RESULTS = "/v1/workflows/{execution_id}/results"
@@ -69,7 +69,7 @@ async def _completed_with_an_output(api: Api) -> str:
     claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None
     storage_key = f"outputs/{execution_id}/out.png"
-    path = api.services.storage.path_for(storage_key)
+    path = api.services.local_storage.path_for(storage_key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x89PNG fake")
     output = OutputRecord(

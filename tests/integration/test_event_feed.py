@@ -15,7 +15,7 @@ from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.wakeups import Wakeups
-from tests.conformance.rows import add_execution, add_key
+from workloads.rows import add_execution, add_key
 
 
 async def test_a_quiet_stream_beats_then_a_cancel_ends_it(store: Store, tmp_path: Path) -> None:

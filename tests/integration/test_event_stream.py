@@ -17,7 +17,7 @@ from comfy_serverless.testing import LocalService
 from tests.conftest import fresh_postgres_schema
 from tests.helpers import submit
 from tests.sse import Frame, read_events
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 
 async def _resumed_run(submitter: httpx.AsyncClient, reader: httpx.AsyncClient

@@ -11,7 +11,7 @@ import pytest
 
 from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_until_finished
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 pytestmark = pytest.mark.comfyui
 

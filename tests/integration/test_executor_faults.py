@@ -4,6 +4,7 @@ out of memory, refusals. Real SQLite store and local storage; the worker runs in
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +29,7 @@ from comfy_serverless.worker.worker import Worker
 from comfy_serverless.worker.worker_config import WorkerConfig
 from tests.fakes.comfyui import FakeComfyUI, running_fake
 from tests.helpers import wait_for
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 
 class RestartableFake(AttachedEngine):
@@ -209,13 +210,14 @@ async def test_the_lease_is_kept_while_slow_outputs_are_stored(rig: Rig) -> None
         await asyncio.wait_for(rig.storage.put_started.wait(), 20)
         uploading = await rig.execution(execution_id)
         assert uploading.lease_expires_at is not None
+        held_until = uploading.lease_expires_at
 
         async def leases_outlived() -> bool:
             # Two leases' worth past the one held when the upload began, the rescuer
             # running all along: kept only because the executor renewed it.
             now = time.time()
             current = await rig.execution(execution_id)
-            return (now > uploading.lease_expires_at + 1.0 and current.status == "processing"
+            return (now > held_until + 1.0 and current.status == "processing"
                     and current.lease_expires_at is not None
                     and current.lease_expires_at > now)
 
@@ -351,7 +353,7 @@ async def test_a_prefetched_job_yields_to_a_more_urgent_one(rig: Rig) -> None:
     await wait_for(lambda: _pending(rig.fake, 1), timeout=10, what="the prefetch")
     urgent = await rig.submit(priority=9)
     for execution_id in (first, urgent, patient):
-        await wait_for(lambda e=execution_id: status(e, "completed"), timeout=30,
+        await wait_for(functools.partial(status, execution_id, "completed"), timeout=30,
                        what=f"{execution_id} to complete")
     finished = {e: (await rig.execution(e)).finished_at for e in (first, urgent, patient)}
     assert sorted(finished, key=lambda e: finished[e] or 0) == [first, urgent, patient]

@@ -25,7 +25,7 @@ from tests.helpers import (
     wait_until_finished,
 )
 from tests.published_inputs import PUBLISHED_VANISHING_IMAGE
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 pytestmark = pytest.mark.comfyui
 
@@ -239,7 +239,8 @@ async def test_cancel_while_queued_never_reaches_comfyui_and_prefetched_is_withd
     blocker = await submit(api, tiny_sd15(_seed(), steps=400), execution_config={"priority": 10})
 
     async def blocker_running() -> bool:
-        return (await status_of(api, blocker))["status"] == "processing"
+        status: str = (await status_of(api, blocker))["status"]
+        return status == "processing"
 
     await wait_for(blocker_running, timeout=60, what="the first job to run")
     prefetched = await submit(api, inverted_image(random.randrange(1 << 24)),
@@ -280,7 +281,8 @@ async def test_comfyui_killed_mid_job_is_restarted_and_the_job_retried(
                                 execution_config={"retry_attempts": 1})
 
     async def sampling() -> bool:
-        return (await status_of(api, execution_id))["current_node"] == "KSampler"
+        node: str | None = (await status_of(api, execution_id))["current_node"]
+        return node == "KSampler"
 
     await wait_for(sampling, timeout=120, what="KSampler to start")
     old_pid = service.comfyui_pid()

@@ -19,7 +19,7 @@ import pytest
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_for, wait_until_finished, write_safetensors
-from tests.workflows import TINY_CHECKPOINT, inverted_image, tiny_sd15
+from workloads.workflows import TINY_CHECKPOINT, inverted_image, tiny_sd15
 
 LORA = "test-detail-lora.safetensors"
 REGION = "test-region-1"

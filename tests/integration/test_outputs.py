@@ -13,13 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from PIL.WebPImagePlugin import WebPImageFile
 
 from comfy_serverless.testing import LocalService
 from comfy_serverless.testing_s3 import S3Server
 from tests.conftest import SERVICE_BUCKET
 from tests.helpers import submit, wait_for, wait_until_finished
 from tests.tls_server import ImageServer
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 pytestmark = pytest.mark.comfyui
 
@@ -144,6 +145,7 @@ async def test_every_output_kind_is_stored_with_its_type(api: httpx.AsyncClient)
     assert outputs["2"]["output_type"] == "VIDEO"
     assert outputs["2"]["file_info"]["content_type"] == "image/webp"
     with Image.open(io.BytesIO(await _download(outputs["2"]["storage"]["url"]))) as animation:
+        assert isinstance(animation, WebPImageFile)
         assert animation.n_frames == 2
     assert outputs["4"]["output_type"] == "AUDIO"
     assert outputs["4"]["file_info"]["content_type"] == "audio/flac"

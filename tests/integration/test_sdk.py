@@ -23,7 +23,7 @@ from comfy_serverless_client import (
 
 from comfy_serverless.testing import LocalService
 from comfy_serverless.webhooks.signing import signature_headers
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 ROOT = Path(__file__).resolve().parents[2]
 

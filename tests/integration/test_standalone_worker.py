@@ -18,7 +18,7 @@ from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
 from tests.conftest import fresh_postgres_schema
 from tests.helpers import wait_until_finished
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 pytestmark = pytest.mark.comfyui
 

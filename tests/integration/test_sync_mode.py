@@ -12,7 +12,7 @@ import httpx
 
 from comfy_serverless.api.sync_mode import preferred_wait
 from tests.helpers import wait_for
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 
 async def _execute(api: httpx.AsyncClient, workflow: dict[str, object], prefer: str | None

@@ -38,7 +38,7 @@ from comfy_serverless.webhooks.system_events import (
     model_changes,
 )
 from tests.helpers import wait_for
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 SECRET = "whsec_" + base64.b64encode(b"a-32-byte-secret-for-the-tests!!").decode()
 LOOPBACK = WebhookPolicy(require_https=False, allowed_networks=("127.0.0.1/32",))

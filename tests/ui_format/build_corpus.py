@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.ui_format.frontend import Frontend, open_frontend
-from tests.workflows import TINY_CHECKPOINT
+from workloads.workflows import TINY_CHECKPOINT
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "ui_workflows"
 BUILDER = (Path(__file__).parent / "corpus.js").read_text()

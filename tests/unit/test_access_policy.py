@@ -12,9 +12,9 @@ from comfy_serverless.access.gate import AccessGate
 from comfy_serverless.access.rate_limit import MemoryRateLimiter, RedisRateLimiter, gcra
 from comfy_serverless.access.tiers import DEFAULT_MODEL_GROUPS, TierConfigError, load_access_policy
 from comfy_serverless.auth.keys import issue_key
-from comfy_serverless.models.references import disallowed_models, model_references
 from comfy_serverless.testing import free_port
-from tests.workflows import tiny_sd15
+from comfy_serverless.validation.model_references import disallowed_models, model_references
+from workloads.workflows import tiny_sd15
 
 
 def test_the_default_tiers_are_the_spec_numbers() -> None:

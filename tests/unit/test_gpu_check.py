@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,10 +85,18 @@ def _fake_comfyui(tmp_path: Path) -> EngineLayout:
     return layout
 
 
+def _recording(commands: list[list[str]]) -> Callable[..., str]:
+    """A stand-in for the installer's command runner that records each command."""
+    def run(command: list[str], **_: object) -> str:
+        commands.append(command)
+        return ""
+    return run
+
+
 def test_an_offline_install_on_an_inherited_torch_never_installs_torch(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commands: list[list[str]] = []
-    monkeypatch.setattr(installer, "_run", lambda command, **_: commands.append(command) or "")
+    monkeypatch.setattr(installer, "_run", _recording(commands))
     monkeypatch.setattr(installer, "torch_constraints",
                         lambda python: "torch==2.11.0+cu130\ntorchvision==0.26.0\n")
     layout = _fake_comfyui(tmp_path)
@@ -109,7 +118,7 @@ def test_an_offline_install_on_an_inherited_torch_never_installs_torch(
 def test_the_default_install_still_pins_its_own_torch(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commands: list[list[str]] = []
-    monkeypatch.setattr(installer, "_run", lambda command, **_: commands.append(command) or "")
+    monkeypatch.setattr(installer, "_run", _recording(commands))
     layout = _fake_comfyui(tmp_path)
     installer._install_requirements(layout, BasePython())
     assert commands[0][-1] == installer._TORCH_PIN

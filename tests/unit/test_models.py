@@ -11,11 +11,11 @@ from typing import Any
 from comfy_serverless.engine.comfyui.stats import gpu_type_of
 from comfy_serverless.models.inspection import capabilities_of
 from comfy_serverless.models.inventory import ModelInventory
-from comfy_serverless.models.references import required_models
 from comfy_serverless.models.warmth import WarmModels
 from comfy_serverless.store.models import ModelPreload
+from comfy_serverless.validation.model_references import required_models
 from tests.helpers import write_safetensors
-from tests.workflows import TINY_CHECKPOINT, inverted_image, tiny_sd15
+from workloads.workflows import TINY_CHECKPOINT, inverted_image, tiny_sd15
 
 
 def _preload(filename: str, expires_at: float, folder: str = "checkpoints") -> ModelPreload:

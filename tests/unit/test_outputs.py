@@ -25,7 +25,7 @@ async def test_files_with_one_name_in_two_subfolders_both_survive(tmp_path: Path
     storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
     collector = OutputCollector(ComfyUIClient("http://127.0.0.1:9"), storage,
                                 tmp_path / "spool", {"output": engine_output})
-    history = {"9": {"images": [
+    history: dict[str, object] = {"9": {"images": [
         {"filename": "x_00001_.png", "subfolder": "a", "type": "output"},
         {"filename": "x_00001_.png", "subfolder": "b", "type": "output"}]}}
 
@@ -51,7 +51,8 @@ async def test_an_image_past_the_decompression_bomb_limit_is_stored_raw(
     collector = OutputCollector(ComfyUIClient("http://127.0.0.1:9"), storage,
                                 tmp_path / "spool", {"output": engine_output})
     execution = processing_execution("exec_2", {"output_config": {"format": "webp"}})
-    history = {"9": {"images": [{"filename": "huge.png", "subfolder": "", "type": "output"}]}}
+    history: dict[str, object] = {
+        "9": {"images": [{"filename": "huge.png", "subfolder": "", "type": "output"}]}}
 
     [record] = await collector.collect(execution, history)
 
@@ -78,8 +79,8 @@ async def test_a_failed_collection_removes_what_it_had_stored(tmp_path: Path) ->
     storage = _FailsSecondPut(tmp_path / "storage", UrlSigner("s"))
     collector = OutputCollector(ComfyUIClient("http://127.0.0.1:9"), storage,
                                 tmp_path / "spool", {"output": engine_output})
-    history = {"9": {"images": [{"filename": name, "subfolder": "", "type": "output"}
-                                for name in ("a.png", "b.png")]}}
+    history: dict[str, object] = {"9": {"images": [
+        {"filename": name, "subfolder": "", "type": "output"} for name in ("a.png", "b.png")]}}
 
     with pytest.raises(StorageError, match="disk full"):
         await collector.collect(processing_execution("exec_3"), history)

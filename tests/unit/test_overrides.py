@@ -13,7 +13,7 @@ from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow
 from tests.spec_examples import SPEC_BROKEN_WORKFLOW, SPEC_OVERRIDES, SPEC_WORKFLOW
 from tests.unit.test_validator import CATALOG
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 
 def answer(workflow: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +23,8 @@ def answer(workflow: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
         WorkflowValidator(ValidationRules(), CATALOG).validate(graph, [*parsed.problems,
                                                                        *problems])
     assert caught.value.status_code == 400
-    return caught.value.body()["details"]
+    details: dict[str, Any] = caught.value.body()["details"]
+    return details
 
 
 def _errors(details: dict[str, Any]) -> dict[tuple[str | None, str], str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -65,12 +66,12 @@ class CommitsThenLosesTheReply:
 
 
 def _row(lease: Lease, status: str) -> ExecutionRecord:
-    fields = {f.name: None for f in dataclasses.fields(ExecutionRecord)}
+    fields: dict[str, Any] = {f.name: None for f in dataclasses.fields(ExecutionRecord)}
     fields.update(id=lease.execution_id, status=status, attempt=lease.attempt,
                   worker_id=None if status == "queued" else lease.worker_id,
                   lease_owner=lease.worker_id if status == "processing" else None,
                   engine_prompt_id="prompt-1")
-    return ExecutionRecord(**fields)  # type: ignore[arg-type]
+    return ExecutionRecord(**fields)
 
 
 @pytest.mark.parametrize("status", ["completed", "failed", "queued", "processing"])

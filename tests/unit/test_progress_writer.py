@@ -17,7 +17,7 @@ from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.progress_writer import ProgressPace, ProgressWriter
 from comfy_serverless.worker.tracked_prompt import TrackedPrompt
 from tests.helpers import processing_execution
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 PID = "p"
 PACE = ProgressPace(write_interval=0.25, event_interval=1.0)

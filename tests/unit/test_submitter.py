@@ -28,7 +28,7 @@ from comfy_serverless.services import Services, open_services
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.records import ApiKeyRecord
 from comfy_serverless.webhooks.ssrf import InvalidWebhookUrl
-from tests.workflows import inverted_image
+from workloads.workflows import inverted_image
 
 
 @dataclasses.dataclass

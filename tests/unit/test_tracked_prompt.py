@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_serverless.engine.comfyui.messages import ExecutionStarted, NodeStarted, StepProgress
 from comfy_serverless.store.records import LogEntry, ProgressSnapshot
 from comfy_serverless.worker.tracked_prompt import TrackedPrompt
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 PID = "p"
 

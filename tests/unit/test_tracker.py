@@ -7,7 +7,7 @@ from comfy_serverless.engine.comfyui.messages import (
     StepProgress,
 )
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 PID = "p"
 

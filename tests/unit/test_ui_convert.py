@@ -4,6 +4,7 @@ the oracle in tests/ui_format/)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ def catalog() -> NodeCatalog:
 
 
 def node(node_id: int, kind: str, values: list[Any] | None = None, *, mode: int = 0,
-         inputs: list[tuple[str, str, int | None]] = (), outputs: list[tuple[str, list[int]]] = (),
-         title: str | None = None) -> dict[str, Any]:
+         inputs: Sequence[tuple[str, str, int | None]] = (),
+         outputs: Sequence[tuple[str, list[int]]] = (), title: str | None = None) -> dict[str, Any]:
     found: dict[str, Any] = {
         "id": node_id, "type": kind, "mode": mode,
         "inputs": [{"name": n, "type": t, "link": link} for n, t, link in inputs],

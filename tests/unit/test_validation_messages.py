@@ -14,7 +14,7 @@ from comfy_serverless.host_paths import scrub_host_paths
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.worker.failures import Failure, rejection_failure
 from tests.unit.test_validator import refused
-from tests.workflows import tiny_sd15
+from workloads.workflows import tiny_sd15
 
 
 def _suggestions(workflow: dict[str, dict[str, object]]) -> dict[str, str]:

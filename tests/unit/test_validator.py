@@ -13,7 +13,7 @@ from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.validator import ValidatedWorkflow, WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 # ComfyUI 0.3.75's GET /object_info, as the shared testbed recorded it.
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "object_info.json"
@@ -43,7 +43,8 @@ def refused(workflow: dict[str, Any], rules: ValidationRules | None = None,
     assert caught.value.status_code == status, caught.value.body()
     body = caught.value.body()
     assert body["documentation_url"]
-    return body["details"]
+    details: dict[str, Any] = body["details"]
+    return details
 
 
 def test_good_workflows_pass_unchanged() -> None:

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from comfy_serverless.errors import WorkflowInvalid
@@ -5,22 +7,23 @@ from comfy_serverless.validation.overrides import apply_overrides
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.validator import WorkflowValidator
 from comfy_serverless.validation.workflow import parse_workflow, workflow_signature
-from tests.workflows import inverted_image, tiny_sd15
+from workloads.workflows import inverted_image, tiny_sd15
 
 
-def _validate(raw: dict) -> None:
+def _validate(raw: dict[str, Any]) -> None:
     parsed = parse_workflow(raw)
     WorkflowValidator(ValidationRules(), None).validate(parsed.graph, parsed.problems)
 
 
-def _problems(raw: dict) -> list[dict]:
+def _problems(raw: dict[str, Any]) -> list[dict[str, Any]]:
     with pytest.raises(WorkflowInvalid) as caught:
         _validate(raw)
     body = caught.value.body()
     assert body["status"] == "error"
     assert body["error_code"] == "WORKFLOW_VALIDATION_FAILED"
     assert "documentation_url" in body
-    return body["details"]["validation_errors"]
+    problems: list[dict[str, Any]] = body["details"]["validation_errors"]
+    return problems
 
 
 def test_spec_envelope_and_bare_graph_are_both_accepted() -> None:

@@ -18,8 +18,8 @@ from comfy_serverless.access.errors import (
 )
 from comfy_serverless.access.tiers import AccessPolicy, Tier
 from comfy_serverless.errors import ApiError, RequestInvalid
-from comfy_serverless.models.references import disallowed_models, model_references
 from comfy_serverless.store.access import AdmissionLimits, IdempotencyClaim, LimitReached
+from comfy_serverless.validation.model_references import disallowed_models, model_references
 
 __all__ = [
     "IDEMPOTENCY_TTL_SECONDS",

@@ -75,7 +75,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
                 live_window=settings.live_window(), interval=settings.rescue_interval,
                 max_retries=settings.webhook_max_retries)
             capacity.start()
-            cleaner = RetentionCleaner(services.store, services.storages,
+            cleaner = RetentionCleaner(services.store, services.storage_router,
                                        interval=settings.retention_interval)
             cleaner.start()
             worker: Worker | None = None
@@ -129,7 +129,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
 
 
 def _dispatcher(settings: Settings, services: Services) -> WebhookDispatcher:
-    return WebhookDispatcher(services.store, services.storages, DispatcherConfig(
+    return WebhookDispatcher(services.store, services.storage_router, DispatcherConfig(
         policy=settings.webhook_policy(), base_url=settings.base_url(),
         signed_url_ttl=settings.signed_url_ttl, backoff_seconds=settings.webhook_backoff_seconds,
         timeout=settings.webhook_timeout, prices=settings.prices(),

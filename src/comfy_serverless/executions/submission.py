@@ -12,7 +12,6 @@ from comfy_serverless.access.admission import check_models, check_timeout
 from comfy_serverless.access.tiers import AccessPolicy, Tier
 from comfy_serverless.errors import ApiError, RequestInvalid
 from comfy_serverless.executions.requests import SubmitRequest
-from comfy_serverless.models.references import required_models
 from comfy_serverless.settings import Settings
 from comfy_serverless.storage.destinations import (
     Destination,
@@ -22,6 +21,7 @@ from comfy_serverless.storage.destinations import (
 )
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
+from comfy_serverless.validation.model_references import required_models
 from comfy_serverless.validation.prepare import PreparedWorkflow, prepare_workflow
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.workflow import workflow_signature

@@ -27,6 +27,7 @@ from comfy_serverless.access.admission import (
 from comfy_serverless.access.gate import AccessGate
 from comfy_serverless.access.tiers import Tier
 from comfy_serverless.errors import ApiError, ExecutionNotFound
+from comfy_serverless.executions.catalogs import CatalogCache
 from comfy_serverless.executions.estimates import Estimate, Estimator
 from comfy_serverless.executions.requests import SubmitRequest
 from comfy_serverless.executions.submission import Submission, new_execution
@@ -36,7 +37,6 @@ from comfy_serverless.settings import Settings
 from comfy_serverless.store.access import Admitted, IdempotencyClaim, LimitReached, Replayed
 from comfy_serverless.store.records import ApiKeyRecord, ExecutionRecord, NewExecution
 from comfy_serverless.store.store import Store
-from comfy_serverless.validation.catalog_cache import CatalogCache
 from comfy_serverless.webhooks.ssrf import check_webhook_url
 
 __all__ = ["SubmitAccepted", "SubmitOutcome", "SubmitRefused", "SubmitReplayed", "Submitter"]

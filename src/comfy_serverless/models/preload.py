@@ -7,11 +7,10 @@ from __future__ import annotations
 import difflib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_serverless.access.admission import check_model_references
-from comfy_serverless.access.tiers import AccessPolicy, Tier
 from comfy_serverless.errors import ApiError
 from comfy_serverless.models.categories import preloader_for
 from comfy_serverless.models.listing import FleetModel, fleet_models
@@ -74,10 +73,13 @@ def _scheduled(preload: ModelPreload, model: FleetModel) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PreloadPolicy:
-    """What a key may preload: models of its tier's groups, and so many at once."""
+    """What a key may preload: models of its tier's groups, and so many at once.
 
-    tier: Tier
-    access: AccessPolicy
+    `check_models` raises for any "<folder>/<file>" the key's tier may not use; the caller
+    hands it in, so that the models package knows nothing of tiers.
+    """
+
+    check_models: Callable[[list[str]], None]
     max_active: int
 
 
@@ -86,8 +88,7 @@ async def schedule_preloads(store: Store, api_key_id: str, wanted: list[PreloadW
                             policy: PreloadPolicy) -> dict[str, Any]:
     now = time.time()
     models = _resolve(wanted, fleet_models(await store.models.fleet_files(now - live_window)))
-    check_model_references([f"{m.file.folder}/{m.file.filename}" for m in models],
-                           policy.tier, policy.access)
+    policy.check_models([f"{m.file.folder}/{m.file.filename}" for m in models])
     active = [p for p in await store.models.active_preloads(now) if p.api_key_id == api_key_id]
     if len(active) + len(models) > policy.max_active:
         raise PreloadLimitExceeded(

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from comfy_serverless.models.categories import preloader_for
-from comfy_serverless.models.references import required_models
 from comfy_serverless.store.models import ModelPreload
+from comfy_serverless.validation.model_references import required_models
 
 __all__ = ["PRELOAD_NODE", "WarmModels"]
 

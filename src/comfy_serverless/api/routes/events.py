@@ -79,7 +79,7 @@ async def events(
     if await services.store.executions.execution_for_key(execution_id, key.id) is None:
         raise ExecutionNotFound(execution_id)
     settings = services.settings
-    feed = ExecutionFeed(services.store, services.storages, execution_id,
+    feed = ExecutionFeed(services.store, services.storage_router, execution_id,
                          base_url=public_base_url(request.scope),
                          signed_url_ttl=settings.signed_url_ttl)
     if await feed.ended_by(after):

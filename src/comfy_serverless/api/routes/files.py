@@ -31,9 +31,9 @@ async def download(
     expires: Annotated[int, Query()] = 0,
     signature: Annotated[str, Query()] = "",
 ) -> FileResponse:
-    services.storage.signer.verify(key, expires, signature, time.time())
+    services.local_storage.signer.verify(key, expires, signature, time.time())
     try:
-        path = services.storage.path_for(key)
+        path = services.local_storage.path_for(key)
     except StorageError as exc:
         raise SignedUrlRefused("Invalid file key", {"reason": "invalid_key"}) from exc
     if not path.is_file():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from comfy_serverless.access.admission import check_model_references
 from comfy_serverless.api.bodies import answer
 from comfy_serverless.api.bodies.fleet import ModelList, PreloadScheduled
 from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
@@ -54,8 +56,9 @@ async def preload(body: PreloadRequest, key: SecretKey, services: ServicesDep
                   ) -> JSONResponse:
     wanted = [PreloadWanted(m.model_id, m.priority, m.regions) for m in body.models]
     tier = services.access.limits(key)
-    policy = PreloadPolicy(tier, services.access.policy,
-                           services.settings.max_active_preloads_per_key)
+    policy = PreloadPolicy(
+        partial(check_model_references, tier=tier, policy=services.access.policy),
+        services.settings.max_active_preloads_per_key)
     scheduled = await schedule_preloads(services.store, key.id, wanted, body.cache_duration,
                                         live_window=services.settings.live_window(), policy=policy)
     return JSONResponse(scheduled, status_code=202)

@@ -179,7 +179,7 @@ async def results(
     base_url = public_base_url(request.scope)
     expires = int(time.time()) + services.settings.signed_url_ttl
     views = [
-        (output.intermediate, await output_body(output, services.storages, base_url=base_url,
+        (output.intermediate, await output_body(output, services.storage_router, base_url=base_url,
                                                 expires=expires, inline=inline))
         for output in outputs
     ]

@@ -24,7 +24,7 @@ from comfy_serverless.engine.comfyui.messages import (
     NodeStarted,
     StepProgress,
 )
-from comfy_serverless.models.references import loaded_model_names
+from comfy_serverless.loader_inputs import loaded_model_names
 
 __all__ = ["ExecutionTracker", "ProgressReading", "PromptNote"]
 

@@ -7,29 +7,21 @@ Two readings, for two uses:
   model groups. Loader inputs are recognised by name (ComfyUI's loaders share a small
   vocabulary); any other literal that ends in a model file extension counts too, under the
   folder `other`, so that a custom loader cannot slip a model past a tier's groups.
+
+A pure reading of the workflow, so it lives in validation: admission, model affinity and
+submission read it without the models package and the access package tying each other.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from comfy_serverless.loader_inputs import loaded_model_names
 from comfy_serverless.validation.catalog import MODEL_EXTENSIONS
 
-__all__ = ["disallowed_models", "loaded_model_names", "model_references", "required_models"]
-
-# ckpt_name, lora_name, vae_name, control_net_name, unet_name, clip_name1 …
-_MODEL_INPUT = re.compile(r"_name\d*$")
-
-
-def loaded_model_names(class_type: str, inputs: Mapping[str, Any]) -> list[str]:
-    """The model files one node loads: none unless it is a loader."""
-    if "Loader" not in class_type:
-        return []
-    return [value for name, value in inputs.items()
-            if _MODEL_INPUT.search(name) and isinstance(value, str)]
+__all__ = ["disallowed_models", "model_references", "required_models"]
 
 
 def required_models(workflow: Mapping[str, Any]) -> tuple[str, ...]:
@@ -76,6 +68,7 @@ def model_references(graph: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def disallowed_models(references: Iterable[str], patterns: Iterable[str]) -> list[str]:
+    """The references that no pattern of the tier's model groups allows."""
     allowed = tuple(patterns)
     return [reference for reference in references
             if not any(fnmatch.fnmatchcase(reference, pattern) for pattern in allowed)]

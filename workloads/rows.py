@@ -1,5 +1,5 @@
-"""Rows the conformance tests (and the stream bench) start from: a key, and executions
-inserted without admission."""
+"""Rows a store test or bench starts from: a key, executions inserted without admission, and
+an output of an execution."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import time
 
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
-from comfy_serverless.store.records import ApiKeyRecord, NewExecution
+from comfy_serverless.store.records import ApiKeyRecord, NewExecution, OutputRecord
 from comfy_serverless.store.store import Store
+
+__all__ = ["GRAPH", "add_execution", "add_key", "output_row"]
 
 GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}}}
 
@@ -28,3 +30,13 @@ async def add_execution(store: Store, key: ApiKeyRecord, *, priority: int = 5,
     )
     await store.executions.create_execution(execution)
     return execution.id
+
+
+def output_row(execution_id: str, number: int, *, intermediate: bool = False) -> OutputRecord:
+    """The output numbered `number` of the execution: a small PNG on local storage."""
+    return OutputRecord(
+        id=f"out_{execution_id}_{number}", execution_id=execution_id, node_id="9",
+        output_type="PREVIEW" if intermediate else "IMAGE", intermediate=intermediate,
+        filename=f"{number}.png", content_type="image/png", size_bytes=10, width=8, height=8,
+        format="PNG", storage_provider="local", storage_bucket=None,
+        storage_key=f"outputs/{execution_id}/{number}.png", created_at=time.time())

@@ -1,4 +1,8 @@
-"""Workflows that run on the CPU with no downloads (see COMFYUI_TESTBED.md)."""
+"""Workflows that run on the CPU with no downloads, for the tests and the benches.
+
+`tiny_sd15` loads the random-weight checkpoint that
+`comfy-serverless engine install --tiny-checkpoint` writes; `inverted_image` needs none.
+"""
 
 from __future__ import annotations
 

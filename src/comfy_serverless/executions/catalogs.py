@@ -1,7 +1,9 @@
 """The merged catalog of the workers heard from recently, as the API validates against it.
 
 Checked at most every few seconds: one indexed query for the set of catalog hashes, and a
-catalog is parsed only when a new one appears.
+catalog is parsed only when a new one appears. It lives beside its callers (the Submitter,
+the convert route and command) rather than in validation/, so that validation stays pure:
+it is handed a catalog and never reads the store.
 """
 
 from __future__ import annotations

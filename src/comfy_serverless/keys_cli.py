@@ -8,6 +8,9 @@
     keys revoke KEY_ID
 
 A new or rotated key is the only thing printed on stdout; everything else is JSON.
+
+It sits beside cli.py rather than in auth/, because it opens the whole process's Services:
+auth/ stays a domain package that knows nothing of how a process is built.
 """
 
 from __future__ import annotations

@@ -1,0 +1,26 @@
+"""Which inputs of a ComfyUI node name the model files it loads.
+
+ComfyUI's loaders share a small vocabulary (`ckpt_name`, `lora_name`, `clip_name1` …), so a
+loader's model files are recognised by input name. A leaf module, because two packages that
+must not know each other read it: the engine's tracker (to log a model load) and validation
+(to list the models a workflow needs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["loaded_model_names"]
+
+# ckpt_name, lora_name, vae_name, control_net_name, unet_name, clip_name1 …
+_MODEL_INPUT = re.compile(r"_name\d*$")
+
+
+def loaded_model_names(class_type: str, inputs: Mapping[str, Any]) -> list[str]:
+    """The model files one node loads: none unless it is a loader."""
+    if "Loader" not in class_type:
+        return []
+    return [value for name, value in inputs.items()
+            if _MODEL_INPUT.search(name) and isinstance(value, str)]
