@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import httpx
 
+from comfy_serverless.ports import free_port
 from comfy_serverless.storage.s3 import S3Config
-from comfy_serverless.testing import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

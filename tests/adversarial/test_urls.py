@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from comfy_serverless.outbound_urls import destination_of
 from comfy_serverless.webhooks.ssrf import (
     UnsafeDestination,
     WebhookPolicy,
     check_destination,
-    destination_of,
 )
 
 NO_ALLOWLIST = WebhookPolicy(require_https=False)

@@ -8,6 +8,7 @@ import ssl
 import pytest
 from aiohttp import web
 
+from comfy_serverless.outbound_urls import parse_url
 from comfy_serverless.webhooks.outbound import (
     OutboundRequest,
     outbound_client,
@@ -18,7 +19,6 @@ from comfy_serverless.webhooks.ssrf import (
     UnsafeDestination,
     WebhookPolicy,
     check_destination,
-    parse_url,
 )
 from tests.outbound import receiver_at
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -30,6 +30,7 @@ from comfy_serverless.api.routes import (
     webhooks,
     workflows,
 )
+from comfy_serverless.background import BackgroundService
 from comfy_serverless.executions.events import StreamHub
 from comfy_serverless.fleet.identity import check_fleet_identity
 from comfy_serverless.services import (
@@ -60,48 +61,32 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
-            await check_fleet_identity(services.store, settings)
-            app.state.services = services
-            rescuer = build_rescuer(services)
-            rescuer.start()
-            housekeeping = build_housekeeping(services)
-            housekeeping.start()
-            dispatcher = _dispatcher(settings, services) if settings.webhook_dispatcher else None
-            if dispatcher is not None:
-                dispatcher.start()
-            capacity = CapacityMonitor(
-                services.store, thresholds=settings.capacity_thresholds,
-                live_window=settings.live_window(), interval=settings.rescue_interval,
-                max_retries=settings.webhook_max_retries)
-            capacity.start()
-            cleaner = RetentionCleaner(services.store, services.storage_router,
-                                       interval=settings.retention_interval)
-            cleaner.start()
-            worker: Worker | None = None
-            if run_worker:
-                worker = build_worker(services, build_engine(settings))
-                await worker.start()
-            app.state.worker = worker
-            app.state.stream_hub = StreamHub(services.store, settings.stream_max_per_key)
-            try:
-                async with app.state.stream_hub.running():
-                    yield
-            finally:
-                if worker is not None:
-                    await worker.stop()
-                await cleaner.stop()
-                await capacity.stop()
-                if dispatcher is not None:
-                    await dispatcher.stop()
-                await housekeeping.stop()
-                await rescuer.stop()
+        async with _process_running(app, settings, run_worker=run_worker):
+            yield
 
     app = FastAPI(title=settings.api_title, version=API_VERSION,
                   description=settings.api_description, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
+    _add_middleware(app, settings)
+    for router in _ROUTERS:
+        app.include_router(router)
+    declare_error_answers(app)
+    serve_document(app, settings)
+    serve_docs_pages(app)
+    return app
+
+
+# Included in this order, which is the order of the OpenAPI document's paths.
+_ROUTERS = (workflows.router, convert.router, events.router, files.router, health.router,
+            errors_pages.router, webhooks.router, webhook_endpoints.router, admin.router,
+            keys.router, queue.router, metrics.router, models.router)
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """The edge limits, the version headers and the execution log context; the last added
+    runs first, so the edge sees every request as it arrives."""
     app.add_middleware(HttpEdge, limits=EdgeLimits(
         max_body_bytes=settings.max_request_bytes, body_timeout=settings.http_body_timeout,
         trusted_hosts=tuple(settings.trusted_hosts)))
@@ -109,23 +94,62 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
                                                  sunset=settings.api_sunset)
     app.add_middleware(ApiHeaders, headers=app.state.response_headers)
     app.add_middleware(ExecutionLogContext)
-    app.include_router(workflows.router)
-    app.include_router(convert.router)
-    app.include_router(events.router)
-    app.include_router(files.router)
-    app.include_router(health.router)
-    app.include_router(errors_pages.router)
-    app.include_router(webhooks.router)
-    app.include_router(webhook_endpoints.router)
-    app.include_router(admin.router)
-    app.include_router(keys.router)
-    app.include_router(queue.router)
-    app.include_router(metrics.router)
-    app.include_router(models.router)
-    declare_error_answers(app)
-    serve_document(app, settings)
-    serve_docs_pages(app)
-    return app
+
+
+@asynccontextmanager
+async def _process_running(app: FastAPI, settings: Settings, *,
+                           run_worker: bool) -> AsyncIterator[None]:
+    """The process's life: its services opened and its fleet identity checked, then its
+    background loops, its embedded worker and the event streams' hub, each stopped in the
+    reverse order of its start."""
+    async with open_services(settings) as services:
+        await check_fleet_identity(services.store, settings)
+        app.state.services = services
+        async with (_background_running(_background_services(settings, services)),
+                    _embedded_worker(settings, services, run_worker=run_worker) as worker):
+            app.state.worker = worker
+            app.state.stream_hub = StreamHub(services.store, settings.stream_max_per_key)
+            async with app.state.stream_hub.running():
+                yield
+
+
+def _background_services(settings: Settings, services: Services) -> list[BackgroundService]:
+    """The loops every API process runs, in their start order."""
+    loops: list[BackgroundService] = [build_rescuer(services), build_housekeeping(services)]
+    if settings.webhook_dispatcher:
+        loops.append(_dispatcher(settings, services))
+    loops.append(CapacityMonitor(
+        services.store, thresholds=settings.capacity_thresholds,
+        live_window=settings.live_window(), interval=settings.rescue_interval,
+        max_retries=settings.webhook_max_retries))
+    loops.append(RetentionCleaner(services.store, services.storage_router,
+                                  interval=settings.retention_interval))
+    return loops
+
+
+@asynccontextmanager
+async def _background_running(loops: list[BackgroundService]) -> AsyncIterator[None]:
+    """Start each loop; at the end stop them, the last started first."""
+    async with AsyncExitStack() as stack:
+        for loop in loops:
+            loop.start()
+            stack.push_async_callback(loop.stop)
+        yield
+
+
+@asynccontextmanager
+async def _embedded_worker(settings: Settings, services: Services, *,
+                           run_worker: bool) -> AsyncIterator[Worker | None]:
+    """The worker of a one-process deployment, with its own ComfyUI; None without one."""
+    if not run_worker:
+        yield None
+        return
+    worker = build_worker(services, build_engine(settings))
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()
 
 
 def _dispatcher(settings: Settings, services: Services) -> WebhookDispatcher:

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from comfy_serverless.outbound_urls import destination_of
 from comfy_serverless.store.connector import Row
-from comfy_serverless.webhooks.ssrf import destination_of
 
 __all__ = [
     "ApiKeyRecord",

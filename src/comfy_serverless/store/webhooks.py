@@ -7,9 +7,9 @@ import secrets
 import time
 from typing import Any
 
+from comfy_serverless.outbound_urls import destination_of
 from comfy_serverless.store.connector import Connector, Session
 from comfy_serverless.store.records import WebhookDelivery, WebhookEvent
-from comfy_serverless.webhooks.ssrf import destination_of
 
 __all__ = ["WebhookOutbox"]
 

@@ -9,9 +9,9 @@ multicast and reserved ranges are all refused. An IPv6 address that embeds an IP
 embeds is public too; IPv4-compatible ones (::/96) are reserved. The operator's allowed
 networks are the only exception.
 
-A URL is parsed here, once (`parse_url`), for every field that carries one: a malformed URL
-is an UnsafeDestination, never a crash. Numeric host spellings (`2130706433`, `0x7f.1`,
-`0177.0.0.1`, `127.1`) are read as the IPv4 address that a resolver would make of them.
+A URL is parsed once, for every field that carries one, by `outbound_urls.parse_url`: a
+malformed URL is an UnsafeDestination, never a crash, and numeric host spellings are read as
+the IPv4 address that a resolver would make of them.
 
 `check_destination` resolves the host once and returns the addresses that passed, so that a
 caller connects to exactly those (see `outbound.py`) and a second DNS answer (rebinding)
@@ -33,20 +33,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import re
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit
 
 from comfy_serverless.errors import ApiError
+from comfy_serverless.outbound_urls import (
+    IPAddress,
+    OutboundUrl,
+    UnsafeDestination,
+    parse_url,
+    plain_address,
+)
 
-__all__ = ["CheckedUrl", "IPAddress", "InvalidWebhookUrl", "OutboundUrl", "UnsafeDestination",
-           "WebhookPolicy", "check_destination", "check_webhook_url", "destination_of",
-           "is_public", "parse_url"]
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# UnsafeDestination and IPAddress are named here too: check_destination raises the one and
+# returns the other.
+__all__ = ["CheckedUrl", "IPAddress", "InvalidWebhookUrl", "UnsafeDestination",
+           "WebhookPolicy", "check_destination", "check_webhook_url", "is_public"]
 
 # Entries of the IANA special-purpose registries that are not globally reachable and that
 # the `ipaddress` of Python 3.11 does not yet carry (CPython 3.12.4+ and 3.13 do): the whole
@@ -55,9 +59,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _REGISTRY_ADDITIONS = tuple(ipaddress.ip_network(network) for network in (
     "192.0.0.0/24", "192.88.99.0/24", "fec0::/10", "3fff::/20", "5f00::/16"))
 _NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
-_NUMERIC_HOST = re.compile(r"^[0-9a-fA-FxX.]+$")
-_MAX_HOST_NAME = 253
 _RESOLVER_THREADS = 16
 
 
@@ -65,10 +66,6 @@ _RESOLVER_THREADS = 16
 def _resolver_pool() -> ThreadPoolExecutor:
     """The threads that run getaddrinfo, made on first use and kept for the process."""
     return ThreadPoolExecutor(_RESOLVER_THREADS, thread_name_prefix="dns")
-
-
-class UnsafeDestination(ValueError):
-    """A URL this service refuses to call; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -83,39 +80,12 @@ class WebhookPolicy:
 
 
 @dataclass(frozen=True)
-class OutboundUrl:
-    """A well-formed absolute http(s) URL. `host` is ASCII; when it is an IP literal (in any
-    spelling), `address` holds it and `host` is its canonical form."""
-
-    url: str
-    scheme: str
-    host: str
-    port: int
-    address: IPAddress | None
-
-    @property
-    def authority(self) -> str:
-        """The Host header's value: the (ASCII) host, with the port unless it is the
-        scheme's default."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-
-@dataclass(frozen=True)
 class CheckedUrl:
     """A URL whose host passed the policy, with the addresses to connect to (no second
     lookup)."""
 
     target: OutboundUrl
     addresses: tuple[IPAddress, ...]
-
-
-def _plain(address: IPAddress) -> IPAddress:
-    """An IPv4-mapped IPv6 address as the IPv4 address it is; any other one as it is."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 def _tunnelled_ipv4(address: ipaddress.IPv6Address) -> Iterator[ipaddress.IPv4Address]:
@@ -129,7 +99,7 @@ def _tunnelled_ipv4(address: ipaddress.IPv6Address) -> Iterator[ipaddress.IPv4Ad
 def is_public(address: IPAddress) -> bool:
     """Globally reachable by the IANA registries, and so is every IPv4 address it embeds
     (a NAT64 address of the well-known prefix is exactly as public as its IPv4 address)."""
-    address = _plain(address)
+    address = plain_address(address)
     if isinstance(address, ipaddress.IPv6Address) and address in _NAT64_WELL_KNOWN:
         return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     if not address.is_global or address.is_multicast or address.is_reserved:
@@ -139,81 +109,6 @@ def is_public(address: IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         return all(is_public(inner) for inner in _tunnelled_ipv4(address))
     return True
-
-
-def _split(url: str) -> tuple[SplitResult, int]:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UnsafeDestination(f"the URL is malformed ({exc})") from exc
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UnsafeDestination("the URL must be an absolute http(s):// URL with a host")
-    return parts, port or (443 if parts.scheme == "https" else 80)
-
-
-def _ip_literal(host: str) -> IPAddress | None:
-    if "%" in host:
-        raise UnsafeDestination("an IPv6 zone id (%…) is not allowed in a URL's host")
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if _NUMERIC_HOST.match(host) and host[-1:].isalnum():
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
-
-
-def _ascii_host_name(host: str) -> str:
-    """The host name as DNS sees it (an internationalised one in its xn-- form)."""
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise UnsafeDestination(f"the host {host[:80]!r} is not a valid host name") from exc
-    _check_host_name(host)
-    return host
-
-
-def _check_host_name(host: str) -> None:
-    name = host.removesuffix(".")
-    labels = name.split(".")
-    if len(name) > _MAX_HOST_NAME or not all(_LABEL.match(label) for label in labels):
-        raise UnsafeDestination(
-            f"the host {host[:80]!r} is not a valid host name (each dot-separated label is "
-            "1-63 letters, digits or hyphens)")
-
-
-def parse_url(url: str) -> OutboundUrl:
-    """The URL's parts, or UnsafeDestination when it is not a well-formed http(s) URL."""
-    if any(ord(char) < 0x21 or char == "\x7f" for char in url):
-        raise UnsafeDestination("the URL contains spaces or control characters")
-    parts, port = _split(url)
-    host = parts.hostname or ""
-    address = _ip_literal(host)
-    host = _ascii_host_name(host) if address is None else str(address)
-    return OutboundUrl(url, parts.scheme, host, port, address)
-
-
-def destination_of(url: str) -> str:
-    """Where a URL connects, one spelling per receiver: scheme://host:port, the host in
-    lower-case ASCII without a trailing dot, the port explicit; user info, path, query and
-    fragment dropped. A URL that does not parse (refused at delivery anyway) keeps its text
-    up to the first '/' after the scheme, lower-cased."""
-    try:
-        target = parse_url(url)
-    except UnsafeDestination:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://{re.split(r'[/?#]', rest, maxsplit=1)[0]}".lower()
-    if target.address is not None:  # an IPv4-mapped IPv6 address is the IPv4 one
-        host = str(_plain(target.address))
-    else:
-        host = target.host.lower().removesuffix(".")
-    host = f"[{host}]" if ":" in host else host
-    return f"{target.scheme}://{host}:{target.port}"
 
 
 async def _resolve(target: OutboundUrl, timeout: float) -> list[IPAddress]:
@@ -243,7 +138,8 @@ async def check_destination(url: str, policy: WebhookPolicy) -> CheckedUrl:
     target = parse_url(url)
     if target.scheme != "https" and policy.require_https:
         raise UnsafeDestination("the URL must use https")
-    addresses = [_plain(address) for address in await _resolve(target, policy.resolve_timeout)]
+    resolved = await _resolve(target, policy.resolve_timeout)
+    addresses = [plain_address(address) for address in resolved]
     if not addresses:
         raise UnsafeDestination(f"the host {target.host!r} does not resolve")
     for address in addresses:
