@@ -1,9 +1,6 @@
 """The options column, typed: rows that the dict-reading code wrote parse, and what the
-submit writes now is byte for byte what it wrote then, so that either code reads either row.
-
-The WRITTEN_BEFORE strings were printed by the submit before the options were typed
-(json.dumps of its dict), for the requests of _REQUESTS; `{id}` stands for the execution id.
-"""
+submit writes now is byte for byte what it wrote then (tests/written_options.py, for the
+requests of _REQUESTS), so that either code reads either row."""
 
 from __future__ import annotations
 
@@ -38,34 +35,7 @@ from comfy_serverless.store.options import (
 )
 from comfy_serverless.store.records import NewExecution
 from tests.workflows import inverted_image
-
-WRITTEN_BEFORE = [
-    '{"metadata": {}, "output_config": {"format": "png", "quality": 95, "compression": null, '
-    '"storage": {"provider": "local", "bucket": null, "prefix": "outputs/{id}/", '
-    '"public_access": false, "retention_days": null}}, "execution_config": {"priority": 5, '
-    '"timeout": 3600, "gpu_memory_fraction": null, "batch_size": null, '
-    '"enable_optimization": true, "retry_attempts": null}, "notification_config": '
-    '{"webhook_url": null, "include_progress": false, "include_intermediate": false}}',
-    '{"metadata": {}, "output_config": {"format": "webp", "quality": 80, "compression": '
-    '"lossless", "storage": {"provider": "local", "bucket": null, "prefix": "mine/{id}/x/", '
-    '"public_access": true, "retention_days": 7}}, "execution_config": {"priority": 9, '
-    '"timeout": 120, "gpu_memory_fraction": 0.5, "batch_size": null, '
-    '"enable_optimization": false, "retry_attempts": 3}, "notification_config": '
-    '{"webhook_url": "https://example.com/h", "include_progress": true, '
-    '"include_intermediate": true}}',
-    '{"metadata": {}, "output_config": {"format": "jpg", "quality": 70, "compression": '
-    '"lossy", "storage": {"provider": "local", "bucket": null, "prefix": "outputs/{id}/", '
-    '"public_access": false, "retention_days": null}}, "execution_config": {"priority": 1, '
-    '"timeout": 30, "gpu_memory_fraction": null, "batch_size": null, '
-    '"enable_optimization": true, "retry_attempts": 0}, "notification_config": '
-    '{"webhook_url": null, "include_progress": true, "include_intermediate": false}}',
-]
-# The first request's options once the stager added two staged images.
-STAGED_BEFORE = WRITTEN_BEFORE[0][:-1] + (
-    ', "staged_inputs": [{"node_id": "1", "input": "image", "filename": "{id}_0.png", '
-    '"provider": "local", "bucket": null, "key": "outputs/{id}/inputs/{id}_0.png"}, '
-    '{"node_id": "2", "input": "image", "filename": "e_1.webp", "provider": "s3", '
-    '"bucket": "bucket", "key": "k/e_1.webp"}]}')
+from tests.written_options import BEFORE_DESTINATIONS, STAGED_BEFORE, WRITTEN_BEFORE
 
 _REQUESTS = [
     (OutputRequest("png", 95, None, {}), RunRequest(5, None, None, None, True, None),
@@ -140,17 +110,6 @@ def test_workflow_metadata_is_kept_as_given() -> None:
     assert ExecutionOptions.from_json(json.loads(written)).metadata == metadata
 
 
-# The submit before destinations were resolved (pydantic's dump of the request), and before
-# it recorded the timeout.
-BEFORE_DESTINATIONS: dict[str, Any] = {
-    "metadata": {"title": "t"},
-    "output_config": {"format": "jpeg", "quality": 90, "compression": None,
-                      "storage": {"provider": "s3", "bucket": "b", "path": "p/{execution_id}",
-                                  "public_access": True, "retention_days": 30}},
-    "execution_config": {"priority": 3, "gpu_memory_fraction": 0.25, "batch_size": 2,
-                         "enable_optimization": True, "retry_attempts": None},
-    "notification_config": {"webhook_url": None, "include_progress": True,
-                            "include_intermediate": False}}
 # Rows from before a part existed, or written by tests and tools with only the parts they
 # needed: each missing value reads as the default its reader always gave it.
 _NOTHING_ASKED = ExecutionOptions()
