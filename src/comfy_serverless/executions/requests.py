@@ -2,8 +2,8 @@
 
 The HTTP layer parses and bounds the body (api/schemas.py) and builds a SubmitRequest from
 it and the request's headers; nothing below the API knows the HTTP schema. Each part keeps
-its fields in the order the spec lists them, since the execution's stored options are
-written from them in that order.
+its fields in the order the spec lists them; the execution's stored options (store/options.py)
+are built from them.
 """
 
 from __future__ import annotations
