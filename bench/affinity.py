@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from bench.queue import DONE, database
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import ClaimMatch, NewExecution
 from comfy_serverless.store.store import Store
 from workloads.workflows import tiny_sd15
@@ -103,7 +104,7 @@ class Simulation:
         workflow["4"]["inputs"]["ckpt_name"] = job.checkpoint
         await self._store.executions.create_execution(NewExecution(
             id=new_execution_id(), api_key_id=self._key_id, priority=5, workflow=workflow,
-            options={}, signature="bench", webhook_url=None, client_id=None,
+            options=ExecutionOptions(), signature="bench", webhook_url=None, client_id=None,
             submitted_at=self._epoch + now, max_attempts=1, total_nodes=len(workflow),
             required_models=(job.checkpoint,)))
 

@@ -39,6 +39,7 @@ from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.router import StorageRouter
 from comfy_serverless.storage.s3 import S3Storage
 from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.options import ExecutionOptions, OutputOptions, StoredDestination
 from comfy_serverless.store.records import ExecutionRecord, NewExecution
 from comfy_serverless.testing import free_port
 from comfy_serverless.testing_s3 import moto_server
@@ -90,12 +91,11 @@ def _view_server(folder: Path) -> Iterator[str]:
 
 
 def _execution(provider: str) -> ExecutionRecord:
-    storage = {"provider": provider, "bucket": _BUCKET if provider == "s3" else None,
-               "prefix": f"bench/{provider}/", "public_access": False,
-               "retention_days": None}
+    storage = StoredDestination(provider, _BUCKET if provider == "s3" else None,
+                                f"bench/{provider}/")
     return NewExecution(
         id=f"exec_bench_{provider}", api_key_id="k", priority=5, workflow={},
-        options={"output_config": {"format": "png", "storage": storage}}, signature="",
+        options=ExecutionOptions(output=OutputOptions("png", storage=storage)), signature="",
         webhook_url=None, client_id=None, submitted_at=time.time(), max_attempts=1,
         total_nodes=1).as_queued()
 

@@ -35,6 +35,7 @@ from comfy_serverless.engine.comfyui.supervisor import AttachedEngine
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import NewExecution, ProgressSnapshot
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port, scratch_postgres_schema
@@ -60,7 +61,7 @@ async def database(kind: str) -> AsyncIterator[str]:
 def _execution(key_id: str) -> NewExecution:
     return NewExecution(
         id=new_execution_id(), api_key_id=key_id, priority=5, workflow=GRAPH,
-        options={"execution_config": {}}, signature="bench", webhook_url=None, client_id=None,
+        options=ExecutionOptions(), signature="bench", webhook_url=None, client_id=None,
         submitted_at=time.time(), max_attempts=1, total_nodes=3)
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 
 from comfy_serverless.storage.destinations import Destination
+from comfy_serverless.store.options import ExecutionOptions, OutputOptions
 from comfy_serverless.store.records import ExecutionRecord, NewExecution
 
 T = TypeVar("T")
@@ -69,12 +70,12 @@ def write_safetensors(path: Path, tensors: dict[str, list[int]],
     return path
 
 
-def processing_execution(execution_id: str, options: dict[str, Any] | None = None
+def processing_execution(execution_id: str, options: ExecutionOptions | None = None
                          ) -> ExecutionRecord:
     """An execution as a worker holds it after its claim, for tests without a store."""
     return ExecutionRecord(
         id=execution_id, api_key_id="key", status="processing", priority=5, workflow={},
-        options=options or {}, signature="s", webhook_url=None, client_id=None,
+        options=options or ExecutionOptions(), signature="s", webhook_url=None, client_id=None,
         submitted_at=time.time(), started_at=None, finished_at=None, not_before=None,
         attempt=1, max_attempts=1, worker_id="w", lease_owner="w", lease_expires_at=None,
         engine_prompt_id=None, progress=0.0, current_node=None, current_node_id=None,
@@ -90,7 +91,8 @@ def load_image_execution(execution_id: str, *images: str) -> NewExecution:
     destination = Destination("local", None, f"outputs/{execution_id}/")
     return NewExecution(
         id=execution_id, api_key_id="k", priority=5, workflow=workflow,
-        options={"output_config": {"storage": destination.as_options()}}, signature="",
+        options=ExecutionOptions(output=OutputOptions(storage=destination.as_stored())),
+        signature="",
         webhook_url=None, client_id=None, submitted_at=time.time(), max_attempts=1,
         total_nodes=len(workflow))
 

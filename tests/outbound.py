@@ -14,6 +14,7 @@ from aiohttp import web
 
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import NewExecution
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
@@ -67,7 +68,7 @@ async def started_execution(store: Store, webhook_url: str, api_key_id: str | No
     execution_id = new_execution_id()
     await store.executions.create_execution(NewExecution(
         id=execution_id, api_key_id=api_key_id, priority=5, workflow=inverted_image(1),
-        options={}, signature="s", webhook_url=webhook_url, client_id=None,
+        options=ExecutionOptions(), signature="s", webhook_url=webhook_url, client_id=None,
         submitted_at=time.time(), max_attempts=1, total_nodes=3, webhook_secret=None,
         webhook_max_retries=3))
     assert await store.claims.claim_next("w1", 30) is not None

@@ -7,6 +7,7 @@ import time
 
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution, OutputRecord
 from comfy_serverless.store.store import Store
 
@@ -25,7 +26,7 @@ async def add_execution(store: Store, key: ApiKeyRecord, *, priority: int = 5,
                         submitted_at: float | None = None, max_attempts: int = 1) -> str:
     execution = NewExecution(
         id=new_execution_id(), api_key_id=key.id, priority=priority, workflow=GRAPH,
-        options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
+        options=ExecutionOptions(), signature="sig", webhook_url=None, client_id=None,
         submitted_at=submitted_at or time.time(), max_attempts=max_attempts, total_nodes=1,
     )
     await store.executions.create_execution(execution)

@@ -9,6 +9,7 @@ import pytest
 
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import ApiKeyRecord, ClaimMatch, NewExecution
 from comfy_serverless.store.store import Store
 
@@ -26,7 +27,7 @@ async def _submit(store: Store, key: ApiKeyRecord, *, age: float, priority: int 
                   ) -> str:
     execution = NewExecution(
         id=new_execution_id(), api_key_id=key.id, priority=priority, workflow=GRAPH,
-        options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
+        options=ExecutionOptions(), signature="sig", webhook_url=None, client_id=None,
         submitted_at=time.time() - age, max_attempts=1, total_nodes=1,
         allowed_gpu_types=gpu_types, required_models=models)
     await store.executions.create_execution(execution)

@@ -10,6 +10,7 @@ from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.queue.housekeeping import DEPARTED_AFTER_SECONDS, Housekeeping
 from comfy_serverless.store.access import AdmissionLimits, Admitted, IdempotencyClaim
 from comfy_serverless.store.models import ModelFile, ModelPreload
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution, WorkerState
 from comfy_serverless.store.store import Store
 
@@ -21,7 +22,7 @@ async def _admit_with_request_key(store: Store, key: ApiKeyRecord, request_key: 
                                   submitted_at: float) -> None:
     execution = NewExecution(
         id=new_execution_id(), api_key_id=key.id, priority=5, workflow=GRAPH,
-        options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
+        options=ExecutionOptions(), signature="sig", webhook_url=None, client_id=None,
         submitted_at=submitted_at, max_attempts=1, total_nodes=1)
     limits = AdmissionLimits("pro", concurrent_executions=10, max_queue_size=100,
                              monthly_quota=None, period="2026-11")

@@ -15,6 +15,7 @@ from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.cleaner import RetentionCleaner
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import NewExecution, OutputRecord, ProgressSnapshot
 from comfy_serverless.store.store import Store
 
@@ -28,7 +29,8 @@ async def _completed_with(store: Store, storage: LocalStorage, tmp_path: Path,
     execution_id = new_execution_id()
     await store.executions.create_execution(NewExecution(
         id=execution_id, api_key_id=issued.record.id, priority=5, workflow={},
-        options={"output_config": {"storage": {"retention_days": 1}}}, signature="s",
+        options=ExecutionOptions.from_json({"output_config": {"storage": {"retention_days": 1}}}),
+        signature="s",
         webhook_url=None, client_id=None, submitted_at=time.time(), max_attempts=1,
         total_nodes=1))
     claimed = await store.claims.claim_next("w1", 30)

@@ -9,6 +9,7 @@ import time
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.queue.rescuer import Rescuer
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.store.store import Store
 from tests.helpers import wait_for
@@ -25,7 +26,7 @@ async def _key(store: Store) -> ApiKeyRecord:
 async def _submit(store: Store, key: ApiKeyRecord, *, priority: int, submitted_at: float) -> str:
     execution = NewExecution(
         id=new_execution_id(), api_key_id=key.id, priority=priority, workflow=GRAPH,
-        options={"execution_config": {}}, signature="sig", webhook_url=None, client_id=None,
+        options=ExecutionOptions(), signature="sig", webhook_url=None, client_id=None,
         submitted_at=submitted_at, max_attempts=1, total_nodes=1)
     await store.executions.create_execution(execution)
     return execution.id

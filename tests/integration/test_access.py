@@ -188,7 +188,7 @@ async def test_tier_rules_on_timeout_and_models(access_app: AccessApp) -> None:
     assert accepted.status_code == 202, "tiny-sd15 is in basic_models"
     stored = await access_app.services.store.executions.execution(accepted.json()["execution_id"])
     assert stored is not None
-    assert stored.options["execution_config"]["timeout"] == 300
+    assert stored.options.run.timeout == 300
     sdxl = tiny_sd15(1)
     sdxl["4"]["inputs"]["ckpt_name"] = "sd_xl_base_1.0.safetensors"
     refused = _assert_error(await basic.post(EXECUTE, json=_submit_body(sdxl)), 403,

@@ -17,6 +17,7 @@ from comfy_serverless.errors import StorageError
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import NewExecution, ProgressSnapshot, WorkerState
 from comfy_serverless.store.store import Store
 from workloads.workflows import inverted_image, tiny_sd15
@@ -182,7 +183,7 @@ async def test_timeouts_are_capped_and_batch_size_is_a_shorthand(
     stored = await services.store.executions.execution(accepted["execution_id"])
     assert stored is not None
     assert stored.workflow["5"]["inputs"]["batch_size"] == 2
-    assert stored.options["execution_config"]["timeout"] == 3600
+    assert stored.options.run.timeout == 3600
 
 
 async def test_an_unavailable_store_answers_503_with_retry_after(
@@ -256,8 +257,8 @@ async def _queue(store: Store, key_id: str, priority: int, submitted_at: float) 
     """An execution put straight in the store: the API's queue figures must report it."""
     await store.executions.create_execution(NewExecution(
         id=new_execution_id(), api_key_id=key_id, priority=priority, workflow=inverted_image(1),
-        options={}, signature="s", webhook_url=None, client_id=None, submitted_at=submitted_at,
-        max_attempts=1, total_nodes=3))
+        options=ExecutionOptions(), signature="s", webhook_url=None, client_id=None,
+        submitted_at=submitted_at, max_attempts=1, total_nodes=3))
 
 
 async def test_queue_status_is_exactly_what_the_store_holds(

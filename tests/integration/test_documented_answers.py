@@ -16,6 +16,7 @@ from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.services import Services
 from comfy_serverless.settings import Settings
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import NewExecution, OutputRecord, ProgressSnapshot
 from tests.openapi_check import assert_documented
 from workloads.workflows import inverted_image
@@ -64,7 +65,7 @@ async def _completed_with_an_output(api: Api) -> str:
     execution_id = new_execution_id()
     await store.executions.create_execution(NewExecution(
         id=execution_id, api_key_id=key_id, priority=5, workflow=inverted_image(1),
-        options={}, signature="s", webhook_url=None, client_id=None,
+        options=ExecutionOptions(), signature="s", webhook_url=None, client_id=None,
         submitted_at=time.time() - 2, max_attempts=1, total_nodes=3))
     claimed = await store.claims.claim_next("w1", 30)
     assert claimed is not None

@@ -22,6 +22,12 @@ from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.options import (
+    ExecutionOptions,
+    NotifyOptions,
+    RunOptions,
+    StagedInputOptions,
+)
 from comfy_serverless.store.records import ExecutionRecord, NewExecution
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
@@ -77,11 +83,11 @@ class Rig:
     storage: FlakyStorage
 
     async def submit(self, *, retries: int = 0, priority: int = 5,
-                     options: dict[str, Any] | None = None) -> str:
+                     options: ExecutionOptions | None = None) -> str:
         graph = tiny_sd15(1)
         execution = NewExecution(
             id=new_execution_id(), api_key_id=self.key_id, priority=priority, workflow=graph,
-            options=options or {"execution_config": {}}, signature="s", webhook_url=None,
+            options=options or ExecutionOptions(), signature="s", webhook_url=None,
             client_id=None,
             submitted_at=time.time(), max_attempts=1 + retries, total_nodes=len(graph))
         await self.store.executions.create_execution(execution)
@@ -234,8 +240,8 @@ async def test_a_preview_that_cannot_be_stored_is_skipped_not_fatal(rig: Rig) ->
     rig.fake.faults.steps, rig.fake.faults.step_seconds = 6, 0.05
     rig.fake.faults.previews = True
     rig.storage.fail_keys_with = "/intermediate/"
-    execution_id = await rig.submit(options={
-        "execution_config": {}, "notification_config": {"include_intermediate": True}})
+    execution_id = await rig.submit(options=ExecutionOptions(
+        notify=NotifyOptions(include_intermediate=True)))
     assert await rig.worker.run_once() == "completed"
     outputs = await rig.store.executions.outputs(execution_id)
     assert [output.output_type for output in outputs] == ["IMAGE"]
@@ -244,10 +250,10 @@ async def test_a_preview_that_cannot_be_stored_is_skipped_not_fatal(rig: Rig) ->
 async def test_a_staged_input_missing_from_local_storage_is_input_unavailable(
     rig: Rig,
 ) -> None:
-    staged = {"node_id": "1", "input": "image", "filename": "gone.png", "provider": "local",
-              "bucket": None, "key": "outputs/nowhere/inputs/gone.png"}
-    execution_id = await rig.submit(retries=2, options={"execution_config": {},
-                                                        "staged_inputs": [staged]})
+    staged = StagedInputOptions("1", "image", "gone.png", "local", None,
+                                "outputs/nowhere/inputs/gone.png")
+    execution_id = await rig.submit(retries=2,
+                                    options=ExecutionOptions(staged_inputs=(staged,)))
     assert await rig.worker.run_once() == "failed"
     record = await rig.execution(execution_id)
     assert record.error is not None
@@ -261,9 +267,8 @@ async def test_a_running_execution_cancelled_deletes_its_staged_inputs(rig: Rig)
     stored = rig.storage.root / key
     stored.parent.mkdir(parents=True)
     stored.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
-    staged = {"node_id": "1", "input": "image", "filename": "cat.png", "provider": "local",
-              "bucket": None, "key": key}
-    execution_id = await rig.submit(options={"execution_config": {}, "staged_inputs": [staged]})
+    staged = StagedInputOptions("1", "image", "cat.png", "local", None, key)
+    execution_id = await rig.submit(options=ExecutionOptions(staged_inputs=(staged,)))
     run = asyncio.create_task(rig.worker.run_once())
 
     async def running() -> bool:
@@ -329,7 +334,7 @@ async def test_a_timeout_interrupts_comfyui_and_fails_the_job(rig: Rig) -> None:
     graph = tiny_sd15(1)
     execution = NewExecution(
         id=new_execution_id(), api_key_id=rig.key_id, priority=5, workflow=graph,
-        options={"execution_config": {"timeout": 1}}, signature="s", webhook_url=None,
+        options=ExecutionOptions(run=RunOptions(timeout=1)), signature="s", webhook_url=None,
         client_id=None, submitted_at=time.time(), max_attempts=3, total_nodes=len(graph))
     await rig.store.executions.create_execution(execution)
     assert await rig.worker.run_once() == "failed"
@@ -386,8 +391,8 @@ async def test_a_worker_whose_models_change_announces_model_updated(rig: Rig) ->
 async def test_a_gpu_memory_share_claimed_by_a_cpu_worker_fails_unsubmitted(rig: Rig) -> None:
     """Queued while no worker was live; the worker that claims it has no GPU: it fails as
     FEATURE_UNAVAILABLE, not retried, and ComfyUI never sees it."""
-    execution_id = await rig.submit(retries=2, options={
-        "execution_config": {"gpu_memory_fraction": 0.5}})
+    execution_id = await rig.submit(retries=2, options=ExecutionOptions(
+        run=RunOptions(gpu_memory_fraction=0.5)))
     assert await rig.worker.run_burst() == ["failed"]
     record = await rig.execution(execution_id)
     assert record.error is not None

@@ -22,6 +22,7 @@ from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import (
     NewExecution,
     OutputRecord,
@@ -103,8 +104,9 @@ async def _execution(store: Store, url: str, *, secret: str | None = SECRET,
     await store.access.create_api_key(key)
     execution = NewExecution(
         id=new_execution_id(), api_key_id=key.id, priority=5, workflow=inverted_image(1),
-        options={}, signature="s", webhook_url=url, client_id=None, submitted_at=time.time(),
-        max_attempts=1, total_nodes=3, webhook_secret=secret, webhook_max_retries=max_retries)
+        options=ExecutionOptions(), signature="s", webhook_url=url, client_id=None,
+        submitted_at=time.time(), max_attempts=1, total_nodes=3, webhook_secret=secret,
+        webhook_max_retries=max_retries)
     await store.executions.create_execution(execution)
     return execution.id
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, PngImagePlugin
 
+from comfy_serverless.store.options import OutputOptions
 from comfy_serverless.worker.conversion import ImageFormatting, convert_image
 
 
@@ -19,8 +21,8 @@ def _comfyui_png(path: Path, size: tuple[int, int] = (48, 32)) -> Path:
     return path
 
 
-def _formatting(**config: object) -> ImageFormatting:
-    return ImageFormatting.from_options(dict(config), keep_metadata=True)
+def _formatting(**config: Any) -> ImageFormatting:
+    return ImageFormatting.from_output(OutputOptions(**config), keep_metadata=True)
 
 
 @pytest.mark.parametrize(("config", "expected_format", "extension"), [
@@ -67,10 +69,10 @@ def test_lossy_quality_changes_the_size(tmp_path: Path) -> None:
 
 def test_png_keeps_workflow_metadata_unless_told_not_to(tmp_path: Path) -> None:
     source = _comfyui_png(tmp_path / "in.png")
-    keep = ImageFormatting.from_options({"format": "png"}, keep_metadata=True)
+    keep = ImageFormatting.from_output(OutputOptions("png"), keep_metadata=True)
     assert not convert_image(source, tmp_path / "kept.png", keep), "nothing to change"
 
-    strip = ImageFormatting.from_options({"format": "png"}, keep_metadata=False)
+    strip = ImageFormatting.from_output(OutputOptions("png"), keep_metadata=False)
     assert convert_image(source, tmp_path / "stripped.png", strip)
     with Image.open(tmp_path / "stripped.png") as image:
         assert image.format == "PNG"

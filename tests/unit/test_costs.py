@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from comfy_serverless.costs import Prices, cost_breakdown
+from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import ExecutionRecord, NewExecution, OutputRecord, WebhookEvent
 from comfy_serverless.webhooks.payloads import event_data
 
@@ -15,8 +16,9 @@ PRICES = Prices({"H200": 0.001, "default": 0.0002}, storage_per_gb=0.02, bandwid
 
 def _finished(gpu_type: str | None, gpu_time: float) -> ExecutionRecord:
     queued = NewExecution(
-        id="exec_1", api_key_id="key", priority=5, workflow={}, options={}, signature="s",
-        webhook_url=None, client_id=None, submitted_at=100.0, max_attempts=1, total_nodes=1,
+        id="exec_1", api_key_id="key", priority=5, workflow={}, options=ExecutionOptions(),
+        signature="s", webhook_url=None, client_id=None, submitted_at=100.0, max_attempts=1,
+        total_nodes=1,
     ).as_queued()
     return dataclasses.replace(queued, status="completed", started_at=110.0, finished_at=130.0,
                                gpu_time=gpu_time, resource_allocation={"gpu_type": gpu_type})

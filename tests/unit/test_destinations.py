@@ -11,6 +11,7 @@ from comfy_serverless.storage.destinations import (
     StorageDefaults,
     resolve_destination,
 )
+from comfy_serverless.store.options import StoredDestination
 
 S3 = StorageDefaults(s3_configured=True, s3_bucket="default-bucket", retention_days=30)
 
@@ -40,10 +41,17 @@ def test_defaults_fill_what_the_request_leaves_out() -> None:
 
 def test_the_destination_survives_the_round_trip_through_options() -> None:
     destination = resolve_destination({"provider": "s3", "retention_days": 5}, "exec_4", S3)
-    options = {"output_config": {"storage": destination.as_options()}}
-    assert Destination.from_options("exec_4", options) == destination
-    assert Destination.from_options("exec_5", {}) == Destination(
+    stored = StoredDestination.from_json(destination.as_stored().as_json())
+    assert Destination.from_stored("exec_4", stored) == destination
+
+
+def test_an_execution_from_before_resolved_destinations_keeps_the_default_folder() -> None:
+    legacy = StoredDestination.from_json({"provider": "s3", "bucket": "b",
+                                          "path": "mine/{execution_id}/", "retention_days": 3})
+    assert Destination.from_stored("exec_5", legacy) == Destination(
         "local", None, "outputs/exec_5/")
+    assert Destination.from_stored("exec_6", StoredDestination()) == Destination(
+        "local", None, "outputs/exec_6/")
 
 
 @pytest.mark.parametrize("path", [

@@ -4,7 +4,6 @@ engine can apply, what the prompt carries, and how samples become the status met
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -19,22 +18,22 @@ CUDA_STATS = {"devices": [{"name": "cuda:0 NVIDIA H200 : cudaMallocAsync", "type
 
 
 def test_the_defaults_travel_as_nothing_and_each_field_as_itself() -> None:
-    assert EngineTuning.from_config({"enable_optimization": True}).extra_data() == {}
-    tuned = EngineTuning.from_config({"gpu_memory_fraction": 0.8, "enable_optimization": False})
+    assert EngineTuning(None, optimize=True).extra_data() == {}
+    tuned = EngineTuning(0.8, optimize=False)
     assert tuned.extra_data() == {"cs_tuning": {"gpu_memory_fraction": 0.8, "optimize": False}}
 
 
-@pytest.mark.parametrize(("config", "gpu", "hooks", "field"), [
-    ({"gpu_memory_fraction": 0.5}, False, True, "execution_config.gpu_memory_fraction"),
-    ({"gpu_memory_fraction": 0.5}, True, False, "execution_config.gpu_memory_fraction"),
-    ({"enable_optimization": False}, True, False, "execution_config.enable_optimization"),
-    ({"gpu_memory_fraction": 0.5}, True, True, None),
-    ({"enable_optimization": False}, False, False, None),  # a CPU computes exact fp32
-    ({"enable_optimization": True}, False, False, None),
+@pytest.mark.parametrize(("tuning", "gpu", "hooks", "field"), [
+    (EngineTuning(0.5), False, True, "execution_config.gpu_memory_fraction"),
+    (EngineTuning(0.5), True, False, "execution_config.gpu_memory_fraction"),
+    (EngineTuning(optimize=False), True, False, "execution_config.enable_optimization"),
+    (EngineTuning(0.5), True, True, None),
+    (EngineTuning(optimize=False), False, False, None),  # a CPU computes exact fp32
+    (EngineTuning(optimize=True), False, False, None),
 ])
-def test_what_an_engine_cannot_apply_is_refused(config: dict[str, Any], gpu: bool,
+def test_what_an_engine_cannot_apply_is_refused(tuning: EngineTuning, gpu: bool,
                                                 hooks: bool, field: str | None) -> None:
-    refusal = EngineFacts(gpu=gpu, hooks=hooks).refusal(EngineTuning.from_config(config))
+    refusal = EngineFacts(gpu=gpu, hooks=hooks).refusal(tuning)
     if field is None:
         assert refusal is None
         return

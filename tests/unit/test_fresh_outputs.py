@@ -50,11 +50,11 @@ def test_the_nodes_the_worker_added_are_named() -> None:
 def test_an_exact_run_marks_every_node_and_a_default_run_none() -> None:
     workflow = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8}},
                 "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
-    exact = EngineTuning.from_config({"enable_optimization": False})
+    exact = EngineTuning(optimize=False)
     marked = with_fresh_outputs(workflow, frozenset({"SaveImage"}), "run-1", exact.cache_mark)
     assert marked["1"]["inputs"] == {"width": 8, TUNING_MARK: "exact"}
     assert marked["2"]["inputs"] == {"images": ["1", 0], RUN_MARK: "run-1",
                                      TUNING_MARK: "exact"}
-    for config in ({}, {"gpu_memory_fraction": 0.5}):
-        mark = EngineTuning.from_config(config).cache_mark
+    for default_run in (EngineTuning(), EngineTuning(gpu_memory_fraction=0.5)):
+        mark = default_run.cache_mark
         assert with_fresh_outputs(workflow, frozenset(), "run-2", mark) == workflow

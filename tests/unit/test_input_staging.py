@@ -45,7 +45,7 @@ async def test_base64_images_are_stored_and_the_inputs_rewritten(
 ) -> None:
     staged = await stager.stage(_execution(_data_uri("PNG"), "cat.png", _data_uri("WEBP")),
                                 None)
-    items = [StagedInput.from_options(item) for item in staged.options["staged_inputs"]]
+    items = [StagedInput.from_stored(item) for item in staged.options.staged_inputs]
     assert [(i.node_id, i.filename) for i in items] == [
         ("1", "exec_t_0.png"), ("3", "exec_t_1.webp")]
     assert staged.workflow["1"]["inputs"]["image"] == "comfy-serverless/exec_t_0.png"

@@ -12,6 +12,7 @@ from comfy_serverless.errors import StorageError
 from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.options import ExecutionOptions, StagedInputOptions
 from comfy_serverless.worker.engine_files import EngineFiles
 from comfy_serverless.worker.input_upload import InputUploader
 from tests.helpers import processing_execution
@@ -24,8 +25,8 @@ class _RawDisk(LocalStorage):
         raise PermissionError(13, "Permission denied", location.key)
 
 
-STAGED = {"node_id": "1", "input": "image", "filename": "cat.png", "provider": "local",
-          "bucket": None, "key": "outputs/exec_1/inputs/cat.png"}
+STAGED = ExecutionOptions(staged_inputs=(StagedInputOptions(
+    "1", "image", "cat.png", "local", None, "outputs/exec_1/inputs/cat.png"),))
 
 
 @pytest.mark.parametrize("storage_class", [LocalStorage, _RawDisk])
@@ -37,7 +38,7 @@ async def test_an_input_storage_cannot_give_back_is_a_storage_error(
     uploader = InputUploader(client, storage, tmp_path / "spool", EngineFiles(client, {}))
     (tmp_path / "spool").mkdir()
     with pytest.raises(StorageError, match=r"cat\.png"):
-        await uploader.upload(processing_execution("exec_1", {"staged_inputs": [STAGED]}))
+        await uploader.upload(processing_execution("exec_1", STAGED))
     assert list((tmp_path / "spool").iterdir()) == [], "the spool file is removed"
 
 
@@ -52,6 +53,6 @@ async def test_an_attempts_uploads_leave_the_engines_input_folder(tmp_path: Path
     for path in (uploaded, published):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"png")
-    await uploader.remove_from_engine(processing_execution("exec_1", {"staged_inputs": [STAGED]}))
+    await uploader.remove_from_engine(processing_execution("exec_1", STAGED))
     assert not uploaded.exists()
     assert published.exists(), "the operator's shared inputs stay"

@@ -13,6 +13,7 @@ from comfy_serverless.errors import StorageError
 from comfy_serverless.storage.base import StoredLocation
 from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.signing import UrlSigner
+from comfy_serverless.store.options import ExecutionOptions, OutputOptions
 from comfy_serverless.worker.outputs import OutputCollector
 from tests.helpers import processing_execution
 
@@ -50,7 +51,8 @@ async def test_an_image_past_the_decompression_bomb_limit_is_stored_raw(
     storage = LocalStorage(tmp_path / "storage", UrlSigner("s"))
     collector = OutputCollector(ComfyUIClient("http://127.0.0.1:9"), storage,
                                 tmp_path / "spool", {"output": engine_output})
-    execution = processing_execution("exec_2", {"output_config": {"format": "webp"}})
+    execution = processing_execution("exec_2",
+                                     ExecutionOptions(output=OutputOptions(format="webp")))
     history: dict[str, object] = {
         "9": {"images": [{"filename": "huge.png", "subfolder": "", "type": "output"}]}}
 

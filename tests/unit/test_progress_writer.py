@@ -11,6 +11,7 @@ from comfy_serverless.engine.comfyui.messages import (
     PreviewImage,
     StepProgress,
 )
+from comfy_serverless.store.options import ExecutionOptions, NotifyOptions
 from comfy_serverless.store.records import ExecutionRecord, OutputRecord
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.outputs import OutputCollector
@@ -53,7 +54,8 @@ class PreviewKeeper:
             created_at=0.0)
 
 
-def _writer(options: dict[str, Any]) -> tuple[ProgressWriter, RecordingStore, TrackedPrompt]:
+def _writer(notify: NotifyOptions) -> tuple[ProgressWriter, RecordingStore, TrackedPrompt]:
+    options = ExecutionOptions(notify=notify)
     execution = dataclasses.replace(processing_execution("e1", options), workflow=tiny_sd15(1),
                                     webhook_url="https://example.invalid/hook")
     store, tracker = RecordingStore(), TrackedPrompt(tiny_sd15(1), lambda: 0.0)
@@ -63,7 +65,7 @@ def _writer(options: dict[str, Any]) -> tuple[ProgressWriter, RecordingStore, Tr
 
 
 async def test_progress_is_written_once_per_write_interval() -> None:
-    writer, store, tracker = _writer({})
+    writer, store, tracker = _writer(NotifyOptions())
     tracker.apply(ExecutionStarted(PID))
     assert not writer.due(0.1)
     assert writer.due(0.25)
@@ -73,7 +75,7 @@ async def test_progress_is_written_once_per_write_interval() -> None:
 
 
 async def test_progress_webhooks_keep_their_pace_but_a_completed_node_goes_out_at_once() -> None:
-    writer, store, tracker = _writer({"notification_config": {"include_progress": True}})
+    writer, store, tracker = _writer(NotifyOptions(include_progress=True))
     tracker.apply(ExecutionStarted(PID))
     tracker.apply(NodeStarted(PID, "3"))
     for step, now in enumerate((1.0, 1.25, 1.5), start=1):
@@ -87,8 +89,8 @@ async def test_progress_webhooks_keep_their_pace_but_a_completed_node_goes_out_a
 
 
 async def test_the_newest_preview_is_kept_at_its_pace_and_rides_the_next_webhook() -> None:
-    writer, store, _ = _writer({"notification_config": {
-        "include_progress": True, "include_intermediate": True}})
+    writer, store, _ = _writer(NotifyOptions(include_progress=True,
+                                           include_intermediate=True))
     writer.see_preview(PreviewImage(PID, "3", "image/jpeg", b"one"))
     writer.see_preview(PreviewImage(PID, "3", "image/jpeg", b"two"))
     await writer.write(1.0, None)

@@ -26,6 +26,7 @@ from comfy_serverless.executions.submitter import (
 )
 from comfy_serverless.services import Services, open_services
 from comfy_serverless.settings import Settings
+from comfy_serverless.store.options import NotifyOptions
 from comfy_serverless.store.records import ApiKeyRecord
 from comfy_serverless.webhooks.ssrf import InvalidWebhookUrl
 from workloads.workflows import inverted_image
@@ -72,11 +73,9 @@ async def test_an_accepted_request_is_queued_with_its_options_and_wakes_the_work
     stored = await harness.services.store.executions.execution(outcome.execution.id)
     assert stored is not None
     assert (stored.status, stored.priority, stored.client_id) == ("queued", 7, "client-1")
-    assert stored.options["execution_config"]["timeout"] == 60
-    assert stored.options["notification_config"] == {
-        "webhook_url": None, "include_progress": True, "include_intermediate": False}
-    assert list(stored.options["output_config"]) == ["format", "quality", "compression",
-                                                    "storage"]
+    assert stored.options.run.timeout == 60
+    assert stored.options.notify == NotifyOptions(None, include_progress=True,
+                                                  include_intermediate=False)
     assert outcome.estimate.queue_position == 1
 
 

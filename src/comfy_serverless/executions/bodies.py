@@ -203,7 +203,7 @@ def results_body(
             "total_size_bytes": sum(o["file_info"]["size_bytes"] for o in outputs),
             "generation_seed": _seed(execution.workflow),
             "model_used": _model_used(execution.workflow),
-            "workflow_metadata": execution.options.get("metadata", {}),
+            "workflow_metadata": execution.options.metadata,
             "attempts": execution.attempt,
         }
     return {

@@ -18,8 +18,7 @@ def raise_if_expired(execution: ExecutionRecord, outputs: list[OutputRecord]) ->
     deleted = [output for output in outputs if output.deleted_at is not None]
     if not deleted:
         return
-    retention = execution.options.get("output_config", {}).get("storage", {}).get(
-        "retention_days")
+    retention = execution.options.output.storage.retention_days
     raise OutputsExpired(
         f"The outputs of execution {execution.id} were deleted when their retention of "
         f"{retention} day(s) ran out",

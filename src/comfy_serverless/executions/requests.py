@@ -2,16 +2,17 @@
 
 The HTTP layer parses and bounds the body (api/schemas.py) and builds a SubmitRequest from
 it and the request's headers; nothing below the API knows the HTTP schema. Each part keeps
-its fields in the order the spec lists them, since the execution's stored options are
-written from them in that order.
+its fields in the order the spec lists them; the execution's stored options (store/options.py)
+are built from them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from comfy_serverless.store.options import NotifyOptions, RunOptions
 
 __all__ = [
     "Idempotency",
@@ -44,9 +45,10 @@ class RunRequest:
     enable_optimization: bool
     retry_attempts: int | None
 
-    def as_options(self, timeout: int) -> dict[str, Any]:
+    def as_options(self, timeout: int) -> RunOptions:
         """As the execution's options store it, with the timeout it was given."""
-        return {**dataclasses.asdict(self), "timeout": timeout}
+        return RunOptions(self.priority, timeout, self.gpu_memory_fraction, self.batch_size,
+                          self.enable_optimization, self.retry_attempts)
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,10 @@ class NotifyRequest:
     include_progress: bool
     include_intermediate: bool
 
-    def as_options(self) -> dict[str, Any]:
+    def as_options(self) -> NotifyOptions:
         """As the execution's options store it: everything but the secret."""
-        return {"webhook_url": self.webhook_url, "include_progress": self.include_progress,
-                "include_intermediate": self.include_intermediate}
+        return NotifyOptions(self.webhook_url, self.include_progress,
+                             self.include_intermediate)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from comfy_serverless.storage.destinations import (
     DestinationUnavailable,
     resolve_destination,
 )
+from comfy_serverless.store.options import ExecutionOptions, OutputOptions
 from comfy_serverless.store.records import ApiKeyRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.model_references import required_models
@@ -63,16 +64,15 @@ def _destination(request: SubmitRequest, execution_id: str, settings: Settings
 
 
 def _options(request: SubmitRequest, metadata: dict[str, Any], timeout: int,
-             destination: Destination) -> dict[str, Any]:
+             destination: Destination) -> ExecutionOptions:
     output = request.output
-    return {
-        "metadata": metadata,
-        "output_config": {"format": output.format, "quality": output.quality,
-                          "compression": output.compression,
-                          "storage": destination.as_options()},
-        "execution_config": request.run.as_options(timeout),
-        "notification_config": request.notify.as_options(),
-    }
+    return ExecutionOptions(
+        metadata=metadata,
+        output=OutputOptions(output.format, output.quality, output.compression,
+                             destination.as_stored()),
+        run=request.run.as_options(timeout),
+        notify=request.notify.as_options(),
+    )
 
 
 def _timeout(request: SubmitRequest, rules: ValidationRules, tier: Tier) -> int:

@@ -16,7 +16,6 @@ import binascii
 import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from comfy_serverless.inputs.fetcher import (
     FetchedImage,
@@ -28,6 +27,7 @@ from comfy_serverless.inputs.fetcher import (
 from comfy_serverless.inputs.images import ImageInput, image_inputs, name_problem
 from comfy_serverless.storage.base import OutputStorage, StoredLocation, delete_quietly
 from comfy_serverless.storage.destinations import Destination
+from comfy_serverless.store.options import StagedInputOptions
 from comfy_serverless.store.records import ExecutionRecord, NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.findings import ValidationProblem, workflow_invalid
@@ -53,15 +53,16 @@ class StagedInput:
         """The input's value in the prompt: the file in ComfyUI's input folder."""
         return f"{STAGED_SUBFOLDER}/{self.filename}"
 
-    def as_options(self) -> dict[str, Any]:
-        return {"node_id": self.node_id, "input": self.input, "filename": self.filename,
-                "provider": self.location.provider, "bucket": self.location.bucket,
-                "key": self.location.key}
+    def as_stored(self) -> StagedInputOptions:
+        """As the execution's options keep it."""
+        return StagedInputOptions(self.node_id, self.input, self.filename,
+                                  self.location.provider, self.location.bucket,
+                                  self.location.key)
 
     @classmethod
-    def from_options(cls, item: dict[str, Any]) -> StagedInput:
-        return cls(str(item["node_id"]), str(item["input"]), str(item["filename"]),
-                   StoredLocation(str(item["provider"]), str(item["key"]), item.get("bucket")))
+    def from_stored(cls, item: StagedInputOptions) -> StagedInput:
+        return cls(item.node_id, item.input, item.filename,
+                   StoredLocation(item.provider, item.key, item.bucket))
 
 
 class InputStager:
@@ -76,7 +77,7 @@ class InputStager:
         """The execution with its URL and base64 images staged; a 400 for a bad one.
         Images are fetched in parallel (at most `concurrency` at once), all within one
         overall deadline; when one is refused, the others are stopped and none is kept."""
-        destination = Destination.from_options(execution.id, execution.options)
+        destination = Destination.from_stored(execution.id, execution.options.output.storage)
         graph = copy_graph(execution.workflow)
         images = list(image_inputs(graph, catalog))
         outcomes = await self._stage_all(images, destination, execution.id)
@@ -91,7 +92,8 @@ class InputStager:
             return execution
         for item in staged:
             graph[item.node_id]["inputs"][item.input] = item.engine_value
-        options = {**execution.options, "staged_inputs": [s.as_options() for s in staged]}
+        options = replace(execution.options,
+                          staged_inputs=tuple(item.as_stored() for item in staged))
         return replace(execution, workflow=graph, options=options)
 
     async def _stage_all(self, images: list[ImageInput], destination: Destination,
@@ -160,8 +162,8 @@ class InputStager:
 async def discard_staged(storage: OutputStorage, execution: NewExecution | ExecutionRecord
                          ) -> None:
     """Delete an execution's staged input copies, best effort (see delete_quietly)."""
-    items = execution.options.get("staged_inputs") or ()
-    await delete_quietly(storage, (StagedInput.from_options(item).location for item in items),
+    items = execution.options.staged_inputs
+    await delete_quietly(storage, (StagedInput.from_stored(item).location for item in items),
                          execution.id)
 
 

@@ -8,11 +8,12 @@ worker that stores its outputs needs none of the API's settings.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 from comfy_serverless.storage.base import StoredLocation
+from comfy_serverless.store.options import StoredDestination
 
 __all__ = [
     "Destination",
@@ -70,20 +71,19 @@ class Destination:
         return StoredLocation(self.provider, f"{self.prefix}{folder}{filename}", self.bucket,
                               self.public_access)
 
-    def as_options(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_stored(self) -> StoredDestination:
+        """As the execution's options keep it."""
+        return StoredDestination(self.provider, self.bucket, self.prefix, self.public_access,
+                                 self.retention_days)
 
     @classmethod
-    def from_options(cls, execution_id: str, options: dict[str, Any]) -> Destination:
+    def from_stored(cls, execution_id: str, stored: StoredDestination) -> Destination:
         """The destination kept with an execution (or the default, for older executions)."""
-        stored = options.get("output_config", {}).get("storage") or {}
-        if "prefix" not in stored:
+        if stored.prefix is None:
             prefix = StorageDefaults.path_template.format(execution_id=execution_id)
             return cls("local", None, prefix)
-        retention = stored.get("retention_days")
-        return cls(str(stored.get("provider") or "local"), stored.get("bucket"),
-                   str(stored["prefix"]), bool(stored.get("public_access")),
-                   int(retention) if retention else None)
+        return cls(stored.provider, stored.bucket, stored.prefix, stored.public_access,
+                   stored.retention_days)
 
 
 def safe_subfolder(subfolder: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from comfy_serverless.outbound_urls import destination_of
 from comfy_serverless.store.connector import Row
+from comfy_serverless.store.options import ExecutionOptions
 
 __all__ = [
     "ApiKeyRecord",
@@ -63,7 +64,7 @@ class NewExecution:
     api_key_id: str
     priority: int
     workflow: dict[str, Any]
-    options: dict[str, Any]
+    options: ExecutionOptions
     signature: str
     webhook_url: str | None
     client_id: str | None
@@ -80,7 +81,7 @@ class NewExecution:
     def params(self) -> dict[str, Any]:
         values = {field.name: getattr(self, field.name) for field in fields(self)}
         values["workflow"] = json.dumps(self.workflow)
-        values["options"] = json.dumps(self.options)
+        values["options"] = json.dumps(self.options.as_json())
         values["allowed_gpu_types"] = (None if self.allowed_gpu_types is None
                                        else json.dumps(list(self.allowed_gpu_types)))
         values["required_models"] = json.dumps(list(self.required_models))
@@ -113,7 +114,7 @@ class ExecutionRecord:
     status: ExecutionStatus
     priority: int
     workflow: dict[str, Any]
-    options: dict[str, Any]
+    options: ExecutionOptions
     signature: str
     webhook_url: str | None
     client_id: str | None
@@ -152,6 +153,7 @@ class ExecutionRecord:
         for column in ("workflow", "options", "resource_allocation", "error",
                        "allowed_gpu_types", "required_models", "engine_metrics"):
             decoded[column] = _json_or_none(decoded[column])
+        decoded["options"] = ExecutionOptions.from_json(decoded["options"])
         return cls(**decoded)
 
     @property

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, PngImagePlugin
+
+from comfy_serverless.store.options import OutputOptions
 
 __all__ = ["ImageFormatting", "convert_image"]
 
@@ -34,14 +35,14 @@ class ImageFormatting:
     keep_metadata: bool = True
 
     @classmethod
-    def from_options(cls, output_config: dict[str, Any], *, keep_metadata: bool
-                     ) -> ImageFormatting:
-        asked = str(output_config.get("format") or "png").lower()
-        lossless = output_config.get("compression") == "lossless"
-        target = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}[asked]
+    def from_output(cls, output: OutputOptions, *, keep_metadata: bool) -> ImageFormatting:
+        """What the execution's `output_config` asks of its still images."""
+        lossless = output.compression == "lossless"
+        target = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}[
+            output.format.lower()]
         if target == "JPEG" and lossless:
             target = "PNG"
-        return cls(target, int(output_config.get("quality") or 95), lossless, keep_metadata)
+        return cls(target, output.quality, lossless, keep_metadata)
 
     @property
     def extension(self) -> str:

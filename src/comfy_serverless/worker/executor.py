@@ -132,7 +132,7 @@ class Executor:
     def _context_for(self, execution: ExecutionRecord, cancel_event: asyncio.Event
                      ) -> ExecutionContext:
         prompt_id = execution.engine_prompt_id or str(uuid.uuid4())
-        timeout = execution.options.get("execution_config", {}).get("timeout")
+        run = execution.options.run
         now = self._clock()
         tracker = TrackedPrompt(execution.workflow, self._clock)
         return ExecutionContext(
@@ -140,8 +140,8 @@ class Executor:
             subscription=self._client.subscribe(prompt_id),
             progress=ProgressWriter(self._store, self._collector, self._pace, execution,
                                     tracker, now),
-            timeout=float(timeout) if timeout else None, cancel_event=cancel_event,
-            tuning=EngineTuning.from_config(execution.options.get("execution_config") or {}),
+            timeout=float(run.timeout) if run.timeout else None, cancel_event=cancel_event,
+            tuning=EngineTuning(run.gpu_memory_fraction, run.enable_optimization),
             last_lease_renewal=now, last_cancel_poll=now, last_event_at=now)
 
     async def _follow(self, context: ExecutionContext) -> Outcome:
@@ -264,7 +264,7 @@ class Executor:
 
     async def _timeout(self, context: ExecutionContext) -> None:
         await self._interrupt(context)
-        timeout = context.execution.options.get("execution_config", {}).get("timeout")
+        timeout = context.execution.options.run.timeout
         failure = Failure(error_type="TIMEOUT", retryable=False,
                           message=f"Execution exceeded its timeout of {timeout}s",
                           node_id=context.tracker.current_node_id,

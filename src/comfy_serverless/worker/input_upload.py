@@ -27,15 +27,14 @@ class InputUploader:
     async def upload(self, execution: ExecutionRecord) -> None:
         """Upload every staged input; StorageError when one is gone, EngineUnavailable when
         ComfyUI does not take it."""
-        for item in execution.options.get("staged_inputs") or []:
-            await self._upload_one(StagedInput.from_options(item))
+        for item in execution.options.staged_inputs:
+            await self._upload_one(StagedInput.from_stored(item))
 
     async def remove_from_engine(self, execution: ExecutionRecord) -> None:
         """Once an attempt ends, whatever ends it, its uploads leave ComfyUI's input folder
         (a retry uploads them again)."""
-        for item in execution.options.get("staged_inputs") or []:
-            staged = StagedInput.from_options(item)
-            await self._engine_files.remove_staged_input(staged.filename)
+        for item in execution.options.staged_inputs:
+            await self._engine_files.remove_staged_input(item.filename)
 
     async def discard(self, execution: ExecutionRecord) -> None:
         """Once the execution has its outcome, its staged copies are no longer needed."""

@@ -103,10 +103,9 @@ class OutputCollector:
         spool_dir.mkdir(parents=True, exist_ok=True)
 
     def _plan(self, execution: ExecutionRecord) -> _Plan:
-        output_config = execution.options.get("output_config") or {}
-        return _Plan(execution.id, Destination.from_options(execution.id, execution.options),
-                     ImageFormatting.from_options(output_config,
-                                                  keep_metadata=self._keep_metadata))
+        output = execution.options.output
+        return _Plan(execution.id, Destination.from_stored(execution.id, output.storage),
+                     ImageFormatting.from_output(output, keep_metadata=self._keep_metadata))
 
     async def collect(self, execution: ExecutionRecord, history_outputs: dict[str, object]
                       ) -> list[OutputRecord]:

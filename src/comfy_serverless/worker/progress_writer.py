@@ -58,10 +58,9 @@ class ProgressWriter:
         self._last_event = 0.0
         self._nodes_sent = 0
         self._previews = _PreviewPace()
-        notify = execution.options.get("notification_config", {})
-        self._wants_previews = bool(notify.get("include_intermediate"))
-        self._wants_events = (bool(notify.get("include_progress"))
-                              and execution.webhook_url is not None)
+        notify = execution.options.notify
+        self._wants_previews = notify.include_intermediate
+        self._wants_events = notify.include_progress and execution.webhook_url is not None
 
     def see_preview(self, preview: PreviewImage) -> None:
         """A sampler preview arrived; only the newest is ever kept."""

@@ -22,7 +22,6 @@ the optimizations on. The memory share changes where weights sit, not the result
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,12 +34,6 @@ _EXTRA_DATA_KEY = "cs_tuning"
 class EngineTuning:
     gpu_memory_fraction: float | None = None
     optimize: bool = True
-
-    @classmethod
-    def from_config(cls, execution_config: Mapping[str, Any]) -> EngineTuning:
-        fraction = execution_config.get("gpu_memory_fraction")
-        return cls(None if fraction is None else float(fraction),
-                   execution_config.get("enable_optimization") is not False)
 
     @property
     def is_default(self) -> bool:
