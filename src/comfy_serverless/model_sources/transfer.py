@@ -46,6 +46,7 @@ __all__ = ["Progress", "Transport", "transfer"]
 
 Progress = Callable[[int, int | None], None]
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_UNSATISFIED = re.compile(r"^bytes \*/(\d+)$")
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _MISSING_S3_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "AccessDenied", "403", "404"})
 
@@ -122,6 +123,9 @@ async def _position(source: ModelSource, response: httpx.Response, partial: Part
         length = response.headers.get("content-length", "")
         return int(length) if length.isdigit() else None
     if status == 416:
+        unsatisfied = _UNSATISFIED.match(response.headers.get("content-range", ""))
+        if unsatisfied is not None and int(unsatisfied[1]) == offset:
+            return offset  # the partial file already holds every byte (kept by CacheFull)
         await partial.restart()
         raise DownloadFailed(f"{source.display} no longer has the requested range; the next "
                              "try starts over")
@@ -153,7 +157,10 @@ async def _from_s3(source: ModelSource, transport: Transport, partial: PartialFi
             await partial.append(chunk)
             progress(partial.size, total)
     except ClientError as exc:
-        raise await _s3_refusal(source, partial, exc) from exc
+        refusal = await _s3_refusal(source, transport, partial, exc)
+        if refusal is not None:
+            raise refusal from exc
+        return
     except (BotoCoreError, OSError) as exc:
         raise DownloadFailed(f"the download of {source.display} broke off at "
                              f"{partial.size} bytes ({type(exc).__name__})") from exc
@@ -175,10 +182,18 @@ def _s3_total(response: Any, offset: int) -> int | None:
     return offset + int(length) if isinstance(length, int) else None
 
 
-async def _s3_refusal(source: ModelSource, partial: PartialFile,
-                      exc: ClientError) -> ModelUnavailable:
+def _s3_size(transport: Transport, source: ModelSource) -> int:
+    head = transport.s3_client.head_object(Bucket=source.bucket or "", Key=source.key or "")
+    return int(head["ContentLength"])
+
+
+async def _s3_refusal(source: ModelSource, transport: Transport, partial: PartialFile,
+                      exc: ClientError) -> ModelUnavailable | None:
+    """The error to raise for an S3 refusal; None when the partial file is complete."""
     code = str(exc.response.get("Error", {}).get("Code", ""))
     if code == "InvalidRange":
+        if await asyncio.to_thread(_s3_size, transport, source) == partial.size:
+            return None  # the partial file already holds every byte
         await partial.restart()
         return DownloadFailed(f"{source.display} no longer has the requested range")
     if code in _MISSING_S3_CODES:

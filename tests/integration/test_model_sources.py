@@ -1,0 +1,238 @@
+"""Model sources fetched into the cache from loopback servers only: an https server with
+the session's test CA and `Range` support (also standing in for the Hugging Face endpoint),
+and moto for s3."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from comfy_serverless.model_sources import (
+    CacheFull,
+    DownloadFailed,
+    HashMismatch,
+    HashNotAllowed,
+    HostCredential,
+    ModelCache,
+    ModelUnavailable,
+    Secret,
+    SourcePolicy,
+    Transport,
+    hub_credential,
+    parse_source,
+)
+from comfy_serverless.testing_s3 import S3Server
+from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from tests.range_server import RangeServer, range_server
+from tests.tls_server import LocalCertificates
+
+LOOPBACK = WebhookPolicy(allowed_networks=("127.0.0.1/32",))
+POLICY = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",))
+
+
+@pytest.fixture(scope="module")
+def models(test_certificates: LocalCertificates) -> Iterator[RangeServer]:
+    with range_server(test_certificates) as server:
+        yield server
+
+
+@pytest.fixture
+def transport(test_certificates: LocalCertificates) -> Transport:
+    return Transport(ssl.create_default_context(cafile=str(test_certificates.ca_bundle)),
+                     timeout=10, chunk_bytes=1 << 14)
+
+
+def _cache(root: Path, transport: Transport, max_bytes: int = 1 << 30) -> ModelCache:
+    return ModelCache(root, max_bytes=max_bytes, transport=transport)
+
+
+def _body(name: str, size: int) -> bytes:
+    return (name.encode() * (size // len(name) + 1))[:size]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _leftovers(root: Path) -> list[str]:
+    return sorted(path.name for folder in ("sha256", "partial")
+                  for path in (root / folder).iterdir())
+
+
+async def test_a_source_is_downloaded_once_and_placed_for_a_loader(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    body = _body("ckpt", 300_000)
+    url = models.serve("/once/tiny.safetensors", body) + f"#sha256={_sha(body)}"
+    cache = _cache(tmp_path / "cache", transport)
+    seen: list[tuple[int, int | None]] = []
+    first = await cache.fetch(parse_source(url), POLICY, lambda *done: seen.append(done))
+    again = await cache.fetch(parse_source(url), POLICY)
+    assert models.hits["/once/tiny.safetensors"] == 1
+    assert first == again
+    assert first.path.read_bytes() == body
+    assert seen[-1] == (len(body), len(body))
+    assert len(seen) > 1
+    name = cache.place(first, tmp_path / "checkpoints")
+    assert name == f"{_sha(body)[:12]}-tiny.safetensors"
+    assert (tmp_path / "checkpoints" / name).read_bytes() == body
+
+
+async def test_an_unpinned_source_is_remembered_by_its_hash(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    url = models.serve("/unpinned/lora.safetensors", _body("lora", 5000))
+    cache = _cache(tmp_path, transport)
+    first = await cache.fetch(parse_source(url), POLICY)
+    second = await _cache(tmp_path, transport).fetch(parse_source(url), POLICY)
+    assert first.sha256 == second.sha256 == _sha(_body("lora", 5000))
+    assert models.hits["/unpinned/lora.safetensors"] == 1
+
+
+async def test_eight_concurrent_fetches_cause_one_download(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    body = _body("eight", 2_000_000)
+    url = models.serve("/eight/model.ckpt", body) + f"#sha256={_sha(body)}"
+    # Two caches on one folder stand for two worker processes on one machine.
+    caches = [_cache(tmp_path, transport), _cache(tmp_path, transport)]
+    progress: list[list[int]] = [[] for _ in range(8)]
+    fetched = await asyncio.gather(*(
+        caches[index % 2].fetch(parse_source(url), POLICY,
+                                lambda done, _total, seen=progress[index]: seen.append(done))
+        for index in range(8)))
+    assert models.hits["/eight/model.ckpt"] == 1
+    assert {model.sha256 for model in fetched} == {_sha(body)}
+    assert any(seen and seen[-1] == len(body) for seen in progress)
+
+
+async def test_a_wrong_sha256_fails_for_good_and_leaves_no_file(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    url = models.serve("/wrong/model.ckpt", _body("wrong", 70_000))
+    cache = _cache(tmp_path, transport)
+    with pytest.raises(HashMismatch, match="not the pinned") as caught:
+        await cache.fetch(parse_source(url, sha256="ab" * 32), POLICY)
+    assert caught.value.retryable is False
+    assert _leftovers(tmp_path) == []
+
+
+async def test_a_killed_download_resumes_with_range(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    body = _body("resume", 400_000)
+    url = models.serve("/killed/model.ckpt", body, drop_after=150_000)
+    source = parse_source(url, sha256=_sha(body))
+    cache = _cache(tmp_path, transport)
+    with pytest.raises(DownloadFailed) as caught:
+        await cache.fetch(source, POLICY)
+    assert caught.value.retryable is True
+    partial = next((tmp_path / "partial").iterdir())
+    kept = partial.stat().st_size
+    assert 0 < kept < len(body)
+    model = await cache.fetch(source, POLICY)
+    assert model.path.read_bytes() == body
+    assert models.hits["/killed/model.ckpt"] == 2
+    assert models.ranges[-1] == f"bytes={kept}-"
+    assert _leftovers(tmp_path) == [_sha(body)]
+
+
+async def test_a_hash_outside_the_operator_allowlist_is_refused_and_removed(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    allowed = _body("allowed", 1000)
+    strict = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
+                          required_hashes=frozenset({_sha(allowed)}))
+    cache = _cache(tmp_path, transport)
+    with pytest.raises(HashNotAllowed):
+        await cache.fetch(parse_source(models.serve("/strict/other.ckpt", b"other")), strict)
+    assert _leftovers(tmp_path) == []
+    url = models.serve("/strict/allowed.ckpt", allowed)
+    assert (await cache.fetch(parse_source(url), strict)).sha256 == _sha(allowed)
+    # Also for a file already on disk: a stricter allowlist refuses it without a download.
+    with pytest.raises(HashNotAllowed):
+        await cache.fetch(parse_source(url), SourcePolicy(
+            LOOPBACK, allowed_hosts=("127.0.0.1",), required_hashes=frozenset()))
+    assert models.hits["/strict/allowed.ckpt"] == 1
+
+
+async def test_the_budget_evicts_the_oldest_unpinned_file_and_never_a_pinned_one(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    bodies = {name: _body(name, size) for name, size in
+              (("a", 40_000), ("b", 40_000), ("c", 50_000), ("d", 70_000))}
+    urls = {name: models.serve(f"/lru/{name}.ckpt", body) for name, body in bodies.items()}
+    cache = _cache(tmp_path, transport, max_bytes=100_000)
+    async with cache.use(parse_source(urls["a"]), POLICY) as pinned:
+        await cache.fetch(parse_source(urls["b"]), POLICY)
+        os.utime(pinned.path, (1, 1))  # the pinned file is the least recently used
+        await cache.fetch(parse_source(urls["c"]), POLICY)  # 40+40+50 > 100: b goes
+        assert set(_leftovers(tmp_path)) == {_sha(bodies["a"]), _sha(bodies["c"])}
+        with pytest.raises(CacheFull) as caught:  # 40 pinned + 70 > 100, whatever goes
+            await cache.fetch(parse_source(urls["d"]), POLICY)
+        assert caught.value.retryable is True
+        assert pinned.path.exists()
+    assert (await cache.fetch(parse_source(urls["d"]), POLICY)).size == 70_000
+    assert not pinned.path.exists()
+
+
+async def test_a_file_larger_than_the_whole_budget_is_not_retryable(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    url = models.serve("/huge/model.ckpt", _body("huge", 2000))
+    with pytest.raises(ModelUnavailable, match="whole cache budget") as caught:
+        await _cache(tmp_path, transport, max_bytes=1000).fetch(parse_source(url), POLICY)
+    assert caught.value.retryable is False
+
+
+async def test_credentials_reach_their_host_and_no_error_or_log(
+        models: RangeServer, transport: Transport, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    secret = "sk-model-token-7731"
+    policy = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
+                          credentials=(HostCredential("127.0.0.1", Secret(secret)),))
+    cache = _cache(tmp_path, transport)
+    caplog.set_level(logging.DEBUG)
+    await cache.fetch(parse_source(models.serve("/secret/ok.ckpt", b"ok")), policy)
+    assert models.headers[-1]["Authorization"] == secret
+    failures = []
+    for path in ("/secret/missing.ckpt", "/secret/dropped.ckpt"):
+        if path.endswith("dropped.ckpt"):
+            models.serve(path, _body("x", 50_000), drop_after=10)
+        with pytest.raises(ModelUnavailable) as caught:
+            await cache.fetch(parse_source(models.base_url + path), policy)
+        failures.append(caught.value)
+    shown = [str(error) for error in failures] + [repr(error) for error in failures]
+    shown += [repr(policy), caplog.text]
+    assert all(secret not in text for text in shown)
+    assert "model download of" in caplog.text
+
+
+async def test_a_hugging_face_path_is_fetched_from_the_endpoint_with_its_token(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    body = _body("hf", 3000)
+    models.serve("/owner/repo/resolve/v2/unet/model.safetensors", body)
+    source = parse_source("hf://owner/repo/unet/model.safetensors@v2",
+                          hf_endpoint=models.base_url, sha256=_sha(body))
+    policy = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
+                          credentials=(hub_credential(models.base_url, Secret("hf_abc")),))
+    model = await _cache(tmp_path, transport).fetch(source, policy)
+    assert model.path.read_bytes() == body
+    assert model.basename == "model.safetensors"
+    assert models.headers[-1]["Authorization"] == "Bearer hf_abc"
+
+
+async def test_an_s3_source_is_read_with_the_configured_credentials_and_resumes(
+        s3_server: S3Server, tmp_path: Path) -> None:
+    s3_server.create_bucket("models-store")
+    body = _body("s3", 600_000)
+    s3_server.client().put_object(Bucket="models-store", Key="loras/s.safetensors", Body=body)
+    source = parse_source("s3://models-store/loras/s.safetensors", sha256=_sha(body))
+    policy = SourcePolicy(allowed_hosts=("s3://models-*",))
+    cache = ModelCache(tmp_path, max_bytes=1 << 30,
+                       transport=Transport(s3=s3_server.s3_config(), chunk_bytes=1 << 16))
+    cache.layout.partial(source).write_bytes(body[:250_000])  # a download killed earlier
+    model = await cache.fetch(source, policy)
+    assert model.path.read_bytes() == body
+    with pytest.raises(ModelUnavailable, match="NoSuchKey") as caught:
+        await cache.fetch(parse_source("s3://models-store/missing.ckpt"), policy)
+    assert caught.value.retryable is False
