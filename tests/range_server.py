@@ -139,3 +139,21 @@ def range_server(certificates: LocalCertificates) -> Iterator[RangeServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def main() -> None:
+    """`python -m tests.range_server CERT_FOLDER URL_PATH FILE`: serve one file (for
+    bench.models, in a process of its own), print the base URL, run until terminated."""
+    import sys
+
+    from tests.tls_server import make_certificates
+
+    folder, url_path, file = sys.argv[1:4]
+    with range_server(make_certificates(Path(folder))) as server:
+        server.serve(url_path, Path(file))
+        print(server.base_url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,11 +1,16 @@
 """Moving a source's bytes into a partial file, from where it left off.
 
-An http(s) source (https and hf) is fetched through the outbound client of webhooks and
+An http(s) source (https and hf) is fetched through the outbound requests of webhooks and
 input images (`webhooks/outbound.py`): to the very addresses the SSRF check passed, no
 redirects, no proxy from the environment, no decompression. A resumed download asks for
 `Range: bytes=<size>-`; a `206` continues the partial file, a `200` (the server ignores
-ranges) starts it over. An s3 source is read with boto3 `get_object` (with the same
-`Range`), through the operator's S3 settings, in a thread.
+ranges) starts it over, a `416` whose size is what the partial file holds finishes it. An
+s3 source is read with boto3 `get_object` (with the same `Range`) through the operator's
+S3 settings.
+
+The whole body is read in one worker thread with blocking sockets (the event loop's SSL
+layer halves the throughput, see bench.models); progress is handed back to the loop.
+Cancelling the download stops the thread at its next chunk.
 
 Failures are typed here: the network and 5xx/408/429 answers are `DownloadFailed`
 (retryable, the partial file is kept); any other answer is a `ModelUnavailable` that trying
@@ -15,40 +20,30 @@ again will not fix. Messages name the source's display form and the status, neve
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
+import threading
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import boto3
-import httpx
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
-from comfy_serverless.model_sources.errors import DownloadFailed, ModelUnavailable
+from comfy_serverless.model_sources.errors import DownloadFailed
+from comfy_serverless.model_sources.https_body import read_https
 from comfy_serverless.model_sources.partial import PartialFile
 from comfy_serverless.model_sources.policy import SourcePolicy
+from comfy_serverless.model_sources.s3_body import read_s3
 from comfy_serverless.model_sources.sources import ModelSource
 from comfy_serverless.storage.s3 import S3Config
-from comfy_serverless.webhooks.outbound import (
-    OutboundError,
-    OutboundRequest,
-    outbound_client,
-    pinned_stream,
-)
 from comfy_serverless.webhooks.ssrf import CheckedUrl
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["Progress", "Transport", "transfer"]
+__all__ = ["Body", "Progress", "Transport", "transfer"]
 
 Progress = Callable[[int, int | None], None]
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-_UNSATISFIED = re.compile(r"^bytes \*/(\d+)$")
-_RETRYABLE_STATUS = frozenset({408, 425, 429})
-_MISSING_S3_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "AccessDenied", "403", "404"})
 
 
 class Transport:
@@ -73,129 +68,50 @@ class Transport:
             config=Config(signature_version="s3v4", s3={"addressing_style": style}))
 
 
+class Body:
+    """What a reader thread needs: the partial file, progress, and the stop signal."""
+
+    def __init__(self, source: ModelSource, partial: PartialFile, progress: Progress,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.source = source
+        self.partial = partial
+        self.stopped = threading.Event()
+        self._progress = progress
+        self._loop = loop
+
+    def take(self, chunk: bytes, total: int | None) -> None:
+        """One chunk from the network: queued for writing, progress reported on the loop."""
+        if self.stopped.is_set():
+            raise DownloadFailed(f"the download of {self.source.display} was stopped")
+        self.partial.append(chunk)
+        self._loop.call_soon_threadsafe(self._progress, self.partial.size, total)
+
+    def check_complete(self, total: int | None) -> None:
+        if total is not None and self.partial.size != total:
+            raise DownloadFailed(f"the download of {self.source.display} ended at "
+                                 f"{self.partial.size} of {total} bytes")
+
+
 async def transfer(source: ModelSource, checked: CheckedUrl | None, policy: SourcePolicy,
                    transport: Transport, partial: PartialFile, progress: Progress) -> None:
     """Fill `partial` with the whole of `source`, resuming from what it already holds."""
-    offset = await partial.resume()
+    body = Body(source, partial, progress, asyncio.get_running_loop())
+    try:
+        await asyncio.to_thread(_fill, body, checked, policy, transport)
+    except asyncio.CancelledError:
+        body.stopped.set()
+        raise
+
+
+def _fill(body: Body, checked: CheckedUrl | None, policy: SourcePolicy,
+          transport: Transport) -> None:
+    offset = body.partial.resume()
     try:
         if checked is None:
-            await _from_s3(source, transport, partial, offset, progress)
+            read_s3(body, transport.s3_client, transport.chunk_bytes, offset)
         else:
-            await _from_https(source, checked, policy, transport, partial, offset, progress)
+            headers = policy.headers_for(checked.target.host)
+            read_https(body, checked, headers, transport, offset)
+        body.partial.finish()
     finally:
-        partial.close()
-
-
-async def _from_https(source: ModelSource, checked: CheckedUrl, policy: SourcePolicy,
-                      transport: Transport, partial: PartialFile, offset: int,
-                      progress: Progress) -> None:
-    headers = {**policy.headers_for(checked.target.host), "Accept": "*/*"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = OutboundRequest("GET", checked, headers)
-    try:
-        async with outbound_client(transport.tls, transport.timeout) as client, \
-                pinned_stream(client, request) as response:
-            total = await _position(source, response, partial, offset)
-            async for chunk in response.aiter_raw(transport.chunk_bytes):
-                await partial.append(chunk)
-                progress(partial.size, total)
-    except OutboundError as exc:
-        raise DownloadFailed(f"the download of {source.display} broke off at "
-                             f"{partial.size} bytes ({type(exc).__name__})") from exc
-    _check_complete(source, partial, total)
-
-
-async def _position(source: ModelSource, response: httpx.Response, partial: PartialFile,
-                    offset: int) -> int | None:
-    """Where the body starts and the whole size, from the status and Content-Range."""
-    status = response.status_code
-    if status == 206:
-        match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
-        if match is None or int(match[1]) != offset:
-            await partial.restart()
-            raise DownloadFailed(f"{source.display} answered a range that does not continue "
-                                 "the partial download; the next try starts over")
-        return None if match[3] == "*" else int(match[3])
-    if status == 200:
-        if offset:
-            await partial.restart()
-        length = response.headers.get("content-length", "")
-        return int(length) if length.isdigit() else None
-    if status == 416:
-        unsatisfied = _UNSATISFIED.match(response.headers.get("content-range", ""))
-        if unsatisfied is not None and int(unsatisfied[1]) == offset:
-            return offset  # the partial file already holds every byte (kept by CacheFull)
-        await partial.restart()
-        raise DownloadFailed(f"{source.display} no longer has the requested range; the next "
-                             "try starts over")
-    raise _refusal(source, status)
-
-
-def _refusal(source: ModelSource, status: int) -> ModelUnavailable:
-    if status >= 500 or status in _RETRYABLE_STATUS:
-        return DownloadFailed(f"{source.display} answered {status}")
-    if 300 <= status < 400:
-        return ModelUnavailable(f"{source.display} answered {status} (redirects are not "
-                                "followed: name the final URL)")
-    return ModelUnavailable(f"{source.display} answered {status}")
-
-
-def _check_complete(source: ModelSource, partial: PartialFile, total: int | None) -> None:
-    if total is not None and partial.size != total:
-        raise DownloadFailed(f"the download of {source.display} ended at {partial.size} of "
-                             f"{total} bytes")
-
-
-async def _from_s3(source: ModelSource, transport: Transport, partial: PartialFile,
-                   offset: int, progress: Progress) -> None:
-    try:
-        response = await asyncio.to_thread(_get_object, transport, source, offset)
-        total = _s3_total(response, offset)
-        body = response["Body"]
-        while chunk := await asyncio.to_thread(body.read, transport.chunk_bytes):
-            await partial.append(chunk)
-            progress(partial.size, total)
-    except ClientError as exc:
-        refusal = await _s3_refusal(source, transport, partial, exc)
-        if refusal is not None:
-            raise refusal from exc
-        return
-    except (BotoCoreError, OSError) as exc:
-        raise DownloadFailed(f"the download of {source.display} broke off at "
-                             f"{partial.size} bytes ({type(exc).__name__})") from exc
-    _check_complete(source, partial, total)
-
-
-def _get_object(transport: Transport, source: ModelSource, offset: int) -> Any:
-    request: dict[str, str] = {"Bucket": source.bucket or "", "Key": source.key or ""}
-    if offset:
-        request["Range"] = f"bytes={offset}-"
-    return transport.s3_client.get_object(**request)  # type: ignore[arg-type]
-
-
-def _s3_total(response: Any, offset: int) -> int | None:
-    match = _CONTENT_RANGE.match(str(response.get("ContentRange", "")))
-    if match is not None and match[3] != "*":
-        return int(match[3])
-    length = response.get("ContentLength")
-    return offset + int(length) if isinstance(length, int) else None
-
-
-def _s3_size(transport: Transport, source: ModelSource) -> int:
-    head = transport.s3_client.head_object(Bucket=source.bucket or "", Key=source.key or "")
-    return int(head["ContentLength"])
-
-
-async def _s3_refusal(source: ModelSource, transport: Transport, partial: PartialFile,
-                      exc: ClientError) -> ModelUnavailable | None:
-    """The error to raise for an S3 refusal; None when the partial file is complete."""
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    if code == "InvalidRange":
-        if await asyncio.to_thread(_s3_size, transport, source) == partial.size:
-            return None  # the partial file already holds every byte
-        await partial.restart()
-        return DownloadFailed(f"{source.display} no longer has the requested range")
-    if code in _MISSING_S3_CODES:
-        return ModelUnavailable(f"{source.display} cannot be read ({code})")
-    return DownloadFailed(f"{source.display} could not be read ({code or 'S3 error'})")
+        body.partial.close()

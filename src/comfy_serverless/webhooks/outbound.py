@@ -15,17 +15,18 @@ fetch) goes through here:
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 from comfy_serverless.webhooks.ssrf import CheckedUrl, IPAddress
 
-__all__ = ["OutboundError", "OutboundRequest", "Reply", "outbound_client", "pinned_stream",
-           "read_capped"]
+__all__ = ["OutboundError", "OutboundRequest", "Reply", "outbound_client",
+           "outbound_sync_client", "pinned_stream", "pinned_stream_sync", "read_capped"]
 
 OutboundError = httpx.HTTPError
 
@@ -60,20 +61,42 @@ def _pinned_url(url: str, address: IPAddress) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
 
 
-@asynccontextmanager
-async def pinned_stream(client: httpx.AsyncClient, request: OutboundRequest
-                        ) -> AsyncIterator[httpx.Response]:
-    """Send `request` to the first checked address; the response's body is not read yet."""
+def outbound_sync_client(tls: ssl.SSLContext, timeout: float) -> httpx.Client:
+    """The blocking twin of `outbound_client`, for a large body read in a worker thread
+    (a model download): blocking TLS reads skip the event loop's SSL layer and run about
+    twice as fast (bench.models)."""
+    return httpx.Client(
+        verify=tls, timeout=timeout, follow_redirects=False, trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def _pinned_call(request: OutboundRequest) -> dict[str, Any]:
+    """The arguments of `client.stream` that send `request` to its first checked address,
+    with the host name kept for the Host header, SNI and the certificate check."""
     target = request.checked.target
     headers = {**request.headers, "Host": target.authority, "Accept-Encoding": "identity"}
     parts = urlsplit(target.url)
     auth = ((unquote(parts.username), unquote(parts.password or ""))
             if parts.username is not None else None)
-    async with client.stream(
-        request.method, _pinned_url(target.url, request.checked.addresses[0]),
-        headers=headers, content=request.content, auth=auth,
-        extensions={"sni_hostname": target.host},
-    ) as response:
+    return {"method": request.method,
+            "url": _pinned_url(target.url, request.checked.addresses[0]),
+            "headers": headers, "content": request.content, "auth": auth,
+            "extensions": {"sni_hostname": target.host}}
+
+
+@asynccontextmanager
+async def pinned_stream(client: httpx.AsyncClient, request: OutboundRequest
+                        ) -> AsyncIterator[httpx.Response]:
+    """Send `request` to the first checked address; the response's body is not read yet."""
+    async with client.stream(**_pinned_call(request)) as response:
+        yield response
+
+
+@contextmanager
+def pinned_stream_sync(client: httpx.Client, request: OutboundRequest
+                       ) -> Iterator[httpx.Response]:
+    """`pinned_stream` for a blocking client (call it from a worker thread)."""
+    with client.stream(**_pinned_call(request)) as response:
         yield response
 
 
