@@ -146,7 +146,7 @@ async def test_an_unsafe_host_is_refused_before_any_connection(
     def no_connection(*args: object, **kwargs: object) -> NoReturn:
         raise AssertionError("a connection was attempted")
 
-    monkeypatch.setattr(https_body, "outbound_sync_client", no_connection)
+    monkeypatch.setattr(https_body, "pinned_download", no_connection)
     cache = ModelCache(tmp_path, max_bytes=1 << 20, transport=Transport())
     policy = SourcePolicy(WebhookPolicy(), allowed_hosts=("*",))
     with pytest.raises(SourceRefused, match="internal address"):
@@ -159,7 +159,7 @@ async def test_an_unlisted_pinned_hash_is_refused_before_any_connection(
     def no_connection(*args: object, **kwargs: object) -> NoReturn:
         raise AssertionError("a connection was attempted")
 
-    monkeypatch.setattr(https_body, "outbound_sync_client", no_connection)
+    monkeypatch.setattr(https_body, "pinned_download", no_connection)
     cache = ModelCache(tmp_path, max_bytes=1 << 20, transport=Transport())
     policy = SourcePolicy(allowed_hosts=("*",), required_hashes=frozenset({"1" * 64}))
     with pytest.raises(HashNotAllowed):

@@ -77,7 +77,9 @@ class ModelCache:
         if progress is not None:
             flight.listeners.append(progress)
         assert flight.task is not None
-        return await asyncio.shield(flight.task)
+        model = await asyncio.shield(flight.task)
+        policy.check_hash(model.sha256)  # a flight started under another tier's policy
+        return model
 
     @contextlib.asynccontextmanager
     async def use(self, source: ModelSource, policy: SourcePolicy,

@@ -1,21 +1,16 @@
 """Reading an http(s) source's body in a worker thread, through the pinned outbound
-request (the checked address, no redirects, no proxy, no decompression)."""
+download (`webhooks/outbound.py`: the checked address, no redirects, no proxy, no
+decompression), one `chunk_bytes` buffer at a time."""
 
 from __future__ import annotations
 
+import http.client
 import re
 from typing import TYPE_CHECKING
 
-import httpx
-
 from comfy_serverless.model_sources.errors import DownloadFailed, ModelUnavailable
 from comfy_serverless.model_sources.sources import ModelSource
-from comfy_serverless.webhooks.outbound import (
-    OutboundError,
-    OutboundRequest,
-    outbound_sync_client,
-    pinned_stream_sync,
-)
+from comfy_serverless.webhooks.outbound import pinned_download
 from comfy_serverless.webhooks.ssrf import CheckedUrl
 
 if TYPE_CHECKING:
@@ -35,24 +30,23 @@ def read_https(body: Body, checked: CheckedUrl, credentials: dict[str, str],
     headers = {**credentials, "Accept": "*/*"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    request = OutboundRequest("GET", checked, headers)
+    buffer = memoryview(bytearray(transport.chunk_bytes))
     try:
-        with outbound_sync_client(transport.tls, transport.timeout) as client, \
-                pinned_stream_sync(client, request) as response:
+        with pinned_download(checked, headers, transport.tls, transport.timeout) as response:
             total = _position(body.source, response, body.partial, offset)
-            for chunk in response.iter_raw(transport.chunk_bytes):
-                body.take(chunk, total)
-    except OutboundError as exc:
+            while read := response.readinto(buffer):
+                body.take(bytes(buffer[:read]), total)
+    except (OSError, http.client.HTTPException) as exc:
         raise DownloadFailed(f"the download of {body.source.display} broke off at "
                              f"{body.partial.size} bytes ({type(exc).__name__})") from exc
     body.check_complete(total)
 
 
-def _position(source: ModelSource, response: httpx.Response, partial: PartialFile,
+def _position(source: ModelSource, response: http.client.HTTPResponse, partial: PartialFile,
               offset: int) -> int | None:
     """Where the body starts and the whole size, from the status and Content-Range."""
-    status = response.status_code
-    content_range = response.headers.get("content-range", "")
+    status = response.status
+    content_range = response.getheader("Content-Range", "")
     if status == 206:
         match = _CONTENT_RANGE.match(content_range)
         if match is None or int(match[1]) != offset:
@@ -63,7 +57,7 @@ def _position(source: ModelSource, response: httpx.Response, partial: PartialFil
     if status == 200:
         if offset:
             partial.restart()
-        length = response.headers.get("content-length", "")
+        length = response.getheader("Content-Length", "")
         return int(length) if length.isdigit() else None
     if status == 416:
         unsatisfied = _UNSATISFIED.match(content_range)
