@@ -28,6 +28,8 @@ _WRITE = 1 << 20
 class Served:
     body: bytes | Path
     drop_after: int | None = None  # bytes of the body sent before the first answer ends
+    ranges: bool = True  # False: a Range header is ignored (the whole body, 200)
+    status: int | None = None  # answer this status with no body instead
 
     @property
     def size(self) -> int:
@@ -42,8 +44,9 @@ class RangeServer:
     ranges: list[str | None] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
 
-    def serve(self, path: str, body: bytes | Path, *, drop_after: int | None = None) -> str:
-        self.files[path] = Served(body, drop_after)
+    def serve(self, path: str, body: bytes | Path, *, drop_after: int | None = None,
+              ranges: bool = True, status: int | None = None) -> str:
+        self.files[path] = Served(body, drop_after, ranges, status)
         return self.base_url + path
 
 
@@ -77,16 +80,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.state.ranges.append(self.headers.get("Range"))
         self.state.headers.append(dict(self.headers.items()))
         served = self.state.files.get(self.path)
-        if served is None:
-            self.send_error(404)
+        if served is None or served.status is not None:
+            self.send_response(404 if served is None else served.status)
+            self.send_header("Location", "https://127.0.0.1/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
-        start, end = self._range(served.size)
+        start, end = self._range(served.size, served.ranges)
         if start is None:
             return
         self._send(served, start, end)
 
-    def _range(self, size: int) -> tuple[int | None, int]:
-        wanted = _requested(self.headers.get("Range"), size)
+    def _range(self, size: int, ranges: bool) -> tuple[int | None, int]:
+        wanted = _requested(self.headers.get("Range"), size) if ranges else None
         if wanted is None:
             self.send_response(200)
             return 0, size

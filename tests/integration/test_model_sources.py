@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import os
 import ssl
@@ -29,7 +30,8 @@ from comfy_serverless.model_sources import (
     parse_source,
 )
 from comfy_serverless.testing_s3 import S3Server
-from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from comfy_serverless.webhooks.outbound import pinned_download
+from comfy_serverless.webhooks.ssrf import CheckedUrl, WebhookPolicy, parse_url
 from tests.range_server import RangeServer, range_server
 from tests.tls_server import LocalCertificates
 
@@ -236,3 +238,59 @@ async def test_an_s3_source_is_read_with_the_configured_credentials_and_resumes(
     with pytest.raises(ModelUnavailable, match="NoSuchKey") as caught:
         await cache.fetch(parse_source("s3://models-store/missing.ckpt"), policy)
     assert caught.value.retryable is False
+
+
+async def test_a_server_that_ignores_range_restarts_the_partial_file(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    body = _body("norange", 80_000)
+    url = models.serve("/norange/model.ckpt", body, ranges=False)
+    source = parse_source(url, sha256=_sha(body))
+    cache = _cache(tmp_path, transport)
+    cache.layout.partial(source).write_bytes(b"stale bytes from another attempt")
+    model = await cache.fetch(source, POLICY)
+    assert model.path.read_bytes() == body
+    assert models.ranges[-1] == "bytes=32-"
+
+
+@pytest.mark.parametrize(("status", "retryable", "reason"), [
+    (503, True, "answered 503"),
+    (429, True, "answered 429"),
+    (404, False, "answered 404"),
+    (302, False, "redirects are not followed"),
+])
+async def test_an_answer_other_than_the_body_is_typed(
+        models: RangeServer, transport: Transport, tmp_path: Path,
+        status: int, retryable: bool, reason: str) -> None:
+    url = models.serve(f"/status/{status}.ckpt", b"", status=status)
+    with pytest.raises(ModelUnavailable, match=reason) as caught:
+        await _cache(tmp_path, transport).fetch(parse_source(url), POLICY)
+    assert caught.value.retryable is retryable
+    assert models.hits["/elsewhere"] == 0  # a redirect is never followed
+
+
+async def test_the_download_goes_to_the_checked_address_under_the_url_host_name(
+        models: RangeServer, tmp_path: Path) -> None:
+    """A name that resolves nowhere, pinned to 127.0.0.1 by the check: the request reaches
+    the checked address and still names the URL's host (no second lookup)."""
+    models.serve("/pinned.bin", b"pinned")
+    port = models.base_url.rsplit(":", 1)[1]
+    target = parse_url(f"https://models.invalid:{port}/pinned.bin")
+    checked = CheckedUrl(target, (ipaddress.IPv4Address("127.0.0.1"),))
+    unverified = ssl.create_default_context()
+    unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+    with pinned_download(checked, {"X-Probe": "1"}, unverified, 10) as response:
+        assert response.read() == b"pinned"
+    assert models.headers[-1]["Host"] == f"models.invalid:{port}"
+    assert models.headers[-1]["Accept-Encoding"] == "identity"
+
+
+async def test_a_cached_file_placed_in_a_model_folder_goes_with_its_eviction(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    cache = _cache(tmp_path / "cache", transport, max_bytes=50_000)
+    first = await cache.fetch(parse_source(models.serve("/evict/a.ckpt", _body("a", 30_000))),
+                              POLICY)
+    link = tmp_path / "loras" / cache.place(first, tmp_path / "loras")
+    assert link.is_symlink()
+    await cache.fetch(parse_source(models.serve("/evict/b.ckpt", _body("b", 30_000))), POLICY)
+    assert not first.path.exists()
+    assert not link.is_symlink()

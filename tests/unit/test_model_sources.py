@@ -4,12 +4,14 @@ come before any connection."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
 from comfy_serverless.model_sources import (
+    CacheFull,
     HashNotAllowed,
     HostCredential,
     MalformedSource,
@@ -24,6 +26,8 @@ from comfy_serverless.model_sources import (
     is_model_source,
     parse_source,
 )
+from comfy_serverless.model_sources.layout import CacheLayout
+from comfy_serverless.model_sources.partial import PartialFile
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 
 DIGEST = hashlib.sha256(b"model").hexdigest()
@@ -164,3 +168,43 @@ async def test_an_unlisted_pinned_hash_is_refused_before_any_connection(
     policy = SourcePolicy(allowed_hosts=("*",), required_hashes=frozenset({"1" * 64}))
     with pytest.raises(HashNotAllowed):
         await cache.fetch(parse_source(f"https://example.com/m.ckpt#sha256={DIGEST}"), policy)
+
+
+def test_a_resumed_partial_file_rebuilds_its_hash_from_disk(tmp_path: Path) -> None:
+    first = PartialFile(tmp_path / "model.part")
+    assert first.resume() == 0
+    first.append(b"mod")
+    first.close()
+    again = PartialFile(tmp_path / "model.part")
+    assert again.resume() == 3
+    again.append(b"el")
+    again.finish()
+    assert again.hexdigest() == DIGEST
+    assert (tmp_path / "model.part").read_bytes() == b"model"
+
+
+def test_a_restarted_partial_file_forgets_its_bytes(tmp_path: Path) -> None:
+    partial = PartialFile(tmp_path / "model.part")
+    partial.resume()
+    partial.append(b"stale")
+    partial.restart()
+    partial.append(b"model")
+    partial.finish()
+    assert (partial.size, partial.hexdigest()) == (5, DIGEST)
+
+
+async def test_a_pinned_file_is_never_evicted_even_by_another_holder(tmp_path: Path) -> None:
+    layout = CacheLayout(tmp_path)
+    for name, size in (("a" * 64, 60), ("b" * 64, 30)):
+        layout.blob(name).write_bytes(b"x" * size)
+    os.utime(layout.blob("a" * 64), (1, 1))  # the oldest
+    descriptor = layout.pin("a" * 64)  # a lock on its own file: as another process holds it
+    try:
+        with pytest.raises(CacheFull):
+            await layout.make_room(50, max_bytes=100)
+        assert layout.blob("a" * 64).exists()
+        assert not layout.blob("b" * 64).exists()  # evicted trying to make room
+    finally:
+        os.close(descriptor)
+    await layout.make_room(50, max_bytes=100)
+    assert not layout.blob("a" * 64).exists()
