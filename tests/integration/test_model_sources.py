@@ -294,3 +294,19 @@ async def test_a_cached_file_placed_in_a_model_folder_goes_with_its_eviction(
     await cache.fetch(parse_source(models.serve("/evict/b.ckpt", _body("b", 30_000))), POLICY)
     assert not first.path.exists()
     assert not link.is_symlink()
+
+
+async def test_a_waiter_that_leaves_does_not_stop_the_download_for_the_others(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    body = _body("leave", 1_000_000)
+    url = models.serve("/leave/model.ckpt", body) + f"#sha256={_sha(body)}"
+    cache = _cache(tmp_path, transport)
+    started = asyncio.Event()
+    leaving = asyncio.create_task(
+        cache.fetch(parse_source(url), POLICY, lambda _done, _total: started.set()))
+    staying = asyncio.create_task(cache.fetch(parse_source(url), POLICY))
+    await started.wait()
+    leaving.cancel()
+    assert (await staying).path.read_bytes() == body
+    assert leaving.cancelled()
+    assert models.hits["/leave/model.ckpt"] == 1

@@ -8,9 +8,11 @@ ranges) starts it over, a `416` whose size is what the partial file holds finish
 s3 source is read with boto3 `get_object` (with the same `Range`) through the operator's
 S3 settings.
 
-The whole body is read in one worker thread with blocking sockets (the event loop's SSL
-layer halves the throughput, see bench.models); progress is handed back to the loop.
-Cancelling the download stops the thread at its next chunk.
+The whole body is read in one thread of this module's pool (`_DOWNLOAD_THREADS`), with
+blocking sockets (the event loop's SSL layer halves the throughput, see bench.models);
+progress is handed back to the loop. Cancelling the download stops the thread at its next
+chunk (or its read timeout), and the cancellation completes only once the thread is done.
+More concurrent downloads than the pool's threads wait their turn.
 
 Failures are typed here: the network and 5xx/408/429 answers are `DownloadFailed`
 (retryable, the partial file is kept); any other answer is a `ModelUnavailable` that trying
@@ -20,9 +22,11 @@ again will not fix. Messages name the source's display form and the status, neve
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +48,14 @@ if TYPE_CHECKING:
 __all__ = ["Body", "Progress", "Transport", "transfer"]
 
 Progress = Callable[[int, int | None], None]
+_DOWNLOAD_THREADS = 4
+
+
+@functools.cache
+def _download_pool() -> ThreadPoolExecutor:
+    """The threads that read download bodies: their own, so that a long download never
+    holds a thread of the loop's default pool (storage, output conversion)."""
+    return ThreadPoolExecutor(_DOWNLOAD_THREADS, thread_name_prefix="model-download")
 
 
 class Transport:
@@ -95,11 +107,16 @@ class Body:
 async def transfer(source: ModelSource, checked: CheckedUrl | None, policy: SourcePolicy,
                    transport: Transport, partial: PartialFile, progress: Progress) -> None:
     """Fill `partial` with the whole of `source`, resuming from what it already holds."""
-    body = Body(source, partial, progress, asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    body = Body(source, partial, progress, loop)
+    reading = loop.run_in_executor(_download_pool(), _fill, body, checked, policy, transport)
     try:
-        await asyncio.to_thread(_fill, body, checked, policy, transport)
+        await asyncio.shield(reading)
     except asyncio.CancelledError:
+        # The thread stops at its next chunk; wait for it, so that the download's lock is
+        # released only once nothing writes to the partial file any more.
         body.stopped.set()
+        await asyncio.wait({reading})
         raise
 
 
