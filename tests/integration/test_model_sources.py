@@ -310,3 +310,31 @@ async def test_a_waiter_that_leaves_does_not_stop_the_download_for_the_others(
     assert (await staying).path.read_bytes() == body
     assert leaving.cancelled()
     assert models.hits["/leave/model.ckpt"] == 1
+
+
+async def test_a_wrong_pin_fails_alone_beside_an_unpinned_fetch_of_the_same_url(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    body = _body("pins", 200_000)
+    url = models.serve("/pins/model.ckpt", body)
+    cache = _cache(tmp_path, transport)
+    wrong, unpinned = await asyncio.gather(
+        cache.fetch(parse_source(url, sha256="cd" * 32), POLICY),
+        cache.fetch(parse_source(url), POLICY), return_exceptions=True)
+    assert isinstance(wrong, HashMismatch)
+    assert not isinstance(unpinned, BaseException)
+    assert unpinned.path.read_bytes() == body
+    assert _leftovers(tmp_path) == [_sha(body)]
+
+
+async def test_a_stricter_policy_never_gets_a_file_through_a_shared_download(
+        models: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    body = _body("tiers", 200_000)
+    url = models.serve("/tiers/model.ckpt", body)
+    strict = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",), required_hashes=frozenset())
+    cache = _cache(tmp_path, transport)
+    lenient, refused = await asyncio.gather(
+        cache.fetch(parse_source(url), POLICY), cache.fetch(parse_source(url), strict),
+        return_exceptions=True)
+    assert isinstance(refused, HashNotAllowed)
+    assert not isinstance(lenient, BaseException)
+    assert _leftovers(tmp_path) == [_sha(body)]  # the lenient tier's file stays

@@ -34,6 +34,7 @@ __all__ = ["CachedModel", "ModelCache"]
 
 logger = logging.getLogger(__name__)
 _USE_ATTEMPTS = 3
+_FlightKey = tuple[str, str | None, SourcePolicy]
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class ModelCache:
         self.layout = CacheLayout(root)
         self.max_bytes = max_bytes
         self.transport = transport
-        self._flights: dict[str, _Flight] = {}
+        self._flights: dict[_FlightKey, _Flight] = {}
 
     async def fetch(self, source: ModelSource, policy: SourcePolicy,
                     progress: Progress | None = None) -> CachedModel:
@@ -77,9 +78,7 @@ class ModelCache:
         if progress is not None:
             flight.listeners.append(progress)
         assert flight.task is not None
-        model = await asyncio.shield(flight.task)
-        policy.check_hash(model.sha256)  # a flight started under another tier's policy
-        return model
+        return await asyncio.shield(flight.task)
 
     @contextlib.asynccontextmanager
     async def use(self, source: ModelSource, policy: SourcePolicy,
@@ -116,7 +115,9 @@ class ModelCache:
         return CachedModel(sha256, blob, blob.stat().st_size, source.basename)
 
     def _join(self, source: ModelSource, policy: SourcePolicy) -> _Flight:
-        key = self.layout.key(source)
+        """The flight that downloads `source` under `policy`: fetches of one source with
+        one pin (or none) and one policy share it; others queue on the source's lock."""
+        key = (source.identity, source.sha256, policy)
         flight = self._flights.get(key)
         if flight is None:
             flight = _Flight()
@@ -125,7 +126,7 @@ class ModelCache:
             flight.task.add_done_callback(lambda task: self._landed(key, task))
         return flight
 
-    def _landed(self, key: str, task: asyncio.Task[CachedModel]) -> None:
+    def _landed(self, key: _FlightKey, task: asyncio.Task[CachedModel]) -> None:
         self._flights.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here too, for a flight whose waiters all left

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from comfy_serverless.model_sources.errors import ModelUnavailable
@@ -33,6 +34,7 @@ from comfy_serverless.model_sources.sources import ModelSource
 __all__ = ["CacheFull", "CacheLayout"]
 
 _LINK_PREFIX_HEX = 12
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class CacheFull(ModelUnavailable):
@@ -67,7 +69,9 @@ class CacheLayout:
         if sha256 is None:
             record = self.root / "sources" / self.key(source)
             sha256 = record.read_text().strip() if record.exists() else None
-        return sha256 if sha256 is not None and self.blob(sha256).exists() else None
+        if sha256 is None or not _SHA256.match(sha256):
+            return None
+        return sha256 if self.blob(sha256).exists() else None
 
     def adopt(self, partial: Path, sha256: str, source: ModelSource) -> Path:
         """Move a verified download into place (atomic rename) and remember its source."""
@@ -90,12 +94,13 @@ class CacheLayout:
         """The cached file as `<folder>/<hex prefix>-<basename>` (a symbolic link)."""
         link = folder / f"{sha256[:_LINK_PREFIX_HEX]}-{basename}"
         target = self.blob(sha256)
-        if not (link.is_symlink() and Path(os.readlink(link)) == target):
-            folder.mkdir(parents=True, exist_ok=True)
-            temporary = link.with_name(f".{link.name}.tmp")
-            temporary.unlink(missing_ok=True)
-            temporary.symlink_to(target)
-            os.replace(temporary, link)
+        if link.is_symlink() and Path(os.readlink(link)) == target:
+            return link
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = link.with_name(f".{link.name}.tmp")
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(target)
+        os.replace(temporary, link)
         with (self.root / "links" / sha256).open("a") as record:
             record.write(f"{link}\n")
         return link
