@@ -178,7 +178,7 @@ def test_a_resumed_partial_file_rebuilds_its_hash_from_disk(tmp_path: Path) -> N
     again = PartialFile(tmp_path / "model.part")
     assert again.resume() == 3
     again.append(b"el")
-    again.close()
+    again.finish()
     assert again.hexdigest() == DIGEST
     assert (tmp_path / "model.part").read_bytes() == b"model"
 
@@ -189,7 +189,7 @@ def test_a_restarted_partial_file_forgets_its_bytes(tmp_path: Path) -> None:
     partial.append(b"stale")
     partial.restart()
     partial.append(b"model")
-    partial.close()
+    partial.finish()
     assert (partial.size, partial.hexdigest()) == (5, DIGEST)
 
 

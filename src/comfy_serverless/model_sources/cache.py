@@ -78,7 +78,11 @@ class ModelCache:
         if progress is not None:
             flight.listeners.append(progress)
         assert flight.task is not None
-        return await asyncio.shield(flight.task)
+        try:
+            return await asyncio.shield(flight.task)
+        finally:
+            if progress is not None:  # a waiter that leaves hears no more
+                flight.listeners.remove(progress)
 
     @contextlib.asynccontextmanager
     async def use(self, source: ModelSource, policy: SourcePolicy,

@@ -35,7 +35,7 @@ def read_https(body: Body, checked: CheckedUrl, credentials: dict[str, str],
         with pinned_download(checked, headers, transport.tls, transport.timeout) as response:
             total = _position(body.source, response, body.partial, offset)
             while read := response.readinto(buffer):
-                body.take(buffer[:read], total)
+                body.take(bytes(buffer[:read]), total)
     except (OSError, http.client.HTTPException) as exc:
         raise DownloadFailed(f"the download of {body.source.display} broke off at "
                              f"{body.partial.size} bytes ({type(exc).__name__})") from exc

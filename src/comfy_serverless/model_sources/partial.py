@@ -5,30 +5,37 @@ the rest with `Range` and only the missing bytes cross the network. Its hash sta
 saved: a resumed download re-reads the bytes already on disk once (a local read, far
 cheaper than fetching them again) to rebuild it.
 
-Used from the download's thread, which writes and hashes each chunk itself: handing chunks
-to a second thread cost more than it saved (1.3x to 2.4x the CPU per GB, no faster on two
-busy cores; see docs/performance.md). Memory stays at one chunk whatever the size.
+Used from the download's worker thread. Writing and hashing run in one more thread, a few
+chunks behind the network (`_AHEAD`), so reading the next chunk overlaps hashing the last:
+the download runs at the speed of the slower of the two, not their sum, and memory stays
+at a few chunks whatever the size.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["PartialFile"]
 
 _REHASH_CHUNK = 1 << 20
+_AHEAD = 4
 
 
 class PartialFile:
-    """The partial download at `path`: `size` bytes so far, and their sha256."""
+    """The partial download at `path`: `size` bytes received so far."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.size = 0
         self._hasher = hashlib.sha256()
         self._handle: BinaryIO | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: collections.deque[Future[None]] = collections.deque()
+        self._broken = False  # after a failed write, nothing more is written
 
     def resume(self) -> int:
         """Rebuild the running hash from what is already on disk; the byte offset to ask
@@ -40,7 +47,7 @@ class PartialFile:
             while chunk := handle.read(_REHASH_CHUNK):
                 self._hasher.update(chunk)
                 self.size += len(chunk)
-        self._handle = self.path.open("ab")
+        self._open()
         return self.size
 
     def restart(self) -> None:
@@ -49,17 +56,45 @@ class PartialFile:
         self.close()
         self.path.write_bytes(b"")
         self.size, self._hasher = 0, hashlib.sha256()
-        self._handle = self.path.open("ab")
+        self._open()
 
-    def append(self, chunk: bytes | memoryview) -> None:
-        if self._handle is None:
+    def _open(self) -> None:
+        self._broken = False
+        self._handle = self.path.open("ab")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="model-write")
+
+    def append(self, chunk: bytes) -> None:
+        """Queue `chunk` for writing and hashing; waits only when `_AHEAD` chunks are
+        already queued. A write error surfaces here or in `finish`."""
+        if self._writer is None:
             raise RuntimeError("resume() opens a partial file before it is written")
-        self._handle.write(chunk)
-        self._hasher.update(chunk)
+        self._pending.append(self._writer.submit(self._write, chunk))
         self.size += len(chunk)
+        if len(self._pending) > _AHEAD:
+            self._pending.popleft().result()
+
+    def _write(self, chunk: bytes) -> None:
+        if self._broken or self._handle is None:
+            return
+        try:
+            self._handle.write(chunk)
+        except BaseException:
+            self._broken = True
+            raise
+        self._hasher.update(chunk)
+
+    def finish(self) -> None:
+        """Wait for every queued chunk, then close the file (kept on disk)."""
+        while self._pending:
+            self._pending.popleft().result()
+        self.close()
 
     def close(self) -> None:
-        """Flush and close the file (kept on disk until it is adopted or discarded)."""
+        """Close the file; chunks still queued are written first."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        self._pending.clear()
         if self._handle is not None:
             self._handle.close()
             self._handle = None

@@ -91,8 +91,8 @@ class Body:
         self._progress = progress
         self._loop = loop
 
-    def take(self, chunk: bytes | memoryview, total: int | None) -> None:
-        """One chunk from the network: written and hashed, progress reported on the loop."""
+    def take(self, chunk: bytes, total: int | None) -> None:
+        """One chunk from the network: queued for writing, progress reported on the loop."""
         if self.stopped.is_set():
             raise DownloadFailed(f"the download of {self.source.display} was stopped")
         self.partial.append(chunk)
@@ -129,5 +129,6 @@ def _fill(body: Body, checked: CheckedUrl | None, policy: SourcePolicy,
         else:
             headers = policy.headers_for(checked.target.host)
             read_https(body, checked, headers, transport, offset)
+        body.partial.finish()
     finally:
         body.partial.close()
