@@ -235,6 +235,12 @@ async def test_an_s3_source_is_read_with_the_configured_credentials_and_resumes(
     cache.layout.partial(source).write_bytes(body[:250_000])  # a download killed earlier
     model = await cache.fetch(source, policy)
     assert model.path.read_bytes() == body
+    # A partial file as long as the object is complete: nothing more is read. (Its bytes
+    # differ from the object's here, so a second read would have failed the pin.)
+    kept = _body("kept", len(body))
+    whole = parse_source("s3://models-store/loras/s.safetensors", sha256=_sha(kept))
+    cache.layout.partial(whole).write_bytes(kept)
+    assert (await cache.fetch(whole, policy)).path.read_bytes() == kept
     with pytest.raises(ModelUnavailable, match="NoSuchKey") as caught:
         await cache.fetch(parse_source("s3://models-store/missing.ckpt"), policy)
     assert caught.value.retryable is False

@@ -3,6 +3,7 @@ come before any connection."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 from pathlib import Path
@@ -208,3 +209,19 @@ async def test_a_pinned_file_is_never_evicted_even_by_another_holder(tmp_path: P
         os.close(descriptor)
     await layout.make_room(50, max_bytes=100)
     assert not layout.blob("a" * 64).exists()
+
+
+def test_the_package_imports_only_leaves_and_the_outbound_policy() -> None:
+    """model_sources must stay usable by the worker and the API alike: it may import the
+    SSRF policy and outbound requests, the S3 settings and the error root, never api/,
+    executions/, worker/ or the store."""
+    allowed = ("comfy_serverless.model_sources", "comfy_serverless.webhooks.ssrf",
+               "comfy_serverless.webhooks.outbound", "comfy_serverless.storage.s3",
+               "comfy_serverless.errors")
+    package = Path(https_body.__file__).parent
+    imported = {node.module for path in package.glob("*.py")
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.module
+                and node.module.startswith("comfy_serverless")}
+    assert imported, "the walk found the package's imports"
+    assert {module for module in imported if not module.startswith(allowed)} == set()

@@ -28,10 +28,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
-
-import boto3
-from botocore.config import Config
+from typing import TYPE_CHECKING
 
 from comfy_serverless.model_sources.errors import DownloadFailed
 from comfy_serverless.model_sources.https_body import read_https
@@ -39,7 +36,7 @@ from comfy_serverless.model_sources.partial import PartialFile
 from comfy_serverless.model_sources.policy import SourcePolicy
 from comfy_serverless.model_sources.s3_body import read_s3
 from comfy_serverless.model_sources.sources import ModelSource
-from comfy_serverless.storage.s3 import S3Config
+from comfy_serverless.storage.s3 import S3Config, s3_client
 from comfy_serverless.webhooks.ssrf import CheckedUrl
 
 if TYPE_CHECKING:
@@ -71,13 +68,7 @@ class Transport:
 
     @cached_property
     def s3_client(self) -> S3Client:
-        config = self.s3 or S3Config()
-        style: Any = config.addressing_style
-        return boto3.client(
-            "s3", endpoint_url=config.endpoint_url, region_name=config.region,
-            aws_access_key_id=config.access_key_id,
-            aws_secret_access_key=config.secret_access_key,
-            config=Config(signature_version="s3v4", s3={"addressing_style": style}))
+        return s3_client(self.s3 or S3Config())
 
 
 class Body:
