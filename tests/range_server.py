@@ -129,15 +129,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def range_server(certificates: LocalCertificates) -> Iterator[RangeServer]:
+def range_server(certificates: LocalCertificates | None) -> Iterator[RangeServer]:
+    """Serves https with `certificates`, plain http without."""
     state = RangeServer()
     handler = type("Handler", (_Handler,), {"state": state})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificates.cert, certificates.key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    state.base_url = f"https://127.0.0.1:{httpd.server_address[1]}"
+    scheme = "http"
+    if certificates is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificates.cert, certificates.key)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        scheme = "https"
+    state.base_url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

@@ -25,6 +25,7 @@ from comfy_serverless.model_sources import (
     ModelUnavailable,
     Secret,
     SourcePolicy,
+    SourceRefused,
     Transport,
     hub_credential,
     parse_source,
@@ -344,3 +345,19 @@ async def test_a_stricter_policy_never_gets_a_file_through_a_shared_download(
     assert isinstance(refused, HashNotAllowed)
     assert not isinstance(lenient, BaseException)
     assert _leftovers(tmp_path) == [_sha(body)]  # the lenient tier's file stays
+
+
+async def test_a_plain_http_mirror_serves_only_where_https_is_not_required(
+        transport: Transport, tmp_path: Path) -> None:
+    body = _body("mirror", 5000)
+    with range_server(None) as mirror:
+        mirror.serve("/o/r/resolve/main/m.bin", body)
+        source = parse_source("hf://o/r/m.bin", hf_endpoint=mirror.base_url)
+        with pytest.raises(SourceRefused, match="https"):
+            await _cache(tmp_path, transport).fetch(source, POLICY)
+        plain = SourcePolicy(WebhookPolicy(require_https=False,
+                                           allowed_networks=("127.0.0.1/32",)),
+                             allowed_hosts=("127.0.0.1",))
+        model = await _cache(tmp_path, transport).fetch(source, plain)
+        assert model.path.read_bytes() == body
+        assert mirror.hits["/o/r/resolve/main/m.bin"] == 1
