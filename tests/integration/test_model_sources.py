@@ -85,6 +85,7 @@ async def test_a_source_is_downloaded_once_and_placed_for_a_loader(
     name = cache.place(first, tmp_path / "checkpoints")
     assert name == f"{_sha(body)[:12]}-tiny.safetensors"
     assert (tmp_path / "checkpoints" / name).read_bytes() == body
+    assert not os.path.isabs(os.readlink(tmp_path / "checkpoints" / name))
 
 
 async def test_an_unpinned_source_is_remembered_by_its_hash(

@@ -10,7 +10,7 @@
 
 `root` is meant to be `<engine models folder>/.cs-cache`: ComfyUI scans only the model
 folders it registers, so the cache itself is never listed. A loader sees a cached file
-through `place`: a symbolic link `<model folder>/<first 12 hex>-<basename>` (for example
+through `place`: a relative symbolic link `<model folder>/<first 12 hex>-<basename>` (e.g.
 `checkpoints/3a7bd3e2360a-sd15.safetensors`), which the worker will put in the prompt in
 place of the source. The hash prefix keeps two files of one basename apart; eviction
 removes the links with the file.
@@ -94,12 +94,12 @@ class CacheLayout:
         """The cached file as `<folder>/<hex prefix>-<basename>` (a symbolic link)."""
         link = folder / f"{sha256[:_LINK_PREFIX_HEX]}-{basename}"
         target = self.blob(sha256)
-        if link.is_symlink() and Path(os.readlink(link)) == target:
+        if _points_at(link, target):
             return link
         folder.mkdir(parents=True, exist_ok=True)
         temporary = link.with_name(f".{link.name}.tmp")
         temporary.unlink(missing_ok=True)
-        temporary.symlink_to(target)
+        temporary.symlink_to(os.path.relpath(target, folder))
         os.replace(temporary, link)
         with (self.root / "links" / sha256).open("a") as record:
             record.write(f"{link}\n")
@@ -144,6 +144,14 @@ class CacheLayout:
             return
         for line in set(record.read_text().splitlines()):
             link = Path(line)
-            if link.is_symlink() and Path(os.readlink(link)) == blob:
+            if _points_at(link, blob):
                 link.unlink()
         record.unlink()
+
+
+def _points_at(link: Path, target: Path) -> bool:
+    """Whether `link` is a symbolic link to `target` (links are relative, so a models
+    folder mounted elsewhere keeps them working)."""
+    if not link.is_symlink():
+        return False
+    return os.path.normpath(link.parent / os.readlink(link)) == os.path.normpath(target)
