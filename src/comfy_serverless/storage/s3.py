@@ -26,7 +26,7 @@ from comfy_serverless.storage.base import StoredLocation
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["PRESIGN_MAX_SECONDS", "S3Config", "S3Storage"]
+__all__ = ["PRESIGN_MAX_SECONDS", "S3Config", "S3Storage", "s3_client"]
 
 # S3's own limit on a presigned URL's lifetime (signature version 4).
 PRESIGN_MAX_SECONDS = 7 * 24 * 3600
@@ -48,17 +48,22 @@ class S3Config:
     max_concurrency: int = 2
 
 
+def s3_client(config: S3Config) -> S3Client:
+    """A boto3 client for these settings: outputs' storage, and s3 model sources."""
+    return boto3.client(
+        "s3", endpoint_url=config.endpoint_url, region_name=config.region,
+        aws_access_key_id=config.access_key_id,
+        aws_secret_access_key=config.secret_access_key,
+        config=Config(signature_version="s3v4",
+                      s3={"addressing_style": _addressing(config.addressing_style)}))
+
+
 class S3Storage:
     provider = "s3"
 
     def __init__(self, config: S3Config) -> None:
         self.config = config
-        self._client: S3Client = boto3.client(
-            "s3", endpoint_url=config.endpoint_url, region_name=config.region,
-            aws_access_key_id=config.access_key_id,
-            aws_secret_access_key=config.secret_access_key,
-            config=Config(signature_version="s3v4",
-                          s3={"addressing_style": _addressing(config.addressing_style)}))
+        self._client = s3_client(config)
         self._transfer = TransferConfig(
             multipart_threshold=config.multipart_threshold,
             multipart_chunksize=config.multipart_chunksize,

@@ -1,0 +1,78 @@
+"""Reading an http(s) source's body in a worker thread, through the pinned outbound
+download (`webhooks/outbound.py`: the checked address, no redirects, no proxy, no
+decompression), one `chunk_bytes` buffer at a time."""
+
+from __future__ import annotations
+
+import http.client
+import re
+from typing import TYPE_CHECKING
+
+from comfy_serverless.model_sources.errors import DownloadFailed, ModelUnavailable
+from comfy_serverless.model_sources.sources import ModelSource
+from comfy_serverless.webhooks.outbound import pinned_download
+from comfy_serverless.webhooks.ssrf import CheckedUrl
+
+if TYPE_CHECKING:
+    from comfy_serverless.model_sources.partial import PartialFile
+    from comfy_serverless.model_sources.transfer import Body, Transport
+
+__all__ = ["read_https"]
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_UNSATISFIED = re.compile(r"^bytes \*/(\d+)$")
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+def read_https(body: Body, checked: CheckedUrl, credentials: dict[str, str],
+               transport: Transport, offset: int) -> None:
+    """Append the source's bytes from `offset` on to the partial file."""
+    headers = {**credentials, "Accept": "*/*"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    buffer = memoryview(bytearray(transport.chunk_bytes))
+    try:
+        with pinned_download(checked, headers, transport.tls, transport.timeout) as response:
+            total = _position(body.source, response, body.partial, offset)
+            while read := response.readinto(buffer):
+                body.take(bytes(buffer[:read]), total)
+    except (OSError, http.client.HTTPException) as exc:
+        raise DownloadFailed(f"the download of {body.source.display} broke off at "
+                             f"{body.partial.size} bytes ({type(exc).__name__})") from exc
+    body.check_complete(total)
+
+
+def _position(source: ModelSource, response: http.client.HTTPResponse, partial: PartialFile,
+              offset: int) -> int | None:
+    """Where the body starts and the whole size, from the status and Content-Range."""
+    status = response.status
+    content_range = response.getheader("Content-Range", "")
+    if status == 206:
+        match = _CONTENT_RANGE.match(content_range)
+        if match is None or int(match[1]) != offset:
+            partial.restart()
+            raise DownloadFailed(f"{source.display} answered a range that does not continue "
+                                 "the partial download; the next try starts over")
+        return None if match[3] == "*" else int(match[3])
+    if status == 200:
+        if offset:
+            partial.restart()
+        length = response.getheader("Content-Length", "")
+        return int(length) if length.isdigit() else None
+    if status == 416:
+        unsatisfied = _UNSATISFIED.match(content_range)
+        if unsatisfied is not None and int(unsatisfied[1]) == offset:
+            return offset  # the partial file already holds every byte (kept by CacheFull)
+        partial.restart()
+        raise DownloadFailed(f"{source.display} no longer has the requested range; the next "
+                             "try starts over")
+    raise _refusal(source, status)
+
+
+def _refusal(source: ModelSource, status: int) -> ModelUnavailable:
+    if status >= 500 or status in _RETRYABLE_STATUS:
+        return DownloadFailed(f"{source.display} answered {status}")
+    if 300 <= status < 400:
+        return ModelUnavailable(f"{source.display} answered {status} (redirects are not "
+                                "followed: name the final URL)")
+    return ModelUnavailable(f"{source.display} answered {status}")

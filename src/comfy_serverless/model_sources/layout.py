@@ -1,0 +1,157 @@
+"""The cache's files on disk, content-addressed by sha256:
+
+    <root>/sha256/<hex>          each model's bytes, once, whatever source named them
+    <root>/sources/<key>         the sha256 a source turned out to have (key: a hash of the
+                                 source's identity), so an unpinned source is fetched once
+    <root>/partial/<key>.part    a download in progress (kept on a network failure)
+    <root>/locks/<key>.lock      held while a source downloads; evict.lock while evicting
+    <root>/pins/<hex>            a shared lock per holder while the file is in use
+    <root>/links/<hex>           the names placed into model folders for this file
+
+`root` is meant to be `<engine models folder>/.cs-cache`: ComfyUI scans only the model
+folders it registers, so the cache itself is never listed. A loader sees a cached file
+through `place`: a relative symbolic link `<model folder>/<first 12 hex>-<basename>` (e.g.
+`checkpoints/3a7bd3e2360a-sd15.safetensors`), which the worker will put in the prompt in
+place of the source. The hash prefix keeps two files of one basename apart; eviction
+removes the links with the file.
+
+The LRU order is each file's mtime, touched on every use, so it is shared by every process
+on the machine. Eviction takes a file only when it can take that file's pin lock
+exclusively: a file held by a running or claimed job, or by a preload, is never evicted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from comfy_serverless.model_sources.errors import ModelUnavailable
+from comfy_serverless.model_sources.locks import exclusive, hold_shared, try_exclusive
+from comfy_serverless.model_sources.sources import ModelSource
+
+__all__ = ["CacheFull", "CacheLayout"]
+
+_LINK_PREFIX_HEX = 12
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class CacheFull(ModelUnavailable):
+    """The file does not fit beside the files in use. Retryable: pins are released when
+    their jobs end. A file larger than the whole budget is a plain ModelUnavailable."""
+
+    retryable = True
+
+
+class CacheLayout:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for folder in ("sha256", "sources", "partial", "locks", "pins", "links"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def key(source: ModelSource) -> str:
+        return hashlib.sha256(source.identity.encode()).hexdigest()[:32]
+
+    def blob(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256
+
+    def partial(self, source: ModelSource) -> Path:
+        return self.root / "partial" / f"{self.key(source)}.part"
+
+    def download_lock(self, source: ModelSource) -> Path:
+        return self.root / "locks" / f"{self.key(source)}.lock"
+
+    def recall(self, source: ModelSource) -> str | None:
+        """The sha256 of a source's content when the cache holds it, else None."""
+        sha256 = source.sha256
+        if sha256 is None:
+            record = self.root / "sources" / self.key(source)
+            sha256 = record.read_text().strip() if record.exists() else None
+        if sha256 is None or not _SHA256.match(sha256):
+            return None
+        return sha256 if self.blob(sha256).exists() else None
+
+    def adopt(self, partial: Path, sha256: str, source: ModelSource) -> Path:
+        """Move a verified download into place (atomic rename) and remember its source."""
+        blob = self.blob(sha256)
+        os.replace(partial, blob)
+        record = self.root / "sources" / self.key(source)
+        temporary = record.with_suffix(".tmp")
+        temporary.write_text(sha256)
+        os.replace(temporary, record)
+        return blob
+
+    def touch(self, sha256: str) -> None:
+        os.utime(self.blob(sha256))
+
+    def pin(self, sha256: str) -> int:
+        """Hold `sha256` against eviction until the descriptor is closed."""
+        return hold_shared(self.root / "pins" / sha256)
+
+    def place(self, sha256: str, basename: str, folder: Path) -> Path:
+        """The cached file as `<folder>/<hex prefix>-<basename>` (a symbolic link)."""
+        link = folder / f"{sha256[:_LINK_PREFIX_HEX]}-{basename}"
+        target = self.blob(sha256)
+        if _points_at(link, target):
+            return link
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = link.with_name(f".{link.name}.tmp")
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(os.path.relpath(target, folder))
+        os.replace(temporary, link)
+        with (self.root / "links" / sha256).open("a") as record:
+            record.write(f"{link}\n")
+        return link
+
+    async def make_room(self, incoming: int, max_bytes: int) -> None:
+        """Evict least recently used unpinned files until `incoming` more bytes fit."""
+        if incoming > max_bytes:
+            raise ModelUnavailable(f"the model is {incoming} bytes, more than the whole "
+                                   f"cache budget of {max_bytes}")
+        async with exclusive(self.root / "locks" / "evict.lock"):
+            used = self._evict_until(max_bytes - incoming)
+        if used + incoming > max_bytes:
+            raise CacheFull(f"the model cache cannot fit {incoming} more bytes: {used} of "
+                            f"{max_bytes} are held by files in use")
+
+    def _evict_until(self, room: int) -> int:
+        """Evict oldest-first while more than `room` bytes are used; the bytes left."""
+        blobs = sorted(self._blobs(), key=lambda entry: entry[1].st_mtime)
+        used = sum(stat.st_size for _, stat in blobs)
+        for blob, stat in blobs:
+            if used <= room:
+                break
+            if self._evict(blob):
+                used -= stat.st_size
+        return used
+
+    def _blobs(self) -> list[tuple[Path, os.stat_result]]:
+        return [(path, path.stat()) for path in (self.root / "sha256").iterdir()]
+
+    def _evict(self, blob: Path) -> bool:
+        with try_exclusive(self.root / "pins" / blob.name) as free:
+            if not free:
+                return False
+            self._remove_links(blob)
+            blob.unlink(missing_ok=True)
+            return True
+
+    def _remove_links(self, blob: Path) -> None:
+        record = self.root / "links" / blob.name
+        if not record.exists():
+            return
+        for line in set(record.read_text().splitlines()):
+            link = Path(line)
+            if _points_at(link, blob):
+                link.unlink()
+        record.unlink()
+
+
+def _points_at(link: Path, target: Path) -> bool:
+    """Whether `link` is a symbolic link to `target` (links are relative, so a models
+    folder mounted elsewhere keeps them working)."""
+    if not link.is_symlink():
+        return False
+    return os.path.normpath(link.parent / os.readlink(link)) == os.path.normpath(target)

@@ -1,0 +1,69 @@
+"""Reading an s3 source in a worker thread with boto3 `get_object`, from an offset (`Range`),
+with the operator's S3 settings: the endpoint is the operator's own, so no SSRF check
+applies; the `model_sources` allowlist (`s3://<bucket glob>`) does."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from comfy_serverless.model_sources.errors import DownloadFailed, ModelUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from comfy_serverless.model_sources.transfer import Body
+
+__all__ = ["read_s3"]
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "AccessDenied", "403", "404"})
+
+
+def read_s3(body: Body, client: S3Client, chunk_bytes: int, offset: int) -> None:
+    """Append the object's bytes from `offset` on to the partial file."""
+    source = body.source
+    try:
+        response = _get_object(client, body, offset)
+        if response is None:
+            return  # the partial file already holds every byte
+        total = _total(response, offset)
+        stream = response["Body"]
+        while chunk := stream.read(chunk_bytes):
+            body.take(chunk, total)
+    except ClientError as exc:
+        raise _refusal(body, exc) from exc
+    except (BotoCoreError, OSError) as exc:
+        raise DownloadFailed(f"the download of {source.display} broke off at "
+                             f"{body.partial.size} bytes ({type(exc).__name__})") from exc
+    body.check_complete(total)
+
+
+def _get_object(client: S3Client, body: Body, offset: int) -> Any:
+    """The object's answer from `offset`; None when the partial file is already whole."""
+    bucket, key = body.source.bucket or "", body.source.key or ""
+    if not offset:
+        return client.get_object(Bucket=bucket, Key=key)
+    if client.head_object(Bucket=bucket, Key=key)["ContentLength"] == offset:
+        return None
+    return client.get_object(Bucket=bucket, Key=key, Range=f"bytes={offset}-")
+
+
+def _total(response: Any, offset: int) -> int | None:
+    match = _CONTENT_RANGE.match(str(response.get("ContentRange", "")))
+    if match is not None and match[3] != "*":
+        return int(match[3])
+    length = response.get("ContentLength")
+    return offset + int(length) if isinstance(length, int) else None
+
+
+def _refusal(body: Body, exc: ClientError) -> ModelUnavailable:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if code == "InvalidRange":
+        body.partial.restart()
+        return DownloadFailed(f"{body.source.display} no longer has the requested range")
+    if code in _MISSING_CODES:
+        return ModelUnavailable(f"{body.source.display} cannot be read ({code})")
+    return DownloadFailed(f"{body.source.display} could not be read ({code or 'S3 error'})")

@@ -1,0 +1,125 @@
+"""Moving a source's bytes into a partial file, from where it left off.
+
+An http(s) source (https and hf) is fetched through the outbound requests of webhooks and
+input images (`webhooks/outbound.py`): to the very addresses the SSRF check passed, no
+redirects, no proxy from the environment, no decompression. A resumed download asks for
+`Range: bytes=<size>-`; a `206` continues the partial file, a `200` (the server ignores
+ranges) starts it over, a `416` whose size is what the partial file holds finishes it. An
+s3 source is read with boto3 `get_object` (with the same `Range`) through the operator's
+S3 settings.
+
+The whole body is read in one thread of this module's pool (`_DOWNLOAD_THREADS`), with
+blocking sockets (the event loop's SSL layer halves the throughput, see bench.models);
+progress is handed back to the loop. Cancelling the download stops the thread at its next
+chunk (or its read timeout), and the cancellation completes only once the thread is done.
+More concurrent downloads than the pool's threads wait their turn.
+
+Failures are typed here: the network and 5xx/408/429 answers are `DownloadFailed`
+(retryable, the partial file is kept); any other answer is a `ModelUnavailable` that trying
+again will not fix. Messages name the source's display form and the status, never a header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ssl
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from comfy_serverless.model_sources.errors import DownloadFailed
+from comfy_serverless.model_sources.https_body import read_https
+from comfy_serverless.model_sources.partial import PartialFile
+from comfy_serverless.model_sources.policy import SourcePolicy
+from comfy_serverless.model_sources.s3_body import read_s3
+from comfy_serverless.model_sources.sources import ModelSource
+from comfy_serverless.storage.s3 import S3Config, s3_client
+from comfy_serverless.webhooks.ssrf import CheckedUrl
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["Body", "Progress", "Transport", "transfer"]
+
+Progress = Callable[[int, int | None], None]
+_DOWNLOAD_THREADS = 4
+
+
+@functools.cache
+def _download_pool() -> ThreadPoolExecutor:
+    """The threads that read download bodies: their own, so that a long download never
+    holds a thread of the loop's default pool (storage, output conversion)."""
+    return ThreadPoolExecutor(_DOWNLOAD_THREADS, thread_name_prefix="model-download")
+
+
+class Transport:
+    """How bytes are reached: the TLS context (an operator's CA bundle), the read timeout,
+    the chunk size, and the S3 settings that s3 sources are read with."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None, *, timeout: float = 60.0,
+                 chunk_bytes: int = 1 << 20, s3: S3Config | None = None) -> None:
+        self.tls = tls or ssl.create_default_context()
+        self.timeout = timeout
+        self.chunk_bytes = chunk_bytes
+        self.s3 = s3
+
+    @cached_property
+    def s3_client(self) -> S3Client:
+        return s3_client(self.s3 or S3Config())
+
+
+class Body:
+    """What a reader thread needs: the partial file, progress, and the stop signal."""
+
+    def __init__(self, source: ModelSource, partial: PartialFile, progress: Progress,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.source = source
+        self.partial = partial
+        self.stopped = threading.Event()
+        self._progress = progress
+        self._loop = loop
+
+    def take(self, chunk: bytes, total: int | None) -> None:
+        """One chunk from the network: queued for writing, progress reported on the loop."""
+        if self.stopped.is_set():
+            raise DownloadFailed(f"the download of {self.source.display} was stopped")
+        self.partial.append(chunk)
+        self._loop.call_soon_threadsafe(self._progress, self.partial.size, total)
+
+    def check_complete(self, total: int | None) -> None:
+        if total is not None and self.partial.size != total:
+            raise DownloadFailed(f"the download of {self.source.display} ended at "
+                                 f"{self.partial.size} of {total} bytes")
+
+
+async def transfer(source: ModelSource, checked: CheckedUrl | None, policy: SourcePolicy,
+                   transport: Transport, partial: PartialFile, progress: Progress) -> None:
+    """Fill `partial` with the whole of `source`, resuming from what it already holds."""
+    loop = asyncio.get_running_loop()
+    body = Body(source, partial, progress, loop)
+    reading = loop.run_in_executor(_download_pool(), _fill, body, checked, policy, transport)
+    try:
+        await asyncio.shield(reading)
+    except asyncio.CancelledError:
+        # The thread stops at its next chunk; wait for it, so that the download's lock is
+        # released only once nothing writes to the partial file any more.
+        body.stopped.set()
+        await asyncio.wait({reading})
+        raise
+
+
+def _fill(body: Body, checked: CheckedUrl | None, policy: SourcePolicy,
+          transport: Transport) -> None:
+    offset = body.partial.resume()
+    try:
+        if checked is None:
+            read_s3(body, transport.s3_client, transport.chunk_bytes, offset)
+        else:
+            headers = policy.headers_for(checked.target.host)
+            read_https(body, checked, headers, transport, offset)
+        body.partial.finish()
+    finally:
+        body.partial.close()
