@@ -85,3 +85,28 @@ async def test_a_file_reported_in_input_is_neither_collected_nor_deleted(tmp_pat
     assert staged.exists()
     await files.remove_staged_input("exe_other_0.png")
     assert not staged.exists(), "the worker's own upload, by its exact name, is removed"
+
+
+async def test_reported_files_leave_even_when_the_hooks_cannot_list_them(
+        tmp_path: Path) -> None:
+    """An interrupted prompt still running, or hooks that did not load: the files its nodes
+    reported, identified as they came, are removed anyway, and a later file of one of
+    their names is not."""
+    folders = _folders(tmp_path / "comfyui")
+    saved, preview = folders["output"] / "cut_00001_.png", folders["temp"] / "cut_00002_.png"
+    for path in (saved, preview):
+        path.write_bytes(b"the prompt's own")
+    client = ComfyUIClient("http://127.0.0.1:9")  # no hooks answer there
+    files = EngineFiles(client, folders)
+    reported = files.identify(files_in_history({"9": {"images": [
+        {"filename": saved.name, "subfolder": "", "type": "output"},
+        {"filename": preview.name, "subfolder": "", "type": "temp"}]}}))
+    assert [file.filename for file in reported] == [saved.name, preview.name]
+    preview.rename(tmp_path / "collected.png")
+    preview.write_bytes(b"a later prompt's")
+    try:
+        await files.remove_written("a-prompt-the-hooks-cannot-list", reported)
+    finally:
+        await client.close()
+    assert not saved.exists()
+    assert preview.read_bytes() == b"a later prompt's"

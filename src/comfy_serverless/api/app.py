@@ -85,8 +85,9 @@ _ROUTERS = (workflows.router, convert.router, events.router, files.router, healt
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """The edge limits, the version headers and the execution log context; the last added
-    runs first, so the edge sees every request as it arrives."""
+    """The last added runs first: the execution log context, then the version headers (so
+    that the edge's own refusals carry them too), then the edge limits, which still act
+    before any route reads a body (neither of the two outer ones reads it)."""
     app.add_middleware(HttpEdge, limits=EdgeLimits(
         max_body_bytes=settings.max_request_bytes, body_timeout=settings.http_body_timeout,
         trusted_hosts=tuple(settings.trusted_hosts)))

@@ -6,11 +6,15 @@ discarded once no attempt will ever need them again. The one place that empties 
 
 from __future__ import annotations
 
+from typing import Any
+
+from comfy_serverless.engine.comfyui.client import WrittenFile
 from comfy_serverless.store.records import ExecutionRecord
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.engine_files import EngineFiles
 from comfy_serverless.worker.execution_context import Outcome
 from comfy_serverless.worker.input_upload import InputUploader
+from comfy_serverless.worker.output_kinds import files_in_history
 
 __all__ = ["AttemptCleanup"]
 
@@ -22,10 +26,15 @@ class AttemptCleanup:
         self._engine_files = engine_files
         self._inputs = inputs
 
-    async def leave_engine_folders(self, execution: ExecutionRecord, prompt_id: str) -> None:
+    def identify_reported(self, node_id: str, output: dict[str, Any]) -> list[WrittenFile]:
+        """The files a node just reported, each with its identity (engine_files.identify)."""
+        return self._engine_files.identify(files_in_history({node_id: output}))
+
+    async def leave_engine_folders(self, execution: ExecutionRecord, prompt_id: str,
+                                   reported: list[WrittenFile]) -> None:
         """The files the attempt's nodes wrote, reported or not (a local collection moved
         the reported ones out already), and its uploaded input images."""
-        await self._engine_files.remove_written(prompt_id)
+        await self._engine_files.remove_written(prompt_id, reported)
         if self._inputs is not None:
             await self._inputs.remove_from_engine(execution)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from comfy_serverless.engine.comfyui.client import ComfyUIClient, WrittenFile
 from comfy_serverless.errors import EngineError
 from comfy_serverless.inputs.staging import STAGED_SUBFOLDER
-from comfy_serverless.worker.output_kinds import PROMPT_FOLDERS
+from comfy_serverless.worker.output_kinds import PROMPT_FOLDERS, EngineFile
 
 __all__ = ["EngineFiles", "file_identity"]
 
@@ -38,18 +38,38 @@ class EngineFiles:
                                if kind in _REMOVABLE_FOLDERS}
         self._remote_hooks: bool | None = None
 
-    async def remove_written(self, prompt_id: str) -> None:
-        """Remove what the prompt wrote in output/ or temp/, reported or not (a
-        CheckpointSave, a dataset saver): the hooks list what appeared while it ran. What a
-        local collection moved out already is gone; a later file of its name stays."""
+    def identify(self, files: Iterable[EngineFile]) -> list[WrittenFile]:
+        """The identity of each reported file of output/ or temp/ on this machine, taken
+        when its node reports it: removed later by that identity, it is removed even when
+        the hooks cannot list the prompt's files (an interrupted prompt still running, hooks
+        that did not load), and never a later prompt's file of its name. A ComfyUI on
+        another machine: none (only its hooks know)."""
+        identified = []
+        for engine_file in files:
+            folder = self._local_folders.get(engine_file.folder_type)
+            if folder is None or engine_file.folder_type not in PROMPT_FOLDERS:
+                continue
+            identity = file_identity(folder / engine_file.subfolder / engine_file.filename)
+            if identity is not None:
+                identified.append(WrittenFile(engine_file.folder_type, engine_file.subfolder,
+                                              engine_file.filename, identity))
+        return identified
+
+    async def remove_written(self, prompt_id: str, reported: Iterable[WrittenFile] = ()
+                             ) -> None:
+        """Remove what the prompt wrote in output/ or temp/: what the hooks saw appear while
+        it ran, reported or not (a CheckpointSave, a dataset saver), and the `reported`
+        files identified as they came. What a local collection moved out already is gone;
+        a later file of its name stays."""
+        reported = list(reported)
         if not self._local_folders and not await self._remote_can_delete():
             return
         try:
             written = await self._client.written_files(prompt_id)
         except EngineError as exc:
             log.warning("cannot list what prompt %s wrote: %s", prompt_id, exc)
-            return
-        await self.remove(written)
+            written = []
+        await self.remove(dict.fromkeys([*written, *reported]))
 
     async def remove(self, files: Iterable[WrittenFile]) -> None:
         """Remove each file of output/ or temp/ that is still the very file written (a

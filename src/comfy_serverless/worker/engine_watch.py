@@ -98,7 +98,7 @@ class EngineWatch:
                         seen: Callable[[EngineEvent], None]) -> None:
         """Take the prompt out of ComfyUI's queue, or stop it running, and wait (a grace
         at most) until ComfyUI has let go. Its events meanwhile go to `seen`, so that
-        files written meanwhile are removed too."""
+        the files its nodes report meanwhile are identified and removed too."""
         try:
             await self._client.delete_queued([prompt_id])
             await self._client.interrupt(prompt_id)

@@ -123,7 +123,8 @@ class Executor:
                 self._client.unsubscribe(context.prompt_id)
                 if submitted is not None:
                     submitted.set()
-                await self._cleanup.leave_engine_folders(execution, context.prompt_id)
+                await self._cleanup.leave_engine_folders(execution, context.prompt_id,
+                                                         context.tracker.reported_files)
         if outcome in ("completed", "failed"):
             self._wakeups.finished(execution.id)
         await self._cleanup.after(execution, outcome)
@@ -134,7 +135,8 @@ class Executor:
         prompt_id = execution.engine_prompt_id or str(uuid.uuid4())
         run = execution.options.run
         now = self._clock()
-        tracker = TrackedPrompt(execution.workflow, self._clock)
+        tracker = TrackedPrompt(execution.workflow, self._clock,
+                                identify=self._cleanup.identify_reported)
         return ExecutionContext(
             execution=execution, prompt_id=prompt_id, tracker=tracker,
             subscription=self._client.subscribe(prompt_id),

@@ -1,8 +1,9 @@
-"""One prompt's progress and log, as the store records them.
+"""One prompt's progress and log, as the store records them, and the files it reported.
 
 The engine's tracker (engine/comfyui/tracker.py) speaks in its own values, so that the
 engine package knows nothing of the store; this is the one place that translates them into
-the store's ProgressSnapshot and LogEntry.
+the store's ProgressSnapshot and LogEntry. The files a node reports are identified as they
+come (worker/engine_files.py), so that the attempt's cleanup removes them, and only them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from comfy_serverless.engine.comfyui.messages import EngineEvent
+from comfy_serverless.engine.comfyui.client import WrittenFile
+from comfy_serverless.engine.comfyui.messages import EngineEvent, NodeExecuted
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker, ProgressReading, PromptNote
 from comfy_serverless.store.records import LogEntry, ProgressSnapshot
 
@@ -29,15 +31,25 @@ def log_entry(note: PromptNote) -> LogEntry:
     return LogEntry(note.at, note.event, note.node_id, note.message, note.details)
 
 
+def _nothing(_node_id: str, _output: dict[str, Any]) -> list[WrittenFile]:
+    return []
+
+
 class TrackedPrompt:
     """The executor's view of the engine tracker of one prompt, in the store's records."""
 
     def __init__(self, workflow: dict[str, dict[str, Any]],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 identify: Callable[[str, dict[str, Any]], list[WrittenFile]] = _nothing
+                 ) -> None:
         self._tracker = ExecutionTracker(workflow, clock)
+        self._identify = identify
+        self.reported_files: list[WrittenFile] = []
 
     def apply(self, event: EngineEvent) -> None:
         self._tracker.apply(event)
+        if isinstance(event, NodeExecuted):
+            self.reported_files += self._identify(event.node_id, event.output)
 
     @property
     def started_at(self) -> float | None:

@@ -1,6 +1,6 @@
 """What each route answers when it succeeds, as pydantic models for the OpenAPI document.
 
-The routes build their bodies as dicts (executions/views.py and the like) and return them
+The routes build their bodies as dicts (executions/bodies.py and the like) and return them
 as they are: these models only describe them, with the spec's examples, through each route's
 `responses=` (never `response_model=`, which would re-serialise a body and could drop or
 alter a field). tests/integration/test_documented_answers.py checks that real answers fit

@@ -1,4 +1,4 @@
-"""Bodies of submit, status and cancel (spec §1.1 and §1.2), as executions/views.py builds them."""
+"""Bodies of submit, status and cancel (spec §1.1 and §1.2), as executions/bodies.py builds them."""
 
 from __future__ import annotations
 

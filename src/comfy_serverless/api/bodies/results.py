@@ -1,4 +1,4 @@
-"""Bodies of results and convert (spec §1.3), as executions/views.py and the routes build them."""
+"""Bodies of results and convert (spec §1.3), as executions/bodies.py and the routes build them."""
 
 from __future__ import annotations
 

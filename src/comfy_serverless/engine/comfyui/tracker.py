@@ -20,7 +20,6 @@ from comfy_serverless.engine.comfyui.messages import (
     ExecutionCached,
     ExecutionFinished,
     ExecutionStarted,
-    NodeExecuted,
     NodeStarted,
     StepProgress,
 )
@@ -62,7 +61,6 @@ class ExecutionTracker:
     current_step: int | None = None
     total_steps: int | None = None
     completed: set[str] = field(default_factory=set)
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_steps: tuple[int, int] | None = None
     _node_started_at: float = 0.0
     _log: list[PromptNote] = field(default_factory=list)
@@ -93,8 +91,6 @@ class ExecutionTracker:
             case StepProgress(value=value, maximum=maximum):
                 self.current_step, self.total_steps = value, maximum
                 self.last_steps = (value, maximum)
-            case NodeExecuted(node_id=node_id, output=output):
-                self.outputs[node_id] = output
             case ExecutionFinished():
                 self._finish_current()
                 self.finished_at = self.clock()
