@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from comfy_serverless.access.gate import AccessGate
 from comfy_serverless.access.rate_limit import build_rate_limiter
 from comfy_serverless.access.tiers import load_access_policy
+from comfy_serverless.auth.authenticator import KeyAuthenticator
 from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
 from comfy_serverless.engine.comfyui.supervisor import (
     AttachedEngine,
@@ -58,6 +59,7 @@ class Services:
     storages: StorageRouter
     inputs: InputStager
     submitter: Submitter
+    keys: KeyAuthenticator
 
 
 @asynccontextmanager
@@ -77,7 +79,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                               wake=wakeups.work_available)
         try:
             yield Services(settings, store, storage, wakeups, estimator, catalogs, access,
-                           storages, inputs, submitter)
+                           storages, inputs, submitter, KeyAuthenticator(store))
         finally:
             await access.close()
     finally:

@@ -85,7 +85,7 @@ def create_app(settings: Settings, *, with_worker: bool | None = None) -> FastAP
             app.state.worker = worker
             app.state.stream_hub = StreamHub(services.store, settings.stream_max_per_key)
             try:
-                async with app.state.stream_hub.running():
+                async with app.state.stream_hub.running(), services.keys.listening():
                     yield
             finally:
                 if worker is not None:
