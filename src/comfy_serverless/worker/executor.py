@@ -44,6 +44,7 @@ from comfy_serverless.store.store import Store
 from comfy_serverless.worker.attempt_cleanup import AttemptCleanup
 from comfy_serverless.worker.completion import OutputCompletion
 from comfy_serverless.worker.engine_facts import EngineFacts
+from comfy_serverless.worker.engine_history import EngineHistory
 from comfy_serverless.worker.engine_watch import (
     EngineHung,
     EngineLost,
@@ -92,7 +93,8 @@ class Executor:
         self._completion = OutputCompletion(
             store, client, collector, lease_seconds=config.lease_seconds,
             heartbeat_interval=config.heartbeat_interval)
-        self._cleanup = AttemptCleanup(store, collector.engine_files, inputs)
+        self._cleanup = AttemptCleanup(store, collector.engine_files, EngineHistory(client),
+                                       inputs)
         self._hand_back = asyncio.Event()
 
     def learn(self, facts: EngineFacts) -> None:
@@ -126,7 +128,7 @@ class Executor:
                 await self._cleanup.leave_engine_folders(execution, context.prompt_id)
         if outcome in ("completed", "failed"):
             self._wakeups.finished(execution.id)
-        await self._cleanup.after(execution, outcome)
+        await self._cleanup.after(execution, context.prompt_id, outcome)
         return outcome
 
     def _context_for(self, execution: ExecutionRecord, cancel_event: asyncio.Event
