@@ -165,5 +165,6 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         affinity_max_wait=settings.affinity_max_wait,
         model_facts_file=settings.resolved_data_dir() / "model-facts.json",
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
+        keep_engine_history=settings.keep_engine_history,
     )
     return Worker(config, services.store, engine, services.storages, services.wakeups)

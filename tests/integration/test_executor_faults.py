@@ -441,3 +441,11 @@ async def test_each_prompt_leaves_comfyuis_history_once_its_attempt_ends(rig: Ri
     await rig.submit()
     assert await rig.worker.run_burst() == ["failed"]
     assert rig.fake.history == {}
+
+
+@pytest.mark.parametrize("rig", [{"keep_engine_history": True}], indirect=True)
+async def test_keep_engine_history_leaves_each_prompt_in_comfyuis_history(rig: Rig) -> None:
+    await rig.submit()
+    assert await rig.worker.run_burst() == ["completed"]
+    [entry] = rig.fake.history.values()
+    assert entry["status"]["status_str"] == "success"

@@ -26,12 +26,17 @@ _SETTLE_POLL = 0.025
 
 
 class EngineHistory:
-    def __init__(self, client: ComfyUIClient, *, settle_timeout: float = 5.0) -> None:
+    def __init__(self, client: ComfyUIClient, *, keep: bool = False,
+                 settle_timeout: float = 5.0) -> None:
+        """`keep` (the keep_engine_history setting) leaves every entry in place."""
         self._client = client
+        self._keep = keep
         self._settle_timeout = settle_timeout
 
     async def forget(self, prompt_id: str, *, completed: bool) -> None:
         """Drop the prompt's history entry; never raises (an entry left is only memory)."""
+        if self._keep:
+            return
         try:
             if completed or await self._settled_with_entry(prompt_id):
                 await self._client.delete_history([prompt_id])

@@ -93,8 +93,8 @@ class Executor:
         self._completion = OutputCompletion(
             store, client, collector, lease_seconds=config.lease_seconds,
             heartbeat_interval=config.heartbeat_interval)
-        self._cleanup = AttemptCleanup(store, collector.engine_files, EngineHistory(client),
-                                       inputs)
+        self._cleanup = AttemptCleanup(store, collector.engine_files, EngineHistory(
+            client, keep=config.keep_engine_history), inputs)
         self._hand_back = asyncio.Event()
 
     def learn(self, facts: EngineFacts) -> None:
