@@ -59,7 +59,9 @@ def main() -> None:
     args = parser.parse_args()
     layout = install_engine(EngineLayout(Settings().engine_dir))
     with tempfile.TemporaryDirectory() as data_dir, \
-            LocalService.start(Path(data_dir), layout.root) as service:
+            LocalService.start(Path(data_dir), layout.root, extra_env={
+                # Its timestamps come from ComfyUI's history, which the worker drops.
+                "COMFY_SERVERLESS_KEEP_ENGINE_HISTORY": "true"}) as service:
         gaps = asyncio.run(_run(service, service.new_unthrottled_key(), args.jobs))
     ordered = sorted(gaps)
     print(f"idle gap between consecutive jobs on one worker ({len(gaps)} gaps): "

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from comfy_serverless.access.gate import AccessGate
 from comfy_serverless.access.rate_limit import build_rate_limiter
 from comfy_serverless.access.tiers import load_access_policy
+from comfy_serverless.auth.authenticator import KeyAuthenticator
 from comfy_serverless.engine.comfyui.installer import EngineLayout, install_engine
 from comfy_serverless.engine.comfyui.supervisor import (
     AttachedEngine,
@@ -69,6 +70,7 @@ class Services:
     storage_router: StorageRouter
     inputs: InputStager
     submitter: Submitter
+    keys: KeyAuthenticator
 
 
 @asynccontextmanager
@@ -88,7 +90,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                               wake=wakeups.work_available)
         try:
             yield Services(settings, store, local_storage, wakeups, estimator, catalogs, access,
-                           storage_router, inputs, submitter)
+                           storage_router, inputs, submitter, KeyAuthenticator(store))
         finally:
             await access.close()
     finally:
@@ -177,5 +179,6 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         affinity_max_wait=settings.affinity_max_wait,
         model_facts_file=settings.resolved_data_dir() / "model-facts.json",
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
+        keep_engine_history=settings.keep_engine_history,
     )
     return Worker(config, services.store, engine, services.storage_router, services.wakeups)

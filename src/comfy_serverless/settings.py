@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     rescue_interval: float = 5.0
     priority_aging_seconds: float = 60.0
     watchdog_timeout: float = 60.0
+    keep_engine_history: bool = False
     shutdown_grace: float = 30.0
     prefetch: int = 1
     catalog_refresh_interval: float = 60.0

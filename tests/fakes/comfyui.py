@@ -83,6 +83,7 @@ class FakeComfyUI:
         app.router.add_get("/queue", self._get_queue)
         app.router.add_post("/queue", self._post_queue)
         app.router.add_get("/history/{prompt_id}", self._history)
+        app.router.add_post("/history", self._post_history)
         app.router.add_get("/view", self._view)
         app.router.add_post("/upload/image", self._upload_image)
         app.router.add_get("/_arrivals", self._arrivals)
@@ -162,6 +163,12 @@ class FakeComfyUI:
         prompt_id = request.match_info["prompt_id"]
         entry = self.history.get(prompt_id)
         return web.json_response({prompt_id: entry} if entry else {})
+
+    async def _post_history(self, request: web.Request) -> web.Response:
+        """As ComfyUI: `{"delete": [prompt_id, …]}` drops those entries."""
+        for prompt_id in (await request.json()).get("delete") or []:
+            self.history.pop(prompt_id, None)
+        return web.Response()
 
     async def _upload_image(self, request: web.Request) -> web.Response:
         """As ComfyUI: a multipart `image` file (and optional `subfolder`) into its inputs."""

@@ -438,3 +438,21 @@ async def test_no_work_is_claimed_until_the_catalog_names_the_output_nodes(
 
 async def _claims(worker: Worker) -> bool | None:
     return True if await worker.run_once() == "completed" else None
+
+
+async def test_each_prompt_leaves_comfyuis_history_once_its_attempt_ends(rig: Rig) -> None:
+    await rig.submit()
+    assert await rig.worker.run_burst() == ["completed"]
+    assert rig.fake.history == {}
+    rig.fake.faults.fail_node = "3"
+    await rig.submit()
+    assert await rig.worker.run_burst() == ["failed"]
+    assert rig.fake.history == {}
+
+
+@pytest.mark.parametrize("rig", [{"keep_engine_history": True}], indirect=True)
+async def test_keep_engine_history_leaves_each_prompt_in_comfyuis_history(rig: Rig) -> None:
+    await rig.submit()
+    assert await rig.worker.run_burst() == ["completed"]
+    [entry] = rig.fake.history.values()
+    assert entry["status"]["status_str"] == "success"

@@ -110,7 +110,7 @@ async def _process_running(app: FastAPI, settings: Settings, *,
                     _embedded_worker(settings, services, run_worker=run_worker) as worker):
             app.state.worker = worker
             app.state.stream_hub = StreamHub(services.store, settings.stream_max_per_key)
-            async with app.state.stream_hub.running():
+            async with app.state.stream_hub.running(), services.keys.listening():
                 yield
 
 

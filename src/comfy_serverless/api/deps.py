@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 
 from comfy_serverless.access.errors import Forbidden
 from comfy_serverless.api.rate_state import AUTHENTICATED_KEY_STATE, RATE_DECISION_STATE
-from comfy_serverless.auth.keys import authenticate, parse_bearer
+from comfy_serverless.auth.keys import parse_bearer
 from comfy_serverless.services import Services
 from comfy_serverless.store.records import ApiKeyRecord
 
@@ -38,7 +38,7 @@ async def admit_key(services: Services, authorization: str | None, state: dict[s
     known = state.get(AUTHENTICATED_KEY_STATE)
     if isinstance(known, ApiKeyRecord):
         return known
-    key = await authenticate(services.store, parse_bearer(authorization))
+    key = await services.keys.authenticate(parse_bearer(authorization))
     state[AUTHENTICATED_KEY_STATE] = key
     decision = await services.access.throttle(key)
     if decision is not None:

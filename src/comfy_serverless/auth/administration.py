@@ -4,6 +4,7 @@ operations behind both the CLI (`comfy-serverless keys …`) and the admin route
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from comfy_serverless.access.tiers import LIMIT_BOUNDS, OVERRIDABLE_LIMITS, AccessPolicy
@@ -62,9 +63,14 @@ def key_view(key: ApiKeyRecord, policy: AccessPolicy) -> dict[str, Any]:
 
 
 class KeyAdministration:
-    def __init__(self, store: Store, policy: AccessPolicy) -> None:
+    def __init__(self, store: Store, policy: AccessPolicy,
+                 on_change: Callable[[], None] = lambda: None) -> None:
+        """`on_change` runs after each change to a key: the API process empties its key cache
+        then, so that the change applies there at once (other processes learn of it through
+        NOTIFY, or their cache's 1 s lifetime on SQLite)."""
         self._store = store
         self._policy = policy
+        self._on_change = on_change
 
     async def create(self, kind: KeyKind, tier: str, *, is_admin: bool = False,
                      name: str | None = None,
@@ -91,6 +97,7 @@ class KeyAdministration:
     async def revoke(self, key_id: str) -> ApiKeyRecord:
         await self.get(key_id)
         await self._store.access.revoke(key_id, time.time())
+        self._on_change()
         return await self.get(key_id)
 
     async def rotate(self, key_id: str) -> tuple[str, ApiKeyRecord]:
@@ -101,6 +108,7 @@ class KeyAdministration:
                                                time.time()):
             raise RequestInvalid(f"API key {key_id} is revoked and cannot be rotated",
                                  {"key_id": key_id})
+        self._on_change()
         return secret.plaintext, await self.get(key_id)
 
     async def set_limits(self, key_id: str, limits: dict[str, int | None]) -> ApiKeyRecord:
@@ -108,6 +116,7 @@ class KeyAdministration:
         key = await self.get(key_id)
         kept = _without_nulls({**(key.custom_limits or {}), **limits})
         await self._store.access.set_custom_limits(key_id, kept or None)
+        self._on_change()
         return await self.get(key_id)
 
 

@@ -18,15 +18,16 @@ from comfy_serverless.errors import AuthenticationFailed
 from comfy_serverless.store.records import ApiKeyRecord
 from comfy_serverless.store.store import Store
 
-__all__ = ["IssuedKey", "KeyKind", "NewSecret", "authenticate", "issue_key", "new_secret",
-           "parse_bearer"]
+__all__ = ["TOUCH_INTERVAL", "IssuedKey", "KeyKind", "NewSecret", "authenticate", "issue_key",
+           "lookup_prefix", "new_secret", "parse_bearer", "verify"]
 
 KeyKind = Literal["secret", "public"]
 _TYPE_PREFIX: dict[KeyKind, str] = {"secret": "comfyui_sk_", "public": "comfyui_pk_"}
 _LOOKUP_CHARS = 12
 _SECRET_BYTES = 24
-# last_used_at is written at most this often per key, to keep reads cheap.
-_TOUCH_INTERVAL = 60.0
+# last_used_at is written at most this often per key (and per API process), so that it
+# costs no write per request: it is exact to within this many seconds.
+TOUCH_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def _hash(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def _lookup_prefix(plaintext: str) -> str | None:
+def lookup_prefix(plaintext: str) -> str | None:
     for type_prefix in _TYPE_PREFIX.values():
         if plaintext.startswith(type_prefix):
             return plaintext[: len(type_prefix) + _LOOKUP_CHARS]
@@ -55,7 +56,7 @@ class NewSecret:
 
 def new_secret(kind: KeyKind) -> NewSecret:
     plaintext = _TYPE_PREFIX[kind] + secrets.token_urlsafe(_SECRET_BYTES)
-    prefix = _lookup_prefix(plaintext)
+    prefix = lookup_prefix(plaintext)
     assert prefix is not None
     return NewSecret(plaintext, prefix, _hash(plaintext))
 
@@ -86,17 +87,24 @@ def parse_bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-async def authenticate(store: Store, plaintext: str) -> ApiKeyRecord:
-    prefix = _lookup_prefix(plaintext)
-    if prefix is None:
-        raise AuthenticationFailed()
-    record = await store.access.api_key_by_prefix(prefix)
+def verify(record: ApiKeyRecord | None, plaintext: str) -> ApiKeyRecord:
+    """The key, if `plaintext` is its secret (compared in constant time) and it is live."""
     if record is None or not hmac.compare_digest(record.secret_hash.encode(),
                                                     _hash(plaintext).encode()):
         raise AuthenticationFailed()
     if record.revoked_at is not None:
         raise AuthenticationFailed("This API key has been revoked")
+    return record
+
+
+async def authenticate(store: Store, plaintext: str) -> ApiKeyRecord:
+    """Uncached: one read of the key's row (the CLI, and tools without an API process's
+    KeyAuthenticator)."""
+    prefix = lookup_prefix(plaintext)
+    if prefix is None:
+        raise AuthenticationFailed()
+    record = verify(await store.access.api_key_by_prefix(prefix), plaintext)
     now = time.time()
-    if record.last_used_at is None or now - record.last_used_at > _TOUCH_INTERVAL:
+    if record.last_used_at is None or now - record.last_used_at > TOUCH_INTERVAL:
         await store.access.touch_api_key(record.id, now)
     return record

@@ -20,6 +20,9 @@ __all__ = ["Estimate", "Estimator"]
 
 _LIVE_WINDOW = 60.0
 _CACHE_SECONDS = 5.0
+# At most this many workflow signatures' averages are kept: each distinct workflow shape
+# submitted adds one, and a long-lived API process sees unboundedly many.
+_MAX_SIGNATURES = 1024
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,11 @@ class Estimate:
 
 
 class Estimator:
-    def __init__(self, store: Store, *, cache_seconds: float = _CACHE_SECONDS) -> None:
+    def __init__(self, store: Store, *, cache_seconds: float = _CACHE_SECONDS,
+                 max_signatures: int = _MAX_SIGNATURES) -> None:
         self._store = store
         self._cache_seconds = cache_seconds
+        self._max_signatures = max_signatures
         self._durations: dict[str | None, tuple[float, float | None]] = {}
         self._workers: tuple[float, int] = (0.0, 1)
 
@@ -62,8 +67,22 @@ class Estimator:
         if cached is not None and now - cached[0] < self._cache_seconds:
             return cached[1]
         value = await self._store.metrics.average_processing_time(signature)
+        self._durations.pop(signature, None)  # re-inserted last: the dict is oldest first
         self._durations[signature] = (now, value)
+        if len(self._durations) > self._max_signatures:
+            self._forget_oldest(now)
         return value
+
+    @property
+    def cached_signatures(self) -> int:
+        return len(self._durations)
+
+    def _forget_oldest(self, now: float) -> None:
+        """Drop the expired averages, then, if a burst of new shapes still exceeds the
+        bound, the oldest: one more read each time they come back."""
+        fresh = [(name, entry) for name, entry in self._durations.items()
+                 if now - entry[0] < self._cache_seconds]
+        self._durations = dict(fresh[-self._max_signatures:])
 
     async def _live_workers(self) -> int:
         now = time.monotonic()

@@ -11,6 +11,8 @@ tier-wide queue size is guarded by a tier lock, taken only near the limit.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +20,7 @@ from comfy_serverless.store.connector import Connector, Params, Session
 from comfy_serverless.store.records import ApiKeyRecord, ExecutionRecord, NewExecution
 
 __all__ = [
+    "KEY_CHANNEL",
     "AccessStore",
     "Admitted",
     "AdmissionLimits",
@@ -29,6 +32,9 @@ __all__ = [
 # How many admissions of one tier may be in flight at once while the tier's queue is
 # counted without its lock; closer than this to max_queue_size, the lock is taken.
 _TIER_LOCK_MARGIN = 64
+
+# Named in migration 0016's trigger too: the payload is a changed key's lookup prefix.
+KEY_CHANNEL = "comfy_serverless_keys"
 
 LimitName = Literal["concurrent_executions", "max_queue_size", "monthly_quota"]
 
@@ -95,6 +101,14 @@ class AccessStore:
 
     async def touch_api_key(self, key_id: str, now: float) -> None:
         await self._db.execute(self._sql["touch_api_key"], {"id": key_id, "now": now})
+
+    def listen_for_key_changes(self, *, on_change: Callable[[str], None],
+                               on_listening: Callable[[bool], None]
+                               ) -> AbstractAsyncContextManager[None]:
+        """Calls `on_change(prefix)` when any process creates, changes or deletes a key
+        (PostgreSQL NOTIFY, sent by migration 0016's trigger, old and new prefix alike),
+        and `on_listening` as the LISTEN connection comes and goes (never on SQLite)."""
+        return self._db.listen({KEY_CHANNEL: on_change}, on_listening)
 
     # ------------------------------------------------------------------ key administration
 

@@ -108,9 +108,12 @@ class Connector(Session, Protocol):
         """A Session bound to one transaction: committed on exit, rolled back on error."""
         ...
 
-    def listen(self, handlers: Mapping[str, Callable[[str], None]]
+    def listen(self, handlers: Mapping[str, Callable[[str], None]],
+               on_listening: Callable[[bool], None] | None = None
                ) -> AbstractAsyncContextManager[None]:
-        """Call handlers[channel](payload) for each notification while the block runs."""
+        """Call handlers[channel](payload) for each notification while the block runs, and
+        on_listening(True/False) as the LISTEN connection comes up and goes down (never, where
+        the database has no notifications)."""
         ...
 
     async def close(self) -> None: ...

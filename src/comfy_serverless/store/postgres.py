@@ -99,12 +99,14 @@ class PostgresConnector(_PostgresSession):
         return cls(pool, url)
 
     @asynccontextmanager
-    async def listen(self, handlers: Mapping[str, Callable[[str], None]]
+    async def listen(self, handlers: Mapping[str, Callable[[str], None]],
+                     on_listening: Callable[[bool], None] | None = None
                      ) -> AsyncIterator[None]:
         """LISTEN on a dedicated connection, re-established if it drops, while the block runs.
         A notification missed meanwhile is caught by the callers' polling."""
         ready = asyncio.Event()
-        task = asyncio.create_task(self._listen_forever(handlers, ready), name="pg-listen")
+        task = asyncio.create_task(self._listen_forever(handlers, ready, on_listening),
+                                   name="pg-listen")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ready.wait(), _LISTEN_READY_SECONDS)
         try:
@@ -115,16 +117,18 @@ class PostgresConnector(_PostgresSession):
                 await task
 
     async def _listen_forever(self, handlers: Mapping[str, Callable[[str], None]],
-                              ready: asyncio.Event) -> None:
+                              ready: asyncio.Event,
+                              on_listening: Callable[[bool], None] | None) -> None:
         while True:
             try:
-                await self._listen_once(handlers, ready)
+                await self._listen_once(handlers, ready, on_listening or _ignore)
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("LISTEN connection lost: %s", exc)
             await asyncio.sleep(1.0)
 
     async def _listen_once(self, handlers: Mapping[str, Callable[[str], None]],
-                           ready: asyncio.Event) -> None:
+                           ready: asyncio.Event, on_listening: Callable[[bool], None]
+                           ) -> None:
         """Listen on one connection until it closes."""
         connection = await asyncpg.connect(self._url)
         closed = asyncio.Event()
@@ -133,8 +137,10 @@ class PostgresConnector(_PostgresSession):
             for channel, handler in handlers.items():
                 await connection.add_listener(channel, _adapter(handler))
             ready.set()
+            on_listening(True)
             await closed.wait()
         finally:
+            on_listening(False)
             with contextlib.suppress(Exception):
                 await connection.close()
 
@@ -155,6 +161,10 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     (unlock session advisory locks, close cursors, UNLISTEN, RESET ALL) is one more round
     trip after every query, and this store leaves no session state behind: its advisory
     locks are transaction-scoped, LISTEN has its own connection, and it never uses SET."""
+
+
+def _ignore(listening: bool) -> None:
+    """No one needs to know when the LISTEN connection comes or goes."""
 
 
 def _adapter(handler: Callable[[str], None]) -> Callable[..., None]:

@@ -161,7 +161,8 @@ class SqliteConnector:
             await self._writer.execute("COMMIT")
 
     @asynccontextmanager
-    async def listen(self, handlers: Mapping[str, Callable[[str], None]]
+    async def listen(self, handlers: Mapping[str, Callable[[str], None]],
+                     on_listening: Callable[[bool], None] | None = None
                      ) -> AsyncIterator[None]:
         """SQLite has no notifications: one node uses in-process signals, others poll."""
         yield

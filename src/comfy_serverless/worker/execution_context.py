@@ -32,6 +32,9 @@ class ExecutorConfig:
     # its prompt worker has stopped: the watchdog restarts ComfyUI and retries the job.
     watchdog_timeout: float = 60.0
     progress_event_interval: float = 1.0
+    # Leave each prompt in ComfyUI's history (by default it is dropped once the attempt
+    # ends: ComfyUI keeps up to 10,000 in memory).
+    keep_engine_history: bool = False
     reconnect_timeout: float = 10.0
 
 

@@ -44,6 +44,7 @@ from comfy_serverless.store.store import Store
 from comfy_serverless.worker.attempt_cleanup import AttemptCleanup
 from comfy_serverless.worker.completion import OutputCompletion
 from comfy_serverless.worker.engine_facts import EngineFacts
+from comfy_serverless.worker.engine_history import EngineHistory
 from comfy_serverless.worker.engine_watch import (
     EngineHung,
     EngineLost,
@@ -92,7 +93,8 @@ class Executor:
         self._completion = OutputCompletion(
             store, client, collector, lease_seconds=config.lease_seconds,
             heartbeat_interval=config.heartbeat_interval)
-        self._cleanup = AttemptCleanup(store, collector.engine_files, inputs)
+        self._cleanup = AttemptCleanup(store, collector.engine_files, EngineHistory(
+            client, keep=config.keep_engine_history), inputs)
         self._hand_back = asyncio.Event()
 
     def learn(self, facts: EngineFacts) -> None:
@@ -127,7 +129,7 @@ class Executor:
                                                          context.tracker.reported_files)
         if outcome in ("completed", "failed"):
             self._wakeups.finished(execution.id)
-        await self._cleanup.after(execution, outcome)
+        await self._cleanup.after(execution, context.prompt_id, outcome)
         return outcome
 
     def _context_for(self, execution: ExecutionRecord, cancel_event: asyncio.Event
@@ -267,11 +269,8 @@ class Executor:
     async def _timeout(self, context: ExecutionContext) -> None:
         await self._interrupt(context)
         timeout = context.execution.options.run.timeout
-        failure = Failure(error_type="TIMEOUT", retryable=False,
-                          message=f"Execution exceeded its timeout of {timeout}s",
-                          node_id=context.tracker.current_node_id,
-                          node_type=context.tracker.class_of(context.tracker.current_node_id))
-        raise StopRun(await self._fail(context, failure))
+        raise StopRun(await self._fail(context, context.tracker.failure_here(
+            "TIMEOUT", f"Execution exceeded its timeout of {timeout}s", retryable=False)))
 
     # ------------------------------------------------------------------ outcomes
 
@@ -310,10 +309,8 @@ class Executor:
         return None
 
     async def _engine_lost(self, context: ExecutionContext, reason: str) -> Outcome:
-        failure = Failure(error_type="ENGINE_CRASHED", message=reason, retryable=True,
-                          node_id=context.tracker.current_node_id,
-                          node_type=context.tracker.class_of(context.tracker.current_node_id))
-        return await self._fail(context, failure)
+        return await self._fail(context, context.tracker.failure_here(
+            "ENGINE_CRASHED", reason, retryable=True))
 
     async def _patiently(self, context: ExecutionContext, status: str,
                          write: Callable[[], Awaitable[bool]]) -> bool:

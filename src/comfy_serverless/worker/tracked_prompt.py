@@ -16,6 +16,7 @@ from comfy_serverless.engine.comfyui.client import WrittenFile
 from comfy_serverless.engine.comfyui.messages import EngineEvent, NodeExecuted
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker, ProgressReading, PromptNote
 from comfy_serverless.store.records import LogEntry, ProgressSnapshot
+from comfy_serverless.worker.failures import Failure
 
 __all__ = ["TrackedPrompt", "log_entry", "progress_snapshot"]
 
@@ -65,6 +66,12 @@ class TrackedPrompt:
 
     def class_of(self, node_id: str | None) -> str | None:
         return self._tracker.class_of(node_id)
+
+    def failure_here(self, error_type: str, message: str, *, retryable: bool) -> Failure:
+        """A failure of the node running now (none before the first starts)."""
+        node_id = self._tracker.current_node_id
+        return Failure(error_type=error_type, message=message, retryable=retryable,
+                       node_id=node_id, node_type=self._tracker.class_of(node_id))
 
     def snapshot(self) -> ProgressSnapshot:
         return progress_snapshot(self._tracker.snapshot())

@@ -28,6 +28,7 @@ class WorkerConfig:
     prefetch: int = 1
     webhook_max_retries: int = 3
     keep_workflow_metadata: bool = True
+    keep_engine_history: bool = False
     region: str | None = None
     affinity_window: int = 8
     affinity_max_wait: float = 30.0
@@ -49,4 +50,5 @@ class WorkerConfig:
             silence_check_interval=self.silence_check_interval,
             watchdog_timeout=self.watchdog_timeout,
             progress_event_interval=self.progress_event_interval,
+            keep_engine_history=self.keep_engine_history,
         )

@@ -32,7 +32,8 @@ class LimitsUpdate(RequestBody):
 
 
 def _keys(services: Services) -> KeyAdministration:
-    return KeyAdministration(services.store, services.access.policy)
+    return KeyAdministration(services.store, services.access.policy,
+                             on_change=services.keys.forget_all)
 
 
 @router.post("", status_code=201, response_model=None, responses=answer(201, IssuedKey))

@@ -203,6 +203,11 @@ class ComfyUIClient:
         status, _ = await self._request("POST", "/queue", {"delete": prompt_ids})
         _raise_for_status(status, "POST", "/queue")
 
+    async def delete_history(self, prompt_ids: list[str]) -> None:
+        """Drop prompts from ComfyUI's history (it keeps 10,000 by default, outputs and all)."""
+        status, _ = await self._request("POST", "/history", {"delete": prompt_ids})
+        _raise_for_status(status, "POST", "/history")
+
     async def has_hooks(self) -> bool:
         """Whether this ComfyUI runs comfy-serverless's hooks (engine/comfyui/extension)."""
         return await self.hooks() is not None

@@ -1,4 +1,4 @@
--- The event stream of one execution (migration 0017): rows after a given number, in order.
+-- The event stream of one execution (migration 0015): rows after a given number, in order.
 
 -- name: stream_after
 SELECT seq, at, kind, data FROM execution_stream
