@@ -110,6 +110,8 @@ CREATE INDEX executions_finished ON executions (finished_at) WHERE finished_at I
 CREATE INDEX executions_started ON executions (started_at) WHERE started_at IS NOT NULL;
 CREATE INDEX executions_completed_by_signature ON executions (signature, finished_at)
     WHERE status = 'completed';
+-- The rescuer's expired leases: only the running executions.
+CREATE INDEX executions_leases ON executions (lease_expires_at) WHERE status = 'processing';
 -- Model loads are counted from the log: only their own entries.
 CREATE INDEX execution_events_model_loads ON execution_events (id) WHERE event = 'model_loaded';
 -- Deleting an execution (retention) cascades to its idempotency key.
