@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from comfy_serverless.store.executions import QUEUE_POSITION_BOUND
 from comfy_serverless.store.sql_loader import load_queries
 from comfy_serverless.store.store import Store
 from tests.conformance.rows import add_execution, add_key
@@ -44,7 +45,8 @@ def _values(queued_id: str, api_key_id: str, now: float) -> dict[str, Any]:
     """A realistic value for every parameter the queries above take."""
     return {
         "id": queued_id, "execution_id": queued_id, "api_key_id": api_key_id, "priority": 5,
-        "requested_priority": 5, "submitted_at": now - 30, "bound": 1000, "now": now,
+        "requested_priority": 5, "submitted_at": now - 30, "bound": QUEUE_POSITION_BOUND,
+        "now": now,
         "reason": "user", "worker_id": "w1", "lease_expires_at": now + 30, "attempt": 1,
         "engine_prompt_id": None, "resource_allocation": None, "gpu_pattern": '%"t4"%',
         "warm_models": '["checkpoints/a.safetensors"]', "affinity_window": 8,
@@ -107,7 +109,7 @@ async def test_no_request_path_query_scans_a_whole_table(
 
 async def test_queue_position_reads_at_most_the_bound(
         seeded: tuple[Store, dict[str, Any]]) -> None:
-    """The last of 4,000 queued: 1,000 counted, and no more index entries read."""
+    """The last of 4,000 queued: the bound counted, and no more index entries read."""
     store, values = seeded
     last = await store.connector.fetch_one(
         "SELECT id, priority, submitted_at FROM executions WHERE status = 'queued' "
