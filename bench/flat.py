@@ -8,11 +8,13 @@ with INSERT ... SELECT generate_series (tests/conformance/seeding.py) and ANALYZ
 - base: 100 queued, no finished execution;
 - deep queue: --queued queued, no finished execution;
 - long history: 100 queued, --finished finished executions (one log entry each).
-Measured per scenario, --runs rounds of --repeat calls each (a scrape or a queue status
---repeat / 5): a status read (execution by id and key, queue position) of the execution at
-the back of the queue, its queue position alone, a submit, a claim, a /metrics scrape (its
-counts and histograms) and a queue status (totals, recent averages, breakdown). Prints the
-median of each round, the median of the rounds, and each scenario's ratio to base.
+Measured in --runs rounds that alternate between the scenarios, --repeat calls per round
+(a scrape or a queue status --repeat / 5): a status read (execution by id and key, queue
+position) of the execution at the back of the queue, its queue position alone, a submit, a
+claim, a /metrics scrape (its counts and histograms) and a queue status (totals, recent
+averages, breakdown). Prints the median of each round, the median of the rounds, each
+scenario's ratio to base, and the WAL written per call (what a commit must flush: a
+measure the CPU's speed does not change).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from comfy_serverless.executions.submission import new_execution_id
@@ -44,6 +47,15 @@ class Scenario:
     name: str
     queued: int
     finished: int
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One round of one operation: the median time (ms) and WAL written per call (bytes;
+    the warm-up calls included, a figure that does not depend on the CPU's speed)."""
+
+    median_ms: float
+    wal_bytes: float
 
 
 @dataclass
@@ -97,9 +109,10 @@ _CALLS: dict[str, Callable[[Subject], Awaitable[None]]] = {
     "claim": _claim, "metrics": _metrics, "queue_status": _queue_status}
 
 
-async def _median_ms(subject: Subject, operation: str, repeat: int) -> float:
+async def _median_ms(subject: Subject, operation: str, repeat: int) -> tuple[float, int]:
     """The median of `repeat` calls (a fifth of them for the slow ones), after a few that
-    are not measured: each pool connection prepares a statement on its first use."""
+    are not measured (each pool connection prepares a statement on its first use), and how
+    many calls were made in all."""
     call = _CALLS[operation]
     count = max(repeat // 5, 3) if operation in _SLOW_OPERATIONS else repeat
     for _ in range(_WARM_UP_CALLS):
@@ -109,7 +122,7 @@ async def _median_ms(subject: Subject, operation: str, repeat: int) -> float:
         started = time.perf_counter()
         await call(subject)
         times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+    return statistics.median(times) * 1000, count + _WARM_UP_CALLS
 
 
 async def _prepared(store: Store, scenario: Scenario) -> Subject:
@@ -126,37 +139,58 @@ async def _prepared(store: Store, scenario: Scenario) -> Subject:
     return Subject(store, key, last)
 
 
-async def _measure(scenario: Scenario, runs: int, repeat: int) -> dict[str, list[float]]:
-    """Per operation, the median (ms) of each round."""
-    rounds: dict[str, list[float]] = {operation: [] for operation in OPERATIONS}
-    async with scratch_postgres_schema(POSTGRES) as url:
-        store = await Store.open(url)
-        try:
-            seeding = time.perf_counter()
-            subject = await _prepared(store, scenario)
-            print(f"{scenario.name}: seeded {scenario.queued:,} queued and "
-                  f"{scenario.finished:,} finished in {time.perf_counter() - seeding:.0f} s",
-                  flush=True)
-            for _ in range(runs):
+async def _wal_position(store: Store) -> int:
+    row = await store.connector.fetch_one(
+        "SELECT CAST(pg_current_wal_lsn() - CAST('0/0' AS pg_lsn) AS BIGINT) AS at")
+    return int(row["at"]) if row else 0
+
+
+async def _seeded(stack: AsyncExitStack, scenario: Scenario) -> Subject:
+    url = await stack.enter_async_context(scratch_postgres_schema(POSTGRES))
+    store = await Store.open(url)
+    stack.push_async_callback(store.close)
+    seeding = time.perf_counter()
+    subject = await _prepared(store, scenario)
+    print(f"{scenario.name}: seeded {scenario.queued:,} queued and {scenario.finished:,} "
+          f"finished in {time.perf_counter() - seeding:.0f} s", flush=True)
+    return subject
+
+
+async def _measure(scenarios: tuple[Scenario, ...], runs: int, repeat: int
+                   ) -> dict[str, dict[str, list[Measured]]]:
+    """Per scenario and operation, each round's median and WAL per call. The scenarios'
+    rounds alternate (round 1 of each, then round 2 of each...), so that the machine's
+    load, which other work on it changes, weighs on every scenario alike."""
+    results: dict[str, dict[str, list[Measured]]] = {
+        scenario.name: {operation: [] for operation in OPERATIONS} for scenario in scenarios}
+    async with AsyncExitStack() as stack:
+        subjects = [await _seeded(stack, scenario) for scenario in scenarios]
+        for _ in range(runs):
+            for scenario, subject in zip(scenarios, subjects, strict=True):
                 for operation in OPERATIONS:
-                    rounds[operation].append(await _median_ms(subject, operation, repeat))
-        finally:
-            await store.close()
-    return rounds
+                    before = await _wal_position(subject.store)
+                    median, calls = await _median_ms(subject, operation, repeat)
+                    wal = (await _wal_position(subject.store) - before) / calls
+                    results[scenario.name][operation].append(Measured(median, wal))
+    return results
 
 
-def _report(results: dict[str, dict[str, list[float]]]) -> None:
+def _report(results: dict[str, dict[str, list[Measured]]]) -> None:
     base = results["base"]
-    print(f"\n{'operation':<15}" + "".join(f"{name:>34}" for name in results))
+    print(f"\n{'operation':<15}" + "".join(f"{name:>40}" for name in results))
     for operation in OPERATIONS:
         line = f"{operation:<15}"
-        for rounds in results.values():
-            median = statistics.median(rounds[operation])
-            ratio = median / statistics.median(base[operation])
-            runs = "/".join(f"{value:.2f}" for value in rounds[operation])
-            line += f"{f'{median:.3f} ms ({ratio:.2f}x) [{runs}]':>34}"
+        base_median = statistics.median(m.median_ms for m in base[operation])
+        for scenario in results.values():
+            rounds = scenario[operation]
+            median = statistics.median(m.median_ms for m in rounds)
+            wal = statistics.median(m.wal_bytes for m in rounds)
+            each = "/".join(f"{m.median_ms:.2f}" for m in rounds)
+            cell = f"{median:.3f} ms ({median / base_median:.2f}x) [{each}] {wal:.0f} B"
+            line += f"{cell:>40}"
         print(line)
-    print("\nmedian of the rounds' medians, (ratio to base), [each round's median]")
+    print("\nmedian of the rounds' medians (ratio to base) [each round's median] "
+          "WAL bytes per call")
 
 
 async def main() -> None:
@@ -169,10 +203,7 @@ async def main() -> None:
     scenarios = (Scenario("base", BASE_QUEUED, 0),
                  Scenario(f"queue {args.queued:,}", args.queued, 0),
                  Scenario(f"history {args.finished:,}", BASE_QUEUED, args.finished))
-    results = {}
-    for scenario in scenarios:
-        results[scenario.name] = await _measure(scenario, args.runs, args.repeat)
-    _report(results)
+    _report(await _measure(scenarios, args.runs, args.repeat))
 
 
 if __name__ == "__main__":
