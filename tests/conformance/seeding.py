@@ -75,6 +75,10 @@ async def settle(store: Store) -> None:
             await tx.execute("DELETE FROM execution_tally_deltas")
             await tx.execute("DELETE FROM execution_tallies")
             await tx.execute(_RECOUNT)
+            await tx.execute("DELETE FROM event_tally_deltas")
+            await tx.execute(
+                "UPDATE event_tallies SET count = (SELECT COUNT(*) FROM execution_events "
+                "WHERE event = 'model_loaded') WHERE event = 'model_loaded'")
     for table in ("executions", "execution_events", "idempotency_keys"):
         # VACUUM too: autovacuum would otherwise work through the new rows while a
         # benchmark measures, and index-only scans need the visibility map it sets.

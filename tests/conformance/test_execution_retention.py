@@ -37,6 +37,14 @@ async def _add_output(store: Store, execution_id: str, deleted_at: float | None)
          "key": f"outputs/{execution_id}/a.png", "deleted_at": deleted_at})
 
 
+async def _add_webhook_event(store: Store, execution_id: str, status: str) -> None:
+    await store.connector.execute(
+        "INSERT INTO webhook_events (id, execution_id, url, event_type, created_at, status, "
+        "max_retries, next_attempt_at) VALUES (:id, :execution_id, 'https://example.com/h', "
+        "'execution.completed', 0, :status, 3, 0)",
+        {"id": f"evt_{execution_id}", "execution_id": execution_id, "status": status})
+
+
 async def _kept(store: Store) -> set[str]:
     rows = await store.connector.fetch_all("SELECT id FROM executions")
     return {str(row["id"]) for row in rows}
@@ -50,17 +58,21 @@ async def test_old_finished_executions_go_with_their_rows(store: Store) -> None:
     await _add_output(store, file_gone, deleted_at=now - DAY)
     file_stored = await _finished(store, key, now - 10 * DAY)
     await _add_output(store, file_stored, deleted_at=None)
+    webhook_sent = await _finished(store, key, now - 10 * DAY)
+    await _add_webhook_event(store, webhook_sent, "delivered")
+    webhook_waiting = await _finished(store, key, now - 10 * DAY)
+    await _add_webhook_event(store, webhook_waiting, "pending")
     recent = await _finished(store, key, now - DAY)
     queued = await add_execution(store, key, submitted_at=now - 20 * DAY)
 
     busy = await Housekeeping(store, execution_retention_days=7, clock=lambda: now).run_once()
 
     assert busy is False
-    assert await _kept(store) == {file_stored, recent, queued}
-    for table in ("execution_events", "outputs", "execution_stream"):
+    assert await _kept(store) == {file_stored, webhook_waiting, recent, queued}
+    for table in ("execution_events", "outputs", "execution_stream", "webhook_events"):
         orphans = await store.connector.fetch_all(
-            f"SELECT execution_id FROM {table} WHERE execution_id IN (:a, :b, :c, :d)",
-            {"a": old[0], "b": old[1], "c": old[2], "d": file_gone})
+            f"SELECT execution_id FROM {table} WHERE execution_id IN (:a, :b, :c, :d, :e)",
+            {"a": old[0], "b": old[1], "c": old[2], "d": file_gone, "e": webhook_sent})
         assert orphans == [], table
 
 

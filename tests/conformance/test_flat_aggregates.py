@@ -53,6 +53,10 @@ async def _busy_queue(store: Store) -> None:
     assert await store.executions.cancel(queued, key.id, "user", now) is not None
     await store.connector.execute(
         "UPDATE executions SET priority = priority + 2 WHERE status = 'queued' AND priority = 3")
+    for event in ("model_loaded", "model_loaded", "execution_started"):
+        await store.connector.execute(
+            "INSERT INTO execution_events (execution_id, at, event, message) "
+            "VALUES (:id, :at, :event, 'm')", {"id": first.id, "at": now, "event": event})
     doomed = await add_execution(store, key, priority=9)
     await store.connector.execute("DELETE FROM executions WHERE id = :id", {"id": doomed})
 
@@ -60,6 +64,7 @@ async def _busy_queue(store: Store) -> None:
 async def test_the_tallies_count_what_the_rows_hold(store: Store) -> None:
     await _busy_queue(store)
     await _assert_tallies_match(store)
+    assert (await store.metrics.metric_counts())["model_loads"] == {"all": 2}
 
 
 async def test_folding_the_deltas_changes_no_figure(store: Store) -> None:

@@ -77,5 +77,7 @@ SELECT CASE WHEN status_code BETWEEN 200 AND 299 THEN 'delivered' ELSE 'failed' 
 FROM webhook_deliveries GROUP BY 1;
 
 -- name: model_loads
--- Only the model loads' own entries, on execution_events_model_loads.
-SELECT COUNT(*) AS count FROM execution_events WHERE event = 'model_loaded';
+-- Model loads seen in the logs: tallied (migration 0016), folded and pending. Counted as
+-- they are logged, so execution retention does not take them back.
+SELECT COALESCE((SELECT count FROM event_tallies WHERE event = 'model_loaded'), 0)
+       + (SELECT COUNT(*) FROM event_tally_deltas WHERE event = 'model_loaded') AS count;

@@ -37,6 +37,13 @@ WITH moved AS (
           GROUP BY b.le) AS d
     WHERE t.le = d.le
     RETURNING 1
+), moved_events AS (
+    DELETE FROM event_tally_deltas RETURNING event
+), events AS (
+    INSERT INTO event_tallies AS t (event, count)
+    SELECT event, COUNT(*) FROM moved_events GROUP BY event ORDER BY event
+    ON CONFLICT (event) DO UPDATE SET count = t.count + EXCLUDED.count
+    RETURNING 1
 ), completions AS (
     UPDATE completion_tallies AS t
     SET count = t.count + c.count, wait_sum = t.wait_sum + c.wait_sum,
@@ -47,4 +54,4 @@ WITH moved AS (
     WHERE t.id = 1
     RETURNING 1
 )
-SELECT COUNT(*) AS folded FROM moved;
+SELECT (SELECT COUNT(*) FROM moved) + (SELECT COUNT(*) FROM moved_events) AS folded;

@@ -6,10 +6,11 @@
 -- their submit times in integer milliseconds (exact: a mean wait is now - sum / count).
 -- duration_tallies: the completed executions' cumulative histograms (wait: submit to start,
 -- work: start to end) at the bounds of duration_bounds; completion_tallies: their count
--- and sums. They only grow: a histogram is a Prometheus counter, so deleting old rows
--- (execution retention) leaves it alone.
+-- and sums; event_tallies: the log entries /metrics counts (model loads). These three only
+-- grow: a histogram is a Prometheus counter, so deleting old rows (execution retention)
+-- leaves them alone.
 --
--- PostgreSQL's triggers append deltas (execution_tally_deltas) instead of updating a tally
+-- PostgreSQL's triggers append deltas (execution_tally_deltas, event_tally_deltas) instead of updating a tally
 -- row: every submit would otherwise wait on the same hot row until the previous commit.
 -- Housekeeping folds the deltas into the tallies; a reader adds the few pending ones.
 CREATE TABLE execution_tallies (
@@ -43,6 +44,12 @@ CREATE TABLE execution_tally_deltas (
     wait          DOUBLE PRECISION,
     work          DOUBLE PRECISION
 );
+
+-- Log entries counted by /metrics (model loads), tallied as the executions are.
+CREATE TABLE event_tallies (event TEXT PRIMARY KEY, count BIGINT NOT NULL);
+CREATE TABLE event_tally_deltas (id BIGSERIAL PRIMARY KEY, event TEXT NOT NULL);
+INSERT INTO event_tallies (event, count)
+SELECT 'model_loaded', COUNT(*) FROM execution_events WHERE event = 'model_loaded';
 
 INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
 SELECT status, priority, COUNT(*), SUM(CAST(ROUND(submitted_at * 1000) AS BIGINT))
@@ -83,6 +90,15 @@ CREATE TRIGGER executions_tally_update AFTER UPDATE OF status, priority, submitt
           OR NEW.submitted_at IS DISTINCT FROM OLD.submitted_at)
     EXECUTE FUNCTION executions_tally();
 
+CREATE FUNCTION execution_events_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO event_tally_deltas (event) VALUES (NEW.event);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER execution_events_tally AFTER INSERT ON execution_events
+    FOR EACH ROW WHEN (NEW.event = 'model_loaded') EXECUTE FUNCTION execution_events_tally();
+
 -- The recent averages (queue status, estimates) and execution retention read a time range.
 CREATE INDEX executions_finished ON executions (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX executions_started ON executions (started_at) WHERE started_at IS NOT NULL;
@@ -90,7 +106,5 @@ CREATE INDEX executions_completed_by_signature ON executions (signature, finishe
     WHERE status = 'completed';
 -- The rescuer's expired leases: only the running executions.
 CREATE INDEX executions_leases ON executions (lease_expires_at) WHERE status = 'processing';
--- Model loads are counted from the log: only their own entries.
-CREATE INDEX execution_events_model_loads ON execution_events (id) WHERE event = 'model_loaded';
 -- Deleting an execution (retention) cascades to its idempotency key.
 CREATE INDEX idempotency_keys_by_execution ON idempotency_keys (execution_id);

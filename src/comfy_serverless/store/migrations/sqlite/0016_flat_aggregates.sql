@@ -6,11 +6,12 @@
 -- their submit times in integer milliseconds (exact: a mean wait is now - sum / count).
 -- duration_tallies: the completed executions' cumulative histograms (wait: submit to start,
 -- work: start to end) at the bounds of duration_bounds; completion_tallies: their count
--- and sums. They only grow: a histogram is a Prometheus counter, so deleting old rows
--- (execution retention) leaves it alone.
+-- and sums; event_tallies: the log entries /metrics counts (model loads). These three only
+-- grow: a histogram is a Prometheus counter, so deleting old rows (execution retention)
+-- leaves them alone.
 --
 -- SQLite writes one transaction at a time, so its triggers update the tallies directly;
--- execution_tally_deltas (PostgreSQL's hot-row-free path) stays empty here, and the readers
+-- the delta tables (PostgreSQL's hot-row-free path) stays empty here, and the readers
 -- shared by both dialects add it all the same.
 CREATE TABLE execution_tallies (
     status            TEXT NOT NULL,
@@ -43,6 +44,12 @@ CREATE TABLE execution_tally_deltas (
     wait          DOUBLE PRECISION,
     work          DOUBLE PRECISION
 );
+
+-- Log entries counted by /metrics (model loads), tallied as the executions are.
+CREATE TABLE event_tallies (event TEXT PRIMARY KEY, count BIGINT NOT NULL);
+CREATE TABLE event_tally_deltas (id INTEGER PRIMARY KEY, event TEXT NOT NULL);
+INSERT INTO event_tallies (event, count)
+SELECT 'model_loaded', COUNT(*) FROM execution_events WHERE event = 'model_loaded';
 
 INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
 SELECT status, priority, COUNT(*), SUM(CAST(ROUND(submitted_at * 1000) AS BIGINT))
@@ -105,6 +112,12 @@ BEGIN
         work_sum = work_sum + COALESCE(NEW.finished_at - NEW.started_at, 0);
 END;
 
+CREATE TRIGGER execution_events_tally AFTER INSERT ON execution_events
+    WHEN NEW.event = 'model_loaded'
+BEGIN
+    UPDATE event_tallies SET count = count + 1 WHERE event = NEW.event;
+END;
+
 -- The recent averages (queue status, estimates) and execution retention read a time range.
 CREATE INDEX executions_finished ON executions (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX executions_started ON executions (started_at) WHERE started_at IS NOT NULL;
@@ -112,7 +125,5 @@ CREATE INDEX executions_completed_by_signature ON executions (signature, finishe
     WHERE status = 'completed';
 -- The rescuer's expired leases: only the running executions.
 CREATE INDEX executions_leases ON executions (lease_expires_at) WHERE status = 'processing';
--- Model loads are counted from the log: only their own entries.
-CREATE INDEX execution_events_model_loads ON execution_events (id) WHERE event = 'model_loaded';
 -- Deleting an execution (retention) cascades to its idempotency key.
 CREATE INDEX idempotency_keys_by_execution ON idempotency_keys (execution_id);
