@@ -8,7 +8,11 @@ from dataclasses import dataclass
 
 from comfy_serverless.store.connector import Connector
 
-__all__ = ["DURATION_BOUNDS", "DurationHistogram", "MetricsStore", "StatusTally"]
+__all__ = ["DURATION_BOUNDS", "RECENT_SAMPLE", "DurationHistogram", "MetricsStore", "StatusTally"]
+
+# The queue status's recent averages cover at most this many executions of their window
+# (the latest), as the estimates cover the last 50 completions.
+RECENT_SAMPLE = 100
 
 # The histograms' bucket bounds (seconds), as migration 0016 seeded duration_bounds with
 # them: the tallies count at these bounds as executions complete, so changing them takes a
@@ -113,9 +117,12 @@ class MetricsStore:
                 for t in sorted(queued, key=lambda t: -t.priority)]
 
     async def recent_averages(self, since: float) -> tuple[float | None, float | None]:
-        """Mean wait (submit to start) and processing time of executions since `since`."""
-        wait = await self._db.fetch_one(self._sql["recent_wait_time"], {"since": since})
-        work = await self._db.fetch_one(self._sql["recent_processing_time"], {"since": since})
+        """Mean wait (submit to start) of the latest RECENT_SAMPLE executions started since
+        `since`, and mean processing time of the latest RECENT_SAMPLE completed since then:
+        a busy hour costs a queue status no more than a quiet one."""
+        params = {"since": since, "sample": RECENT_SAMPLE}
+        wait = await self._db.fetch_one(self._sql["recent_wait_time"], params)
+        work = await self._db.fetch_one(self._sql["recent_processing_time"], params)
         return (None if not wait or wait["seconds"] is None else float(wait["seconds"]),
                 None if not work or work["seconds"] is None else float(work["seconds"]))
 

@@ -36,14 +36,23 @@ GROUP BY status, priority
 HAVING SUM(count) <> 0;
 
 -- name: recent_wait_time
--- Executions started since :since, on executions_started: bounded by the window's traffic.
-SELECT AVG(started_at - submitted_at) AS seconds FROM executions
-WHERE started_at IS NOT NULL AND started_at >= :since;
+-- The latest :sample executions started since :since, read backwards on executions_started:
+-- bounded however busy the window was.
+SELECT AVG(started_at - submitted_at) AS seconds FROM (
+    SELECT started_at, submitted_at FROM executions
+    WHERE started_at IS NOT NULL AND started_at >= :since
+    ORDER BY started_at DESC
+    LIMIT :sample
+) AS recent;
 
 -- name: recent_processing_time
--- Executions finished since :since, on executions_finished.
-SELECT AVG(finished_at - started_at) AS seconds FROM executions
-WHERE finished_at IS NOT NULL AND finished_at >= :since AND status = 'completed';
+-- The latest :sample completions since :since, read backwards on executions_finished.
+SELECT AVG(finished_at - started_at) AS seconds FROM (
+    SELECT finished_at, started_at FROM executions
+    WHERE finished_at IS NOT NULL AND finished_at >= :since AND status = 'completed'
+    ORDER BY finished_at DESC
+    LIMIT :sample
+) AS recent;
 
 -- name: duration_tallies
 -- The completed executions' cumulative histograms at the bounds of duration_bounds: the

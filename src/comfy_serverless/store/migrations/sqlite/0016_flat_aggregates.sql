@@ -11,8 +11,8 @@
 -- leaves them alone.
 --
 -- SQLite writes one transaction at a time, so its triggers update the tallies directly;
--- the delta tables (PostgreSQL's hot-row-free path) stays empty here, and the readers
--- shared by both dialects add it all the same.
+-- the delta tables (PostgreSQL's hot-row-free path) stay empty here, and the readers
+-- shared by both dialects add them all the same.
 CREATE TABLE execution_tallies (
     status            TEXT NOT NULL,
     priority          INTEGER NOT NULL,
