@@ -121,8 +121,8 @@ def build_rescuer(services: Services) -> Rescuer:
 
 
 def build_housekeeping(services: Services) -> Housekeeping:
-    """The tidying pass (planner statistics, tallies, expired keys, departed workers,
-    preloads, execution retention) of every API and worker process."""
+    """The tidying pass (planner statistics, expired keys, departed workers, preloads,
+    execution retention, and the tally folder it starts) of every API and worker process."""
     return Housekeeping(services.store,
                         execution_retention_days=services.settings.execution_retention_days)
 

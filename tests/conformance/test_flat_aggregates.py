@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from comfy_serverless.queue import tallies
+from comfy_serverless.queue.tallies import TallyFolder
 from comfy_serverless.store import executions as execution_store
 from comfy_serverless.store.records import ProgressSnapshot
 from comfy_serverless.store.store import Store
@@ -76,6 +78,20 @@ async def test_folding_the_deltas_changes_no_figure(store: Store) -> None:
     assert (await store.metrics.metric_counts(), await store.metrics.duration_histograms()
             ) == before
     await _assert_tallies_match(store)
+
+
+async def test_the_folder_folds_in_batches_and_changes_no_figure(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tallies, "TALLY_FOLD_BATCH", 2)
+    await _busy_queue(store)
+    before = (await store.metrics.metric_counts(), await store.metrics.duration_histograms())
+    folder = TallyFolder(store)
+    assert await folder.run_once() is (store.dialect == "postgres"), "a full first batch"
+    while await folder.run_once():
+        pass
+    assert await store.metrics.fold_tallies() == 0
+    assert (await store.metrics.metric_counts(), await store.metrics.duration_histograms()
+            ) == before
 
 
 async def test_the_queue_breakdown_averages_the_wait_of_the_queued(store: Store) -> None:

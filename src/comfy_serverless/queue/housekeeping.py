@@ -1,12 +1,12 @@
 """Housekeeping: the queue's periodic tidying, apart from the rescue of lost leases.
 
 Each pass refreshes the planner's statistics of the queue (so the claim's plan follows the
-queue's size), folds the status tallies' pending deltas (so /metrics and the queue status
-read few rows), forgets what has expired: idempotency keys past their TTL, the model
+queue's size), forgets what has expired: idempotency keys past their TTL, the model
 folders of workers silent for a day, and expired preloads; and, with an execution retention
 set, deletes finished executions older than it in bounded batches. Admission already
 ignores expired keys and the model list ignores departed workers, so a late pass is only
 untidy. It runs in every API and worker process, like the rescuer; every pass is idempotent.
+It starts and stops the tally folder (queue/tallies.py) with itself, at its own interval.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from comfy_serverless.access.admission import IDEMPOTENCY_TTL_SECONDS
 from comfy_serverless.background import BackgroundService
+from comfy_serverless.queue.tallies import TallyFolder
 from comfy_serverless.store.store import Store
 
 __all__ = ["DEPARTED_AFTER_SECONDS", "HOUSEKEEPING_INTERVAL_SECONDS",
@@ -41,12 +42,19 @@ class Housekeeping(BackgroundService):
         self._store = store
         self._clock = clock
         self._retention_seconds = execution_retention_days * 86400.0
+        self._folder = TallyFolder(store)
+
+    def start(self) -> None:
+        super().start()
+        self._folder.start()
+
+    async def close(self) -> None:
+        await self._folder.stop()
 
     async def run_once(self) -> bool:
         """One pass; True when execution retention has more to delete (go again at once)."""
         now = self._clock()
         await self._store.claims.refresh_planner_statistics()
-        await self._store.metrics.fold_tallies()
         await self._store.access.forget_idempotency_keys(now - IDEMPOTENCY_TTL_SECONDS)
         await self._store.models.forget_departed(now - DEPARTED_AFTER_SECONDS)
         return await self._delete_expired_executions(now)

@@ -51,18 +51,18 @@ class MetricsStore:
         self._db = connector
         self._sql = queries
 
-    async def fold_tallies(self) -> int:
-        """Fold PostgreSQL's pending tally deltas into the tallies (how many it moved); 0
-        when another process is folding, and always on SQLite, whose triggers update the
-        tallies directly. Housekeeping runs it; readers are right without it, only slower
-        as the deltas pile up."""
+    async def fold_tallies(self, batch: int = 10_000) -> int:
+        """Fold up to `batch` of PostgreSQL's pending deltas of each kind into the tallies
+        (how many it moved); 0 when another process is folding, and always on SQLite,
+        whose triggers update the tallies directly. The tally folder runs it every second;
+        readers are right without it, only slower as the deltas pile up."""
         if self._db.dialect != "postgres":
             return 0
         async with self._db.transaction() as tx:
             locked = await tx.fetch_one(self._sql["lock_tally_fold"])
             if not locked or not locked["locked"]:
                 return 0
-            row = await tx.fetch_one(self._sql["fold_tally_deltas"])
+            row = await tx.fetch_one(self._sql["fold_tally_deltas"], {"batch": batch})
         return int(row["folded"]) if row else 0
 
     async def status_tallies(self) -> list[StatusTally]:

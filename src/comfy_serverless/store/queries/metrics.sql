@@ -78,7 +78,7 @@ FROM completion_tallies c WHERE c.id = 1;
 SELECT 0 AS locked;
 
 -- name: fold_tally_deltas
-SELECT 0 AS folded;
+SELECT CAST(:batch AS INTEGER) * 0 AS folded;
 
 -- name: webhook_deliveries_by_outcome
 SELECT CASE WHEN status_code BETWEEN 200 AND 299 THEN 'delivered' ELSE 'failed' END AS outcome,

@@ -16,10 +16,12 @@ ANALYZE executions;
 SELECT pg_try_advisory_xact_lock(hashtext('comfy_serverless.tally_fold')) AS locked;
 
 -- name: fold_tally_deltas
--- Move every pending delta into the tallies in one statement: the DELETE ... RETURNING
--- hands each delta to exactly one fold, and a reader sees it either pending or folded.
+-- Move up to :batch pending deltas of each kind into the tallies in one statement: the
+-- DELETE ... RETURNING hands each delta to exactly one fold, and a reader sees it either
+-- pending or folded.
 WITH moved AS (
-    DELETE FROM execution_tally_deltas
+    DELETE FROM execution_tally_deltas WHERE id IN (
+        SELECT id FROM execution_tally_deltas ORDER BY id LIMIT :batch)
     RETURNING status, priority, change, submitted_ms, wait, work
 ), statuses AS (
     INSERT INTO execution_tallies AS t (status, priority, count, submitted_ms_sum)
@@ -38,7 +40,9 @@ WITH moved AS (
     WHERE t.le = d.le
     RETURNING 1
 ), moved_events AS (
-    DELETE FROM event_tally_deltas RETURNING event
+    DELETE FROM event_tally_deltas WHERE id IN (
+        SELECT id FROM event_tally_deltas ORDER BY id LIMIT :batch)
+    RETURNING event
 ), events AS (
     INSERT INTO event_tallies AS t (event, count)
     SELECT event, COUNT(*) FROM moved_events GROUP BY event ORDER BY event
