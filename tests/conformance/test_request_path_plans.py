@@ -35,7 +35,8 @@ REQUEST_PATH_QUERIES = (
     "recent_wait_time", "recent_processing_time", "average_processing_time",
     "average_processing_time_for_signature", "model_loads", "idempotency_key",
     "insert_idempotency_key", "api_key_by_prefix", "touch_api_key", "unfinished_for_key",
-    "count_unfinished_for_key", "delete_expired_executions", "fold_tally_deltas",
+    "count_unfinished_for_key", "count_queued_for_tier", "delete_expired_executions",
+    "fold_tally_deltas",
 )
 _SCANNED_WHOLE = {"executions", "execution_events"}
 _PARAMETER = re.compile(r"(?<!:):([a-z_]+)")
@@ -52,7 +53,8 @@ def _values(queued_id: str, api_key_id: str, now: float) -> dict[str, Any]:
         "warm_models": '["checkpoints/a.safetensors"]', "affinity_window": 8,
         "affinity_max_wait": 5.0, "signature": "sig7", "since": now - 3600,
         "request_key": "rk", "fingerprint": "f", "prefix": "csk_abcdefgh", "limit": 10,
-        "cap": 10, "sample": 100, "batch": 10_000, "before": now - 30 * 86400, "at": now,
+        "cap": 10, "tier": "basic", "sample": 100, "batch": 10_000,
+        "before": now - 30 * 86400, "at": now,
         "event": "e", "node_id": None, "message": "m", "details": None, "progress": 0.5,
         "current_node": None,
         "current_node_id": None, "current_step": None, "total_steps": None,
