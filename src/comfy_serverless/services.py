@@ -137,9 +137,10 @@ def build_rescuer(services: Services) -> Rescuer:
 
 
 def build_housekeeping(services: Services) -> Housekeeping:
-    """The tidying pass (planner statistics, expired keys, departed workers, preloads) of
-    every API and worker process."""
-    return Housekeeping(services.store)
+    """The tidying pass (planner statistics, expired keys, departed workers, preloads,
+    execution retention, and the tally folder it starts) of every API and worker process."""
+    return Housekeeping(services.store,
+                        execution_retention_days=services.settings.execution_retention_days)
 
 
 def build_engine(settings: Settings) -> Engine:

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     base64_max_bytes: int = 20 * 1024 * 1024
     output_path_template: str = "outputs/{execution_id}/"
     output_retention_days: int | None = None
+    execution_retention_days: int = Field(default=0, ge=0)
     output_keep_workflow_metadata: bool = True
     retention_interval: float = 300.0
     s3_enabled: bool = False

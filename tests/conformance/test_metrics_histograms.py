@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from comfy_serverless.api.routes.metrics import _BUCKETS, _histogram
+from comfy_serverless.api.routes.metrics import _histogram
+from comfy_serverless.store.metrics import DURATION_BOUNDS as _BUCKETS
 from comfy_serverless.store.store import Store
 from workloads.rows import add_execution, add_key
 
@@ -66,7 +67,7 @@ async def _old_values(store: Store) -> tuple[list[float], list[float]]:
 async def test_the_database_counted_histograms_render_as_the_old_ones(store: Store) -> None:
     await _completed(store, 300)
     await add_execution(store, await add_key(store))  # a queued execution counts in neither
-    waits, works = await store.metrics.duration_histograms(_BUCKETS)
+    waits, works = await store.metrics.duration_histograms()
     old_waits, old_works = await _old_values(store)
     assert waits.count == works.count == 300
     assert _rendered(_histogram(_NAME, _HELP, waits)) == _rendered(_old_histogram(old_waits))
@@ -74,7 +75,13 @@ async def test_the_database_counted_histograms_render_as_the_old_ones(store: Sto
 
 
 async def test_no_completed_execution_renders_as_before(store: Store) -> None:
-    waits, _ = await store.metrics.duration_histograms(_BUCKETS)
+    waits, _ = await store.metrics.duration_histograms()
     assert waits.count == 0
     assert [count for _, count in waits.buckets] == [0] * len(_BUCKETS)
     assert _rendered(_histogram(_NAME, _HELP, waits)) == _rendered(_old_histogram([]))
+
+
+async def test_the_tallied_bounds_are_the_documented_ones(store: Store) -> None:
+    waits, works = await store.metrics.duration_histograms()
+    assert tuple(bound for bound, _ in waits.buckets) == _BUCKETS
+    assert tuple(bound for bound, _ in works.buckets) == _BUCKETS

@@ -33,7 +33,7 @@ __all__ = [
 # counted without its lock; closer than this to max_queue_size, the lock is taken.
 _TIER_LOCK_MARGIN = 64
 
-# Named in migration 0016's trigger too: the payload is a changed key's lookup prefix.
+# Named in migration 0017's trigger too: the payload is a changed key's lookup prefix.
 KEY_CHANNEL = "comfy_serverless_keys"
 
 LimitName = Literal["concurrent_executions", "max_queue_size", "monthly_quota"]
@@ -106,7 +106,7 @@ class AccessStore:
                                on_listening: Callable[[bool], None]
                                ) -> AbstractAsyncContextManager[None]:
         """Calls `on_change(prefix)` when any process creates, changes or deletes a key
-        (PostgreSQL NOTIFY, sent by migration 0016's trigger, old and new prefix alike),
+        (PostgreSQL NOTIFY, sent by migration 0017's trigger, old and new prefix alike),
         and `on_listening` as the LISTEN connection comes and goes (never on SQLite)."""
         return self._db.listen({KEY_CHANNEL: on_change}, on_listening)
 

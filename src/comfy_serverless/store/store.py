@@ -9,8 +9,8 @@ sub-stores, one per concern, each with its own queries file (queries/<name>.sql)
 - access: API keys, admission of new executions, idempotency (access.py);
 - workers: heartbeats, the live fleet, node catalogs, shared state (workers.py);
 - metrics: the aggregates of /metrics, the queue status and the estimates (metrics.py);
-- webhooks, models, retention, fleet, stream: the outbox, the model registry, output
-  retention, fleet figures and identity, the event stream.
+- webhooks, models, retention, history, fleet, stream: the outbox, the model registry,
+  output retention, execution retention, fleet figures and identity, the event stream.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from comfy_serverless.store.fleet import FleetStore
 from comfy_serverless.store.metrics import MetricsStore
 from comfy_serverless.store.migrations import apply_migrations
 from comfy_serverless.store.models import ModelRegistry
-from comfy_serverless.store.retention import OutputRetention
+from comfy_serverless.store.retention import ExecutionRetention, OutputRetention
 from comfy_serverless.store.sql_loader import load_queries
 from comfy_serverless.store.webhooks import WebhookOutbox
 from comfy_serverless.store.workers import WorkerStore
@@ -49,6 +49,7 @@ class Store:
         self.metrics = MetricsStore(connector, queries)
         self.models = ModelRegistry(connector, queries)
         self.retention = OutputRetention(connector, queries)
+        self.history = ExecutionRetention(connector, queries)
         self.fleet = FleetStore(connector, queries)
         self.stream = ExecutionStream(connector, queries)
 

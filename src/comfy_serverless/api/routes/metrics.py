@@ -29,7 +29,6 @@ __all__ = ["MetricsDisabled", "is_loopback", "router"]
 
 router = APIRouter(tags=["metrics"])
 
-_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -96,7 +95,7 @@ def is_loopback(host: str) -> bool:
 async def metrics(services: ServicesDep) -> Response:
     store = services.store
     counts = await store.metrics.metric_counts()
-    waits, works = await store.metrics.duration_histograms(_BUCKETS)
+    waits, works = await store.metrics.duration_histograms()
     workers = await store.workers.live_workers(time.time() - services.settings.live_window())
     total_memory, free_memory = fleet_memory(workers)
     gathered: list[Metric] = [

@@ -55,10 +55,13 @@ ORDER BY CASE status WHEN 'processing' THEN 0 ELSE 1 END, submitted_at
 LIMIT :limit;
 
 -- name: count_unfinished_for_key
--- Counted up to :cap (the limit it is compared with): never more rows than the limit.
+-- Counted up to :cap (the limit it is compared with): never more rows than the limit. In
+-- executions_by_key's order, so the planner reads that index: a sequential scan that hopes
+-- to meet :cap unfinished rows early would read a long history first.
 SELECT COUNT(*) AS n FROM (
     SELECT 1 FROM executions
     WHERE api_key_id = :api_key_id AND status IN ('queued', 'processing')
+    ORDER BY api_key_id, status
     LIMIT :cap
 ) AS unfinished;
 

@@ -5,56 +5,80 @@
 SELECT COUNT(*) AS live FROM workers WHERE heartbeat_at >= :since AND state <> 'stopped';
 
 -- name: average_processing_time
+-- The last 50 completions, read backwards on executions_finished.
 SELECT AVG(finished_at - started_at) AS seconds, COUNT(*) AS samples FROM (
     SELECT finished_at, started_at FROM executions
-    WHERE status = 'completed' AND (CAST(:signature AS TEXT) IS NULL OR signature = :signature)
+    WHERE status = 'completed' AND finished_at IS NOT NULL
     ORDER BY finished_at DESC
     LIMIT 50
 ) AS recent;
 
--- name: queue_totals
-SELECT status, COUNT(*) AS count FROM executions
-WHERE status IN ('queued', 'processing') GROUP BY status;
+-- name: average_processing_time_for_signature
+-- The last 50 completions of one workflow, on executions_completed_by_signature.
+SELECT AVG(finished_at - started_at) AS seconds, COUNT(*) AS samples FROM (
+    SELECT finished_at, started_at FROM executions
+    WHERE status = 'completed' AND signature = :signature
+    ORDER BY signature, finished_at DESC
+    LIMIT 50
+) AS recent;
 
--- name: queue_breakdown
-SELECT priority, COUNT(*) AS count, AVG(:now - submitted_at) AS avg_wait
-FROM executions WHERE status = 'queued' GROUP BY priority ORDER BY priority DESC;
+-- name: status_tallies
+-- Executions per (status, priority) and the sum of their submit times (ms): the folded
+-- tallies plus the deltas not folded yet (PostgreSQL's triggers append them; SQLite's
+-- update the tallies directly). Reads a few rows however many executions there are.
+SELECT status, priority, SUM(count) AS count, SUM(submitted_ms_sum) AS submitted_ms_sum
+FROM (
+    SELECT status, priority, count, submitted_ms_sum FROM execution_tallies
+    UNION ALL
+    SELECT status, priority, change, change * submitted_ms FROM execution_tally_deltas
+) AS tallies
+GROUP BY status, priority
+HAVING SUM(count) <> 0;
 
 -- name: recent_wait_time
-SELECT AVG(started_at - submitted_at) AS seconds FROM executions
-WHERE started_at IS NOT NULL AND started_at >= :since;
+-- The latest :sample executions started since :since, read backwards on executions_started:
+-- bounded however busy the window was.
+SELECT AVG(started_at - submitted_at) AS seconds FROM (
+    SELECT started_at, submitted_at FROM executions
+    WHERE started_at IS NOT NULL AND started_at >= :since
+    ORDER BY started_at DESC
+    LIMIT :sample
+) AS recent;
 
 -- name: recent_processing_time
-SELECT AVG(finished_at - started_at) AS seconds FROM executions
-WHERE status = 'completed' AND finished_at >= :since;
+-- The latest :sample completions since :since, read backwards on executions_finished.
+SELECT AVG(finished_at - started_at) AS seconds FROM (
+    SELECT finished_at, started_at FROM executions
+    WHERE finished_at IS NOT NULL AND finished_at >= :since AND status = 'completed'
+    ORDER BY finished_at DESC
+    LIMIT :sample
+) AS recent;
 
--- name: executions_by_status
-SELECT status, COUNT(*) AS count FROM executions GROUP BY status;
+-- name: duration_tallies
+-- The completed executions' cumulative histograms at the bounds of duration_bounds: the
+-- folded tallies plus the pending completions' deltas.
+SELECT t.le AS le,
+       t.waits + COALESCE(SUM(CASE WHEN d.wait <= t.le THEN 1 ELSE 0 END), 0) AS waits,
+       t.works + COALESCE(SUM(CASE WHEN d.work <= t.le THEN 1 ELSE 0 END), 0) AS works
+FROM duration_tallies t LEFT JOIN execution_tally_deltas d ON d.wait IS NOT NULL
+GROUP BY t.le, t.waits, t.works
+ORDER BY t.le;
 
--- name: queue_depth_by_priority
-SELECT priority, COUNT(*) AS count FROM executions WHERE status = 'queued' GROUP BY priority;
+-- name: completion_totals
+-- The histograms' count and sums, folded and pending.
+SELECT c.count + (SELECT COUNT(*) FROM execution_tally_deltas WHERE wait IS NOT NULL) AS count,
+       c.wait_sum + COALESCE((SELECT SUM(wait) FROM execution_tally_deltas
+                              WHERE wait IS NOT NULL), 0) AS wait_sum,
+       c.work_sum + COALESCE((SELECT SUM(work) FROM execution_tally_deltas
+                              WHERE wait IS NOT NULL), 0) AS work_sum
+FROM completion_tallies c WHERE c.id = 1;
 
--- name: completed_duration_buckets
--- One row per histogram bound (:bounds, a JSON array in ascending order): how many completed
--- executions waited (submit to start) and ran (start to end) at most that long.
-WITH bounds AS (
-    SELECT CAST(b.value AS DOUBLE PRECISION) AS le
-    FROM {{json_items}}(CAST(:bounds AS {{json}})) AS b
-)
-SELECT bounds.le AS le,
-       COALESCE(SUM(CASE WHEN e.started_at - e.submitted_at <= bounds.le THEN 1 ELSE 0 END),
-                0) AS waits,
-       COALESCE(SUM(CASE WHEN e.finished_at - e.started_at <= bounds.le THEN 1 ELSE 0 END),
-                0) AS works
-FROM bounds LEFT JOIN executions e ON e.status = 'completed'
-GROUP BY bounds.le
-ORDER BY bounds.le;
+-- name: lock_tally_fold
+-- SQLite has no deltas to fold (its triggers update the tallies); PostgreSQL overrides.
+SELECT 0 AS locked;
 
--- name: completed_duration_totals
--- The histograms' count and sums.
-SELECT COUNT(*) AS count, SUM(started_at - submitted_at) AS wait_sum,
-       SUM(finished_at - started_at) AS work_sum
-FROM executions WHERE status = 'completed';
+-- name: fold_tally_deltas
+SELECT CAST(:batch AS INTEGER) * 0 AS folded;
 
 -- name: webhook_deliveries_by_outcome
 SELECT CASE WHEN status_code BETWEEN 200 AND 299 THEN 'delivered' ELSE 'failed' END AS outcome,
@@ -62,4 +86,7 @@ SELECT CASE WHEN status_code BETWEEN 200 AND 299 THEN 'delivered' ELSE 'failed' 
 FROM webhook_deliveries GROUP BY 1;
 
 -- name: model_loads
-SELECT COUNT(*) AS count FROM execution_events WHERE event = 'model_loaded';
+-- Model loads seen in the logs: tallied (migration 0016), folded and pending. Counted as
+-- they are logged, so execution retention does not take them back.
+SELECT COALESCE((SELECT count FROM event_tallies WHERE event = 'model_loaded'), 0)
+       + (SELECT COUNT(*) FROM event_tally_deltas WHERE event = 'model_loaded') AS count;

@@ -1,0 +1,129 @@
+-- Flat aggregates (issue #18, targets 4 and 5): the queue status and /metrics read a few
+-- maintained tallies instead of counting executions, and every request path's query has an
+-- index that bounds what it reads however long the queue or the history grows.
+--
+-- execution_tallies: how many executions each (status, priority) holds, and the sum of
+-- their submit times in integer milliseconds (exact: a mean wait is now - sum / count).
+-- duration_tallies: the completed executions' cumulative histograms (wait: submit to start,
+-- work: start to end) at the bounds of duration_bounds; completion_tallies: their count
+-- and sums; event_tallies: the log entries /metrics counts (model loads). These three only
+-- grow: a histogram is a Prometheus counter, so deleting old rows (execution retention)
+-- leaves them alone.
+--
+-- SQLite writes one transaction at a time, so its triggers update the tallies directly;
+-- the delta tables (PostgreSQL's hot-row-free path) stay empty here, and the readers
+-- shared by both dialects add them all the same.
+CREATE TABLE execution_tallies (
+    status            TEXT NOT NULL,
+    priority          INTEGER NOT NULL,
+    count             BIGINT NOT NULL,
+    submitted_ms_sum  BIGINT NOT NULL,
+    PRIMARY KEY (status, priority)
+);
+CREATE TABLE duration_bounds (le DOUBLE PRECISION PRIMARY KEY);
+INSERT INTO duration_bounds (le) VALUES
+    (0.1), (0.5), (1.0), (2.5), (5.0), (10.0), (30.0), (60.0), (120.0), (300.0), (600.0),
+    (1800.0), (3600.0);
+CREATE TABLE duration_tallies (
+    le     DOUBLE PRECISION PRIMARY KEY REFERENCES duration_bounds (le),
+    waits  BIGINT NOT NULL,
+    works  BIGINT NOT NULL
+);
+CREATE TABLE completion_tallies (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    count     BIGINT NOT NULL,
+    wait_sum  DOUBLE PRECISION NOT NULL,
+    work_sum  DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE execution_tally_deltas (
+    id            INTEGER PRIMARY KEY,
+    status        TEXT NOT NULL,
+    priority      INTEGER NOT NULL,
+    change        INTEGER NOT NULL,
+    submitted_ms  BIGINT NOT NULL,
+    wait          DOUBLE PRECISION,
+    work          DOUBLE PRECISION
+);
+
+-- Log entries counted by /metrics (model loads), tallied as the executions are.
+CREATE TABLE event_tallies (event TEXT PRIMARY KEY, count BIGINT NOT NULL);
+CREATE TABLE event_tally_deltas (id INTEGER PRIMARY KEY, event TEXT NOT NULL);
+INSERT INTO event_tallies (event, count)
+SELECT 'model_loaded', COUNT(*) FROM execution_events WHERE event = 'model_loaded';
+
+INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
+SELECT status, priority, COUNT(*), SUM(CAST(ROUND(submitted_at * 1000) AS BIGINT))
+FROM executions GROUP BY status, priority;
+INSERT INTO duration_tallies (le, waits, works)
+SELECT b.le,
+       COALESCE(SUM(CASE WHEN e.started_at - e.submitted_at <= b.le THEN 1 ELSE 0 END), 0),
+       COALESCE(SUM(CASE WHEN e.finished_at - e.started_at <= b.le THEN 1 ELSE 0 END), 0)
+FROM duration_bounds b LEFT JOIN executions e ON e.status = 'completed'
+GROUP BY b.le;
+INSERT INTO completion_tallies (id, count, wait_sum, work_sum)
+SELECT 1, COUNT(*), COALESCE(SUM(started_at - submitted_at), 0),
+       COALESCE(SUM(finished_at - started_at), 0)
+FROM executions WHERE status = 'completed';
+
+CREATE TRIGGER executions_tally_insert AFTER INSERT ON executions
+BEGIN
+    INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
+    VALUES (NEW.status, NEW.priority, 1, CAST(ROUND(NEW.submitted_at * 1000) AS INTEGER))
+    ON CONFLICT (status, priority) DO UPDATE SET count = count + 1,
+        submitted_ms_sum = submitted_ms_sum + excluded.submitted_ms_sum;
+END;
+CREATE TRIGGER executions_tally_delete AFTER DELETE ON executions
+BEGIN
+    UPDATE execution_tallies SET count = count - 1,
+        submitted_ms_sum = submitted_ms_sum - CAST(ROUND(OLD.submitted_at * 1000) AS INTEGER)
+    WHERE status = OLD.status AND priority = OLD.priority;
+END;
+CREATE TRIGGER executions_tally_update AFTER UPDATE OF status, priority, submitted_at
+    ON executions
+    WHEN NEW.status IS NOT OLD.status OR NEW.priority IS NOT OLD.priority
+         OR NEW.submitted_at IS NOT OLD.submitted_at
+BEGIN
+    UPDATE execution_tallies SET count = count - 1,
+        submitted_ms_sum = submitted_ms_sum - CAST(ROUND(OLD.submitted_at * 1000) AS INTEGER)
+    WHERE status = OLD.status AND priority = OLD.priority;
+    INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
+    VALUES (NEW.status, NEW.priority, 1, CAST(ROUND(NEW.submitted_at * 1000) AS INTEGER))
+    ON CONFLICT (status, priority) DO UPDATE SET count = count + 1,
+        submitted_ms_sum = submitted_ms_sum + excluded.submitted_ms_sum;
+END;
+CREATE TRIGGER executions_tally_completed AFTER UPDATE OF status ON executions
+    WHEN NEW.status = 'completed' AND OLD.status IS NOT 'completed'
+BEGIN
+    UPDATE duration_tallies SET
+        waits = waits + (COALESCE(NEW.started_at - NEW.submitted_at, 0) <= le),
+        works = works + (COALESCE(NEW.finished_at - NEW.started_at, 0) <= le);
+    UPDATE completion_tallies SET count = count + 1,
+        wait_sum = wait_sum + COALESCE(NEW.started_at - NEW.submitted_at, 0),
+        work_sum = work_sum + COALESCE(NEW.finished_at - NEW.started_at, 0);
+END;
+CREATE TRIGGER executions_tally_inserted_completed AFTER INSERT ON executions
+    WHEN NEW.status = 'completed'
+BEGIN
+    UPDATE duration_tallies SET
+        waits = waits + (COALESCE(NEW.started_at - NEW.submitted_at, 0) <= le),
+        works = works + (COALESCE(NEW.finished_at - NEW.started_at, 0) <= le);
+    UPDATE completion_tallies SET count = count + 1,
+        wait_sum = wait_sum + COALESCE(NEW.started_at - NEW.submitted_at, 0),
+        work_sum = work_sum + COALESCE(NEW.finished_at - NEW.started_at, 0);
+END;
+
+CREATE TRIGGER execution_events_tally AFTER INSERT ON execution_events
+    WHEN NEW.event = 'model_loaded'
+BEGIN
+    UPDATE event_tallies SET count = count + 1 WHERE event = NEW.event;
+END;
+
+-- The recent averages (queue status, estimates) and execution retention read a time range.
+CREATE INDEX executions_finished ON executions (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX executions_started ON executions (started_at) WHERE started_at IS NOT NULL;
+CREATE INDEX executions_completed_by_signature ON executions (signature, finished_at)
+    WHERE status = 'completed';
+-- The rescuer's expired leases: only the running executions.
+CREATE INDEX executions_leases ON executions (lease_expires_at) WHERE status = 'processing';
+-- Deleting an execution (retention) cascades to its idempotency key.
+CREATE INDEX idempotency_keys_by_execution ON idempotency_keys (execution_id);
