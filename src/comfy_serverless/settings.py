@@ -259,11 +259,10 @@ class Settings(BaseSettings):
         """The policy for a tier whose `model_sources` are `allowed_hosts`: the SSRF rules of
         input images, the operator's per-host credentials and Hugging Face token, and the
         sha256 allowlist when require_model_hashes is on."""
-        credentials = [HostCredential(host, Secret(value.get_secret_value()))
-                       for host, value in self.model_source_credentials.items()]
-        if self.hf_token is not None:
-            credentials.append(hub_credential(self.hf_endpoint,
-                                              Secret(self.hf_token.get_secret_value())))
+        credentials = [hub_credential(self.hf_endpoint, Secret(self.hf_token.get_secret_value()))
+                       ] if self.hf_token is not None else []  # its exact host comes first
+        credentials += [HostCredential(host, Secret(value.get_secret_value()))
+                        for host, value in self.model_source_credentials.items()]
         hashes = frozenset(digest.lower() for digest in self.model_hash_allowlist)
         return SourcePolicy(
             destinations=replace(self.webhook_policy(),
