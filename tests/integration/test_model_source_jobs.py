@@ -123,7 +123,10 @@ async def test_a_wrong_sha256_fails_with_model_unavailable_and_leaves_no_file(
                                 model_sources={url: {"sha256": pinned}})
     failed = await wait_until_finished(sources_api, execution_id, timeout=120)
     assert failed["status"] == "failed"
-    assert failed["error"]["details"]["error_type"] == "MODEL_UNAVAILABLE"
+    details = failed["error"]["details"]
+    assert (details["error_type"], details["failed_node"], details["input"]) == (
+        "MODEL_UNAVAILABLE", "4", "ckpt_name")
+    assert details["model_source"] == url
     assert failed["error"]["retry_info"]["retryable"] is False
     assert "sha256" in failed["error"]["message"]
     cache = models_folder / ".cs-cache"

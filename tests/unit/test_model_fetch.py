@@ -21,6 +21,7 @@ from comfy_serverless.model_sources import (
     HashMismatch,
     ModelCache,
     ModelSource,
+    ModelSourceError,
     Progress,
     SourcePolicy,
     SourceRefused,
@@ -36,7 +37,7 @@ from comfy_serverless.store.records import LogEntry
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.execution_context import ExecutionContext, ExecutorConfig, StopRun
 from comfy_serverless.worker.failures import submission_failure
-from comfy_serverless.worker.model_fetch import DownloadReport, ModelFetcher
+from comfy_serverless.worker.model_fetch import DownloadReport, ModelFetcher, ModelFetchFailed
 from comfy_serverless.worker.progress_writer import ProgressWriter
 from comfy_serverless.worker.tracked_prompt import TrackedPrompt
 from tests.helpers import processing_execution
@@ -45,17 +46,27 @@ from workloads.workflows import tiny_sd15
 SOURCE = "https://127.0.0.1:8443/models/tiny.safetensors"
 
 
+ITEM = ModelSourceInput("4", "ckpt_name", SOURCE, None, "checkpoints")
+
+
+def _fetch_failed(cause: ModelSourceError) -> ModelFetchFailed:
+    return ModelFetchFailed(ITEM, "CheckpointLoaderSimple", SOURCE, cause)
+
+
 def test_a_network_failure_is_retried_and_a_wrong_hash_is_not() -> None:
     attempt = Attempt("exec_1", 1, 3)
-    network = submission_failure(DownloadFailed(f"the download of {SOURCE} was cut"))
+    network = submission_failure(_fetch_failed(DownloadFailed(f"{SOURCE} was cut")))
     assert (network.error_type, network.retryable) == ("MODEL_UNAVAILABLE", True)
     assert isinstance(decide(network, attempt), Retry)
     for final in (HashMismatch(f"{SOURCE} has sha256 …"), SourceRefused("not allowed")):
-        failure = submission_failure(final)
+        failure = submission_failure(_fetch_failed(final))
         decision = decide(failure, attempt)
         assert (failure.error_type, failure.retryable) == ("MODEL_UNAVAILABLE", False)
         assert isinstance(decision, Fail)
-        assert decision.error["details"]["error_type"] == "MODEL_UNAVAILABLE"
+        details = decision.error["details"]
+        assert (details["error_type"], details["failed_node"], details["node_type"]) == (
+            "MODEL_UNAVAILABLE", "4", "CheckpointLoaderSimple")
+        assert (details["input"], details["model_source"]) == ("ckpt_name", SOURCE)
         assert decision.error["retry_info"]["retryable"] is False
     staged = submission_failure(StorageError("gone"))
     assert (staged.error_type, staged.retryable) == ("INPUT_UNAVAILABLE", False)

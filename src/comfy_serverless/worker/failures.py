@@ -11,14 +11,14 @@ from typing import Any
 
 from comfy_serverless.engine.comfyui.messages import ExecutionError
 from comfy_serverless.errors import EnginePromptRejected, StorageError
-from comfy_serverless.model_sources import ModelSourceError, ModelUnavailable
 from comfy_serverless.queue.outcome import Failure
+from comfy_serverless.worker.model_fetch import ModelFetchFailed
 
 __all__ = ["SUBMISSION_ERRORS", "Failure", "engine_error_failure", "rejection_failure",
            "submission_failure"]
 
 # What can keep a prompt from being submitted, short of the engine: submission_failure's.
-SUBMISSION_ERRORS = (StorageError, ModelSourceError)
+SUBMISSION_ERRORS = (StorageError, ModelFetchFailed)
 
 _OOM_MARKERS = ("out of memory", "outofmemoryerror")
 
@@ -39,17 +39,18 @@ def engine_error_failure(event: ExecutionError) -> Failure:
     )
 
 
-def submission_failure(exc: StorageError | ModelSourceError) -> Failure:
+def submission_failure(exc: StorageError | ModelFetchFailed) -> Failure:
     """What kept the prompt from being submitted: a staged input that cannot be read back
-    (INPUT_UNAVAILABLE), or a model source that could not be had (MODEL_UNAVAILABLE:
-    retryable when the network failed, not when the bytes were wrong or policy refused).
-    Messages come from the source's display form, never from a credential."""
+    (INPUT_UNAVAILABLE), or a model source that could not be had (MODEL_UNAVAILABLE, on the
+    loader's node: retryable when the network failed, not when the bytes were wrong or
+    policy refused). Messages come from the source's display form, never a credential."""
     if isinstance(exc, StorageError):
         return Failure(error_type="INPUT_UNAVAILABLE", retryable=False,
                        message=f"A staged input image could not be read: {exc}")
-    return Failure(error_type="MODEL_UNAVAILABLE",
-                   retryable=isinstance(exc, ModelUnavailable) and exc.retryable,
-                   message=f"A model could not be made available: {exc}")
+    return Failure(error_type="MODEL_UNAVAILABLE", retryable=exc.retryable,
+                   message=f"Node {exc.node_id}: {exc}", node_id=exc.node_id,
+                   node_type=exc.class_type,
+                   extra={"input": exc.input, "model_source": exc.display})
 
 
 def rejection_failure(exc: EnginePromptRejected) -> Failure:

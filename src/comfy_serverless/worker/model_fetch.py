@@ -27,6 +27,8 @@ from comfy_serverless.model_sources import (
     CachedModel,
     ModelCache,
     ModelSource,
+    ModelSourceError,
+    ModelUnavailable,
     SourcePolicy,
     parse_source,
 )
@@ -35,9 +37,22 @@ from comfy_serverless.store.records import LogEntry
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.execution_context import ExecutionContext, ExecutorConfig, StopRun
 
-__all__ = ["DownloadReport", "ModelFetcher"]
+__all__ = ["DownloadReport", "ModelFetchFailed", "ModelFetcher"]
 
 _LOG_EVERY = 5.0
+
+
+class ModelFetchFailed(Exception):
+    """The model source of one loader input could not be had: which node and input, the
+    source's display form (never its query string or a credential), and the cause."""
+
+    def __init__(self, item: ModelSourceInput, class_type: str | None, display: str | None,
+                 cause: ModelSourceError) -> None:
+        super().__init__(f"the model for input '{item.input}' could not be made available: "
+                         f"{cause}")
+        self.node_id, self.input, self.class_type = item.node_id, item.input, class_type
+        self.display = display
+        self.retryable = isinstance(cause, ModelUnavailable) and cause.retryable
 
 
 @dataclass
@@ -98,8 +113,8 @@ class ModelFetcher:
 
     async def prepare(self, context: ExecutionContext) -> dict[str, Any]:
         """The workflow with each model source replaced by its placed file's name; every
-        file stays held (context.held_models) until the attempt ends. Raises the
-        model_sources errors (ModelSourceError) and StopRun (cancelled meanwhile)."""
+        file stays held (context.held_models) until the attempt ends. Raises
+        ModelFetchFailed, and StopRun (cancelled meanwhile)."""
         execution = context.execution
         sources = execution.options.model_sources
         if not sources.inputs:
@@ -108,12 +123,23 @@ class ModelFetcher:
         workflow = {node_id: {**node, "inputs": dict(node.get("inputs") or {})}
                     for node_id, node in execution.workflow.items()}
         for item in sources.inputs:
+            workflow[item.node_id]["inputs"][item.input] = await self._placed(
+                context, item, policy, workflow[item.node_id].get("class_type"))
+        return workflow
+
+    async def _placed(self, context: ExecutionContext, item: ModelSourceInput,
+                      policy: SourcePolicy, class_type: str | None) -> str:
+        """The name under which the input's model is placed; ModelFetchFailed if it cannot
+        be had."""
+        display = None
+        try:
             source = parse_source(item.source, sha256=item.sha256,
                                   hf_endpoint=self._hf_endpoint)
+            display = source.display
             model = await self._held(context, item, source, policy)
-            placed = self._cache.place(model, self._models_dir / item.folder)
-            workflow[item.node_id]["inputs"][item.input] = placed
-        return workflow
+            return self._cache.place(model, self._models_dir / item.folder)
+        except ModelSourceError as exc:
+            raise ModelFetchFailed(item, class_type, display, exc) from exc
 
     async def _held(self, context: ExecutionContext, item: ModelSourceInput,
                     source: ModelSource, policy: SourcePolicy) -> CachedModel:
