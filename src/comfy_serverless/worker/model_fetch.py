@@ -182,6 +182,7 @@ class ModelFetcher:
         if notify.include_progress and context.execution.webhook_url is not None:
             snapshot = context.tracker.snapshot()
             webhook = {"progress": snapshot.progress, "current_node": None,
+                       "current_step": None, "total_steps": None,
                        "completed_nodes": snapshot.completed_nodes,
                        "total_nodes": context.tracker.total_nodes,
                        "model_download": report.details()}
