@@ -192,10 +192,10 @@ def build_model_fetcher(services: Services, config: WorkerConfig) -> ModelFetche
     transport = Transport(_tls_context(settings), timeout=settings.input_fetch_timeout * 2,
                           s3=_s3_source_config(settings))
     root = settings.model_cache_root()
-    cache = ModelCache(root, max_bytes=int(settings.model_cache_max_gb * 1024 ** 3),
-                       transport=transport)
-    return ModelFetcher(cache, root.parent, settings.model_source_policy,
-                        settings.hf_endpoint, services.store, config.executor_config())
+    max_bytes = int(settings.model_cache_max_gb * 1024 ** 3)
+    return ModelFetcher(lambda: ModelCache(root, max_bytes=max_bytes, transport=transport),
+                        root.parent, settings.model_source_policy, settings.hf_endpoint,
+                        services.store, config.executor_config())
 
 
 def _s3_source_config(settings: Settings) -> S3Config | None:

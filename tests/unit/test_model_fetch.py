@@ -153,7 +153,7 @@ def _fetching(store: RecordingStore) -> tuple[ModelFetcher, SlowCache, Execution
                             cancel_poll_interval=0.2, progress_write_interval=0.25,
                             progress_event_interval=0.02)
     cache = SlowCache()
-    fetcher = ModelFetcher(cast(ModelCache, cache), Path("/models"),
+    fetcher = ModelFetcher(lambda: cast(ModelCache, cache), Path("/models"),
                            lambda hosts: SourcePolicy(allowed_hosts=tuple(hosts)),
                            "https://127.0.0.1", cast(Store, store), config)
     context = ExecutionContext(

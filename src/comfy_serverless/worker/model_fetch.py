@@ -17,6 +17,7 @@ A file already in the cache reports nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -101,15 +102,21 @@ class DownloadReport:
 
 class ModelFetcher:
     """One per worker: its cache, the folder its model folders live in, and how a tier's
-    allowlist becomes a policy (Settings.model_source_policy)."""
+    allowlist becomes a policy (Settings.model_source_policy). The cache is made (its
+    folders created) at the first job that names a source, so that a worker whose jobs
+    never do needs no writable models folder."""
 
-    def __init__(self, cache: ModelCache, models_dir: Path,
+    def __init__(self, make_cache: Callable[[], ModelCache], models_dir: Path,
                  policy_for: Callable[[Sequence[str]], SourcePolicy], hf_endpoint: str,
                  store: Store, config: ExecutorConfig,
                  clock: Callable[[], float] = time.time) -> None:
-        self._cache, self._models_dir, self._policy_for = cache, models_dir, policy_for
+        self._make_cache, self._models_dir, self._policy_for = make_cache, models_dir, policy_for
         self._hf_endpoint, self._store, self._config, self._clock = (
             hf_endpoint, store, config, clock)
+
+    @functools.cached_property
+    def _cache(self) -> ModelCache:
+        return self._make_cache()
 
     async def prepare(self, context: ExecutionContext) -> dict[str, Any]:
         """The workflow with each model source replaced by its placed file's name; every
