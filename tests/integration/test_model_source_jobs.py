@@ -19,7 +19,7 @@ import pytest
 
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
-from tests.helpers import submit, wait_until_finished
+from tests.helpers import assert_error, submit, wait_until_finished
 from tests.range_server import RangeServer, range_server
 from tests.tls_server import LocalCertificates
 from workloads.workflows import TINY_CHECKPOINT, tiny_sd15
@@ -133,3 +133,18 @@ async def test_a_wrong_sha256_fails_with_model_unavailable_and_leaves_no_file(
     assert not (cache / "sha256" / hashlib.sha256(impostor).hexdigest()).exists()
     assert list((cache / "partial").iterdir()) == []
     assert not any("impostor" in path.name for path in (models_folder / "checkpoints").iterdir())
+
+
+async def test_a_source_the_tier_does_not_allow_is_refused_at_submit_in_the_error_shape(
+        sources_api: httpx.AsyncClient, model_server: RangeServer) -> None:
+    elsewhere = "https://models.example.com/tiny.safetensors"  # refused before any lookup
+    response = await sources_api.post("/v1/workflows/execute",
+                                      json={"workflow": _from_source(4, elsewhere)})
+    body = assert_error(response, 403, "MODEL_NOT_ALLOWED")
+    assert body["details"]["field"] == "workflow.4.inputs.ckpt_name"
+    url = model_server.serve("/ckpt/unused.safetensors", b"unused")
+    response = await sources_api.post("/v1/workflows/execute", json={
+        "workflow": _from_source(5, url), "model_sources": {elsewhere: {"sha256": "0" * 64}}})
+    body = assert_error(response, 400, "INVALID_REQUEST")
+    assert body["details"]["field"] == f"model_sources.{elsewhere}"
+    assert model_server.hits["/ckpt/unused.safetensors"] == 0
