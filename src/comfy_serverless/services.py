@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from comfy_serverless.executions.estimates import Estimator
 from comfy_serverless.executions.submitter import Submitter
 from comfy_serverless.inputs.fetcher import FetchPolicy
 from comfy_serverless.inputs.staging import InputStager
+from comfy_serverless.model_sources import ModelCache, Transport
 from comfy_serverless.queue.housekeeping import Housekeeping
 from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.settings import Settings
@@ -32,12 +34,13 @@ from comfy_serverless.storage.local import LocalStorage
 from comfy_serverless.storage.router import StorageRouter
 from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
+from comfy_serverless.worker.model_fetch import ModelFetcher
 from comfy_serverless.worker.wakeups import Wakeups
 from comfy_serverless.worker.worker import Worker
 from comfy_serverless.worker.worker_config import WorkerConfig
 
 if TYPE_CHECKING:
-    from comfy_serverless.storage.s3 import S3Storage
+    from comfy_serverless.storage.s3 import S3Config, S3Storage
 
 __all__ = [
     "Services",
@@ -182,4 +185,37 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
         keep_engine_history=settings.keep_engine_history,
     )
-    return Worker(config, services.store, engine, services.storage_router, services.wakeups)
+    return Worker(config, services.store, engine, services.storage_router, services.wakeups,
+                  build_model_fetcher(services, config))
+
+
+def build_model_fetcher(services: Services, config: WorkerConfig) -> ModelFetcher:
+    """The worker's model cache (model_cache_root, within model_cache_max_gb), reaching
+    sources with the input images' CA bundle and the operator's S3 settings."""
+    settings = services.settings
+    transport = Transport(_tls_context(settings), timeout=settings.input_fetch_timeout * 2,
+                          s3=_s3_source_config(settings))
+    root = settings.model_cache_root()
+    max_bytes = int(settings.model_cache_max_gb * 1024 ** 3)
+    return ModelFetcher(lambda: ModelCache(root, max_bytes=max_bytes, transport=transport),
+                        root.parent, settings.model_source_policy, settings.hf_endpoint,
+                        services.store, config.executor_config())
+
+
+def _s3_source_config(settings: Settings) -> S3Config | None:
+    """The S3 settings s3:// sources are read with; None (boto3's own chain, imported only
+    when an s3 source is read) when the operator configured no S3."""
+    if not (settings.s3_enabled or settings.s3_endpoint_url or settings.s3_access_key_id):
+        return None
+    from comfy_serverless.storage.s3 import S3Config
+
+    return S3Config(endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+                    access_key_id=settings.s3_access_key_id,
+                    secret_access_key=settings.s3_secret_access_key,
+                    addressing_style=settings.s3_addressing_style)
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    if settings.input_ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(settings.input_ca_bundle))
+    return ssl.create_default_context()

@@ -9,13 +9,23 @@ import contextlib
 import os
 import secrets
 import socket
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from comfy_serverless.costs import Prices
+from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.logs import LogFormat
+from comfy_serverless.model_sources import (
+    DEFAULT_HF_ENDPOINT,
+    HostCredential,
+    Secret,
+    SourcePolicy,
+    hub_credential,
+)
 from comfy_serverless.storage.destinations import StorageDefaults
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
@@ -184,6 +194,15 @@ class Settings(BaseSettings):
     stream_poll_interval: float = Field(default=0.25, gt=0, le=300)
     stream_max_per_key: int = Field(default=10, ge=1, le=10_000)
 
+    # --- models by source (issue #15): fetched into a cache on each worker ---
+    model_cache_max_gb: float = Field(default=100.0, gt=0)
+    model_cache_dir: Path | None = None
+    require_model_hashes: bool = False
+    model_hash_allowlist: list[str] = Field(default_factory=list)
+    model_source_credentials: dict[str, SecretStr] = Field(default_factory=dict)
+    hf_endpoint: str = DEFAULT_HF_ENDPOINT
+    hf_token: SecretStr | None = None
+
     # --- the OpenAPI document's info and servers (spec §8, issue #14) ---
     api_title: str = "ComfyUI Serverless API"
     api_description: str = "Serverless API for ComfyUI workflow execution"
@@ -230,6 +249,28 @@ class Settings(BaseSettings):
         return WebhookPolicy(require_https=self.webhook_require_https,
                              allowed_networks=tuple(self.webhook_allowed_networks),
                              resolve_timeout=self.outbound_dns_timeout)
+
+    def model_cache_root(self) -> Path:
+        """The model cache: by default `.cs-cache` inside the engine's models folder, a
+        folder ComfyUI does not scan. Fetched files are placed (linked) in its parent's
+        model folders (`checkpoints/`, `loras/` …), so that parent must be a folder
+        ComfyUI reads models from."""
+        return self.model_cache_dir or EngineLayout(self.engine_dir).models_dir / ".cs-cache"
+
+    def model_source_policy(self, allowed_hosts: Sequence[str]) -> SourcePolicy:
+        """The policy for a tier whose `model_sources` are `allowed_hosts`: the SSRF rules of
+        input images, the operator's per-host credentials and Hugging Face token, and the
+        sha256 allowlist when require_model_hashes is on."""
+        credentials = [hub_credential(self.hf_endpoint, Secret(self.hf_token.get_secret_value()))
+                       ] if self.hf_token is not None else []  # its exact host comes first
+        credentials += [HostCredential(host, Secret(value.get_secret_value()))
+                        for host, value in self.model_source_credentials.items()]
+        hashes = frozenset(digest.lower() for digest in self.model_hash_allowlist)
+        return SourcePolicy(
+            destinations=replace(self.webhook_policy(),
+                                 require_https="http" not in self.allowed_url_schemes),
+            allowed_hosts=tuple(allowed_hosts), credentials=tuple(credentials),
+            required_hashes=hashes if self.require_model_hashes else None)
 
     def live_window(self) -> float:
         """How recently a worker must have sent a heartbeat to count as live."""

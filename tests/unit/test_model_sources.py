@@ -213,9 +213,11 @@ async def test_a_pinned_file_is_never_evicted_even_by_another_holder(tmp_path: P
 
 def test_the_package_imports_only_leaves_and_the_outbound_policy() -> None:
     """model_sources must stay usable by the worker and the API alike: it may import the
-    URL reader, the SSRF policy and outbound requests, the S3 settings and the error root,
-    never api/, executions/, worker/ or the store."""
+    URL reader, the SSRF policy and outbound requests, the S3 settings, the loader-input
+    vocabulary (which validation shares) and the error root, never api/, executions/,
+    worker/ or the store."""
     allowed = ("comfy_serverless.model_sources", "comfy_serverless.outbound_urls",
+               "comfy_serverless.loader_inputs",
                "comfy_serverless.webhooks.ssrf",
                "comfy_serverless.webhooks.outbound", "comfy_serverless.storage.s3",
                "comfy_serverless.errors")

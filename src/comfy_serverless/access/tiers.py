@@ -4,7 +4,9 @@ The defaults are the spec's numbers. An operator replaces or extends them with o
 (`tiers_file`), written either as `{"tiers": {...}}` with the merged fields, or in the spec's
 own two sections, `{"permission_levels": {...}, "rate_limits": {...}}`, or both; later
 sections override earlier ones field by field. `model_groups` names the patterns that a
-tier's `models` refer to. A key's `custom_limits` override its tier's numbers.
+tier's `models` refer to. A tier's `model_sources` lists the host globs (`*.example.com`,
+`s3://<bucket glob>`) its workflows may fetch models from; none by default, so an operator
+opts in. A key's `custom_limits` override its tier's numbers.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Tier:
     gpu_types: tuple[str, ...]
     dedicated_resources: bool = False
     custom_limits: bool = False
+    model_sources: tuple[str, ...] = ()
 
     @property
     def burst_capacity(self) -> int:
@@ -64,10 +67,10 @@ class Tier:
         return replace(self, **known)
 
     def as_dict(self) -> dict[str, Any]:
-        """The limits that apply, as an API answer shows them (without the tier's name and
-        the spec's `custom_limits` flag)."""
+        """The limits that apply, as an API answer shows them (without the tier's name, the
+        spec's `custom_limits` flag, and the operator's `model_sources` hosts)."""
         shown = {name: value for name, value in asdict(self).items()
-                 if name not in ("name", "custom_limits")}
+                 if name not in ("name", "custom_limits", "model_sources")}
         return {name: list(value) if isinstance(value, tuple) else value
                 for name, value in shown.items()}
 
@@ -139,6 +142,7 @@ class _TierFields(BaseModel):
     gpu_types: list[str] | None = None
     dedicated_resources: bool | None = None
     custom_limits: bool | None = None
+    model_sources: list[str] | None = None
 
     def merged_into(self, base: dict[str, Any]) -> dict[str, Any]:
         given = self.model_dump(exclude_unset=True)
@@ -184,7 +188,8 @@ def _build_tier(name: str, fields: dict[str, Any]) -> Tier:
         raise TierConfigError(f"Tier '{name}' lacks {', '.join(missing)}")
     fields.setdefault("monthly_quota", None)
     return Tier(name=name, **{**fields, "models": tuple(fields["models"]),
-                              "gpu_types": tuple(fields["gpu_types"])})
+                              "gpu_types": tuple(fields["gpu_types"]),
+                              "model_sources": tuple(fields.get("model_sources") or ())})
 
 
 def _read(path: Path) -> _TiersFile:

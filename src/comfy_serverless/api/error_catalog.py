@@ -52,8 +52,11 @@ ERRORS: tuple[ErrorDoc, ...] = (
              "Use a secret key, or an admin-scoped one: comfy-serverless keys create --admin."),
     ErrorDoc("MODEL_NOT_ALLOWED", 403,
              "The workflow (or a preload) names a model outside the model groups of the key's "
-             "tier (details.models, details.allowed_model_groups).",
-             "Use a model of your tier's groups, or a key of a higher tier."),
+             "tier (details.models, details.allowed_model_groups), or a model source whose "
+             "host is not in the tier's model_sources, whose address is internal, or whose "
+             "sha256 require_model_hashes refuses (details.field, details.model_source).",
+             "Use a model of your tier's groups or a source the operator allows, or a key of "
+             "a higher tier."),
     ErrorDoc("TIMEOUT_LIMIT_EXCEEDED", 403,
              "execution_config.timeout is above the timeout_limit of the key's tier.",
              "Ask for at most details.timeout_limit seconds, or use a higher tier."),

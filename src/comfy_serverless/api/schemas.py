@@ -154,7 +154,19 @@ class WorkflowBody(RequestBody):
         return value
 
 
+class ModelSourcePin(StrictModel):
+    """What a request says of one model source: the sha256 its content must have."""
+
+    sha256: str = Field(pattern="^[0-9a-fA-F]{64}$",
+                        description="The sha256 of the model file, 64 hexadecimal digits")
+
+
 class ExecuteRequest(WorkflowBody):
     output_config: OutputConfig = Field(default_factory=OutputConfig)
     execution_config: ExecutionConfig = Field(default_factory=ExecutionConfig)
     notification_config: NotificationConfig = Field(default_factory=NotificationConfig)
+    model_sources: dict[str, ModelSourcePin] = Field(
+        default_factory=dict, max_length=100,
+        description="Pins of the model sources (https://, s3://, hf:// values of loader "
+                    "inputs such as ckpt_name), keyed by the source exactly as the workflow "
+                    "gives it")

@@ -9,7 +9,7 @@ are built from them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.store.options import NotifyOptions, RunOptions
@@ -87,6 +87,8 @@ class SubmitRequest:
     webhook_header: str | None  # X-Webhook-URL, used when the body names no webhook
     client_id: str | None
     idempotency: Idempotency
+    # The body's `model_sources`: the sha256 that pins each model source a loader input names.
+    model_sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def webhook_url(self) -> str | None:

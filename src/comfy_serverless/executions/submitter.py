@@ -29,6 +29,7 @@ from comfy_serverless.access.tiers import Tier
 from comfy_serverless.errors import ApiError, ExecutionNotFound
 from comfy_serverless.executions.catalogs import CatalogCache
 from comfy_serverless.executions.estimates import Estimate, Estimator
+from comfy_serverless.executions.model_requests import with_model_sources
 from comfy_serverless.executions.requests import SubmitRequest
 from comfy_serverless.executions.submission import Submission, new_execution
 from comfy_serverless.executions.tuning import refuse_unavailable_tuning
@@ -115,15 +116,18 @@ class Submitter:
 
     async def _staged(self, request: SubmitRequest, key: ApiKeyRecord, tier: Tier, now: float
                       ) -> Submission:
-        """The execution validated and checked, with its input images staged."""
+        """The execution validated and checked, with its model sources checked and its
+        input images staged."""
         catalog = await self.catalogs.current()
         submission = new_execution(request, key, self.settings, catalog,
                                    tier=tier, policy=self.access.policy)
-        await check_webhook_url(submission.execution.webhook_url,
+        execution = await with_model_sources(submission.execution, request.model_sources,
+                                             tier, self.settings)
+        await check_webhook_url(execution.webhook_url,
                                 self.settings.webhook_policy(), field=request.webhook_field)
         await refuse_unavailable_tuning(request.run, self.store,
                                         now - self.settings.live_window())
-        staged = await self.inputs.stage(submission.execution, catalog)
+        staged = await self.inputs.stage(execution, catalog)
         return Submission(staged, submission.warnings)
 
     async def _replay(self, key: ApiKeyRecord, claim: IdempotencyClaim, replay: Replayed

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
+from comfy_serverless.loader_inputs import is_model_source
 from comfy_serverless.model_sources.errors import MalformedSource
 from comfy_serverless.outbound_urls import UnsafeDestination, parse_url
 
@@ -23,7 +24,6 @@ __all__ = ["DEFAULT_HF_ENDPOINT", "ModelSource", "SourceKind", "is_model_source"
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 SourceKind = Literal["https", "s3", "hf"]
-_SCHEMES: tuple[str, ...] = ("https://", "s3://", "hf://")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _HF_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -53,11 +53,6 @@ class ModelSource:
         if self.kind == "s3":
             return f"s3://{self.bucket}"
         return (urlsplit(self.url).hostname or "") if self.url else ""
-
-
-def is_model_source(value: object) -> bool:
-    """Whether a loader input's value names a source rather than a file on disk."""
-    return isinstance(value, str) and value.startswith(_SCHEMES)
 
 
 def parse_source(value: str, *, sha256: str | None = None,

@@ -34,13 +34,13 @@ from comfy_serverless.model_sources.errors import DownloadFailed
 from comfy_serverless.model_sources.https_body import read_https
 from comfy_serverless.model_sources.partial import PartialFile
 from comfy_serverless.model_sources.policy import SourcePolicy
-from comfy_serverless.model_sources.s3_body import read_s3
 from comfy_serverless.model_sources.sources import ModelSource
-from comfy_serverless.storage.s3 import S3Config, s3_client
 from comfy_serverless.webhooks.ssrf import CheckedUrl
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from comfy_serverless.storage.s3 import S3Config
 
 __all__ = ["Body", "Progress", "Transport", "transfer"]
 
@@ -68,6 +68,10 @@ class Transport:
 
     @cached_property
     def s3_client(self) -> S3Client:
+        """Made on first use: boto3 is imported only when an s3 source is read, so that
+        a deployment without S3 runs without boto3 (as storage/ does)."""
+        from comfy_serverless.storage.s3 import S3Config, s3_client
+
         return s3_client(self.s3 or S3Config())
 
 
@@ -116,6 +120,8 @@ def _fill(body: Body, checked: CheckedUrl | None, policy: SourcePolicy,
     offset = body.partial.resume()
     try:
         if checked is None:
+            from comfy_serverless.model_sources.s3_body import read_s3
+
             read_s3(body, transport.s3_client, transport.chunk_bytes, offset)
         else:
             headers = policy.headers_for(checked.target.host)

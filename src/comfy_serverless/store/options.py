@@ -13,9 +13,12 @@ the same to any older reader:
      "execution_config": {"priority", "timeout", "gpu_memory_fraction", "batch_size",
                           "enable_optimization", "retry_attempts"},
      "notification_config": {"webhook_url", "include_progress", "include_intermediate"},
-     "staged_inputs": [{"node_id", "input", "filename", "provider", "bucket", "key"}]}
+     "staged_inputs": [{"node_id", "input", "filename", "provider", "bucket", "key"}],
+     "model_sources": {"allowed_hosts": [...],
+                       "inputs": [{"node_id", "input", "source", "sha256", "folder"}]}}
 
-`staged_inputs` is written only when the submit staged an image. Older rows may lack any
+`staged_inputs` is written only when the submit staged an image, `model_sources` only when a
+loader input names a model source. Older rows may lack any
 part, or a part's keys (a storage without `prefix` predates destinations resolved at
 submit): each missing value reads as the default its readers always gave it. Rows are never
 rewritten, so a legacy row's missing keys are never written back with their defaults.
@@ -29,6 +32,8 @@ from typing import Any
 
 __all__ = [
     "ExecutionOptions",
+    "ModelSourceInput",
+    "ModelSourceOptions",
     "NotifyOptions",
     "OutputOptions",
     "RunOptions",
@@ -162,6 +167,47 @@ class StagedInputOptions:
 
 
 @dataclass(frozen=True)
+class ModelSourceInput:
+    """A loader input that names a model source, as submit checked it: the worker fetches
+    `source` (pinned to `sha256` when given), places it in the model folder `folder` and
+    gives the input the placed file's name."""
+
+    node_id: str
+    input: str
+    source: str
+    sha256: str | None
+    folder: str
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ModelSourceInput:
+        sha256 = raw.get("sha256")
+        return cls(str(raw["node_id"]), str(raw["input"]), str(raw["source"]),
+                   None if sha256 is None else str(sha256), str(raw["folder"]))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "input": self.input, "source": self.source,
+                "sha256": self.sha256, "folder": self.folder}
+
+
+@dataclass(frozen=True)
+class ModelSourceOptions:
+    """The execution's model sources and the `model_sources` allowlist of its key's tier at
+    submit, which the worker checks each source against again before it connects."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    inputs: tuple[ModelSourceInput, ...] = ()
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ModelSourceOptions:
+        return cls(tuple(str(host) for host in raw.get("allowed_hosts") or ()),
+                   tuple(ModelSourceInput.from_json(item) for item in raw.get("inputs") or ()))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"allowed_hosts": list(self.allowed_hosts),
+                "inputs": [item.as_json() for item in self.inputs]}
+
+
+@dataclass(frozen=True)
 class ExecutionOptions:
     """Everything the `options` column holds (see the module's docstring for its JSON)."""
 
@@ -170,6 +216,7 @@ class ExecutionOptions:
     run: RunOptions = field(default_factory=RunOptions)
     notify: NotifyOptions = field(default_factory=NotifyOptions)
     staged_inputs: tuple[StagedInputOptions, ...] = ()
+    model_sources: ModelSourceOptions = field(default_factory=ModelSourceOptions)
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any] | None) -> ExecutionOptions:
@@ -179,7 +226,8 @@ class ExecutionOptions:
                    RunOptions.from_json(_section(raw, "execution_config")),
                    NotifyOptions.from_json(_section(raw, "notification_config")),
                    tuple(StagedInputOptions.from_json(item)
-                         for item in raw.get("staged_inputs") or ()))
+                         for item in raw.get("staged_inputs") or ()),
+                   ModelSourceOptions.from_json(_section(raw, "model_sources")))
 
     def as_json(self) -> dict[str, Any]:
         written: dict[str, Any] = {
@@ -189,4 +237,6 @@ class ExecutionOptions:
         }
         if self.staged_inputs:
             written["staged_inputs"] = [item.as_json() for item in self.staged_inputs]
+        if self.model_sources.inputs:
+            written["model_sources"] = self.model_sources.as_json()
         return written

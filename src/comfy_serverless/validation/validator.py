@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from comfy_serverless.loader_inputs import is_model_source
 from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
 from comfy_serverless.validation.files import (
     MODEL_SAVERS,
@@ -29,6 +30,7 @@ from comfy_serverless.validation.findings import (
     with_article,
     workflow_invalid,
 )
+from comfy_serverless.validation.model_references import MODEL_FOLDER_BY_INPUT
 from comfy_serverless.validation.rules import ValidationRules
 from comfy_serverless.validation.values import (
     Refused,
@@ -270,6 +272,8 @@ class _CatalogPass:
             return
         if self._check_names(node_id, class_type, spec, value):
             return  # a loader's options are its published files, checked there
+        if names_a_model_source(spec, value):
+            return  # the file it will become; submit checks it (executions/model_requests.py)
         if problem := range_problem(spec, value):
             self.findings.error(node_id, problem, f"Set '{spec.name}' to {_describe(spec)}")
         elif spec.type == "COMBO" and value not in (spec.options or ()):
@@ -301,6 +305,13 @@ class _CatalogPass:
         else:
             self.findings.error(node_id, f"Value '{value}' is not a valid choice for "
                                          f"'{spec.name}'", hint)
+
+
+def names_a_model_source(spec: InputSpec, value: Any) -> bool:
+    """A model loader's combo given a model source: the worker fetches it into the input's
+    model folder, so it stands for a file not yet in the options."""
+    return (spec.type == "COMBO" and spec.name in MODEL_FOLDER_BY_INPUT
+            and is_model_source(value))
 
 
 def types_match(received: Any, spec: InputSpec) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -64,6 +65,8 @@ class ExecutionContext:
     last_lease_renewal: float = 0.0
     last_cancel_poll: float = 0.0
     last_event_at: float = 0.0
+    # The model files the attempt uses, held against eviction until it ends.
+    held_models: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @property
     def lease(self) -> Lease:

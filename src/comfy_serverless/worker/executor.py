@@ -32,12 +32,7 @@ from comfy_serverless.engine.comfyui.messages import (
 )
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.engine.comfyui.tuning import EngineTuning
-from comfy_serverless.errors import (
-    EnginePromptRejected,
-    EngineUnavailable,
-    StorageError,
-    StoreUnavailable,
-)
+from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable, StoreUnavailable
 from comfy_serverless.queue.outcome import Attempt, Retry, decide
 from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, LogEntry
 from comfy_serverless.store.store import Store
@@ -58,8 +53,15 @@ from comfy_serverless.worker.execution_context import (
     Outcome,
     StopRun,
 )
-from comfy_serverless.worker.failures import Failure, engine_error_failure, rejection_failure
+from comfy_serverless.worker.failures import (
+    SUBMISSION_ERRORS,
+    Failure,
+    engine_error_failure,
+    rejection_failure,
+    submission_failure,
+)
 from comfy_serverless.worker.input_upload import InputUploader
+from comfy_serverless.worker.model_fetch import ModelFetcher
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.patience import already_written, when_store_answers
 from comfy_serverless.worker.progress_writer import ProgressPace, ProgressWriter
@@ -78,14 +80,15 @@ class Executor:
         collector: OutputCollector, wakeups: Wakeups, *, inputs: InputUploader | None = None,
         prompt_for: Callable[[dict[str, Any]], dict[str, Any]] = dict,
         claim_match: Callable[[], ClaimMatch] = ClaimMatch, facts: EngineFacts | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, models: ModelFetcher | None = None,
     ) -> None:
         """`prompt_for`: what is submitted for a workflow (the worker adds its pinned model
         loaders). `claim_match`: which queued work this worker may take, for yielding to
-        urgent work. `facts`: what is known of its ComfyUI, replaced by learn()."""
+        urgent work. `facts`: what is known of its ComfyUI, replaced by learn(). `models`:
+        fetches the model sources a workflow names."""
         self._config, self._store, self._client = config, store, client
         self._collector, self._wakeups = collector, wakeups
-        self._submission = PromptSubmission(client, inputs, prompt_for)
+        self._submission = PromptSubmission(client, inputs, prompt_for, models)
         self._claim_match, self._facts, self._clock = claim_match, facts or EngineFacts(), clock
         self._watch = EngineWatch(engine, client, reconnect_timeout=config.reconnect_timeout,
                                   watchdog_timeout=config.watchdog_timeout, clock=clock)
@@ -122,6 +125,7 @@ class Executor:
             except StopRun as stop:
                 outcome = stop.outcome
             finally:
+                await context.held_models.aclose()
                 self._client.unsubscribe(context.prompt_id)
                 if submitted is not None:
                     submitted.set()
@@ -179,13 +183,10 @@ class Executor:
         if (refusal := self._facts.refusal(context.tuning)) is not None:
             raise StopRun(await self._fail(context, refusal))
         try:
-            await self._submission.submit(context.execution, context.prompt_id, context.tuning,
-                                          self._facts.output_classes)
+            await self._submission.submit(context, self._facts.output_classes)
             context.submitted_at = self._clock()
-        except StorageError as exc:
-            raise StopRun(await self._fail(context, Failure(
-                error_type="INPUT_UNAVAILABLE", retryable=False,
-                message=f"A staged input image could not be read: {exc}"))) from exc
+        except SUBMISSION_ERRORS as exc:
+            raise StopRun(await self._fail(context, submission_failure(exc))) from exc
         except EnginePromptRejected as exc:
             raise StopRun(await self._fail(context, rejection_failure(exc))) from exc
         except EngineUnavailable as exc:

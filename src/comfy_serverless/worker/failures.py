@@ -1,7 +1,8 @@
 """The failures a worker reports about its attempt: ComfyUI's execution errors (an out of
-memory one is worth a retry) and ComfyUI refusing the prompt (its node_errors, in the shape
-of our submit-time validation). What becomes of them is decided in queue/outcome.py, which
-also defines the Failure value (exported here too, as the worker's vocabulary).
+memory one is worth a retry), ComfyUI refusing the prompt (its node_errors, in the shape
+of our submit-time validation), and a model source that could not be had. What becomes of
+them is decided in queue/outcome.py, which also defines the Failure value (exported here
+too, as the worker's vocabulary).
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from comfy_serverless.engine.comfyui.messages import ExecutionError
-from comfy_serverless.errors import EnginePromptRejected
+from comfy_serverless.errors import EnginePromptRejected, StorageError
 from comfy_serverless.queue.outcome import Failure
+from comfy_serverless.worker.model_fetch import ModelFetchFailed
 
-__all__ = ["Failure", "engine_error_failure", "rejection_failure"]
+__all__ = ["SUBMISSION_ERRORS", "Failure", "engine_error_failure", "rejection_failure",
+           "submission_failure"]
+
+# What can keep a prompt from being submitted, short of the engine: submission_failure's.
+SUBMISSION_ERRORS = (StorageError, ModelFetchFailed)
 
 _OOM_MARKERS = ("out of memory", "outofmemoryerror")
 
@@ -31,6 +37,20 @@ def engine_error_failure(event: ExecutionError) -> Failure:
         node_type=event.node_type,
         extra={"exception_type": event.exception_type},
     )
+
+
+def submission_failure(exc: StorageError | ModelFetchFailed) -> Failure:
+    """What kept the prompt from being submitted: a staged input that cannot be read back
+    (INPUT_UNAVAILABLE), or a model source that could not be had (MODEL_UNAVAILABLE, on the
+    loader's node: retryable when the network failed, not when the bytes were wrong or
+    policy refused). Messages come from the source's display form, never a credential."""
+    if isinstance(exc, StorageError):
+        return Failure(error_type="INPUT_UNAVAILABLE", retryable=False,
+                       message=f"A staged input image could not be read: {exc}")
+    return Failure(error_type="MODEL_UNAVAILABLE", retryable=exc.retryable,
+                   message=f"Node {exc.node_id}: {exc}", node_id=exc.node_id,
+                   node_type=exc.class_type,
+                   extra={"input": exc.input, "model_source": exc.display})
 
 
 def rejection_failure(exc: EnginePromptRejected) -> Failure:

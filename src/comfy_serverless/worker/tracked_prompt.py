@@ -52,6 +52,11 @@ class TrackedPrompt:
         if isinstance(event, NodeExecuted):
             self.reported_files += self._identify(event.node_id, event.output)
 
+    def submitting(self, workflow: dict[str, dict[str, Any]]) -> None:
+        """The workflow as it goes to ComfyUI (same nodes, model sources replaced by their
+        placed file names): the log then names the file loaded, not a source's URL."""
+        self._tracker.workflow = workflow
+
     @property
     def started_at(self) -> float | None:
         return self._tracker.started_at

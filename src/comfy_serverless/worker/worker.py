@@ -37,6 +37,7 @@ from comfy_serverless.worker.engine_facts import EngineFacts, resource_allocatio
 from comfy_serverless.worker.execution_context import Outcome
 from comfy_serverless.worker.executor import Executor
 from comfy_serverless.worker.input_upload import InputUploader
+from comfy_serverless.worker.model_fetch import ModelFetcher
 from comfy_serverless.worker.model_keeper import ModelKeeper
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.wakeups import Wakeups
@@ -52,8 +53,9 @@ _HAND_BACK_SECONDS = 15.0
 
 class Worker:
     def __init__(self, config: WorkerConfig, store: Store, engine: Engine,
-                 storage: OutputStorage, wakeups: Wakeups | None = None) -> None:
-        self.config = config
+                 storage: OutputStorage, wakeups: Wakeups | None = None,
+                 model_fetcher: ModelFetcher | None = None) -> None:
+        self.config, self._model_fetcher = config, model_fetcher
         self._store = store
         self._engine = engine
         self._storage = storage
@@ -108,7 +110,7 @@ class Worker:
         self._executor = Executor(
             self.config.executor_config(), self._store, self._engine, self._client, collector,
             self.wakeups, inputs=inputs, prompt_for=self.warm.prompt_for,
-            claim_match=self.claim_match, facts=self._facts)
+            claim_match=self.claim_match, facts=self._facts, models=self._model_fetcher)
         self._catalog = CatalogPublisher(
             self._store, self._client, self.config.worker_id,
             webhook_max_retries=self.config.webhook_max_retries,

@@ -108,7 +108,8 @@ def _submit_request(body: ExecuteRequest, identity: Idempotency, *, webhook_head
                        run.enable_optimization, run.retry_attempts),
         notify=NotifyRequest(notify.webhook_url, notify.webhook_secret,
                              notify.include_progress, notify.include_intermediate),
-        webhook_header=webhook_header, client_id=client_id, idempotency=identity)
+        webhook_header=webhook_header, client_id=client_id, idempotency=identity,
+        model_sources={source: pin.sha256 for source, pin in body.model_sources.items()})
 
 
 def _submit_answer(outcome: SubmitOutcome) -> JSONResponse:

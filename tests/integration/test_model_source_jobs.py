@@ -1,0 +1,150 @@
+"""Jobs whose `ckpt_name` is an https URL, end to end on a real ComfyUI on the CPU.
+
+A loopback https server (the session's test CA) serves a copy of the tiny checkpoint and
+counts its requests. The service's tier allows the host 127.0.0.1, its ComfyUI reads an
+extra models folder made here, and the model cache lives in that folder's `.cs-cache`, so
+nothing is written to the engine's own models folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from comfy_serverless.engine.comfyui.installer import EngineLayout
+from comfy_serverless.testing import LocalService
+from tests.helpers import assert_error, submit, wait_until_finished
+from tests.range_server import RangeServer, range_server
+from tests.tls_server import LocalCertificates
+from workloads.workflows import TINY_CHECKPOINT, tiny_sd15
+
+pytestmark = pytest.mark.comfyui
+
+
+@pytest.fixture(scope="module")
+def model_server(test_certificates: LocalCertificates) -> Iterator[RangeServer]:
+    with range_server(test_certificates) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def models_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("fetched-models")
+    (folder / "checkpoints").mkdir()
+    (folder / "extra_model_paths.yaml").write_text(
+        f"fetched:\n    base_path: {folder}\n    checkpoints: checkpoints\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sources_service(engine_layout: EngineLayout, models_folder: Path,
+                    test_certificates: LocalCertificates,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
+    data_dir = tmp_path_factory.mktemp("sources-service")
+    tiers = data_dir / "tiers.json"
+    tiers.write_text(json.dumps({"tiers": {"enterprise": {"model_sources": ["127.0.0.1"]}}}))
+    env = {"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
+           "COMFY_SERVERLESS_TIERS_FILE": str(tiers),
+           "COMFY_SERVERLESS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+           "COMFY_SERVERLESS_INPUT_CA_BUNDLE": str(test_certificates.ca_bundle),
+           "COMFY_SERVERLESS_MODEL_CACHE_DIR": str(models_folder / ".cs-cache"),
+           "COMFY_SERVERLESS_COMFYUI_EXTRA_ARGS": json.dumps(
+               ["--extra-model-paths-config", str(models_folder / "extra_model_paths.yaml")])}
+    with LocalService.start(data_dir, engine_layout.root, extra_env=env) as running:
+        yield running
+
+
+@pytest.fixture
+async def sources_api(sources_service: LocalService) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {sources_service.new_unthrottled_key()}"}
+    async with httpx.AsyncClient(base_url=sources_service.base_url, headers=headers,
+                                 timeout=60) as client:
+        yield client
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _from_source(seed: int, url: str) -> dict[str, Any]:
+    workflow = tiny_sd15(seed, steps=1)
+    workflow["4"]["inputs"]["ckpt_name"] = url
+    return workflow
+
+
+def _log_events(status: dict[str, Any], event: str) -> list[dict[str, Any]]:
+    return [entry for entry in status["execution_log"] if entry["event"] == event]
+
+
+async def test_a_checkpoint_by_url_downloads_once_reports_its_bytes_and_runs(
+        sources_api: httpx.AsyncClient, model_server: RangeServer,
+        engine_layout: EngineLayout, models_folder: Path) -> None:
+    checkpoint = engine_layout.models_dir / "checkpoints" / TINY_CHECKPOINT
+    size, sha256 = checkpoint.stat().st_size, _sha256(checkpoint)
+    url = model_server.serve("/ckpt/tiny-sd15.safetensors", checkpoint)
+    pins = {"model_sources": {url: {"sha256": sha256}}}
+
+    first = await wait_until_finished(
+        sources_api, await submit(sources_api, _from_source(1, url), **pins), timeout=300)
+    assert first["status"] == "completed", first.get("error")
+    downloading = _log_events(first, "model_downloading")
+    assert downloading, first["execution_log"]
+    assert downloading[-1]["details"] == {"source": url, "bytes_done": size,
+                                          "bytes_total": size}
+    assert _log_events(first, "model_downloaded")[0]["details"]["sha256"] == sha256
+    assert model_server.hits["/ckpt/tiny-sd15.safetensors"] == 1
+
+    second = await wait_until_finished(
+        sources_api, await submit(sources_api, _from_source(2, url), **pins), timeout=300)
+    assert second["status"] == "completed", second.get("error")
+    assert _log_events(second, "model_downloading") == []
+    assert model_server.hits["/ckpt/tiny-sd15.safetensors"] == 1  # served from the cache
+    assert [path.name for path in (models_folder / "checkpoints").iterdir()] == [
+        f"{sha256[:12]}-tiny-sd15.safetensors"]
+
+
+async def test_a_wrong_sha256_fails_with_model_unavailable_and_leaves_no_file(
+        sources_api: httpx.AsyncClient, model_server: RangeServer,
+        models_folder: Path) -> None:
+    impostor = b"not the checkpoint you pinned " * 4096
+    url = model_server.serve("/ckpt/impostor.safetensors", impostor)
+    pinned = "0" * 64
+    execution_id = await submit(sources_api, _from_source(3, url),
+                                model_sources={url: {"sha256": pinned}})
+    failed = await wait_until_finished(sources_api, execution_id, timeout=120)
+    assert failed["status"] == "failed"
+    details = failed["error"]["details"]
+    assert (details["error_type"], details["failed_node"], details["input"]) == (
+        "MODEL_UNAVAILABLE", "4", "ckpt_name")
+    assert details["model_source"] == url
+    assert failed["error"]["retry_info"]["retryable"] is False
+    assert "sha256" in failed["error"]["message"]
+    cache = models_folder / ".cs-cache"
+    assert not (cache / "sha256" / hashlib.sha256(impostor).hexdigest()).exists()
+    assert list((cache / "partial").iterdir()) == []
+    assert not any("impostor" in path.name for path in (models_folder / "checkpoints").iterdir())
+
+
+async def test_a_source_the_tier_does_not_allow_is_refused_at_submit_in_the_error_shape(
+        sources_api: httpx.AsyncClient, model_server: RangeServer) -> None:
+    elsewhere = "https://models.example.com/tiny.safetensors"  # refused before any lookup
+    response = await sources_api.post("/v1/workflows/execute",
+                                      json={"workflow": _from_source(4, elsewhere)})
+    body = assert_error(response, 403, "MODEL_NOT_ALLOWED")
+    assert body["details"]["field"] == "workflow.4.inputs.ckpt_name"
+    url = model_server.serve("/ckpt/unused.safetensors", b"unused")
+    response = await sources_api.post("/v1/workflows/execute", json={
+        "workflow": _from_source(5, url), "model_sources": {elsewhere: {"sha256": "0" * 64}}})
+    body = assert_error(response, 400, "INVALID_REQUEST")
+    assert body["details"]["field"] == f"model_sources.{elsewhere}"
+    assert model_server.hits["/ckpt/unused.safetensors"] == 0
