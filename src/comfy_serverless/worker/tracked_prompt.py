@@ -15,8 +15,8 @@ from typing import Any
 from comfy_serverless.engine.comfyui.client import WrittenFile
 from comfy_serverless.engine.comfyui.messages import EngineEvent, NodeExecuted
 from comfy_serverless.engine.comfyui.tracker import ExecutionTracker, ProgressReading, PromptNote
+from comfy_serverless.queue.outcome import Failure
 from comfy_serverless.store.records import LogEntry, ProgressSnapshot
-from comfy_serverless.worker.failures import Failure
 
 __all__ = ["TrackedPrompt", "log_entry", "progress_snapshot"]
 
