@@ -18,9 +18,11 @@ from workloads.rows import add_execution, add_key
 
 
 async def _counted(store: Store) -> dict[tuple[str, int], tuple[int, float]]:
-    """(status, priority) -> (count, sum of submit times), from the executions themselves."""
+    """(status, priority) -> (count, sum of submit times of the queued ones: only theirs is
+    kept), from the executions themselves."""
     rows = await store.connector.fetch_all(
-        "SELECT status, priority, COUNT(*) AS count, SUM(submitted_at) AS submitted "
+        "SELECT status, priority, COUNT(*) AS count, "
+        "SUM(CASE WHEN status = 'queued' THEN submitted_at ELSE 0 END) AS submitted "
         "FROM executions GROUP BY status, priority")
     return {(str(r["status"]), int(r["priority"])): (int(r["count"]), float(r["submitted"]))
             for r in rows}

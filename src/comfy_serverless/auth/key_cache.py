@@ -6,7 +6,9 @@ trusted for as long as a change to the key is sure to have evicted it:
 
 - while the store's LISTEN connection is up (PostgreSQL), every change to a key (revoke,
   rotate, new limits or tier, deletion) sends a notification that evicts its prefixes in
-  every replica at once; entries then live `listening_ttl` as a backstop;
+  every replica at once; entries still live at most `listening_ttl` (1 s), because a
+  half-open LISTEN connection (an idle timeout in a NAT, a failover without a reset) loses
+  notifications without any sign;
 - otherwise (SQLite, or PostgreSQL between a lost LISTEN connection and its return) an
   entry lives `fallback_ttl` (1 s): the bound on how long a change made by another process
   goes unseen. The process's own admin routes evict at once.
@@ -37,7 +39,7 @@ class CacheBounds:
     max_keys: int = 10_000
     max_unknown: int = 1_024
     fallback_ttl: float = 1.0
-    listening_ttl: float = 300.0
+    listening_ttl: float = 1.0
 
 
 @dataclass(frozen=True)

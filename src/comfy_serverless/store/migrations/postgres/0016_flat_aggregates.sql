@@ -2,8 +2,10 @@
 -- maintained tallies instead of counting executions, and every request path's query has an
 -- index that bounds what it reads however long the queue or the history grows.
 --
--- execution_tallies: how many executions each (status, priority) holds, and the sum of
--- their submit times in integer milliseconds (exact: a mean wait is now - sum / count).
+-- execution_tallies: how many executions each (status, priority) holds, and, for queued
+-- ones only, the sum of their submit times in integer milliseconds (exact: a mean wait is
+-- now - sum / count). Only the queued sum is read, and only it stays bounded: summed over
+-- every finished execution, it would pass 2^63 after some five million.
 -- duration_tallies: the completed executions' cumulative histograms (wait: submit to start,
 -- work: start to end) at the bounds of duration_bounds; completion_tallies: their count
 -- and sums; event_tallies: the log entries /metrics counts (model loads). These three only
@@ -13,6 +15,10 @@
 -- PostgreSQL's triggers append deltas (execution_tally_deltas, event_tally_deltas) instead of updating a tally
 -- row: every submit would otherwise wait on the same hot row until the previous commit.
 -- Housekeeping folds the deltas into the tallies; a reader adds the few pending ones.
+-- No transition may commit between the backfill's snapshot and the triggers' creation (it
+-- would never be counted): workers and API replicas still running wait for this migration.
+LOCK TABLE executions, execution_events IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE execution_tallies (
     status            TEXT NOT NULL,
     priority          INTEGER NOT NULL,
@@ -52,7 +58,9 @@ INSERT INTO event_tallies (event, count)
 SELECT 'model_loaded', COUNT(*) FROM execution_events WHERE event = 'model_loaded';
 
 INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
-SELECT status, priority, COUNT(*), SUM(CAST(ROUND(submitted_at * 1000) AS BIGINT))
+SELECT status, priority, COUNT(*),
+       SUM(CASE WHEN status = 'queued' THEN CAST(ROUND(submitted_at * 1000) AS BIGINT)
+                ELSE 0 END)
 FROM executions GROUP BY status, priority;
 INSERT INTO duration_tallies (le, waits, works)
 SELECT b.le,
@@ -69,11 +77,11 @@ CREATE FUNCTION executions_tally() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         INSERT INTO execution_tally_deltas (status, priority, change, submitted_ms)
-        VALUES (OLD.status, OLD.priority, -1, CAST(ROUND(OLD.submitted_at * 1000) AS BIGINT));
+        VALUES (OLD.status, OLD.priority, -1, CASE WHEN OLD.status = 'queued' THEN CAST(ROUND(OLD.submitted_at * 1000) AS BIGINT) ELSE 0 END);
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         INSERT INTO execution_tally_deltas (status, priority, change, submitted_ms, wait, work)
-        VALUES (NEW.status, NEW.priority, 1, CAST(ROUND(NEW.submitted_at * 1000) AS BIGINT),
+        VALUES (NEW.status, NEW.priority, 1, CASE WHEN NEW.status = 'queued' THEN CAST(ROUND(NEW.submitted_at * 1000) AS BIGINT) ELSE 0 END,
                 CASE WHEN NEW.status = 'completed' AND OLD.status IS DISTINCT FROM 'completed'
                      THEN COALESCE(NEW.started_at - NEW.submitted_at, 0) END,
                 CASE WHEN NEW.status = 'completed' AND OLD.status IS DISTINCT FROM 'completed'

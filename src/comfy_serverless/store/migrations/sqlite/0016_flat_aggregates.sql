@@ -2,8 +2,10 @@
 -- maintained tallies instead of counting executions, and every request path's query has an
 -- index that bounds what it reads however long the queue or the history grows.
 --
--- execution_tallies: how many executions each (status, priority) holds, and the sum of
--- their submit times in integer milliseconds (exact: a mean wait is now - sum / count).
+-- execution_tallies: how many executions each (status, priority) holds, and, for queued
+-- ones only, the sum of their submit times in integer milliseconds (exact: a mean wait is
+-- now - sum / count). Only the queued sum is read, and only it stays bounded: summed over
+-- every finished execution, it would pass 2^63 after some five million.
 -- duration_tallies: the completed executions' cumulative histograms (wait: submit to start,
 -- work: start to end) at the bounds of duration_bounds; completion_tallies: their count
 -- and sums; event_tallies: the log entries /metrics counts (model loads). These three only
@@ -52,7 +54,9 @@ INSERT INTO event_tallies (event, count)
 SELECT 'model_loaded', COUNT(*) FROM execution_events WHERE event = 'model_loaded';
 
 INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
-SELECT status, priority, COUNT(*), SUM(CAST(ROUND(submitted_at * 1000) AS BIGINT))
+SELECT status, priority, COUNT(*),
+       SUM(CASE WHEN status = 'queued' THEN CAST(ROUND(submitted_at * 1000) AS BIGINT)
+                ELSE 0 END)
 FROM executions GROUP BY status, priority;
 INSERT INTO duration_tallies (le, waits, works)
 SELECT b.le,
@@ -68,14 +72,14 @@ FROM executions WHERE status = 'completed';
 CREATE TRIGGER executions_tally_insert AFTER INSERT ON executions
 BEGIN
     INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
-    VALUES (NEW.status, NEW.priority, 1, CAST(ROUND(NEW.submitted_at * 1000) AS INTEGER))
+    VALUES (NEW.status, NEW.priority, 1, CASE WHEN NEW.status = 'queued' THEN CAST(ROUND(NEW.submitted_at * 1000) AS INTEGER) ELSE 0 END)
     ON CONFLICT (status, priority) DO UPDATE SET count = count + 1,
         submitted_ms_sum = submitted_ms_sum + excluded.submitted_ms_sum;
 END;
 CREATE TRIGGER executions_tally_delete AFTER DELETE ON executions
 BEGIN
     UPDATE execution_tallies SET count = count - 1,
-        submitted_ms_sum = submitted_ms_sum - CAST(ROUND(OLD.submitted_at * 1000) AS INTEGER)
+        submitted_ms_sum = submitted_ms_sum - CASE WHEN OLD.status = 'queued' THEN CAST(ROUND(OLD.submitted_at * 1000) AS INTEGER) ELSE 0 END
     WHERE status = OLD.status AND priority = OLD.priority;
 END;
 CREATE TRIGGER executions_tally_update AFTER UPDATE OF status, priority, submitted_at
@@ -84,10 +88,10 @@ CREATE TRIGGER executions_tally_update AFTER UPDATE OF status, priority, submitt
          OR NEW.submitted_at IS NOT OLD.submitted_at
 BEGIN
     UPDATE execution_tallies SET count = count - 1,
-        submitted_ms_sum = submitted_ms_sum - CAST(ROUND(OLD.submitted_at * 1000) AS INTEGER)
+        submitted_ms_sum = submitted_ms_sum - CASE WHEN OLD.status = 'queued' THEN CAST(ROUND(OLD.submitted_at * 1000) AS INTEGER) ELSE 0 END
     WHERE status = OLD.status AND priority = OLD.priority;
     INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
-    VALUES (NEW.status, NEW.priority, 1, CAST(ROUND(NEW.submitted_at * 1000) AS INTEGER))
+    VALUES (NEW.status, NEW.priority, 1, CASE WHEN NEW.status = 'queued' THEN CAST(ROUND(NEW.submitted_at * 1000) AS INTEGER) ELSE 0 END)
     ON CONFLICT (status, priority) DO UPDATE SET count = count + 1,
         submitted_ms_sum = submitted_ms_sum + excluded.submitted_ms_sum;
 END;
