@@ -1,6 +1,8 @@
 """An https server on 127.0.0.1 that serves files with `Range` support, for model-source
 tests and `bench.models`: it counts the requests per path, records the headers it got, and
-can drop a connection part-way through a body once (a killed download).
+can drop a connection part-way through a body once (a killed download). Serving a path
+again changes what it serves; with `etag=True` it sends an ETag and honours `If-Range`
+(a validator that no longer matches gets the whole body, 200).
 
 Bodies are bytes or a file on disk (streamed in 1 MiB writes, so a large bench file is
 never held in memory)."""
@@ -8,6 +10,7 @@ never held in memory)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import re
 import socket
@@ -30,6 +33,14 @@ class Served:
     drop_after: int | None = None  # bytes of the body sent before the first answer ends
     ranges: bool = True  # False: a Range header is ignored (the whole body, 200)
     status: int | None = None  # answer this status with no body instead
+    etag: bool = False  # send an ETag and honour If-Range
+
+    @property
+    def tag(self) -> str:
+        if isinstance(self.body, Path):
+            stat = self.body.stat()
+            return f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+        return f'"{hashlib.sha256(self.body).hexdigest()[:16]}"'
 
     @property
     def size(self) -> int:
@@ -45,8 +56,8 @@ class RangeServer:
     headers: list[dict[str, str]] = field(default_factory=list)
 
     def serve(self, path: str, body: bytes | Path, *, drop_after: int | None = None,
-              ranges: bool = True, status: int | None = None) -> str:
-        self.files[path] = Served(body, drop_after, ranges, status)
+              ranges: bool = True, status: int | None = None, etag: bool = False) -> str:
+        self.files[path] = Served(body, drop_after, ranges, status, etag)
         return self.base_url + path
 
 
@@ -87,13 +98,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        start, end = self._range(served.size, served.ranges)
+        start, end = self._range(served)
         if start is None:
             return
         self._send(served, start, end)
 
-    def _range(self, size: int, ranges: bool) -> tuple[int | None, int]:
-        wanted = _requested(self.headers.get("Range"), size) if ranges else None
+    def _range(self, served: Served) -> tuple[int | None, int]:
+        size, wanted = served.size, None
+        if served.ranges and self._if_range_holds(served):
+            wanted = _requested(self.headers.get("Range"), size)
         if wanted is None:
             self.send_response(200)
             return 0, size
@@ -108,7 +121,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
         return start, end
 
+    def _if_range_holds(self, served: Served) -> bool:
+        validator = self.headers.get("If-Range")
+        return validator is None or (served.etag and validator == served.tag)
+
     def _send(self, served: Served, start: int, end: int) -> None:
+        if served.etag:
+            self.send_header("ETag", served.tag)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(end - start))
         self.send_header("Accept-Ranges", "bytes")

@@ -275,6 +275,7 @@ async def test_an_answer_other_than_the_body_is_typed(
         await _cache(tmp_path, transport).fetch(parse_source(url), POLICY)
     assert caught.value.retryable is retryable
     assert models.hits["/elsewhere"] == 0  # a redirect is never followed
+    assert _leftovers(tmp_path) == []  # no partial file: there is nothing to resume
 
 
 async def test_the_download_goes_to_the_checked_address_under_the_url_host_name(

@@ -4,6 +4,7 @@ come before any connection."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -28,6 +29,7 @@ from comfy_serverless.model_sources import (
     parse_source,
 )
 from comfy_serverless.model_sources.layout import CacheLayout
+from comfy_serverless.model_sources.locks import exclusive, try_exclusive
 from comfy_serverless.model_sources.partial import PartialFile
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 
@@ -209,6 +211,52 @@ async def test_a_pinned_file_is_never_evicted_even_by_another_holder(tmp_path: P
         os.close(descriptor)
     await layout.make_room(50, max_bytes=100)
     assert not layout.blob("a" * 64).exists()
+
+
+async def test_partial_downloads_count_and_unheld_ones_and_locks_are_swept(
+        tmp_path: Path) -> None:
+    layout = CacheLayout(tmp_path)
+    stale, busy = tmp_path / "partial" / "stale.part", tmp_path / "partial" / "busy.part"
+    stale.write_bytes(b"s" * 40)
+    stale.with_suffix(".tag").write_text('"v1"')
+    busy.write_bytes(b"b" * 40)
+    layout.blob("a" * 64).write_bytes(b"a" * 30)
+    for lock in ("stale", "finished"):
+        (tmp_path / "locks" / f"{lock}.lock").touch()
+    for age, path in enumerate((stale, busy, layout.blob("a" * 64)), start=1):
+        os.utime(path, (age, age))
+    async with exclusive(tmp_path / "locks" / "busy.lock"):  # a download in progress
+        with pytest.raises(CacheFull):  # 40 + 40 + 30 used; the busy 40 + 70 > 100
+            await layout.make_room(70, max_bytes=100)
+        assert busy.exists()
+        assert not stale.exists()
+        assert not stale.with_suffix(".tag").exists()
+        assert not layout.blob("a" * 64).exists()
+        assert sorted(path.name for path in (tmp_path / "locks").iterdir()) == [
+            "busy.lock", "evict.lock"]
+        await layout.make_room(60, max_bytes=100, own=busy)  # its own partial file
+    await layout.make_room(70, max_bytes=100)
+    assert not busy.exists()
+
+
+async def test_a_lock_file_swept_while_waited_for_is_never_held_twice(tmp_path: Path) -> None:
+    path = tmp_path / "locks" / "source.lock"
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def download() -> None:
+        async with exclusive(path):
+            held.set()
+            await release.wait()
+
+    async with exclusive(path):
+        waiting = asyncio.create_task(download())
+        await asyncio.sleep(0.2)  # it has opened the lock file and polls
+        path.unlink()  # a sweep removes the file while this holder has it
+    await asyncio.wait_for(held.wait(), 5)
+    with try_exclusive(path) as free:  # the file now at `path` is the waiter's
+        assert free is False
+    release.set()
+    await waiting
 
 
 def test_the_package_imports_only_leaves_and_the_outbound_policy() -> None:

@@ -6,7 +6,8 @@ and evicted least-recently-used within a size budget, never while in use.
   ones wait and then find the file in the cache.
 - Verification: a pinned sha256 must match, and with `require_model_hashes` the hash must
   be in the operator's allowlist (also for a file already cached). A mismatch leaves no
-  file: the partial download is removed before `HashMismatch` is raised.
+  file: the partial download is removed before `HashMismatch` is raised, as after any
+  failure that a later try could not resume (see `_resumable`).
 - Pins: `use` yields a file held against eviction for the block; `pin` holds a file by its
   sha256 (a claimed job, an active preload). Pins are file locks, so they hold across the
   machine's processes and vanish with a process that dies.
@@ -22,7 +23,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comfy_serverless.model_sources.errors import DownloadFailed, HashMismatch, HashNotAllowed
+from comfy_serverless.model_sources.errors import (
+    DownloadFailed,
+    HashMismatch,
+    HashNotAllowed,
+    ModelUnavailable,
+)
 from comfy_serverless.model_sources.layout import CacheLayout
 from comfy_serverless.model_sources.locks import exclusive
 from comfy_serverless.model_sources.partial import PartialFile
@@ -114,9 +120,13 @@ class ModelCache:
         if sha256 is None:
             return None
         policy.check_hash(sha256)
-        self.layout.touch(sha256)
         blob = self.layout.blob(sha256)
-        return CachedModel(sha256, blob, blob.stat().st_size, source.basename)
+        try:
+            self.layout.touch(sha256)
+            size = blob.stat().st_size
+        except FileNotFoundError:  # evicted by another process since `recall`: a miss
+            return None
+        return CachedModel(sha256, blob, size, source.basename)
 
     def _join(self, source: ModelSource, policy: SourcePolicy) -> _Flight:
         """The flight that downloads `source` under `policy`: fetches of one source with
@@ -144,8 +154,13 @@ class ModelCache:
             checked = await check_source(source, policy)
             partial = PartialFile(self.layout.partial(source))
             logger.info("model download of %s started", source.display)
-            await transfer(source, checked, policy, self.transport, partial, progress)
-            model = await self._admit(source, policy, partial)
+            try:
+                await transfer(source, checked, policy, self.transport, partial, progress)
+                model = await self._admit(source, policy, partial)
+            except ModelUnavailable as exc:
+                if not (exc.retryable and _resumable(source, partial)):
+                    partial.discard()
+                raise
             logger.info("model download of %s done: sha256 %s, %d bytes", source.display,
                         model.sha256, model.size)
             return model
@@ -164,6 +179,12 @@ class ModelCache:
             partial.discard()
             raise
         if not self.layout.blob(sha256).exists():
-            await self.layout.make_room(partial.size, self.max_bytes)
+            await self.layout.make_room(partial.size, self.max_bytes, own=partial.path)
         blob = self.layout.adopt(partial.path, sha256, source)
         return CachedModel(sha256, blob, partial.size, source.basename)
+
+
+def _resumable(source: ModelSource, partial: PartialFile) -> bool:
+    """Whether a later try would continue `partial` (transfer.py): it holds bytes, and a
+    pin or a saved validator keeps a changed file from being spliced onto them."""
+    return partial.size > 0 and (source.sha256 is not None or partial.validator is not None)

@@ -38,8 +38,9 @@ class ModelUnavailable(ModelSourceError):
 
 
 class DownloadFailed(ModelUnavailable):
-    """The network or the server failed (connection dropped, timeout, 5xx, 404): the partial
-    file is kept, so a later try resumes with `Range`."""
+    """The network or the server failed (connection dropped, timeout, 5xx, 429): the partial
+    file is kept when it can be resumed safely (a pinned source, or a validator the server
+    gave), so a later try resumes with `Range`."""
 
     retryable = True
 

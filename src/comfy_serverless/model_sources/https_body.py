@@ -30,6 +30,8 @@ def read_https(body: Body, checked: CheckedUrl, credentials: dict[str, str],
     headers = {**credentials, "Accept": "*/*"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if body.partial.validator is not None:  # a changed file answers 200, the whole
+            headers["If-Range"] = body.partial.validator
     buffer = memoryview(bytearray(transport.chunk_bytes))
     try:
         with pinned_download(checked, headers, transport.tls, transport.timeout) as response:
@@ -54,9 +56,9 @@ def _position(source: ModelSource, response: http.client.HTTPResponse, partial: 
             raise DownloadFailed(f"{source.display} answered a range that does not continue "
                                  "the partial download; the next try starts over")
         return None if match[3] == "*" else int(match[3])
-    if status == 200:
-        if offset:
-            partial.restart()
+    if status == 200:  # the whole body: a fresh start, or a resume the server refused
+        partial.restart()
+        partial.remember(_validator(response))
         length = response.getheader("Content-Length", "")
         return int(length) if length.isdigit() else None
     if status == 416:
@@ -67,6 +69,14 @@ def _position(source: ModelSource, response: http.client.HTTPResponse, partial: 
         raise DownloadFailed(f"{source.display} no longer has the requested range; the next "
                              "try starts over")
     raise _refusal(source, status)
+
+
+def _validator(response: http.client.HTTPResponse) -> str | None:
+    """What `If-Range` can send back: a strong ETag, else Last-Modified."""
+    etag = response.getheader("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return response.getheader("Last-Modified") or None
 
 
 def _refusal(source: ModelSource, status: int) -> ModelUnavailable:

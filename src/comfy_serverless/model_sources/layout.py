@@ -3,7 +3,8 @@
     <root>/sha256/<hex>          each model's bytes, once, whatever source named them
     <root>/sources/<key>         the sha256 a source turned out to have (key: a hash of the
                                  source's identity), so an unpinned source is fetched once
-    <root>/partial/<key>.part    a download in progress (kept on a network failure)
+    <root>/partial/<key>.part    a download in progress (kept on a network failure when it
+                                 can be resumed), `<key>.tag` its validator
     <root>/locks/<key>.lock      held while a source downloads; evict.lock while evicting
     <root>/pins/<hex>            a shared lock per holder while the file is in use
     <root>/links/<hex>           the names placed into model folders for this file
@@ -18,10 +19,14 @@ removes the links with the file.
 The LRU order is each file's mtime, touched on every use, so it is shared by every process
 on the machine. Eviction takes a file only when it can take that file's pin lock
 exclusively: a file held by a running or claimed job, or by a preload, is never evicted.
+Partial downloads count against the budget too, and are evicted (oldest first, with the
+files) only when no process holds their source's download lock; lock files of sources that
+nobody downloads are removed by the same sweep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -77,6 +82,7 @@ class CacheLayout:
         """Move a verified download into place (atomic rename) and remember its source."""
         blob = self.blob(sha256)
         os.replace(partial, blob)
+        partial.with_suffix(".tag").unlink(missing_ok=True)  # its validator, if any
         record = self.root / "sources" / self.key(source)
         temporary = record.with_suffix(".tmp")
         temporary.write_text(sha256)
@@ -105,38 +111,68 @@ class CacheLayout:
             record.write(f"{link}\n")
         return link
 
-    async def make_room(self, incoming: int, max_bytes: int) -> None:
-        """Evict least recently used unpinned files until `incoming` more bytes fit."""
+    async def make_room(self, incoming: int, max_bytes: int, own: Path | None = None) -> None:
+        """Evict least recently used unpinned files, and partial downloads that no process
+        holds, until `incoming` more bytes fit; `own` is the incoming partial file itself.
+        Lock files of sources that no process holds are removed on the way."""
         if incoming > max_bytes:
             raise ModelUnavailable(f"the model is {incoming} bytes, more than the whole "
                                    f"cache budget of {max_bytes}")
         async with exclusive(self.root / "locks" / "evict.lock"):
-            used = self._evict_until(max_bytes - incoming)
+            used = self._evict_until(max_bytes - incoming, own)
+            self._sweep_locks()
         if used + incoming > max_bytes:
             raise CacheFull(f"the model cache cannot fit {incoming} more bytes: {used} of "
                             f"{max_bytes} are held by files in use")
 
-    def _evict_until(self, room: int) -> int:
+    def _evict_until(self, room: int, own: Path | None) -> int:
         """Evict oldest-first while more than `room` bytes are used; the bytes left."""
-        blobs = sorted(self._blobs(), key=lambda entry: entry[1].st_mtime)
-        used = sum(stat.st_size for _, stat in blobs)
-        for blob, stat in blobs:
+        entries = sorted(self._entries(own), key=lambda entry: entry[1].st_mtime)
+        used = sum(stat.st_size for _, stat in entries)
+        for path, stat in entries:
             if used <= room:
                 break
-            if self._evict(blob):
+            if self._evict(path):
                 used -= stat.st_size
         return used
 
-    def _blobs(self) -> list[tuple[Path, os.stat_result]]:
-        return [(path, path.stat()) for path in (self.root / "sha256").iterdir()]
+    def _entries(self, own: Path | None) -> list[tuple[Path, os.stat_result]]:
+        """The files that count against the budget: blobs and partial downloads."""
+        paths = [*(self.root / "sha256").iterdir(),
+                 *(path for path in (self.root / "partial").glob("*.part") if path != own)]
+        entries = []
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                entries.append((path, path.stat()))
+        return entries
 
-    def _evict(self, blob: Path) -> bool:
-        with try_exclusive(self.root / "pins" / blob.name) as free:
+    def _evict(self, path: Path) -> bool:
+        if path.suffix == ".part":
+            return self._evict_partial(path)
+        with try_exclusive(self.root / "pins" / path.name) as free:
             if not free:
                 return False
-            self._remove_links(blob)
-            blob.unlink(missing_ok=True)
+            self._remove_links(path)
+            path.unlink(missing_ok=True)
             return True
+
+    def _evict_partial(self, partial: Path) -> bool:
+        """Remove a partial download unless its download lock is held (in progress)."""
+        with try_exclusive(self.root / "locks" / f"{partial.stem}.lock") as free:
+            if not free:
+                return False
+            partial.unlink(missing_ok=True)
+            partial.with_suffix(".tag").unlink(missing_ok=True)
+            return True
+
+    def _sweep_locks(self) -> None:
+        """Remove the lock files of sources that no process downloads now."""
+        for lock in (self.root / "locks").glob("*.lock"):
+            if lock.name == "evict.lock":
+                continue
+            with try_exclusive(lock) as free:
+                if free:
+                    lock.unlink(missing_ok=True)
 
     def _remove_links(self, blob: Path) -> None:
         record = self.root / "links" / blob.name

@@ -4,6 +4,10 @@ download (single flight across processes), one for eviction, and one per pinned 
 A flock belongs to an open file, so two opens in one process exclude each other just as two
 processes do, and the kernel drops it when its holder dies: a killed worker never leaves a
 file pinned or a download locked.
+
+The cache's sweep removes a download's lock file while it holds that lock, so whoever
+locks a file checks that `path` still names it, and locks the new one when it does not:
+two holders never hold two different files of one path.
 """
 
 from __future__ import annotations
@@ -28,17 +32,31 @@ def _open(path: Path) -> int:
 @asynccontextmanager
 async def exclusive(path: Path) -> AsyncIterator[None]:
     """Wait (without blocking the event loop, and cancellably) for the lock at `path`."""
-    descriptor = _open(path)
+    descriptor = await _lock(path)
     try:
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                await asyncio.sleep(_POLL_SECONDS)
         yield
     finally:
         os.close(descriptor)
+
+
+async def _lock(path: Path) -> int:
+    while True:
+        descriptor = _open(path)
+        try:
+            await _wait_for(descriptor)
+        except BaseException:
+            os.close(descriptor)
+            raise
+        if _current(descriptor, path):
+            return descriptor
+        os.close(descriptor)  # swept while we waited: lock the file now at `path`
+
+
+async def _wait_for(descriptor: int) -> None:
+    while True:
+        if _try_lock(descriptor):
+            return
+        await asyncio.sleep(_POLL_SECONDS)
 
 
 @contextmanager
@@ -46,14 +64,26 @@ def try_exclusive(path: Path) -> Iterator[bool]:
     """Take the lock at `path` if nobody holds it; yields whether it was taken."""
     descriptor = _open(path)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        yield _try_lock(descriptor) and _current(descriptor, path)
     finally:
         os.close(descriptor)
+
+
+def _try_lock(descriptor: int) -> bool:
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _current(descriptor: int, path: Path) -> bool:
+    """Whether the locked file is still the one at `path` (a sweep may have removed it)."""
+    try:
+        named, held = os.stat(path), os.fstat(descriptor)
+    except FileNotFoundError:
+        return False
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def hold_shared(path: Path) -> int:

@@ -1,9 +1,12 @@
 """A download in progress: a file that grows in chunks beside a running sha256.
 
 The partial file is kept when a download fails on the network, so the next try asks for
-the rest with `Range` and only the missing bytes cross the network. Its hash state is not
-saved: a resumed download re-reads the bytes already on disk once (a local read, far
-cheaper than fetching them again) to rebuild it.
+the rest with `Range` and only the missing bytes cross the network. Beside it,
+`<key>.tag` keeps the validator the server gave with the first byte (an HTTP ETag or
+Last-Modified, an S3 ETag), sent back on the resume so that a changed file is never
+continued (see transfer.py). Its hash state is not saved: a resumed download re-reads
+the bytes already on disk once (a local read, far cheaper than fetching them again) to
+rebuild it.
 
 Used from the download's worker thread. Writing and hashing run in one more thread, a few
 chunks behind the network (`_AHEAD`), so reading the next chunk overlaps hashing the last:
@@ -30,6 +33,8 @@ class PartialFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.tag_path = path.with_suffix(".tag")
+        self.validator: str | None = None
         self.size = 0
         self._hasher = hashlib.sha256()
         self._handle: BinaryIO | None = None
@@ -47,6 +52,7 @@ class PartialFile:
             while chunk := handle.read(_REHASH_CHUNK):
                 self._hasher.update(chunk)
                 self.size += len(chunk)
+        self.validator = _read_tag(self.tag_path) if self.size else None
         self._open()
         return self.size
 
@@ -54,9 +60,16 @@ class PartialFile:
         """Drop what is on disk (the server sent the whole body again, or no longer has
         the range)."""
         self.close()
+        self.tag_path.unlink(missing_ok=True)
         self.path.write_bytes(b"")
-        self.size, self._hasher = 0, hashlib.sha256()
+        self.size, self._hasher, self.validator = 0, hashlib.sha256(), None
         self._open()
+
+    def remember(self, validator: str | None) -> None:
+        """Keep the validator of the bytes this (empty) partial file is about to get."""
+        self.validator = validator
+        if validator is not None:
+            self.tag_path.write_text(validator)
 
     def _open(self) -> None:
         self._broken = False
@@ -105,3 +118,11 @@ class PartialFile:
     def discard(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
+        self.tag_path.unlink(missing_ok=True)
+
+
+def _read_tag(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None

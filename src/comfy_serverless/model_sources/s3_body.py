@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["read_s3"]
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_CHANGED_CODES = frozenset({"PreconditionFailed", "412"})
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "AccessDenied", "403", "404"})
 
 
@@ -29,7 +30,7 @@ def read_s3(body: Body, client: S3Client, chunk_bytes: int, offset: int) -> None
         response = _get_object(client, body, offset)
         if response is None:
             return  # the partial file already holds every byte
-        total = _total(response, offset)
+        total = _total(response, body.partial.size)
         stream = response["Body"]
         while chunk := stream.read(chunk_bytes):
             body.take(chunk, total)
@@ -42,16 +43,38 @@ def read_s3(body: Body, client: S3Client, chunk_bytes: int, offset: int) -> None
 
 
 def _get_object(client: S3Client, body: Body, offset: int) -> Any:
-    """The object's answer from `offset`; None when the partial file is already whole."""
+    """The object's answer from `offset`; None when the partial file is already whole. An
+    object that changed since the partial file began (its ETag no longer matches) is read
+    again from the start."""
     bucket, key = body.source.bucket or "", body.source.key or ""
-    if not offset:
-        return client.get_object(Bucket=bucket, Key=key)
-    if client.head_object(Bucket=bucket, Key=key)["ContentLength"] == offset:
+    if offset:
+        try:
+            return _resume(client, body, offset)
+        except ClientError as exc:
+            if _code(exc) not in _CHANGED_CODES:
+                raise
+    response = client.get_object(Bucket=bucket, Key=key)
+    body.partial.restart()
+    body.partial.remember(response.get("ETag"))
+    return response
+
+
+def _resume(client: S3Client, body: Body, offset: int) -> Any:
+    bucket, key = body.source.bucket or "", body.source.key or ""
+    match: dict[str, Any] = {}
+    if body.partial.validator is not None:
+        match["IfMatch"] = body.partial.validator
+    if client.head_object(Bucket=bucket, Key=key, **match)["ContentLength"] == offset:
         return None
-    return client.get_object(Bucket=bucket, Key=key, Range=f"bytes={offset}-")
+    return client.get_object(Bucket=bucket, Key=key, Range=f"bytes={offset}-", **match)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _total(response: Any, offset: int) -> int | None:
+    """The object's whole size; `offset`: the bytes the partial file held before it."""
     match = _CONTENT_RANGE.match(str(response.get("ContentRange", "")))
     if match is not None and match[3] != "*":
         return int(match[3])
@@ -60,10 +83,11 @@ def _total(response: Any, offset: int) -> int | None:
 
 
 def _refusal(body: Body, exc: ClientError) -> ModelUnavailable:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    if code == "InvalidRange":
+    code = _code(exc)
+    if code == "InvalidRange" or code in _CHANGED_CODES:
         body.partial.restart()
-        return DownloadFailed(f"{body.source.display} no longer has the requested range")
+        return DownloadFailed(f"{body.source.display} no longer has the requested range "
+                              "or changed; the next try starts over")
     if code in _MISSING_CODES:
         return ModelUnavailable(f"{body.source.display} cannot be read ({code})")
     return DownloadFailed(f"{body.source.display} could not be read ({code or 'S3 error'})")

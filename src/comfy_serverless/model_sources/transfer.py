@@ -4,9 +4,15 @@ An http(s) source (https and hf) is fetched through the outbound requests of web
 input images (`webhooks/outbound.py`): to the very addresses the SSRF check passed, no
 redirects, no proxy from the environment, no decompression. A resumed download asks for
 `Range: bytes=<size>-`; a `206` continues the partial file, a `200` (the server ignores
-ranges) starts it over, a `416` whose size is what the partial file holds finishes it. An
-s3 source is read with boto3 `get_object` (with the same `Range`) through the operator's
-S3 settings.
+ranges, or the file changed) starts it over, a `416` whose size is what the partial file
+holds finishes it. An s3 source is read with boto3 `get_object` (with the same `Range`)
+through the operator's S3 settings.
+
+A partial file is resumed only when a splice of two versions of the file cannot be
+admitted: when the source is pinned by sha256 (the final check catches it), or when the
+validator saved with its first byte goes back with the `Range` (`If-Range` with the ETag or
+Last-Modified; `IfMatch` with the S3 ETag), so that a changed file is sent whole. Any other
+partial file is started over.
 
 The whole body is read in one thread of this module's pool (`_DOWNLOAD_THREADS`), with
 blocking sockets (the event loop's SSL layer halves the throughput, see bench.models);
@@ -15,8 +21,9 @@ chunk (or its read timeout), and the cancellation completes only once the thread
 More concurrent downloads than the pool's threads wait their turn.
 
 Failures are typed here: the network and 5xx/408/429 answers are `DownloadFailed`
-(retryable, the partial file is kept); any other answer is a `ModelUnavailable` that trying
-again will not fix. Messages name the source's display form and the status, never a header.
+(retryable, the partial file is kept when it can be resumed); any other answer is a
+`ModelUnavailable` that trying again will not fix. Messages name the source's display
+form and the status, never a header.
 """
 
 from __future__ import annotations
@@ -119,6 +126,9 @@ def _fill(body: Body, checked: CheckedUrl | None, policy: SourcePolicy,
           transport: Transport) -> None:
     offset = body.partial.resume()
     try:
+        if offset and body.source.sha256 is None and body.partial.validator is None:
+            body.partial.restart()  # nothing would tell a changed file's bytes from these
+            offset = 0
         if checked is None:
             from comfy_serverless.model_sources.s3_body import read_s3
 
