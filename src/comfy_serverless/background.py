@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 
 from comfy_serverless.errors import StoreError
 
-__all__ = ["BackgroundService"]
+__all__ = ["BackgroundService", "wait_at_most"]
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +55,9 @@ class BackgroundService(ABC):
                 busy = False
             if not busy:
                 await asyncio.sleep(self.interval)
+
+
+async def wait_at_most(task: asyncio.Task[None], seconds: float) -> None:
+    """Wait for `task` to end, at most `seconds`; the task itself is never cancelled."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), seconds)

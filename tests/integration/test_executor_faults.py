@@ -315,7 +315,13 @@ async def test_shutdown_lets_a_short_job_finish(rig: Rig) -> None:
 async def test_the_watchdog_restarts_a_stuck_comfyui_and_the_job_completes(rig: Rig) -> None:
     rig.fake.hang()
     execution_id = await rig.submit(retries=1)
+    rig.worker.warm.prompt_for({"1": {"class_type": "CheckpointLoaderSimple",
+                                      "inputs": {"ckpt_name": "warm.safetensors"}}})
+    assert rig.worker.warm.current() == {"warm.safetensors"}
     assert await rig.worker.run_once() == "requeued"
+    # The executor's watchdog restarted ComfyUI: the worker's next heartbeat catches up.
+    await rig.worker._heartbeat_step(time.monotonic())
+    assert rig.worker.warm.current() == frozenset(), "a restarted ComfyUI holds no model"
     stuck = await rig.execution(execution_id)
     assert stuck.error is not None
     assert stuck.error["details"]["error_type"] == "ENGINE_HUNG"

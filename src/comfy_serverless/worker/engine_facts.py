@@ -9,15 +9,17 @@ facts (Executor.learn) whenever it has read them again."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.engine.comfyui.device_usage import GpuMonitor, GpuReading
-from comfy_serverless.engine.comfyui.stats import device_memory, first_device, gigabytes
+from comfy_serverless.engine.comfyui.stats import device_memory, first_device, gigabytes, has_gpu
 from comfy_serverless.engine.comfyui.tuning import EngineTuning
+from comfy_serverless.errors import EngineError
 from comfy_serverless.worker.failures import Failure
 
-__all__ = ["EngineFacts", "resource_allocation"]
+__all__ = ["EngineFacts", "device_facts", "read_hooks", "resource_allocation"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +64,20 @@ def resource_allocation(worker_id: str, stats: dict[str, Any], gpu_type: str | N
         "gpu_memory_total": gigabytes(total),
         "container_id": worker_id,
     }
+
+
+def device_facts(facts: EngineFacts, stats: dict[str, Any], *, hooks: bool,
+                 monitor: GpuMonitor | None, worker_id: str, gpu_type: str | None
+                 ) -> EngineFacts:
+    """`facts` with what a fresh /system_stats says: its GPU, its hooks, and the resource
+    allocation a claim records."""
+    return replace(facts, gpu=has_gpu(stats), hooks=hooks, monitor=monitor,
+                   allocation=resource_allocation(worker_id, stats, gpu_type))
+
+
+async def read_hooks(client: ComfyUIClient) -> dict[str, Any] | None:
+    """What comfy-serverless's hooks in ComfyUI report (its pid, its GPU), if it runs them."""
+    try:
+        return await client.hooks()
+    except EngineError:
+        return None

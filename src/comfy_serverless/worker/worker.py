@@ -21,6 +21,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from comfy_serverless.background import wait_at_most
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.engine.comfyui.device_usage import GpuMonitor
 from comfy_serverless.engine.comfyui.stats import gpu_type_of, has_gpu
@@ -33,7 +34,7 @@ from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, WorkerState
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.catalog_publisher import CatalogPublisher
-from comfy_serverless.worker.engine_facts import EngineFacts, resource_allocation
+from comfy_serverless.worker.engine_facts import EngineFacts, device_facts, read_hooks
 from comfy_serverless.worker.execution_context import Outcome
 from comfy_serverless.worker.executor import Executor
 from comfy_serverless.worker.input_upload import InputUploader
@@ -76,6 +77,7 @@ class Worker:
         self._gpu_monitor: GpuMonitor | None = None
         self._gpu_monitor_tried = False
         self._hooks: dict[str, Any] | None = None
+        self._restarts_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -97,11 +99,8 @@ class Worker:
         await self._engine.start()
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
-        try:
-            self._hooks = await self._client.hooks()
-        except EngineError:
-            self._hooks = None
-        self.warm.pinning = self._hooks is not None
+        self._restarts_seen = self._engine.restarts
+        await self._read_hooks()
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
                                     self._engine.local_folders(),
                                     keep_workflow_metadata=self.config.keep_workflow_metadata)
@@ -141,10 +140,10 @@ class Worker:
         self.wakeups.work_available()
         producer = self._tasks[0] if self._tasks else None
         if producer is not None:
-            await self._wait_for(producer, self.config.shutdown_grace)
+            await wait_at_most(producer, self.config.shutdown_grace)
             if not producer.done() and self._executor is not None:
                 self._executor.request_hand_back()
-                await self._wait_for(producer, _HAND_BACK_SECONDS)
+                await wait_at_most(producer, _HAND_BACK_SECONDS)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -159,11 +158,6 @@ class Worker:
         if self._client is not None:
             await self._client.close()
         await self._engine.stop()
-
-    @staticmethod
-    async def _wait_for(task: asyncio.Task[None], seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), seconds)
 
     # ------------------------------------------------------------------ one step each
 
@@ -183,8 +177,9 @@ class Worker:
             self.config.worker_id, self.config.lease_seconds, engine_prompt_id=prompt_id,
             resource_allocation=self._facts.claim_allocation(prompt_id),
             match=self.claim_match())
-        if execution is not None and not self.running and await self._engine.ensure_running():
-            await self._after_engine_restart()
+        if execution is not None and not self.running:
+            await self._engine.ensure_running()
+            await self._catch_up_with_a_restart()
         return execution
 
     def claim_match(self) -> ClaimMatch:
@@ -193,14 +188,21 @@ class Worker:
                           affinity_window=self.config.affinity_window,
                           affinity_max_wait=self.config.affinity_max_wait)
 
-    async def _after_engine_restart(self) -> None:
-        """A new ComfyUI: its cache is empty, and its catalog, device and folders may
-        differ. The one path after a restart, whether a claim or the heartbeat found it."""
+    async def _catch_up_with_a_restart(self) -> bool:
+        """Whether ComfyUI was restarted since the worker last caught up (by a claim, the
+        heartbeat or the executor's hung-engine watchdog). A new ComfyUI's cache is empty,
+        and its catalog, device, hooks (its pid) and folders may differ: the one path."""
+        if self._engine.restarts == self._restarts_seen:
+            return False
+        self._restarts_seen = self._engine.restarts
+        await self._read_hooks()
+        self._gpu_monitor_tried = False
         self.warm.forget()
         if self.models is not None:
             self.models.rescan_soon()
         await self._refresh_system_stats()
         await self.publish_catalog()
+        return True
 
     async def _execute(self, execution: ExecutionRecord, submitted: asyncio.Event, *,
                        prefetched: bool) -> Outcome:
@@ -294,9 +296,9 @@ class Worker:
 
     async def _heartbeat_step(self, last_heartbeat: float) -> float:
         """One round of the heartbeat; returns when our state was last published."""
-        restarted = await self._restart_engine_if_idle_and_dead()
-        if restarted:
-            await self._after_engine_restart()
+        if not self._engine.is_alive() and self.current_execution_id is None:
+            await self._engine.ensure_running()
+        restarted = await self._catch_up_with_a_restart()
         if restarted or time.monotonic() - last_heartbeat >= self.config.heartbeat_interval:
             last_heartbeat = time.monotonic()
             if not restarted:  # after a restart they were read again already
@@ -307,10 +309,10 @@ class Worker:
             await self.publish_catalog()
         return last_heartbeat
 
-    async def _restart_engine_if_idle_and_dead(self) -> bool:
-        if self._engine.is_alive() or self.current_execution_id is not None:
-            return False
-        return await self._engine.ensure_running()
+    async def _read_hooks(self) -> None:
+        assert self._client is not None
+        self._hooks = await read_hooks(self._client)
+        self.warm.pinning = self._hooks is not None
 
     async def _refresh_system_stats(self) -> None:
         if self._client is None:
@@ -323,15 +325,13 @@ class Worker:
         self._learn(self._device_facts(self.system_stats))
 
     def _device_facts(self, stats: dict[str, Any]) -> EngineFacts:
-        """Its GPU (NVML is tried once, where ComfyUI runs on an NVIDIA GPU), its hooks, and
-        the resource allocation a claim records."""
-        gpu = has_gpu(stats)
-        if gpu and not self._gpu_monitor_tried:
+        """NVML is tried once per ComfyUI, where it runs on an NVIDIA GPU."""
+        if has_gpu(stats) and not self._gpu_monitor_tried:
             self._gpu_monitor_tried = True
             self._gpu_monitor = GpuMonitor.for_engine(stats, self._hooks)
-        return replace(self._facts, gpu=gpu, hooks=self.warm.pinning, monitor=self._gpu_monitor,
-                       allocation=resource_allocation(self.config.worker_id, stats,
-                                                      self.gpu_type))
+        return device_facts(self._facts, stats, hooks=self.warm.pinning,
+                            monitor=self._gpu_monitor, worker_id=self.config.worker_id,
+                            gpu_type=self.gpu_type)
 
     def _learn(self, facts: EngineFacts) -> None:
         """What is known of its ComfyUI changed: the executor runs the next job with it."""

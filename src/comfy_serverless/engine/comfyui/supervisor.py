@@ -46,6 +46,9 @@ class Engine(Protocol):
     """What a worker needs from its ComfyUI: a URL, and a way to make sure it is up."""
 
     base_url: str
+    # How many times it was (re)started after the first start: a worker that has seen fewer
+    # catches up with a new ComfyUI (its cache, catalog, device and hooks).
+    restarts: int
 
     def local_folders(self) -> dict[str, Path]:
         """ComfyUI's output/temp/input folders when they are on this machine, else {}."""
@@ -215,6 +218,7 @@ class AttachedEngine:
         self.base_url = base_url.rstrip("/")
         self._wait_timeout = wait_timeout
         self._reached = False
+        self.restarts = 0  # never restarted by us
 
     def is_alive(self) -> bool:
         return True
