@@ -40,6 +40,22 @@ INSERT INTO execution_tallies (status, priority, count, submitted_ms_sum)
 SELECT status, priority, COUNT(*), SUM(CAST(ROUND(submitted_at * 1000) AS BIGINT))
 FROM executions GROUP BY status, priority
 """
+_RECOUNT_FAILURES = """
+INSERT INTO failure_tallies (error_code, count)
+SELECT COALESCE(CAST(error AS jsonb) ->> 'error_code', 'UNKNOWN'), COUNT(*)
+FROM executions WHERE status = 'failed' GROUP BY 1
+"""
+
+
+async def _recount_failures(store: Store) -> None:
+    """The failure tallies (migration 0018, absent before it) from the failed rows."""
+    tallied = await store.connector.fetch_one(
+        "SELECT to_regclass('failure_tallies') IS NOT NULL AS present")
+    if tallied and tallied["present"]:
+        async with store.connector.transaction() as tx:
+            await tx.execute("DELETE FROM failure_tally_deltas")
+            await tx.execute("DELETE FROM failure_tallies")
+            await tx.execute(_RECOUNT_FAILURES)
 
 
 async def _insert(store: Store, sql: str, params: dict[str, object]) -> None:
@@ -78,7 +94,8 @@ async def settle(store: Store) -> None:
             await tx.execute("DELETE FROM event_tally_deltas")
             await tx.execute(
                 "UPDATE event_tallies SET count = (SELECT COUNT(*) FROM execution_events "
-                "WHERE event = 'model_loaded') WHERE event = 'model_loaded'")
+                "WHERE event = event_tallies.event)")
+    await _recount_failures(store)
     for table in ("executions", "execution_events", "idempotency_keys"):
         # VACUUM too: autovacuum would otherwise work through the new rows while a
         # benchmark measures, and index-only scans need the visibility map it sets.

@@ -5,7 +5,7 @@ one a fleet runs), with no skip: without PostgreSQL these tests fail.
 The tables hold 40,000 finished executions spread over 60 days, each with a log entry, and
 4,000 queued ones, ANALYZEd: enough that the planner takes a sequential scan wherever no
 index serves. Every query is planned with realistic values, and its plan must hold no
-Seq Scan on executions or execution_events."""
+Seq Scan on executions, execution_events or webhook_deliveries."""
 
 from __future__ import annotations
 
@@ -36,9 +36,10 @@ REQUEST_PATH_QUERIES = (
     "average_processing_time_for_signature", "model_loads", "idempotency_key",
     "insert_idempotency_key", "api_key_by_prefix", "touch_api_key", "unfinished_for_key",
     "count_unfinished_for_key", "count_queued_for_tier", "delete_expired_executions",
-    "fold_tally_deltas",
+    "fold_tally_deltas", "failures_by_code", "lease_rescues", "webhook_deliveries_by_outcome",
+    "oldest_queued_by_priority",
 )
-_SCANNED_WHOLE = {"executions", "execution_events"}
+_SCANNED_WHOLE = {"executions", "execution_events", "webhook_deliveries"}
 _PARAMETER = re.compile(r"(?<!:):([a-z_]+)")
 
 
@@ -132,3 +133,19 @@ async def test_queue_position_reads_at_most_the_bound(
     execution = await store.executions.execution(str(last["id"]))
     assert execution is not None
     assert await store.executions.queue_position(execution) == values["bound"] + 1
+
+
+async def test_the_oldest_queued_per_priority_reads_one_entry_per_priority(
+        seeded: tuple[Store, dict[str, Any]]) -> None:
+    """4,000 queued at 9 priorities: one claim-order index entry read per priority."""
+    store, _ = seeded
+    sql = load_queries("postgres")["oldest_queued_by_priority"]
+    row = await store.connector.fetch_one(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
+    assert row is not None
+    document = row["QUERY PLAN"]
+    plan = (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+    read = [node.get("Actual Rows", 0) * node.get("Actual Loops", 1) for node in _nodes(plan)
+            if node.get("Relation Name") == "executions"]
+    priorities = len((await store.fleet.figures(time.time())).oldest_queued_age)
+    assert priorities == 9
+    assert sum(read) <= priorities

@@ -1,8 +1,9 @@
-"""The tally folder: moves PostgreSQL's status and log tally deltas (migration 0016) into the
-tallies every second, so that a queue status or a scrape adds at most about a second's
-worth of pending deltas to the few tally rows, however busy the fleet is. Every process runs
-one (Housekeeping starts it); an advisory lock lets one fold at a time, the others skip. On
-SQLite, whose triggers update the tallies directly, a pass does nothing."""
+"""The tally folder: moves PostgreSQL's status, log, failure and delivery tally deltas
+(migrations 0016 and 0018) into the tallies every second, so that a queue status or a
+scrape adds at most about a second's worth of pending deltas to the few tally rows, however
+busy the fleet is. Every process runs one (Housekeeping starts it); an advisory lock lets
+one fold at a time, the others skip. On SQLite, whose triggers update the tallies
+directly, a pass does nothing."""
 
 from __future__ import annotations
 

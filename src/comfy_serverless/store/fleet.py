@@ -1,8 +1,10 @@
 """The fleet side of the store: the figures /metrics adds for operators (deploy/observability)
 and the identity every process of a fleet must share (fleet/identity.py).
 
-Figures: how long the oldest queued job of each priority has waited, failed executions by
-error code, and how many leases the rescuer has taken back.
+Figures: how long the oldest queued job of each priority has waited (one probe of the
+claim-order index per queued priority), failed executions by error code, and how many
+leases the rescuer has taken back (both tallied, migration 0018: counters that execution
+retention does not lower). None reads more rows as the queue or the history grows.
 Identity: the first process to start records its output storage and a fingerprint of its
 signing secret; later ones read that record back and compare."""
 
@@ -43,7 +45,7 @@ class FleetStore:
         rescues = await self._db.fetch_one(self._sql["lease_rescues"])
         return FleetFigures(
             oldest_queued_age={str(row["priority"]): max(0.0, now - float(row["oldest"]))
-                               for row in oldest},
+                               for row in oldest if row["oldest"] is not None},
             failures_by_code={str(row["code"]): int(row["count"]) for row in failures},
             lease_rescues=int(rescues["count"]) if rescues else 0,
         )

@@ -43,7 +43,7 @@ class StatusTally:
 
 
 class MetricsStore:
-    """Every figure here reads maintained tallies (migration 0016) or an index range bounded
+    """Every figure here reads maintained tallies (migrations 0016, 0018) or an index range bounded
     by a time window: a scrape or a queue status costs the same with a queue of 100 or
     100,000 and a history of none or millions."""
 
@@ -89,7 +89,7 @@ class MetricsStore:
 
     async def metric_counts(self) -> dict[str, dict[str, int]]:
         """Counts for /metrics: executions by status, queue depth by priority, webhook
-        attempts by outcome, model loads."""
+        attempts by outcome (tallied as logged, migration 0018), model loads."""
         tallies = await self.status_tallies()
         by_status: dict[str, int] = {}
         for tally in tallies:

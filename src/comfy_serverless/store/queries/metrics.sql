@@ -81,9 +81,15 @@ SELECT 0 AS locked;
 SELECT CAST(:batch AS INTEGER) * 0 AS folded;
 
 -- name: webhook_deliveries_by_outcome
-SELECT CASE WHEN status_code BETWEEN 200 AND 299 THEN 'delivered' ELSE 'failed' END AS outcome,
-       COUNT(*) AS count
-FROM webhook_deliveries GROUP BY 1;
+-- Delivery attempts by outcome: tallied as each is logged (migration 0018), folded and
+-- pending, so execution retention does not take them back.
+SELECT outcome, SUM(count) AS count FROM (
+    SELECT outcome, count FROM delivery_tallies
+    UNION ALL
+    SELECT outcome, 1 FROM delivery_tally_deltas
+) AS tallies
+GROUP BY outcome
+HAVING SUM(count) <> 0;
 
 -- name: model_loads
 -- Model loads seen in the logs: tallied (migration 0016), folded and pending. Counted as

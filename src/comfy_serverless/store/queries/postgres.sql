@@ -48,6 +48,24 @@ WITH moved AS (
     SELECT event, COUNT(*) FROM moved_events GROUP BY event ORDER BY event
     ON CONFLICT (event) DO UPDATE SET count = t.count + EXCLUDED.count
     RETURNING 1
+), moved_failures AS (
+    DELETE FROM failure_tally_deltas WHERE id IN (
+        SELECT id FROM failure_tally_deltas ORDER BY id LIMIT :batch)
+    RETURNING error_code
+), failures AS (
+    INSERT INTO failure_tallies AS t (error_code, count)
+    SELECT error_code, COUNT(*) FROM moved_failures GROUP BY error_code ORDER BY error_code
+    ON CONFLICT (error_code) DO UPDATE SET count = t.count + EXCLUDED.count
+    RETURNING 1
+), moved_deliveries AS (
+    DELETE FROM delivery_tally_deltas WHERE id IN (
+        SELECT id FROM delivery_tally_deltas ORDER BY id LIMIT :batch)
+    RETURNING outcome
+), deliveries AS (
+    INSERT INTO delivery_tallies AS t (outcome, count)
+    SELECT outcome, COUNT(*) FROM moved_deliveries GROUP BY outcome ORDER BY outcome
+    ON CONFLICT (outcome) DO UPDATE SET count = t.count + EXCLUDED.count
+    RETURNING 1
 ), completions AS (
     UPDATE completion_tallies AS t
     SET count = t.count + c.count, wait_sum = t.wait_sum + c.wait_sum,
@@ -58,4 +76,6 @@ WITH moved AS (
     WHERE t.id = 1
     RETURNING 1
 )
-SELECT (SELECT COUNT(*) FROM moved) + (SELECT COUNT(*) FROM moved_events) AS folded;
+SELECT (SELECT COUNT(*) FROM moved) + (SELECT COUNT(*) FROM moved_events)
+       + (SELECT COUNT(*) FROM moved_failures) + (SELECT COUNT(*) FROM moved_deliveries)
+       AS folded;
