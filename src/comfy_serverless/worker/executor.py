@@ -190,7 +190,7 @@ class Executor:
     async def _handle(self, context: ExecutionContext, event: EngineEvent) -> Outcome | None:
         match event:
             case ExecutionFinished():
-                return await self._finish(context)
+                return await self._finish(context, context.tracker.streamed_outputs())
             case ExecutionError():
                 return await self._fail(context, engine_error_failure(event))
             case ExecutionInterrupted():
@@ -273,8 +273,13 @@ class Executor:
 
     # ------------------------------------------------------------------ outcomes
 
-    async def _finish(self, context: ExecutionContext) -> Outcome:
-        outputs = await self._completion.collect(context.execution, context.prompt_id)
+    async def _finish(self, context: ExecutionContext, streamed: dict[str, Any] | None
+                      ) -> Outcome:
+        """Store the outputs and record the completion. `streamed`: the outputs as the
+        prompt's events carried them, which spares a /history round trip; None to read
+        them from its history."""
+        outputs = await self._completion.collect(context.execution, context.prompt_id,
+                                                 streamed)
         if isinstance(outputs, Failure):
             return await self._fail(context, outputs)
         if isinstance(outputs, EngineLost):
@@ -299,8 +304,8 @@ class Executor:
         prompt = PromptWatched(context.prompt_id, context.tracker.started_at is not None,
                                context.submitted_at)
         match await self._watch.verdict(prompt, reason):
-            case PromptFinished():
-                return await self._finish(context)
+            case PromptFinished():  # events may be missing: the history has the outputs
+                return await self._finish(context, None)
             case EngineLost(reason=lost):
                 return await self._engine_lost(context, lost)
             case EngineHung(failure=failure):
