@@ -109,6 +109,7 @@ class Executor:
         """Run one claimed execution to its outcome. `submitted` is set once ComfyUI holds the
         prompt; a `prefetched` run was queued behind another job and yields its place to a
         more urgent execution until it starts."""
+        outcome: Outcome | None = None
         with self._wakeups.watch_cancel(execution.id) as cancel_event:
             context = self._context_for(execution, cancel_event)
             context.prefetched = prefetched
@@ -123,9 +124,9 @@ class Executor:
                 self._client.unsubscribe(context.prompt_id)
                 if submitted is not None:
                     submitted.set()
+                if outcome in ("completed", "failed"):  # recorded: wake `results?wait=`
+                    self._wakeups.finished(execution.id)  # before ComfyUI's folders empty
                 await self._cleanup.leave_engine_folders(execution, context.prompt_id)
-        if outcome in ("completed", "failed"):
-            self._wakeups.finished(execution.id)
         await self._cleanup.after(execution, outcome)
         return outcome
 
@@ -275,11 +276,8 @@ class Executor:
 
     async def _finish(self, context: ExecutionContext, streamed: dict[str, Any] | None
                       ) -> Outcome:
-        """Store the outputs and record the completion. `streamed`: the outputs as the
-        prompt's events carried them, which spares a /history round trip; None to read
-        them from its history."""
-        outputs = await self._completion.collect(context.execution, context.prompt_id,
-                                                 streamed)
+        """`streamed`: the outputs the events carried (no /history read), or None."""
+        outputs = await self._completion.collect(context.execution, context.prompt_id, streamed)
         if isinstance(outputs, Failure):
             return await self._fail(context, outputs)
         if isinstance(outputs, EngineLost):
