@@ -14,8 +14,8 @@ each interleaved with the raw jobs: `prefer-wait` (one POST with `Prefer: wait=3
 200 with the results) and `sse` (POST, follow GET …/events to its `end`, GET …/results).
 Raw path: POST /prompt, wait for `executing {node: null}`, GET /history/{id}.
 Both paths then download the output (raw: GET /view; service: the signed URL of the
-results), unless --no-download. The service process's CPU time (utime + stime from
-/proc, the embedded worker included, ComfyUI excluded) is summed around each service job.
+results), unless --no-download. The service process's CPU time (its threads' schedstat, the
+embedded worker included, ComfyUI excluded) is summed around each service job.
 
 `--clients N`: N concurrent clients on each path for --duration seconds, raw and service
 phases alternating --rounds times; prints each path's throughput, the ratio to raw, and
@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -96,9 +95,17 @@ class RawComfyUI:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (not its children), from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of one process's threads (not its children, so not ComfyUI), summed from
+    /proc/PID/task/*/schedstat in nanoseconds: utime and stime count 10 ms ticks, too
+    coarse for one job. A thread that exited takes its time with it; the service keeps
+    its threads (the event loop's, a small pool)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError):  # the thread ended meanwhile
+            continue
+    return total / 1e9
 
 
 class ServiceClient:
