@@ -209,29 +209,33 @@ async def _for_a_while(run: Callable[[dict[str, Any]], Awaitable[float]], until:
     return done
 
 
-async def _raw_phase(service: LocalService, args: argparse.Namespace) -> int:
+async def _raw_phase(service: LocalService, args: argparse.Namespace) -> tuple[int, float]:
+    """Jobs done by the raw clients, and this (client) process's CPU seconds meanwhile."""
     raws = [RawComfyUI(service.comfyui_url, not args.no_download) for _ in range(args.clients)]
     for raw in raws:
         await raw.__aenter__()
+    client_cpu = time.process_time()
     until = time.monotonic() + args.duration
     done = await asyncio.gather(*(_for_a_while(raw.run, until) for raw in raws))
+    client_cpu = time.process_time() - client_cpu
     for raw in raws:
         await raw.__aexit__()
-    return sum(done)
+    return sum(done), client_cpu
 
 
 async def _service_phase(service: LocalService, key: str, args: argparse.Namespace
-                         ) -> tuple[int, float]:
-    """Jobs done by the clients, and the service process's CPU seconds meanwhile."""
+                         ) -> tuple[int, float, float]:
+    """Jobs done by the clients, the service process's and this process's CPU seconds."""
     clients = [ServiceClient(service.base_url, key, None, not args.no_download)
                for _ in range(args.clients)]
-    cpu_before = process_cpu_seconds(service.process.pid)
+    cpu_before, client_cpu = process_cpu_seconds(service.process.pid), time.process_time()
     until = time.monotonic() + args.duration
     done = await asyncio.gather(*(_for_a_while(client.run, until) for client in clients))
     cpu = process_cpu_seconds(service.process.pid) - cpu_before
+    client_cpu = time.process_time() - client_cpu
     for client in clients:
         await client.close()
-    return sum(done), cpu
+    return sum(done), cpu, client_cpu
 
 
 async def _measure_concurrent(service: LocalService, key: str, args: argparse.Namespace
@@ -240,18 +244,30 @@ async def _measure_concurrent(service: LocalService, key: str, args: argparse.Na
     for _ in range(args.warmup):  # both paths warm: ComfyUI's first jobs are slow
         await client.run(inverted_image(next(_colors)))
     await client.close()
-    raw_jobs = service_jobs = 0
-    service_cpu = 0.0
+    jobs = {"raw": 0, "service": 0}
+    cpu = {"raw client": 0.0, "service client": 0.0, "service": 0.0}
     for _ in range(args.rounds):
-        raw_jobs += await _raw_phase(service, args)
-        jobs, cpu = await _service_phase(service, key, args)
-        service_jobs, service_cpu = service_jobs + jobs, service_cpu + cpu
+        raw_jobs, raw_client_cpu = await _raw_phase(service, args)
+        service_jobs, service_cpu, client_cpu = await _service_phase(service, key, args)
+        jobs["raw"] += raw_jobs
+        jobs["service"] += service_jobs
+        cpu["raw client"] += raw_client_cpu
+        cpu["service client"] += client_cpu
+        cpu["service"] += service_cpu
+    _report_concurrent(args, jobs, cpu)
+
+
+def _report_concurrent(args: argparse.Namespace, jobs: dict[str, int],
+                       cpu: dict[str, float]) -> None:
     seconds = args.duration * args.rounds
+    raw, service = jobs["raw"], jobs["service"]
     print(f"{args.clients} clients, {args.rounds} x {args.duration:g} s per path, alternating")
-    print(f"raw         {raw_jobs / seconds:7.1f} jobs/s ({raw_jobs} jobs)")
-    print(f"service     {service_jobs / seconds:7.1f} jobs/s ({service_jobs} jobs)   "
-          f"ratio {service_jobs / raw_jobs:.3f}x raw   "
-          f"service CPU {service_cpu / service_jobs * 1000:.2f} ms per job")
+    print(f"raw         {raw / seconds:7.1f} jobs/s ({raw} jobs)   "
+          f"client CPU {cpu['raw client'] / raw * 1000:.2f} ms per job")
+    print(f"service     {service / seconds:7.1f} jobs/s ({service} jobs)   "
+          f"client CPU {cpu['service client'] / service * 1000:.2f} ms per job")
+    print(f"service     ratio {service / raw:.3f}x raw   "
+          f"service CPU {cpu['service'] / service * 1000:.2f} ms per job")
 
 
 def _report(args: argparse.Namespace, times: dict[str, list[float]], cpu: list[float]) -> None:
