@@ -7,16 +7,11 @@ cancels the keep-alive timer). Its protocol here adds a header deadline: a reque
 must be complete within `http_header_timeout` of the connection's opening, or of the end of
 the previous response, or the connection is closed. The body has its own deadline at the
 ASGI edge (api/edge.py, `http_body_timeout`), which answers 408.
-
-Its writes are coalesced: uvicorn writes a response's head and its body separately, two
-syscalls on the server and two reads for the client for a small answer that fits one
-packet; the writes of one loop iteration now go out as one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI
@@ -24,36 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from comfy_serverless.settings import Settings
 
-__all__ = ["CoalescedWrites", "guarded_protocol", "serve_app"]
-
-
-class CoalescedWrites:
-    """A connection's transport whose writes of one loop iteration are sent as one, at the
-    start of the next (a response's head and body, written back to back by uvicorn, leave
-    in one syscall). Order is kept, and close() sends what is pending first; everything
-    else is the transport's own."""
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._pending:
-            self._loop.call_soon(self.flush)
-        self._pending.append(bytes(data))
-
-    def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending and not self._transport.is_closing():
-            self._transport.write(b"".join(pending))
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+__all__ = ["guarded_protocol", "serve_app"]
 
 
 class _HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -62,7 +28,7 @@ class _HeaderDeadlineProtocol(HttpToolsProtocol):
     _header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(cast(asyncio.Transport, CoalescedWrites(transport, self.loop)))
+        super().connection_made(transport)
         self._arm_header_deadline()
 
     def on_headers_complete(self) -> None:
