@@ -33,6 +33,7 @@ class Faults:
     previews: bool = False            # send a preview frame with each sampler step
     view_status: int = 200            # answer GET /view with this status
     object_info_status: int = 200     # answer GET /object_info with this status
+    drop_socket_at: str | None = None  # close the client's WebSocket as this node starts
 
 
 def _catalog() -> dict[str, Any]:
@@ -57,6 +58,7 @@ class FakeComfyUI:
     object_info: dict[str, Any] = field(default_factory=_catalog)  # served at /object_info
     uploads: dict[str, bytes] = field(default_factory=dict)  # "subfolder/name" → bytes
     prompts: dict[str, Any] = field(default_factory=dict)  # prompt id → the prompt submitted
+    history_reads: int = 0  # GET /history/{id} requests answered
     _sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     _queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(
         default_factory=asyncio.Queue)
@@ -161,6 +163,7 @@ class FakeComfyUI:
 
     async def _history(self, request: web.Request) -> web.Response:
         prompt_id = request.match_info["prompt_id"]
+        self.history_reads += 1
         entry = self.history.get(prompt_id)
         return web.json_response({prompt_id: entry} if entry else {})
 
@@ -233,6 +236,8 @@ class FakeComfyUI:
         outputs: dict[str, Any] = {}
         for node_id, node in prompt.items():
             await send("executing", node=node_id)
+            if node_id == self.faults.drop_socket_at and client_id in self._sockets:
+                await self._sockets.pop(client_id).close(code=1011)  # the client reconnects
             if node_id == self.faults.fail_node:
                 await send("execution_error", node_id=node_id, node_type=node["class_type"],
                            exception_type="RuntimeError",

@@ -139,6 +139,22 @@ async def test_lost_events_are_recovered_from_history(rig: Rig) -> None:
     assert len(await rig.store.executions.outputs(execution_id)) == 1
 
 
+async def test_outputs_carried_by_an_unbroken_event_stream_spare_the_history(rig: Rig) -> None:
+    execution_id = await rig.submit()
+    assert await rig.worker.run_burst() == ["completed"]
+    assert len(await rig.store.executions.outputs(execution_id)) == 1
+    assert rig.fake.history_reads == 0
+
+
+async def test_after_a_reconnect_mid_prompt_the_outputs_come_from_the_history(rig: Rig) -> None:
+    rig.fake.faults.drop_socket_at = "9"  # SaveImage: its `executed` goes to no socket
+    execution_id = await rig.submit()
+    assert await rig.worker.run_burst() == ["completed"]
+    [output] = await rig.store.executions.outputs(execution_id)
+    assert output.format == "PNG"
+    assert rig.fake.history_reads >= 1
+
+
 async def test_a_node_error_fails_with_the_node_and_no_retry(rig: Rig) -> None:
     rig.fake.faults.fail_node = "3"
     execution_id = await rig.submit(retries=2)

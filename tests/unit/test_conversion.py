@@ -95,3 +95,25 @@ def test_animations_are_left_alone(tmp_path: Path) -> None:
     frames = [Image.new("RGB", (8, 8), (i * 40, 0, 0)) for i in range(3)]
     frames[0].save(source, "WEBP", save_all=True, append_images=frames[1:])
     assert not convert_image(source, tmp_path / "out.jpg", _formatting(format="jpeg"))
+
+
+@pytest.mark.parametrize(("config", "keep_metadata", "file_format", "may_convert"), [
+    ({"format": "png"}, True, "PNG", False),    # the common case: kept as ComfyUI wrote it
+    ({"format": "png"}, False, "PNG", True),    # its text chunks may have to go
+    ({"format": "webp"}, True, "WEBP", False),
+    ({"format": "jpeg"}, True, "PNG", True),
+    ({"format": "png"}, True, None, True),      # unknown: the converter decides
+])
+def test_only_a_file_that_may_change_is_opened_for_conversion(
+        config: dict[str, Any], keep_metadata: bool, file_format: str | None,
+        may_convert: bool) -> None:
+    formatting = ImageFormatting.from_output(OutputOptions(**config),
+                                             keep_metadata=keep_metadata)
+    assert formatting.may_convert(file_format) is may_convert
+
+
+def test_a_file_that_may_not_convert_is_one_convert_image_leaves_alone(tmp_path: Path) -> None:
+    source = _comfyui_png(tmp_path / "in.png")
+    formatting = _formatting(format="png")
+    assert not formatting.may_convert("PNG")
+    assert convert_image(source, tmp_path / "out.png", formatting) is False

@@ -1,3 +1,8 @@
+import json
+from typing import Any
+
+import pytest
+
 from comfy_serverless.engine.comfyui.messages import (
     ExecutionCached,
     ExecutionError,
@@ -6,6 +11,7 @@ from comfy_serverless.engine.comfyui.messages import (
     NodeStarted,
     StepProgress,
     parse_message,
+    unwanted_text,
 )
 
 PID = "5f0c6b2e-8c1a-4d7e-9a57-0b8d2f1c3e4a"
@@ -55,3 +61,20 @@ def test_only_real_out_of_memory_errors_are_retryable() -> None:
     assert failure("torch.OutOfMemoryError", "CUDA error")
     assert failure("RuntimeError", "CUDA out of memory. Tried to allocate 2.00 GiB")
     assert not failure("RuntimeError", "boom: the room is full")
+
+
+@pytest.mark.parametrize("message", [
+    {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}},
+    {"type": "progress_state", "data": {"prompt_id": PID, "nodes": {"3": {"value": 1}}}},
+])
+def test_frames_dropped_unread_are_ones_parse_message_drops(message: dict[str, Any]) -> None:
+    text = json.dumps(message)  # as ComfyUI's send_json writes it
+    assert unwanted_text(text)
+    assert parse_message(json.loads(text)) is None
+
+
+@pytest.mark.parametrize("kind", ["executing", "executed", "execution_start", "progress",
+                                  "execution_error", "execution_cached", "statusx"])
+def test_frames_of_other_kinds_are_read(kind: str) -> None:
+    assert not unwanted_text(json.dumps({"type": kind, "data": {"prompt_id": PID}}))
+    assert not unwanted_text(json.dumps({"data": {}, "type": "status"}))  # parsed as before

@@ -1,4 +1,5 @@
 from comfy_serverless.engine.comfyui.messages import (
+    ConnectionLost,
     ExecutionCached,
     ExecutionFinished,
     ExecutionStarted,
@@ -81,3 +82,32 @@ def test_nodes_outside_the_workflow_never_count_as_its_nodes() -> None:
     assert tracker.snapshot().completed_nodes == 2, "4 (cached) and 5, not the pinned ones"
     logged = [entry.node_id for entry in tracker.drain_log() if entry.event == "node_completed"]
     assert logged == ["4", "5"]
+
+
+def _finished_run(*, broken: bool = False) -> ExecutionTracker:
+    tracker = ExecutionTracker(tiny_sd15(1))
+    tracker.apply(ExecutionStarted(PID))
+    tracker.apply(NodeExecuted(PID, "8", {}))  # a cached node without ui output
+    if broken:
+        tracker.apply(ConnectionLost("socket closed"))
+    tracker.apply(NodeExecuted(PID, "9", {"images": [{"filename": "a.png"}]}))
+    tracker.apply(ExecutionFinished(PID))
+    return tracker
+
+
+def test_streamed_outputs_are_those_of_a_whole_unbroken_run() -> None:
+    assert _finished_run().streamed_outputs() == {"9": {"images": [{"filename": "a.png"}]}}
+
+
+def test_streamed_outputs_are_unknown_after_a_reconnect_or_before_the_end() -> None:
+    assert _finished_run(broken=True).streamed_outputs() is None
+    unfinished = ExecutionTracker(tiny_sd15(1))
+    unfinished.apply(ExecutionStarted(PID))
+    assert unfinished.streamed_outputs() is None
+
+
+def test_streamed_outputs_are_unknown_when_the_start_was_not_seen() -> None:
+    joined_late = ExecutionTracker(tiny_sd15(1))
+    joined_late.apply(NodeExecuted(PID, "9", {"images": []}))
+    joined_late.apply(ExecutionFinished(PID))
+    assert joined_late.streamed_outputs() is None

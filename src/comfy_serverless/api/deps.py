@@ -23,7 +23,9 @@ __all__ = [
 ]
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
+    """Async, as every dependency here: FastAPI runs a plain `def` dependency in its thread
+    pool, a hand-off to a thread and back on every request, for a few attribute reads."""
     services: Services = request.app.state.services
     return services
 
@@ -56,7 +58,7 @@ async def current_key(
 CurrentKey = Annotated[ApiKeyRecord, Depends(current_key)]
 
 
-def _secret_key(key: CurrentKey) -> ApiKeyRecord:
+async def _secret_key(key: CurrentKey) -> ApiKeyRecord:
     """A public key (`comfyui_pk_…`) may only submit, read and cancel its own executions,
     and list models; every other route needs a secret key."""
     if key.is_public:
@@ -68,7 +70,7 @@ def _secret_key(key: CurrentKey) -> ApiKeyRecord:
 SecretKey = Annotated[ApiKeyRecord, Depends(_secret_key)]
 
 
-def _admin_key(key: SecretKey) -> ApiKeyRecord:
+async def _admin_key(key: SecretKey) -> ApiKeyRecord:
     if not key.is_admin:
         raise Forbidden("This route needs an admin-scoped API key",
                         {"required_scope": "admin", "key_id": key.id})

@@ -35,26 +35,38 @@ class OutputCompletion:
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
 
-    async def collect(self, execution: ExecutionRecord, prompt_id: str
+    async def collect(self, execution: ExecutionRecord, prompt_id: str,
+                      streamed: dict[str, object] | None = None
                       ) -> list[OutputRecord] | Failure | EngineLost:
-        """The stored outputs of the finished prompt, or the failure that replaces them."""
+        """The stored outputs of the finished prompt, or the failure that replaces them.
+        `streamed`: its outputs as its WebSocket events carried them, complete; None reads
+        them from its history (after a reconnect, the source of truth)."""
         try:
-            history = await self._client.history(prompt_id)
-            if history is None:
-                return EngineLost("ComfyUI has no history for the prompt")
-            status = history.get("status") or {}
-            if status.get("status_str") == "error":
-                return Failure(
-                    error_type="WORKFLOW_EXECUTION_FAILED",
-                    message="ComfyUI reported an error for the prompt", retryable=False)
+            outputs = streamed if streamed is not None else await self._history_outputs(
+                prompt_id)
+            if not isinstance(outputs, dict):
+                return outputs
             async with self._lease_kept(execution.lease):
-                return await self._collector.collect(execution, history.get("outputs") or {})
+                return await self._collector.collect(execution, outputs)
         except StorageError as exc:
             return Failure(
                 error_type="OUTPUT_STORAGE_FAILED", retryable=True,
                 message=f"The outputs could not be stored: {exc}")
         except EngineError as exc:
             return EngineLost(f"ComfyUI's outputs could not be read: {exc}")
+
+    async def _history_outputs(self, prompt_id: str
+                               ) -> dict[str, object] | Failure | EngineLost:
+        history = await self._client.history(prompt_id)
+        if history is None:
+            return EngineLost("ComfyUI has no history for the prompt")
+        status = history.get("status") or {}
+        if status.get("status_str") == "error":
+            return Failure(
+                error_type="WORKFLOW_EXECUTION_FAILED",
+                message="ComfyUI reported an error for the prompt", retryable=False)
+        outputs: dict[str, object] = history.get("outputs") or {}
+        return outputs
 
     @contextlib.asynccontextmanager
     async def _lease_kept(self, lease: Lease) -> AsyncIterator[None]:

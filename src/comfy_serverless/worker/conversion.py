@@ -44,6 +44,14 @@ class ImageFormatting:
             target = "PNG"
         return cls(target, output.quality, lossless, keep_metadata)
 
+    def may_convert(self, file_format: str | None) -> bool:
+        """Whether a file of this format (as Pillow named it) may need converting: not one
+        already in the target format whose metadata stays, so that the common case (a PNG
+        kept as it is) never opens the image in a thread only to leave it alone."""
+        if file_format != self.target:
+            return True
+        return self.target == "PNG" and not self.keep_metadata
+
     @property
     def extension(self) -> str:
         return _EXTENSIONS[self.target]

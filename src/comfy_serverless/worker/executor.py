@@ -114,6 +114,7 @@ class Executor:
         """Run one claimed execution to its outcome. `submitted` is set once ComfyUI holds the
         prompt; a `prefetched` run was queued behind another job and yields its place to a
         more urgent execution until it starts."""
+        outcome: Outcome | None = None
         with self._wakeups.watch_cancel(execution.id) as cancel_event:
             context = self._context_for(execution, cancel_event)
             context.prefetched = prefetched
@@ -129,10 +130,10 @@ class Executor:
                 self._client.unsubscribe(context.prompt_id)
                 if submitted is not None:
                     submitted.set()
+                if outcome in ("completed", "failed"):  # recorded: wake `results?wait=`
+                    self._wakeups.finished(execution.id)  # before ComfyUI's folders empty
                 await self._cleanup.leave_engine_folders(execution, context.prompt_id,
                                                          context.tracker.reported_files)
-        if outcome in ("completed", "failed"):
-            self._wakeups.finished(execution.id)
         await self._cleanup.after(execution, context.prompt_id, outcome)
         return outcome
 
@@ -195,7 +196,7 @@ class Executor:
     async def _handle(self, context: ExecutionContext, event: EngineEvent) -> Outcome | None:
         match event:
             case ExecutionFinished():
-                return await self._finish(context)
+                return await self._finish(context, context.tracker.streamed_outputs())
             case ExecutionError():
                 return await self._fail(context, engine_error_failure(event))
             case ExecutionInterrupted():
@@ -275,8 +276,10 @@ class Executor:
 
     # ------------------------------------------------------------------ outcomes
 
-    async def _finish(self, context: ExecutionContext) -> Outcome:
-        outputs = await self._completion.collect(context.execution, context.prompt_id)
+    async def _finish(self, context: ExecutionContext, streamed: dict[str, Any] | None
+                      ) -> Outcome:
+        """`streamed`: the outputs the events carried (no /history read), or None."""
+        outputs = await self._completion.collect(context.execution, context.prompt_id, streamed)
         if isinstance(outputs, Failure):
             return await self._fail(context, outputs)
         if isinstance(outputs, EngineLost):
@@ -301,8 +304,8 @@ class Executor:
         prompt = PromptWatched(context.prompt_id, context.tracker.started_at is not None,
                                context.submitted_at)
         match await self._watch.verdict(prompt, reason):
-            case PromptFinished():
-                return await self._finish(context)
+            case PromptFinished():  # events may be missing: the history has the outputs
+                return await self._finish(context, None)
             case EngineLost(reason=lost):
                 return await self._engine_lost(context, lost)
             case EngineHung(failure=failure):

@@ -131,11 +131,15 @@ class OutputCollector:
         path = self._local_file(engine_file) or await self._download(engine_file)
         spooled = _Spooled(path, engine_file.filename, engine_file.content_type,
                            engine_file.subfolder)
-        if engine_file.output_type == "IMAGE" and not engine_file.intermediate:
-            spooled = await self._apply_format(plan.formatting, spooled)
+        inspection = _inspect(path)
+        if (engine_file.output_type == "IMAGE" and not engine_file.intermediate
+                and plan.formatting.may_convert(inspection.format)):
+            formatted = await self._apply_format(plan.formatting, spooled)
+            if formatted is not spooled:
+                spooled, inspection = formatted, _inspect(formatted.path)
         return await self._store(plan, spooled, node_id=engine_file.node_id,
                                  output_type=engine_file.output_type,
-                                 intermediate=engine_file.intermediate)
+                                 intermediate=engine_file.intermediate, inspection=inspection)
 
     async def _collect_text(self, plan: _Plan, text: EngineText) -> OutputRecord:
         filename = f"{text.output_type.lower()}_{text.node_id}_{text.index:04d}.txt"
@@ -154,9 +158,11 @@ class OutputCollector:
                                  output_type="PREVIEW", intermediate=True)
 
     async def _store(self, plan: _Plan, spooled: _Spooled, *, node_id: str, output_type: str,
-                     intermediate: bool) -> OutputRecord:
+                     intermediate: bool, inspection: _Inspection | None = None
+                     ) -> OutputRecord:
+        """`inspection`: the file's, when the caller has read it already."""
         size = spooled.path.stat().st_size
-        inspection = _inspect(spooled.path)
+        inspection = inspection or _inspect(spooled.path)
         location = plan.destination.location(spooled.filename, intermediate=intermediate,
                                              subfolder=spooled.subfolder)
         stored = await self._storage.put_file(location, spooled.path, spooled.content_type)

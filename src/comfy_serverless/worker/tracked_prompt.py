@@ -87,5 +87,10 @@ class TrackedPrompt:
     def drain_log(self) -> list[LogEntry]:
         return [log_entry(note) for note in self._tracker.drain_log()]
 
+    def streamed_outputs(self) -> dict[str, Any] | None:
+        """The prompt's outputs as its events carried them; None: read its history."""
+        outputs = self._tracker.streamed_outputs()
+        return None if outputs is None else dict(outputs)
+
     def engine_time(self) -> float:
         return self._tracker.engine_time()

@@ -60,8 +60,8 @@ class MetricsDisabled(ApiError):
     error_code = "METRICS_DISABLED"
 
 
-def _scraper(services: ServicesDep,
-             authorization: Annotated[str | None, Header()] = None) -> None:
+async def _scraper(services: ServicesDep,
+                   authorization: Annotated[str | None, Header()] = None) -> None:
     """Who may scrape: with `metrics_token` set, only its bearer; without one, anyone, but
     only while the service listens on loopback. Bound elsewhere with no token, /metrics is
     refused (403): fleet figures are not for whoever can reach the port."""

@@ -25,6 +25,7 @@ from comfy_serverless.engine.comfyui.messages import (
     EngineEvent,
     parse_message,
     parse_preview,
+    unwanted_text,
 )
 from comfy_serverless.errors import EnginePromptRejected, EngineUnavailable
 
@@ -132,7 +133,8 @@ class ComfyUIClient:
                     self._connected.set()
                     async for frame in socket:
                         if frame.type == aiohttp.WSMsgType.TEXT:
-                            self._route(json.loads(frame.data))
+                            if not unwanted_text(frame.data):
+                                self._route(json.loads(frame.data))
                         elif frame.type == aiohttp.WSMsgType.BINARY:
                             self._route_preview(frame.data)
             except (OSError, aiohttp.ClientError, TimeoutError) as exc:

@@ -24,9 +24,14 @@ __all__ = [
     "StepProgress",
     "parse_message",
     "parse_preview",
+    "unwanted_text",
 ]
 
 _PREVIEW_WITH_METADATA = 4
+# How ComfyUI's send_json (json.dumps) begins the messages that parse_message drops anyway:
+# queue status to every client, and the per-node progress_state, which lists every active
+# node each time and so grows with the graph. Any other spelling is simply parsed.
+_UNWANTED_STARTS = ('{"type": "status"', '{"type": "progress_state"')
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,11 @@ def _build(kind: str, prompt_id: str, data: dict[str, Any]) -> EngineEvent | Non
         case "execution_interrupted":
             return ExecutionInterrupted(prompt_id, _optional_str(data.get("node_id")))
     return None
+
+
+def unwanted_text(text: str) -> bool:
+    """Whether a text frame is one parse_message would drop, told without decoding it."""
+    return text.startswith(_UNWANTED_STARTS)
 
 
 def parse_message(message: dict[str, Any]) -> EngineEvent | None:

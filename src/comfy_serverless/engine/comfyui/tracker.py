@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.engine.comfyui.messages import (
+    ConnectionLost,
     EngineEvent,
     ExecutionCached,
     ExecutionFinished,
     ExecutionStarted,
+    NodeExecuted,
     NodeStarted,
     StepProgress,
 )
@@ -62,6 +64,8 @@ class ExecutionTracker:
     total_steps: int | None = None
     completed: set[str] = field(default_factory=set)
     last_steps: tuple[int, int] | None = None
+    stream_broken: bool = False
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _node_started_at: float = 0.0
     _log: list[PromptNote] = field(default_factory=list)
 
@@ -91,9 +95,24 @@ class ExecutionTracker:
             case StepProgress(value=value, maximum=maximum):
                 self.current_step, self.total_steps = value, maximum
                 self.last_steps = (value, maximum)
+            case NodeExecuted(node_id=node_id, output=output):
+                self.outputs[node_id] = output
             case ExecutionFinished():
                 self._finish_current()
                 self.finished_at = self.clock()
+            case ConnectionLost():
+                self.stream_broken = True
+
+    def streamed_outputs(self) -> dict[str, dict[str, Any]] | None:
+        """The outputs that the `executed` messages carried, once the prompt finished, if
+        every message of it was seen, from `execution_start` on, on one unbroken socket:
+        ComfyUI sends them in order on it, before `executing {node: null}`, and they hold
+        what its history records (a cached node's too). None when one may have been
+        missed (a reconnect, a prompt already started when it was followed): the history
+        is then the source."""
+        if self.started_at is None or self.finished_at is None or self.stream_broken:
+            return None
+        return {node_id: output for node_id, output in self.outputs.items() if output}
 
     def snapshot(self) -> ProgressReading:
         done = len(self.completed)
