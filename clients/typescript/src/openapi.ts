@@ -744,6 +744,13 @@ export interface components {
             input_overrides?: {
                 [key: string]: unknown;
             };
+            /**
+             * Model Sources
+             * @description Pins of the model sources (https://, s3://, hf:// values of loader inputs such as ckpt_name), keyed by the source exactly as the workflow gives it
+             */
+            model_sources?: {
+                [key: string]: components["schemas"]["ModelSourcePin"];
+            };
             notification_config?: components["schemas"]["NotificationConfig"];
             output_config?: components["schemas"]["OutputConfig"];
             /** Workflow */
@@ -1312,6 +1319,17 @@ export interface components {
             cache_priority: number;
             /** Memory Requirement */
             memory_requirement: string;
+        };
+        /**
+         * ModelSourcePin
+         * @description What a request says of one model source: the sha256 its content must have.
+         */
+        ModelSourcePin: {
+            /**
+             * Sha256
+             * @description The sha256 of the model file, 64 hexadecimal digits
+             */
+            sha256: string;
         };
         /** NotificationConfig */
         NotificationConfig: {
