@@ -16,7 +16,7 @@ import pytest
 
 from comfy_serverless.auth.keys import issue_key
 from comfy_serverless.engine.comfyui.supervisor import AttachedEngine
-from comfy_serverless.errors import StorageError
+from comfy_serverless.errors import EngineUnavailable, StorageError
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.queue.rescuer import Rescuer
 from comfy_serverless.storage.base import StoredLocation
@@ -349,6 +349,31 @@ async def test_the_watchdog_restarts_a_stuck_comfyui_and_the_job_completes(rig: 
 
     assert await wait_for(retried, timeout=10, interval=0.1, what="the retry") == "completed"
     assert (await rig.execution(execution_id)).attempt == 2
+
+
+async def test_a_restart_is_caught_up_with_only_once_the_new_comfyui_answers(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catch-up that cannot read the new ComfyUI's hooks yet is not marked done: the next
+    heartbeat or claim tries again, and meanwhile no job is claimed and left leased."""
+    client = rig.worker._client
+    assert client is not None
+    rig.worker.warm.prompt_for({"1": {"class_type": "CheckpointLoaderSimple",
+                                      "inputs": {"ckpt_name": "warm.safetensors"}}})
+    rig.engine.restarts += 1  # restarted by someone else: the executor's watchdog, say
+    hooks = client.hooks
+
+    async def not_yet() -> dict[str, Any] | None:
+        raise EngineUnavailable("ComfyUI is still starting")
+
+    monkeypatch.setattr(client, "hooks", not_yet)
+    execution_id = await rig.submit()
+    with pytest.raises(EngineUnavailable):
+        await rig.worker.run_once()
+    assert (await rig.execution(execution_id)).status == "queued", "nothing was claimed"
+    assert "warm.safetensors" in rig.worker.warm.current(), "not caught up with yet"
+    monkeypatch.setattr(client, "hooks", hooks)
+    assert await rig.worker.run_once() == "completed"
+    assert "warm.safetensors" not in rig.worker.warm.current(), "the restart was caught up"
 
 
 async def test_a_timeout_interrupts_comfyui_and_fails_the_job(rig: Rig) -> None:

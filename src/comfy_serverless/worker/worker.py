@@ -78,6 +78,7 @@ class Worker:
         self._gpu_monitor_tried = False
         self._hooks: dict[str, Any] | None = None
         self._restarts_seen = 0
+        self._catching_up = asyncio.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -100,7 +101,8 @@ class Worker:
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
         self._restarts_seen = self._engine.restarts
-        await self._read_hooks()
+        self._hooks = await read_hooks(self._client)  # None: no hooks, or not reachable
+        self.warm.pinning = self._hooks is not None
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
                                     self._engine.local_folders(),
                                     keep_workflow_metadata=self.config.keep_workflow_metadata)
@@ -172,15 +174,14 @@ class Worker:
         assert self._catalog is not None, "prepare() first"
         if not await self._catalog.ready_for_claims():
             return None
+        if not self.running:  # before a claim: a failure here leaves no job leased
+            await self._engine.ensure_running()
+            await self._catch_up_with_a_restart()
         prompt_id = str(uuid.uuid4())
-        execution = await self._store.claims.claim_next(
+        return await self._store.claims.claim_next(
             self.config.worker_id, self.config.lease_seconds, engine_prompt_id=prompt_id,
             resource_allocation=self._facts.claim_allocation(prompt_id),
             match=self.claim_match())
-        if execution is not None and not self.running:
-            await self._engine.ensure_running()
-            await self._catch_up_with_a_restart()
-        return execution
 
     def claim_match(self) -> ClaimMatch:
         return ClaimMatch(gpu_type=self.gpu_type, any_gpu_type=self.config.gpu_type is None,
@@ -192,17 +193,21 @@ class Worker:
         """Whether ComfyUI was restarted since the worker last caught up (by a claim, the
         heartbeat or the executor's hung-engine watchdog). A new ComfyUI's cache is empty,
         and its catalog, device, hooks (its pid) and folders may differ: the one path."""
-        if self._engine.restarts == self._restarts_seen:
-            return False
-        self._restarts_seen = self._engine.restarts
-        await self._read_hooks()
-        self._gpu_monitor_tried = False
-        self.warm.forget()
-        if self.models is not None:
-            self.models.rescan_soon()
-        await self._refresh_system_stats()
-        await self.publish_catalog()
-        return True
+        async with self._catching_up:  # a claim waits for a catch-up under way
+            restarts = self._engine.restarts
+            if restarts == self._restarts_seen:
+                return False
+            assert self._client is not None, "prepare() first"
+            self._hooks = await self._client.hooks()  # EngineError: caught up next time
+            self.warm.pinning = self._hooks is not None
+            self._gpu_monitor_tried = False
+            self.warm.forget()
+            if self.models is not None:
+                self.models.rescan_soon()
+            await self._refresh_system_stats()
+            await self.publish_catalog()
+            self._restarts_seen = restarts
+            return True
 
     async def _execute(self, execution: ExecutionRecord, submitted: asyncio.Event, *,
                        prefetched: bool) -> Outcome:
@@ -308,11 +313,6 @@ class Worker:
         if time.monotonic() - published_at >= self.config.catalog_refresh_interval:
             await self.publish_catalog()
         return last_heartbeat
-
-    async def _read_hooks(self) -> None:
-        assert self._client is not None
-        self._hooks = await read_hooks(self._client)
-        self.warm.pinning = self._hooks is not None
 
     async def _refresh_system_stats(self) -> None:
         if self._client is None:

@@ -46,8 +46,8 @@ class Engine(Protocol):
     """What a worker needs from its ComfyUI: a URL, and a way to make sure it is up."""
 
     base_url: str
-    # How many times it was (re)started after the first start: a worker that has seen fewer
-    # catches up with a new ComfyUI (its cache, catalog, device and hooks).
+    # How many times it was restarted after the first start, counted once the new one
+    # answers: a worker that has seen fewer catches up with it (cache, catalog, device, hooks).
     restarts: int
 
     def local_folders(self) -> dict[str, Path]:
@@ -118,21 +118,22 @@ class SupervisedEngine:
         async with self._lock:
             if self.is_alive():
                 return False
+            restarting = self._process is not None
             if self._process is not None:
-                self.restarts += 1
                 log.warning("ComfyUI (pid %s) is gone; restarting it", self._process.pid)
                 await self._terminate()
             await self._spawn()
             await self._wait_ready()
+            self.restarts += restarting  # counted once the new one answers
             return True
 
     async def restart(self) -> bool:
         async with self._lock:
             log.warning("restarting ComfyUI (pid %s): its prompt worker stopped", self.pid)
-            self.restarts += 1
             await self._terminate()
             await self._spawn()
             await self._wait_ready()
+            self.restarts += 1  # counted once the new one answers
             return True
 
     async def stop(self) -> None:
