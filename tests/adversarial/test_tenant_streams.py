@@ -12,7 +12,7 @@ import httpx
 
 from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_for
-from tests.sse import read_events
+from tests.sse import Frame, frames, read_events
 from workloads.workflows import tiny_sd15
 
 STREAM_LIMIT = 10  # stream_max_per_key's default
@@ -74,9 +74,17 @@ async def test_open_streams_are_capped_per_key_not_per_service(
         await wait_for(slot_free, timeout=10, what="the closed stream's slot")
         cancel = await tenant_a.delete(f"/v1/workflows/{execution_id}/cancel")
         assert cancel.status_code == 200
+        # The streams still held end with the cancel (new ones could find the key's slots
+        # not yet given back by the streams hung up just before).
         ends = await asyncio.wait_for(asyncio.gather(
-            *(read_events(tenant_a, execution_id) for _ in range(3))), 30)
+            *(_to_the_end(response) for response in opened[1:4])), 30)
+    assert all(events[-1].event == "end" for events in ends)
     assert all(events[-1].data["status"] == "cancelled" for events in ends)
+
+
+async def _to_the_end(response: httpx.Response) -> list[Frame]:
+    """The events of an open stream, read until the server closes it after `end`."""
+    return [frame async for frame in frames(response) if frame.id is not None]
 
 
 async def test_a_long_stream_spends_one_request_of_the_rate_limit(
