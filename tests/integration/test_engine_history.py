@@ -4,13 +4,14 @@ would otherwise keep up to 10,000 prompts (graph, outputs and messages) in its m
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from comfy_serverless.testing import LocalService
-from tests.helpers import submit, wait_until_finished
+from tests.helpers import submit, wait_for, wait_until_finished
 from workloads.workflows import inverted_image, tiny_sd15
 
 pytestmark = pytest.mark.comfyui
@@ -24,13 +25,22 @@ async def _history_ids(service: LocalService) -> set[str]:
         return set(entries)
 
 
+def _dropped_since(service: LocalService, before: set[str]) -> Callable[[], Awaitable[bool]]:
+    """Whether ComfyUI's history holds no prompt beyond those it held `before`."""
+    async def dropped() -> bool:
+        return await _history_ids(service) <= before
+    return dropped
+
+
 async def test_a_completed_prompt_leaves_comfyuis_history(
     api: httpx.AsyncClient, service: LocalService,
 ) -> None:
     before = await _history_ids(service)
     execution_id = await submit(api, inverted_image(random.randrange(0, 0xFFFFFF)))
     assert (await wait_until_finished(api, execution_id))["status"] == "completed"
-    assert await _history_ids(service) <= before
+    # The answer comes first; the attempt's cleanup just after.
+    await wait_for(_dropped_since(service, before), timeout=10, interval=0.1,
+                   what="the prompt's history entry to go")
 
 
 async def test_a_failed_prompt_leaves_comfyuis_history(
@@ -46,4 +56,5 @@ async def test_a_failed_prompt_leaves_comfyuis_history(
     # before it takes another job; an unrelated job's end proves that moment has passed.
     follower = await submit(api, inverted_image(random.randrange(0, 0xFFFFFF)))
     assert (await wait_until_finished(api, follower))["status"] == "completed"
-    assert await _history_ids(service) <= before
+    await wait_for(_dropped_since(service, before), timeout=10, interval=0.1,
+                   what="both prompts' history entries to go")

@@ -133,6 +133,11 @@ class KeyCache:
         self._keys.clear()
         self._unknown.clear()
 
+    @property
+    def listening(self) -> bool:
+        """Whether notifications evict entries now (the store's LISTEN connection is up)."""
+        return self._listening
+
     def set_listening(self, listening: bool) -> None:
         """The LISTEN connection came up or went down: what was cached may have missed a
         notification (or was cached for the other lifetime), so it all goes."""
