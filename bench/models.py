@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.memory import reset_peak, status_kb
 from comfy_serverless.model_sources import ModelCache, SourcePolicy, Transport, parse_source
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 
@@ -47,17 +48,6 @@ _POLICY = SourcePolicy(WebhookPolicy(allowed_networks=("127.0.0.1/32",)),
                        allowed_hosts=("127.0.0.1",))
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise LookupError(field)
-
-
-def _reset_peak() -> int:
-    """Reset the peak RSS to the current RSS; returns the current RSS in kB."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_kb("VmRSS")
 
 
 def _write_model(path: Path, megabytes: int) -> str:
@@ -119,11 +109,11 @@ def _transport(ca: Path) -> Transport:
 async def _cache_fetch(url: str, ca: Path, root: Path) -> tuple[Timing, float]:
     """The timing and the peak RSS growth (MB) of one download into a new cache."""
     cache = ModelCache(root, max_bytes=1 << 40, transport=_transport(ca))
-    before = _reset_peak()
+    before = reset_peak()
     cpu, started = _own_cpu(), time.perf_counter()
     await cache.fetch(parse_source(url), _POLICY)
     timing = Timing(time.perf_counter() - started, _own_cpu() - cpu)
-    growth = (_status_kb("VmHWM") - before) / 1024
+    growth = (status_kb("VmHWM") - before) / 1024
     shutil.rmtree(root)
     return timing, growth
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from bench.memory import reset_peak, status_kb
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.storage.local import LocalStorage
@@ -49,17 +50,6 @@ _BUCKET = "bench-outputs"
 _CHUNK = 1 << 20
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise LookupError(field)
-
-
-def _reset_peak() -> int:
-    """Reset the peak RSS to the current RSS; returns the current RSS in kB."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_kb("VmRSS")
 
 
 def _write_output(path: Path, megabytes: int) -> None:
@@ -103,12 +93,12 @@ def _execution(provider: str) -> ExecutionRecord:
 async def _measure(collector: OutputCollector, provider: str, history: dict[str, Any]
                    ) -> tuple[float, float]:
     """(peak RSS growth in MB, seconds) for collecting one output."""
-    before = _reset_peak()
+    before = reset_peak()
     started = time.perf_counter()
     [record] = await collector.collect(_execution(provider), history)
     elapsed = time.perf_counter() - started
     assert record.size_bytes > 0
-    return (_status_kb("VmHWM") - before) / 1024, elapsed
+    return (status_kb("VmHWM") - before) / 1024, elapsed
 
 
 async def _run(megabytes: int, folder: Path, storage: OutputStorage, view_url: str
@@ -138,11 +128,11 @@ async def _run(megabytes: int, folder: Path, storage: OutputStorage, view_url: s
 
 def _control(path: Path) -> tuple[float, float]:
     """What the meter shows for the naive way (the file read whole): proof that it sees it."""
-    before = _reset_peak()
+    before = reset_peak()
     started = time.perf_counter()
     data = path.read_bytes()
     elapsed = time.perf_counter() - started
-    growth = (_status_kb("VmHWM") - before) / 1024
+    growth = (status_kb("VmHWM") - before) / 1024
     del data
     return growth, elapsed
 

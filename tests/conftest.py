@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -120,3 +123,32 @@ async def api(service: LocalService, api_key: str) -> AsyncIterator[httpx.AsyncC
     async with httpx.AsyncClient(base_url=service.base_url, headers=headers,
                                  timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def no_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Addresses a test names are data for the address policy, never contacted: any
+    attempt to connect, and any name lookup that could leave the machine (all but a
+    literal address or localhost), fails the test."""
+    def refuse(*args: object) -> None:
+        raise AssertionError("the policy tried to connect")
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def literal_lookups_only(host: bytes | str | None, *args: Any, **kwargs: Any) -> Any:
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        if text != "localhost" and not _is_literal(text):
+            raise AssertionError(f"the policy looked up {text!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", literal_lookups_only)
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return True

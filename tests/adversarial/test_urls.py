@@ -8,8 +8,6 @@ of the running service, field by field.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from typing import Any
 
 import httpx
@@ -55,35 +53,6 @@ PUBLIC = [
     "https://[64:ff9b::808:808]/",  # NAT64 of 8.8.8.8
     "https://[2002:808:808::]/",  # 6to4 of 8.8.8.8
 ]
-
-
-@pytest.fixture
-def no_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These addresses are data for the policy, never contacted: any attempt to connect, and
-    any name lookup that could leave the machine (all but a literal address or localhost),
-    fails the test."""
-    def refuse(*args: object) -> None:
-        raise AssertionError("the policy tried to connect")
-
-    real_getaddrinfo = socket.getaddrinfo
-
-    def literal_lookups_only(host: bytes | str | None, *args: Any, **kwargs: Any) -> Any:
-        text = host.decode() if isinstance(host, bytes) else str(host)
-        if text != "localhost" and not _is_literal(text):
-            raise AssertionError(f"the policy looked up {text!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", literal_lookups_only)
-
-
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("url", REFUSED)

@@ -4,7 +4,6 @@ test_model_sources.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +19,9 @@ from comfy_serverless.model_sources import (
     parse_source,
 )
 from comfy_serverless.testing_s3 import S3Server
-from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from tests.model_files import POLICY, cache_for, file_body, leftovers, sha
 from tests.range_server import RangeServer, range_server
 from tests.tls_server import LocalCertificates
-
-POLICY = SourcePolicy(WebhookPolicy(allowed_networks=("127.0.0.1/32",)),
-                      allowed_hosts=("127.0.0.1",))
 
 
 @pytest.fixture(scope="module")
@@ -40,33 +36,20 @@ def transport(test_certificates: LocalCertificates) -> Transport:
                      timeout=10, chunk_bytes=1 << 14)
 
 
-def _cache(root: Path, transport: Transport) -> ModelCache:
-    return ModelCache(root, max_bytes=1 << 30, transport=transport)
 
 
-def _body(name: str, size: int) -> bytes:
-    return (name.encode() * (size // len(name) + 1))[:size]
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _leftovers(root: Path) -> list[str]:
-    return sorted(path.name for folder in ("sha256", "partial")
-                  for path in (root / folder).iterdir())
 
 
 async def test_an_unpinned_download_without_a_validator_starts_over_after_a_break(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
     """The origin changes the file between the break and the retry: resuming would splice
     the old prefix onto the new suffix, and nothing would notice."""
-    old, new = _body("old", 300_000), _body("new", 300_000)
+    old, new = file_body("old", 300_000), file_body("new", 300_000)
     url = models.serve("/splice/plain.ckpt", old, drop_after=100_000)
-    cache = _cache(tmp_path, transport)
+    cache = cache_for(tmp_path, transport)
     with pytest.raises(DownloadFailed):
         await cache.fetch(parse_source(url), POLICY)
-    assert _leftovers(tmp_path) == []  # a partial file nothing could resume safely
+    assert leftovers(tmp_path) == []  # a partial file nothing could resume safely
     models.serve("/splice/plain.ckpt", new)
     assert (await cache.fetch(parse_source(url), POLICY)).path.read_bytes() == new
     assert models.ranges[-1] is None
@@ -75,10 +58,10 @@ async def test_an_unpinned_download_without_a_validator_starts_over_after_a_brea
 @pytest.mark.parametrize("changed", [False, True])
 async def test_an_unpinned_download_resumes_only_while_its_etag_holds(
         models: RangeServer, transport: Transport, tmp_path: Path, changed: bool) -> None:
-    old, new = _body("etag-old", 300_000), _body("etag-new", 300_000)
+    old, new = file_body("etag-old", 300_000), file_body("etag-new", 300_000)
     path = f"/splice/tagged-{changed}.ckpt"
     url = models.serve(path, old, drop_after=100_000, etag=True)
-    cache = _cache(tmp_path, transport)
+    cache = cache_for(tmp_path, transport)
     with pytest.raises(DownloadFailed):
         await cache.fetch(parse_source(url), POLICY)
     kept = cache.layout.partial(parse_source(url)).stat().st_size
@@ -89,14 +72,14 @@ async def test_an_unpinned_download_resumes_only_while_its_etag_holds(
     assert model.path.read_bytes() == (new if changed else old)
     assert models.ranges[-1] == f"bytes={kept}-"
     assert models.headers[-1]["If-Range"] == tag
-    assert _leftovers(tmp_path) == [model.sha256]
+    assert leftovers(tmp_path) == [model.sha256]
 
 
 async def test_an_s3_object_changed_since_its_partial_file_is_read_again_whole(
         s3_server: S3Server, tmp_path: Path) -> None:
     s3_server.create_bucket("models-changing")
     client = s3_server.client()
-    old, new = _body("s3-old", 200_000), _body("s3-new", 200_000)
+    old, new = file_body("s3-old", 200_000), file_body("s3-new", 200_000)
     client.put_object(Bucket="models-changing", Key="m.ckpt", Body=old)
     tag = client.head_object(Bucket="models-changing", Key="m.ckpt")["ETag"]
     client.put_object(Bucket="models-changing", Key="m.ckpt", Body=new)
@@ -108,15 +91,15 @@ async def test_an_s3_object_changed_since_its_partial_file_is_read_again_whole(
     partial.with_suffix(".tag").write_text(tag)
     model = await cache.fetch(source, SourcePolicy(allowed_hosts=("s3://models-*",)))
     assert model.path.read_bytes() == new
-    assert _leftovers(tmp_path) == [_sha(new)]
+    assert leftovers(tmp_path) == [sha(new)]
 
 
 async def test_a_file_evicted_between_recall_and_use_is_downloaded_again(
         models: RangeServer, transport: Transport, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    body = _body("race", 5000)
+    body = file_body("race", 5000)
     url = models.serve("/race/model.ckpt", body)
-    cache = _cache(tmp_path, transport)
+    cache = cache_for(tmp_path, transport)
     first = await cache.fetch(parse_source(url), POLICY)
     recall = cache.layout.recall
     evicted: list[Path] = []

@@ -5,7 +5,6 @@ and moto for s3."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
 import os
@@ -35,6 +34,7 @@ from comfy_serverless.outbound_urls import parse_url
 from comfy_serverless.testing_s3 import S3Server
 from comfy_serverless.webhooks.outbound import pinned_download
 from comfy_serverless.webhooks.ssrf import CheckedUrl, WebhookPolicy
+from tests.model_files import cache_for, file_body, leftovers, sha
 from tests.range_server import RangeServer, range_server
 from tests.tls_server import LocalCertificates
 
@@ -54,28 +54,15 @@ def transport(test_certificates: LocalCertificates) -> Transport:
                      timeout=10, chunk_bytes=1 << 14)
 
 
-def _cache(root: Path, transport: Transport, max_bytes: int = 1 << 30) -> ModelCache:
-    return ModelCache(root, max_bytes=max_bytes, transport=transport)
 
 
-def _body(name: str, size: int) -> bytes:
-    return (name.encode() * (size // len(name) + 1))[:size]
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _leftovers(root: Path) -> list[str]:
-    return sorted(path.name for folder in ("sha256", "partial")
-                  for path in (root / folder).iterdir())
 
 
 async def test_a_source_is_downloaded_once_and_placed_for_a_loader(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    body = _body("ckpt", 300_000)
-    url = models.serve("/once/tiny.safetensors", body) + f"#sha256={_sha(body)}"
-    cache = _cache(tmp_path / "cache", transport)
+    body = file_body("ckpt", 300_000)
+    url = models.serve("/once/tiny.safetensors", body) + f"#sha256={sha(body)}"
+    cache = cache_for(tmp_path / "cache", transport)
     seen: list[tuple[int, int | None]] = []
     first = await cache.fetch(parse_source(url), POLICY, lambda *done: seen.append(done))
     again = await cache.fetch(parse_source(url), POLICY)
@@ -85,52 +72,52 @@ async def test_a_source_is_downloaded_once_and_placed_for_a_loader(
     assert seen[-1] == (len(body), len(body))
     assert len(seen) > 1
     name = cache.place(first, tmp_path / "checkpoints")
-    assert name == f"{_sha(body)[:12]}-tiny.safetensors"
+    assert name == f"{sha(body)[:12]}-tiny.safetensors"
     assert (tmp_path / "checkpoints" / name).read_bytes() == body
     assert not os.path.isabs(os.readlink(tmp_path / "checkpoints" / name))
 
 
 async def test_an_unpinned_source_is_remembered_by_its_hash(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    url = models.serve("/unpinned/lora.safetensors", _body("lora", 5000))
-    cache = _cache(tmp_path, transport)
+    url = models.serve("/unpinned/lora.safetensors", file_body("lora", 5000))
+    cache = cache_for(tmp_path, transport)
     first = await cache.fetch(parse_source(url), POLICY)
-    second = await _cache(tmp_path, transport).fetch(parse_source(url), POLICY)
-    assert first.sha256 == second.sha256 == _sha(_body("lora", 5000))
+    second = await cache_for(tmp_path, transport).fetch(parse_source(url), POLICY)
+    assert first.sha256 == second.sha256 == sha(file_body("lora", 5000))
     assert models.hits["/unpinned/lora.safetensors"] == 1
 
 
 async def test_eight_concurrent_fetches_cause_one_download(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    body = _body("eight", 2_000_000)
-    url = models.serve("/eight/model.ckpt", body) + f"#sha256={_sha(body)}"
+    body = file_body("eight", 2_000_000)
+    url = models.serve("/eight/model.ckpt", body) + f"#sha256={sha(body)}"
     # Two caches on one folder stand for two worker processes on one machine.
-    caches = [_cache(tmp_path, transport), _cache(tmp_path, transport)]
+    caches = [cache_for(tmp_path, transport), cache_for(tmp_path, transport)]
     progress: list[list[int]] = [[] for _ in range(8)]
     fetched = await asyncio.gather(*(
         caches[index % 2].fetch(parse_source(url), POLICY, _recorder(progress[index]))
         for index in range(8)))
     assert models.hits["/eight/model.ckpt"] == 1
-    assert {model.sha256 for model in fetched} == {_sha(body)}
+    assert {model.sha256 for model in fetched} == {sha(body)}
     assert any(seen and seen[-1] == len(body) for seen in progress)
 
 
 async def test_a_wrong_sha256_fails_for_good_and_leaves_no_file(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    url = models.serve("/wrong/model.ckpt", _body("wrong", 70_000))
-    cache = _cache(tmp_path, transport)
+    url = models.serve("/wrong/model.ckpt", file_body("wrong", 70_000))
+    cache = cache_for(tmp_path, transport)
     with pytest.raises(HashMismatch, match="not the pinned") as caught:
         await cache.fetch(parse_source(url, sha256="ab" * 32), POLICY)
     assert caught.value.retryable is False
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 async def test_a_killed_download_resumes_with_range(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    body = _body("resume", 400_000)
+    body = file_body("resume", 400_000)
     url = models.serve("/killed/model.ckpt", body, drop_after=150_000)
-    source = parse_source(url, sha256=_sha(body))
-    cache = _cache(tmp_path, transport)
+    source = parse_source(url, sha256=sha(body))
+    cache = cache_for(tmp_path, transport)
     with pytest.raises(DownloadFailed) as caught:
         await cache.fetch(source, POLICY)
     assert caught.value.retryable is True
@@ -141,20 +128,20 @@ async def test_a_killed_download_resumes_with_range(
     assert model.path.read_bytes() == body
     assert models.hits["/killed/model.ckpt"] == 2
     assert models.ranges[-1] == f"bytes={kept}-"
-    assert _leftovers(tmp_path) == [_sha(body)]
+    assert leftovers(tmp_path) == [sha(body)]
 
 
 async def test_a_hash_outside_the_operator_allowlist_is_refused_and_removed(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    allowed = _body("allowed", 1000)
+    allowed = file_body("allowed", 1000)
     strict = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
-                          required_hashes=frozenset({_sha(allowed)}))
-    cache = _cache(tmp_path, transport)
+                          required_hashes=frozenset({sha(allowed)}))
+    cache = cache_for(tmp_path, transport)
     with pytest.raises(HashNotAllowed):
         await cache.fetch(parse_source(models.serve("/strict/other.ckpt", b"other")), strict)
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
     url = models.serve("/strict/allowed.ckpt", allowed)
-    assert (await cache.fetch(parse_source(url), strict)).sha256 == _sha(allowed)
+    assert (await cache.fetch(parse_source(url), strict)).sha256 == sha(allowed)
     # Also for a file already on disk: a stricter allowlist refuses it without a download.
     with pytest.raises(HashNotAllowed):
         await cache.fetch(parse_source(url), SourcePolicy(
@@ -164,15 +151,15 @@ async def test_a_hash_outside_the_operator_allowlist_is_refused_and_removed(
 
 async def test_the_budget_evicts_the_oldest_unpinned_file_and_never_a_pinned_one(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    bodies = {name: _body(name, size) for name, size in
+    bodies = {name: file_body(name, size) for name, size in
               (("a", 40_000), ("b", 40_000), ("c", 50_000), ("d", 70_000))}
     urls = {name: models.serve(f"/lru/{name}.ckpt", body) for name, body in bodies.items()}
-    cache = _cache(tmp_path, transport, max_bytes=100_000)
+    cache = cache_for(tmp_path, transport, max_bytes=100_000)
     async with cache.use(parse_source(urls["a"]), POLICY) as pinned:
         await cache.fetch(parse_source(urls["b"]), POLICY)
         os.utime(pinned.path, (1, 1))  # the pinned file is the least recently used
         await cache.fetch(parse_source(urls["c"]), POLICY)  # 40+40+50 > 100: b goes
-        assert set(_leftovers(tmp_path)) == {_sha(bodies["a"]), _sha(bodies["c"])}
+        assert set(leftovers(tmp_path)) == {sha(bodies["a"]), sha(bodies["c"])}
         with pytest.raises(CacheFull) as caught:  # 40 pinned + 70 > 100, whatever goes
             await cache.fetch(parse_source(urls["d"]), POLICY)
         assert caught.value.retryable is True
@@ -183,9 +170,9 @@ async def test_the_budget_evicts_the_oldest_unpinned_file_and_never_a_pinned_one
 
 async def test_a_file_larger_than_the_whole_budget_is_not_retryable(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    url = models.serve("/huge/model.ckpt", _body("huge", 2000))
+    url = models.serve("/huge/model.ckpt", file_body("huge", 2000))
     with pytest.raises(ModelUnavailable, match="whole cache budget") as caught:
-        await _cache(tmp_path, transport, max_bytes=1000).fetch(parse_source(url), POLICY)
+        await cache_for(tmp_path, transport, max_bytes=1000).fetch(parse_source(url), POLICY)
     assert caught.value.retryable is False
 
 
@@ -195,14 +182,14 @@ async def test_credentials_reach_their_host_and_no_error_or_log(
     secret = "sk-model-token-7731"
     policy = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
                           credentials=(HostCredential("127.0.0.1", Secret(secret)),))
-    cache = _cache(tmp_path, transport)
+    cache = cache_for(tmp_path, transport)
     caplog.set_level(logging.DEBUG)
     await cache.fetch(parse_source(models.serve("/secret/ok.ckpt", b"ok")), policy)
     assert models.headers[-1]["Authorization"] == secret
     failures = []
     for path in ("/secret/missing.ckpt", "/secret/dropped.ckpt"):
         if path.endswith("dropped.ckpt"):
-            models.serve(path, _body("x", 50_000), drop_after=10)
+            models.serve(path, file_body("x", 50_000), drop_after=10)
         with pytest.raises(ModelUnavailable) as caught:
             await cache.fetch(parse_source(models.base_url + path), policy)
         failures.append(caught.value)
@@ -214,13 +201,13 @@ async def test_credentials_reach_their_host_and_no_error_or_log(
 
 async def test_a_hugging_face_path_is_fetched_from_the_endpoint_with_its_token(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    body = _body("hf", 3000)
+    body = file_body("hf", 3000)
     models.serve("/owner/repo/resolve/v2/unet/model.safetensors", body)
     source = parse_source("hf://owner/repo/unet/model.safetensors@v2",
-                          hf_endpoint=models.base_url, sha256=_sha(body))
+                          hf_endpoint=models.base_url, sha256=sha(body))
     policy = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
                           credentials=(hub_credential(models.base_url, Secret("hf_abc")),))
-    model = await _cache(tmp_path, transport).fetch(source, policy)
+    model = await cache_for(tmp_path, transport).fetch(source, policy)
     assert model.path.read_bytes() == body
     assert model.basename == "model.safetensors"
     assert models.headers[-1]["Authorization"] == "Bearer hf_abc"
@@ -229,9 +216,9 @@ async def test_a_hugging_face_path_is_fetched_from_the_endpoint_with_its_token(
 async def test_an_s3_source_is_read_with_the_configured_credentials_and_resumes(
         s3_server: S3Server, tmp_path: Path) -> None:
     s3_server.create_bucket("models-store")
-    body = _body("s3", 600_000)
+    body = file_body("s3", 600_000)
     s3_server.client().put_object(Bucket="models-store", Key="loras/s.safetensors", Body=body)
-    source = parse_source("s3://models-store/loras/s.safetensors", sha256=_sha(body))
+    source = parse_source("s3://models-store/loras/s.safetensors", sha256=sha(body))
     policy = SourcePolicy(allowed_hosts=("s3://models-*",))
     cache = ModelCache(tmp_path, max_bytes=1 << 30,
                        transport=Transport(s3=s3_server.s3_config(), chunk_bytes=1 << 16))
@@ -240,8 +227,8 @@ async def test_an_s3_source_is_read_with_the_configured_credentials_and_resumes(
     assert model.path.read_bytes() == body
     # A partial file as long as the object is complete: nothing more is read. (Its bytes
     # differ from the object's here, so a second read would have failed the pin.)
-    kept = _body("kept", len(body))
-    whole = parse_source("s3://models-store/loras/s.safetensors", sha256=_sha(kept))
+    kept = file_body("kept", len(body))
+    whole = parse_source("s3://models-store/loras/s.safetensors", sha256=sha(kept))
     cache.layout.partial(whole).write_bytes(kept)
     assert (await cache.fetch(whole, policy)).path.read_bytes() == kept
     with pytest.raises(ModelUnavailable, match="NoSuchKey") as caught:
@@ -251,10 +238,10 @@ async def test_an_s3_source_is_read_with_the_configured_credentials_and_resumes(
 
 async def test_a_server_that_ignores_range_restarts_the_partial_file(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    body = _body("norange", 80_000)
+    body = file_body("norange", 80_000)
     url = models.serve("/norange/model.ckpt", body, ranges=False)
-    source = parse_source(url, sha256=_sha(body))
-    cache = _cache(tmp_path, transport)
+    source = parse_source(url, sha256=sha(body))
+    cache = cache_for(tmp_path, transport)
     cache.layout.partial(source).write_bytes(b"stale bytes from another attempt")
     model = await cache.fetch(source, POLICY)
     assert model.path.read_bytes() == body
@@ -272,10 +259,10 @@ async def test_an_answer_other_than_the_body_is_typed(
         status: int, retryable: bool, reason: str) -> None:
     url = models.serve(f"/status/{status}.ckpt", b"", status=status)
     with pytest.raises(ModelUnavailable, match=reason) as caught:
-        await _cache(tmp_path, transport).fetch(parse_source(url), POLICY)
+        await cache_for(tmp_path, transport).fetch(parse_source(url), POLICY)
     assert caught.value.retryable is retryable
     assert models.hits["/elsewhere"] == 0  # a redirect is never followed
-    assert _leftovers(tmp_path) == []  # no partial file: there is nothing to resume
+    assert leftovers(tmp_path) == []  # no partial file: there is nothing to resume
 
 
 async def test_the_download_goes_to_the_checked_address_under_the_url_host_name(
@@ -296,21 +283,21 @@ async def test_the_download_goes_to_the_checked_address_under_the_url_host_name(
 
 async def test_a_cached_file_placed_in_a_model_folder_goes_with_its_eviction(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    cache = _cache(tmp_path / "cache", transport, max_bytes=50_000)
-    first = await cache.fetch(parse_source(models.serve("/evict/a.ckpt", _body("a", 30_000))),
+    cache = cache_for(tmp_path / "cache", transport, max_bytes=50_000)
+    first = await cache.fetch(parse_source(models.serve("/evict/a.ckpt", file_body("a", 30_000))),
                               POLICY)
     link = tmp_path / "loras" / cache.place(first, tmp_path / "loras")
     assert link.is_symlink()
-    await cache.fetch(parse_source(models.serve("/evict/b.ckpt", _body("b", 30_000))), POLICY)
+    await cache.fetch(parse_source(models.serve("/evict/b.ckpt", file_body("b", 30_000))), POLICY)
     assert not first.path.exists()
     assert not link.is_symlink()
 
 
 async def test_a_waiter_that_leaves_does_not_stop_the_download_for_the_others(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    body = _body("leave", 1_000_000)
-    url = models.serve("/leave/model.ckpt", body) + f"#sha256={_sha(body)}"
-    cache = _cache(tmp_path, transport)
+    body = file_body("leave", 1_000_000)
+    url = models.serve("/leave/model.ckpt", body) + f"#sha256={sha(body)}"
+    cache = cache_for(tmp_path, transport)
     started = asyncio.Event()
     leaving = asyncio.create_task(
         cache.fetch(parse_source(url), POLICY, lambda _done, _total: started.set()))
@@ -324,44 +311,44 @@ async def test_a_waiter_that_leaves_does_not_stop_the_download_for_the_others(
 
 async def test_a_wrong_pin_fails_alone_beside_an_unpinned_fetch_of_the_same_url(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    body = _body("pins", 200_000)
+    body = file_body("pins", 200_000)
     url = models.serve("/pins/model.ckpt", body)
-    cache = _cache(tmp_path, transport)
+    cache = cache_for(tmp_path, transport)
     wrong, unpinned = await asyncio.gather(
         cache.fetch(parse_source(url, sha256="cd" * 32), POLICY),
         cache.fetch(parse_source(url), POLICY), return_exceptions=True)
     assert isinstance(wrong, HashMismatch)
     assert not isinstance(unpinned, BaseException)
     assert unpinned.path.read_bytes() == body
-    assert _leftovers(tmp_path) == [_sha(body)]
+    assert leftovers(tmp_path) == [sha(body)]
 
 
 async def test_a_stricter_policy_never_gets_a_file_through_a_shared_download(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
-    body = _body("tiers", 200_000)
+    body = file_body("tiers", 200_000)
     url = models.serve("/tiers/model.ckpt", body)
     strict = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",), required_hashes=frozenset())
-    cache = _cache(tmp_path, transport)
+    cache = cache_for(tmp_path, transport)
     lenient, refused = await asyncio.gather(
         cache.fetch(parse_source(url), POLICY), cache.fetch(parse_source(url), strict),
         return_exceptions=True)
     assert isinstance(refused, HashNotAllowed)
     assert not isinstance(lenient, BaseException)
-    assert _leftovers(tmp_path) == [_sha(body)]  # the lenient tier's file stays
+    assert leftovers(tmp_path) == [sha(body)]  # the lenient tier's file stays
 
 
 async def test_a_plain_http_mirror_serves_only_where_https_is_not_required(
         transport: Transport, tmp_path: Path) -> None:
-    body = _body("mirror", 5000)
+    body = file_body("mirror", 5000)
     with range_server(None) as mirror:
         mirror.serve("/o/r/resolve/main/m.bin", body)
         source = parse_source("hf://o/r/m.bin", hf_endpoint=mirror.base_url)
         with pytest.raises(SourceRefused, match="https"):
-            await _cache(tmp_path, transport).fetch(source, POLICY)
+            await cache_for(tmp_path, transport).fetch(source, POLICY)
         plain = SourcePolicy(WebhookPolicy(require_https=False,
                                            allowed_networks=("127.0.0.1/32",)),
                              allowed_hosts=("127.0.0.1",))
-        model = await _cache(tmp_path, transport).fetch(source, plain)
+        model = await cache_for(tmp_path, transport).fetch(source, plain)
         assert model.path.read_bytes() == body
         assert mirror.hits["/o/r/resolve/main/m.bin"] == 1
 

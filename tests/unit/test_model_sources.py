@@ -142,12 +142,14 @@ def test_credentials_go_only_to_their_host() -> None:
     "https://[::ffff:127.0.0.1]/m.ckpt",
     "https://0x7f000001/m.ckpt",
 ])
+@pytest.mark.usefixtures("no_connections")
 async def test_an_internal_address_is_refused_by_the_check(url: str) -> None:
     policy = SourcePolicy(allowed_hosts=("*",))
     with pytest.raises(SourceRefused, match="internal address"):
         await check_source(parse_source(url), policy)
 
 
+@pytest.mark.usefixtures("no_connections")
 async def test_an_unsafe_host_is_refused_before_any_connection(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_connection(*args: object, **kwargs: object) -> NoReturn:

@@ -161,7 +161,8 @@ class ModelFetcher:
                 if not entering.done():
                     await self._keep_attempt(context, report)
         except BaseException:
-            entering.cancel()
+            entering.cancel()  # and waited for: no download goes on once the attempt ends
+            await asyncio.wait({entering})
             raise
         model = entering.result()
         await self._write(context, report, model)

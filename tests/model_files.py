@@ -1,0 +1,32 @@
+"""What the model-source tests share: the loopback policy, file bodies and their hashes, and
+what a cache folder holds."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from comfy_serverless.model_sources import ModelCache, SourcePolicy, Transport
+from comfy_serverless.webhooks.ssrf import WebhookPolicy
+
+POLICY = SourcePolicy(WebhookPolicy(allowed_networks=("127.0.0.1/32",)),
+                      allowed_hosts=("127.0.0.1",))
+
+
+def cache_for(root: Path, transport: Transport, max_bytes: int = 1 << 30) -> ModelCache:
+    return ModelCache(root, max_bytes=max_bytes, transport=transport)
+
+
+def file_body(name: str, size: int) -> bytes:
+    """`size` bytes that repeat `name`: each test's file is told apart by its content."""
+    return (name.encode() * (size // len(name) + 1))[:size]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def leftovers(root: Path) -> list[str]:
+    """The blobs and partial downloads a cache folder holds."""
+    return sorted(path.name for folder in ("sha256", "partial")
+                  for path in (root / folder).iterdir())
