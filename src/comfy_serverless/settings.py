@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     hf_endpoint: str = DEFAULT_HF_ENDPOINT
     hf_token: SecretStr | None = None
 
+    # --- environments (issue #15): custom nodes and models from a manifest ---
+    environment_dir: Path | None = None
+
     # --- the OpenAPI document's info and servers (spec §8, issue #14) ---
     api_title: str = "ComfyUI Serverless API"
     api_description: str = "Serverless API for ComfyUI workflow execution"
@@ -256,6 +259,11 @@ class Settings(BaseSettings):
         model folders (`checkpoints/`, `loras/` …), so that parent must be a folder
         ComfyUI reads models from."""
         return self.model_cache_dir or EngineLayout(self.engine_dir).models_dir / ".cs-cache"
+
+    def resolved_environment_dir(self) -> Path:
+        """Where `engine install --manifest` puts an environment's custom nodes and its
+        record (environments/record.py): by default `environment` in the engine folder."""
+        return self.environment_dir or self.engine_dir / "environment"
 
     def model_source_policy(self, allowed_hosts: Sequence[str]) -> SourcePolicy:
         """The policy for a tier whose `model_sources` are `allowed_hosts`: the SSRF rules of
