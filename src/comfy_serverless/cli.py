@@ -40,15 +40,22 @@ __all__ = ["main"]
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from comfy_serverless.api.app import create_app
+    from comfy_serverless.api.processes import serve_processes
     from comfy_serverless.api.server import serve_app
 
     if settings.embedded_worker and not settings.comfyui_url:
         install_engine(EngineLayout(settings.engine_dir))
     settings = settings.model_copy(update={"host": args.host or settings.host,
                                            "port": args.port or settings.port})
+    if settings.api_processes > 1 and not settings.redis_url:
+        print("api_processes > 1 needs redis_url: each process would otherwise keep its own "
+              "per-minute rate limits", file=sys.stderr)
+        return 2
     asyncio.run(_migrate(settings))
-    app = create_app(settings)
-    serve_app(app, settings)
+    if settings.api_processes > 1:
+        serve_processes(settings, lambda one, with_worker: create_app(one, with_worker=with_worker))
+    else:
+        serve_app(create_app(settings), settings)
     return 0
 
 

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     port: int = 8000
     public_base_url: str | None = None
     embedded_worker: bool = True
+    api_processes: int = Field(default=1, ge=1, le=64)
 
     # --- the worker and its ComfyUI ---
     worker_id: str = Field(default_factory=_default_worker_id)

@@ -19,7 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from comfy_serverless.settings import Settings
 
-__all__ = ["guarded_protocol", "serve_app"]
+__all__ = ["guarded_protocol", "serve_app", "uvicorn_config"]
 
 
 class _HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -65,8 +65,13 @@ def guarded_protocol(header_timeout: float) -> type[HttpToolsProtocol]:
                 {"header_timeout": header_timeout})
 
 
+def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
+                          access_log=False, log_config=None,
+                          http=guarded_protocol(settings.http_header_timeout),
+                          timeout_keep_alive=settings.http_keep_alive_timeout)
+
+
 def serve_app(app: FastAPI, settings: Settings) -> None:
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
-                access_log=False, log_config=None,
-                http=guarded_protocol(settings.http_header_timeout),
-                timeout_keep_alive=settings.http_keep_alive_timeout)
+    """One API process."""
+    uvicorn.Server(uvicorn_config(app, settings)).run()
