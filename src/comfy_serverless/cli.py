@@ -45,8 +45,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.embedded_worker and not settings.comfyui_url:
         install_engine(EngineLayout(settings.engine_dir))
-    settings = settings.model_copy(update={"host": args.host or settings.host,
-                                           "port": args.port or settings.port})
+    settings = settings.model_copy(update={
+        "host": args.host or settings.host, "port": args.port or settings.port,
+        "api_processes": args.processes or settings.api_processes})
     if settings.api_processes > 1 and not settings.redis_url:
         print("api_processes > 1 needs redis_url: each process would otherwise keep its own "
               "per-minute rate limits", file=sys.stderr)
@@ -129,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the API, with an embedded worker by default")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--processes", type=int, help="API processes on the port (api_processes)")
     serve.set_defaults(handler=_serve)
 
     commands.add_parser("worker", help="a standalone worker").set_defaults(handler=_worker)
