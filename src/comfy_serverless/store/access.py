@@ -180,30 +180,29 @@ class AccessStore:
 
     async def _check_limits(self, tx: Session, key_id: str, limits: AdmissionLimits
                             ) -> LimitReached | None:
-        unfinished = await self._count(tx, "count_unfinished_for_key",
-                                       {"api_key_id": key_id,
-                                        "cap": limits.concurrent_executions})
+        """The first limit the admission would pass, from one read of the three counts."""
+        row = await tx.fetch_one(self._sql["admission_counts"], {
+            "api_key_id": key_id, "concurrent_cap": limits.concurrent_executions,
+            "tier": limits.tier, "queue_cap": limits.max_queue_size, "period": limits.period})
+        assert row is not None  # a SELECT without FROM answers one row
+        unfinished, queued, used = int(row["unfinished"]), int(row["queued"]), int(row["used"])
         if unfinished >= limits.concurrent_executions:
             return LimitReached("concurrent_executions", unfinished,
                                 limits.concurrent_executions)
-        queued = await self._queued_in_tier(tx, limits)
+        if queued + _TIER_LOCK_MARGIN >= limits.max_queue_size:
+            queued = await self._queued_in_tier_locked(tx, limits)
         if queued >= limits.max_queue_size:
             return LimitReached("max_queue_size", queued, limits.max_queue_size)
-        usage_key = {"api_key_id": key_id, "period": limits.period}
-        await tx.execute(self._sql["ensure_key_usage"], usage_key)
-        used = await self._count(tx, "key_usage", usage_key, column="executions")
         if limits.monthly_quota is not None and used >= limits.monthly_quota:
             return LimitReached("monthly_quota", used, limits.monthly_quota)
         return None
 
-    async def _queued_in_tier(self, tx: Session, limits: AdmissionLimits) -> int:
-        """The tier's queued executions. The key's row lock does not order admissions of
-        different keys, so near the limit they also take the tier's lock and count again:
-        exact at the limit, and no tier-wide turn-taking while the queue is far from full."""
+    async def _queued_in_tier_locked(self, tx: Session, limits: AdmissionLimits) -> int:
+        """The tier's queued executions, counted again under the tier's lock. The key's row
+        lock does not order admissions of different keys, so near the limit they also take
+        the tier's lock: exact at the limit, and no tier-wide turn-taking while the queue is
+        far from full."""
         params = {"tier": limits.tier, "cap": limits.max_queue_size}
-        queued = await self._count(tx, "count_queued_for_tier", params)
-        if queued + _TIER_LOCK_MARGIN < limits.max_queue_size:
-            return queued
         await tx.fetch_one(self._sql["lock_tier_queue"], params)
         return await self._count(tx, "count_queued_for_tier", params)
 

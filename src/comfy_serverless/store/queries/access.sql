@@ -54,17 +54,6 @@ WHERE api_key_id = :api_key_id AND status IN ('queued', 'processing')
 ORDER BY CASE status WHEN 'processing' THEN 0 ELSE 1 END, submitted_at
 LIMIT :limit;
 
--- name: count_unfinished_for_key
--- Counted up to :cap (the limit it is compared with): never more rows than the limit. In
--- executions_by_key's order, so the planner reads that index: a sequential scan that hopes
--- to meet :cap unfinished rows early would read a long history first.
-SELECT COUNT(*) AS n FROM (
-    SELECT 1 FROM executions
-    WHERE api_key_id = :api_key_id AND status IN ('queued', 'processing')
-    ORDER BY api_key_id, status
-    LIMIT :cap
-) AS unfinished;
-
 -- name: count_queued_for_tier
 -- Counted up to :cap (the limit it is compared with): never more rows than the limit.
 SELECT COUNT(*) AS n FROM (
@@ -72,6 +61,25 @@ SELECT COUNT(*) AS n FROM (
     WHERE e.status = 'queued' AND k.tier = :tier
     LIMIT :cap
 ) AS queued;
+
+-- name: admission_counts
+-- What an admission compares with the key's limits, in one round trip, read once the key's
+-- row is locked: its unfinished executions, counted up to :concurrent_cap (in
+-- executions_by_key's order, so the planner reads that index: a sequential scan that hopes
+-- to meet the cap early would read a long history first); its tier's queued executions, up
+-- to :queue_cap; and its executions this month.
+SELECT
+    (SELECT COUNT(*) FROM (
+        SELECT 1 FROM executions
+        WHERE api_key_id = :api_key_id AND status IN ('queued', 'processing')
+        ORDER BY api_key_id, status
+        LIMIT :concurrent_cap) AS unfinished) AS unfinished,
+    (SELECT COUNT(*) FROM (
+        SELECT 1 FROM executions e JOIN api_keys k ON k.id = e.api_key_id
+        WHERE e.status = 'queued' AND k.tier = :tier
+        LIMIT :queue_cap) AS queued) AS queued,
+    COALESCE((SELECT executions FROM key_usage
+              WHERE api_key_id = :api_key_id AND period = :period), 0) AS used;
 
 -- name: ensure_key_usage
 INSERT INTO key_usage (api_key_id, period, executions) VALUES (:api_key_id, :period, 0)
@@ -81,8 +89,9 @@ ON CONFLICT (api_key_id, period) DO NOTHING;
 SELECT executions FROM key_usage WHERE api_key_id = :api_key_id AND period = :period;
 
 -- name: count_key_usage
-UPDATE key_usage SET executions = executions + 1
-WHERE api_key_id = :api_key_id AND period = :period;
+-- One more execution this month (the month's row made by its first).
+INSERT INTO key_usage (api_key_id, period, executions) VALUES (:api_key_id, :period, 1)
+ON CONFLICT (api_key_id, period) DO UPDATE SET executions = key_usage.executions + 1;
 
 -- name: set_key_usage
 UPDATE key_usage SET executions = :executions WHERE api_key_id = :api_key_id AND period = :period;
