@@ -20,6 +20,7 @@ from comfy_serverless.engine.comfyui.installer import (
     build_tiny_checkpoint,
     install_engine,
 )
+from comfy_serverless.environment_cli import install_manifest
 from comfy_serverless.fleet.cli import add_fleet_commands
 from comfy_serverless.fleet.identity import check_fleet_identity
 from comfy_serverless.host_paths import elide_host_roots
@@ -112,6 +113,8 @@ def _engine_install(settings: Settings, args: argparse.Namespace) -> int:
     print(layout.root)
     if args.tiny_checkpoint:
         print(build_tiny_checkpoint(layout))
+    if args.manifest is not None:
+        return install_manifest(settings, layout, args.manifest)
     return 0
 
 
@@ -153,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="the venv sees that Python's packages: its torch is used as is")
     install.add_argument("--wheels", type=Path,
                          help="offline: pip takes packages from this folder of wheels only")
+    install.add_argument("--manifest", type=Path,
+                         help="then install this environment (custom nodes, their pip "
+                              "requirements, models): docs/how-to/models.md")
     install.set_defaults(handler=_engine_install)
     return parser
 
