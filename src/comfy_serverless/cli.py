@@ -10,6 +10,7 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from comfy_serverless.api.openapi_export import add_openapi_command
 from comfy_serverless.convert_cli import add_convert_command
@@ -144,6 +145,11 @@ def _parser() -> argparse.ArgumentParser:
     announce.add_argument("--ends-at")
     announce.set_defaults(handler=_maintenance)
 
+    _add_engine_commands(commands)
+    return parser
+
+
+def _add_engine_commands(commands: Any) -> None:
     engine = commands.add_parser("engine", help="the ComfyUI engine").add_subparsers(
         dest="engine", required=True)
     install = engine.add_parser("install", help="install ComfyUI and its virtualenv")
@@ -160,7 +166,6 @@ def _parser() -> argparse.ArgumentParser:
                          help="then install this environment (custom nodes, their pip "
                               "requirements, models): docs/how-to/models.md")
     install.set_defaults(handler=_engine_install)
-    return parser
 
 
 # The client commands live in the SDK's distribution (clients/python).

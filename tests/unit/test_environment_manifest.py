@@ -98,4 +98,5 @@ def test_the_manifest_of_the_models_how_to_is_valid(tmp_path: Path) -> None:
     example = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
     assert example is not None
     manifest = parse_manifest(example.group(1), tmp_path)
-    assert manifest.nodes and manifest.models
+    assert manifest.nodes
+    assert manifest.models

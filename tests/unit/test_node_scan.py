@@ -30,7 +30,8 @@ def test_a_plain_node_has_no_findings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("source", "expected"), [
     # subprocess is flagged wherever it is used: importing it is the intent
     ("def run():\n    import subprocess as sp\n    sp.Popen(['ls'])\n",
-     ["nodes.py:2: subprocess: imports subprocess", "nodes.py:3: subprocess: calls subprocess.Popen"]),
+     ["nodes.py:2: subprocess: imports subprocess",
+      "nodes.py:3: subprocess: calls subprocess.Popen"]),
     ("from subprocess import check_output\n", ["nodes.py:1: subprocess: imports from subprocess"]),
     ("import os\ndef f():\n    os.system('id')\n", ["nodes.py:3: subprocess: calls os.system"]),
     ("from os import execvp\nexecvp('sh', ['sh'])\n",

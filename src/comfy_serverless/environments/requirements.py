@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -132,23 +131,28 @@ class EnginePins:
             self._pip(node, requirements)
 
     def _pip(self, node: str, requirements: Sequence[str], *options: str) -> None:
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", dir=self.work_dir,
-                                         delete=False) as listing:
-            listing.write("".join(f"{line}\n" for line in requirements))
-        command = [str(self.layout.python), "-m", "pip", "install", "--quiet",
-                   "--disable-pip-version-check", *options, "-c", str(self.constraints),
-                   "-r", listing.name]
+        listing = self.work_dir / f"{node}-requirements.txt"
+        listing.write_text("".join(f"{line}\n" for line in requirements))
+        command = [str(self.layout.python), "-m", "pip", "install", "--disable-pip-version-check",
+                   "--no-input", *options, "-c", str(self.constraints), "-r", str(listing)]
         env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
         try:
             result = subprocess.run(command, capture_output=True, text=True, env=env,
                                     timeout=_PIP_TIMEOUT, check=False)
         except subprocess.TimeoutExpired as error:
             raise InstallFailed.node(node, "requirements", "pip timed out") from error
-        finally:
-            Path(listing.name).unlink(missing_ok=True)
         if result.returncode != 0:
             step = "requirements (checked under the engine's pins)" if options else "requirements"
-            raise InstallFailed.node(node, step, (result.stderr or result.stdout)[-2000:].strip())
+            raise InstallFailed.node(node, step, _pip_complaint(result.stdout + result.stderr))
+
+
+def _pip_complaint(output: str) -> str:
+    """What pip said went wrong: its ERROR lines and the conflict it explains, not the
+    progress of what it collected."""
+    lines = output.strip().splitlines()
+    start = next((index for index, line in enumerate(lines)
+                  if line.startswith(("ERROR", "The conflict is caused by"))), 0)
+    return "\n".join(lines[start:])[-3000:]
 
 
 def _requirement_names(path: Path) -> list[str]:
