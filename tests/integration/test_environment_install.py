@@ -7,6 +7,7 @@ is downloaded and the shared engine's venv is left as it was."""
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import zipfile
 from pathlib import Path
@@ -18,6 +19,8 @@ from comfy_serverless.environments.errors import InstallFailed
 from comfy_serverless.environments.install import InstallResult, install_environment
 from comfy_serverless.environments.manifest import parse_manifest
 from comfy_serverless.environments.record import read_installed
+from comfy_serverless.model_sources import CachedModel, ModelSource, Transport
+from tests.model_files import POLICY, cache_for, file_body
 from tests.node_packs import (
     SUBPROCESS_AT_IMPORT,
     bare_repository,
@@ -26,6 +29,8 @@ from tests.node_packs import (
     path_node,
     write_pack,
 )
+from tests.range_server import range_server
+from tests.tls_server import LocalCertificates
 
 pytestmark = pytest.mark.comfyui
 
@@ -183,3 +188,32 @@ def conflicting_wheel(folder: Path) -> Path:
                                         "Root-Is-Purelib: true\nTag: py3-none-any\n")
         wheel.writestr(f"{info}/RECORD", "")
     return path
+
+
+async def test_a_model_with_another_sha256_fails_naming_the_model_and_keeps_the_old_nodes(
+        engine_layout: EngineLayout, tmp_path: Path,
+        test_certificates: LocalCertificates) -> None:
+    environment = tmp_path / "environment"
+    pack = write_pack(tmp_path / "pack")
+    await install(manifest_text("old", path_node("kept", pack, [])), environment,
+                  engine_layout)
+    transport = Transport(ssl.create_default_context(cafile=str(test_certificates.ca_bundle)))
+    cache = cache_for(tmp_path / "cache", transport)
+
+    async def fetch(source: ModelSource) -> CachedModel:
+        return await cache.fetch(source, POLICY)
+
+    with range_server(test_certificates) as models:
+        url = models.serve("/lora.safetensors", file_body("lora", 1000))
+        text = manifest_text("new", path_node("new", pack, []), models=(
+            f'\n[[models]]\nsource = "{url}"\nsha256 = "{"0" * 64}"\nfolder = "loras"\n'))
+        with pytest.raises(InstallFailed) as failed:
+            await install_environment(parse_manifest(text, tmp_path), environment,
+                                      engine_layout, fetch)
+    assert str(failed.value).startswith(
+        f"model 'loras/lora.safetensors': download of {url}: ")
+    assert "sha256" in str(failed.value)
+    assert sorted(path.name for path in (environment / "custom_nodes").iterdir()) == ["kept"]
+    record = read_installed(environment)
+    assert record is not None
+    assert record.name == "old"

@@ -64,8 +64,8 @@ async def install_environment(manifest: Manifest, environment_dir: Path,
         digest = environment_hash(manifest, {node.name: tree_digest(node.path)
                                              for node in manifest.nodes if node.path})
         installed = read_installed(environment_dir)
-        if installed is not None and installed.hash == digest and _nodes_present(
-                installed, environment_dir):
+        if installed is not None and installed.hash == digest and _all_present(
+                manifest, environment_dir):
             return InstallResult(installed, unchanged=True, requirements={})
         staging = environment_dir / _STAGING
         shutil.rmtree(staging, ignore_errors=True)
@@ -101,9 +101,10 @@ async def _install(manifest: Manifest, digest: str, environment_dir: Path, stagi
 def _replace(environment_dir: Path, staging: Path) -> None:
     """The previous record goes first, so that no reader takes the new folders for it."""
     record_path(environment_dir).unlink(missing_ok=True)
+    staging.mkdir(parents=True, exist_ok=True)
     for folder in (custom_nodes_dir, models_dir):
         old, new = folder(environment_dir), folder(staging)
-        retired = environment_dir / _STAGING / f"retired-{old.name}"
+        retired = staging / f"retired-{old.name}"
         if old.exists():
             os.replace(old, retired)
         if new.exists():
@@ -112,9 +113,12 @@ def _replace(environment_dir: Path, staging: Path) -> None:
             old.mkdir(parents=True)
 
 
-def _nodes_present(installed: InstalledEnvironment, environment_dir: Path) -> bool:
+def _all_present(manifest: Manifest, environment_dir: Path) -> bool:
+    """The folders and files the manifest puts in place are there (not removed by hand)."""
     return all((custom_nodes_dir(environment_dir) / node.name).is_dir()
-               for node in installed.nodes)
+               for node in manifest.nodes) and all(
+        (models_dir(environment_dir) / model.folder / model.name).is_file()
+        for model in manifest.models)
 
 
 @contextlib.contextmanager
