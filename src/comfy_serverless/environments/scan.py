@@ -4,7 +4,8 @@ Every `.py` file of the pack (outside `.git`) is parsed, never imported or run, 
 patterns are flagged, each as `<file>:<line>: <pattern>: <what>`:
 
 - `subprocess`: an import of `subprocess` (anywhere: importing it is the intent to start
-  processes, whether the call sits at the top or in a function), and a call of
+  processes, whether the call sits at the top or in a function; also by
+  `__import__("subprocess")` or `importlib.import_module("subprocess")`), and a call of
   `os.system`, `os.popen`, `os.exec*`, `os.spawn*`, `os.posix_spawn*` or `pty.spawn`.
 - `dynamic-code`: `eval`, `exec` or `compile` of anything but a string literal.
 - `network-at-import`: a call into `socket`, `urllib.request`, `urllib3`, `http.client`,
@@ -33,6 +34,7 @@ _SHELL_PREFIXES = ("os.system", "os.popen", "os.exec", "os.spawn", "os.posix_spa
                    "pty.spawn")
 _NETWORK_MODULES = ("socket", "urllib.request", "urllib3", "http.client", "requests", "httpx",
                     "aiohttp", "ftplib", "smtplib", "websocket", "websockets")
+_IMPORTERS = frozenset({"__import__", "importlib.import_module", "builtins.__import__"})
 _DYNAMIC_CODE = frozenset({"eval", "exec", "compile", "builtins.eval", "builtins.exec",
                            "builtins.compile"})
 
@@ -132,6 +134,8 @@ class _Scanner(ast.NodeVisitor):
     def _check_call(self, node: ast.Call, name: str) -> None:
         if name.startswith(_SHELL_PREFIXES) or name.split(".")[0] == "subprocess":
             self._flag(node, "subprocess", f"calls {name}")
+        if name in _IMPORTERS and _first_literal(node).split(".")[0] == "subprocess":
+            self._flag(node, "subprocess", f"imports subprocess by {name}")
         if name in _DYNAMIC_CODE and not _literal_first_argument(node):
             self._flag(node, "dynamic-code", f"{name.split('.')[-1]} of a non-literal")
         if self._function_depth == 0 and _is_network(name):
@@ -157,6 +161,14 @@ def _evaluated_at_definition(node: ast.FunctionDef | ast.AsyncFunctionDef) -> It
 def _literal_first_argument(node: ast.Call) -> bool:
     return bool(node.args) and isinstance(node.args[0], ast.Constant) and isinstance(
         node.args[0].value, str | bytes)
+
+
+def _first_literal(node: ast.Call) -> str:
+    """The call's first argument when it is a string literal, else ''."""
+    if node.args and isinstance(node.args[0], ast.Constant) and isinstance(
+            node.args[0].value, str):
+        return node.args[0].value
+    return ""
 
 
 def _is_network(name: str) -> bool:
