@@ -10,6 +10,7 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from comfy_serverless.api.openapi_export import add_openapi_command
 from comfy_serverless.convert_cli import add_convert_command
@@ -20,6 +21,7 @@ from comfy_serverless.engine.comfyui.installer import (
     build_tiny_checkpoint,
     install_engine,
 )
+from comfy_serverless.environment_cli import install_manifest
 from comfy_serverless.fleet.cli import add_fleet_commands
 from comfy_serverless.fleet.identity import check_fleet_identity
 from comfy_serverless.host_paths import elide_host_roots
@@ -120,6 +122,8 @@ def _engine_install(settings: Settings, args: argparse.Namespace) -> int:
     print(layout.root)
     if args.tiny_checkpoint:
         print(build_tiny_checkpoint(layout))
+    if args.manifest is not None:
+        return install_manifest(settings, layout, args.manifest)
     return 0
 
 
@@ -150,6 +154,11 @@ def _parser() -> argparse.ArgumentParser:
     announce.add_argument("--ends-at")
     announce.set_defaults(handler=_maintenance)
 
+    _add_engine_commands(commands)
+    return parser
+
+
+def _add_engine_commands(commands: Any) -> None:
     engine = commands.add_parser("engine", help="the ComfyUI engine").add_subparsers(
         dest="engine", required=True)
     install = engine.add_parser("install", help="install ComfyUI and its virtualenv")
@@ -162,8 +171,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="the venv sees that Python's packages: its torch is used as is")
     install.add_argument("--wheels", type=Path,
                          help="offline: pip takes packages from this folder of wheels only")
+    install.add_argument("--manifest", type=Path,
+                         help="then install this environment (custom nodes, their pip "
+                              "requirements, models): docs/how-to/models.md")
     install.set_defaults(handler=_engine_install)
-    return parser
 
 
 # The client commands live in the SDK's distribution (clients/python).

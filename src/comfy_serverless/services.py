@@ -20,6 +20,7 @@ from comfy_serverless.engine.comfyui.supervisor import (
     EngineProcessConfig,
     SupervisedEngine,
 )
+from comfy_serverless.environments.install import custom_nodes_dir, models_dir
 from comfy_serverless.executions.catalogs import CatalogCache
 from comfy_serverless.executions.estimates import Estimator
 from comfy_serverless.executions.submitter import Submitter
@@ -46,6 +47,7 @@ __all__ = [
     "Services",
     "build_engine",
     "build_housekeeping",
+    "build_model_cache",
     "build_rescuer",
     "build_s3",
     "build_worker",
@@ -151,6 +153,7 @@ def build_engine(settings: Settings) -> Engine:
     if settings.comfyui_url:
         return AttachedEngine(settings.comfyui_url)
     layout = install_engine(EngineLayout(settings.engine_dir))
+    environment = settings.resolved_environment_dir()
     return SupervisedEngine(EngineProcessConfig(
         layout=layout,
         state_dir=settings.comfyui_dir(),
@@ -158,6 +161,8 @@ def build_engine(settings: Settings) -> Engine:
         extra_args=tuple(settings.comfyui_extra_args),
         start_timeout=settings.comfyui_start_timeout,
         preview_method=settings.comfyui_preview_method,
+        extra_custom_nodes=custom_nodes_dir(environment),
+        extra_models=models_dir(environment),
     ))
 
 
@@ -190,16 +195,27 @@ def build_worker(services: Services, engine: Engine) -> Worker:
 
 
 def build_model_fetcher(services: Services, config: WorkerConfig) -> ModelFetcher:
-    """The worker's model cache (model_cache_root, within model_cache_max_gb), reaching
-    sources with the input images' CA bundle and the operator's S3 settings."""
+    """The worker's model cache (see build_model_cache), made at its first use."""
     settings = services.settings
-    transport = Transport(_tls_context(settings), timeout=settings.input_fetch_timeout * 2,
-                          s3=_s3_source_config(settings))
+    transport = _model_transport(settings)  # made now: a bad CA bundle fails at start
     root = settings.model_cache_root()
-    max_bytes = int(settings.model_cache_max_gb * 1024 ** 3)
-    return ModelFetcher(lambda: ModelCache(root, max_bytes=max_bytes, transport=transport),
-                        root.parent, settings.model_source_policy, settings.hf_endpoint,
+    return ModelFetcher(lambda: build_model_cache(settings, transport), root.parent,
+                        settings.model_source_policy, settings.hf_endpoint,
                         services.store, config.executor_config())
+
+
+def build_model_cache(settings: Settings, transport: Transport | None = None) -> ModelCache:
+    """The machine's model cache (model_cache_root, within model_cache_max_gb), reaching
+    sources with the input images' CA bundle and the operator's S3 settings: the worker's,
+    and `engine install --manifest`'s."""
+    max_bytes = int(settings.model_cache_max_gb * 1024 ** 3)
+    return ModelCache(settings.model_cache_root(), max_bytes=max_bytes,
+                      transport=transport or _model_transport(settings))
+
+
+def _model_transport(settings: Settings) -> Transport:
+    return Transport(_tls_context(settings), timeout=settings.input_fetch_timeout * 2,
+                     s3=_s3_source_config(settings))
 
 
 def _s3_source_config(settings: Settings) -> S3Config | None:

@@ -77,6 +77,10 @@ class EngineProcessConfig:
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     start_timeout: float = 180.0
     preview_method: str = "auto"
+    # An installed environment (environments/): a folder of custom node packs, and a folder
+    # whose subfolders (checkpoints/, loras/ …) ComfyUI reads models from, besides its own.
+    extra_custom_nodes: Path | None = None
+    extra_models: Path | None = None
 
 
 async def _answers(base_url: str) -> bool:
@@ -161,6 +165,7 @@ class SupervisedEngine:
         state = self._config.state_dir
         await asyncio.to_thread(end_stale_child, self._record)
         _prepare_folders(state)
+        _write_paths_config(self._config)
         log_file = (state / "comfyui.log").open("ab")
         log.info("starting ComfyUI on %s", self.base_url)
         try:
@@ -204,12 +209,26 @@ class SupervisedEngine:
 
 
 def _prepare_folders(state: Path) -> None:
-    """Empty execution folders, and the paths file that makes ComfyUI load the hooks."""
+    """Empty execution folders."""
     for folder in _EXECUTION_FOLDERS:
         shutil.rmtree(state / folder, ignore_errors=True)
         (state / folder).mkdir(parents=True, exist_ok=True)
-    paths = {"comfy_serverless": {"custom_nodes": str(HOOKS_DIR)}}
-    (state / "comfy-serverless-paths.yaml").write_text(json.dumps(paths))  # JSON is YAML
+
+
+def _write_paths_config(config: EngineProcessConfig) -> None:
+    """The paths file that makes ComfyUI load the hooks, and an installed environment's
+    custom nodes and model folders (read at each start: an install shows at the next)."""
+    paths: dict[str, dict[str, str]] = {"comfy_serverless": {"custom_nodes": str(HOOKS_DIR)}}
+    environment: dict[str, str] = {}
+    if config.extra_custom_nodes is not None and config.extra_custom_nodes.is_dir():
+        environment["custom_nodes"] = str(config.extra_custom_nodes)
+    if config.extra_models is not None and config.extra_models.is_dir():
+        environment |= {folder.name: str(folder) for folder in
+                        sorted(config.extra_models.iterdir()) if folder.is_dir()}
+    if environment:
+        paths["comfy_serverless_environment"] = environment
+    (config.state_dir / "comfy-serverless-paths.yaml").write_text(
+        json.dumps(paths))  # JSON is YAML
 
 
 class AttachedEngine:

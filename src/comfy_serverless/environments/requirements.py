@@ -1,0 +1,164 @@
+"""A node pack's pip requirements, installed into the engine's venv without changing what
+ComfyUI runs on.
+
+The engine's pins are torch, torchvision and torchaudio, ComfyUI's own requirements
+(`ComfyUI/requirements.txt`), and everything those depend on, each at the version installed
+now (read from the engine's Python). They become a pip constraints file, and a manifest
+that would change one of them is refused before anything is installed, twice over:
+
+1. statically: a requirement that names a pinned package with a specifier its installed
+   version does not satisfy (`torch==2.0.0`), or with a URL, is refused outright;
+2. by pip's resolver: `pip install --dry-run --report` of each node's requirements under the
+   constraints must succeed (a dependency that needs another torch makes it fail) and
+   must plan to install no pinned package.
+
+Only then does pip install, under the same constraints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
+
+from comfy_serverless.engine.comfyui.installer import EngineLayout
+from comfy_serverless.environments.errors import InstallFailed, ManifestInvalid
+from comfy_serverless.environments.manifest import requirement_line
+
+__all__ = ["EnginePins", "pack_requirements"]
+
+_PIP_TIMEOUT = 1800.0
+_PINNED_ROOTS = ("torch", "torchvision", "torchaudio")
+# Run by the engine's Python: the installed closure of the roots, {name: version}.
+_PROBE = """
+import json, re, sys
+from importlib import metadata
+pins, todo = {}, json.loads(sys.argv[1])
+while todo:
+    name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+    if name in pins:
+        continue
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        continue
+    pins[name] = dist.version
+    for line in dist.requires or []:
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+        if match and not re.search(r"extra\\s*==", line):
+            todo.append(match.group(0))
+print(json.dumps(pins))
+"""
+
+
+def pack_requirements(name: str, given: Sequence[str] | None, pack: Path) -> tuple[str, ...]:
+    """The manifest's list when it gives one, else the pack's requirements.txt."""
+    if given is not None:
+        return tuple(given)
+    path = pack / "requirements.txt"
+    if not path.is_file():
+        return ()
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    try:
+        return tuple(requirement_line(line, f"requirements.txt line {number}")
+                     for number, line in enumerate(lines, 1) if line)
+    except ManifestInvalid as error:
+        raise InstallFailed.node(name, "requirements", str(error)) from error
+
+
+class EnginePins:
+    """The engine's pinned packages, and pip run by its Python under them."""
+
+    def __init__(self, layout: EngineLayout, work_dir: Path) -> None:
+        self.layout, self.work_dir = layout, work_dir
+        self.pins = self._read_pins()
+        self.constraints = work_dir / "constraints.txt"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.constraints.write_text(
+            "".join(f"{name}=={version}\n" for name, version in sorted(self.pins.items())))
+
+    def _read_pins(self) -> dict[str, str]:
+        roots = [*_PINNED_ROOTS, *_requirement_names(self.layout.comfyui_dir / "requirements.txt")]
+        result = subprocess.run([str(self.layout.python), "-c", _PROBE, json.dumps(roots)],
+                                capture_output=True, text=True, check=False, timeout=120)
+        if result.returncode != 0:
+            raise InstallFailed("environment", "reading the engine's packages",
+                                result.stderr.strip()[-2000:])
+        return {str(name): str(version) for name, version in json.loads(result.stdout).items()}
+
+    def refuse_changes(self, node: str, requirements: Sequence[str]) -> None:
+        """InstallFailed when installing `requirements` would change a pinned package."""
+        for line in requirements:
+            self._check_statically(node, Requirement(line))
+        if requirements:
+            self._check_with_pip(node, requirements)
+
+    def _check_statically(self, node: str, requirement: Requirement) -> None:
+        name = canonicalize_name(requirement.name)
+        installed = self.pins.get(name)
+        if installed is None or (requirement.marker and not requirement.marker.evaluate()):
+            return
+        try:
+            satisfied = requirement.url is None and requirement.specifier.contains(
+                installed, prereleases=True)
+        except InvalidVersion:
+            satisfied = False
+        if not satisfied:
+            raise InstallFailed.node(node, "requirements",
+                                     f"'{requirement}' would change {name} {installed}, which "
+                                     "the engine pins (torch and ComfyUI's requirements)")
+
+    def _check_with_pip(self, node: str, requirements: Sequence[str]) -> None:
+        report = self.work_dir / f"{node}.report.json"
+        self._pip(node, requirements, "--dry-run", "--report", str(report))
+        planned = json.loads(report.read_text()).get("install", [])
+        report.unlink(missing_ok=True)
+        for item in planned:
+            name = canonicalize_name(item["metadata"]["name"])
+            if name in self.pins:
+                raise InstallFailed.node(
+                    node, "requirements", f"pip would install {name} "
+                    f"{item['metadata']['version']} over the pinned {self.pins[name]}")
+
+    def install(self, node: str, requirements: Sequence[str]) -> None:
+        if requirements:
+            self._pip(node, requirements)
+
+    def _pip(self, node: str, requirements: Sequence[str], *options: str) -> None:
+        listing = self.work_dir / f"{node}-requirements.txt"
+        listing.write_text("".join(f"{line}\n" for line in requirements))
+        command = [str(self.layout.python), "-m", "pip", "install", "--disable-pip-version-check",
+                   "--no-input", *options, "-c", str(self.constraints), "-r", str(listing)]
+        env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, env=env,
+                                    timeout=_PIP_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired as error:
+            raise InstallFailed.node(node, "requirements", "pip timed out") from error
+        if result.returncode != 0:
+            step = "requirements (checked under the engine's pins)" if options else "requirements"
+            raise InstallFailed.node(node, step, _pip_complaint(result.stdout + result.stderr))
+
+
+def _pip_complaint(output: str) -> str:
+    """What pip said went wrong: its ERROR lines and the conflict it explains, not the
+    progress of what it collected."""
+    lines = output.strip().splitlines()
+    start = next((index for index, line in enumerate(lines)
+                  if line.startswith(("ERROR", "The conflict is caused by"))), 0)
+    return "\n".join(lines[start:])[-3000:]
+
+
+def _requirement_names(path: Path) -> list[str]:
+    names = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        text = line.split("#", 1)[0].strip()
+        if text and not text.startswith("-"):
+            names.append(Requirement(text).name)
+    return names

@@ -1,0 +1,219 @@
+"""`install_environment` against the real engine's venv: a node pack from a local bare git
+repository at its exact commit, the scan's findings recorded, requirements checked against
+the engine's pins before anything is installed, failures that name the node and the step.
+
+pip runs with PIP_NO_INDEX: the requirements used here are satisfied already, so nothing
+is downloaded and the shared engine's venv is left as it was."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from comfy_serverless.engine.comfyui.installer import EngineLayout
+from comfy_serverless.environments.errors import InstallFailed
+from comfy_serverless.environments.install import InstallResult, install_environment
+from comfy_serverless.environments.manifest import parse_manifest
+from comfy_serverless.environments.record import read_installed
+from comfy_serverless.model_sources import CachedModel, ModelSource, Transport
+from tests.model_files import POLICY, cache_for, file_body
+from tests.node_packs import (
+    SUBPROCESS_AT_IMPORT,
+    bare_repository,
+    git_node,
+    manifest_text,
+    path_node,
+    write_pack,
+)
+from tests.range_server import range_server
+from tests.tls_server import LocalCertificates
+
+pytestmark = pytest.mark.comfyui
+
+
+@pytest.fixture(autouse=True)
+def offline_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+
+
+async def install(text: str, environment: Path, layout: EngineLayout,
+                  base: Path | None = None) -> InstallResult:
+    manifest = parse_manifest(text, base or environment.parent)
+    return await install_environment(manifest, environment, layout)
+
+
+def head_of(folder: Path) -> str:
+    return subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+async def test_a_node_from_a_bare_repository_installs_at_its_commit(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    url, commit = bare_repository(tmp_path / "repo", requirements="numpy>=1.25\n")
+    environment = tmp_path / "environment"
+    text = manifest_text("echo-env", git_node("cs-echo", url, commit))
+    first = await install_environment(parse_manifest(text, tmp_path), environment,
+                                      engine_layout)
+    pack = environment / "custom_nodes" / "cs-echo"
+    assert head_of(pack) == commit
+    assert "class CSTestEcho" in (pack / "nodes.py").read_text()
+    assert first.requirements == {"cs-echo": ("numpy>=1.25",)}  # the pack's requirements.txt
+    assert not first.unchanged
+    record = read_installed(environment)
+    assert record == first.environment
+    assert record is not None
+    assert record.name == "echo-env"
+    (node,) = record.nodes
+    assert (node.name, node.source, node.commit, node.findings, node.verified) == (
+        "cs-echo", url, commit, (), True)
+    again = await install_environment(parse_manifest(text, tmp_path), environment,
+                                      engine_layout)
+    assert again.unchanged
+    assert again.environment == record
+
+
+async def test_a_commit_the_repository_lacks_fails_naming_the_node_and_the_step(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    url, _ = bare_repository(tmp_path / "repo")
+    environment = tmp_path / "environment"
+    with pytest.raises(InstallFailed) as failed:
+        await install(manifest_text("e", git_node("cs-echo", url, "0" * 40)), environment,
+                      engine_layout)
+    assert str(failed.value).startswith(f"node 'cs-echo': checkout of {'0' * 40} failed: ")
+    assert (failed.value.subject, failed.value.step) == ("node 'cs-echo'",
+                                                         f"checkout of {'0' * 40} failed")
+    assert read_installed(environment) is None
+    assert not (environment / "custom_nodes").exists()
+
+
+async def test_a_repository_that_is_not_there_fails_at_the_clone(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    with pytest.raises(InstallFailed, match=r"^node 'gone': clone failed: "):
+        await install(manifest_text("e", git_node("gone", str(tmp_path / "no.git"), "1" * 40)),
+                      tmp_path / "environment", engine_layout)
+
+
+async def test_a_manifest_that_pins_another_torch_is_refused_before_anything_is_installed(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    url, commit = bare_repository(tmp_path / "repo")
+    environment = tmp_path / "environment"
+    text = manifest_text("e", git_node("fine", url, commit, ["numpy>=1.25"]),
+                         git_node("old-torch", url, commit, ["torch==2.0.0"]))
+    with pytest.raises(InstallFailed) as refused:
+        await install(text, environment, engine_layout)
+    message = str(refused.value)
+    assert message.startswith("node 'old-torch': requirements: 'torch==2.0.0' would change "
+                              "torch 2.13.0"), message
+    assert "which the engine pins" in message
+    assert read_installed(environment) is None
+    assert not (environment / "custom_nodes").exists()
+
+
+async def test_a_dependency_that_needs_another_torch_is_refused_by_the_resolver(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    wheel = conflicting_wheel(tmp_path / "wheels")
+    pack = write_pack(tmp_path / "pack")
+    text = manifest_text("e", path_node("needs-old-torch", pack,
+                                        [f"cs-needs-old-torch @ {wheel.as_uri()}"]))
+    with pytest.raises(InstallFailed) as refused:
+        await install(text, tmp_path / "environment", engine_layout)
+    message = str(refused.value)
+    assert message.startswith("node 'needs-old-torch': requirements (checked under the "
+                              "engine's pins): "), message
+    assert "torch<2" in message
+    assert read_installed(tmp_path / "environment") is None
+
+
+async def test_the_scan_findings_of_a_node_are_recorded(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    pack = write_pack(tmp_path / "pack", SUBPROCESS_AT_IMPORT)
+    environment = tmp_path / "environment"
+    result = await install(manifest_text("e", path_node("shells-out", pack, [])), environment,
+                           engine_layout)
+    record = read_installed(environment)
+    assert record is not None
+    assert record == result.environment
+    (node,) = record.nodes
+    assert node.findings == ("nodes.py:1: subprocess: imports subprocess",
+                             "nodes.py:3: subprocess: calls subprocess.run")
+    assert not node.verified
+    assert node.commit is None
+    assert node.source == str(pack)
+    assert (environment / "custom_nodes" / "shells-out" / "nodes.py").is_file()
+
+
+async def test_another_manifest_replaces_the_previous_environment(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    environment = tmp_path / "environment"
+    first = write_pack(tmp_path / "first")
+    second = write_pack(tmp_path / "second")
+    await install(manifest_text("one", path_node("first", first, [])), environment,
+                  engine_layout)
+    await install(manifest_text("two", path_node("second", second, [])), environment,
+                  engine_layout)
+    assert sorted(path.name for path in (environment / "custom_nodes").iterdir()) == ["second"]
+    record = read_installed(environment)
+    assert record is not None
+    assert record.name == "two"
+    assert not (environment / ".staging").exists()
+
+
+async def test_a_changed_local_folder_is_a_new_environment(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    environment = tmp_path / "environment"
+    pack = write_pack(tmp_path / "pack")
+    text = manifest_text("e", path_node("local", pack, []))
+    before = await install(text, environment, engine_layout)
+    (pack / "extra.py").write_text("X = 1\n")
+    after = await install(text, environment, engine_layout)
+    assert not after.unchanged
+    assert after.environment.hash != before.environment.hash
+    assert (environment / "custom_nodes" / "local" / "extra.py").is_file()
+
+
+def conflicting_wheel(folder: Path) -> Path:
+    """A pure-Python wheel whose metadata asks for torch<2: only pip's resolver sees it."""
+    folder.mkdir(parents=True)
+    path = folder / "cs_needs_old_torch-1.0-py3-none-any.whl"
+    info = "cs_needs_old_torch-1.0.dist-info"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("cs_needs_old_torch/__init__.py", "")
+        wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: cs-needs-old-torch\n"
+                                           "Version: 1.0\nRequires-Dist: torch<2\n")
+        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\n"
+                                        "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{info}/RECORD", "")
+    return path
+
+
+async def test_a_model_with_another_sha256_fails_naming_the_model_and_keeps_the_old_nodes(
+        engine_layout: EngineLayout, tmp_path: Path,
+        test_certificates: LocalCertificates) -> None:
+    environment = tmp_path / "environment"
+    pack = write_pack(tmp_path / "pack")
+    await install(manifest_text("old", path_node("kept", pack, [])), environment,
+                  engine_layout)
+    transport = Transport(ssl.create_default_context(cafile=str(test_certificates.ca_bundle)))
+    cache = cache_for(tmp_path / "cache", transport)
+
+    async def fetch(source: ModelSource) -> CachedModel:
+        return await cache.fetch(source, POLICY)
+
+    with range_server(test_certificates) as models:
+        url = models.serve("/lora.safetensors", file_body("lora", 1000))
+        text = manifest_text("new", path_node("new", pack, []), models=(
+            f'\n[[models]]\nsource = "{url}"\nsha256 = "{"0" * 64}"\nfolder = "loras"\n'))
+        with pytest.raises(InstallFailed) as failed:
+            await install_environment(parse_manifest(text, tmp_path), environment,
+                                      engine_layout, fetch)
+    assert str(failed.value).startswith(
+        f"model 'loras/lora.safetensors': download of {url}: ")
+    assert "sha256" in str(failed.value)
+    assert sorted(path.name for path in (environment / "custom_nodes").iterdir()) == ["kept"]
+    record = read_installed(environment)
+    assert record is not None
+    assert record.name == "old"
