@@ -120,7 +120,8 @@ class Submitter:
         input images staged."""
         catalog = await self.catalogs.current()
         submission = new_execution(request, key, self.settings, catalog,
-                                   tier=tier, policy=self.access.policy)
+                                   tier=tier, policy=self.access.policy,
+                                   verified_packs=self.catalogs.verified_node_packs)
         execution = await with_model_sources(submission.execution, request.model_sources,
                                              tier, self.settings)
         await check_webhook_url(execution.webhook_url,
