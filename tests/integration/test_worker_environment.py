@@ -90,7 +90,7 @@ async def test_the_worker_publishes_its_environment_and_claims_by_it(
         rig: EnvironmentRig) -> None:
     assert await rig.published() == (SDXL.name, SDXL.hash)
     packs = await rig.store.workers.node_packs(time.time() - 60)
-    assert (packs.verified, packs.flagged) == ({"clean-pack"}, {"risky-pack"})
+    assert (packs.verified, packs.flagged) == (frozenset({"clean-pack"}), frozenset({"risky-pack"}))
     video = await rig.submit("video")
     sdxl = await rig.submit("sdxl-tools")
     anywhere = await rig.submit(None)
