@@ -91,6 +91,8 @@ async def test_a_job_for_an_environment_no_live_worker_has_says_why_it_waits(
     answer = await api.post(EXECUTE, json={"workflow": inverted_image(2),
                                            "environment": "video@ABCDEF"})
     assert answer.status_code == 202, answer.text
+    assert answer.json()["warnings"] == [
+        "No live worker has environment 'video@abcdef'; it stays queued until one does"]
     execution_id = answer.json()["execution_id"]
     status = (await api.get(f"/v1/workflows/{execution_id}/status")).json()
     assert status["status"] == "queued"
@@ -110,6 +112,10 @@ async def test_a_job_that_asks_for_no_environment_has_no_note(
     services, api = app_client
     await _worker(services, "w-sdxl", PublishedEnvironment("sdxl-tools", DIGEST))
     answer = await api.post(EXECUTE, json={"workflow": inverted_image(3)})
+    assert "warnings" not in answer.json()
+    mine = await api.post(EXECUTE, json={"workflow": inverted_image(5),
+                                         "environment": "sdxl-tools"})
+    assert "warnings" not in mine.json()
     status = (await api.get(f"/v1/workflows/{answer.json()['execution_id']}/status")).json()
     assert status["status"] == "queued"
     assert "waiting_for" not in status
