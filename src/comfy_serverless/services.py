@@ -189,6 +189,7 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         model_facts_file=settings.resolved_data_dir() / "model-facts.json",
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
         keep_engine_history=settings.keep_engine_history,
+        environment_dir=settings.resolved_environment_dir(),
     )
     return Worker(config, services.store, engine, services.storage_router, services.wakeups,
                   build_model_fetcher(services, config))

@@ -64,7 +64,9 @@ def _values(queued_id: str, api_key_id: str, now: float) -> dict[str, Any]:
         "not_before": None, "workflow": "{}", "options": "{}", "webhook_url": None,
         "webhook_destination": None, "webhook_secret": None, "webhook_max_retries": 3,
         "client_id": None, "max_attempts": 1, "total_nodes": 1, "allowed_gpu_types": None,
-        "required_models": None, "last_used_at": now,
+        "required_models": None, "last_used_at": now, "environment": None,
+        "environment_hash": None, "worker_environment": "sdxl-tools",
+        "worker_environment_hash": "3f2a9c" + "0" * 58,
     }
 
 

@@ -739,6 +739,11 @@ export interface components {
         };
         /** ExecuteRequest */
         ExecuteRequest: {
+            /**
+             * Environment
+             * @description Run only on a worker whose installed environment has this name (`comfy-serverless engine install --manifest`), or this name at a hash that starts with the hexadecimal digits after `@` (`sdxl-tools@3f2a9c`). Left out: any worker. While no live worker has it, the execution stays queued and its status's `waiting_for` says so
+             */
+            environment?: string | null;
             execution_config?: components["schemas"]["ExecutionConfig"];
             /** Input Overrides */
             input_overrides?: {
@@ -896,6 +901,8 @@ export interface components {
             submitted_at: string | null;
             /** Total Steps */
             total_steps: number | null;
+            /** @description Present while queued when no live worker can run it: why it waits (it stays queued; nothing fails it) */
+            waiting_for?: components["schemas"]["WaitingFor"] | null;
         };
         /** FileInfo */
         FileInfo: {
@@ -1809,6 +1816,41 @@ export interface components {
             total_gpu_nodes: number;
             /** Utilization */
             utilization: number;
+        };
+        /**
+         * WaitingFor
+         * @description Why a queued execution cannot run now: the fleet as it is has no worker for it.
+         * @example {
+         *       "code": "NO_WORKER_WITH_ENVIRONMENT",
+         *       "environment": "sdxl-tools",
+         *       "live_workers": 3,
+         *       "message": "No live worker has environment 'sdxl-tools'; it stays queued until one does"
+         *     }
+         */
+        WaitingFor: {
+            /**
+             * Code
+             * @description NO_WORKER_WITH_ENVIRONMENT: no live worker runs the environment it asked for; NO_WORKER_WITH_GPU_TYPE: no live worker (with that environment, if it asked for one) may run its key's tier's GPU types
+             * @enum {string}
+             */
+            code: "NO_WORKER_WITH_ENVIRONMENT" | "NO_WORKER_WITH_GPU_TYPE";
+            /**
+             * Environment
+             * @description The environment it asked for, for NO_WORKER_WITH_ENVIRONMENT
+             */
+            environment?: string | null;
+            /**
+             * Gpu Types
+             * @description The GPU types its key's tier allows, for NO_WORKER_WITH_GPU_TYPE
+             */
+            gpu_types?: string[] | null;
+            /**
+             * Live Workers
+             * @description How many workers are live (with its environment, for NO_WORKER_WITH_GPU_TYPE)
+             */
+            live_workers: number;
+            /** Message */
+            message: string;
         };
         /**
          * WebhookEndpoint

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from comfy_serverless.environments.requests import ENVIRONMENT_PATTERN, parse_environment
 from comfy_serverless.validation.values import nesting_exceeds
 
 __all__ = [
@@ -170,3 +171,17 @@ class ExecuteRequest(WorkflowBody):
         description="Pins of the model sources (https://, s3://, hf:// values of loader "
                     "inputs such as ckpt_name), keyed by the source exactly as the workflow "
                     "gives it")
+    environment: str | None = Field(
+        default=None, max_length=200, json_schema_extra={"pattern": ENVIRONMENT_PATTERN},
+        description="Run only on a worker whose installed environment has this name "
+                    "(`comfy-serverless engine install --manifest`), or this name at a hash "
+                    "that starts with the hexadecimal digits after `@` (`sdxl-tools@3f2a9c`). "
+                    "Left out: any worker. While no live worker has it, the execution stays "
+                    "queued and its status's `waiting_for` says so")
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_environment(value)  # MalformedEnvironment (a ValueError) says the shape
+        return value

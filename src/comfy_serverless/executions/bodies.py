@@ -89,8 +89,10 @@ def _remaining(execution: ExecutionRecord, estimate: Estimate) -> float | None:
 
 
 def status_body(
-    execution: ExecutionRecord, log: list[LogEntry], estimate: Estimate
+    execution: ExecutionRecord, log: list[LogEntry], estimate: Estimate,
+    waiting_for: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`waiting_for` (executions/waiting.py): why a queued execution cannot run now."""
     body: dict[str, Any] = {
         "execution_id": execution.id,
         "status": execution.status,
@@ -119,6 +121,8 @@ def status_body(
     }
     if execution.status == "queued":
         body["queue_position"] = estimate.queue_position
+        if waiting_for is not None:
+            body["waiting_for"] = waiting_for
     if execution.error is not None:
         body["error"] = execution.error
     return body

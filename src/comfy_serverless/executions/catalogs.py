@@ -1,9 +1,12 @@
-"""The merged catalog of the workers heard from recently, as the API validates against it.
+"""The merged catalog of the workers heard from recently, as the API validates against it,
+and the node packs those workers publish as verified (their environment's install scanned
+them and found nothing), which count as verified for `custom_nodes_require_verification`
+beside `verified_node_packs`.
 
-Checked at most every few seconds: one indexed query for the set of catalog hashes, and a
-catalog is parsed only when a new one appears. It lives beside its callers (the Submitter,
-the convert route and command) rather than in validation/, so that validation stays pure:
-it is handed a catalog and never reads the store.
+Checked at most every few seconds: one indexed query for the set of catalog hashes (and one
+for the node packs), and a catalog is parsed only when a new one appears. It lives beside
+its callers (the Submitter, the convert route and command) rather than in validation/, so
+that validation stays pure: it is handed a catalog and rules, and never reads the store.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ class CatalogCache:
         self._hashes: frozenset[str] = frozenset()
         self._merged: NodeCatalog | None = None
         self._checked_at = float("-inf")
+        # Published as verified by some worker and flagged by none (a pack of the same name
+        # that another worker's scan flagged might be the one that runs the job).
+        self.verified_node_packs: frozenset[str] = frozenset()
 
     async def current(self) -> NodeCatalog | None:
         """None until some worker has published a catalog."""
@@ -32,7 +38,10 @@ class CatalogCache:
         if now - self._checked_at < self._refresh_seconds:
             return self._merged
         self._checked_at = now
-        hashes = frozenset(await self._store.workers.catalog_hashes(time.time() - self._max_age))
+        since = time.time() - self._max_age
+        hashes = frozenset(await self._store.workers.catalog_hashes(since))
+        packs = await self._store.workers.node_packs(since)
+        self.verified_node_packs = packs.verified - packs.flagged
         if hashes != self._hashes:
             await self._load(hashes)
         return self._merged

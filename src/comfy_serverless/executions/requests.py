@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from comfy_serverless.environments.requests import EnvironmentRequest
 from comfy_serverless.store.options import NotifyOptions, RunOptions
 
 __all__ = [
@@ -89,6 +90,8 @@ class SubmitRequest:
     idempotency: Idempotency
     # The body's `model_sources`: the sha256 that pins each model source a loader input names.
     model_sources: Mapping[str, str] = field(default_factory=dict)
+    # The body's `environment`: only workers that run it may claim the execution.
+    environment: EnvironmentRequest | None = None
 
     @property
     def webhook_url(self) -> str | None:

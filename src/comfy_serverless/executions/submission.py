@@ -104,12 +104,13 @@ def _prepared(request: SubmitRequest, rules: ValidationRules, catalog: NodeCatal
 
 
 def new_execution(request: SubmitRequest, key: ApiKeyRecord, settings: Settings,
-                  catalog: NodeCatalog | None, *, tier: Tier, policy: AccessPolicy
-                  ) -> Submission:
-    """The execution `request` asks for, or the ApiError of the first thing wrong with it."""
+                  catalog: NodeCatalog | None, *, tier: Tier, policy: AccessPolicy,
+                  verified_packs: frozenset[str] = frozenset()) -> Submission:
+    """The execution `request` asks for, or the ApiError of the first thing wrong with it.
+    `verified_packs`: node packs that workers publish as verified (executions/catalogs.py)."""
     execution_id = new_execution_id()
     destination = _destination(request, execution_id, settings)
-    rules = settings.validation_rules()
+    rules = settings.validation_rules().with_verified_packs(verified_packs)
     timeout = _timeout(request, rules, tier)
     prepared = _prepared(request, rules, catalog)
     graph = prepared.graph
@@ -124,5 +125,7 @@ def new_execution(request: SubmitRequest, key: ApiKeyRecord, settings: Settings,
         total_nodes=len(graph), webhook_secret=request.notify.webhook_secret,
         webhook_max_retries=settings.webhook_max_retries,
         required_models=required_models(graph), allowed_gpu_types=_gpu_types(tier),
+        environment=request.environment.name if request.environment else None,
+        environment_hash=request.environment.hash_prefix if request.environment else None,
     )
     return Submission(execution, prepared.warnings)

@@ -33,6 +33,7 @@ from comfy_serverless.executions.model_requests import with_model_sources
 from comfy_serverless.executions.requests import SubmitRequest
 from comfy_serverless.executions.submission import Submission, new_execution
 from comfy_serverless.executions.tuning import refuse_unavailable_tuning
+from comfy_serverless.executions.waiting import waiting_for
 from comfy_serverless.inputs.staging import InputStager
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.access import Admitted, IdempotencyClaim, LimitReached, Replayed
@@ -112,7 +113,18 @@ class Submitter:
             return await self._replay(key, claim, admission)
         self.wake()
         estimate = await self.estimator.estimate(execution.as_queued())
-        return SubmitAccepted(execution, estimate, submission.warnings)
+        return SubmitAccepted(execution, estimate,
+                              submission.warnings + await self._waiting(execution))
+
+    async def _waiting(self, execution: NewExecution) -> list[str]:
+        """A warning when it asked for an environment that no live worker can run it in:
+        accepted all the same (such a worker may be on its way), and its status says so
+        for as long as it is true."""
+        if execution.environment is None:
+            return []
+        note = await waiting_for(execution.as_queued(), self.store,
+                                 time.time() - self.settings.live_window())
+        return [] if note is None else [str(note["message"])]
 
     async def _staged(self, request: SubmitRequest, key: ApiKeyRecord, tier: Tier, now: float
                       ) -> Submission:
@@ -120,7 +132,8 @@ class Submitter:
         input images staged."""
         catalog = await self.catalogs.current()
         submission = new_execution(request, key, self.settings, catalog,
-                                   tier=tier, policy=self.access.policy)
+                                   tier=tier, policy=self.access.policy,
+                                   verified_packs=self.catalogs.verified_node_packs)
         execution = await with_model_sources(submission.execution, request.model_sources,
                                              tier, self.settings)
         await check_webhook_url(execution.webhook_url,

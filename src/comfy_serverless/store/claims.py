@@ -45,7 +45,8 @@ class ClaimStore:
         """One statement, atomic on its own: the row lock (PostgreSQL) or the write lock
         (SQLite) is taken and released within it, so no transaction round trips are needed.
         The worker may name the ComfyUI prompt id it will use, saving a write later.
-        `match` carries its GPU type and warm models (GPU-type matching, model affinity);
+        `match` carries its GPU type, environment and warm models (GPU-type and environment
+        matching, model affinity);
         `now` is for simulations that run on their own clock."""
         now = time.time() if now is None else now
         params = {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
@@ -61,10 +62,9 @@ class ClaimStore:
     async def has_queued_above(self, priority: int, now: float,
                                match: ClaimMatch = _ANY_WORKER) -> bool:
         """Whether an execution more urgent than `priority` is ready to be claimed by a
-        worker that brings `match` (its GPU type)."""
+        worker that brings `match` (its GPU type and environment)."""
         row = await self._db.fetch_one(self._sql["queued_above"], {
-            "priority": priority, "now": now,
-            "gpu_pattern": match.params()["gpu_pattern"]})
+            "priority": priority, "now": now, **match.ready_params()})
         return row is not None
 
     async def refresh_planner_statistics(self) -> None:

@@ -77,6 +77,9 @@ class NewExecution:
     allowed_gpu_types: tuple[str, ...] | None = None
     # The model files its loader nodes name (model affinity at claim time).
     required_models: tuple[str, ...] = ()
+    # The environment it asked for (None: any worker), and the start of its hash, if pinned.
+    environment: str | None = None
+    environment_hash: str | None = None
 
     def params(self) -> dict[str, Any]:
         values = {field.name: getattr(self, field.name) for field in fields(self)}
@@ -103,7 +106,8 @@ class NewExecution:
             resource_allocation=None, error=None, cancel_reason=None,
             allowed_gpu_types=(None if self.allowed_gpu_types is None
                                else list(self.allowed_gpu_types)),
-            required_models=list(self.required_models),
+            required_models=list(self.required_models), environment=self.environment,
+            environment_hash=self.environment_hash,
         )
 
 
@@ -146,6 +150,8 @@ class ExecutionRecord:
     required_models: list[str] | None = None
     engine_metrics: dict[str, Any] | None = None
     webhook_destination: str | None = None
+    environment: str | None = None
+    environment_hash: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> ExecutionRecord:
@@ -244,6 +250,10 @@ class WorkerState:
     current_execution_id: str | None
     region: str | None = None
     warm_models: tuple[str, ...] = ()
+    gpu_type_declared: bool = False
+    # Published with its catalog (PublishedEnvironment), not by its heartbeat; read back.
+    environment: str | None = None
+    environment_hash: str | None = None
 
 
 def gpu_type_pattern(gpu_type: str | None) -> str:
@@ -268,10 +278,19 @@ class ClaimMatch:
     affinity_window: int = 8
     affinity_max_wait: float = 30.0
     any_gpu_type: bool = False
+    # The environment its engine runs (None: none, and then it takes only rows asking for
+    # none); a row that asks for none is taken by any worker.
+    environment: str | None = None
+    environment_hash: str | None = None
+
+    def ready_params(self) -> dict[str, Any]:
+        """The parameters of the claims' `_ready_for_worker` test (claims.sql)."""
+        return {"gpu_pattern": "%" if self.any_gpu_type else gpu_type_pattern(self.gpu_type),
+                "worker_environment": self.environment,
+                "worker_environment_hash": (self.environment_hash or "").lower()}
 
     def params(self) -> dict[str, Any]:
-        return {"gpu_pattern": "%" if self.any_gpu_type else gpu_type_pattern(self.gpu_type),
-                "warm_models": json.dumps(sorted(self.warm_models)),
+        return {**self.ready_params(), "warm_models": json.dumps(sorted(self.warm_models)),
                 "affinity_window": max(1, self.affinity_window),
                 "affinity_max_wait": float(self.affinity_max_wait)}
 

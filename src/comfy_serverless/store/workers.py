@@ -1,18 +1,45 @@
 """The workers' side of the store: heartbeats, the live fleet, the node catalogs workers
-publish (each distinct /object_info stored once), and small shared facts (compare-and-set)."""
+publish (each distinct /object_info stored once) with the environment each runs, and small
+shared facts (compare-and-set)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from comfy_serverless.store.connector import Connector
 from comfy_serverless.store.records import WorkerState
 from comfy_serverless.store.writing import dumps
 
-__all__ = ["WorkerStore"]
+__all__ = ["NodePacks", "PublishedEnvironment", "WorkerStore"]
+
+
+@dataclass(frozen=True)
+class PublishedEnvironment:
+    """What a worker publishes of the environment its engine runs, with its catalog: its name
+    and hash, and its node packs, told apart by whether the install's scan flagged them."""
+
+    name: str | None = None
+    hash: str | None = None
+    verified_packs: tuple[str, ...] = ()
+    flagged_packs: tuple[str, ...] = ()
+
+    def params(self) -> dict[str, Any]:
+        packs = ({"verified": sorted(self.verified_packs), "flagged": sorted(self.flagged_packs)}
+                 if self.name is not None else None)
+        return {"environment_name": self.name, "environment_hash": self.hash,
+                "node_packs": None if packs is None else json.dumps(packs)}
+
+
+@dataclass(frozen=True)
+class NodePacks:
+    """The node packs that workers publish, by what their installs' scans found."""
+
+    verified: frozenset[str] = frozenset()
+    flagged: frozenset[str] = frozenset()
 
 
 class WorkerStore:
@@ -26,19 +53,23 @@ class WorkerStore:
             {"id": worker.id, "now": time.time(), "state": worker.state,
              "gpu_type": worker.gpu_type, "system_stats": dumps(worker.system_stats),
              "current_execution_id": worker.current_execution_id, "region": worker.region,
-             "warm_models": json.dumps(sorted(worker.warm_models))},
+             "warm_models": json.dumps(sorted(worker.warm_models)),
+             "gpu_type_declared": int(worker.gpu_type_declared)},
         )
 
     async def live_workers(self, since: float) -> list[WorkerState]:
         rows = await self._db.fetch_all(self._sql["live_workers"], {"since": since})
         return [WorkerState(row["id"], row["state"], row["gpu_type"],
                             json.loads(row["system_stats"]) if row["system_stats"] else None,
-                            None) for row in rows]
+                            None, gpu_type_declared=bool(row["gpu_type_declared"]),
+                            environment=row["environment_name"],
+                            environment_hash=row["environment_hash"]) for row in rows]
 
-    async def publish_catalog(self, worker_id: str, object_info_json: str
+    async def publish_catalog(self, worker_id: str, object_info_json: str,
+                              environment: PublishedEnvironment = PublishedEnvironment()
                               ) -> tuple[str, str | None]:
-        """Record a worker's /object_info (stored once per distinct content): the new hash,
-        and the one it replaces."""
+        """Record a worker's /object_info (stored once per distinct content) and the
+        environment it runs: the new hash, and the one it replaces."""
         digest = hashlib.sha256(object_info_json.encode()).hexdigest()
         before = await self._db.fetch_one(self._sql["worker_catalog_hash"],
                                           {"worker_id": worker_id})
@@ -47,13 +78,23 @@ class WorkerStore:
             await tx.execute(self._sql["insert_catalog"],
                              {"hash": digest, "object_info": object_info_json, "now": time.time()})
             await tx.execute(self._sql["set_worker_catalog"],
-                             {"hash": digest, "worker_id": worker_id})
+                             {"hash": digest, "worker_id": worker_id, **environment.params()})
         return digest, previous
 
     async def catalog_hashes(self, since: float) -> set[str]:
         """The catalogs of the workers heard from since `since`."""
         rows = await self._db.fetch_all(self._sql["catalog_hashes_since"], {"since": since})
         return {str(row["hash"]) for row in rows}
+
+    async def node_packs(self, since: float) -> NodePacks:
+        """The node packs that the workers heard from since `since` publish."""
+        verified: set[str] = set()
+        flagged: set[str] = set()
+        for row in await self._db.fetch_all(self._sql["node_packs_since"], {"since": since}):
+            packs = json.loads(row["node_packs"])
+            verified.update(str(pack) for pack in packs.get("verified") or ())
+            flagged.update(str(pack) for pack in packs.get("flagged") or ())
+        return NodePacks(frozenset(verified), frozenset(flagged))
 
     async def catalog(self, digest: str) -> dict[str, Any] | None:
         row = await self._db.fetch_one(self._sql["catalog_by_hash"], {"hash": digest})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 __all__ = ["ValidationRules"]
 
@@ -28,3 +29,11 @@ class ValidationRules:
     max_node_inputs: int = 256
     max_input_overrides: int = 100
     allow_model_savers: bool = False
+
+    def with_verified_packs(self, packs: Iterable[str]) -> ValidationRules:
+        """These rules with `packs` counted as verified too (the packs that workers publish
+        as scanned clean), beside the configured `verified_node_packs`."""
+        extra = set(packs) - set(self.verified_node_packs)
+        if not extra:
+            return self
+        return replace(self, verified_node_packs=(*self.verified_node_packs, *sorted(extra)))

@@ -1,5 +1,6 @@
 """Publishes its ComfyUI's node catalog (/object_info), which the API validates workflows
-against, and tells the worker when it may claim work.
+against, with the environment its engine runs (environment_watch.py), and tells the worker
+when it may claim work.
 
 Work is claimed only once the catalog has named ComfyUI's output nodes: without them a
 repeated workflow would be answered from ComfyUI's cache with files already moved out
@@ -19,6 +20,7 @@ from comfy_serverless.engine.comfyui.fresh_outputs import output_classes
 from comfy_serverless.errors import EngineError
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.system_events import model_changes
+from comfy_serverless.worker.environment_watch import EnvironmentWatch
 
 __all__ = ["CatalogPublisher"]
 
@@ -32,8 +34,10 @@ _LONGEST_PAUSE = 30.0
 class CatalogPublisher:
     def __init__(self, store: Store, client: ComfyUIClient, worker_id: str, *,
                  webhook_max_retries: int,
-                 on_output_classes: Callable[[frozenset[str]], None]) -> None:
+                 on_output_classes: Callable[[frozenset[str]], None],
+                 environment: EnvironmentWatch | None = None) -> None:
         """`on_output_classes` hears the output node classes each time the catalog is read."""
+        self._environment = environment or EnvironmentWatch(None)
         self._store = store
         self._client = client
         self._worker_id = worker_id
@@ -66,7 +70,8 @@ class CatalogPublisher:
         self._on_output_classes(output_classes(object_info))
         self._read, self._pause = True, _FIRST_PAUSE
         text = json.dumps(object_info, sort_keys=True, separators=(",", ":"))
-        digest, previous = await self._store.workers.publish_catalog(self._worker_id, text)
+        digest, previous = await self._store.workers.publish_catalog(
+            self._worker_id, text, self._environment.published())
         self.published_at = time.monotonic()
         if previous is not None and previous != digest:
             await self._announce_model_changes(previous, object_info)

@@ -7,7 +7,7 @@ Moving parts, each with start/stop and a single-step method for tests:
   its warm models, and restarts a ComfyUI child that died between jobs;
 - the *model keeper* publishes its model folders and keeps preloaded models warm.
 A claim prefers jobs whose models are warm here (model affinity) and skips jobs whose
-allowed GPU types exclude this worker's.
+allowed GPU types exclude this worker's, or that ask for an environment it does not run.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, WorkerSt
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.catalog_publisher import CatalogPublisher
 from comfy_serverless.worker.engine_facts import EngineFacts, device_facts, read_hooks
+from comfy_serverless.worker.environment_watch import EnvironmentWatch
 from comfy_serverless.worker.execution_context import Outcome
 from comfy_serverless.worker.executor import Executor
 from comfy_serverless.worker.input_upload import InputUploader
@@ -79,6 +80,7 @@ class Worker:
         self._hooks: dict[str, Any] | None = None
         self._restarts_seen = 0
         self._catching_up = asyncio.Lock()
+        self.environment = EnvironmentWatch(config.environment_dir)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -101,6 +103,7 @@ class Worker:
         self._client = ComfyUIClient(self._engine.base_url)
         await self._client.start()
         self._restarts_seen = self._engine.restarts
+        self.environment.read()
         self._hooks = await read_hooks(self._client)  # None: no hooks, or not reachable
         self.warm.pinning = self._hooks is not None
         collector = OutputCollector(self._client, self._storage, self.config.spool_dir,
@@ -114,7 +117,7 @@ class Worker:
             claim_match=self.claim_match, facts=self._facts, models=self._model_fetcher)
         self._catalog = CatalogPublisher(
             self._store, self._client, self.config.worker_id,
-            webhook_max_retries=self.config.webhook_max_retries,
+            webhook_max_retries=self.config.webhook_max_retries, environment=self.environment,
             on_output_classes=lambda classes: self._learn(
                 replace(self._facts, output_classes=classes)))
         self.models = ModelKeeper(
@@ -184,10 +187,7 @@ class Worker:
             match=self.claim_match())
 
     def claim_match(self) -> ClaimMatch:
-        return ClaimMatch(gpu_type=self.gpu_type, any_gpu_type=self.config.gpu_type is None,
-                          warm_models=self.warm.current(),
-                          affinity_window=self.config.affinity_window,
-                          affinity_max_wait=self.config.affinity_max_wait)
+        return self.config.claim_match(self.gpu_type, self.warm.current(), self.environment)
 
     async def _catch_up_with_a_restart(self) -> bool:
         """Whether ComfyUI was restarted since the worker last caught up (by a claim, the
@@ -199,6 +199,7 @@ class Worker:
                 return False
             assert self._client is not None, "prepare() first"
             self._hooks = await self._client.hooks()  # EngineError: caught up next time
+            self.environment.read()
             self.warm.pinning = self._hooks is not None
             self._gpu_monitor_tried = False
             self.warm.forget()
@@ -344,5 +345,5 @@ class Worker:
             id=self.config.worker_id, state=state, gpu_type=self.gpu_type,
             system_stats=self.system_stats, current_execution_id=self.current_execution_id,
             region=self.config.region, warm_models=tuple(sorted(self.warm.current())),
-        ))
+            gpu_type_declared=self.config.gpu_type is not None))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from comfy_serverless.store.records import ClaimMatch
+from comfy_serverless.worker.environment_watch import EnvironmentWatch
 from comfy_serverless.worker.execution_context import ExecutorConfig
 from comfy_serverless.worker.model_keeper import ModelKeeperConfig
 
@@ -33,6 +35,17 @@ class WorkerConfig:
     affinity_window: int = 8
     affinity_max_wait: float = 30.0
     model_facts_file: Path | None = None
+    # Where the installer records the environment the engine runs (None: none).
+    environment_dir: Path | None = None
+
+    def claim_match(self, gpu_type: str | None, warm_models: frozenset[str],
+                    environment: EnvironmentWatch) -> ClaimMatch:
+        """What the worker brings to a claim now: its GPU type (a worker that declares none
+        takes every tier's jobs), its warm models and the environment its engine runs."""
+        return ClaimMatch(gpu_type=gpu_type, any_gpu_type=self.gpu_type is None,
+                          warm_models=warm_models, affinity_window=self.affinity_window,
+                          affinity_max_wait=self.affinity_max_wait,
+                          **environment.claim_fields())
 
     def model_keeper_config(self) -> ModelKeeperConfig:
         return ModelKeeperConfig(

@@ -58,6 +58,8 @@ class ExecutionStatus(_Body):
     estimated_remaining: float | None = None
     execution_log: list[LogEntry] = []
     metrics: dict[str, Any] | None = None
+    # Present while queued when no live worker can run it (its environment, its GPU types).
+    waiting_for: dict[str, Any] | None = None
 
 
 class FileInfo(_Body):

@@ -14,6 +14,7 @@ __all__ = [
     "ExecutionStatus",
     "LogEntry",
     "PartialResults",
+    "WaitingFor",
 ]
 
 ExecutionState = Literal["queued", "processing", "completed", "failed", "cancelled"]
@@ -70,6 +71,29 @@ class ExecutionMetrics(BaseModel):
     memory_efficiency: float | None
 
 
+class WaitingFor(BaseModel):
+    """Why a queued execution cannot run now: the fleet as it is has no worker for it."""
+
+    model_config = _examples({
+        "code": "NO_WORKER_WITH_ENVIRONMENT",
+        "message": "No live worker has environment 'sdxl-tools'; it stays queued until one "
+                   "does",
+        "environment": "sdxl-tools", "live_workers": 3,
+    })
+
+    code: Literal["NO_WORKER_WITH_ENVIRONMENT", "NO_WORKER_WITH_GPU_TYPE"] = Field(
+        description="NO_WORKER_WITH_ENVIRONMENT: no live worker runs the environment it "
+                    "asked for; NO_WORKER_WITH_GPU_TYPE: no live worker (with that "
+                    "environment, if it asked for one) may run its key's tier's GPU types")
+    message: str
+    live_workers: int = Field(description="How many workers are live (with its environment, "
+                                          "for NO_WORKER_WITH_GPU_TYPE)")
+    environment: str | None = Field(default=None, description="The environment it asked for, "
+                                                              "for NO_WORKER_WITH_ENVIRONMENT")
+    gpu_types: list[str] | None = Field(default=None, description="The GPU types its key's "
+                                        "tier allows, for NO_WORKER_WITH_GPU_TYPE")
+
+
 class ExecutionStatus(BaseModel):
     """200 from `GET /v1/workflows/{execution_id}/status`."""
 
@@ -111,6 +135,9 @@ class ExecutionStatus(BaseModel):
     execution_log: list[LogEntry]
     metrics: ExecutionMetrics
     queue_position: int | None = Field(default=None, description="Present while queued")
+    waiting_for: WaitingFor | None = Field(
+        default=None, description="Present while queued when no live worker can run it: "
+                                  "why it waits (it stays queued; nothing fails it)")
     error: dict[str, Any] | None = Field(
         default=None, description="Present when it failed: the spec's error fields")
 

@@ -27,7 +27,8 @@ class ConvertRequest(WorkflowBody):
 async def convert(body: ConvertRequest, key: CurrentKey, services: ServicesDep
                   ) -> dict[str, Any]:
     catalog = await services.catalogs.current()
-    prepared = prepare_workflow(body.workflow, dict(body.input_overrides),
-                                services.settings.validation_rules(), catalog)
+    rules = services.settings.validation_rules().with_verified_packs(
+        services.catalogs.verified_node_packs)
+    prepared = prepare_workflow(body.workflow, dict(body.input_overrides), rules, catalog)
     return {"status": "success", "format": "ui" if prepared.converted else "api",
             "workflow": prepared.graph, "warnings": prepared.warnings}

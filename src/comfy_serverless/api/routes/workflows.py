@@ -18,6 +18,7 @@ from comfy_serverless.api.schemas import ExecuteRequest, error_responses
 from comfy_serverless.api.sync_mode import answer_preferring_wait
 from comfy_serverless.api.urls import public_base_url
 from comfy_serverless.costs import cost_breakdown
+from comfy_serverless.environments.requests import parse_environment
 from comfy_serverless.errors import ApiError, ExecutionNotFound, PayloadTooLarge
 from comfy_serverless.executions.bodies import (
     accepted_body,
@@ -41,6 +42,7 @@ from comfy_serverless.executions.submitter import (
     SubmitRefused,
     SubmitReplayed,
 )
+from comfy_serverless.executions.waiting import waiting_for
 from comfy_serverless.services import Services
 from comfy_serverless.store.records import ApiKeyRecord, ExecutionRecord, OutputRecord
 
@@ -109,7 +111,8 @@ def _submit_request(body: ExecuteRequest, identity: Idempotency, *, webhook_head
         notify=NotifyRequest(notify.webhook_url, notify.webhook_secret,
                              notify.include_progress, notify.include_intermediate),
         webhook_header=webhook_header, client_id=client_id, idempotency=identity,
-        model_sources={source: pin.sha256 for source, pin in body.model_sources.items()})
+        model_sources={source: pin.sha256 for source, pin in body.model_sources.items()},
+        environment=None if body.environment is None else parse_environment(body.environment))
 
 
 def _submit_answer(outcome: SubmitOutcome) -> JSONResponse:
@@ -132,7 +135,9 @@ def _submit_answer(outcome: SubmitOutcome) -> JSONResponse:
 async def status(execution_id: str, key: CurrentKey, services: ServicesDep) -> dict[str, Any]:
     execution = await _owned(services, execution_id, key)
     log = await services.store.executions.events(execution.id)
-    return status_body(execution, log, await services.estimator.estimate(execution))
+    waiting = await waiting_for(execution, services.store,
+                                time.time() - services.settings.live_window())
+    return status_body(execution, log, await services.estimator.estimate(execution), waiting)
 
 
 @router.delete("/{execution_id}/cancel", response_model=None,

@@ -14,11 +14,18 @@ SET status = 'processing', worker_id = :worker_id, lease_owner = :worker_id,
 -- (A fragment: a queued row `x` that is due and whose allowed_gpu_types, a JSON array or
 -- NULL for any, names the worker's GPU type or "all". :gpu_pattern is the LIKE pattern of
 -- its quoted name; written as CASE so that PostgreSQL's estimate, and so its claim-order
--- index scan, does not change with it.)
+-- index scan, does not change with it. Likewise its environment: NULL for any worker, else
+-- the name of the worker's (:worker_environment, NULL for a worker without one), and, when
+-- the row pinned a hash prefix, the start of the worker's hash.)
 x.status = 'queued' AND (x.not_before IS NULL OR x.not_before <= :now)
 AND CASE WHEN x.allowed_gpu_types IS NULL THEN TRUE
          ELSE lower(x.allowed_gpu_types) LIKE :gpu_pattern ESCAPE '\'
               OR lower(x.allowed_gpu_types) LIKE '%"all"%' END
+AND CASE WHEN x.environment IS NULL THEN TRUE
+         WHEN x.environment_hash IS NULL THEN x.environment = :worker_environment
+         ELSE x.environment = :worker_environment
+              AND substr(:worker_environment_hash, 1, length(x.environment_hash))
+                  = x.environment_hash END
 
 -- name: _strict_pick
 -- (A fragment: the next row in strict claim order, priority then submission time.)

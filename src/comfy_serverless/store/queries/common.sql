@@ -10,11 +10,13 @@
 INSERT INTO executions (
     id, api_key_id, status, priority, requested_priority, workflow, options, signature,
     webhook_url, webhook_destination, webhook_secret, webhook_max_retries, client_id,
-    submitted_at, max_attempts, total_nodes, allowed_gpu_types, required_models
+    submitted_at, max_attempts, total_nodes, allowed_gpu_types, required_models, environment,
+    environment_hash
 ) VALUES (
     :id, :api_key_id, 'queued', :priority, :priority, :workflow, :options, :signature,
     :webhook_url, :webhook_destination, :webhook_secret, :webhook_max_retries, :client_id,
-    :submitted_at, :max_attempts, :total_nodes, :allowed_gpu_types, :required_models
+    :submitted_at, :max_attempts, :total_nodes, :allowed_gpu_types, :required_models,
+    :environment, :environment_hash
 );
 
 -- name: insert_event

@@ -3,12 +3,12 @@
 
 -- name: upsert_worker
 INSERT INTO workers (id, started_at, heartbeat_at, state, gpu_type, system_stats,
-                     current_execution_id, region, warm_models)
+                     current_execution_id, region, warm_models, gpu_type_declared)
 VALUES (:id, :now, :now, :state, :gpu_type, :system_stats, :current_execution_id, :region,
-        :warm_models)
+        :warm_models, :gpu_type_declared)
 ON CONFLICT (id) DO UPDATE SET
     heartbeat_at = excluded.heartbeat_at, state = excluded.state,
-    gpu_type = excluded.gpu_type,
+    gpu_type = excluded.gpu_type, gpu_type_declared = excluded.gpu_type_declared,
     system_stats = COALESCE(excluded.system_stats, workers.system_stats),
     current_execution_id = excluded.current_execution_id, region = excluded.region,
     warm_models = excluded.warm_models;
@@ -18,11 +18,18 @@ INSERT INTO node_catalogs (hash, object_info, created_at) VALUES (:hash, :object
 ON CONFLICT (hash) DO NOTHING;
 
 -- name: set_worker_catalog
-UPDATE workers SET catalog_hash = :hash WHERE id = :worker_id;
+-- The catalog, and the environment the worker's engine runs (migration 0019).
+UPDATE workers
+SET catalog_hash = :hash, environment_name = :environment_name,
+    environment_hash = :environment_hash, node_packs = :node_packs
+WHERE id = :worker_id;
 
 -- name: catalog_hashes_since
 SELECT DISTINCT catalog_hash AS hash FROM workers
 WHERE catalog_hash IS NOT NULL AND heartbeat_at >= :since;
+
+-- name: node_packs_since
+SELECT node_packs FROM workers WHERE node_packs IS NOT NULL AND heartbeat_at >= :since;
 
 -- name: catalog_by_hash
 SELECT object_info FROM node_catalogs WHERE hash = :hash;
@@ -37,5 +44,7 @@ UPDATE system_state SET value = :new WHERE key = :key AND value = :old;
 SELECT catalog_hash FROM workers WHERE id = :worker_id;
 
 -- name: live_workers
-SELECT id, state, gpu_type, system_stats FROM workers
+SELECT id, state, gpu_type, system_stats, gpu_type_declared, environment_name,
+       environment_hash
+FROM workers
 WHERE heartbeat_at >= :since AND state <> 'stopped' ORDER BY id;
