@@ -7,6 +7,7 @@ from pathlib import Path
 
 from comfy_serverless.worker.execution_context import ExecutorConfig
 from comfy_serverless.worker.model_keeper import ModelKeeperConfig
+from comfy_serverless.worker.warmup import WarmupPlan
 
 __all__ = ["WorkerConfig"]
 
@@ -33,6 +34,7 @@ class WorkerConfig:
     affinity_window: int = 8
     affinity_max_wait: float = 30.0
     model_facts_file: Path | None = None
+    warmup: WarmupPlan | None = None  # run before the first claim, and after each restart
 
     def model_keeper_config(self) -> ModelKeeperConfig:
         return ModelKeeperConfig(
