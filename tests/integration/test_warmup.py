@@ -219,7 +219,7 @@ def _readiness(base_url: str) -> tuple[int, dict[str, Any]] | None:
 async def test_on_real_comfyui_the_first_job_finds_the_checkpoint_loaded(
         engine_layout: EngineLayout, tmp_path: Path) -> None:
     warmup = tmp_path / "warmup.json"
-    warmup.write_text(json.dumps(tiny_sd15(11, steps=12)))
+    warmup.write_text(json.dumps(tiny_sd15(11, steps=4)))
     data_dir = tmp_path / "service"
     env = {"COMFY_SERVERLESS_WARMUP_WORKFLOW": str(warmup),
            "COMFY_SERVERLESS_LOG_FORMAT": "json", "COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1"}
@@ -227,7 +227,8 @@ async def test_on_real_comfyui_the_first_job_finds_the_checkpoint_loaded(
     try:
         seen = await _readiness_until_ready(service)
         assert (503, "warming") in seen, seen
-        assert _files_in(data_dir / "comfyui") == [], "the warm-up left no file in ComfyUI"
+        assert (data_dir / "comfyui" / "output").is_dir()
+        assert _prompt_files(data_dir / "comfyui") == [], "the warm-up left no file in ComfyUI"
         finished = _warmup_finished(service)
         assert finished["worker_id"], finished
         headers = {"Authorization": f"Bearer {service.new_unthrottled_key()}"}
@@ -277,5 +278,7 @@ def _execution_ids(data_dir: Path) -> list[str]:
         return [row[0] for row in db.execute("SELECT id FROM executions")]
 
 
-def _files_in(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.rglob("*") if path.is_file())
+def _prompt_files(comfyui_dir: Path) -> list[Path]:
+    """The files in the folders a prompt writes in: ComfyUI's output and temp folders."""
+    return sorted(path for folder in ("output", "temp") for path in
+                  (comfyui_dir / folder).rglob("*") if path.is_file())
