@@ -233,8 +233,8 @@ class Worker:
 
     @property
     def warmed_up(self) -> bool:
-        """Its warm-up, when one is configured, has finished on its current ComfyUI."""
-        return self._warmup is not None and self._warmup.done
+        """No warm-up is configured, or it has finished on its current ComfyUI."""
+        return self.config.warmup is None or (self._warmup is not None and self._warmup.done)
 
     @property
     def current_execution_id(self) -> str | None:
