@@ -5,7 +5,8 @@ Moving parts, each with start/stop and a single-step method for tests:
 - the *executor* runs it (see executor.py);
 - the *heartbeat* renews the worker's row with its ComfyUI's /system_stats, its GPU type and
   its warm models, and restarts a ComfyUI child that died between jobs;
-- the *model keeper* publishes its model folders and keeps preloaded models warm.
+- the *model keeper* publishes its model folders and keeps preloaded models warm;
+- the *warm-up* (warmup.py) runs before the first claim and after each ComfyUI restart.
 A claim prefers jobs whose models are warm here (model affinity) and skips jobs whose
 allowed GPU types exclude this worker's.
 """
