@@ -231,12 +231,15 @@ async def test_on_real_comfyui_the_first_job_finds_the_checkpoint_loaded(
         assert _prompt_files(data_dir / "comfyui") == [], "the warm-up left no file in ComfyUI"
         finished = _warmup_finished(service)
         assert finished["worker_id"], finished
+        print(f"\n{finished['message'].rsplit('/', 1)[-1]}; readiness answers {seen[:3]}…")
         headers = {"Authorization": f"Bearer {service.new_unthrottled_key()}"}
         async with httpx.AsyncClient(base_url=service.base_url, headers=headers,
                                      timeout=60) as api:
             execution_id = await submit(api, tiny_sd15(12, steps=2))
             status = await wait_until_finished(api, execution_id)
+            results = (await api.get(f"/v1/workflows/{execution_id}/results")).json()
         assert status["status"] == "completed", status
+        print(f"first job after the warm-up: {results['execution_metrics']}")
         assert _load_entries(status) == [], "the warm-up loaded the checkpoint already"
         loader = [entry for entry in status["execution_log"]
                   if entry["event"] == "node_completed" and entry["node_id"] == "4"]
