@@ -37,6 +37,7 @@ from comfy_serverless.storage.signing import UrlSigner
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.model_fetch import ModelFetcher
 from comfy_serverless.worker.wakeups import Wakeups
+from comfy_serverless.worker.warmup import WarmupPlan
 from comfy_serverless.worker.worker import Worker
 from comfy_serverless.worker.worker_config import WorkerConfig
 
@@ -190,9 +191,19 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
         keep_engine_history=settings.keep_engine_history,
         environment_dir=settings.resolved_environment_dir(),
+        warmup=_warmup_plan(settings),
     )
     return Worker(config, services.store, engine, services.storage_router, services.wakeups,
                   build_model_fetcher(services, config))
+
+
+def _warmup_plan(settings: Settings) -> WarmupPlan | None:
+    """The warm-up workflow, read now: a missing or unreadable file stops the start
+    (WarmupFileError) rather than leaving a worker that never becomes ready."""
+    if settings.warmup_workflow is None:
+        return None
+    return WarmupPlan.load(settings.warmup_workflow.expanduser(),
+                           timeout=settings.warmup_timeout, rules=settings.validation_rules())
 
 
 def build_model_fetcher(services: Services, config: WorkerConfig) -> ModelFetcher:

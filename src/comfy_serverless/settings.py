@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     worker_region: str | None = None
     affinity_window: int = 8
     affinity_max_wait: float = 30.0
+    # A workflow each worker runs on its ComfyUI before its first claim (worker/warmup.py).
+    warmup_workflow: Path | None = None
+    warmup_timeout: float = Field(default=600.0, gt=0, le=3600)
 
     # --- access: tiers, rate limits, versions ---
     tiers_file: Path | None = None

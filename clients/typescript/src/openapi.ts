@@ -96,7 +96,8 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description Ready when the store answers and, with an embedded worker, its ComfyUI is connected.
+         * @description Ready when the store answers and, with an embedded worker, its ComfyUI is connected
+         *     and its warm-up (when one is configured) has finished.
          */
         get: operations["readyz_readyz_get"];
         put?: never;
@@ -1592,12 +1593,17 @@ export interface components {
         };
         /**
          * Readiness
-         * @description `GET /readyz`: 200 when ready, 503 with the same fields when the store does not answer
-         *     or the embedded worker's ComfyUI is down.
+         * @description `GET /readyz`: 200 when ready, 503 with the same fields when the store does not answer,
+         *     the embedded worker's ComfyUI is down, or its warm-up has not finished yet.
          * @example {
          *       "engine": "ready",
          *       "status": "ready",
          *       "store": "postgresql"
+         *     }
+         * @example {
+         *       "engine": "warming",
+         *       "status": "unavailable",
+         *       "store": "sqlite"
          *     }
          * @example {
          *       "status": "unavailable",
@@ -1607,9 +1613,9 @@ export interface components {
         Readiness: {
             /**
              * Engine
-             * @description Null without an embedded worker; absent if the store is down
+             * @description Null without an embedded worker; absent if the store is down; `warming` until its warm-up workflow has finished
              */
-            engine?: ("ready" | "down") | null;
+            engine?: ("ready" | "warming" | "down") | null;
             /**
              * Status
              * @enum {string}

@@ -5,7 +5,8 @@ Moving parts, each with start/stop and a single-step method for tests:
 - the *executor* runs it (see executor.py);
 - the *heartbeat* renews the worker's row with its ComfyUI's /system_stats, its GPU type and
   its warm models, and restarts a ComfyUI child that died between jobs;
-- the *model keeper* publishes its model folders and keeps preloaded models warm.
+- the *model keeper* publishes its model folders and keeps preloaded models warm;
+- the *warm-up* (warmup.py) runs before the first claim and after each ComfyUI restart.
 A claim prefers jobs whose models are warm here (model affinity) and skips jobs whose
 allowed GPU types exclude this worker's, or that ask for an environment it does not run.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import uuid
 from dataclasses import replace
@@ -35,6 +35,7 @@ from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, WorkerSt
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.catalog_publisher import CatalogPublisher
 from comfy_serverless.worker.engine_facts import EngineFacts, device_facts, read_hooks
+from comfy_serverless.worker.engine_history import EngineHistory
 from comfy_serverless.worker.environment_watch import EnvironmentWatch
 from comfy_serverless.worker.execution_context import Outcome
 from comfy_serverless.worker.executor import Executor
@@ -42,7 +43,9 @@ from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.model_fetch import ModelFetcher
 from comfy_serverless.worker.model_keeper import ModelKeeper
 from comfy_serverless.worker.outputs import OutputCollector
+from comfy_serverless.worker.producer_pace import has_room, log_drain, wait_for_change
 from comfy_serverless.worker.wakeups import Wakeups
+from comfy_serverless.worker.warmup import WarmUp
 from comfy_serverless.worker.worker_config import WorkerConfig
 
 __all__ = ["Worker"]
@@ -70,6 +73,7 @@ class Worker:
         self.running: dict[str, asyncio.Event] = {}
         self.system_stats: dict[str, Any] | None = None
         self._catalog: CatalogPublisher | None = None
+        self._warmup: WarmUp | None = None  # claims wait for it (warmup.py)
         # What is known of its ComfyUI; the executor is told each time it changes.
         self._facts = EngineFacts()
         self.gpu_type = config.gpu_type
@@ -115,6 +119,10 @@ class Worker:
             self.config.executor_config(), self._store, self._engine, self._client, collector,
             self.wakeups, inputs=inputs, prompt_for=self.warm.prompt_for,
             claim_match=self.claim_match, facts=self._facts, models=self._model_fetcher)
+        self._warmup = WarmUp(
+            self.config.warmup, self._client, self._engine, files=collector.engine_files,
+            history=EngineHistory(self._client, keep=self.config.keep_engine_history),
+            prompt_for=self.warm.prompt_for, stopping=self._stopping)
         self._catalog = CatalogPublisher(
             self._store, self._client, self.config.worker_id,
             webhook_max_retries=self.config.webhook_max_retries, environment=self.environment,
@@ -128,19 +136,10 @@ class Worker:
         with contextlib.suppress(EngineError):
             await self.models.publish()
 
-    def _log_drain(self) -> None:
-        running = sorted(self.running)
-        if not running:
-            log.info("worker %s stopping: no job running, nothing to drain", self.config.worker_id)
-            return
-        log.info("worker %s stopping: draining %s; waits up to %.0f s for it to finish, then "
-                 "hands it back to the queue", self.config.worker_id, ", ".join(running),
-                 self.config.shutdown_grace)
-
     async def stop(self) -> None:
         """Graceful: stop claiming; let the running job finish within shutdown_grace, else
         interrupt it and hand it back to the queue. Nothing is lost either way."""
-        self._log_drain()
+        log_drain(self.config.worker_id, self.running, self.config.shutdown_grace)
         self._stopping.set()
         self.wakeups.work_available()
         producer = self._tasks[0] if self._tasks else None
@@ -175,11 +174,14 @@ class Worker:
 
     async def _claim(self) -> ExecutionRecord | None:
         assert self._catalog is not None, "prepare() first"
+        assert self._warmup is not None, "prepare() first"
         if not await self._catalog.ready_for_claims():
             return None
         if not self.running:  # before a claim: a failure here leaves no job leased
             await self._engine.ensure_running()
             await self._catch_up_with_a_restart()
+        if not await self._warmup.ready_for_claims():
+            return None
         prompt_id = str(uuid.uuid4())
         return await self._store.claims.claim_next(
             self.config.worker_id, self.config.lease_seconds, engine_prompt_id=prompt_id,
@@ -203,6 +205,8 @@ class Worker:
             self.warm.pinning = self._hooks is not None
             self._gpu_monitor_tried = False
             self.warm.forget()
+            if self._warmup is not None:
+                self._warmup.needed_again()
             if self.models is not None:
                 self.models.rescan_soon()
             await self._refresh_system_stats()
@@ -230,8 +234,19 @@ class Worker:
                 and self._client.connected)
 
     @property
+    def warmed_up(self) -> bool:
+        """No warm-up is configured, or it has finished on its current ComfyUI."""
+        return self.config.warmup is None or (self._warmup is not None and self._warmup.done)
+
+    @property
     def current_execution_id(self) -> str | None:
         return next(iter(self.running), None)
+
+    def _state(self) -> str:
+        """What its heartbeat says: busy, idle, or warming (no job before its warm-up)."""
+        if self.current_execution_id:
+            return "busy"
+        return "idle" if self.warmed_up else "warming"
 
     async def run_burst(self) -> list[Outcome]:
         """Run jobs until the queue is empty (deterministic tests and batch runs)."""
@@ -248,7 +263,7 @@ class Worker:
     async def heartbeat(self) -> None:
         if self.system_stats is None:
             await self._refresh_system_stats()
-        await self._publish_state("busy" if self.current_execution_id else "idle")
+        await self._publish_state(self._state())
 
     # ------------------------------------------------------------------ loops
 
@@ -257,7 +272,7 @@ class Worker:
         behind it once it holds the first, so the GPU never waits for our bookkeeping."""
         tasks: set[asyncio.Task[Outcome]] = set()
         while not self._stopping.is_set():
-            if self._has_room():
+            if has_room(self.running, self.config.prefetch):
                 try:
                     execution = await self._claim()
                 except (StoreError, EngineError) as exc:
@@ -270,25 +285,10 @@ class Worker:
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                     continue
-            await self._wait_for_change(tasks)
+            await wait_for_change(self.wakeups, self.config.poll_interval, self.running,
+                                  tasks)
         if tasks:
             await asyncio.wait(tasks)
-
-    def _has_room(self) -> bool:
-        if len(self.running) > self.config.prefetch:
-            return False
-        return all(submitted.is_set() for submitted in self.running.values())
-
-    async def _wait_for_change(self, tasks: set[asyncio.Task[Outcome]]) -> None:
-        """Until a job ends, a running job is in ComfyUI's hands, or new work may be there."""
-        poll = self.config.poll_interval * random.uniform(0.5, 1.5)
-        work = asyncio.create_task(self.wakeups.wait_for_work(poll))
-        submissions = [asyncio.create_task(submitted.wait())
-                       for submitted in self.running.values() if not submitted.is_set()]
-        waiters: set[asyncio.Future[Any]] = {work, *submissions, *tasks}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in (work, *submissions):
-            waiter.cancel()
 
     async def _heartbeat_loop(self) -> None:
         """Every second: is ComfyUI alive? Every heartbeat_interval: publish our state."""
@@ -309,7 +309,7 @@ class Worker:
             last_heartbeat = time.monotonic()
             if not restarted:  # after a restart they were read again already
                 await self._refresh_system_stats()
-            await self._publish_state("busy" if self.current_execution_id else "idle")
+            await self._publish_state(self._state())
         published_at = self._catalog.published_at if self._catalog is not None else 0.0
         if time.monotonic() - published_at >= self.config.catalog_refresh_interval:
             await self.publish_catalog()

@@ -9,6 +9,7 @@ from comfy_serverless.store.records import ClaimMatch
 from comfy_serverless.worker.environment_watch import EnvironmentWatch
 from comfy_serverless.worker.execution_context import ExecutorConfig
 from comfy_serverless.worker.model_keeper import ModelKeeperConfig
+from comfy_serverless.worker.warmup import WarmupPlan
 
 __all__ = ["WorkerConfig"]
 
@@ -35,6 +36,7 @@ class WorkerConfig:
     affinity_window: int = 8
     affinity_max_wait: float = 30.0
     model_facts_file: Path | None = None
+    warmup: WarmupPlan | None = None  # run before the first claim, and after each restart
     # Where the installer records the environment the engine runs (None: none).
     environment_dir: Path | None = None
 

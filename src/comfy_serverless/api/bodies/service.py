@@ -83,15 +83,17 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """`GET /readyz`: 200 when ready, 503 with the same fields when the store does not answer
-    or the embedded worker's ComfyUI is down."""
+    """`GET /readyz`: 200 when ready, 503 with the same fields when the store does not answer,
+    the embedded worker's ComfyUI is down, or its warm-up has not finished yet."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"status": "ready", "store": "postgresql", "engine": "ready"},
+        {"status": "unavailable", "store": "sqlite", "engine": "warming"},
         {"status": "unavailable", "store": "unavailable"},
     ]})
 
     status: Literal["ready", "unavailable"]
     store: str = Field(description="The store's dialect, or `unavailable`")
-    engine: Literal["ready", "down"] | None = Field(
-        default=None, description="Null without an embedded worker; absent if the store is down")
+    engine: Literal["ready", "warming", "down"] | None = Field(
+        default=None, description="Null without an embedded worker; absent if the store is "
+                                  "down; `warming` until its warm-up workflow has finished")

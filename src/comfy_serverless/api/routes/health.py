@@ -28,7 +28,8 @@ async def healthz() -> dict[str, Any]:
 @router.get("/readyz", response_model=None,
             responses={**answer(200, Readiness), **answer(503, Readiness)})
 async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
-    """Ready when the store answers and, with an embedded worker, its ComfyUI is connected."""
+    """Ready when the store answers and, with an embedded worker, its ComfyUI is connected
+    and its warm-up (when one is configured) has finished."""
     try:
         await services.store.metrics.live_worker_count(0.0)
     except StoreError as exc:
@@ -37,8 +38,15 @@ async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "store": "unavailable"},
                             status_code=503)
     worker: Worker | None = getattr(request.app.state, "worker", None)
-    body = {"status": "ready", "store": services.store.dialect,
-            "engine": None if worker is None else ("ready" if worker.engine_ready else "down")}
-    if worker is not None and not worker.engine_ready:
+    engine = None if worker is None else _engine_state(worker)
+    body = {"status": "ready", "store": services.store.dialect, "engine": engine}
+    if engine not in (None, "ready"):
         return JSONResponse({**body, "status": "unavailable"}, status_code=503)
     return JSONResponse(body)
+
+
+def _engine_state(worker: Worker) -> str:
+    """down (ComfyUI gone or not connected), warming (its warm-up not finished) or ready."""
+    if not worker.engine_ready:
+        return "down"
+    return "ready" if worker.warmed_up else "warming"

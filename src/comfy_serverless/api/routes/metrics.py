@@ -108,7 +108,8 @@ async def metrics(services: ServicesDep) -> Response:
         _histogram("comfy_serverless_processing_seconds", "Start to end, completed jobs",
                    works),
         _gauge("comfy_serverless_workers", "Live workers by state", "state",
-               {state: sum(w.state == state for w in workers) for state in ("idle", "busy")}),
+               {state: sum(w.state == state for w in workers)
+                for state in ("idle", "busy", "warming")}),
         _gauge("comfy_serverless_gpu_memory_bytes", "GPU memory of live workers", "kind",
                {"total": total_memory, "available": free_memory}),
         _gauge("comfy_serverless_webhook_delivery_attempts", "Webhook delivery attempts",
