@@ -80,10 +80,9 @@ def _environment(root: Path, layout: EngineLayout, certificates: LocalCertificat
 def environment_service(installed: Installed, engine_layout: EngineLayout,
                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
     data_dir = tmp_path_factory.mktemp("environment-service-data")
-    # The operator vouches for the pack here; that a worker publishes the packs its scan
-    # found nothing in as verified is the worker's side of environments.
+    # No operator list of verified packs: the worker publishes the packs its scan found
+    # nothing in as verified, and require_verification (on by default) takes them.
     env = {"COMFY_SERVERLESS_ENVIRONMENT_DIR": str(installed.environment),
-           "COMFY_SERVERLESS_VERIFIED_NODE_PACKS": '["cs-echo"]',
            "COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1"}
     with LocalService.start(data_dir, engine_layout.root, extra_env=env) as running:
         yield running
@@ -147,7 +146,8 @@ async def test_the_node_is_in_the_published_catalog(environment_service: LocalSe
     assert echo["input"]["required"]["image"][0] == "IMAGE"
 
 
-async def test_a_workflow_using_the_node_runs(environment_api: httpx.AsyncClient) -> None:
+async def test_a_workflow_using_the_node_runs_on_the_environment_it_asks_for(
+        environment_api: httpx.AsyncClient) -> None:
     workflow = {
         "1": {"class_type": "EmptyImage",
               "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
@@ -155,7 +155,7 @@ async def test_a_workflow_using_the_node_runs(environment_api: httpx.AsyncClient
         "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "echo",
                                                     "images": ["2", 0]}},
     }
-    execution_id = await submit(environment_api, workflow)
+    execution_id = await submit(environment_api, workflow, environment="echo-env")
     final = await wait_until_finished(environment_api, execution_id)
     assert final["status"] == "completed", final
     results = (await environment_api.get(f"/v1/workflows/{execution_id}/results")).json()
