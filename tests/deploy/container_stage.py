@@ -195,6 +195,8 @@ async def wait_ready(stage: Stage, fleet: Fleet) -> None:
     await wait_for(every_worker_live, timeout=180, interval=1, what="both worker containers")
     for container in [*fleet.workers.values(), *stage.containers[:2]]:
         podman("healthcheck", "run", container)  # the images' own HEALTHCHECKs pass
+    for container in fleet.workers.values():  # what `engine install --manifest` clones with
+        podman("exec", container, "git", "--version")
     fleet.key = podman("exec", stage.containers[0], "comfy-serverless", "keys", "create",
                        "--tier", "enterprise")
 
