@@ -33,7 +33,7 @@ class WorkerStore:
         rows = await self._db.fetch_all(self._sql["live_workers"], {"since": since})
         return [WorkerState(row["id"], row["state"], row["gpu_type"],
                             json.loads(row["system_stats"]) if row["system_stats"] else None,
-                            None) for row in rows]
+                            None, row["region"]) for row in rows]
 
     async def publish_catalog(self, worker_id: str, object_info_json: str
                               ) -> tuple[str, str | None]:

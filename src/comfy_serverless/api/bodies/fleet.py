@@ -65,6 +65,9 @@ class ModelFileInfo(BaseModel):
     size_bytes: int
     hash: str | None = Field(description="`sha256:…` once a worker hashed it")
     folder: str
+    source: str | None = Field(
+        default=None, description="For a file a worker fetched by source: where from, in "
+                                  "display form (no query string or credential)")
 
 
 class ModelPerformance(BaseModel):
@@ -129,8 +132,13 @@ class ScheduledPreload(BaseModel):
     priority: int
     regions: list[str] | None
     expires_at: str | None
-    workers: list[str] = Field(description="The live workers asked to load it")
+    workers: list[str] = Field(description="The live workers asked to load it (for a "
+                                           "source: to fetch it)")
     warm_cache: bool
+    source: str | None = Field(default=None, description="A preload by source: the source "
+                               "in display form (no query string or credential)")
+    sha256: str | None = Field(default=None, description="The source's pinned sha256")
+    folder: str = Field(description="The model folder the file is (or is placed) in")
 
 
 class PreloadScheduled(BaseModel):

@@ -37,5 +37,5 @@ UPDATE system_state SET value = :new WHERE key = :key AND value = :old;
 SELECT catalog_hash FROM workers WHERE id = :worker_id;
 
 -- name: live_workers
-SELECT id, state, gpu_type, system_stats FROM workers
+SELECT id, state, gpu_type, system_stats, region FROM workers
 WHERE heartbeat_at >= :since AND state <> 'stopped' ORDER BY id;
