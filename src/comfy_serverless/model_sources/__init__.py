@@ -16,7 +16,12 @@ from comfy_serverless.model_sources.errors import (
     ModelUnavailable,
     SourceRefused,
 )
-from comfy_serverless.model_sources.layout import CacheFull, placed_name
+from comfy_serverless.model_sources.layout import (
+    CacheFull,
+    affinity_token,
+    placed_name,
+    source_key,
+)
 from comfy_serverless.model_sources.origins import Origin
 from comfy_serverless.model_sources.policy import (
     HostCredential,
@@ -39,4 +44,5 @@ __all__ = ["DEFAULT_HF_ENDPOINT", "CacheFull", "CachedModel", "DownloadFailed", 
            "ModelSource", "ModelSourceError", "ModelUnavailable", "Origin", "Progress", "Secret",
            "SourcePolicy", "SourceRefused", "Transport", "check_source", "host_allowed",
            "hub_credential",
-           "is_model_source", "parse_source", "placed_name"]
+           "affinity_token", "is_model_source", "parse_source", "placed_name",
+           "source_key"]

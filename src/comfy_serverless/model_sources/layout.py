@@ -37,10 +37,22 @@ from comfy_serverless.model_sources.errors import ModelUnavailable
 from comfy_serverless.model_sources.locks import exclusive, hold_shared, try_exclusive
 from comfy_serverless.model_sources.sources import ModelSource
 
-__all__ = ["CacheFull", "CacheLayout", "placed_name"]
+__all__ = ["CacheFull", "CacheLayout", "affinity_token", "placed_name", "source_key"]
 
 _LINK_PREFIX_HEX = 12
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def source_key(source: ModelSource) -> str:
+    """One name per source (a hash of its identity, so no query string shows in it): the
+    cache's file names for the source, and what a job's required models name it by."""
+    return hashlib.sha256(source.identity.encode()).hexdigest()[:32]
+
+
+def affinity_token(source: ModelSource) -> str:
+    """What a job that names `source` requires on a worker's disk for model affinity: the
+    content when pinned, else the source (a worker publishes both for its cached files)."""
+    return f"sha256:{source.sha256}" if source.sha256 else f"source:{source_key(source)}"
 
 
 def placed_name(sha256: str, basename: str) -> str:
@@ -63,7 +75,7 @@ class CacheLayout:
 
     @staticmethod
     def key(source: ModelSource) -> str:
-        return hashlib.sha256(source.identity.encode()).hexdigest()[:32]
+        return source_key(source)
 
     def blob(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256

@@ -28,7 +28,6 @@ from comfy_serverless.engine.comfyui.stats import gpu_type_of, has_gpu
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
 from comfy_serverless.logs import execution_context, worker_context
-from comfy_serverless.models.inventory import ModelInventory
 from comfy_serverless.models.warmth import WarmModels
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, WorkerState
@@ -39,7 +38,7 @@ from comfy_serverless.worker.execution_context import Outcome
 from comfy_serverless.worker.executor import Executor
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.model_fetch import ModelFetcher
-from comfy_serverless.worker.model_keeper import ModelKeeper
+from comfy_serverless.worker.model_keeper import ModelKeeper, keeper_for
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.wakeups import Wakeups
 from comfy_serverless.worker.worker_config import WorkerConfig
@@ -117,9 +116,8 @@ class Worker:
             webhook_max_retries=self.config.webhook_max_retries,
             on_output_classes=lambda classes: self._learn(
                 replace(self._facts, output_classes=classes)))
-        self.models = ModelKeeper(
-            self.config.model_keeper_config(), self._store, self._client,
-            ModelInventory(self._client, self.config.model_facts_file), self.warm)
+        self.models = keeper_for(self.config, self._store, self._client, self.warm,
+                                 self._model_fetcher)
         await self.heartbeat()
         await self.publish_catalog()
         with contextlib.suppress(EngineError):
@@ -184,8 +182,9 @@ class Worker:
             match=self.claim_match())
 
     def claim_match(self) -> ClaimMatch:
+        warm, disk = self.models.held() if self.models else (self.warm.current(), frozenset())
         return ClaimMatch(gpu_type=self.gpu_type, any_gpu_type=self.config.gpu_type is None,
-                          warm_models=self.warm.current(),
+                          warm_models=warm, disk_models=disk,
                           affinity_window=self.config.affinity_window,
                           affinity_max_wait=self.config.affinity_max_wait)
 
