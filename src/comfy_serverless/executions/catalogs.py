@@ -1,19 +1,29 @@
 """The merged catalog of the workers heard from recently, as the API validates against it.
 
 Checked at most every few seconds: one indexed query for the set of catalog hashes, and a
-catalog is parsed only when a new one appears. It lives beside its callers (the Submitter,
-the convert route and command) rather than in validation/, so that validation stays pure:
-it is handed a catalog and never reads the store.
+catalog is parsed only when a new one appears. With it, the files the workers placed from
+their model caches and their sources: `for_tier` is the catalog as one tier sees it, with
+the placed files whose sources the tier could not fetch left out of every option (a
+fetched model never shows to, or is accepted from, another tenant).
+
+It lives beside its callers (the Submitter, the convert route and command) rather than in
+validation/, so that validation stays pure: it is handed a catalog and never reads the
+store.
 """
 
 from __future__ import annotations
 
 import time
 
+from comfy_serverless.models.listing import HostCheck
+from comfy_serverless.store.models import FileSource
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog import NodeCatalog
 
 __all__ = ["CatalogCache"]
+
+# How many narrowed catalogs are kept (one per set of hidden files: about one per tier).
+_MAX_NARROWED = 16
 
 
 class CatalogCache:
@@ -25,6 +35,22 @@ class CatalogCache:
         self._hashes: frozenset[str] = frozenset()
         self._merged: NodeCatalog | None = None
         self._checked_at = float("-inf")
+        self._placed: dict[str, tuple[FileSource, ...]] = {}
+        # The merged catalog without each set of hidden files asked for (reset with it).
+        self._narrowed: dict[frozenset[str], NodeCatalog] = {}
+
+    async def for_tier(self, may_fetch: HostCheck) -> tuple[NodeCatalog | None, frozenset[str]]:
+        """The catalog as a tier that passes `may_fetch` sees it, and the placed files it
+        may not use (those whose sources it could not fetch)."""
+        merged = await self.current()
+        hidden = frozenset(name for name, sources in self._placed.items()
+                           if not any(may_fetch(source.host) for source in sources))
+        if merged is None or not hidden:
+            return merged, hidden
+        if hidden not in self._narrowed:
+            kept = self._narrowed if len(self._narrowed) < _MAX_NARROWED else {}
+            self._narrowed = {**kept, hidden: merged.without_options(hidden)}
+        return self._narrowed[hidden], hidden
 
     async def current(self) -> NodeCatalog | None:
         """None until some worker has published a catalog."""
@@ -32,9 +58,12 @@ class CatalogCache:
         if now - self._checked_at < self._refresh_seconds:
             return self._merged
         self._checked_at = now
-        hashes = frozenset(await self._store.workers.catalog_hashes(time.time() - self._max_age))
+        since = time.time() - self._max_age
+        hashes = frozenset(await self._store.workers.catalog_hashes(since))
+        self._placed = await self._store.models.placed_files(since)
         if hashes != self._hashes:
             await self._load(hashes)
+            self._narrowed = {}
         return self._merged
 
     async def _load(self, hashes: frozenset[str]) -> None:
