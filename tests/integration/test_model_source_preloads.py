@@ -200,13 +200,19 @@ async def test_another_tenant_neither_sees_nor_names_the_fetched_file(
 
     misspelt = by_placed_name(stranger)
     misspelt["4"]["inputs"]["ckpt_name"] = placed.replace("tiny", "tinny")
-    hinted = await stranger.post("/v1/workflows/execute", json={"workflow": misspelt})
-    assert hinted.status_code == 400, hinted.text
-    assert placed not in hinted.text  # no "did you mean" offers it
+    offered = assert_error(await owner.post("/v1/workflows/execute",
+                                             json={"workflow": misspelt}),
+                           422, "WORKFLOW_NOT_RUNNABLE")
+    assert placed in json.dumps(offered["details"])  # its owner is offered it
+    hinted = assert_error(await stranger.post("/v1/workflows/execute",
+                                              json={"workflow": misspelt}),
+                          422, "WORKFLOW_NOT_RUNNABLE")
+    assert placed not in json.dumps(hinted["details"])  # no "did you mean" offers it
 
     by_id = assert_error(await stranger.post("/v1/models/preload", json={
         "models": [{"model_id": preloaded["model_id"]}]}), 404, "MODEL_NOT_FOUND")
-    assert placed.removesuffix(".safetensors") not in json.dumps(by_id["details"])
+    assert by_id["details"]["unknown_models"] == [preloaded["model_id"]]
+    assert preloaded["model_id"] not in by_id["details"]["suggestions"][preloaded["model_id"]]
     by_source = assert_error(await stranger.post("/v1/models/preload", json={
         "models": [{"source": model_server.base_url + _PATH, "folder": "checkpoints"}]}),
         403, "MODEL_NOT_ALLOWED")
