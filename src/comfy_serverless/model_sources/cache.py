@@ -81,7 +81,10 @@ class ModelCache:
         cached = self._cached(source, policy)
         if cached is None:
             cached = await self._fetched(source, policy, progress)
-        add_origin(self.layout.root, cached.sha256, source, self.layout.key(source))
+        try:
+            add_origin(self.layout.root, cached.sha256, source, self.layout.key(source))
+        except OSError as exc:  # the file is good; only who may see it is not recorded
+            logger.warning("cannot record the source of %s: %s", cached.sha256, exc)
         return cached
 
     async def _fetched(self, source: ModelSource, policy: SourcePolicy,

@@ -6,8 +6,9 @@ preload expires (a pin, like a running job's), and placed in its model folder. O
 placed, it is handed back as an ordinary preload of the placed file, which the model
 keeper keeps warm where its folder's models load alone.
 
-A fetch that fails is logged and tried again after `retry_seconds`, while the preload
-lasts. A preload that expired (or is gone) releases its pin.
+A fetch that fails (a refusal, a wrong hash, the network, a full cache) is logged and
+tried again after `retry_seconds`, while the preload lasts; it holds nothing meanwhile. A
+preload that expired (or is gone) releases its pin.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from comfy_serverless.model_sources import ModelSourceError, parse_source
+from comfy_serverless.model_sources import parse_source
 from comfy_serverless.store.models import ModelPreload
 from comfy_serverless.worker.model_fetch import ModelFetcher
 
@@ -94,9 +95,9 @@ class SourcePreloads:
             model = await holds.enter_async_context(fetcher.cache.use(
                 source, fetcher.policy_for(preload.allowed_hosts)))
             name = fetcher.cache.place(model, fetcher.models_dir / preload.folder)
-        except ModelSourceError as exc:
+        except BaseException:  # nothing stays pinned for a fetch that failed
             await holds.aclose()
-            raise RuntimeError(f"{exc}") from exc
+            raise
         log.info("preload of %s: %s placed as %s/%s", preload.model_id,
                  source.display, preload.folder, name)
         return name
