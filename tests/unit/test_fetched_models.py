@@ -14,9 +14,9 @@ import pytest
 from comfy_serverless.access.errors import ModelNotAllowed
 from comfy_serverless.access.tiers import Tier
 from comfy_serverless.errors import ApiError, RequestInvalid
-from comfy_serverless.executions.fetched_models import refuse_hidden_models
+from comfy_serverless.executions.fetched_models import host_check, refuse_hidden_models
 from comfy_serverless.executions.model_requests import with_model_sources
-from comfy_serverless.executions.preload_sources import checked_preload_source, host_check
+from comfy_serverless.executions.preload_sources import checked_preload_source
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.model_sources import affinity_token, parse_source, source_key
 from comfy_serverless.model_sources.layout import CacheLayout

@@ -16,8 +16,17 @@ from typing import Any
 
 from comfy_serverless.access.errors import ModelNotAllowed
 from comfy_serverless.access.tiers import Tier
+from comfy_serverless.model_sources import host_allowed
+from comfy_serverless.models.listing import HostCheck
 
-__all__ = ["refuse_hidden_models"]
+__all__ = ["host_check", "refuse_hidden_models"]
+
+
+def host_check(tier: Tier) -> HostCheck:
+    """Whether `tier` may fetch from a host: who may see or name a fetched model (the model
+    list, the catalog a job is validated against, preloads by model_id)."""
+    allowed = tuple(tier.model_sources)
+    return lambda host: host_allowed(host, allowed)
 
 
 def _string_inputs(workflow: Mapping[str, Any], overrides: Mapping[str, Any]

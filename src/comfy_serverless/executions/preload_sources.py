@@ -20,22 +20,14 @@ from comfy_serverless.model_sources import (
     MalformedSource,
     SourceRefused,
     check_source,
-    host_allowed,
     parse_source,
     placed_name,
 )
 from comfy_serverless.models.categories import MODEL_FOLDERS
-from comfy_serverless.models.listing import HostCheck
 from comfy_serverless.models.preload import SourceWanted
 from comfy_serverless.settings import Settings
 
-__all__ = ["checked_preload_source", "host_check"]
-
-
-def host_check(tier: Tier) -> HostCheck:
-    """Whether `tier` may fetch from a host: who may see or name a fetched model."""
-    allowed = tuple(tier.model_sources)
-    return lambda host: host_allowed(host, allowed)
+__all__ = ["checked_preload_source"]
 
 
 async def checked_preload_source(field: str, value: str, sha256: str | None, folder: str,

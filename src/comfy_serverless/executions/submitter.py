@@ -29,9 +29,8 @@ from comfy_serverless.access.tiers import Tier
 from comfy_serverless.errors import ApiError, ExecutionNotFound
 from comfy_serverless.executions.catalogs import CatalogCache
 from comfy_serverless.executions.estimates import Estimate, Estimator
-from comfy_serverless.executions.fetched_models import refuse_hidden_models
+from comfy_serverless.executions.fetched_models import host_check, refuse_hidden_models
 from comfy_serverless.executions.model_requests import with_model_sources
-from comfy_serverless.executions.preload_sources import host_check
 from comfy_serverless.executions.requests import SubmitRequest
 from comfy_serverless.executions.submission import Submission, new_execution
 from comfy_serverless.executions.tuning import refuse_unavailable_tuning

@@ -16,7 +16,8 @@ from comfy_serverless.api.bodies.fleet import ModelList, PreloadScheduled
 from comfy_serverless.api.deps import CurrentKey, SecretKey, ServicesDep
 from comfy_serverless.api.schemas import RequestBody, StrictModel, error_responses
 from comfy_serverless.errors import RequestInvalid
-from comfy_serverless.executions.preload_sources import checked_preload_source, host_check
+from comfy_serverless.executions.fetched_models import host_check
+from comfy_serverless.executions.preload_sources import checked_preload_source
 from comfy_serverless.models.listing import ModelQuery, model_list
 from comfy_serverless.models.preload import PreloadPolicy, PreloadWanted, schedule_preloads
 from comfy_serverless.services import Services
