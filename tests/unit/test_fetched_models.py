@@ -28,6 +28,7 @@ from comfy_serverless.store.models import FileSource, FleetModelFile, ModelFile
 from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
+from tests.model_files import offline_fetcher
 from tests.unit.test_models import _FakeFolders
 from workloads.workflows import tiny_sd15
 
@@ -174,3 +175,16 @@ async def test_a_preload_source_is_checked_as_a_job_source_is() -> None:
         with pytest.raises(kind) as caught:
             await checked_preload_source("models[0]", value, None, folder, tier, LOOPBACK)
         assert caught.value.details["field"] == field
+
+
+def test_a_placed_file_of_unknown_source_is_shown_to_no_tier(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    fetcher = offline_fetcher(models)
+    layout = fetcher.cache.layout
+    (layout.root / "sha256" / SHA).write_bytes(b"weights")
+    link = layout.place(SHA, "old.safetensors", models / "checkpoints")  # no origin recorded
+    placed = fetcher.placed(link)
+    assert placed is not None
+    assert placed[0] == SHA
+    listed = fleet_models([_file(link.name, *placed[1])])
+    assert visible_models(listed, host_check(_tier("*"))) == []

@@ -9,27 +9,14 @@ import fcntl
 import hashlib
 import os
 from pathlib import Path
-from typing import cast
 
-from comfy_serverless.model_sources import ModelCache, SourcePolicy, Transport
 from comfy_serverless.store.models import ModelPreload
-from comfy_serverless.store.store import Store
-from comfy_serverless.worker.execution_context import ExecutorConfig
-from comfy_serverless.worker.model_fetch import ModelFetcher
 from comfy_serverless.worker.source_preloads import SourcePreloads
 from tests.helpers import wait_for
+from tests.model_files import offline_fetcher
 
 CONTENT = b"weights of a tiny model"
 SHA = hashlib.sha256(CONTENT).hexdigest()
-
-
-def _fetcher(models: Path) -> ModelFetcher:
-    cache = ModelCache(models / ".cs-cache", max_bytes=1 << 20, transport=Transport())
-    config = ExecutorConfig(worker_id="w", lease_seconds=30, heartbeat_interval=1,
-                            cancel_poll_interval=1, progress_write_interval=1)
-    return ModelFetcher(lambda: cache, models,
-                        lambda hosts: SourcePolicy(allowed_hosts=tuple(hosts)),
-                        "https://127.0.0.1", cast(Store, None), config)
 
 
 def _preload(preload_id: str, hosts: tuple[str, ...]) -> ModelPreload:
@@ -52,7 +39,7 @@ def _pinned(pin: Path) -> bool:
 
 async def test_a_source_preload_is_placed_pinned_while_it_lasts_then_released(
         tmp_path: Path) -> None:
-    fetcher = _fetcher(tmp_path)
+    fetcher = offline_fetcher(tmp_path)
     (fetcher.cache.layout.root / "sha256" / SHA).write_bytes(CONTENT)
     sources = SourcePreloads(fetcher)
     wanted = _preload("pre_1", ("127.0.0.1",))
@@ -75,7 +62,7 @@ async def test_a_source_preload_is_placed_pinned_while_it_lasts_then_released(
 
 async def test_a_refused_source_preload_holds_nothing_and_is_tried_again_later(
         tmp_path: Path) -> None:
-    fetcher = _fetcher(tmp_path)
+    fetcher = offline_fetcher(tmp_path)
     (fetcher.cache.layout.root / "sha256" / SHA).write_bytes(CONTENT)
     now = [0.0]
     sources = SourcePreloads(fetcher, retry_seconds=30, clock=lambda: now[0])

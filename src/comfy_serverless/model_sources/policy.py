@@ -34,7 +34,10 @@ __all__ = ["HostCredential", "Secret", "SourcePolicy", "check_source", "host_all
 
 def host_allowed(host: str, allowed_hosts: Iterable[str]) -> bool:
     """Whether a tier whose `model_sources` are `allowed_hosts` may fetch from `host` (a
-    source's host: the URL's host name, or `s3://<bucket>`)."""
+    source's host: the URL's host name, or `s3://<bucket>`). No host (a cached file whose
+    source is not known) is never allowed, not even by `*`."""
+    if not host:
+        return False
     lowered = host.lower()
     return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in allowed_hosts)
 

@@ -33,7 +33,8 @@ def placed_tokens(file: ModelFile) -> set[str]:
     """What a job's required models name a placed file by: its content and its sources."""
     if not file.sources or file.sha256 is None:
         return set()
-    return {f"sha256:{file.sha256}", *(f"source:{source.key}" for source in file.sources)}
+    return {f"sha256:{file.sha256}",
+            *(f"source:{source.key}" for source in file.sources if source.key)}
 
 log = logging.getLogger(__name__)
 

@@ -42,6 +42,7 @@ from comfy_serverless.worker.execution_context import ExecutionContext, Executor
 __all__ = ["DownloadReport", "ModelFetchFailed", "ModelFetcher"]
 
 _LOG_EVERY = 5.0
+_UNKNOWN_SOURCE = FileSource(display="", host="", key="")
 
 
 class ModelFetchFailed(Exception):
@@ -134,7 +135,10 @@ class ModelFetcher:
         if found is None:
             return None
         sha256, origins = found
-        return sha256, tuple(FileSource(o.display, o.host, o.key) for o in origins)
+        # A file whose sources were not recorded is placed from nowhere known: no tier's
+        # allowlist matches it, so it is shown to and usable by no key until fetched again.
+        return sha256, tuple(FileSource(o.display, o.host, o.key) for o in origins) or (
+            _UNKNOWN_SOURCE,)
 
     async def prepare(self, context: ExecutionContext) -> dict[str, Any]:
         """The workflow with each model source replaced by its placed file's name; every
