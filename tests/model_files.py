@@ -1,13 +1,17 @@
-"""What the model-source tests share: the loopback policy, file bodies and their hashes, and
-what a cache folder holds."""
+"""What the model-source tests share: the loopback policy, file bodies and their hashes,
+what a cache folder holds, and a worker's fetcher over a cache that nothing downloads into."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import cast
 
 from comfy_serverless.model_sources import ModelCache, SourcePolicy, Transport
+from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from comfy_serverless.worker.execution_context import ExecutorConfig
+from comfy_serverless.worker.model_fetch import ModelFetcher
 
 POLICY = SourcePolicy(WebhookPolicy(allowed_networks=("127.0.0.1/32",)),
                       allowed_hosts=("127.0.0.1",))
@@ -30,3 +34,14 @@ def leftovers(root: Path) -> list[str]:
     """The blobs and partial downloads a cache folder holds."""
     return sorted(path.name for folder in ("sha256", "partial")
                   for path in (root / folder).iterdir())
+
+
+def offline_fetcher(models: Path) -> ModelFetcher:
+    """A worker's fetcher whose cache is `<models>/.cs-cache`, for files a test puts there
+    itself (a pinned source found in the cache is never downloaded): no store, no network."""
+    cache = ModelCache(models / ".cs-cache", max_bytes=1 << 20, transport=Transport())
+    config = ExecutorConfig(worker_id="w", lease_seconds=30, heartbeat_interval=1,
+                            cancel_poll_interval=1, progress_write_interval=1)
+    return ModelFetcher(lambda: cache, models,
+                        lambda hosts: SourcePolicy(allowed_hosts=tuple(hosts)),
+                        "https://127.0.0.1", cast(Store, None), config)

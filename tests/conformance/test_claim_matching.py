@@ -167,3 +167,47 @@ async def test_a_window_locked_by_other_claims_never_makes_the_queue_look_empty(
             assert claimed.id == beyond
     finally:
         await other.close()
+
+
+# A job that names a model source requires it as `sha256:<hex>` (pinned) or `source:<key>`;
+# a worker publishes both for each file of its model cache among its models on disk.
+_CACHED = "sha256:" + "ab" * 32
+
+
+async def test_affinity_prefers_loaded_then_on_disk_then_neither(store: Store) -> None:
+    key = await _key(store)
+    neither = await _submit(store, key, age=5, models=("a.safetensors",))
+    on_disk = await _submit(store, key, age=4, models=(_CACHED,))
+    loaded = await _submit(store, key, age=3, models=("b.safetensors",))
+    match = ClaimMatch(warm_models=frozenset({"b.safetensors"}),
+                       disk_models=frozenset({_CACHED, "b.safetensors"}), affinity_max_wait=600)
+    assert await _claim_all(store, match) == [loaded, on_disk, neither]
+
+
+async def test_the_job_goes_to_the_worker_that_has_its_file_on_disk(store: Store) -> None:
+    """Two workers, nothing loaded on either: the job whose source is in one worker's cache
+    goes to that worker, though an older job waits; the other worker takes the older job,
+    whose file it has."""
+    key = await _key(store)
+    older = await _submit(store, key, age=5, models=("a.safetensors",))
+    cached = await _submit(store, key, age=4, models=(_CACHED, "vae.safetensors"))
+    has_the_cache = ClaimMatch(disk_models=frozenset({_CACHED, "vae.safetensors"}),
+                               affinity_max_wait=600)
+    has_a = ClaimMatch(disk_models=frozenset({"a.safetensors", "vae.safetensors"}),
+                       affinity_max_wait=600)
+    first = await store.claims.claim_next("w-cache", 30, match=has_the_cache)
+    second = await store.claims.claim_next("w-a", 30, match=has_a)
+    assert (first and first.id, second and second.id) == (cached, older)
+
+
+async def test_on_disk_models_overtake_only_within_the_window_and_the_max_wait(
+        store: Store) -> None:
+    key = await _key(store)
+    oldest = await _submit(store, key, age=100, models=("a.safetensors",))
+    late = await _submit(store, key, age=50, models=(_CACHED,))
+    cold = [await _submit(store, key, age=99 - i, models=("c.safetensors",)) for i in range(3)]
+    soon = await _submit(store, key, age=95, models=(_CACHED,))
+    match = ClaimMatch(disk_models=frozenset({_CACHED}), affinity_window=4,
+                       affinity_max_wait=30)
+    # `soon` is fifth in strict order: outside the window of 4 until `oldest` is taken.
+    assert await _claim_all(store, match) == [oldest, soon, *cold, late]

@@ -125,10 +125,12 @@ async def test_the_failure_and_delivery_tallies_only_grow(store: Store) -> None:
 @pytest.fixture
 async def store_before_0018(database_url: str,
                             monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
-    """A store migrated up to 0017 only (its history is written before 0018 runs)."""
+    """A store migrated without 0018 (its history is written before 0018 runs). The later
+    migrations are applied, so that today's writes of that history find their columns;
+    they are independent of 0018."""
     every = migrations.available_migrations
     monkeypatch.setattr(migrations, "available_migrations",
-                        lambda dialect: [m for m in every(dialect) if m.version < 18])
+                        lambda dialect: [m for m in every(dialect) if m.version != 18])
     opened = await Store.open(database_url)
     await opened.migrate()
     monkeypatch.setattr(migrations, "available_migrations", every)

@@ -52,6 +52,7 @@ def _values(queued_id: str, api_key_id: str, now: float) -> dict[str, Any]:
         "reason": "user", "worker_id": "w1", "lease_expires_at": now + 30, "attempt": 1,
         "engine_prompt_id": None, "resource_allocation": None, "gpu_pattern": '%"t4"%',
         "warm_models": '["checkpoints/a.safetensors"]', "affinity_window": 8,
+        "disk_models": '["checkpoints/a.safetensors", "checkpoints/b.safetensors"]',
         "affinity_max_wait": 5.0, "signature": "sig7", "since": now - 3600,
         "request_key": "rk", "fingerprint": "f", "prefix": "csk_abcdefgh", "limit": 10,
         "cap": 10, "concurrent_cap": 10, "queue_cap": 100, "tier": "basic", "sample": 100,

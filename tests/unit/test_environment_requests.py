@@ -105,8 +105,9 @@ def test_the_claim_match_carries_the_environment(tmp_path: Path) -> None:
     watch.read()
     config = WorkerConfig(worker_id="w1", spool_dir=tmp_path / "spool",
                           environment_dir=tmp_path)
-    match = config.claim_match("cpu", frozenset(), watch)
+    match = config.claim_match("cpu", frozenset(), frozenset({"checkpoints/a.safetensors"}), watch)
     assert (match.environment, match.environment_hash) == ("sdxl-tools", DIGEST)
+    assert match.disk_models == {"checkpoints/a.safetensors"}
     assert match.ready_params()["worker_environment_hash"] == DIGEST.lower()
     assert match.any_gpu_type
 

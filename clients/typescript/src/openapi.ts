@@ -1264,6 +1264,11 @@ export interface components {
             hash: string | null;
             /** Size Bytes */
             size_bytes: number;
+            /**
+             * Source
+             * @description For a file a worker fetched by source: where from, in display form (no query string or credential)
+             */
+            source?: string | null;
         };
         /**
          * ModelList
@@ -1295,7 +1300,8 @@ export interface components {
          *             "filename": "sdxl_base_1.0.safetensors",
          *             "folder": "checkpoints",
          *             "hash": "sha256:31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6120b893d7e5b",
-         *             "size_bytes": 6938078208
+         *             "size_bytes": 6938078208,
+         *             "source": null
          *           },
          *           "model_id": "checkpoint/sdxl_base_1.0",
          *           "name": "sdxl_base_1.0",
@@ -1467,10 +1473,17 @@ export interface components {
             /** Total Nodes */
             total_nodes: number;
         };
-        /** PreloadModel */
+        /**
+         * PreloadModel
+         * @description A model of the fleet (`model_id`), or a `source` to fetch (https, s3 or hf, as a
+         *     job's loader input takes it) with its optional `sha256` and the model `folder` it goes
+         *     in (`checkpoints`, `loras` …).
+         */
         PreloadModel: {
+            /** Folder */
+            folder?: string | null;
             /** Model Id */
-            model_id: string;
+            model_id?: string | null;
             /**
              * Priority
              * @default 5
@@ -1478,6 +1491,10 @@ export interface components {
             priority: number;
             /** Regions */
             regions?: string[] | null;
+            /** Sha256 */
+            sha256?: string | null;
+            /** Source */
+            source?: string | null;
         };
         /** PreloadRequest */
         PreloadRequest: {
@@ -1497,15 +1514,33 @@ export interface components {
          *       "preloads": [
          *         {
          *           "expires_at": "2024-08-31T11:15:30Z",
+         *           "folder": "checkpoints",
          *           "model_id": "checkpoint/sdxl_base_1.0",
          *           "preload_id": "pre_0a1b2c3d4e5f6a7b",
          *           "priority": 9,
          *           "regions": [
          *             "us-east-1"
          *           ],
+         *           "sha256": null,
+         *           "source": null,
          *           "warm_cache": false,
          *           "workers": [
          *             "gpu-node-7"
+         *           ]
+         *         },
+         *         {
+         *           "expires_at": "2024-08-31T11:15:30Z",
+         *           "folder": "checkpoints",
+         *           "model_id": "checkpoint/6ce0161689b3-v1-5-pruned-emaonly",
+         *           "preload_id": "pre_1b2c3d4e5f6a7b8c",
+         *           "priority": 5,
+         *           "regions": null,
+         *           "sha256": "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa",
+         *           "source": "https://models.example.com/sd15/v1-5-pruned-emaonly.safetensors",
+         *           "warm_cache": false,
+         *           "workers": [
+         *             "gpu-node-7",
+         *             "gpu-node-8"
          *           ]
          *         }
          *       ],
@@ -1765,6 +1800,11 @@ export interface components {
         ScheduledPreload: {
             /** Expires At */
             expires_at: string | null;
+            /**
+             * Folder
+             * @description The model folder the file is (or is placed) in
+             */
+            folder: string;
             /** Model Id */
             model_id: string;
             /** Preload Id */
@@ -1773,11 +1813,21 @@ export interface components {
             priority: number;
             /** Regions */
             regions: string[] | null;
+            /**
+             * Sha256
+             * @description The source's pinned sha256
+             */
+            sha256?: string | null;
+            /**
+             * Source
+             * @description A preload by source: the source in display form (no query string or credential)
+             */
+            source?: string | null;
             /** Warm Cache */
             warm_cache: boolean;
             /**
              * Workers
-             * @description The live workers asked to load it
+             * @description The live workers asked to load it (for a source: to fetch it)
              */
             workers: string[];
         };

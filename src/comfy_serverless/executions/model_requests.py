@@ -4,7 +4,9 @@ it, and checked against the key's tier (`model_sources` host globs), the operato
 `require_model_hashes` and the SSRF rules of input images, all before anything connects to
 the source (the host is looked up, as a webhook URL's is, and not called). What passes is
 kept in the execution's options for the worker, which fetches each source (worker/
-model_fetch.py).
+model_fetch.py), and each source joins the execution's required models as
+`sha256:<hex>` (pinned) or `source:<key>`, which a worker that has it in its model cache
+publishes among its models on disk (model affinity).
 
 Refusals, each naming the input as `<node_id>.inputs.<input>`:
 - a value that is not a readable source: 400 WORKFLOW_VALIDATION_FAILED;
@@ -27,6 +29,7 @@ from comfy_serverless.model_sources import (
     ModelSource,
     SourcePolicy,
     SourceRefused,
+    affinity_token,
     check_source,
     parse_source,
 )
@@ -49,7 +52,11 @@ async def with_model_sources(execution: NewExecution, pins: Mapping[str, str], t
     checked = await checked_model_sources(execution.workflow, pins, tier, settings)
     if not checked.inputs:
         return execution
-    return replace(execution, options=replace(execution.options, model_sources=checked))
+    tokens = {affinity_token(parse_source(item.source, sha256=item.sha256,
+                                          hf_endpoint=settings.hf_endpoint))
+              for item in checked.inputs}
+    return replace(execution, options=replace(execution.options, model_sources=checked),
+                   required_models=tuple(sorted({*execution.required_models, *tokens})))
 
 
 async def checked_model_sources(graph: Mapping[str, Mapping[str, object]],

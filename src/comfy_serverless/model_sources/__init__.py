@@ -16,12 +16,19 @@ from comfy_serverless.model_sources.errors import (
     ModelUnavailable,
     SourceRefused,
 )
-from comfy_serverless.model_sources.layout import CacheFull
+from comfy_serverless.model_sources.layout import (
+    CacheFull,
+    affinity_token,
+    placed_name,
+    source_key,
+)
+from comfy_serverless.model_sources.origins import Origin
 from comfy_serverless.model_sources.policy import (
     HostCredential,
     Secret,
     SourcePolicy,
     check_source,
+    host_allowed,
     hub_credential,
 )
 from comfy_serverless.model_sources.sources import (
@@ -34,6 +41,8 @@ from comfy_serverless.model_sources.transfer import Progress, Transport
 
 __all__ = ["DEFAULT_HF_ENDPOINT", "CacheFull", "CachedModel", "DownloadFailed", "HashMismatch",
            "HashNotAllowed", "HostCredential", "MalformedSource", "ModelCache",
-           "ModelSource", "ModelSourceError", "ModelUnavailable", "Progress", "Secret",
-           "SourcePolicy", "SourceRefused", "Transport", "check_source", "hub_credential",
-           "is_model_source", "parse_source"]
+           "ModelSource", "ModelSourceError", "ModelUnavailable", "Origin", "Progress", "Secret",
+           "SourcePolicy", "SourceRefused", "Transport", "check_source", "host_allowed",
+           "hub_credential",
+           "affinity_token", "is_model_source", "parse_source", "placed_name",
+           "source_key"]

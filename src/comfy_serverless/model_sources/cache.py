@@ -31,6 +31,7 @@ from comfy_serverless.model_sources.errors import (
 )
 from comfy_serverless.model_sources.layout import CacheLayout
 from comfy_serverless.model_sources.locks import exclusive
+from comfy_serverless.model_sources.origins import Origin, add_origin, origins_of, placed_blob
 from comfy_serverless.model_sources.partial import PartialFile
 from comfy_serverless.model_sources.policy import SourcePolicy, check_source
 from comfy_serverless.model_sources.sources import ModelSource
@@ -78,8 +79,16 @@ class ModelCache:
         if source.sha256 is not None:
             policy.check_hash(source.sha256)
         cached = self._cached(source, policy)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = await self._fetched(source, policy, progress)
+        try:
+            add_origin(self.layout.root, cached.sha256, source, self.layout.key(source))
+        except OSError as exc:  # the file is good; only who may see it is not recorded
+            logger.warning("cannot record the source of %s: %s", cached.sha256, exc)
+        return cached
+
+    async def _fetched(self, source: ModelSource, policy: SourcePolicy,
+                       progress: Progress | None) -> CachedModel:
         flight = self._join(source, policy)
         if progress is not None:
             flight.listeners.append(progress)
@@ -89,6 +98,12 @@ class ModelCache:
         finally:
             if progress is not None:  # a waiter that leaves hears no more
                 flight.listeners.remove(progress)
+
+    def placed(self, link: Path) -> tuple[str, tuple[Origin, ...]] | None:
+        """For a file of a model folder placed from this cache: the sha256 of its content
+        and the sources it was fetched from; None for any other file."""
+        sha256 = placed_blob(link, self.layout.root)
+        return None if sha256 is None else (sha256, origins_of(self.layout.root, sha256))
 
     @contextlib.asynccontextmanager
     async def use(self, source: ModelSource, policy: SourcePolicy,

@@ -8,6 +8,7 @@
     <root>/locks/<key>.lock      held while a source downloads; evict.lock while evicting
     <root>/pins/<hex>            a shared lock per holder while the file is in use
     <root>/links/<hex>           the names placed into model folders for this file
+    <root>/origins/<hex>         the sources this file was fetched from (origins.py)
 
 `root` is meant to be `<engine models folder>/.cs-cache`: ComfyUI scans only the model
 folders it registers, so the cache itself is never listed. A loader sees a cached file
@@ -36,10 +37,27 @@ from comfy_serverless.model_sources.errors import ModelUnavailable
 from comfy_serverless.model_sources.locks import exclusive, hold_shared, try_exclusive
 from comfy_serverless.model_sources.sources import ModelSource
 
-__all__ = ["CacheFull", "CacheLayout"]
+__all__ = ["CacheFull", "CacheLayout", "affinity_token", "placed_name", "source_key"]
 
 _LINK_PREFIX_HEX = 12
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def source_key(source: ModelSource) -> str:
+    """One name per source (a hash of its identity, so no query string shows in it): the
+    cache's file names for the source, and what a job's required models name it by."""
+    return hashlib.sha256(source.identity.encode()).hexdigest()[:32]
+
+
+def affinity_token(source: ModelSource) -> str:
+    """What a job that names `source` requires on a worker's disk for model affinity: the
+    content when pinned, else the source (a worker publishes both for its cached files)."""
+    return f"sha256:{source.sha256}" if source.sha256 else f"source:{source_key(source)}"
+
+
+def placed_name(sha256: str, basename: str) -> str:
+    """The name a cached file takes in a model folder: `<first 12 hex>-<basename>`."""
+    return f"{sha256[:_LINK_PREFIX_HEX]}-{basename}"
 
 
 class CacheFull(ModelUnavailable):
@@ -52,12 +70,12 @@ class CacheFull(ModelUnavailable):
 class CacheLayout:
     def __init__(self, root: Path) -> None:
         self.root = root
-        for folder in ("sha256", "sources", "partial", "locks", "pins", "links"):
+        for folder in ("sha256", "sources", "partial", "locks", "pins", "links", "origins"):
             (root / folder).mkdir(parents=True, exist_ok=True)
 
     @staticmethod
     def key(source: ModelSource) -> str:
-        return hashlib.sha256(source.identity.encode()).hexdigest()[:32]
+        return source_key(source)
 
     def blob(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256
@@ -98,7 +116,7 @@ class CacheLayout:
 
     def place(self, sha256: str, basename: str, folder: Path) -> Path:
         """The cached file as `<folder>/<hex prefix>-<basename>` (a symbolic link)."""
-        link = folder / f"{sha256[:_LINK_PREFIX_HEX]}-{basename}"
+        link = folder / placed_name(sha256, basename)
         target = self.blob(sha256)
         if _points_at(link, target):
             return link
@@ -154,6 +172,7 @@ class CacheLayout:
                 return False
             self._remove_links(path)
             path.unlink(missing_ok=True)
+            (self.root / "origins" / path.name).unlink(missing_ok=True)
             return True
 
     def _evict_partial(self, partial: Path) -> bool:

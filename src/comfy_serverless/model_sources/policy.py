@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -27,7 +28,18 @@ from comfy_serverless.webhooks.ssrf import (
     check_destination,
 )
 
-__all__ = ["HostCredential", "Secret", "SourcePolicy", "check_source", "hub_credential"]
+__all__ = ["HostCredential", "Secret", "SourcePolicy", "check_source", "host_allowed",
+           "hub_credential"]
+
+
+def host_allowed(host: str, allowed_hosts: Iterable[str]) -> bool:
+    """Whether a tier whose `model_sources` are `allowed_hosts` may fetch from `host` (a
+    source's host: the URL's host name, or `s3://<bucket>`). No host (a cached file whose
+    source is not known) is never allowed, not even by `*`."""
+    if not host:
+        return False
+    lowered = host.lower()
+    return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in allowed_hosts)
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ class SourcePolicy:
     def check_host(self, source: ModelSource) -> None:
         """SourceRefused unless the tier's allowlist names the source's host."""
         host = source.host.lower()
-        if not any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in self.allowed_hosts):
+        if not host_allowed(host, self.allowed_hosts):
             raise SourceRefused(f"the model source host {host!r} is not in this tier's "
                                 "model_sources allowlist")
 

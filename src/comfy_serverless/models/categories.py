@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CATEGORIES", "Preloader", "category_of", "preloader_for"]
+__all__ = ["CATEGORIES", "MODEL_FOLDERS", "Preloader", "category_of", "preloader_for"]
 
 _CATEGORY_BY_FOLDER = {
     "checkpoints": "checkpoint",
@@ -30,6 +30,8 @@ _CATEGORY_BY_FOLDER = {
 }
 
 CATEGORIES: frozenset[str] = frozenset(_CATEGORY_BY_FOLDER.values())
+# ComfyUI's model folders: where a preload by source may place its file.
+MODEL_FOLDERS: frozenset[str] = frozenset(_CATEGORY_BY_FOLDER)
 
 
 def category_of(folder: str) -> str:

@@ -1,6 +1,13 @@
 """A worker's model folders, as its ComfyUI sees them (`/experiment/models`), with each
 file's sha256 and capabilities computed lazily, in a thread, and cached by (path, size,
-mtime) in a small JSON file, so a restart does not hash the same gigabytes again."""
+mtime) in a small JSON file, so a restart does not hash the same gigabytes again.
+
+A file placed from the worker's model cache (a link into it) is known without hashing:
+`placed` (handed in by the worker, which owns the cache) gives its sha256 and the sources
+it was fetched from. `on_disk` is what model affinity matches a job's required models
+against: every file name, and for each placed file `sha256:<hex>` and `source:<key>` of
+each of its sources (a job that names a source requires those, see
+executions/model_requests.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +15,26 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.models.inspection import capabilities_of, file_sha256
-from comfy_serverless.store.models import ModelFile
+from comfy_serverless.store.models import FileSource, ModelFile
 
-__all__ = ["ModelInventory"]
+__all__ = ["ModelInventory", "PlacedLookup", "placed_tokens"]
+
+# For a file of a model folder: (sha256, sources) when it was placed from the model cache.
+PlacedLookup = Callable[[Path], "tuple[str, tuple[FileSource, ...]] | None"]
+
+
+def placed_tokens(file: ModelFile) -> set[str]:
+    """What a job's required models name a placed file by: its content and its sources."""
+    if not file.sources or file.sha256 is None:
+        return set()
+    return {f"sha256:{file.sha256}",
+            *(f"source:{source.key}" for source in file.sources if source.key)}
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +57,11 @@ def _capabilities(path: Path) -> dict[str, Any] | None:
 
 
 class ModelInventory:
-    def __init__(self, client: ComfyUIClient, facts_file: Path | None = None) -> None:
+    def __init__(self, client: ComfyUIClient, facts_file: Path | None = None,
+                 placed: PlacedLookup | None = None) -> None:
         self._client = client
         self._facts_file = facts_file
+        self._placed = placed
         self._facts: dict[str, dict[str, Any]] = self._load_facts()
         self._paths: dict[tuple[str, str], Path] = {}
         self.files: list[ModelFile] = []
@@ -56,15 +77,40 @@ class ModelInventory:
                     continue
                 path = Path(roots[index]) / filename
                 size, mtime = int(item.get("size") or 0), float(item.get("modified") or 0)
-                facts = self._facts.get(_facts_key(path, size, mtime), {})
-                files.append(ModelFile(name, filename, size, mtime,
-                                       facts.get("sha256"), facts.get("capabilities")))
+                files.append(await self._file(name, filename, path, size, mtime))
                 paths[(name, filename)] = path
         self.files, self._paths = files, paths
         return files
 
+    async def _file(self, folder: str, filename: str, path: Path, size: int, mtime: float
+                    ) -> ModelFile:
+        """One file with what is known of it; a placed file's facts at once (its header is
+        read in a thread: no hashing, the cache knows its sha256)."""
+        facts = self._facts.get(_facts_key(path, size, mtime), {})
+        placed = self._placed(path) if self._placed is not None else None
+        if placed is None:
+            return ModelFile(folder, filename, size, mtime, facts.get("sha256"),
+                             facts.get("capabilities"))
+        sha256, sources = placed
+        if "capabilities" not in facts:
+            facts = {"sha256": sha256, "capabilities": await asyncio.to_thread(
+                _capabilities, path)}
+            self._facts[_facts_key(path, size, mtime)] = facts
+        return ModelFile(folder, filename, size, mtime, sha256, facts["capabilities"], sources)
+
     def holds(self, folder: str, filename: str) -> bool:
         return (folder, filename) in self._paths
+
+    def on_disk(self) -> frozenset[str]:
+        """The file names of every folder, and the tokens of the placed files."""
+        names = {file.filename for file in self.files}
+        return frozenset(names.union(*(placed_tokens(file) for file in self.files)))
+
+    def tokens_of(self, filenames: Iterable[str]) -> frozenset[str]:
+        """The tokens of the placed files among `filenames` (the warm ones, say)."""
+        wanted = set(filenames)
+        return frozenset().union(*(placed_tokens(file) for file in self.files
+                                   if file.filename in wanted))
 
     async def describe_next(self) -> bool:
         """Hash one file that has no facts yet (and is on this machine); False when none is

@@ -8,14 +8,19 @@ model file, with measured figures from the store.
   its recent popularity (0 to 10, the most used model being 10);
 - `availability.regions` are the configured regions of the workers that hold it,
   `warm_cache` whether it is in some worker's ComfyUI cache now, `load_time` the mean of the
-  loads that execution logs measured.
+  loads that execution logs measured;
+- a file placed from a worker's model cache (fetched by source) carries `file_info.source`,
+  the display form of a source it was fetched from (no query string, no credential). Such
+  a file is listed only to a key whose tier could fetch one of its sources (`may_fetch`,
+  the tier's `model_sources` allowlist, handed in by the caller), and names only those
+  sources: a fetched model never shows to another tenant.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from statistics import fmean
@@ -24,10 +29,14 @@ from typing import Any
 from comfy_serverless.engine.comfyui.stats import gigabytes
 from comfy_serverless.errors import RequestInvalid
 from comfy_serverless.models.categories import CATEGORIES, category_of
-from comfy_serverless.store.models import FleetModelFile, ModelFile
+from comfy_serverless.store.models import FileSource, FleetModelFile, ModelFile
 from comfy_serverless.store.store import Store
 
-__all__ = ["FleetModel", "ModelQuery", "fleet_models", "model_id_of", "model_list"]
+__all__ = ["FleetModel", "HostCheck", "ModelQuery", "fleet_models", "model_id_of",
+           "model_list", "visible_models"]
+
+# Whether the asking key's tier may fetch from a source host (its model_sources allowlist).
+HostCheck = Callable[[str], bool]
 
 
 def model_id_of(category: str, filename: str) -> str:
@@ -52,6 +61,17 @@ class FleetModel:
     # worker id → its configured region (None when it has none)
     workers: dict[str, str | None] = field(default_factory=dict)
     warm: bool = False
+    # For a file placed from workers' model caches: the sources it was fetched from.
+    sources: set[FileSource] = field(default_factory=set)
+
+    def sources_for(self, may_fetch: HostCheck) -> list[FileSource]:
+        """The sources a key whose tier passes `may_fetch` may see, by display form."""
+        return sorted((s for s in self.sources if may_fetch(s.host)), key=lambda s: s.display)
+
+    def visible_to(self, may_fetch: HostCheck) -> bool:
+        """An ordinary file is seen by every key; a fetched one only by a key whose tier
+        could fetch one of its sources."""
+        return not self.sources or bool(self.sources_for(may_fetch))
 
     @property
     def regions(self) -> list[str]:
@@ -71,6 +91,7 @@ class FleetModel:
     def add(self, seen: FleetModelFile) -> None:
         self.workers[seen.worker_id] = seen.region
         self.warm = self.warm or seen.warm
+        self.sources.update(seen.file.sources)
         if self.file.sha256 is None and seen.file.sha256 is not None:
             self.file = seen.file
 
@@ -121,15 +142,21 @@ def _hash(file: ModelFile) -> str | None:
     return f"sha256:{file.sha256}" if file.sha256 else None
 
 
-def _entry(model: FleetModel, measures: _Measures) -> dict[str, Any]:
+def visible_models(models: Iterable[FleetModel], may_fetch: HostCheck) -> list[FleetModel]:
+    return [model for model in models if model.visible_to(may_fetch)]
+
+
+def _entry(model: FleetModel, measures: _Measures, may_fetch: HostCheck) -> dict[str, Any]:
     file = model.file
     name = PurePosixPath(file.filename).stem
+    sources = model.sources_for(may_fetch)
     return {
         "model_id": model.model_id,
         "name": name,
         "category": model.category,
         "file_info": {"filename": file.filename, "size_bytes": file.size_bytes,
-                      "hash": _hash(file), "folder": file.folder},
+                      "hash": _hash(file), "folder": file.folder,
+                      "source": sources[0].display if sources else None},
         "capabilities": file.capabilities or {},
         "performance": {
             "memory_requirement": gigabytes(file.size_bytes),
@@ -154,15 +181,17 @@ def _check_category(category: str | None, models: list[FleetModel]) -> None:
                              {"field": "category", "allowed": sorted(known)})
 
 
-async def model_list(store: Store, query: ModelQuery, *, live_window: float) -> dict[str, Any]:
+async def model_list(store: Store, query: ModelQuery, *, live_window: float,
+                     may_fetch: HostCheck) -> dict[str, Any]:
     now = time.time()
-    models = fleet_models(await store.models.fleet_files(now - live_window))
+    models = visible_models(fleet_models(await store.models.fleet_files(now - live_window)),
+                            may_fetch)
     _check_category(query.category, models)
     matching = [model for model in models if model.matches(query)]
     page = matching[query.offset:query.offset + query.limit]
     measures = await _measures(store, now) if page else _Measures({}, {}, {})
     return {
-        "models": [_entry(model, measures) for model in page],
+        "models": [_entry(model, measures, may_fetch) for model in page],
         "pagination": {"total": len(matching), "limit": query.limit, "offset": query.offset,
                        "has_more": query.offset + len(page) < len(matching)},
     }

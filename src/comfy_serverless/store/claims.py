@@ -45,17 +45,18 @@ class ClaimStore:
         """One statement, atomic on its own: the row lock (PostgreSQL) or the write lock
         (SQLite) is taken and released within it, so no transaction round trips are needed.
         The worker may name the ComfyUI prompt id it will use, saving a write later.
-        `match` carries its GPU type, environment and warm models (GPU-type and environment
-        matching, model affinity);
+        `match` carries its GPU type, environment, and warm and on-disk models (GPU-type and
+        environment matching, model affinity);
         `now` is for simulations that run on their own clock."""
         now = time.time() if now is None else now
         params = {"worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
                   "engine_prompt_id": engine_prompt_id,
                   "resource_allocation": dumps(resource_allocation), **match.params()}
-        if not match.warm_models:
+        if not match.holds_models:
             params = {name: value for name, value in params.items()
-                      if name not in ("warm_models", "affinity_window", "affinity_max_wait")}
-        query = "claim_next" if match.warm_models else "claim_next_in_order"
+                      if name not in ("warm_models", "disk_models", "affinity_window",
+                                      "affinity_max_wait")}
+        query = "claim_next" if match.holds_models else "claim_next_in_order"
         row = await self._db.fetch_one(self._sql[query], params)
         return ExecutionRecord.from_row(row) if row else None
 

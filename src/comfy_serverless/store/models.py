@@ -11,12 +11,33 @@ from typing import Any
 from comfy_serverless.store.connector import Connector, Row
 from comfy_serverless.store.records import _json_or_none
 
-__all__ = ["FleetModelFile", "ModelFile", "ModelPreload", "ModelRegistry"]
+__all__ = ["FileSource", "FleetModelFile", "ModelFile", "ModelPreload", "ModelRegistry"]
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A source a cached file was fetched from: its display form (no query string, no
+    credential), the host a tier's `model_sources` allowlist is matched against, and the
+    cache's key of the source (what a job's required models name it by)."""
+
+    display: str
+    host: str
+    key: str
+
+    @classmethod
+    def from_json(cls, value: Any) -> FileSource | None:
+        if not isinstance(value, dict):
+            return None
+        display, host, key = (value.get(name) for name in ("display", "host", "key"))
+        if isinstance(display, str) and isinstance(host, str) and isinstance(key, str):
+            return cls(display, host, key)
+        return None
 
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One file of a ComfyUI model folder (`folder` is ComfyUI's name: checkpoints, loras…)."""
+    """One file of a ComfyUI model folder (`folder` is ComfyUI's name: checkpoints, loras…).
+    `sources` is not empty for a file placed from the worker's model cache."""
 
     folder: str
     filename: str
@@ -24,6 +45,16 @@ class ModelFile:
     mtime: float
     sha256: str | None = None
     capabilities: dict[str, Any] | None = None
+    sources: tuple[FileSource, ...] = ()
+
+    def sources_json(self) -> str | None:
+        return json.dumps([source.__dict__ for source in self.sources]) if self.sources \
+            else None
+
+
+def _sources(value: Any) -> tuple[FileSource, ...]:
+    items = _json_or_none(value) or []
+    return tuple(source for source in map(FileSource.from_json, items) if source is not None)
 
 
 @dataclass(frozen=True)
@@ -41,7 +72,7 @@ class FleetModelFile:
         warm_models = _json_or_none(row["warm_models"]) or []
         file = ModelFile(row["folder"], row["filename"], int(row["size_bytes"]),
                          float(row["mtime"]), row["sha256"],
-                         _json_or_none(row["capabilities"]))
+                         _json_or_none(row["capabilities"]), _sources(row["sources"]))
         return cls(row["worker_id"], row["region"], file.filename in warm_models, file)
 
 
@@ -56,14 +87,22 @@ class ModelPreload:
     regions: list[str] | None
     requested_at: float
     expires_at: float
+    # A preload by source: the value the client gave, its sha256 pin, and the requesting
+    # tier's model_sources (the workers fetch under that policy). `filename` is then the
+    # placed name when the pin makes it known, else the source's file name.
+    source: str | None = None
+    source_sha256: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: Row) -> ModelPreload:
-        return cls(**{**row, "regions": _json_or_none(row["regions"])})
+        return cls(**{**row, "regions": _json_or_none(row["regions"]),
+                      "allowed_hosts": tuple(_json_or_none(row["allowed_hosts"]) or ())})
 
     def params(self) -> dict[str, Any]:
         return {**self.__dict__, "regions": None if self.regions is None
-                else json.dumps(self.regions)}
+                else json.dumps(self.regions),
+                "allowed_hosts": json.dumps(list(self.allowed_hosts)) if self.source else None}
 
     def applies_to(self, region: str | None) -> bool:
         """Whether a worker in `region` should keep this model warm."""
@@ -79,7 +118,8 @@ class ModelRegistry:
         """Replace what the store knows of this worker's model folders."""
         rows = [{"worker_id": worker_id, "folder": f.folder, "filename": f.filename,
                  "size_bytes": f.size_bytes, "mtime": f.mtime, "sha256": f.sha256,
-                 "capabilities": None if f.capabilities is None else json.dumps(f.capabilities)}
+                 "capabilities": None if f.capabilities is None else json.dumps(f.capabilities),
+                 "sources": f.sources_json()}
                 for f in files]
         async with self._db.transaction() as tx:
             await tx.execute(self._sql["delete_worker_models"], {"worker_id": worker_id})
@@ -96,6 +136,15 @@ class ModelRegistry:
         """The model files of the workers heard from since `since`."""
         rows = await self._db.fetch_all(self._sql["fleet_models"], {"since": since})
         return [FleetModelFile.from_row(row) for row in rows]
+
+    async def placed_files(self, since: float) -> dict[str, tuple[FileSource, ...]]:
+        """The file names of the live workers' files placed from their model caches, each
+        with the sources it was fetched from (over every worker that has it)."""
+        placed: dict[str, set[FileSource]] = {}
+        for row in await self._db.fetch_all(self._sql["placed_models"], {"since": since}):
+            placed.setdefault(row["filename"], set()).update(_sources(row["sources"]))
+        return {name: tuple(sorted(sources, key=lambda s: s.display))
+                for name, sources in placed.items()}
 
     async def add_preloads(self, preloads: Sequence[ModelPreload]) -> None:
         await self._db.execute_many(self._sql["insert_preload"], [p.params() for p in preloads])

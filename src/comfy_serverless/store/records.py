@@ -266,8 +266,9 @@ def gpu_type_pattern(gpu_type: str | None) -> str:
 
 @dataclass(frozen=True)
 class ClaimMatch:
-    """What a worker brings to a claim: its GPU type, the model files warm in its ComfyUI,
-    and how far model affinity may reorder the queue (see claim_next in common.sql).
+    """What a worker brings to a claim: its GPU type, the model files warm in its ComfyUI
+    and those on its disk, and how far model affinity may reorder the queue (see claim_next
+    in claims.sql).
 
     `any_gpu_type`: a worker whose operator declared no GPU type takes jobs of every tier
     (tiers name GPU types like "T4", which a detected "NVIDIA GeForce RTX 4090" or "cpu"
@@ -278,10 +279,17 @@ class ClaimMatch:
     affinity_window: int = 8
     affinity_max_wait: float = 30.0
     any_gpu_type: bool = False
+    # The model files on the worker's disk (its folders, and its model cache's files by
+    # `sha256:<hex>` and `source:<key>`): affinity prefers loaded, then on disk.
+    disk_models: frozenset[str] = frozenset()
     # The environment its engine runs (None: none, and then it takes only rows asking for
     # none); a row that asks for none is taken by any worker.
     environment: str | None = None
     environment_hash: str | None = None
+
+    @property
+    def holds_models(self) -> bool:
+        return bool(self.warm_models or self.disk_models)
 
     def ready_params(self) -> dict[str, Any]:
         """The parameters of the claims' `_ready_for_worker` test (claims.sql)."""
@@ -291,6 +299,7 @@ class ClaimMatch:
 
     def params(self) -> dict[str, Any]:
         return {**self.ready_params(), "warm_models": json.dumps(sorted(self.warm_models)),
+                "disk_models": json.dumps(sorted(self.warm_models | self.disk_models)),
                 "affinity_window": max(1, self.affinity_window),
                 "affinity_max_wait": float(self.affinity_max_wait)}
 

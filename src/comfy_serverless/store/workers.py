@@ -61,7 +61,8 @@ class WorkerStore:
         rows = await self._db.fetch_all(self._sql["live_workers"], {"since": since})
         return [WorkerState(row["id"], row["state"], row["gpu_type"],
                             json.loads(row["system_stats"]) if row["system_stats"] else None,
-                            None, gpu_type_declared=bool(row["gpu_type_declared"]),
+                            None, row["region"],
+                            gpu_type_declared=bool(row["gpu_type_declared"]),
                             environment=row["environment_name"],
                             environment_hash=row["environment_hash"]) for row in rows]
 

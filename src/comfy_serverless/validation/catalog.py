@@ -138,6 +138,12 @@ def _merge_node(first: NodeSpec, other: NodeSpec) -> NodeSpec:
     return replace(first, inputs=inputs)
 
 
+def _without(spec: InputSpec, hidden: frozenset[str]) -> InputSpec:
+    if not spec.options or not any(option in hidden for option in spec.options):
+        return spec
+    return replace(spec, options=tuple(o for o in spec.options if o not in hidden))
+
+
 class NodeCatalog:
     def __init__(self, nodes: Mapping[str, NodeSpec]) -> None:
         self.nodes = dict(nodes)
@@ -158,6 +164,18 @@ class NodeCatalog:
 
     def get(self, class_type: str) -> NodeSpec | None:
         return self.nodes.get(class_type)
+
+    def without_options(self, hidden: frozenset[str]) -> NodeCatalog:
+        """This catalog with the options in `hidden` left out of every input: files a key
+        may not use are then neither accepted nor offered in its hints."""
+        if not hidden:
+            return self
+        nodes = {}
+        for class_type, spec in self.nodes.items():
+            inputs = {name: _without(item, hidden) for name, item in spec.inputs.items()}
+            changed = any(inputs[name] is not item for name, item in spec.inputs.items())
+            nodes[class_type] = replace(spec, inputs=inputs) if changed else spec
+        return NodeCatalog(nodes)
 
     def similar(self, class_type: str, limit: int = 3) -> list[str]:
         return difflib.get_close_matches(class_type, list(self.nodes), n=limit, cutoff=0.8)

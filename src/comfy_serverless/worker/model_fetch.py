@@ -33,6 +33,7 @@ from comfy_serverless.model_sources import (
     SourcePolicy,
     parse_source,
 )
+from comfy_serverless.store.models import FileSource
 from comfy_serverless.store.options import ModelSourceInput
 from comfy_serverless.store.records import LogEntry
 from comfy_serverless.store.store import Store
@@ -41,6 +42,7 @@ from comfy_serverless.worker.execution_context import ExecutionContext, Executor
 __all__ = ["DownloadReport", "ModelFetchFailed", "ModelFetcher"]
 
 _LOG_EVERY = 5.0
+_UNKNOWN_SOURCE = FileSource(display="", host="", key="")
 
 
 class ModelFetchFailed(Exception):
@@ -110,13 +112,33 @@ class ModelFetcher:
                  policy_for: Callable[[Sequence[str]], SourcePolicy], hf_endpoint: str,
                  store: Store, config: ExecutorConfig,
                  clock: Callable[[], float] = time.time) -> None:
-        self._make_cache, self._models_dir, self._policy_for = make_cache, models_dir, policy_for
-        self._hf_endpoint, self._store, self._config, self._clock = (
+        self._make_cache, self.models_dir, self.policy_for = make_cache, models_dir, policy_for
+        self.hf_endpoint, self._store, self._config, self._clock = (
             hf_endpoint, store, config, clock)
+        # Told when a file was placed (the model keeper publishes the folders again soon).
+        self.on_placed: Callable[[], None] = lambda: None
 
     @functools.cached_property
-    def _cache(self) -> ModelCache:
+    def cache(self) -> ModelCache:
         return self._make_cache()
+
+    def placed(self, link: Path) -> tuple[str, tuple[FileSource, ...]] | None:
+        """For a file of a model folder placed from the cache: its sha256 and sources (the
+        inventory's PlacedLookup). Only a symbolic link may be one, so the cache is made
+        only where one is found."""
+        if not link.is_symlink():
+            return None
+        try:
+            found = self.cache.placed(link)
+        except OSError:  # no cache could be made: nothing was placed from it
+            return None
+        if found is None:
+            return None
+        sha256, origins = found
+        # A file whose sources were not recorded is placed from nowhere known: no tier's
+        # allowlist matches it, so it is shown to and usable by no key until fetched again.
+        return sha256, tuple(FileSource(o.display, o.host, o.key) for o in origins) or (
+            _UNKNOWN_SOURCE,)
 
     async def prepare(self, context: ExecutionContext) -> dict[str, Any]:
         """The workflow with each model source replaced by its placed file's name; every
@@ -126,7 +148,7 @@ class ModelFetcher:
         sources = execution.options.model_sources
         if not sources.inputs:
             return execution.workflow
-        policy = self._policy_for(sources.allowed_hosts)
+        policy = self.policy_for(sources.allowed_hosts)
         workflow = {node_id: {**node, "inputs": dict(node.get("inputs") or {})}
                     for node_id, node in execution.workflow.items()}
         for item in sources.inputs:
@@ -141,10 +163,12 @@ class ModelFetcher:
         display = None
         try:
             source = parse_source(item.source, sha256=item.sha256,
-                                  hf_endpoint=self._hf_endpoint)
+                                  hf_endpoint=self.hf_endpoint)
             display = source.display
             model = await self._held(context, item, source, policy)
-            return self._cache.place(model, self._models_dir / item.folder)
+            placed = self.cache.place(model, self.models_dir / item.folder)
+            self.on_placed()
+            return placed
         except ModelSourceError as exc:
             raise ModelFetchFailed(item, class_type, display, exc) from exc
 
@@ -153,7 +177,7 @@ class ModelFetcher:
         """The fetched file, pinned for the rest of the attempt; the attempt's housekeeping
         and the download's report go on while it comes."""
         report = DownloadReport(source.display, item.node_id)
-        held = self._cache.use(source, policy, report.progress)
+        held = self.cache.use(source, policy, report.progress)
         entering = asyncio.ensure_future(context.held_models.enter_async_context(held))
         try:
             while not entering.done():

@@ -3,7 +3,12 @@
 Each pass: publish the model folders when due (start, every `rescan_interval`, after a
 ComfyUI restart); describe one more file (sha256, capabilities) in a thread and publish
 again; load the active preloads of the worker's region into its ComfyUI with a loader-only
-prompt, and pin them (see models/warmth.py) until they expire.
+prompt, and pin them (see models/warmth.py) until they expire. Preloads by source are
+fetched, pinned in the model cache and placed first (worker/source_preloads.py); once
+placed they are published and kept warm like the others.
+
+`held` is what a claim's model affinity matches against: the models warm in ComfyUI and
+those on disk (the inventory's files, and the cached files' sha256 and sources).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from comfy_serverless.background import BackgroundService
 from comfy_serverless.engine.comfyui.client import ComfyUIClient
@@ -29,8 +35,13 @@ from comfy_serverless.models.inventory import ModelInventory
 from comfy_serverless.models.warmth import PRELOAD_NODE, WarmModels
 from comfy_serverless.store.models import ModelPreload
 from comfy_serverless.store.store import Store
+from comfy_serverless.worker.model_fetch import ModelFetcher
+from comfy_serverless.worker.source_preloads import SourcePreloads
 
-__all__ = ["ModelKeeper", "ModelKeeperConfig"]
+if TYPE_CHECKING:  # worker_config imports this module's ModelKeeperConfig
+    from comfy_serverless.worker.worker_config import WorkerConfig
+
+__all__ = ["ModelKeeper", "ModelKeeperConfig", "keeper_for"]
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +61,10 @@ class ModelKeeper(BackgroundService):
     name = "model-keeper"
 
     def __init__(self, config: ModelKeeperConfig, store: Store, client: ComfyUIClient,
-                 inventory: ModelInventory, warm: WarmModels) -> None:
+                 inventory: ModelInventory, warm: WarmModels,
+                 sources: SourcePreloads | None = None) -> None:
         super().__init__(config.interval)
-        self._config = config
+        self._config, self._sources = config, sources
         self._store = store
         self._client = client
         self.inventory = inventory
@@ -65,6 +77,16 @@ class ModelKeeper(BackgroundService):
 
     def rescan_soon(self) -> None:
         self._published_at = float("-inf")
+
+    def held(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(warm, on disk) for a claim: the warm files with their cache tokens, and every
+        file on disk with the cached ones' tokens."""
+        warm = self.warm.current()
+        return warm | self.inventory.tokens_of(warm), self.inventory.on_disk()
+
+    async def close(self) -> None:
+        if self._sources is not None:
+            await self._sources.close()
 
     async def run_once(self) -> bool:
         """Rescan when due; apply preloads at most every interval, even while hashing; hash
@@ -101,12 +123,18 @@ class ModelKeeper(BackgroundService):
         self._published_at = time.monotonic()
 
     async def apply_preloads(self) -> None:
-        """Load (or keep pinned) the active preloads of this worker's region."""
-        preloads = [
-            preload for preload in await self._store.models.active_preloads(time.time())
-            if preload.applies_to(self._config.region)
-            and self.inventory.holds(preload.folder, preload.filename)
-        ]
+        """Load (or keep pinned) the active preloads of this worker's region; fetch and
+        place those by source first."""
+        active = [preload for preload in await self._store.models.active_preloads(time.time())
+                  if preload.applies_to(self._config.region)]
+        placed: list[ModelPreload] = []
+        if self._sources is not None:
+            placed, fresh = await self._sources.ready(active)
+            if fresh:
+                await self.publish()
+        preloads = [preload for preload in [*active, *placed] if (
+            preload.source is None or preload in placed)
+            and self.inventory.holds(preload.folder, preload.filename)]
         for preload in self.warm.needing_load(preloads):
             load_time = await self._load(preload)
             if load_time is None:
@@ -145,3 +173,16 @@ class ModelKeeper(BackgroundService):
                 case ExecutionError() | ExecutionInterrupted() | ConnectionLost() | None:
                     return None
         return None
+
+
+def keeper_for(config: WorkerConfig, store: Store, client: ComfyUIClient, warm: WarmModels,
+               fetcher: ModelFetcher | None) -> ModelKeeper:
+    """A worker's keeper: with its model cache (when it has one) for placed files' facts,
+    preloads by source, and a rescan soon after a job placed a file."""
+    placed = fetcher.placed if fetcher is not None else None
+    keeper = ModelKeeper(config.model_keeper_config(), store, client,
+                         ModelInventory(client, config.model_facts_file, placed), warm,
+                         SourcePreloads(fetcher) if fetcher is not None else None)
+    if fetcher is not None:
+        fetcher.on_placed = keeper.rescan_soon
+    return keeper

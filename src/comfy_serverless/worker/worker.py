@@ -28,7 +28,6 @@ from comfy_serverless.engine.comfyui.stats import gpu_type_of, has_gpu
 from comfy_serverless.engine.comfyui.supervisor import Engine
 from comfy_serverless.errors import EngineError, StoreError
 from comfy_serverless.logs import execution_context, worker_context
-from comfy_serverless.models.inventory import ModelInventory
 from comfy_serverless.models.warmth import WarmModels
 from comfy_serverless.storage.base import OutputStorage
 from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, WorkerState
@@ -41,7 +40,7 @@ from comfy_serverless.worker.execution_context import Outcome
 from comfy_serverless.worker.executor import Executor
 from comfy_serverless.worker.input_upload import InputUploader
 from comfy_serverless.worker.model_fetch import ModelFetcher
-from comfy_serverless.worker.model_keeper import ModelKeeper
+from comfy_serverless.worker.model_keeper import ModelKeeper, keeper_for
 from comfy_serverless.worker.outputs import OutputCollector
 from comfy_serverless.worker.producer_pace import has_room, log_drain, wait_for_change
 from comfy_serverless.worker.wakeups import Wakeups
@@ -128,9 +127,8 @@ class Worker:
             webhook_max_retries=self.config.webhook_max_retries, environment=self.environment,
             on_output_classes=lambda classes: self._learn(
                 replace(self._facts, output_classes=classes)))
-        self.models = ModelKeeper(
-            self.config.model_keeper_config(), self._store, self._client,
-            ModelInventory(self._client, self.config.model_facts_file), self.warm)
+        self.models = keeper_for(self.config, self._store, self._client, self.warm,
+                                 self._model_fetcher)
         await self.heartbeat()
         await self.publish_catalog()
         with contextlib.suppress(EngineError):
@@ -189,7 +187,8 @@ class Worker:
             match=self.claim_match())
 
     def claim_match(self) -> ClaimMatch:
-        return self.config.claim_match(self.gpu_type, self.warm.current(), self.environment)
+        warm, disk = self.models.held() if self.models else (self.warm.current(), frozenset())
+        return self.config.claim_match(self.gpu_type, warm, disk, self.environment)
 
     async def _catch_up_with_a_restart(self) -> bool:
         """Whether ComfyUI was restarted since the worker last caught up (by a claim, the

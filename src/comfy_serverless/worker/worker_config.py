@@ -41,11 +41,13 @@ class WorkerConfig:
     environment_dir: Path | None = None
 
     def claim_match(self, gpu_type: str | None, warm_models: frozenset[str],
-                    environment: EnvironmentWatch) -> ClaimMatch:
+                    disk_models: frozenset[str], environment: EnvironmentWatch) -> ClaimMatch:
         """What the worker brings to a claim now: its GPU type (a worker that declares none
-        takes every tier's jobs), its warm models and the environment its engine runs."""
+        takes every tier's jobs), its warm and on-disk models and the environment its engine
+        runs."""
         return ClaimMatch(gpu_type=gpu_type, any_gpu_type=self.gpu_type is None,
-                          warm_models=warm_models, affinity_window=self.affinity_window,
+                          warm_models=warm_models, disk_models=disk_models,
+                          affinity_window=self.affinity_window,
                           affinity_max_wait=self.affinity_max_wait,
                           **environment.claim_fields())
 

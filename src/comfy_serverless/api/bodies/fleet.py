@@ -65,6 +65,9 @@ class ModelFileInfo(BaseModel):
     size_bytes: int
     hash: str | None = Field(description="`sha256:…` once a worker hashed it")
     folder: str
+    source: str | None = Field(
+        default=None, description="For a file a worker fetched by source: where from, in "
+                                  "display form (no query string or credential)")
 
 
 class ModelPerformance(BaseModel):
@@ -101,7 +104,7 @@ _MODEL: dict[str, Any] = {
     "model_id": "checkpoint/sdxl_base_1.0", "name": "sdxl_base_1.0", "category": "checkpoint",
     "file_info": {"filename": "sdxl_base_1.0.safetensors", "size_bytes": 6938078208,
                   "hash": "sha256:31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6120b893d7e5b",
-                  "folder": "checkpoints"},
+                  "folder": "checkpoints", "source": None},
     "capabilities": {"resolution": "1024x1024", "styles": ["realistic", "artistic"],
                      "languages": ["en"]},
     "performance": {"memory_requirement": "6.5GB", "avg_inference_time": 12.5,
@@ -129,8 +132,13 @@ class ScheduledPreload(BaseModel):
     priority: int
     regions: list[str] | None
     expires_at: str | None
-    workers: list[str] = Field(description="The live workers asked to load it")
+    workers: list[str] = Field(description="The live workers asked to load it (for a "
+                                           "source: to fetch it)")
     warm_cache: bool
+    source: str | None = Field(default=None, description="A preload by source: the source "
+                               "in display form (no query string or credential)")
+    sha256: str | None = Field(default=None, description="The source's pinned sha256")
+    folder: str = Field(description="The model folder the file is (or is placed) in")
 
 
 class PreloadScheduled(BaseModel):
@@ -141,7 +149,16 @@ class PreloadScheduled(BaseModel):
         "preloads": [{"preload_id": "pre_0a1b2c3d4e5f6a7b",
                       "model_id": "checkpoint/sdxl_base_1.0", "priority": 9,
                       "regions": ["us-east-1"], "expires_at": "2024-08-31T11:15:30Z",
-                      "workers": ["gpu-node-7"], "warm_cache": False}],
+                      "workers": ["gpu-node-7"], "warm_cache": False, "source": None,
+                      "sha256": None, "folder": "checkpoints"},
+                     {"preload_id": "pre_1b2c3d4e5f6a7b8c",
+                      "model_id": "checkpoint/6ce0161689b3-v1-5-pruned-emaonly",
+                      "priority": 5, "regions": None, "expires_at": "2024-08-31T11:15:30Z",
+                      "workers": ["gpu-node-7", "gpu-node-8"], "warm_cache": False,
+                      "source": "https://models.example.com/sd15/v1-5-pruned-emaonly"
+                                ".safetensors",
+                      "sha256": "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa",
+                      "folder": "checkpoints"}],
     }]})
 
     status: Literal["scheduled"]

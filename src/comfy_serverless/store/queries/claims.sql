@@ -37,10 +37,12 @@ LIMIT 1
 
 -- name: claim_next
 -- The best job this worker may run, in one statement.
--- 1. Model affinity (only when the worker has warm models): among the first affinity_window
---    jobs in strict order, the oldest one of the top priority that was submitted at most
---    affinity_max_wait seconds after the oldest of them and whose models are all warm here.
---    A job is thus only ever overtaken by jobs that arrived shortly after it.
+-- 1. Model affinity (only when the worker holds models): among the first affinity_window
+--    jobs in strict order, those of the top priority that were submitted at most
+--    affinity_max_wait seconds after the oldest of them and whose models are all on disk
+--    here (:disk_models, which holds the warm ones too); of those, one whose models are all
+--    warm (:warm_models) first, then the oldest. A job is thus only ever overtaken by jobs
+--    that arrived shortly after it.
 -- 2. Otherwise, and whenever 1 finds nothing unlocked: the strict pick (so a busy window
 --    never makes the queue look empty).
 {{> _claim_update}}
@@ -56,15 +58,21 @@ WHERE id = COALESCE(
      )
      -- CROSS JOIN: SQLite reads the few candidates first, not every queued row.
      SELECT c.id FROM head h CROSS JOIN candidates k CROSS JOIN executions c
-     WHERE CAST(:warm_models AS TEXT) <> '[]'
+     WHERE CAST(:disk_models AS TEXT) <> '[]'
        AND c.id = k.id AND c.status = 'queued' AND k.priority = h.priority
        AND k.submitted_at <= h.submitted_at + :affinity_max_wait
        AND c.required_models IS NOT NULL AND c.required_models <> '[]'
        AND NOT EXISTS (
            SELECT 1 FROM {{json_items}}(CAST(c.required_models AS {{json}})) AS needed
            WHERE needed.value NOT IN (
-               SELECT warm.value FROM {{json_items}}(CAST(:warm_models AS {{json}})) AS warm))
-     ORDER BY k.submitted_at, k.id
+               SELECT held.value FROM {{json_items}}(CAST(:disk_models AS {{json}})) AS held))
+     ORDER BY CASE WHEN EXISTS (
+                  SELECT 1 FROM {{json_items}}(CAST(c.required_models AS {{json}})) AS needed
+                  WHERE needed.value NOT IN (
+                      SELECT warm.value
+                      FROM {{json_items}}(CAST(:warm_models AS {{json}})) AS warm))
+              THEN 1 ELSE 0 END,
+              k.submitted_at, k.id
      LIMIT 1
      {{row_lock_of_c}}),
     ({{> _strict_pick}})

@@ -4,23 +4,30 @@
 DELETE FROM worker_models WHERE worker_id = :worker_id;
 
 -- name: insert_worker_model
-INSERT INTO worker_models (worker_id, folder, filename, size_bytes, mtime, sha256, capabilities)
-VALUES (:worker_id, :folder, :filename, :size_bytes, :mtime, :sha256, :capabilities);
+INSERT INTO worker_models (worker_id, folder, filename, size_bytes, mtime, sha256, capabilities,
+                           sources)
+VALUES (:worker_id, :folder, :filename, :size_bytes, :mtime, :sha256, :capabilities, :sources);
 
 -- name: fleet_models
 -- The model files of the workers heard from since :since, with each worker's region and the
 -- models warm in its ComfyUI.
 SELECT m.worker_id, m.folder, m.filename, m.size_bytes, m.mtime, m.sha256, m.capabilities,
-       w.region, w.warm_models
+       m.sources, w.region, w.warm_models
 FROM worker_models m JOIN workers w ON w.id = m.worker_id
 WHERE w.heartbeat_at >= :since AND w.state <> 'stopped'
 ORDER BY m.folder, m.filename, m.worker_id;
 
+-- name: placed_models
+-- The live workers' files placed from their model caches (for who may see or name them).
+SELECT m.filename, m.sources
+FROM worker_models m JOIN workers w ON w.id = m.worker_id
+WHERE m.sources IS NOT NULL AND w.heartbeat_at >= :since AND w.state <> 'stopped';
+
 -- name: insert_preload
 INSERT INTO model_preloads (id, api_key_id, model_id, folder, filename, priority, regions,
-                            requested_at, expires_at)
+                            requested_at, expires_at, source, source_sha256, allowed_hosts)
 VALUES (:id, :api_key_id, :model_id, :folder, :filename, :priority, :regions, :requested_at,
-        :expires_at);
+        :expires_at, :source, :source_sha256, :allowed_hosts);
 
 -- name: active_preloads
 SELECT * FROM model_preloads WHERE expires_at > :now ORDER BY priority DESC, requested_at;

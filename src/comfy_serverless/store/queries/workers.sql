@@ -44,7 +44,7 @@ UPDATE system_state SET value = :new WHERE key = :key AND value = :old;
 SELECT catalog_hash FROM workers WHERE id = :worker_id;
 
 -- name: live_workers
-SELECT id, state, gpu_type, system_stats, gpu_type_declared, environment_name,
+SELECT id, state, gpu_type, system_stats, region, gpu_type_declared, environment_name,
        environment_hash
 FROM workers
 WHERE heartbeat_at >= :since AND state <> 'stopped' ORDER BY id;

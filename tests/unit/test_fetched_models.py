@@ -1,0 +1,190 @@
+"""Models fetched by source across the fleet: where a cached file came from, what a worker
+publishes of it (its sha256 and sources, its affinity tokens), who may see or name it, and
+how a preload by source is checked. No test connects anywhere: hosts are IP literals or
+refused before any lookup."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from comfy_serverless.access.errors import ModelNotAllowed
+from comfy_serverless.access.tiers import Tier
+from comfy_serverless.errors import ApiError, RequestInvalid
+from comfy_serverless.executions.fetched_models import host_check, refuse_hidden_models
+from comfy_serverless.executions.model_requests import with_model_sources
+from comfy_serverless.executions.preload_sources import checked_preload_source
+from comfy_serverless.executions.submission import new_execution_id
+from comfy_serverless.model_sources import affinity_token, parse_source, source_key
+from comfy_serverless.model_sources.layout import CacheLayout
+from comfy_serverless.model_sources.origins import Origin, add_origin, origins_of, placed_blob
+from comfy_serverless.models.inventory import ModelInventory
+from comfy_serverless.models.listing import fleet_models, visible_models
+from comfy_serverless.settings import Settings
+from comfy_serverless.store.models import FileSource, FleetModelFile, ModelFile
+from comfy_serverless.store.options import ExecutionOptions
+from comfy_serverless.store.records import NewExecution
+from comfy_serverless.validation.catalog import NodeCatalog
+from tests.model_files import offline_fetcher
+from tests.unit.test_models import _FakeFolders
+from workloads.workflows import tiny_sd15
+
+URL = "https://127.0.0.1:8443/models/tiny.safetensors"
+SHA = "ab" * 32
+LOOPBACK = Settings(webhook_allowed_networks=["127.0.0.1/32"])
+SOURCE = FileSource("https://127.0.0.1:8443/models/tiny.safetensors", "127.0.0.1", "k" * 32)
+
+
+def _tier(*hosts: str) -> Tier:
+    return Tier("t", 10, 0, 1, 1, None, 60, ("all_models",), ("all",), model_sources=hosts)
+
+
+def _file(filename: str, *sources: FileSource) -> FleetModelFile:
+    return FleetModelFile("w1", None, False, ModelFile(
+        "checkpoints", filename, 10, 1.0, SHA if sources else None, None, sources))
+
+
+def test_a_cache_records_each_source_of_a_file_and_finds_its_placed_links(
+        tmp_path: Path) -> None:
+    layout = CacheLayout(tmp_path / ".cs-cache")
+    (layout.root / "sha256" / SHA).write_bytes(b"weights")
+    presigned = parse_source(URL + "?signature=secret")
+    mirror = parse_source("s3://acme-models/tiny.safetensors")
+    for source in (presigned, mirror, presigned):
+        add_origin(layout.root, SHA, source, layout.key(source))
+    assert origins_of(layout.root, SHA) == (
+        Origin(URL, "127.0.0.1", source_key(presigned)),  # no query string
+        Origin("s3://acme-models/tiny.safetensors", "s3://acme-models", source_key(mirror)))
+
+    link = layout.place(SHA, "tiny.safetensors", tmp_path / "checkpoints")
+    ordinary = tmp_path / "checkpoints" / "other.safetensors"
+    ordinary.write_bytes(b"x")
+    elsewhere = tmp_path / "checkpoints" / "elsewhere.safetensors"
+    elsewhere.symlink_to(os.path.relpath(ordinary, elsewhere.parent))
+    assert placed_blob(link, layout.root) == SHA
+    assert placed_blob(ordinary, layout.root) is None
+    assert placed_blob(elsewhere, layout.root) is None
+
+
+def test_an_affinity_token_names_the_content_when_pinned_else_the_source() -> None:
+    assert affinity_token(parse_source(URL, sha256=SHA)) == f"sha256:{SHA}"
+    unpinned = parse_source(URL + "?signature=secret")
+    assert affinity_token(unpinned) == f"source:{source_key(unpinned)}"
+    assert "secret" not in affinity_token(unpinned)
+
+
+async def test_a_job_that_names_a_source_requires_its_token(tmp_path: Path) -> None:
+    workflow = tiny_sd15(1)
+    workflow["4"]["inputs"]["ckpt_name"] = URL
+    execution = NewExecution(
+        id=new_execution_id(), api_key_id="k", priority=5, workflow=workflow,
+        options=ExecutionOptions(), signature="s", webhook_url=None, client_id=None,
+        submitted_at=1.0, max_attempts=1, total_nodes=len(workflow),
+        required_models=("vae.safetensors",))
+    checked = await with_model_sources(execution, {URL: SHA}, _tier("127.0.0.1"), LOOPBACK)
+    assert checked.required_models == (f"sha256:{SHA}", "vae.safetensors")
+
+
+async def test_a_worker_knows_placed_files_without_hashing_and_publishes_their_tokens(
+        tmp_path: Path) -> None:
+    models = tmp_path / "checkpoints"
+    models.mkdir()
+    (models / "plain.safetensors").write_bytes(b"plain")
+    (models / f"{SHA[:12]}-tiny.safetensors").write_bytes(b"placed")
+
+    def placed(path: Path) -> tuple[str, tuple[FileSource, ...]] | None:
+        return (SHA, (SOURCE,)) if path.name.startswith(SHA[:12]) else None
+
+    inventory = ModelInventory(_FakeFolders(models), placed=placed)  # type: ignore[arg-type]
+    files = {file.filename: file for file in await inventory.scan()}
+    assert files[f"{SHA[:12]}-tiny.safetensors"].sha256 == SHA
+    assert files[f"{SHA[:12]}-tiny.safetensors"].sources == (SOURCE,)
+    assert files["plain.safetensors"].sources == ()
+    tokens = {f"sha256:{SHA}", f"source:{SOURCE.key}"}
+    assert inventory.on_disk() == {"plain.safetensors", f"{SHA[:12]}-tiny.safetensors",
+                                   *tokens}
+    assert inventory.tokens_of([f"{SHA[:12]}-tiny.safetensors"]) == tokens
+    assert inventory.tokens_of(["plain.safetensors"]) == frozenset()
+
+
+def test_a_fetched_file_is_listed_only_to_tiers_that_could_fetch_one_of_its_sources() -> None:
+    mirror = FileSource("s3://acme/tiny.safetensors", "s3://acme", "m" * 32)
+    models = fleet_models([_file("plain.safetensors"), _file("f-tiny.safetensors", SOURCE),
+                           FleetModelFile("w2", None, False,
+                                          ModelFile("checkpoints", "f-tiny.safetensors", 10,
+                                                    1.0, SHA, None, (mirror,)))])
+    nowhere, loopback, acme = host_check(_tier()), host_check(_tier("127.0.0.*")), host_check(
+        _tier("s3://ac*"))
+    assert [m.file.filename for m in visible_models(models, nowhere)] == ["plain.safetensors"]
+    fetched = visible_models(models, loopback)[0]
+    assert fetched.file.filename == "f-tiny.safetensors"
+    assert fetched.sources_for(loopback) == [SOURCE]
+    assert fetched.sources_for(acme) == [mirror]  # never the other tenant's source
+
+
+def test_a_hidden_file_is_refused_by_name_wherever_an_input_names_it() -> None:
+    workflow = tiny_sd15(1)
+    workflow["4"]["inputs"]["ckpt_name"] = "abcdef012345-tiny.safetensors"
+    hidden = frozenset({"abcdef012345-tiny.safetensors"})
+    with pytest.raises(ModelNotAllowed) as caught:
+        refuse_hidden_models(workflow, {}, hidden, _tier())
+    assert caught.value.details["field"] == "workflow.4.inputs.ckpt_name"
+    with pytest.raises(ModelNotAllowed) as overridden:
+        refuse_hidden_models(tiny_sd15(1), {"ckpt_name": "abcdef012345-tiny.safetensors"},
+                             hidden, _tier())
+    assert overridden.value.details["field"] == "input_overrides.ckpt_name"
+    refuse_hidden_models(tiny_sd15(1), {}, hidden, _tier())  # names none of them
+
+
+def test_a_narrowed_catalog_neither_accepts_nor_offers_the_hidden_files() -> None:
+    info: dict[str, Any] = {"CheckpointLoaderSimple": {
+        "input": {"required": {"ckpt_name": [["a.safetensors", "abcdef012345-b.safetensors"]]}},
+        "output": ["MODEL", "CLIP", "VAE"], "name": "CheckpointLoaderSimple",
+        "python_module": "nodes"}}
+    catalog = NodeCatalog.from_object_info(info)
+    narrowed = catalog.without_options(frozenset({"abcdef012345-b.safetensors"}))
+    spec = narrowed.get("CheckpointLoaderSimple")
+    assert spec is not None
+    assert spec.inputs["ckpt_name"].options == ("a.safetensors",)
+    assert catalog.without_options(frozenset()) is catalog
+
+
+async def test_a_preload_source_is_checked_as_a_job_source_is() -> None:
+    wanted = await checked_preload_source("models[0]", URL + "?signature=secret", SHA,
+                                          "checkpoints", _tier("127.0.0.1"), LOOPBACK)
+    assert (wanted.display, wanted.sha256, wanted.filename, wanted.model_id) == (
+        URL, SHA, f"{SHA[:12]}-tiny.safetensors", f"checkpoint/{SHA[:12]}-tiny")
+    assert wanted.allowed_hosts == ("127.0.0.1",)
+    unpinned = await checked_preload_source("models[0]", URL, None, "loras",
+                                            _tier("127.0.0.1"), LOOPBACK)
+    assert (unpinned.filename, unpinned.model_id) == ("tiny.safetensors", "lora/tiny")
+
+    refusals: list[tuple[str, str, Tier, type[ApiError], str]] = [
+        ("https://models.example.com/a.safetensors", "checkpoints", _tier("127.0.0.1"),
+         ModelNotAllowed, "models[0].source"),
+        ("https://127.0.0.2/a.safetensors", "checkpoints", _tier("127.0.0.2"),
+         ModelNotAllowed, "models[0].source"),  # an address the SSRF rules refuse
+        ("ftp://127.0.0.1/a.safetensors", "checkpoints", _tier("127.0.0.1"),
+         RequestInvalid, "models[0].source"),
+        (URL, "../../etc", _tier("127.0.0.1"), RequestInvalid, "models[0].folder"),
+    ]
+    for value, folder, tier, kind, field in refusals:
+        with pytest.raises(kind) as caught:
+            await checked_preload_source("models[0]", value, None, folder, tier, LOOPBACK)
+        assert caught.value.details["field"] == field
+
+
+def test_a_placed_file_of_unknown_source_is_shown_to_no_tier(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    fetcher = offline_fetcher(models)
+    layout = fetcher.cache.layout
+    (layout.root / "sha256" / SHA).write_bytes(b"weights")
+    link = layout.place(SHA, "old.safetensors", models / "checkpoints")  # no origin recorded
+    placed = fetcher.placed(link)
+    assert placed is not None
+    assert placed[0] == SHA
+    listed = fleet_models([_file(link.name, *placed[1])])
+    assert visible_models(listed, host_check(_tier("*"))) == []
