@@ -33,33 +33,53 @@ from comfy_serverless.services import (
     build_rescuer,
     build_worker,
     open_services,
+    warmup_plan,
 )
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 from comfy_serverless.webhooks.system_events import announce_maintenance
+from comfy_serverless.worker.warmup import WarmupFileError
 
 __all__ = ["main"]
+
+_MAX_API_PROCESSES = 64  # as Settings.api_processes allows
+
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from comfy_serverless.api.app import create_app
     from comfy_serverless.api.processes import serve_processes
     from comfy_serverless.api.server import serve_app
 
-    if settings.embedded_worker and not settings.comfyui_url:
-        install_engine(EngineLayout(settings.engine_dir))
     settings = settings.model_copy(update={
         "host": args.host or settings.host, "port": args.port or settings.port,
-        "api_processes": args.processes or settings.api_processes})
-    if settings.api_processes > 1 and not settings.redis_url:
-        print("api_processes > 1 needs redis_url: each process would otherwise keep its own "
-              "per-minute rate limits", file=sys.stderr)
+        "api_processes": settings.api_processes if args.processes is None else args.processes})
+    refusal = _serve_refusal(settings)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 2
+    if settings.embedded_worker and not settings.comfyui_url:
+        install_engine(EngineLayout(settings.engine_dir))
     asyncio.run(_migrate(settings))
     if settings.api_processes > 1:
-        serve_processes(settings, lambda one, with_worker: create_app(one, with_worker=with_worker))
-    else:
-        serve_app(create_app(settings), settings)
+        return serve_processes(
+            settings, lambda one, with_worker: create_app(one, with_worker=with_worker))
+    serve_app(create_app(settings), settings)
     return 0
+
+
+def _serve_refusal(settings: Settings) -> str | None:
+    """What makes this configuration unable to serve, found before anything starts."""
+    if not 1 <= settings.api_processes <= _MAX_API_PROCESSES:
+        return f"--processes must be between 1 and {_MAX_API_PROCESSES}"
+    if settings.api_processes > 1 and not settings.redis_url:
+        return ("api_processes > 1 needs redis_url: each process would otherwise keep its "
+                "own per-minute rate limits")
+    if settings.embedded_worker:
+        try:
+            warmup_plan(settings)  # the embedded worker reads it again when it starts
+        except WarmupFileError as exc:
+            return str(exc)
+    return None
 
 
 async def _run_worker(settings: Settings) -> None:

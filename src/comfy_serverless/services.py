@@ -191,13 +191,13 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
         keep_engine_history=settings.keep_engine_history,
         environment_dir=settings.resolved_environment_dir(),
-        warmup=_warmup_plan(settings),
+        warmup=warmup_plan(settings),
     )
     return Worker(config, services.store, engine, services.storage_router, services.wakeups,
                   build_model_fetcher(services, config))
 
 
-def _warmup_plan(settings: Settings) -> WarmupPlan | None:
+def warmup_plan(settings: Settings) -> WarmupPlan | None:
     """The warm-up workflow, read now: a missing or unreadable file stops the start
     (WarmupFileError) rather than leaving a worker that never becomes ready."""
     if settings.warmup_workflow is None:

@@ -3,16 +3,21 @@ worth of request handling, so a machine with more cores serves more requests wit
 processes, all accepting from one listening socket.
 
 The parent binds the socket, forks the processes and supervises them: it restarts one that
-dies (after a pause that grows while they keep dying) and, on SIGTERM or SIGINT, passes the
-signal on and waits for them all. Only the first process runs the embedded worker (one
-ComfyUI per machine); every process runs the background loops, which are safe to run in
-several replicas at once. Per-minute rate limits must be shared, so more than one process
-needs Redis (`redis_url`).
+dies (after a pause that grows while they keep dying), gives up and stops them all when
+one keeps failing at its start (a configuration error), and on SIGTERM or SIGINT tells
+each to stop gracefully (SIGTERM: a terminal's Ctrl-C reaches the children too, and a second
+SIGINT would make uvicorn skip its shutdown) and waits for them all.
+
+Only the first process runs the embedded worker (one ComfyUI per machine); the others
+answer `/readyz` from its heartbeat. Every process runs the background loops, which are
+safe to run in several replicas at once. Per-minute rate limits must be shared, so more
+than one process needs Redis (`redis_url`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -36,6 +41,9 @@ MakeApp = Callable[[Settings, bool], FastAPI]
 _FIRST_PAUSE = 0.5
 _LONGEST_PAUSE = 30.0
 _HEALTHY_AFTER = 60.0  # a process that ran this long resets the pause
+_QUICK_FAILURE = 10.0  # a process that ends this soon after its start failed at its start
+_QUICK_FAILURES_ALLOWED = 5  # in a row, then the parent gives up
+_PR_SET_PDEATHSIG = 1
 
 
 def bound_socket(host: str, port: int) -> socket.socket:
@@ -55,13 +63,16 @@ class _Supervisor:
         self._children: dict[int, int] = {}  # pid -> process index
         self._started_at: dict[int, float] = {}  # index -> when its current process started
         self._pause = _FIRST_PAUSE
+        self._quick_failures = 0
         self._stopping = False
+        self.failed = False
 
     def run(self) -> None:
-        for index in range(self._settings.api_processes):
-            self._start(index)
-        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)  # before the first fork: none is orphaned
         signal.signal(signal.SIGINT, self._stop)
+        for index in range(self._settings.api_processes):
+            if not self._stopping:
+                self._start(index)
         while self._children:
             self._reap_one()
 
@@ -83,12 +94,21 @@ class _Supervisor:
         index = self._children.pop(pid, None)
         if index is None or self._stopping:
             return
+        ran_for = time.monotonic() - self._started_at[index]
+        self._quick_failures = self._quick_failures + 1 if ran_for < _QUICK_FAILURE else 0
+        if self._quick_failures >= _QUICK_FAILURES_ALLOWED:
+            print(f"comfy-serverless: API process {index} failed at its start "
+                  f"{self._quick_failures} times in a row; stopping", file=sys.stderr,
+                  flush=True)
+            self.failed = True
+            self._stop(signal.SIGTERM, None)
+            return
         print(f"comfy-serverless: API process {index} (pid {pid}) ended "
               f"(status {status}); starting it again", file=sys.stderr, flush=True)
-        self._restart_after_pause(index)
+        self._restart_after_pause(index, ran_for)
 
-    def _restart_after_pause(self, index: int) -> None:
-        if time.monotonic() - self._started_at[index] > _HEALTHY_AFTER:
+    def _restart_after_pause(self, index: int, ran_for: float) -> None:
+        if ran_for > _HEALTHY_AFTER:
             self._pause = _FIRST_PAUSE
         time.sleep(self._pause)
         self._pause = min(self._pause * 2, _LONGEST_PAUSE)
@@ -99,7 +119,7 @@ class _Supervisor:
         self._stopping = True
         for pid in list(self._children):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+                os.kill(pid, signal.SIGTERM)
 
 
 def _serve_child(settings: Settings, make_app: MakeApp, listener: socket.socket,
@@ -108,6 +128,7 @@ def _serve_child(settings: Settings, make_app: MakeApp, listener: socket.socket,
     the shared socket. Returns its exit status."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _die_with(os.getppid())
     try:
         app = make_app(settings, index == 0 and settings.embedded_worker)
         uvicorn.Server(uvicorn_config(app, settings)).run(sockets=[listener])
@@ -122,10 +143,24 @@ def _serve_child(settings: Settings, make_app: MakeApp, listener: socket.socket,
         sys.stderr.flush()
 
 
-def serve_processes(settings: Settings, make_app: MakeApp) -> None:
-    """Serve with `settings.api_processes` processes (see the module's docstring)."""
+def _die_with(parent: int) -> None:
+    """Ask the kernel to end this process when its parent dies (Linux): a supervisor that
+    was killed leaves no process serving on its own."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
+def serve_processes(settings: Settings, make_app: MakeApp) -> int:
+    """Serve with `settings.api_processes` processes (see the module's docstring); the exit
+    status: 1 when a process kept failing at its start."""
     listener = bound_socket(settings.host, settings.port)
+    supervisor = _Supervisor(settings, make_app, listener)
     try:
-        _Supervisor(settings, make_app, listener).run()
+        supervisor.run()
     finally:
         listener.close()
+    return 1 if supervisor.failed else 0
