@@ -16,6 +16,7 @@ from pathlib import Path
 
 from comfy_serverless.environments.errors import InstallFailed
 from comfy_serverless.environments.manifest import NodeSpec
+from comfy_serverless.environments.scan import pack_entries
 
 __all__ = ["GIT_TIMEOUT", "fetch_node", "tree_digest"]
 
@@ -65,13 +66,16 @@ def _copy(name: str, source: Path, target: Path) -> None:
 
 
 def tree_digest(folder: Path) -> str:
-    """sha256 over the pack's files (relative path and bytes, in path order), without
-    `.git` and `__pycache__`: what a local folder's entry of the environment hash carries."""
+    """sha256 over the pack's entries (relative path and bytes, in path order; a symlink by
+    its target, never followed), without `.git` and `__pycache__`: what a local folder's
+    entry of the environment hash carries."""
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if not path.is_file() or {".git", "__pycache__"} & set(relative.parts):
-            continue
-        digest.update(relative.as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    if not folder.is_dir():  # the copy fails then, naming the node
+        return digest.hexdigest()
+    for entry in pack_entries(folder, frozenset({".git", "__pycache__"})):
+        digest.update(entry.relative.encode() + b"\0" + entry.kind.encode() + b"\0")
+        if entry.kind == "symlink":
+            digest.update(os.readlink(entry.path).encode())
+        elif entry.kind == "file":
+            digest.update(hashlib.sha256(entry.path.read_bytes()).digest())
     return digest.hexdigest()
