@@ -3,7 +3,8 @@
 Git runs with no prompt (a private repository without credentials fails instead of
 waiting), `protocol.file.allow=always` (a local or bare repository, as tests and offline
 hosts use), the URL after `--` (it can never be read as an option), and the checked-out
-HEAD is compared with the manifest's commit. Submodules are not fetched.
+HEAD is compared with the manifest's commit. Submodules are not fetched. Git sees only the
+allowed environment (environments/tool_env.py), never the service's secrets.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from comfy_serverless.environments.errors import InstallFailed
+from comfy_serverless.environments.errors import InstallFailed, redact_userinfo
 from comfy_serverless.environments.manifest import NodeSpec
 from comfy_serverless.environments.scan import pack_entries
+from comfy_serverless.environments.tool_env import tool_environment
 
 __all__ = ["GIT_TIMEOUT", "fetch_node", "tree_digest"]
 
@@ -38,10 +40,13 @@ def _clone(name: str, url: str, commit: str, target: Path) -> None:
     head = _git(name, "reading HEAD failed", ["-C", str(target), "rev-parse", "HEAD"]).strip()
     if head != commit:
         raise InstallFailed.node(name, "checkout", f"HEAD is {head}, not {commit}")
+    if redact_userinfo(url) != url:  # the clone's config keeps no credentials either
+        _git(name, "forgetting the credentials failed",
+             ["-C", str(target), "remote", "set-url", "origin", redact_userinfo(url)])
 
 
 def _git(name: str, step: str, arguments: list[str]) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false"}
+    env = tool_environment({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false"})
     try:
         result = subprocess.run(["git", "-c", "protocol.file.allow=always", *arguments],
                                 capture_output=True, text=True, env=env, timeout=GIT_TIMEOUT,

@@ -18,7 +18,7 @@ Only then does pip install, under the same constraints.
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,10 +30,12 @@ from packaging.version import InvalidVersion
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.environments.errors import InstallFailed, ManifestInvalid
 from comfy_serverless.environments.manifest import requirement_line
+from comfy_serverless.environments.tool_env import tool_environment
 
-__all__ = ["EnginePins", "pack_requirements"]
+__all__ = ["EnginePins", "pack_requirements", "strip_comment"]
 
 _PIP_TIMEOUT = 1800.0
+_COMMENT = re.compile(r"(^|\s+)#.*$")
 _PINNED_ROOTS = ("torch", "torchvision", "torchaudio")
 # Run by the engine's Python: the installed closure of the roots, {name: version}.
 _PROBE = """
@@ -57,6 +59,12 @@ print(json.dumps(pins))
 """
 
 
+def strip_comment(line: str) -> str:
+    """pip's rule: a `#` at the start or after whitespace starts a comment, so the one in
+    `pkg @ git+https://host/repo#subdirectory=x` does not."""
+    return _COMMENT.sub("", line).strip()
+
+
 def pack_requirements(name: str, given: Sequence[str] | None, pack: Path) -> tuple[str, ...]:
     """The manifest's list when it gives one, else the pack's requirements.txt."""
     if given is not None:
@@ -64,7 +72,7 @@ def pack_requirements(name: str, given: Sequence[str] | None, pack: Path) -> tup
     path = pack / "requirements.txt"
     if not path.is_file():
         return ()
-    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    lines = [strip_comment(line) for line in path.read_text().splitlines()]
     try:
         return tuple(requirement_line(line, f"requirements.txt line {number}")
                      for number, line in enumerate(lines, 1) if line)
@@ -135,7 +143,7 @@ class EnginePins:
         listing.write_text("".join(f"{line}\n" for line in requirements))
         command = [str(self.layout.python), "-m", "pip", "install", "--disable-pip-version-check",
                    "--no-input", *options, "-c", str(self.constraints), "-r", str(listing)]
-        env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+        env = tool_environment()  # never the service's secrets; no VIRTUAL_ENV either
         try:
             result = subprocess.run(command, capture_output=True, text=True, env=env,
                                     timeout=_PIP_TIMEOUT, check=False)
@@ -158,7 +166,7 @@ def _pip_complaint(output: str) -> str:
 def _requirement_names(path: Path) -> list[str]:
     names = []
     for line in path.read_text().splitlines() if path.is_file() else []:
-        text = line.split("#", 1)[0].strip()
+        text = strip_comment(line)
         if text and not text.startswith("-"):
             names.append(Requirement(text).name)
     return names
