@@ -2,9 +2,10 @@
 
 Everything is prepared in `<environment_dir>/.staging/` first: each node pack fetched (at
 its exact commit) and scanned, every node's requirements checked against the engine's
-pins (a manifest that would change torch or ComfyUI's own packages is refused before
-anything is installed), the models fetched and verified. Then pip installs the
-requirements into the engine's venv, the staged `custom_nodes/` and `models/` replace the
+pins and with each other in one pip dry-run (a manifest that would change torch or
+ComfyUI's own packages, or whose packs conflict, is refused before anything is installed),
+the models fetched and verified. Then one pip run installs all the requirements into the
+engine's venv, the staged `custom_nodes/` and `models/` replace the
 previous environment's, and the record (environments/record.py) is written last. A
 failure names the node and the step, and leaves the previous environment's nodes in place.
 
@@ -87,11 +88,9 @@ async def _install(manifest: Manifest, digest: str, environment_dir: Path, stagi
                                    findings=findings))
         requirements[node.name] = pack_requirements(node.name, node.requirements, pack)
     pins = EnginePins(layout, staging / "pip")
-    for name, lines in requirements.items():
-        pins.refuse_changes(name, lines)
+    pins.refuse_changes(requirements)
     await install_models(manifest.models, fetch_model, models_dir(staging))
-    for name, lines in requirements.items():
-        pins.install(name, lines)
+    pins.install(requirements)
     _replace(environment_dir, staging)
     environment = InstalledEnvironment(name=manifest.name, hash=digest, nodes=tuple(nodes))
     write_installed(environment_dir, environment)
