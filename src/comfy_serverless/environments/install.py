@@ -10,8 +10,9 @@ previous environment's, and the record (environments/record.py) is written last.
 failure names the node and the step, and leaves the previous environment's nodes in place.
 
 Installing the manifest that is already installed does nothing (same hash, nodes present).
-One install at a time per environment folder (a lock file); a running worker picks the
-new environment up when its ComfyUI next starts, so restart it.
+One install at a time per environment folder (a lock file, which a supervised ComfyUI also
+holds, shared, while it starts: engine/comfyui/environment_hold.py); a running worker picks
+the new environment up when its ComfyUI next starts, so restart it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from comfy_serverless.environments.record import (
 from comfy_serverless.environments.requirements import EnginePins, pack_requirements
 from comfy_serverless.environments.scan import scan_pack
 
-__all__ = ["InstallResult", "custom_nodes_dir", "install_environment", "models_dir"]
+__all__ = ["InstallResult", "custom_nodes_dir", "install_environment", "lock_path",
+           "models_dir"]
 
 _STAGING = ".staging"
 
@@ -56,6 +58,11 @@ def custom_nodes_dir(environment_dir: Path) -> Path:
 
 def models_dir(environment_dir: Path) -> Path:
     return environment_dir / "models"
+
+
+def lock_path(environment_dir: Path) -> Path:
+    """Held exclusively by an install, shared by a supervised ComfyUI while it starts."""
+    return environment_dir / ".install.lock"
 
 
 async def install_environment(manifest: Manifest, environment_dir: Path,
@@ -123,7 +130,7 @@ def _all_present(manifest: Manifest, environment_dir: Path) -> bool:
 @contextlib.contextmanager
 def _locked(environment_dir: Path) -> Iterator[None]:
     environment_dir.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(environment_dir / ".install.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    descriptor = os.open(lock_path(environment_dir), os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
