@@ -289,3 +289,22 @@ async def test_a_model_with_another_sha256_fails_naming_the_model_and_keeps_the_
     record = read_installed(environment)
     assert record is not None
     assert record.name == "old"
+
+
+async def test_a_symlink_and_a_compiled_file_leave_a_pack_unverified(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "hidden.py").write_text("import subprocess\n")
+    pack = write_pack(tmp_path / "pack")
+    (pack / "lib").symlink_to(outside, target_is_directory=True)
+    (pack / "helper.pyc").write_bytes(b"\x00" * 16)
+    environment = tmp_path / "environment"
+    result = await install(manifest_text("e", path_node("tricky", pack, [])), environment,
+                           engine_layout)
+    (node,) = result.environment.nodes
+    assert node.findings == ("helper.pyc:1: binary: binary code the scan cannot read",
+                             f"lib:1: symlink: points at {outside}, which the scan does not "
+                             "follow")
+    assert not node.verified
+    assert (environment / "custom_nodes" / "tricky" / "lib").is_symlink()  # copied, as found
