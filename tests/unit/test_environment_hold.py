@@ -70,7 +70,8 @@ async def test_a_start_waits_for_an_install_under_way(tmp_path: Path) -> None:
     fcntl.flock(installer, fcntl.LOCK_EX)  # an install is replacing the environment
     task = asyncio.create_task(start())
     done, _ = await asyncio.wait({task}, timeout=0.3)
-    assert not done and not entered.is_set()
+    assert not done
+    assert not entered.is_set()
     write_installed(environment, NEW)
     os.close(installer)  # the install is done
     await asyncio.wait_for(task, timeout=10)
