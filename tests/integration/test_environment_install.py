@@ -8,6 +8,7 @@ is downloaded and the shared engine's venv is left as it was."""
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import subprocess
 import zipfile
@@ -308,3 +309,21 @@ async def test_a_symlink_and_a_compiled_file_leave_a_pack_unverified(
                              "follow")
     assert not node.verified
     assert (environment / "custom_nodes" / "tricky" / "lib").is_symlink()  # copied, as found
+
+
+async def test_a_git_urls_credentials_never_reach_the_error(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    url = f"https://user:s3cret@127.0.0.1:{closed_port()}/pack.git"
+    with pytest.raises(InstallFailed) as failed:
+        await install(manifest_text("e", git_node("private", url, "1" * 40)),
+                      tmp_path / "environment", engine_layout)
+    assert str(failed.value).startswith("node 'private': clone failed: ")
+    assert "s3cret" not in str(failed.value)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
