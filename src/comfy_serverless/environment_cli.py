@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from comfy_serverless.engine.comfyui.installer import EngineLayout
-from comfy_serverless.environments.errors import InstallFailed, ManifestInvalid
+from comfy_serverless.environments.errors import InstallFailed, ManifestInvalid, redact_userinfo
 from comfy_serverless.environments.install import InstallResult, install_environment
 from comfy_serverless.environments.manifest import Manifest, load_manifest
 from comfy_serverless.environments.models import ModelFetch
@@ -29,9 +29,9 @@ def install_manifest(settings: Settings, layout: EngineLayout, manifest_file: Pa
             manifest, settings.resolved_environment_dir(), layout,
             _model_fetch(settings, manifest)))
     except (ManifestInvalid, InstallFailed) as error:
-        print(f"comfy-serverless: {error}", file=sys.stderr)
+        print(f"comfy-serverless: {error}", file=sys.stderr)  # credentials already redacted
         return 1
-    print(_described(result, settings.resolved_environment_dir()))
+    print(redact_userinfo(_described(result, settings.resolved_environment_dir())))
     return 0
 
 

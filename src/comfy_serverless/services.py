@@ -20,7 +20,8 @@ from comfy_serverless.engine.comfyui.supervisor import (
     EngineProcessConfig,
     SupervisedEngine,
 )
-from comfy_serverless.environments.install import custom_nodes_dir, models_dir
+from comfy_serverless.environments.install import custom_nodes_dir, lock_path, models_dir
+from comfy_serverless.environments.record import record_path
 from comfy_serverless.executions.catalogs import CatalogCache
 from comfy_serverless.executions.estimates import Estimator
 from comfy_serverless.executions.submitter import Submitter
@@ -164,6 +165,8 @@ def build_engine(settings: Settings) -> Engine:
         preview_method=settings.comfyui_preview_method,
         extra_custom_nodes=custom_nodes_dir(environment),
         extra_models=models_dir(environment),
+        environment_record=record_path(environment),
+        environment_lock=lock_path(environment),
     ))
 
 
@@ -191,6 +194,8 @@ def build_worker(services: Services, engine: Engine) -> Worker:
         keep_workflow_metadata=settings.output_keep_workflow_metadata,
         keep_engine_history=settings.keep_engine_history,
         environment_dir=settings.resolved_environment_dir(),
+        loaded_environment=(engine.loaded_environment_record
+                            if isinstance(engine, SupervisedEngine) else None),
         warmup=warmup_plan(settings),
     )
     return Worker(config, services.store, engine, services.storage_router, services.wakeups,

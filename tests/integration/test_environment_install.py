@@ -7,6 +7,8 @@ is downloaded and the shared engine's venv is left as it was."""
 
 from __future__ import annotations
 
+import json
+import socket
 import ssl
 import subprocess
 import zipfile
@@ -175,15 +177,86 @@ async def test_a_changed_local_folder_is_a_new_environment(
     assert (environment / "custom_nodes" / "local" / "extra.py").is_file()
 
 
+async def test_packs_whose_requirements_conflict_are_refused_together_naming_both(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    needs_old = wheel_of(tmp_path / "wheels", "cs-conflict-a", "1.0", "cs-conflict-shared<2")
+    shared_two = wheel_of(tmp_path / "wheels", "cs-conflict-shared", "2.0")
+    pack = write_pack(tmp_path / "pack")
+    text = manifest_text("e", path_node("first", pack, [f"cs-conflict-a @ {needs_old.as_uri()}"]),
+                         path_node("second", pack,
+                                   [f"cs-conflict-shared @ {shared_two.as_uri()}"]))
+    with pytest.raises(InstallFailed) as refused:
+        await install(text, tmp_path / "environment", engine_layout)
+    message = str(refused.value)
+    assert message.startswith("nodes 'first', 'second': requirements (checked under the "
+                              "engine's pins): "), message
+    assert "cs-conflict-shared<2" in message
+    assert read_installed(tmp_path / "environment") is None
+
+
+async def test_pip_never_sees_the_services_secrets(
+        engine_layout: EngineLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFY_SERVERLESS_TEST_SECRET", "do-not-leak")
+    seen = tmp_path / "environment-seen.json"
+    probe = environment_probe(tmp_path / "probe", seen)
+    pack = write_pack(tmp_path / "pack")
+    text = manifest_text("e", path_node("probe", pack, [f"cs-env-probe @ {probe.as_uri()}"]))
+    with pytest.raises(InstallFailed, match="torch<2"):  # refused after pip read its metadata
+        await install(text, tmp_path / "environment", engine_layout)
+    environment = json.loads(seen.read_text())
+    assert environment["PIP_NO_INDEX"] == "1"
+    assert "COMFY_SERVERLESS_TEST_SECRET" not in environment
+    assert "do-not-leak" not in seen.read_text()
+
+
+def environment_probe(folder: Path, seen: Path) -> Path:
+    """A project whose in-tree build backend writes the environment pip runs it with to
+    `seen` while pip reads its metadata; it asks for torch<2, so nothing is installed."""
+    folder.mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "probe_backend"\n'
+        'backend-path = ["."]\n')
+    (folder / "probe_backend.py").write_text(f'''\
+import json, os
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    with open({str(seen)!r}, "w") as out:
+        json.dump(dict(os.environ), out)
+    info = os.path.join(metadata_directory, "cs_env_probe-1.0.dist-info")
+    os.makedirs(info)
+    with open(os.path.join(info, "METADATA"), "w") as metadata:
+        metadata.write("Metadata-Version: 2.1\\nName: cs-env-probe\\nVersion: 1.0\\n"
+                       "Requires-Dist: torch<2\\n")
+    return "cs_env_probe-1.0.dist-info"
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    raise RuntimeError("the probe is never installed")
+''')
+    return folder
+
+
 def conflicting_wheel(folder: Path) -> Path:
     """A pure-Python wheel whose metadata asks for torch<2: only pip's resolver sees it."""
-    folder.mkdir(parents=True)
-    path = folder / "cs_needs_old_torch-1.0-py3-none-any.whl"
-    info = "cs_needs_old_torch-1.0.dist-info"
+    return wheel_of(folder, "cs-needs-old-torch", "1.0", "torch<2")
+
+
+def wheel_of(folder: Path, name: str, version: str, *requires: str) -> Path:
+    """A pure-Python wheel with these requirements in its metadata."""
+    folder.mkdir(parents=True, exist_ok=True)
+    module = name.replace("-", "_")
+    path = folder / f"{module}-{version}-py3-none-any.whl"
+    info = f"{module}-{version}.dist-info"
+    dependencies = "".join(f"Requires-Dist: {line}\n" for line in requires)
     with zipfile.ZipFile(path, "w") as wheel:
-        wheel.writestr("cs_needs_old_torch/__init__.py", "")
-        wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: cs-needs-old-torch\n"
-                                           "Version: 1.0\nRequires-Dist: torch<2\n")
+        wheel.writestr(f"{module}/__init__.py", "")
+        wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\n"
+                                           f"Version: {version}\n{dependencies}")
         wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\n"
                                         "Root-Is-Purelib: true\nTag: py3-none-any\n")
         wheel.writestr(f"{info}/RECORD", "")
@@ -217,3 +290,40 @@ async def test_a_model_with_another_sha256_fails_naming_the_model_and_keeps_the_
     record = read_installed(environment)
     assert record is not None
     assert record.name == "old"
+
+
+async def test_a_symlink_and_a_compiled_file_leave_a_pack_unverified(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "hidden.py").write_text("import subprocess\n")
+    pack = write_pack(tmp_path / "pack")
+    (pack / "lib").symlink_to(outside, target_is_directory=True)
+    (pack / "helper.pyc").write_bytes(b"\x00" * 16)
+    environment = tmp_path / "environment"
+    result = await install(manifest_text("e", path_node("tricky", pack, [])), environment,
+                           engine_layout)
+    (node,) = result.environment.nodes
+    assert node.findings == ("helper.pyc:1: binary: binary code the scan cannot read",
+                             f"lib:1: symlink: points at {outside}, which the scan does not "
+                             "follow")
+    assert not node.verified
+    assert (environment / "custom_nodes" / "tricky" / "lib").is_symlink()  # copied, as found
+
+
+async def test_a_git_urls_credentials_never_reach_the_error(
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    url = f"https://user:s3cret@127.0.0.1:{closed_port()}/pack.git"
+    with pytest.raises(InstallFailed) as failed:
+        await install(manifest_text("e", git_node("private", url, "1" * 40)),
+                      tmp_path / "environment", engine_layout)
+    assert str(failed.value).startswith("node 'private': clone failed: ")
+    assert "s3cret" not in str(failed.value)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

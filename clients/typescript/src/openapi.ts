@@ -97,7 +97,8 @@ export interface paths {
         /**
          * Readyz
          * @description Ready when the store answers and, with an embedded worker, its ComfyUI is connected
-         *     and its warm-up (when one is configured) has finished.
+         *     and its warm-up (when one is configured) has finished. With several API processes the
+         *     others read that from the embedded worker's heartbeat.
          */
         get: operations["readyz_readyz_get"];
         put?: never;

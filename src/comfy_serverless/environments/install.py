@@ -2,15 +2,17 @@
 
 Everything is prepared in `<environment_dir>/.staging/` first: each node pack fetched (at
 its exact commit) and scanned, every node's requirements checked against the engine's
-pins (a manifest that would change torch or ComfyUI's own packages is refused before
-anything is installed), the models fetched and verified. Then pip installs the
-requirements into the engine's venv, the staged `custom_nodes/` and `models/` replace the
+pins and with each other in one pip dry-run (a manifest that would change torch or
+ComfyUI's own packages, or whose packs conflict, is refused before anything is installed),
+the models fetched and verified. Then one pip run installs all the requirements into the
+engine's venv, the staged `custom_nodes/` and `models/` replace the
 previous environment's, and the record (environments/record.py) is written last. A
 failure names the node and the step, and leaves the previous environment's nodes in place.
 
 Installing the manifest that is already installed does nothing (same hash, nodes present).
-One install at a time per environment folder (a lock file); a running worker picks the
-new environment up when its ComfyUI next starts, so restart it.
+One install at a time per environment folder (a lock file, which a supervised ComfyUI also
+holds, shared, while it starts: engine/comfyui/environment_hold.py); a running worker picks
+the new environment up when its ComfyUI next starts, so restart it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from comfy_serverless.environments.record import (
 from comfy_serverless.environments.requirements import EnginePins, pack_requirements
 from comfy_serverless.environments.scan import scan_pack
 
-__all__ = ["InstallResult", "custom_nodes_dir", "install_environment", "models_dir"]
+__all__ = ["InstallResult", "custom_nodes_dir", "install_environment", "lock_path",
+           "models_dir"]
 
 _STAGING = ".staging"
 
@@ -55,6 +58,11 @@ def custom_nodes_dir(environment_dir: Path) -> Path:
 
 def models_dir(environment_dir: Path) -> Path:
     return environment_dir / "models"
+
+
+def lock_path(environment_dir: Path) -> Path:
+    """Held exclusively by an install, shared by a supervised ComfyUI while it starts."""
+    return environment_dir / ".install.lock"
 
 
 async def install_environment(manifest: Manifest, environment_dir: Path,
@@ -87,11 +95,9 @@ async def _install(manifest: Manifest, digest: str, environment_dir: Path, stagi
                                    findings=findings))
         requirements[node.name] = pack_requirements(node.name, node.requirements, pack)
     pins = EnginePins(layout, staging / "pip")
-    for name, lines in requirements.items():
-        pins.refuse_changes(name, lines)
+    pins.refuse_changes(requirements)
     await install_models(manifest.models, fetch_model, models_dir(staging))
-    for name, lines in requirements.items():
-        pins.install(name, lines)
+    pins.install(requirements)
     _replace(environment_dir, staging)
     environment = InstalledEnvironment(name=manifest.name, hash=digest, nodes=tuple(nodes))
     write_installed(environment_dir, environment)
@@ -124,7 +130,7 @@ def _all_present(manifest: Manifest, environment_dir: Path) -> bool:
 @contextlib.contextmanager
 def _locked(environment_dir: Path) -> Iterator[None]:
     environment_dir.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(environment_dir / ".install.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    descriptor = os.open(lock_path(environment_dir), os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield

@@ -1,6 +1,7 @@
 """The environment manifest: a TOML file that says what an engine runs beyond ComfyUI.
 
-    name = "portraits"                       # the environment's name
+    name = "portraits"                       # the environment's name (a submit's rule:
+                                             # letters, digits, . _ -; at most 64)
 
     [[nodes]]                                # a custom node pack, by git at an exact commit
     name = "cs-echo"                         # its folder under custom_nodes/
@@ -41,7 +42,8 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from comfy_serverless.environments.errors import ManifestInvalid
+from comfy_serverless.environments.errors import ManifestInvalid, redact_userinfo
+from comfy_serverless.environments.requests import NAME_PATTERN
 from comfy_serverless.model_sources import (
     DEFAULT_HF_ENDPOINT,
     MalformedSource,
@@ -74,7 +76,8 @@ class NodeSpec:
 
     @property
     def source(self) -> str:
-        return self.git if self.git is not None else str(self.path)
+        """Where it comes from, as printed and recorded: a git URL without its credentials."""
+        return redact_userinfo(self.git) if self.git is not None else str(self.path)
 
     def canonical(self) -> dict[str, Any]:
         return {"name": self.name, "git": self.git, "commit": self.commit,
@@ -137,7 +140,7 @@ def parse_manifest(text: str, base_dir: Path, *,
                    for index, entry in enumerate(_tables(data, "models")))
     _unique([node.name for node in nodes], "nodes", "name")
     _unique([f"{model.folder}/{model.name}" for model in models], "models", "folder/name")
-    return Manifest(name=_safe_name(data.get("name"), "name"), nodes=nodes, models=models)
+    return Manifest(name=_environment_name(data.get("name")), nodes=nodes, models=models)
 
 
 def _tables(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -150,7 +153,7 @@ def _tables(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
 def _node(entry: dict[str, Any], where: str, base_dir: Path) -> NodeSpec:
     _no_unknown_keys(entry, _NODE_KEYS, where)
     name = _safe_name(entry.get("name"), f"{where}.name")
-    requirements = _requirements(entry.get("requirements"), f"{where}.requirements")
+    requirements = _requirements(entry.get("requirements"), f"{where}.requirements", name)
     if ("git" in entry) == ("path" in entry):
         raise ManifestInvalid(where, "give either `git` (with `commit`) or `path`")
     if "path" in entry:
@@ -169,21 +172,26 @@ def _node(entry: dict[str, Any], where: str, base_dir: Path) -> NodeSpec:
     return NodeSpec(name=name, git=git, commit=commit, requirements=requirements)
 
 
-def _requirements(value: Any, where: str) -> tuple[str, ...] | None:
+def _requirements(value: Any, where: str, node: str) -> tuple[str, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list):
         raise ManifestInvalid(where, "must be a list of requirement strings")
-    return tuple(requirement_line(_string(item, f"{where}[{index}]"), f"{where}[{index}]")
+    return tuple(requirement_line(_string(item, f"{where}[{index}]"),
+                                  f"{where}[{index}] of node '{node}'")
                  for index, item in enumerate(value))
 
 
 def requirement_line(line: str, where: str) -> str:
-    """A pip requirement specifier, checked: no options, no line breaks."""
+    """A pip requirement specifier, checked: no options, no line breaks, no `${` (pip
+    would expand an environment variable there, and send it wherever the line points)."""
     text = line.strip()
     if text.startswith("-") or "\n" in text:
         raise ManifestInvalid(where, f"{text!r}: pip options are not allowed, only "
                                      "requirement specifiers")
+    if "${" in text:
+        raise ManifestInvalid(where, f"{text!r}: '${{' is not allowed (pip would expand an "
+                                     "environment variable there)")
     try:
         Requirement(text)
     except InvalidRequirement as error:
@@ -213,6 +221,16 @@ def _string(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise ManifestInvalid(where, "is required, as a non-empty string")
     return value
+
+
+def _environment_name(value: Any) -> str:
+    """The rule a submit's `environment` names it by (environments/requests.py)."""
+    name = _string(value, "name")
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ManifestInvalid("name", f"{name!r} is not an environment name (letters, digits, "
+                                      "'.', '_' and '-', starting with a letter or digit, at "
+                                      "most 64)")
+    return name
 
 
 def _safe_name(value: Any, where: str) -> str:

@@ -3,7 +3,8 @@
 Git runs with no prompt (a private repository without credentials fails instead of
 waiting), `protocol.file.allow=always` (a local or bare repository, as tests and offline
 hosts use), the URL after `--` (it can never be read as an option), and the checked-out
-HEAD is compared with the manifest's commit. Submodules are not fetched.
+HEAD is compared with the manifest's commit. Submodules are not fetched. Git sees only the
+allowed environment (environments/tool_env.py), never the service's secrets.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from comfy_serverless.environments.errors import InstallFailed
+from comfy_serverless.environments.errors import InstallFailed, redact_userinfo
 from comfy_serverless.environments.manifest import NodeSpec
+from comfy_serverless.environments.scan import pack_entries
+from comfy_serverless.environments.tool_env import tool_environment
 
 __all__ = ["GIT_TIMEOUT", "fetch_node", "tree_digest"]
 
@@ -37,10 +40,13 @@ def _clone(name: str, url: str, commit: str, target: Path) -> None:
     head = _git(name, "reading HEAD failed", ["-C", str(target), "rev-parse", "HEAD"]).strip()
     if head != commit:
         raise InstallFailed.node(name, "checkout", f"HEAD is {head}, not {commit}")
+    if redact_userinfo(url) != url:  # the clone's config keeps no credentials either
+        _git(name, "forgetting the credentials failed",
+             ["-C", str(target), "remote", "set-url", "origin", redact_userinfo(url)])
 
 
 def _git(name: str, step: str, arguments: list[str]) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false"}
+    env = tool_environment({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false"})
     try:
         result = subprocess.run(["git", "-c", "protocol.file.allow=always", *arguments],
                                 capture_output=True, text=True, env=env, timeout=GIT_TIMEOUT,
@@ -65,13 +71,16 @@ def _copy(name: str, source: Path, target: Path) -> None:
 
 
 def tree_digest(folder: Path) -> str:
-    """sha256 over the pack's files (relative path and bytes, in path order), without
-    `.git` and `__pycache__`: what a local folder's entry of the environment hash carries."""
+    """sha256 over the pack's entries (relative path and bytes, in path order; a symlink by
+    its target, never followed), without `.git` and `__pycache__`: what a local folder's
+    entry of the environment hash carries."""
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if not path.is_file() or {".git", "__pycache__"} & set(relative.parts):
-            continue
-        digest.update(relative.as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    if not folder.is_dir():  # the copy fails then, naming the node
+        return digest.hexdigest()
+    for entry in pack_entries(folder, frozenset({".git", "__pycache__"})):
+        digest.update(entry.relative.encode() + b"\0" + entry.kind.encode() + b"\0")
+        if entry.kind == "symlink":
+            digest.update(os.readlink(entry.path).encode())
+        elif entry.kind == "file":
+            digest.update(hashlib.sha256(entry.path.read_bytes()).digest())
     return digest.hexdigest()

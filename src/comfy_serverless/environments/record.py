@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["InstalledEnvironment", "InstalledNode", "read_installed", "record_path",
-           "write_installed"]
+__all__ = ["InstalledEnvironment", "InstalledNode", "read_installed", "read_record",
+           "record_path", "write_installed"]
 
 _RECORD = "environment.json"
 
@@ -65,8 +65,13 @@ def record_path(environment_dir: Path) -> Path:
 def read_installed(environment_dir: Path) -> InstalledEnvironment | None:
     """The environment installed there, or None when none is (or its record is unreadable:
     a worker then runs as one without an environment)."""
+    return read_record(record_path(environment_dir))
+
+
+def read_record(path: Path) -> InstalledEnvironment | None:
+    """A record file (the installer's, or the snapshot of what ComfyUI loaded), or None."""
     try:
-        data = json.loads(record_path(environment_dir).read_text())
+        data = json.loads(path.read_text())
         return InstalledEnvironment.from_json(data)
     except (OSError, ValueError, KeyError, TypeError):
         return None

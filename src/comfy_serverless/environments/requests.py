@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ENVIRONMENT_PATTERN", "EnvironmentRequest", "MalformedEnvironment",
+__all__ = ["ENVIRONMENT_PATTERN", "NAME_PATTERN", "EnvironmentRequest", "MalformedEnvironment",
            "parse_environment"]
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"

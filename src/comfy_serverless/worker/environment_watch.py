@@ -1,9 +1,10 @@
 """The environment this worker's engine runs: the installer's record
 (environments/record.py), read when the engine starts and again after each restart, since
 ComfyUI loads custom nodes only when it starts (a record written while it runs describes
-the next start). Claims take only jobs asking for no environment or for this one; the
-catalog publisher publishes it, so the API can say why a job waits and which node packs
-passed their scan."""
+the next start). A supervised engine snapshots the record as its ComfyUI starts, holding
+off installs until it has loaded its nodes; the worker reads that snapshot. Claims take
+only jobs asking for no environment or for this one; the catalog publisher publishes it, so
+the API can say why a job waits and which node packs passed their scan."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from comfy_serverless.environments.record import InstalledEnvironment, read_installed
+from comfy_serverless.environments.record import (
+    InstalledEnvironment,
+    read_installed,
+    read_record,
+)
 from comfy_serverless.store.workers import PublishedEnvironment
 
 __all__ = ["EnvironmentWatch"]
@@ -20,14 +25,21 @@ log = logging.getLogger(__name__)
 
 
 class EnvironmentWatch:
-    def __init__(self, environment_dir: Path | None) -> None:
-        """`environment_dir` None: the worker runs no environment."""
-        self._dir = environment_dir
+    def __init__(self, environment_dir: Path | None, loaded_record: Path | None = None) -> None:
+        """`environment_dir` None: the worker runs no environment. `loaded_record`: the
+        snapshot a supervised engine took of the record as its ComfyUI started
+        (engine/comfyui/environment_hold.py), read instead of the installer's record."""
+        self._dir, self._loaded_record = environment_dir, loaded_record
         self.current: InstalledEnvironment | None = None
 
     def read(self) -> InstalledEnvironment | None:
         """Read the record again (the engine has just started)."""
-        found = None if self._dir is None else read_installed(self._dir)
+        if self._dir is None:
+            found = None
+        elif self._loaded_record is not None:
+            found = read_record(self._loaded_record)
+        else:
+            found = read_installed(self._dir)
         if found != self.current:
             if found is None:
                 log.info("no environment installed in %s", self._dir)

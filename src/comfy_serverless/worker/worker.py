@@ -83,7 +83,7 @@ class Worker:
         self._hooks: dict[str, Any] | None = None
         self._restarts_seen = 0
         self._catching_up = asyncio.Lock()
-        self.environment = EnvironmentWatch(config.environment_dir)
+        self.environment = EnvironmentWatch(config.environment_dir, config.loaded_environment)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -39,6 +39,8 @@ class WorkerConfig:
     warmup: WarmupPlan | None = None  # run before the first claim, and after each restart
     # Where the installer records the environment the engine runs (None: none).
     environment_dir: Path | None = None
+    # The record as its supervised ComfyUI loaded it (None: read the installer's record).
+    loaded_environment: Path | None = None
 
     def claim_match(self, gpu_type: str | None, warm_models: frozenset[str],
                     disk_models: frozenset[str], environment: EnvironmentWatch) -> ClaimMatch:

@@ -27,6 +27,7 @@ from comfy_serverless.engine.comfyui.child_process import (
     dying_with_parent,
     end_stale_child,
 )
+from comfy_serverless.engine.comfyui.environment_hold import EnvironmentHold
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.errors import EngineUnavailable
 from comfy_serverless.ports import free_port
@@ -81,6 +82,10 @@ class EngineProcessConfig:
     # whose subfolders (checkpoints/, loras/ …) ComfyUI reads models from, besides its own.
     extra_custom_nodes: Path | None = None
     extra_models: Path | None = None
+    # Its record and the installer's lock file: each start holds the lock and snapshots the
+    # record to `loaded_environment_record` (environment_hold.py).
+    environment_record: Path | None = None
+    environment_lock: Path | None = None
 
 
 async def _answers(base_url: str) -> bool:
@@ -101,6 +106,9 @@ class SupervisedEngine:
         self.restarts = 0
         self._record = ChildRecord(config.state_dir / "comfyui.pid", self._port,
                                    config.state_dir / "output")
+        self.loaded_environment_record = config.state_dir / "environment-loaded.json"
+        self._environment = EnvironmentHold(config.environment_record, config.environment_lock,
+                                            self.loaded_environment_record)
 
     def local_folders(self) -> dict[str, Path]:
         state = self._config.state_dir
@@ -126,8 +134,9 @@ class SupervisedEngine:
             if self._process is not None:
                 log.warning("ComfyUI (pid %s) is gone; restarting it", self._process.pid)
                 await self._terminate()
-            await self._spawn()
-            await self._wait_ready()
+            async with self._environment.held():
+                await self._spawn()
+                await self._wait_ready()
             self.restarts += restarting  # counted once the new one answers
             return True
 
@@ -135,8 +144,9 @@ class SupervisedEngine:
         async with self._lock:
             log.warning("restarting ComfyUI (pid %s): its prompt worker stopped", self.pid)
             await self._terminate()
-            await self._spawn()
-            await self._wait_ready()
+            async with self._environment.held():
+                await self._spawn()
+                await self._wait_ready()
             self.restarts += 1  # counted once the new one answers
             return True
 
