@@ -37,7 +37,7 @@ REQUEST_PATH_QUERIES = (
     "insert_idempotency_key", "api_key_by_prefix", "touch_api_key", "unfinished_for_key",
     "admission_counts", "count_queued_for_tier", "delete_expired_executions",
     "fold_tally_deltas", "failures_by_code", "lease_rescues", "webhook_deliveries_by_outcome",
-    "oldest_queued_by_priority",
+    "oldest_queued_by_priority", "environment_seen",
 )
 _SCANNED_WHOLE = {"executions", "execution_events", "webhook_deliveries"}
 _PARAMETER = re.compile(r"(?<!:):([a-z_]+)")
@@ -67,7 +67,8 @@ def _values(queued_id: str, api_key_id: str, now: float) -> dict[str, Any]:
         "client_id": None, "max_attempts": 1, "total_nodes": 1, "allowed_gpu_types": None,
         "required_models": None, "last_used_at": now, "environment": None,
         "environment_hash": None, "worker_environment": "sdxl-tools",
-        "worker_environment_hash": "3f2a9c" + "0" * 58,
+        "worker_environment_hash": "3f2a9c" + "0" * 58, "name": "sdxl-tools",
+        "hash_prefix": "3f2a9c",
     }
 
 

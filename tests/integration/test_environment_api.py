@@ -65,9 +65,10 @@ def _catalog_with_a_custom_node() -> str:
     return json.dumps(info, sort_keys=True)
 
 
-async def _worker(services: Services, worker_id: str, environment: PublishedEnvironment
-                  ) -> None:
-    await services.store.workers.heartbeat_worker(WorkerState(worker_id, "idle", "cpu", None,
+async def _worker(services: Services, worker_id: str, environment: PublishedEnvironment, *,
+                  state: str = "idle") -> None:
+    """A worker that publishes `environment`; in state "stopped", one that has since left."""
+    await services.store.workers.heartbeat_worker(WorkerState(worker_id, state, "cpu", None,
                                                               None))
     await services.store.workers.publish_catalog(worker_id, _catalog_with_a_custom_node(),
                                                  environment)
@@ -84,10 +85,31 @@ async def test_a_malformed_environment_is_a_400_in_the_spec_shape(
         assert problem["field"] == "body.environment", body
 
 
-async def test_a_job_for_an_environment_no_live_worker_has_says_why_it_waits(
+async def test_an_environment_no_worker_ever_published_is_a_400(
         app_client: tuple[Services, httpx.AsyncClient]) -> None:
     services, api = app_client
     await _worker(services, "w-sdxl", PublishedEnvironment("sdxl-tools", DIGEST))
+    for asked, message in (
+            ("video", "no worker has ever published environment 'video'"),
+            ("sdxl-tools@abcdef", "no worker has ever published environment 'sdxl-tools' at "
+                                  "a hash starting with abcdef")):
+        answer = await api.post(EXECUTE, json={"workflow": inverted_image(6),
+                                               "environment": asked})
+        body = assert_error(answer, 400, "INVALID_REQUEST")
+        assert body["message"] == message
+        assert body["details"] == {"field": "environment", "environment": asked}
+    queue = (await api.get("/v1/queue/status")).json()
+    assert queue["queue_status"]["total_queued"] == 0, "nothing was queued"
+
+
+async def test_a_job_for_an_environment_no_live_worker_has_says_why_it_waits(
+        app_client: tuple[Services, httpx.AsyncClient]) -> None:
+    """Known (a worker published it once) but run by no live worker: a fleet scaled to zero
+    may start one, so the job is accepted and waits, its status saying why."""
+    services, api = app_client
+    await _worker(services, "w-sdxl", PublishedEnvironment("sdxl-tools", DIGEST))
+    await _worker(services, "w-gone", PublishedEnvironment("video", "abcdef" + "9" * 58),
+                  state="stopped")
     answer = await api.post(EXECUTE, json={"workflow": inverted_image(2),
                                            "environment": "video@ABCDEF"})
     assert answer.status_code == 202, answer.text

@@ -4,9 +4,10 @@ only after its ComfyUI restarts (custom nodes load at start)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,8 @@ from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import NewExecution
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
+from comfy_serverless.validation.rules import ValidationRules
+from comfy_serverless.worker.warmup import WarmupPlan
 from comfy_serverless.worker.worker import Worker
 from comfy_serverless.worker.worker_config import WorkerConfig
 from tests.fakes.comfyui import running_fake
@@ -110,3 +113,34 @@ async def test_a_new_record_counts_only_once_comfyui_restarts(rig: EnvironmentRi
     assert await rig.status(video) == "completed"
     assert await rig.published() == (VIDEO.name, VIDEO.hash)
     assert (await rig.store.workers.node_packs(time.time() - 60)).verified == frozenset()
+
+
+def _warmup_with(tmp_path: Path, pack: str) -> WarmupPlan:
+    """A warm-up whose decoded image goes through a node of `pack` before it is saved."""
+    workflow = tiny_sd15(1, steps=2)
+    workflow["10"] = {"class_type": f"Invert_{pack}", "inputs": {"image": ["8", 0]}}
+    workflow["9"]["inputs"]["images"] = ["10", 0]
+    source = tmp_path / f"warmup-{pack}.json"
+    source.write_text(json.dumps(workflow))
+    return WarmupPlan.load(source, timeout=10, rules=ValidationRules())
+
+
+@pytest.mark.parametrize(("pack", "warms_up"), [("clean-pack", True), ("risky-pack", False)])
+async def test_the_warm_up_counts_the_packs_its_environment_verified(
+        rig: EnvironmentRig, tmp_path: Path, pack: str, warms_up: bool) -> None:
+    """The settings verify no pack: only the environment's scan makes clean-pack runnable."""
+    fake = rig.engine.fake
+    for name in ("clean-pack", "risky-pack"):
+        fake.object_info[f"Invert_{name}"] = {**fake.object_info["ImageInvert"],
+                                              "python_module": f"custom_nodes.{name}"}
+    config = replace(rig.worker.config, worker_id="w-warm", warmup=_warmup_with(tmp_path, pack))
+    worker = Worker(config, rig.store, rig.engine, LocalStorage(tmp_path / "o", UrlSigner("s")))
+    await worker.prepare()
+    try:
+        assert await worker.run_once() is None  # nothing queued: the warm-up runs first
+        assert worker.warmed_up is warms_up
+        warmed = [prompt for prompt in fake.prompts.values() if "10" in prompt]
+        assert [prompt["10"]["class_type"] for prompt in warmed] == (
+            [f"Invert_{pack}"] if warms_up else [])
+    finally:
+        await worker.stop()

@@ -39,7 +39,18 @@ Script = Callable[[str, dict[str, Any]], list[EngineEvent]]
 def _catalog() -> dict[str, Any]:
     info: dict[str, Any] = json.loads((FIXTURES / "object_info.json").read_text())
     info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = [TINY_CHECKPOINT]
+    for pack in ("clean_pack", "risky_pack"):  # custom nodes, as an environment installs them
+        info[f"Invert_{pack}"] = {**info["ImageInvert"], "name": f"Invert_{pack}",
+                                  "python_module": f"custom_nodes.{pack}.nodes"}
     return info
+
+
+def _with_custom_node(pack: str) -> dict[str, Any]:
+    """The tiny workflow with its decoded image inverted by a node of `pack` before saving."""
+    workflow = tiny_sd15(1, steps=2)
+    workflow["10"] = {"class_type": f"Invert_{pack}", "inputs": {"image": ["8", 0]}}
+    workflow["9"]["inputs"]["images"] = ["10", 0]
+    return workflow
 
 
 def _runs_whole(output_dir: Path) -> Script:
@@ -156,6 +167,7 @@ def _plan(tmp_path: Path, workflow: dict[str, Any], *, timeout: float = 5.0) -> 
 class Rig:
     def __init__(self, tmp_path: Path, script: Script, *, timeout: float = 5.0,
                  workflow: dict[str, Any] | None = None) -> None:
+        self.verified_packs: list[str] = []  # what the worker's environment scanned clean
         self.output = tmp_path / "output"
         self.output.mkdir(exist_ok=True)
         self.client = ScriptedClient(script)
@@ -168,7 +180,8 @@ class Rig:
             _plan(tmp_path, workflow or tiny_sd15(1, steps=2), timeout=timeout), client,
             cast(Engine, self.engine), files=EngineFiles(client, {"output": self.output}),
             history=EngineHistory(client, settle_timeout=0.5), prompt_for=self.warm.prompt_for,
-            stopping=self.stopping, clock=self.clock)
+            stopping=self.stopping, clock=self.clock,
+            verified_packs=lambda: tuple(self.verified_packs))
 
 
 async def test_it_runs_the_workflow_as_it_is_and_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -273,6 +286,31 @@ async def test_a_ui_format_file_is_converted_with_the_catalog(tmp_path: Path) ->
     assert {node["class_type"] for node in prompt.values()} >= {
         "CheckpointLoaderSimple", "KSampler", "SaveImage"}
     assert rig.warm.current() == {TINY_CHECKPOINT}
+
+
+async def test_a_node_of_a_pack_its_environment_verified_runs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig(tmp_path, _runs_whole(tmp_path / "output"), workflow=_with_custom_node("clean_pack"))
+    with caplog.at_level(logging.ERROR, logger="comfy_serverless.worker.warmup"):
+        assert not await rig.warmup.ready_for_claims(), "no environment yet: unverified"
+    assert "unverified node pack 'clean_pack'" in caplog.text
+    assert rig.client.submitted == {}
+    rig.verified_packs[:] = ["clean_pack"]  # an engine restart found the environment
+    rig.warmup.needed_again()
+    assert await rig.warmup.ready_for_claims()
+    [prompt] = rig.client.submitted.values()
+    assert prompt["10"]["class_type"] == "Invert_clean_pack"
+
+
+async def test_a_node_of_a_flagged_pack_is_still_refused(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig(tmp_path, _runs_whole(tmp_path / "output"), workflow=_with_custom_node("risky_pack"))
+    rig.verified_packs[:] = ["clean_pack"]  # risky_pack's scan found something
+    with caplog.at_level(logging.ERROR, logger="comfy_serverless.worker.warmup"):
+        assert not await rig.warmup.ready_for_claims()
+    assert "unverified node pack 'risky_pack'" in caplog.text
+    assert rig.client.submitted == {}
+    assert not rig.warmup.done
 
 
 def test_a_missing_or_malformed_file_is_a_startup_error(tmp_path: Path) -> None:

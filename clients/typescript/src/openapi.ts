@@ -743,7 +743,7 @@ export interface components {
         ExecuteRequest: {
             /**
              * Environment
-             * @description Run only on a worker whose installed environment has this name (`comfy-serverless engine install --manifest`), or this name at a hash that starts with the hexadecimal digits after `@` (`sdxl-tools@3f2a9c`). Left out: any worker. While no live worker has it, the execution stays queued and its status's `waiting_for` says so
+             * @description Run only on a worker whose installed environment has this name (`comfy-serverless engine install --manifest`), or this name at a hash that starts with the hexadecimal digits after `@` (`sdxl-tools@3f2a9c`). Left out: any worker. One that no worker has ever published is refused (400 INVALID_REQUEST); while no live worker has it, the execution stays queued and its status's `waiting_for` says so
              */
             environment?: string | null;
             execution_config?: components["schemas"]["ExecutionConfig"];

@@ -176,7 +176,8 @@ class ExecuteRequest(WorkflowBody):
         description="Run only on a worker whose installed environment has this name "
                     "(`comfy-serverless engine install --manifest`), or this name at a hash "
                     "that starts with the hexadecimal digits after `@` (`sdxl-tools@3f2a9c`). "
-                    "Left out: any worker. While no live worker has it, the execution stays "
+                    "Left out: any worker. One that no worker has ever published is refused "
+                    "(400 INVALID_REQUEST); while no live worker has it, the execution stays "
                     "queued and its status's `waiting_for` says so")
 
     @field_validator("environment")

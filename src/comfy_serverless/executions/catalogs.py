@@ -1,14 +1,18 @@
 """The merged catalog of the workers heard from recently, as the API validates against it,
-and the node packs those workers publish as verified (their environment's install scanned
-them and found nothing), which count as verified for `custom_nodes_require_verification`
-beside `verified_node_packs`.
+and the node packs that count as verified for `custom_nodes_require_verification` beside
+`verified_node_packs`: a pack that every live worker whose catalog has its nodes publishes
+as verified (its environment's install scanned it and found nothing). One worker without
+an environment, or whose environment does not list the pack, and the pack is not verified:
+the job might be claimed by that worker, whose copy nobody scanned. A pack that any worker's
+scan flagged is not verified either.
 
-Checked at most every few seconds: one indexed query for the set of catalog hashes (one
-for the node packs, one for the placed files), and a catalog is parsed only when a new one
-appears. With it, the files the workers placed from their model caches and their sources:
-`for_tier` is the catalog as one tier sees it, with the placed files whose sources the tier
-could not fetch left out of every option (a fetched model never shows to, or is accepted
-from, another tenant).
+Checked at most every few seconds: one indexed query for each live worker's catalog hash and
+published packs (one for the placed files); a catalog is parsed only when a new one appears,
+and the verified packs are worked out again only when what the workers publish changed.
+With it, the files the workers placed from their model caches and their sources: `for_tier`
+is the catalog as one tier sees it, with the placed files whose sources the tier could not
+fetch left out of every option (a fetched model never shows to, or is accepted from,
+another tenant).
 
 It lives beside its callers (the Submitter, the convert route and command) rather than in
 validation/, so that validation stays pure: it is handed a catalog and rules, and never
@@ -18,13 +22,15 @@ reads the store.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 
 from comfy_serverless.models.listing import HostCheck
 from comfy_serverless.store.models import FileSource
 from comfy_serverless.store.store import Store
+from comfy_serverless.store.workers import WorkerPacks
 from comfy_serverless.validation.catalog import NodeCatalog
 
-__all__ = ["CatalogCache"]
+__all__ = ["CatalogCache", "verified_packs"]
 
 # How many narrowed catalogs are kept (one per set of hidden files: about one per tier).
 _MAX_NARROWED = 16
@@ -39,9 +45,9 @@ class CatalogCache:
         self._hashes: frozenset[str] = frozenset()
         self._merged: NodeCatalog | None = None
         self._checked_at = float("-inf")
-        # Published as verified by some worker and flagged by none (a pack of the same name
-        # that another worker's scan flagged might be the one that runs the job).
+        # Vouched for by every live worker that has the pack's nodes (verified_packs).
         self.verified_node_packs: frozenset[str] = frozenset()
+        self._published: frozenset[WorkerPacks] = frozenset()
         self._placed: dict[str, tuple[FileSource, ...]] = {}
         # The merged catalog without each set of hidden files asked for (reset with it).
         self._narrowed: dict[frozenset[str], NodeCatalog] = {}
@@ -66,13 +72,16 @@ class CatalogCache:
             return self._merged
         self._checked_at = now
         since = time.time() - self._max_age
-        hashes = frozenset(await self._store.workers.catalog_hashes(since))
-        packs = await self._store.workers.node_packs(since)
-        self.verified_node_packs = packs.verified - packs.flagged
+        published = frozenset(await self._store.workers.worker_packs(since))
         self._placed = await self._store.models.placed_files(since)
+        hashes = frozenset(worker.catalog_hash for worker in published)
         if hashes != self._hashes:
             await self._load(hashes)
             self._narrowed = {}
+        if published != self._published:
+            packs_in = {digest: _packs_of(catalog) for digest, catalog in self._parsed.items()}
+            self.verified_node_packs = verified_packs(published, packs_in)
+            self._published = published
         return self._merged
 
     async def _load(self, hashes: frozenset[str]) -> None:
@@ -84,3 +93,23 @@ class CatalogCache:
         self._hashes = hashes
         catalogs = list(self._parsed.values())
         self._merged = NodeCatalog.merged(catalogs) if catalogs else None
+
+
+def verified_packs(workers: Iterable[WorkerPacks], packs_in: Mapping[str, frozenset[str]]
+                   ) -> frozenset[str]:
+    """The packs that some worker publishes as verified, none flags, and every worker whose
+    catalog (`packs_in`: the packs each catalog's nodes come from) has them vouches for. A
+    worker whose catalog is unknown might have any pack: it keeps only those it vouches for."""
+    workers = list(workers)
+    flagged = frozenset().union(*(worker.packs.flagged for worker in workers))
+    kept = frozenset().union(*(worker.packs.verified for worker in workers)) - flagged
+    for worker in workers:
+        carried = packs_in.get(worker.catalog_hash)
+        kept = (kept & worker.packs.verified if carried is None
+                else kept - (carried - worker.packs.verified))
+    return kept
+
+
+def _packs_of(catalog: NodeCatalog) -> frozenset[str]:
+    return frozenset(spec.node_pack for spec in catalog.nodes.values()
+                     if spec.node_pack is not None)

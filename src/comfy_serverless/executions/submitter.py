@@ -30,6 +30,7 @@ from comfy_serverless.errors import ApiError, ExecutionNotFound
 from comfy_serverless.executions.catalogs import CatalogCache
 from comfy_serverless.executions.estimates import Estimate, Estimator
 from comfy_serverless.executions.fetched_models import host_check, refuse_hidden_models
+from comfy_serverless.executions.known_environments import refuse_unknown_environment
 from comfy_serverless.executions.model_requests import with_model_sources
 from comfy_serverless.executions.requests import SubmitRequest
 from comfy_serverless.executions.submission import Submission, new_execution
@@ -131,6 +132,7 @@ class Submitter:
                       ) -> Submission:
         """The execution validated and checked, with its model sources checked and its
         input images staged."""
+        await refuse_unknown_environment(request.environment, self.store)
         catalog, hidden = await self.catalogs.for_tier(host_check(tier))
         refuse_hidden_models(request.workflow, request.input_overrides, hidden, tier)
         submission = new_execution(request, key, self.settings, catalog,

@@ -1,6 +1,7 @@
 """The workers' side of the store: heartbeats, the live fleet, the node catalogs workers
 publish (each distinct /object_info stored once) with the environment each runs, and small
-shared facts (compare-and-set)."""
+shared facts (compare-and-set). The environments workers have published are remembered
+after the workers are gone (`environment_seen`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from comfy_serverless.store.connector import Connector
 from comfy_serverless.store.records import WorkerState
 from comfy_serverless.store.writing import dumps
 
-__all__ = ["NodePacks", "PublishedEnvironment", "WorkerStore"]
+__all__ = ["NodePacks", "PublishedEnvironment", "WorkerPacks", "WorkerStore"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,16 @@ class NodePacks:
 
     verified: frozenset[str] = frozenset()
     flagged: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class WorkerPacks:
+    """One live worker's catalog (by hash) and the node packs it publishes: a pack it does
+    not list as verified (no environment, or one that does not list it) it does not vouch
+    for, even when its catalog has the pack's nodes."""
+
+    catalog_hash: str
+    packs: NodePacks
 
 
 class WorkerStore:
@@ -80,22 +91,36 @@ class WorkerStore:
                              {"hash": digest, "object_info": object_info_json, "now": time.time()})
             await tx.execute(self._sql["set_worker_catalog"],
                              {"hash": digest, "worker_id": worker_id, **environment.params()})
+            if environment.name is not None:
+                await tx.execute(self._sql["insert_environment_seen"],
+                                 {"name": environment.name, "now": time.time(),
+                                  "hash": (environment.hash or "").lower()})
         return digest, previous
+
+    async def environment_seen(self, name: str, hash_prefix: str | None) -> bool:
+        """Whether some worker, live or gone, has ever published environment `name` (at a
+        hash starting with `hash_prefix`, lowercase hex, when one is given)."""
+        row = await self._db.fetch_one(self._sql["environment_seen"],
+                                       {"name": name, "hash_prefix": hash_prefix or ""})
+        return row is not None
 
     async def catalog_hashes(self, since: float) -> set[str]:
         """The catalogs of the workers heard from since `since`."""
         rows = await self._db.fetch_all(self._sql["catalog_hashes_since"], {"since": since})
         return {str(row["hash"]) for row in rows}
 
+    async def worker_packs(self, since: float) -> list[WorkerPacks]:
+        """Each worker heard from since `since` that published a catalog: its catalog's
+        hash and the node packs it publishes."""
+        rows = await self._db.fetch_all(self._sql["worker_packs_since"], {"since": since})
+        return [WorkerPacks(str(row["catalog_hash"]), _packs(row["node_packs"]))
+                for row in rows]
+
     async def node_packs(self, since: float) -> NodePacks:
-        """The node packs that the workers heard from since `since` publish."""
-        verified: set[str] = set()
-        flagged: set[str] = set()
-        for row in await self._db.fetch_all(self._sql["node_packs_since"], {"since": since}):
-            packs = json.loads(row["node_packs"])
-            verified.update(str(pack) for pack in packs.get("verified") or ())
-            flagged.update(str(pack) for pack in packs.get("flagged") or ())
-        return NodePacks(frozenset(verified), frozenset(flagged))
+        """The node packs that the workers heard from since `since` publish, all together."""
+        published = [worker.packs for worker in await self.worker_packs(since)]
+        return NodePacks(frozenset().union(*(packs.verified for packs in published)),
+                         frozenset().union(*(packs.flagged for packs in published)))
 
     async def catalog(self, digest: str) -> dict[str, Any] | None:
         row = await self._db.fetch_one(self._sql["catalog_by_hash"], {"hash": digest})
@@ -109,3 +134,12 @@ class WorkerStore:
     async def state(self, key: str) -> str | None:
         row = await self._db.fetch_one(self._sql["get_state"], {"key": key})
         return str(row["value"]) if row else None
+
+
+def _packs(column: str | None) -> NodePacks:
+    """A worker's `node_packs` column: {"verified": [...], "flagged": [...]}, or NULL."""
+    if column is None:
+        return NodePacks()
+    packs = json.loads(column)
+    return NodePacks(frozenset(str(pack) for pack in packs.get("verified") or ()),
+                     frozenset(str(pack) for pack in packs.get("flagged") or ()))

@@ -55,6 +55,10 @@ class EnvironmentWatch:
         return {"environment": None if current is None else current.name,
                 "environment_hash": None if current is None else current.hash}
 
+    def verified_packs(self) -> tuple[str, ...]:
+        """The node packs of the environment the engine runs that its scan found clean."""
+        return self.published().verified_packs
+
     def published(self) -> PublishedEnvironment:
         current = self.current
         if current is None:

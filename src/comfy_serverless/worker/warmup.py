@@ -21,7 +21,9 @@ logged with the node's error and tried again with back-off, and the worker stays
 meanwhile: a worker that cannot run its warm-up should not run jobs either. When it timed
 out without ComfyUI running anything, ComfyUI is restarted (as the hung-engine watchdog
 would). The file itself is read once, at start: missing or unreadable, the worker does not
-start (`WarmupFileError`).
+start (`WarmupFileError`). Its custom nodes are checked as a job's are, with the node packs
+that the worker's own environment scanned clean counted as verified beside the configured
+ones (read at each run: a restart may have brought another environment).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,10 +122,15 @@ class _Run:
 class WarmUp:
     def __init__(self, plan: WarmupPlan | None, client: ComfyUIClient, engine: Engine, *,
                  files: EngineFiles, history: EngineHistory, prompt_for: _PromptFor,
-                 stopping: asyncio.Event, clock: Callable[[], float] = time.monotonic) -> None:
+                 stopping: asyncio.Event, clock: Callable[[], float] = time.monotonic,
+                 verified_packs: Callable[[], Iterable[str]] = tuple) -> None:
         """`prompt_for` makes the prompt of a workflow (the worker's pins added, and its
-        models recorded as warm); `stopping` ends a run under way when the worker stops."""
+        models recorded as warm); `stopping` ends a run under way when the worker stops;
+        `verified_packs` tells, at each run, the node packs that this worker's environment
+        scanned clean (its record is read again after each restart), verified beside the
+        plan's rules, as the API counts them for the jobs this worker takes."""
         self._plan = plan
+        self._verified_packs = verified_packs
         self._client = client
         self._engine = engine
         self._files = files
@@ -183,8 +190,9 @@ class WarmUp:
         """The warm-up as an API-format graph, checked against this ComfyUI's catalog
         (a UI-format file is converted with it)."""
         catalog = NodeCatalog.from_object_info(await self._client.object_info())
+        rules = plan.rules.with_verified_packs(self._verified_packs())
         try:
-            prepared = prepare_workflow(plan.workflow, {}, plan.rules, catalog)
+            prepared = prepare_workflow(plan.workflow, {}, rules, catalog)
         except ApiError as exc:
             raise WarmupFailed(f"it does not fit this ComfyUI: {_findings(exc)}") from exc
         return dict(prepared.graph)

@@ -121,7 +121,8 @@ class Worker:
         self._warmup = WarmUp(
             self.config.warmup, self._client, self._engine, files=collector.engine_files,
             history=EngineHistory(self._client, keep=self.config.keep_engine_history),
-            prompt_for=self.warm.prompt_for, stopping=self._stopping)
+            prompt_for=self.warm.prompt_for, stopping=self._stopping,
+            verified_packs=self.environment.verified_packs)
         self._catalog = CatalogPublisher(
             self._store, self._client, self.config.worker_id,
             webhook_max_retries=self.config.webhook_max_retries, environment=self.environment,

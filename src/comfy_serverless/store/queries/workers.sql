@@ -28,8 +28,21 @@ WHERE id = :worker_id;
 SELECT DISTINCT catalog_hash AS hash FROM workers
 WHERE catalog_hash IS NOT NULL AND heartbeat_at >= :since;
 
--- name: node_packs_since
-SELECT node_packs FROM workers WHERE node_packs IS NOT NULL AND heartbeat_at >= :since;
+-- name: insert_environment_seen
+-- An environment a worker publishes (migration 0021); a submit asks whether one exists.
+INSERT INTO environments_seen (name, hash, first_seen_at) VALUES (:name, :hash, :now)
+ON CONFLICT (name, hash) DO NOTHING;
+
+-- name: environment_seen
+-- Some worker once published `name` at a hash that starts with :hash_prefix ('' for any);
+-- the prefix is hexadecimal digits only, so LIKE has no wildcard in it but its own.
+SELECT 1 AS seen FROM environments_seen
+WHERE name = :name AND hash LIKE :hash_prefix || '%' LIMIT 1;
+
+-- name: worker_packs_since
+-- Each live worker's catalog and the node packs it publishes (NULL: it runs no environment).
+SELECT catalog_hash, node_packs FROM workers
+WHERE catalog_hash IS NOT NULL AND heartbeat_at >= :since;
 
 -- name: catalog_by_hash
 SELECT object_info FROM node_catalogs WHERE hash = :hash;
