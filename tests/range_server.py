@@ -1,6 +1,6 @@
 """An https server on 127.0.0.1 that serves files with `Range` support, for model-source
 tests and `bench.models`: it counts the requests per path, records the headers it got, and
-can drop a connection part-way through a body once (a killed download). Serving a path
+can drop a connection part-way through a body once (a killed download), or redirect. Serving a path
 again changes what it serves; with `etag=True` it sends an ETag and honours `If-Range`
 (a validator that no longer matches gets the whole body, 200).
 
@@ -34,6 +34,7 @@ class Served:
     ranges: bool = True  # False: a Range header is ignored (the whole body, 200)
     status: int | None = None  # answer this status with no body instead
     etag: bool = False  # send an ETag and honour If-Range
+    location: str = "https://127.0.0.1/elsewhere"  # the Location sent with `status`
 
     @property
     def tag(self) -> str:
@@ -58,6 +59,11 @@ class RangeServer:
     def serve(self, path: str, body: bytes | Path, *, drop_after: int | None = None,
               ranges: bool = True, status: int | None = None, etag: bool = False) -> str:
         self.files[path] = Served(body, drop_after, ranges, status, etag)
+        return self.base_url + path
+
+    def redirect(self, path: str, location: str, status: int = 302) -> str:
+        """Answer `path` with `status` and `location` (no body)."""
+        self.files[path] = Served(b"", status=status, location=location)
         return self.base_url + path
 
 
@@ -94,7 +100,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if served is None or served.status is not None:
             self.send_response(404 if served is None or served.status is None
                                else served.status)
-            self.send_header("Location", "https://127.0.0.1/elsewhere")
+            self.send_header("Location", "https://127.0.0.1/elsewhere" if served is None
+                             else served.location)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
