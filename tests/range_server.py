@@ -35,6 +35,7 @@ class Served:
     status: int | None = None  # answer this status with no body instead
     etag: bool = False  # send an ETag and honour If-Range
     location: str = "https://127.0.0.1/elsewhere"  # the Location sent with `status`
+    stall_after: int | None = None  # bytes of the body sent before the first answer stalls
 
     @property
     def tag(self) -> str:
@@ -55,10 +56,18 @@ class RangeServer:
     hits: Counter[str] = field(default_factory=Counter)
     ranges: list[str | None] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    sent: Counter[str] = field(default_factory=Counter)  # body bytes written, per path
+    # Set when the server stops: a stalled answer then ends at once.
+    released: threading.Event = field(default_factory=threading.Event)
 
     def serve(self, path: str, body: bytes | Path, *, drop_after: int | None = None,
-              ranges: bool = True, status: int | None = None, etag: bool = False) -> str:
-        self.files[path] = Served(body, drop_after, ranges, status, etag)
+              ranges: bool = True, status: int | None = None, etag: bool = False,
+              stall_after: int | None = None) -> str:
+        """Serve `body` at `path`. The first answer may be cut short: closed after
+        `drop_after` bytes (a broken connection), or held open after `stall_after` bytes
+        until the server stops (a download in progress when its client is killed)."""
+        self.files[path] = Served(body, drop_after, ranges, status, etag,
+                                  stall_after=stall_after)
         return self.base_url + path
 
     def redirect(self, path: str, location: str, status: int = 302) -> str:
@@ -139,16 +148,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(end - start))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        budget = served.drop_after
-        served.drop_after = None  # only the first answer is cut short
-        if budget is not None:
+        budget, stall = served.drop_after, served.stall_after
+        served.drop_after = served.stall_after = None  # only the first answer is cut short
+        if budget is not None or stall is not None:
             self.close_connection = True
-            end = min(end, start + budget)
+            end = min(end, start + min(size for size in (budget, stall) if size is not None))
         with contextlib.suppress(OSError):
             for chunk in _slice(served, start, end):
                 self.wfile.write(chunk)
-            if budget is not None:
+                self.state.sent[self.path] += len(chunk)
+            if budget is not None or stall is not None:
                 self.wfile.flush()
+            if stall is not None:
+                self.state.released.wait()
+            if budget is not None:
                 self.connection.shutdown(socket.SHUT_RDWR)
 
     def log_message(self, format: str, *args: object) -> None:
@@ -174,6 +187,7 @@ def range_server(certificates: LocalCertificates | None) -> Iterator[RangeServer
     try:
         yield state
     finally:
+        state.released.set()
         httpd.shutdown()
         httpd.server_close()
 

@@ -8,6 +8,7 @@ nothing is written to the engine's own models folder.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ import pytest
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
 from tests.helpers import assert_error, submit, wait_until_finished
+from tests.model_files import relabelled_safetensors
 from tests.range_server import RangeServer, range_server
 from tests.tls_server import LocalCertificates
 from workloads.workflows import TINY_CHECKPOINT, tiny_sd15
@@ -111,6 +113,31 @@ async def test_a_checkpoint_by_url_downloads_once_reports_its_bytes_and_runs(
     assert model_server.hits["/ckpt/tiny-sd15.safetensors"] == 1  # served from the cache
     assert [path.name for path in (models_folder / "checkpoints").iterdir()] == [
         f"{sha256[:12]}-tiny-sd15.safetensors"]
+
+
+async def test_eight_jobs_that_need_one_new_file_cause_exactly_one_download(
+        sources_api: httpx.AsyncClient, model_server: RangeServer,
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    """Submitted at once: whichever attempts the worker has begun meanwhile wait on the one
+    download, and later ones find the file in the cache."""
+    checkpoint = relabelled_safetensors(engine_layout.models_dir / "checkpoints" /
+                                        TINY_CHECKPOINT, tmp_path / "eight.safetensors", "8")
+    size, sha256 = checkpoint.stat().st_size, _sha256(checkpoint)
+    url = model_server.serve("/ckpt/eight.safetensors", checkpoint)
+    pins = {"model_sources": {url: {"sha256": sha256}}}
+    ids = await asyncio.gather(*(submit(sources_api, _from_source(10 + n, url), **pins)
+                                 for n in range(8)))
+    finished = [await wait_until_finished(sources_api, execution_id, timeout=600)
+                for execution_id in ids]
+    assert [body["status"] for body in finished] == ["completed"] * 8, [
+        body.get("error") for body in finished]
+    assert model_server.hits["/ckpt/eight.safetensors"] == 1
+    assert model_server.sent["/ckpt/eight.safetensors"] == size
+    # A job whose attempt began while the download ran waited on that one download (and
+    # reports it); one that began after found the file and reports none.
+    reported = [entry["details"]["sha256"] for body in finished
+                for entry in _log_events(body, "model_downloaded")]
+    assert set(reported) == {sha256}
 
 
 async def test_a_wrong_sha256_fails_with_model_unavailable_and_leaves_no_file(
