@@ -29,6 +29,14 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def leftovers(root: Path) -> list[str]:
     """The blobs and partial downloads a cache folder holds."""
     return sorted(path.name for folder in ("sha256", "partial")

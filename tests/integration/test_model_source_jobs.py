@@ -21,7 +21,7 @@ import pytest
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
 from tests.helpers import assert_error, submit, wait_until_finished
-from tests.model_files import relabelled_safetensors
+from tests.model_files import relabelled_safetensors, sha_of_file
 from tests.range_server import RangeServer, range_server
 from tests.tls_server import LocalCertificates
 from workloads.workflows import TINY_CHECKPOINT, tiny_sd15
@@ -70,14 +70,6 @@ async def sources_api(sources_service: LocalService) -> AsyncIterator[httpx.Asyn
         yield client
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _from_source(seed: int, url: str) -> dict[str, Any]:
     workflow = tiny_sd15(seed, steps=1)
     workflow["4"]["inputs"]["ckpt_name"] = url
@@ -92,7 +84,7 @@ async def test_a_checkpoint_by_url_downloads_once_reports_its_bytes_and_runs(
         sources_api: httpx.AsyncClient, model_server: RangeServer,
         engine_layout: EngineLayout, models_folder: Path) -> None:
     checkpoint = engine_layout.models_dir / "checkpoints" / TINY_CHECKPOINT
-    size, sha256 = checkpoint.stat().st_size, _sha256(checkpoint)
+    size, sha256 = checkpoint.stat().st_size, sha_of_file(checkpoint)
     url = model_server.serve("/ckpt/tiny-sd15.safetensors", checkpoint)
     pins = {"model_sources": {url: {"sha256": sha256}}}
 
@@ -122,7 +114,7 @@ async def test_eight_jobs_that_need_one_new_file_cause_exactly_one_download(
     download, and later ones find the file in the cache."""
     checkpoint = relabelled_safetensors(engine_layout.models_dir / "checkpoints" /
                                         TINY_CHECKPOINT, tmp_path / "eight.safetensors", "8")
-    size, sha256 = checkpoint.stat().st_size, _sha256(checkpoint)
+    size, sha256 = checkpoint.stat().st_size, sha_of_file(checkpoint)
     url = model_server.serve("/ckpt/eight.safetensors", checkpoint)
     pins = {"model_sources": {url: {"sha256": sha256}}}
     ids = await asyncio.gather(*(submit(sources_api, _from_source(10 + n, url), **pins)
