@@ -35,20 +35,29 @@ def read_https(body: Body, checked: CheckedUrl, credentials: dict[str, str],
         headers["Range"] = f"bytes={offset}-"
         if body.partial.validator is not None:  # a changed file answers 200, the whole
             headers["If-Range"] = body.partial.validator
-    buffer = memoryview(bytearray(transport.chunk_bytes))
     try:
         with pinned_download(checked, headers, transport.tls, transport.timeout) as response:
             location = response.getheader("Location")
             if response.status in _REDIRECT_STATUS and location:
                 return location
             total = _position(body.source, response, body.partial, offset)
-            while read := response.readinto(buffer):
-                body.take(bytes(buffer[:read]), total)
+            _copy_body(response, body, transport.chunk_bytes, total)
     except (OSError, http.client.HTTPException) as exc:
         raise DownloadFailed(f"the download of {body.source.display} broke off at "
                              f"{body.partial.size} bytes ({type(exc).__name__})") from exc
     body.check_complete(total)
     return None
+
+
+def _copy_body(response: http.client.HTTPResponse, body: Body, chunk_bytes: int,
+               total: int | None) -> None:
+    """The body, read into the partial file's ring of buffers and handed on uncopied."""
+    while True:
+        buffer = body.partial.buffer(chunk_bytes)
+        read = response.readinto(buffer)
+        if not read:
+            return
+        body.take(buffer[:read], total)
 
 
 def _position(source: ModelSource, response: http.client.HTTPResponse, partial: PartialFile,

@@ -98,7 +98,7 @@ class Body:
         if self.stopped.is_set():
             raise DownloadFailed(f"the download of {self.source.display} was stopped")
 
-    def take(self, chunk: bytes, total: int | None) -> None:
+    def take(self, chunk: bytes | memoryview, total: int | None) -> None:
         """One chunk from the network: queued for writing, progress reported on the loop."""
         self.raise_if_stopped()
         self.partial.append(chunk)
