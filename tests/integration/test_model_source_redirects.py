@@ -133,12 +133,13 @@ async def test_a_redirect_on_the_same_origin_keeps_the_credentials(
     ("https://169.254.169.254/latest/meta-data/", "169.254.169.254, an internal address"),
     ("http://127.0.0.1:9/plain.ckpt", "must use https"),
     (f"https://{CDN}/blob", "169.254.169.254, an internal address"),  # resolved again
+    ("https://user:password@127.0.0.1:9/blob", "a URL with user info"),
 ])
 async def test_a_redirect_to_a_refused_destination_is_refused_before_connecting(
         hub: RangeServer, transport: Transport, tmp_path: Path, location: str, reason: str,
         cdn_resolves_to: dict[str, str], connections: list[str]) -> None:
     cdn_resolves_to["address"] = "169.254.169.254"
-    url = hub.redirect(f"/refused/{len(connections)}-{reason[:4]}.ckpt", location)
+    url = hub.redirect(f"/refused/{sha(location.encode())[:12]}.ckpt", location)
     with pytest.raises(SourceRefused, match=reason):
         await cache_for(tmp_path, transport).fetch(parse_source(url), POLICY)
     assert connections == ["127.0.0.1"]  # the hub only
