@@ -64,8 +64,8 @@ class RangeServer:
               ranges: bool = True, status: int | None = None, etag: bool = False,
               stall_after: int | None = None) -> str:
         """Serve `body` at `path`. The first answer may be cut short: closed after
-        `drop_after` bytes (a broken connection), or held open after `stall_after` bytes
-        until the server stops (a download in progress when its client is killed)."""
+        `drop_after` bytes (a broken connection), or held after `stall_after` bytes until
+        `released` is set (by the test, or when the server stops), then sent on."""
         self.files[path] = Served(body, drop_after, ranges, status, etag,
                                   stall_after=stall_after)
         return self.base_url + path
@@ -150,19 +150,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         budget, stall = served.drop_after, served.stall_after
         served.drop_after = served.stall_after = None  # only the first answer is cut short
-        if budget is not None or stall is not None:
+        if budget is not None:
             self.close_connection = True
-            end = min(end, start + min(size for size in (budget, stall) if size is not None))
+            end = min(end, start + budget)
         with contextlib.suppress(OSError):
-            for chunk in _slice(served, start, end):
-                self.wfile.write(chunk)
-                self.state.sent[self.path] += len(chunk)
-            if budget is not None or stall is not None:
-                self.wfile.flush()
             if stall is not None:
+                self._write(served, start, min(end, start + stall))
+                self.wfile.flush()
                 self.state.released.wait()
+                start = min(end, start + stall)
+            self._write(served, start, end)
             if budget is not None:
+                self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _write(self, served: Served, start: int, end: int) -> None:
+        for chunk in _slice(served, start, end):
+            self.wfile.write(chunk)
+            self.state.sent[self.path] += len(chunk)
 
     def log_message(self, format: str, *args: object) -> None:
         return None
