@@ -167,11 +167,11 @@ async def test_two_worker_processes_on_one_cache_download_a_new_file_once(
     ids = [await submit(sources_api, _from_source(30 + n, url), **pins) for n in range(4)]
 
     async def claimed_by_two_workers() -> set[str] | None:
-        workers = set()
+        workers: set[str] = set()
         for execution_id in ids:
             body = await status_of(sources_api, execution_id)
             if body["status"] == "processing":
-                workers.add((body.get("resource_allocation") or {}).get("gpu_id"))
+                workers.add(str((body.get("resource_allocation") or {}).get("gpu_id")))
         return workers if len(workers) == 2 else None
 
     workers = await wait_for(claimed_by_two_workers, timeout=120, interval=0.2,
