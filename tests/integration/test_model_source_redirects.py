@@ -129,6 +129,23 @@ async def test_a_redirect_on_the_same_origin_keeps_the_credentials(
     assert [headers["Authorization"] for headers in hub.headers[-2:]] == ["Bearer own"] * 2
 
 
+async def test_a_hop_back_to_the_origin_from_elsewhere_carries_no_credentials(
+        hub: RangeServer, cdn: RangeServer, transport: Transport, tmp_path: Path,
+        cdn_resolves_to: dict[str, str]) -> None:
+    body = file_body("back-home", 20_000)
+    hub.serve("/home/private.ckpt", body)
+    cdn.redirect("/bounce", hub.base_url + "/home/private.ckpt")
+    url = hub.redirect("/home/start.ckpt", _on_cdn(cdn, "/bounce"))
+    policy = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
+                          credentials=(HostCredential("127.0.0.1", Secret("Bearer own")),))
+    model = await cache_for(tmp_path, transport).fetch(parse_source(url), policy)
+    assert model.path.read_bytes() == body
+    first, back = hub.headers[-2:]
+    assert first["Authorization"] == "Bearer own"
+    assert "Authorization" not in back
+    assert "Authorization" not in cdn.headers[-1]
+
+
 @pytest.mark.parametrize(("location", "reason"), [
     ("https://169.254.169.254/latest/meta-data/", "169.254.169.254, an internal address"),
     ("http://127.0.0.1:9/plain.ckpt", "must use https"),

@@ -17,10 +17,12 @@ the default endpoint needs this. The rules, one hop at a time:
   redirects to: the allowlist says which hosts a tier trusts to name its files; a CDN's host
   is rarely one an operator would list (or know). Where a hop may connect is the SSRF rules'
   business, as for the first.
-- Credentials go only to the source's own origin (scheme, host and port): a hop to another
-  origin carries none, even when a credential's host glob matches it (as curl without
-  `--location-trusted`). A CDN's signed URL needs none, and a credential is never handed on
-  to a host because another host said so.
+- Credentials go only to the source's own origin (scheme, host and port), and only until
+  the chain first leaves it: a hop to another origin carries none, even when a
+  credential's host glob matches it (as curl without `--location-trusted`), nor does a hop
+  that another origin sent back (that origin would choose what is fetched with them). A
+  CDN's signed URL needs none, and a credential is never handed on because another host
+  said so.
 
 Messages name hops without their query string (a CDN's URL carries a signature).
 """
@@ -49,10 +51,10 @@ def read_following_redirects(body: Body, checked: CheckedUrl, policy: SourcePoli
                              transport: Transport, offset: int) -> None:
     """Append the source's bytes from `offset` on to the partial file, from wherever its
     URL redirects (from the download's worker thread)."""
-    origin = checked.target
+    origin, on_origin = checked.target, True
     for _ in range(MAX_REDIRECTS + 1):
-        headers = (policy.headers_for(checked.target.host)
-                   if _same_origin(checked.target, origin) else {})
+        on_origin = on_origin and _same_origin(checked.target, origin)
+        headers = policy.headers_for(checked.target.host) if on_origin else {}
         location = read_https(body, checked, headers, transport, offset)
         if location is None:
             return
