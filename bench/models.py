@@ -11,7 +11,9 @@ megabytes from its own process, on loopback. Each run:
   pinned outbound download into a partial file, hashed on the way, renamed into the cache.
 
 Each is timed wall-clock and in CPU seconds (user + system; curl's from its rusage); the
-median of `--runs` is reported (target: cache >= 0.8x curl). On a loaded machine with few
+median of `--runs` is reported (target: cache >= 0.8x curl), and the ratio of each run's
+curl and cache, taken back to back (steadier under a changing load than a ratio of
+medians). On a loaded machine with few
 cores the wall-clock ratio measures the load as much as the client: the CPU seconds per GB
 are the steadier figure.
 The peak RSS growth of this process during a cache download is read from
@@ -156,6 +158,10 @@ async def _run(megabytes: int, runs: int, folder: Path) -> None:
               f"CPU {timing.cpu / megabytes * 1024:5.2f} s/GB")
     print(f"cache / curl throughput: {rows[0][1].wall / rows[2][1].wall:.2f}x; cache / "
           f"(curl + sha256sum): {rows[1][1].wall / rows[2][1].wall:.2f}x (target >= 0.8x)")
+    paired = [fetched.wall / timing.wall for fetched, timing in zip(curl, cache, strict=True)]
+    print(f"cache / curl, run by run (each pair back to back): "
+          f"{', '.join(f'{ratio:.2f}x' for ratio in paired)}; median "
+          f"{statistics.median(paired):.2f}x")
     print(f"peak RSS growth during a cache download: {max(growths):.1f} MB (target < 50 MB)")
     print(f"one fetch of a new source: {one:.2f} s; eight concurrent: {eight:.2f} s "
           f"({eight / one:.2f}x)")

@@ -4,6 +4,9 @@ what a cache folder holds, and a worker's fetcher over a cache that nothing down
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+import struct
 from pathlib import Path
 from typing import cast
 
@@ -30,6 +33,14 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def leftovers(root: Path) -> list[str]:
     """The blobs and partial downloads a cache folder holds."""
     return sorted(path.name for folder in ("sha256", "partial")
@@ -45,3 +56,18 @@ def offline_fetcher(models: Path) -> ModelFetcher:
     return ModelFetcher(lambda: cache, models,
                         lambda hosts: SourcePolicy(allowed_hosts=tuple(hosts)),
                         "https://127.0.0.1", cast(Store, None), config)
+
+
+def relabelled_safetensors(original: Path, target: Path, label: str) -> Path:
+    """A copy of a safetensors file with `label` in its metadata: the same tensors (a loader
+    reads it as it reads the original), other bytes, so another sha256 (a file no cache
+    holds yet). Streamed, so a large checkpoint is never held in memory."""
+    with original.open("rb") as source, target.open("wb") as copy:
+        (length,) = struct.unpack("<Q", source.read(8))
+        header = json.loads(source.read(length))
+        header["__metadata__"] = {**header.get("__metadata__", {}), "copy": label}
+        encoded = json.dumps(header).encode()
+        encoded += b" " * (-len(encoded) % 8)
+        copy.write(struct.pack("<Q", len(encoded)) + encoded)
+        shutil.copyfileobj(source, copy, 1 << 20)
+    return target

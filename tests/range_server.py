@@ -1,6 +1,6 @@
 """An https server on 127.0.0.1 that serves files with `Range` support, for model-source
 tests and `bench.models`: it counts the requests per path, records the headers it got, and
-can drop a connection part-way through a body once (a killed download). Serving a path
+can drop a connection part-way through a body once (a killed download), or redirect. Serving a path
 again changes what it serves; with `etag=True` it sends an ETag and honours `If-Range`
 (a validator that no longer matches gets the whole body, 200).
 
@@ -34,6 +34,8 @@ class Served:
     ranges: bool = True  # False: a Range header is ignored (the whole body, 200)
     status: int | None = None  # answer this status with no body instead
     etag: bool = False  # send an ETag and honour If-Range
+    location: str = "https://127.0.0.1/elsewhere"  # the Location sent with `status`
+    stall_after: int | None = None  # bytes of the body sent before the first answer stalls
 
     @property
     def tag(self) -> str:
@@ -54,10 +56,23 @@ class RangeServer:
     hits: Counter[str] = field(default_factory=Counter)
     ranges: list[str | None] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    sent: Counter[str] = field(default_factory=Counter)  # body bytes written, per path
+    # Set when the server stops: a stalled answer then ends at once.
+    released: threading.Event = field(default_factory=threading.Event)
 
     def serve(self, path: str, body: bytes | Path, *, drop_after: int | None = None,
-              ranges: bool = True, status: int | None = None, etag: bool = False) -> str:
-        self.files[path] = Served(body, drop_after, ranges, status, etag)
+              ranges: bool = True, status: int | None = None, etag: bool = False,
+              stall_after: int | None = None) -> str:
+        """Serve `body` at `path`. The first answer may be cut short: closed after
+        `drop_after` bytes (a broken connection), or held after `stall_after` bytes until
+        `released` is set (by the test, or when the server stops), then sent on."""
+        self.files[path] = Served(body, drop_after, ranges, status, etag,
+                                  stall_after=stall_after)
+        return self.base_url + path
+
+    def redirect(self, path: str, location: str, status: int = 302) -> str:
+        """Answer `path` with `status` and `location` (no body)."""
+        self.files[path] = Served(b"", status=status, location=location)
         return self.base_url + path
 
 
@@ -94,7 +109,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if served is None or served.status is not None:
             self.send_response(404 if served is None or served.status is None
                                else served.status)
-            self.send_header("Location", "https://127.0.0.1/elsewhere")
+            self.send_header("Location", "https://127.0.0.1/elsewhere" if served is None
+                             else served.location)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -132,17 +148,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(end - start))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        budget = served.drop_after
-        served.drop_after = None  # only the first answer is cut short
+        budget, stall = served.drop_after, served.stall_after
+        served.drop_after = served.stall_after = None  # only the first answer is cut short
         if budget is not None:
             self.close_connection = True
             end = min(end, start + budget)
         with contextlib.suppress(OSError):
-            for chunk in _slice(served, start, end):
-                self.wfile.write(chunk)
+            if stall is not None:
+                self._write(served, start, min(end, start + stall))
+                self.wfile.flush()
+                self.state.released.wait()
+                start = min(end, start + stall)
+            self._write(served, start, end)
             if budget is not None:
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _write(self, served: Served, start: int, end: int) -> None:
+        for chunk in _slice(served, start, end):
+            self.wfile.write(chunk)
+            self.state.sent[self.path] += len(chunk)
 
     def log_message(self, format: str, *args: object) -> None:
         return None
@@ -167,6 +192,7 @@ def range_server(certificates: LocalCertificates | None) -> Iterator[RangeServer
     try:
         yield state
     finally:
+        state.released.set()
         httpd.shutdown()
         httpd.server_close()
 

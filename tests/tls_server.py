@@ -32,8 +32,9 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_certificates(folder: Path) -> LocalCertificates:
-    """A CA and a server certificate for 127.0.0.1 signed by it, as PEM files."""
+def make_certificates(folder: Path, names: tuple[str, ...] = ()) -> LocalCertificates:
+    """A CA and a server certificate for 127.0.0.1 (and the host `names`, which a test
+    resolves to 127.0.0.1 itself) signed by it, as PEM files."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
         ec.SECP256R1())
@@ -49,8 +50,9 @@ def make_certificates(folder: Path) -> LocalCertificates:
               .serial_number(x509.random_serial_number())
               .not_valid_before(now - datetime.timedelta(minutes=5))
               .not_valid_after(now + datetime.timedelta(days=1))
-              .add_extension(x509.SubjectAlternativeName([x509.IPAddress(_LOOPBACK)]),
-                             critical=False)
+              .add_extension(x509.SubjectAlternativeName(
+                  [x509.IPAddress(_LOOPBACK), *(x509.DNSName(name) for name in names)]),
+                  critical=False)
               .sign(ca_key, hashes.SHA256()))
     folder.mkdir(parents=True, exist_ok=True)
     files = LocalCertificates(folder / "ca.pem", folder / "server.pem", folder / "server.key")

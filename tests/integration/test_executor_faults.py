@@ -413,6 +413,22 @@ async def test_a_prefetched_job_yields_to_a_more_urgent_one(rig: Rig) -> None:
     assert "execution_handed_back" in events
 
 
+async def test_a_worker_claims_no_more_than_one_job_plus_its_prefetch(rig: Rig) -> None:
+    """Jobs already queued when the worker starts: it claims one, and one more (prefetch 1)
+    once ComfyUI holds the first, not the whole queue in one burst (a claim that does not
+    suspend once let the loop claim again before the claimed job counted as running)."""
+    rig.fake.faults.steps, rig.fake.faults.step_seconds = 60, 0.02
+    queued = [await rig.submit() for _ in range(4)]
+    await rig.worker.start()
+
+    async def two_claimed() -> list[str] | None:
+        statuses: list[str] = [(await rig.execution(e)).status for e in queued]
+        return statuses if statuses.count("queued") <= 2 else None
+
+    statuses = await wait_for(two_claimed, timeout=10, what="two claims")
+    assert sorted(statuses) == ["processing", "processing", "queued", "queued"]
+
+
 async def _pending(fake: FakeComfyUI, count: int) -> bool:
     return len(fake.pending) == count
 

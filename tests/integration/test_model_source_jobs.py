@@ -8,8 +8,12 @@ nothing is written to the engine's own models folder.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,8 @@ import pytest
 
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
-from tests.helpers import assert_error, submit, wait_until_finished
+from tests.helpers import assert_error, status_of, submit, wait_for, wait_until_finished
+from tests.model_files import relabelled_safetensors, sha_of_file
 from tests.range_server import RangeServer, range_server
 from tests.tls_server import LocalCertificates
 from workloads.workflows import TINY_CHECKPOINT, tiny_sd15
@@ -61,19 +66,30 @@ def sources_service(engine_layout: EngineLayout, models_folder: Path,
 
 
 @pytest.fixture
+def second_worker(sources_service: LocalService) -> Iterator[str]:
+    """A standalone worker process beside the service's embedded one: the same data folder
+    (SQLite), the same ComfyUI (attached), the same models folder and model cache."""
+    worker_id = "second-worker"
+    env = {**sources_service.env, "COMFYUI_URL": sources_service.comfyui_url,
+           "COMFY_SERVERLESS_WORKER_ID": worker_id}
+    log_path = sources_service.data_dir / "second-worker.log"
+    with log_path.open("ab") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "comfy_serverless.cli", "worker"],
+                                  env=env, stdout=log, stderr=log)
+    try:
+        yield worker_id
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        assert worker.returncode == 0, log_path.read_text()[-2000:]
+
+
+@pytest.fixture
 async def sources_api(sources_service: LocalService) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {sources_service.new_unthrottled_key()}"}
     async with httpx.AsyncClient(base_url=sources_service.base_url, headers=headers,
                                  timeout=60) as client:
         yield client
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _from_source(seed: int, url: str) -> dict[str, Any]:
@@ -90,7 +106,7 @@ async def test_a_checkpoint_by_url_downloads_once_reports_its_bytes_and_runs(
         sources_api: httpx.AsyncClient, model_server: RangeServer,
         engine_layout: EngineLayout, models_folder: Path) -> None:
     checkpoint = engine_layout.models_dir / "checkpoints" / TINY_CHECKPOINT
-    size, sha256 = checkpoint.stat().st_size, _sha256(checkpoint)
+    size, sha256 = checkpoint.stat().st_size, sha_of_file(checkpoint)
     url = model_server.serve("/ckpt/tiny-sd15.safetensors", checkpoint)
     pins = {"model_sources": {url: {"sha256": sha256}}}
 
@@ -111,6 +127,62 @@ async def test_a_checkpoint_by_url_downloads_once_reports_its_bytes_and_runs(
     assert model_server.hits["/ckpt/tiny-sd15.safetensors"] == 1  # served from the cache
     assert [path.name for path in (models_folder / "checkpoints").iterdir()] == [
         f"{sha256[:12]}-tiny-sd15.safetensors"]
+
+
+async def test_eight_jobs_that_need_one_new_file_cause_exactly_one_download(
+        sources_api: httpx.AsyncClient, model_server: RangeServer,
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    """Submitted at once: whichever attempts the worker has begun meanwhile wait on the one
+    download, and later ones find the file in the cache."""
+    checkpoint = relabelled_safetensors(engine_layout.models_dir / "checkpoints" /
+                                        TINY_CHECKPOINT, tmp_path / "eight.safetensors", "8")
+    size, sha256 = checkpoint.stat().st_size, sha_of_file(checkpoint)
+    url = model_server.serve("/ckpt/eight.safetensors", checkpoint)
+    pins = {"model_sources": {url: {"sha256": sha256}}}
+    ids = await asyncio.gather(*(submit(sources_api, _from_source(10 + n, url), **pins)
+                                 for n in range(8)))
+    finished = [await wait_until_finished(sources_api, execution_id, timeout=600)
+                for execution_id in ids]
+    assert [body["status"] for body in finished] == ["completed"] * 8, [
+        body.get("error") for body in finished]
+    assert model_server.hits["/ckpt/eight.safetensors"] == 1
+    assert model_server.sent["/ckpt/eight.safetensors"] == size
+    # A job whose attempt began while the download ran waited on that one download (and
+    # reports it); one that began after found the file and reports none.
+    reported = [entry["details"]["sha256"] for body in finished
+                for entry in _log_events(body, "model_downloaded")]
+    assert set(reported) == {sha256}
+
+
+async def test_two_worker_processes_on_one_cache_download_a_new_file_once(
+        sources_api: httpx.AsyncClient, model_server: RangeServer, second_worker: str,
+        engine_layout: EngineLayout, tmp_path: Path) -> None:
+    """The download is held open until each worker has claimed a job that needs the file:
+    one process downloads, the other waits on the source's lock, then finds the file."""
+    checkpoint = relabelled_safetensors(engine_layout.models_dir / "checkpoints" /
+                                        TINY_CHECKPOINT, tmp_path / "two.safetensors", "2")
+    sha256 = sha_of_file(checkpoint)
+    url = model_server.serve("/ckpt/two.safetensors", checkpoint, stall_after=1 << 20)
+    pins = {"model_sources": {url: {"sha256": sha256}}}
+    ids = [await submit(sources_api, _from_source(30 + n, url), **pins) for n in range(4)]
+
+    async def claimed_by_two_workers() -> set[str] | None:
+        workers: set[str] = set()
+        for execution_id in ids:
+            body = await status_of(sources_api, execution_id)
+            if body["status"] == "processing":
+                workers.add(str((body.get("resource_allocation") or {}).get("gpu_id")))
+        return workers if len(workers) == 2 else None
+
+    workers = await wait_for(claimed_by_two_workers, timeout=120, interval=0.2,
+                             what="a job on each worker")
+    assert second_worker in workers
+    model_server.released.set()  # the download goes on
+    finished = [await wait_until_finished(sources_api, execution_id, timeout=600)
+                for execution_id in ids]
+    assert [body["status"] for body in finished] == ["completed"] * 4, [
+        body.get("error") for body in finished]
+    assert model_server.hits["/ckpt/two.safetensors"] == 1
 
 
 async def test_a_wrong_sha256_fails_with_model_unavailable_and_leaves_no_file(

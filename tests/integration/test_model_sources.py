@@ -252,7 +252,7 @@ async def test_a_server_that_ignores_range_restarts_the_partial_file(
     (503, True, "answered 503"),
     (429, True, "answered 429"),
     (404, False, "answered 404"),
-    (302, False, "redirects are not followed"),
+    (300, False, "not a redirect this service follows"),
 ])
 async def test_an_answer_other_than_the_body_is_typed(
         models: RangeServer, transport: Transport, tmp_path: Path,
@@ -261,7 +261,7 @@ async def test_an_answer_other_than_the_body_is_typed(
     with pytest.raises(ModelUnavailable, match=reason) as caught:
         await cache_for(tmp_path, transport).fetch(parse_source(url), POLICY)
     assert caught.value.retryable is retryable
-    assert models.hits["/elsewhere"] == 0  # a redirect is never followed
+    assert models.hits["/elsewhere"] == 0  # a 300's Location is not followed
     assert leftovers(tmp_path) == []  # no partial file: there is nothing to resume
 
 

@@ -27,6 +27,7 @@ from comfy_serverless.model_sources.errors import (
     DownloadFailed,
     HashMismatch,
     HashNotAllowed,
+    ModelSourceError,
     ModelUnavailable,
 )
 from comfy_serverless.model_sources.layout import CacheLayout
@@ -172,8 +173,9 @@ class ModelCache:
             try:
                 await transfer(source, checked, policy, self.transport, partial, progress)
                 model = await self._admit(source, policy, partial)
-            except ModelUnavailable as exc:
-                if not (exc.retryable and _resumable(source, partial)):
+            except ModelSourceError as exc:  # a refused redirect, too
+                if not (isinstance(exc, ModelUnavailable) and exc.retryable
+                        and _resumable(source, partial)):
                     partial.discard()
                 raise
             logger.info("model download of %s done: sha256 %s, %d bytes", source.display,

@@ -1,6 +1,7 @@
 """Reading an http(s) source's body in a worker thread, through the pinned outbound
-download (`webhooks/outbound.py`: the checked address, no redirects, no proxy, no
-decompression), one `chunk_bytes` buffer at a time."""
+download (`webhooks/outbound.py`: the checked address, no proxy, no decompression), one
+`chunk_bytes` buffer at a time. A redirect is not followed here: its `Location` goes back
+to `redirects.py`, which checks the next hop."""
 
 from __future__ import annotations
 
@@ -22,26 +23,41 @@ __all__ = ["read_https"]
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _UNSATISFIED = re.compile(r"^bytes \*/(\d+)$")
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
+_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 
 
 def read_https(body: Body, checked: CheckedUrl, credentials: dict[str, str],
-               transport: Transport, offset: int) -> None:
-    """Append the source's bytes from `offset` on to the partial file."""
+               transport: Transport, offset: int) -> str | None:
+    """Append the source's bytes from `offset` on to the partial file; or, when the URL
+    redirects, leave it untouched and return the `Location`."""
     headers = {**credentials, "Accept": "*/*"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
         if body.partial.validator is not None:  # a changed file answers 200, the whole
             headers["If-Range"] = body.partial.validator
-    buffer = memoryview(bytearray(transport.chunk_bytes))
     try:
         with pinned_download(checked, headers, transport.tls, transport.timeout) as response:
+            location = response.getheader("Location")
+            if response.status in _REDIRECT_STATUS and location:
+                return location
             total = _position(body.source, response, body.partial, offset)
-            while read := response.readinto(buffer):
-                body.take(bytes(buffer[:read]), total)
+            _copy_body(response, body, transport.chunk_bytes, total)
     except (OSError, http.client.HTTPException) as exc:
         raise DownloadFailed(f"the download of {body.source.display} broke off at "
                              f"{body.partial.size} bytes ({type(exc).__name__})") from exc
     body.check_complete(total)
+    return None
+
+
+def _copy_body(response: http.client.HTTPResponse, body: Body, chunk_bytes: int,
+               total: int | None) -> None:
+    """The body, read into the partial file's ring of buffers and handed on uncopied."""
+    while True:
+        buffer = body.partial.buffer(chunk_bytes)
+        read = response.readinto(buffer)
+        if not read:
+            return
+        body.take(buffer[:read], total)
 
 
 def _position(source: ModelSource, response: http.client.HTTPResponse, partial: PartialFile,
@@ -83,6 +99,6 @@ def _refusal(source: ModelSource, status: int) -> ModelUnavailable:
     if status >= 500 or status in _RETRYABLE_STATUS:
         return DownloadFailed(f"{source.display} answered {status}")
     if 300 <= status < 400:
-        return ModelUnavailable(f"{source.display} answered {status} (redirects are not "
-                                "followed: name the final URL)")
+        return ModelUnavailable(f"{source.display} answered {status}, not a redirect this "
+                                "service follows (301, 302, 303, 307 or 308 with a Location)")
     return ModelUnavailable(f"{source.display} answered {status}")

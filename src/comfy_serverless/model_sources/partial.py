@@ -11,7 +11,8 @@ rebuild it.
 Used from the download's worker thread. Writing and hashing run in one more thread, a few
 chunks behind the network (`_AHEAD`), so reading the next chunk overlaps hashing the last:
 the download runs at the speed of the slower of the two, not their sum, and memory stays
-at a few chunks whatever the size.
+at a few chunks whatever the size. The network is read into a ring of `_AHEAD + 2`
+buffers (`buffer`) that the writer reads from in place: no chunk is copied on its way.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class PartialFile:
         self._writer: ThreadPoolExecutor | None = None
         self._pending: collections.deque[Future[None]] = collections.deque()
         self._broken = False  # after a failed write, nothing more is written
+        self._ring: list[memoryview] = []
+        self._turn = 0
 
     def resume(self) -> int:
         """Rebuild the running hash from what is already on disk; the byte offset to ask
@@ -76,9 +79,18 @@ class PartialFile:
         self._handle = self.path.open("ab")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="model-write")
 
-    def append(self, chunk: bytes) -> None:
-        """Queue `chunk` for writing and hashing; waits only when `_AHEAD` chunks are
-        already queued. A write error surfaces here or in `finish`."""
+    def buffer(self, size: int) -> memoryview:
+        """The next buffer of the ring to read a chunk into. It is free: `append` lets at
+        most `_AHEAD` chunks wait for the writer, and the ring holds two more."""
+        if not self._ring or len(self._ring[0]) != size:
+            self._ring = [memoryview(bytearray(size)) for _ in range(_AHEAD + 2)]
+        self._turn = (self._turn + 1) % len(self._ring)
+        return self._ring[self._turn]
+
+    def append(self, chunk: bytes | memoryview) -> None:
+        """Queue `chunk` (bytes, or a slice of a `buffer`) for writing and hashing; waits
+        only when `_AHEAD` chunks are already queued. A write error surfaces here or in
+        `finish`."""
         if self._writer is None:
             raise RuntimeError("resume() opens a partial file before it is written")
         self._pending.append(self._writer.submit(self._write, chunk))
@@ -86,7 +98,7 @@ class PartialFile:
         if len(self._pending) > _AHEAD:
             self._pending.popleft().result()
 
-    def _write(self, chunk: bytes) -> None:
+    def _write(self, chunk: bytes | memoryview) -> None:
         if self._broken or self._handle is None:
             return
         try:

@@ -2,7 +2,8 @@
 
 An http(s) source (https and hf) is fetched through the outbound requests of webhooks and
 input images (`webhooks/outbound.py`): to the very addresses the SSRF check passed, no
-redirects, no proxy from the environment, no decompression. A resumed download asks for
+proxy from the environment, no decompression; redirects are followed one checked hop at a
+time (`redirects.py`). A resumed download asks for
 `Range: bytes=<size>-`; a `206` continues the partial file, a `200` (the server ignores
 ranges, or the file changed) starts it over, a `416` whose size is what the partial file
 holds finishes it. An s3 source is read with boto3 `get_object` (with the same `Range`)
@@ -38,9 +39,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from comfy_serverless.model_sources.errors import DownloadFailed
-from comfy_serverless.model_sources.https_body import read_https
 from comfy_serverless.model_sources.partial import PartialFile
 from comfy_serverless.model_sources.policy import SourcePolicy
+from comfy_serverless.model_sources.redirects import read_following_redirects
 from comfy_serverless.model_sources.sources import ModelSource
 from comfy_serverless.webhooks.ssrf import CheckedUrl
 
@@ -90,15 +91,18 @@ class Body:
         self.source = source
         self.partial = partial
         self.stopped = threading.Event()
+        self.loop = loop
         self._progress = progress
-        self._loop = loop
 
-    def take(self, chunk: bytes, total: int | None) -> None:
-        """One chunk from the network: queued for writing, progress reported on the loop."""
+    def raise_if_stopped(self) -> None:
         if self.stopped.is_set():
             raise DownloadFailed(f"the download of {self.source.display} was stopped")
+
+    def take(self, chunk: bytes | memoryview, total: int | None) -> None:
+        """One chunk from the network: queued for writing, progress reported on the loop."""
+        self.raise_if_stopped()
         self.partial.append(chunk)
-        self._loop.call_soon_threadsafe(self._progress, self.partial.size, total)
+        self.loop.call_soon_threadsafe(self._progress, self.partial.size, total)
 
     def check_complete(self, total: int | None) -> None:
         if total is not None and self.partial.size != total:
@@ -134,8 +138,7 @@ def _fill(body: Body, checked: CheckedUrl | None, policy: SourcePolicy,
 
             read_s3(body, transport.s3_client, transport.chunk_bytes, offset)
         else:
-            headers = policy.headers_for(checked.target.host)
-            read_https(body, checked, headers, transport, offset)
+            read_following_redirects(body, checked, policy, transport, offset)
         body.partial.finish()
     finally:
         body.partial.close()

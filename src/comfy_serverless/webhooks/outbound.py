@@ -5,9 +5,10 @@ fetch, a model download) goes through here:
   authorization header) (`CheckedUrl`): the URL's host is replaced by
   that address, while the Host header, TLS SNI and certificate verification still use the
   host name, so a second DNS answer (rebinding) can never move the connection;
-- with no redirects, no proxy from the environment, no compression (a reply is read as sent,
-  so a small compressed body cannot unpack into a huge one), and no kept-alive connection
-  (each request gets its own, closed when the request ends);
+- with no redirects followed (a model download follows them one checked request at a
+  time, `model_sources/redirects.py`), no proxy from the environment, no compression (a
+  reply is read as sent, so a small compressed body cannot unpack into a huge one), and no
+  kept-alive connection (each request gets its own, closed when the request ends);
 - and a reply is read only as far as the caller asks (`read_capped`), then the connection is
   closed: a receiver that answers with an endless body costs one small buffer.
 """

@@ -278,10 +278,11 @@ class Worker:
                 except (StoreError, EngineError) as exc:
                     log.warning("worker step failed: %s", exc)
                     execution = None
-                if execution is not None:
-                    prefetched = bool(self.running)
+                if execution is not None:  # counted as running before the next claim
+                    prefetched, submitted = bool(self.running), asyncio.Event()
+                    self.running[execution.id] = submitted
                     task = asyncio.create_task(
-                        self._execute(execution, asyncio.Event(), prefetched=prefetched))
+                        self._execute(execution, submitted, prefetched=prefetched))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                     continue
