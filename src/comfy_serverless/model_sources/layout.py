@@ -33,13 +33,13 @@ import os
 import re
 from pathlib import Path
 
+from comfy_serverless.loader_inputs import placed_name
 from comfy_serverless.model_sources.errors import ModelUnavailable
 from comfy_serverless.model_sources.locks import exclusive, hold_shared, try_exclusive
 from comfy_serverless.model_sources.sources import ModelSource
 
 __all__ = ["CacheFull", "CacheLayout", "affinity_token", "placed_name", "source_key"]
 
-_LINK_PREFIX_HEX = 12
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -53,11 +53,6 @@ def affinity_token(source: ModelSource) -> str:
     """What a job that names `source` requires on a worker's disk for model affinity: the
     content when pinned, else the source (a worker publishes both for its cached files)."""
     return f"sha256:{source.sha256}" if source.sha256 else f"source:{source_key(source)}"
-
-
-def placed_name(sha256: str, basename: str) -> str:
-    """The name a cached file takes in a model folder: `<first 12 hex>-<basename>`."""
-    return f"{sha256[:_LINK_PREFIX_HEX]}-{basename}"
 
 
 class CacheFull(ModelUnavailable):
