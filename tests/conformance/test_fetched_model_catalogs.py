@@ -48,14 +48,14 @@ async def test_a_fetched_option_shows_only_to_a_tier_its_record_allows_even_once
         ModelFile("checkpoints", SECRET, 10, now, "6ce0161689b3" + "0" * 52, None, (SOURCE,))])
     cache = CatalogCache(store, max_age=3600, refresh_seconds=0)
 
-    assert await _offered(cache, TIER_A) == (("plain.safetensors", SECRET), {SECRET})
+    assert await _offered(cache, TIER_A) == (("plain.safetensors", SECRET), frozenset({SECRET}))
     assert await _offered(cache, TIER_B) == (("plain.safetensors",), frozenset())
     assert (await _offered(cache, ANY_HOST))[0] == ("plain.safetensors", SECRET)  # not GHOST
 
     # The reviewer's reproduction: the worker stops gracefully; its catalog is still read.
     await store.workers.heartbeat_worker(WorkerState("w1", "stopped", None, None, None))
     assert await _offered(cache, TIER_B) == (("plain.safetensors",), frozenset())
-    assert await _offered(cache, TIER_A) == (("plain.safetensors", SECRET), {SECRET})
+    assert await _offered(cache, TIER_A) == (("plain.safetensors", SECRET), frozenset({SECRET}))
 
     # Its model rows forgotten (housekeeping) while its catalog is still used: no record,
     # so no tier sees the file.

@@ -168,16 +168,18 @@ def test_an_unusable_placed_name_is_refused_as_a_file_on_no_worker_wherever_name
     placed = "abcdef012345-tiny.safetensors"
     workflow = tiny_sd15(1)
     workflow["4"]["inputs"]["ckpt_name"] = placed
-    answers = []
-    for usable in (frozenset(), frozenset({"0123456789ab-other.safetensors"})):
-        with pytest.raises(WorkflowNotRunnable) as caught:
-            refuse_unusable_placed_names(workflow, {}, usable)
-        answers.append((caught.value.message, caught.value.details))
-    assert answers[0] == answers[1]  # fetched by someone or by nobody: one answer
-    message, details = answers[0]
-    assert message == ("The workflow cannot run on this deployment: Model "
-                       f"'{placed}' for 'ckpt_name' is not on any worker")
-    assert details["validation_errors"][0]["node_id"] == "4"
+    with pytest.raises(WorkflowNotRunnable) as caught:
+        refuse_unusable_placed_names(workflow, {}, frozenset())
+    assert caught.value.message == ("The workflow cannot run on this deployment: Model "
+                                    f"'{placed}' for 'ckpt_name' is not on any worker")
+    refusal = caught.value.details["validation_errors"][0]
+    assert refusal["node_id"] == "4"
+    assert placed not in refusal["suggestion"]
+    # The hint offers the tier's own placed files only (a misspelt name of its own).
+    own = "abcdef012345-tinny.safetensors"
+    with pytest.raises(WorkflowNotRunnable) as misspelt:
+        refuse_unusable_placed_names(workflow, {}, frozenset({own}))
+    assert misspelt.value.details["validation_errors"][0]["suggestion"] == f"Nearest: {own}"
     with pytest.raises(WorkflowNotRunnable) as overridden:
         refuse_unusable_placed_names(tiny_sd15(1), {"ckpt_name": placed}, frozenset())
     assert overridden.value.details["validation_errors"][0]["node_id"] is None

@@ -5,7 +5,8 @@ a current record of its sources names one that the key's tier could fetch (its
 (a hidden file, or no file at all) is refused with the answer a file on no worker gets,
 `422 WORKFLOW_NOT_RUNNABLE` "Model '…' is not on any worker", so that the answer never
 tells whether another tenant fetched it. The catalog the job is then validated against
-leaves such options out too (executions/catalogs.py), so no hint offers them.
+leaves such options out too (executions/catalogs.py), and the hint here names only the
+placed files the tier may use, so no hint offers them.
 
 A plain reading of every string input of the workflow and of the input overrides: the
 placed names are specific enough (a hash prefix) that any input naming one names the file,
@@ -21,7 +22,7 @@ from comfy_serverless.access.tiers import Tier
 from comfy_serverless.loader_inputs import is_placed_name
 from comfy_serverless.model_sources import host_allowed
 from comfy_serverless.models.listing import HostCheck
-from comfy_serverless.validation.findings import Findings
+from comfy_serverless.validation.findings import Findings, nearest
 
 __all__ = ["host_check", "refuse_unusable_placed_names"]
 
@@ -55,6 +56,13 @@ def refuse_unusable_placed_names(workflow: Mapping[str, Any], overrides: Mapping
     for node_id, name, value in _string_inputs(workflow, overrides):
         if is_placed_name(value) and value not in usable:
             findings.cannot_run(node_id, f"Model '{value}' for '{name}' is not on any worker",
-                                "Choose a file the model list shows, or name the model by "
-                                "its source")
+                                _hint(value, usable))
     findings.raise_if_any()
+
+
+def _hint(value: str, usable: frozenset[str]) -> str:
+    """The nearest placed names the tier may use (a misspelt one of its own files), as
+    validation suggests the nearest option: never one it may not use."""
+    close = nearest(value, sorted(usable))
+    return (f"Nearest: {', '.join(close)}" if close else
+            "Choose a file the model list shows, or name the model by its source")
