@@ -193,10 +193,20 @@ async def test_another_tenant_neither_sees_nor_names_the_fetched_file(
     assert placed not in everything
     assert model_server.base_url not in everything
 
+    # Refused as a file that no worker has, word for word: the answer does not tell that
+    # another tenant fetched it.
     refused = assert_error(await stranger.post(
         "/v1/workflows/execute", json={"workflow": by_placed_name(stranger)}),
-        403, "MODEL_NOT_ALLOWED")
-    assert refused["details"]["field"] == "workflow.4.inputs.ckpt_name"
+        422, "WORKFLOW_NOT_RUNNABLE")
+    never_fetched = by_placed_name(stranger)
+    never_fetched["4"]["inputs"]["ckpt_name"] = "0" * 12 + placed[12:]
+    unknown = assert_error(await stranger.post(
+        "/v1/workflows/execute", json={"workflow": never_fetched}),
+        422, "WORKFLOW_NOT_RUNNABLE")
+    def answer(body: dict[str, Any]) -> str:
+        return json.dumps([body["message"], body["details"]])
+
+    assert answer(refused).replace(placed, "0" * 12 + placed[12:]) == answer(unknown)
 
     misspelt = by_placed_name(stranger)
     misspelt["4"]["inputs"]["ckpt_name"] = placed.replace("tiny", "tinny")

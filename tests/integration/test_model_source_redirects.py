@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from comfy_serverless.access.tiers import Tier
+from comfy_serverless.executions.fetched_models import host_check
 from comfy_serverless.model_sources import (
     HostCredential,
     ModelUnavailable,
@@ -25,6 +27,8 @@ from comfy_serverless.model_sources import (
     parse_source,
 )
 from comfy_serverless.model_sources.redirects import MAX_REDIRECTS
+from comfy_serverless.models.listing import fleet_models, visible_models
+from comfy_serverless.store.models import FileSource, FleetModelFile, ModelFile
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
 from tests.model_files import cache_for, file_body, leftovers, sha
 from tests.range_server import RangeServer, range_server
@@ -148,7 +152,7 @@ async def test_a_hop_back_to_the_origin_from_elsewhere_carries_no_credentials(
 
 @pytest.mark.parametrize(("location", "reason"), [
     ("https://169.254.169.254/latest/meta-data/", "169.254.169.254, an internal address"),
-    ("http://127.0.0.1:9/plain.ckpt", "must use https"),
+    ("http://127.0.0.1:9/plain.ckpt", "no downgrade from https"),
     (f"https://{CDN}/blob", "169.254.169.254, an internal address"),  # resolved again
     ("https://user:password@127.0.0.1:9/blob", "a URL with user info"),
 ])
@@ -193,3 +197,61 @@ async def test_a_resumed_download_asks_the_redirect_target_for_the_rest(
     model = await cache.fetch(source, POLICY)
     assert model.path.read_bytes() == body
     assert (hub.ranges[-1], cdn.ranges[-1]) == (f"bytes={kept}-", f"bytes={kept}-")
+
+
+async def test_an_https_source_never_follows_a_redirect_down_to_plain_http(
+        hub: RangeServer, transport: Transport, tmp_path: Path) -> None:
+    body = file_body("downgrade", 5000)
+    lenient = SourcePolicy(WebhookPolicy(require_https=False,
+                                         allowed_networks=("127.0.0.1/32",)),
+                           allowed_hosts=("127.0.0.1",))
+    with range_server(None) as plain:
+        plain.serve("/plain/m.ckpt", body)
+        url = hub.redirect("/downgrade/m.ckpt", plain.base_url + "/plain/m.ckpt")
+        with pytest.raises(SourceRefused, match="no downgrade from https"):
+            await cache_for(tmp_path, transport).fetch(parse_source(url), lenient)
+        assert plain.hits["/plain/m.ckpt"] == 0
+        # Plain http to plain http, where the operator allows http, is followed.
+        plain.redirect("/o/r/resolve/main/m.ckpt", "/plain/m.ckpt")
+        source = parse_source("hf://o/r/m.ckpt", hf_endpoint=plain.base_url)
+        model = await cache_for(tmp_path, transport).fetch(source, lenient)
+        assert model.path.read_bytes() == body
+        assert plain.hits["/plain/m.ckpt"] == 1
+
+
+def _tier(*hosts: str) -> Tier:
+    return Tier("t", 10, 0, 1, 1, None, 60, ("all_models",), ("all",), model_sources=hosts)
+
+
+async def test_a_pin_of_content_cached_from_another_source_is_read_from_its_own_once(
+        hub: RangeServer, cdn: RangeServer, transport: Transport, tmp_path: Path,
+        cdn_resolves_to: dict[str, str]) -> None:
+    """Tier A fetched H from host a; tier B, which may fetch only from host b, pins H on
+    b: b is read (the cache's copy vouches for nothing), and each tier sees only its own
+    placed name."""
+    body = file_body("one-content-two-hosts", 80_000)
+    hub.serve("/a/secret.safetensors", body)
+    cdn.serve("/b/mine.safetensors", body)
+    cache, folder = cache_for(tmp_path / "cache", transport), tmp_path / "checkpoints"
+    from_a = parse_source(hub.base_url + "/a/secret.safetensors", sha256=sha(body))
+    from_b = parse_source(_on_cdn(cdn, "/b/mine.safetensors"), sha256=sha(body))
+    placed_a = cache.place(await cache.fetch(
+        from_a, SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",))), folder)
+    tier_b = SourcePolicy(LOOPBACK, allowed_hosts=(CDN,))
+    placed_b = cache.place(await cache.fetch(from_b, tier_b), folder)
+    assert cdn.hits["/b/mine.safetensors"] == 1
+    assert (await cache.fetch(from_b, tier_b)).path.read_bytes() == body
+    assert (cdn.hits["/b/mine.safetensors"], hub.hits["/a/secret.safetensors"]) == (1, 1)
+
+    files = []
+    for name in (placed_a, placed_b):
+        found = cache.placed(folder / name)
+        assert found is not None
+        sources = tuple(FileSource(o.display, o.host, o.key) for o in found[1])
+        files.append(FleetModelFile("w1", None, False, ModelFile(
+            "checkpoints", name, len(body), 1.0, found[0], None, sources)))
+    listed = fleet_models(files)
+    assert [m.file.filename for m in visible_models(listed, host_check(_tier(CDN)))] == [
+        placed_b]
+    assert [m.file.filename for m in visible_models(
+        listed, host_check(_tier("127.0.0.1")))] == [placed_a]

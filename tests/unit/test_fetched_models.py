@@ -5,6 +5,7 @@ refused before any lookup."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,19 @@ import pytest
 from comfy_serverless.access.errors import ModelNotAllowed
 from comfy_serverless.access.tiers import Tier
 from comfy_serverless.errors import ApiError, RequestInvalid
-from comfy_serverless.executions.fetched_models import host_check, refuse_hidden_models
+from comfy_serverless.executions.fetched_models import host_check, refuse_unusable_placed_names
 from comfy_serverless.executions.model_requests import with_model_sources
 from comfy_serverless.executions.preload_sources import checked_preload_source
 from comfy_serverless.executions.submission import new_execution_id
 from comfy_serverless.model_sources import affinity_token, parse_source, source_key
 from comfy_serverless.model_sources.layout import CacheLayout
-from comfy_serverless.model_sources.origins import Origin, add_origin, origins_of, placed_blob
+from comfy_serverless.model_sources.origins import (
+    Origin,
+    add_origin,
+    origins_for_link,
+    origins_of,
+    placed_blob,
+)
 from comfy_serverless.models.inventory import ModelInventory
 from comfy_serverless.models.listing import fleet_models, visible_models
 from comfy_serverless.settings import Settings
@@ -28,6 +35,7 @@ from comfy_serverless.store.models import FileSource, FleetModelFile, ModelFile
 from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
+from comfy_serverless.validation.findings import WorkflowNotRunnable
 from tests.model_files import offline_fetcher
 from tests.unit.test_models import _FakeFolders
 from workloads.workflows import tiny_sd15
@@ -47,19 +55,25 @@ def _file(filename: str, *sources: FileSource) -> FleetModelFile:
         "checkpoints", filename, 10, 1.0, SHA if sources else None, None, sources))
 
 
-def test_a_cache_records_each_source_of_a_file_and_finds_its_placed_links(
+async def test_a_cache_records_each_source_of_a_file_and_finds_its_placed_links(
         tmp_path: Path) -> None:
     layout = CacheLayout(tmp_path / ".cs-cache")
     (layout.root / "sha256" / SHA).write_bytes(b"weights")
     presigned = parse_source(URL + "?signature=secret")
     mirror = parse_source("s3://acme-models/tiny.safetensors")
-    for source in (presigned, mirror, presigned):
-        add_origin(layout.root, SHA, source, layout.key(source))
+    renamed = parse_source("https://127.0.0.1:8443/models/other-name.safetensors")
+    for source in (presigned, mirror, presigned, renamed):
+        await add_origin(layout.root, SHA, source, layout.key(source))
+    tiny = (Origin(URL, "127.0.0.1", source_key(presigned), "tiny.safetensors"),  # no query
+            Origin("s3://acme-models/tiny.safetensors", "s3://acme-models",
+                   source_key(mirror), "tiny.safetensors"))
     assert origins_of(layout.root, SHA) == (
-        Origin(URL, "127.0.0.1", source_key(presigned)),  # no query string
-        Origin("s3://acme-models/tiny.safetensors", "s3://acme-models", source_key(mirror)))
+        *tiny, Origin(renamed.display, "127.0.0.1", source_key(renamed),
+                      "other-name.safetensors"))
+    assert [path.name for path in (layout.root / "origins").iterdir()] == [SHA]  # no temp
 
     link = layout.place(SHA, "tiny.safetensors", tmp_path / "checkpoints")
+    assert origins_for_link(layout.root, SHA, link) == tiny  # not the other file name's
     ordinary = tmp_path / "checkpoints" / "other.safetensors"
     ordinary.write_bytes(b"x")
     elsewhere = tmp_path / "checkpoints" / "elsewhere.safetensors"
@@ -67,6 +81,27 @@ def test_a_cache_records_each_source_of_a_file_and_finds_its_placed_links(
     assert placed_blob(link, layout.root) == SHA
     assert placed_blob(ordinary, layout.root) is None
     assert placed_blob(elsewhere, layout.root) is None
+
+
+async def test_concurrent_origin_writes_keep_every_origin(tmp_path: Path) -> None:
+    layout = CacheLayout(tmp_path / ".cs-cache")
+    sources = [parse_source(f"https://127.0.0.1/m/{n}/tiny.safetensors") for n in range(12)]
+    await asyncio.gather(*(add_origin(layout.root, SHA, source, layout.key(source))
+                           for source in sources))
+    assert {origin.display for origin in origins_of(layout.root, SHA)} == {
+        source.display for source in sources}
+
+
+def test_a_pinned_source_counts_as_cached_only_once_read_from_itself(tmp_path: Path) -> None:
+    layout = CacheLayout(tmp_path / ".cs-cache")
+    (layout.root / "sha256" / SHA).write_bytes(b"weights")
+    read = parse_source(URL, sha256=SHA)
+    (layout.root / "sources" / layout.key(read)).write_text(SHA)
+    assert layout.recall(read) == SHA
+    assert layout.recall(parse_source(URL)) == SHA  # unpinned: its record names the content
+    assert layout.recall(parse_source("https://127.0.0.2/elsewhere.safetensors",
+                                      sha256=SHA)) is None  # never read from there
+    assert layout.recall(parse_source(URL, sha256="cd" * 32)) is None  # not what it held
 
 
 def test_an_affinity_token_names_the_content_when_pinned_else_the_source() -> None:
@@ -113,6 +148,7 @@ async def test_a_worker_knows_placed_files_without_hashing_and_publishes_their_t
 def test_a_fetched_file_is_listed_only_to_tiers_that_could_fetch_one_of_its_sources() -> None:
     mirror = FileSource("s3://acme/tiny.safetensors", "s3://acme", "m" * 32)
     models = fleet_models([_file("plain.safetensors"), _file("f-tiny.safetensors", SOURCE),
+                           _file("0123456789ab-unrecorded.safetensors"),
                            FleetModelFile("w2", None, False,
                                           ModelFile("checkpoints", "f-tiny.safetensors", 10,
                                                     1.0, SHA, None, (mirror,)))])
@@ -123,20 +159,34 @@ def test_a_fetched_file_is_listed_only_to_tiers_that_could_fetch_one_of_its_sour
     assert fetched.file.filename == "f-tiny.safetensors"
     assert fetched.sources_for(loopback) == [SOURCE]
     assert fetched.sources_for(acme) == [mirror]  # never the other tenant's source
+    # A placed-looking name with no record of its sources is listed to no tier.
+    assert [m.file.filename for m in visible_models(models, host_check(_tier("*")))] == [
+        "f-tiny.safetensors", "plain.safetensors"]
 
 
-def test_a_hidden_file_is_refused_by_name_wherever_an_input_names_it() -> None:
+def test_an_unusable_placed_name_is_refused_as_a_file_on_no_worker_wherever_named() -> None:
+    placed = "abcdef012345-tiny.safetensors"
     workflow = tiny_sd15(1)
-    workflow["4"]["inputs"]["ckpt_name"] = "abcdef012345-tiny.safetensors"
-    hidden = frozenset({"abcdef012345-tiny.safetensors"})
-    with pytest.raises(ModelNotAllowed) as caught:
-        refuse_hidden_models(workflow, {}, hidden, _tier())
-    assert caught.value.details["field"] == "workflow.4.inputs.ckpt_name"
-    with pytest.raises(ModelNotAllowed) as overridden:
-        refuse_hidden_models(tiny_sd15(1), {"ckpt_name": "abcdef012345-tiny.safetensors"},
-                             hidden, _tier())
-    assert overridden.value.details["field"] == "input_overrides.ckpt_name"
-    refuse_hidden_models(tiny_sd15(1), {}, hidden, _tier())  # names none of them
+    workflow["4"]["inputs"]["ckpt_name"] = placed
+    with pytest.raises(WorkflowNotRunnable) as caught:
+        refuse_unusable_placed_names(workflow, {}, frozenset())
+    assert caught.value.message == ("The workflow cannot run on this deployment: Model "
+                                    f"'{placed}' for 'ckpt_name' is not on any worker")
+    refusal = caught.value.details["validation_errors"][0]
+    assert refusal["node_id"] == "4"
+    assert placed not in refusal["suggestion"]
+    # The hint offers the tier's own placed files only (a misspelt name of its own).
+    own = "abcdef012345-tinny.safetensors"
+    with pytest.raises(WorkflowNotRunnable) as misspelt:
+        refuse_unusable_placed_names(workflow, {}, frozenset({own}))
+    assert misspelt.value.details["validation_errors"][0]["suggestion"] == f"Nearest: {own}"
+    with pytest.raises(WorkflowNotRunnable) as overridden:
+        refuse_unusable_placed_names(tiny_sd15(1), {"ckpt_name": placed}, frozenset())
+    assert overridden.value.details["validation_errors"][0]["node_id"] is None
+    refuse_unusable_placed_names(workflow, {}, frozenset({placed}))  # the tier may use it
+    prompt = tiny_sd15(1)
+    prompt["6"]["inputs"]["text"] = "abcdef012345-style portrait"  # not a file name
+    refuse_unusable_placed_names(prompt, {}, frozenset())
 
 
 def test_a_narrowed_catalog_neither_accepts_nor_offers_the_hidden_files() -> None:

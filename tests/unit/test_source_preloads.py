@@ -1,5 +1,6 @@
-"""A worker's preloads by source, over a real model cache whose file is already there (a
-pinned source found in the cache is never downloaded, so nothing connects anywhere): the
+"""A worker's preloads by source, over a real model cache whose file is already there, read
+from that very source before (such a source is never downloaded again, so nothing connects
+anywhere): the
 file is placed and handed back as a preload of the placed name, pinned while the preload
 lasts and released when it ends; a refused one holds nothing and is tried again later."""
 
@@ -10,6 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from comfy_serverless.model_sources import parse_source
 from comfy_serverless.store.models import ModelPreload
 from comfy_serverless.worker.source_preloads import SourcePreloads
 from tests.helpers import wait_for
@@ -40,9 +42,12 @@ def _pinned(pin: Path) -> bool:
 async def test_a_source_preload_is_placed_pinned_while_it_lasts_then_released(
         tmp_path: Path) -> None:
     fetcher = offline_fetcher(tmp_path)
-    (fetcher.cache.layout.root / "sha256" / SHA).write_bytes(CONTENT)
-    sources = SourcePreloads(fetcher)
+    layout = fetcher.cache.layout
+    (layout.root / "sha256" / SHA).write_bytes(CONTENT)
     wanted = _preload("pre_1", ("127.0.0.1",))
+    assert wanted.source is not None
+    (layout.root / "sources" / layout.key(parse_source(wanted.source))).write_text(SHA)
+    sources = SourcePreloads(fetcher)
 
     async def placed() -> list[ModelPreload] | None:
         found, _ = await sources.ready([wanted])

@@ -10,9 +10,13 @@ Checked at most every few seconds: one indexed query for each live worker's cata
 published packs (one for the placed files); a catalog is parsed only when a new one appears,
 and the verified packs are worked out again only when what the workers publish changed.
 With it, the files the workers placed from their model caches and their sources: `for_tier`
-is the catalog as one tier sees it, with the placed files whose sources the tier could not
-fetch left out of every option (a fetched model never shows to, or is accepted from,
-another tenant).
+is the catalog as one tier sees it. Deny by default: every option that has the shape of a
+placed name (`loader_inputs.is_placed_name`) is left out unless a current record of the
+file's sources names one the tier could fetch, so a fetched model never shows to, or is
+accepted from, another tenant, also when its record is missing (a worker's catalog
+published before its model folders, a catalog refreshed before a rescan, model rows
+forgotten while the catalog is still used). The catalogs and the records are read over
+the same workers: those heard from within `max_age`, stopped or not.
 
 It lives beside its callers (the Submitter, the convert route and command) rather than in
 validation/, so that validation stays pure: it is handed a catalog and rules, and never
@@ -24,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 
+from comfy_serverless.loader_inputs import is_placed_name
 from comfy_serverless.models.listing import HostCheck
 from comfy_serverless.store.models import FileSource
 from comfy_serverless.store.store import Store
@@ -49,21 +54,25 @@ class CatalogCache:
         self.verified_node_packs: frozenset[str] = frozenset()
         self._published: frozenset[WorkerPacks] = frozenset()
         self._placed: dict[str, tuple[FileSource, ...]] = {}
+        # Every option of the merged catalog that has the shape of a placed name.
+        self._placed_options: frozenset[str] = frozenset()
         # The merged catalog without each set of hidden files asked for (reset with it).
         self._narrowed: dict[frozenset[str], NodeCatalog] = {}
 
     async def for_tier(self, may_fetch: HostCheck) -> tuple[NodeCatalog | None, frozenset[str]]:
-        """The catalog as a tier that passes `may_fetch` sees it, and the placed files it
-        may not use (those whose sources it could not fetch)."""
+        """The catalog as a tier that passes `may_fetch` sees it, and the placed names the
+        tier may use (those whose recorded sources it could fetch). Any other option of
+        the placed-name shape is left out of the catalog."""
         merged = await self.current()
-        hidden = frozenset(name for name, sources in self._placed.items()
-                           if not any(may_fetch(source.host) for source in sources))
+        usable = frozenset(name for name, sources in self._placed.items()
+                           if any(may_fetch(source.host) for source in sources))
+        hidden = self._placed_options - usable
         if merged is None or not hidden:
-            return merged, hidden
+            return merged, usable
         if hidden not in self._narrowed:
             kept = self._narrowed if len(self._narrowed) < _MAX_NARROWED else {}
             self._narrowed = {**kept, hidden: merged.without_options(hidden)}
-        return self._narrowed[hidden], hidden
+        return self._narrowed[hidden], usable
 
     async def current(self) -> NodeCatalog | None:
         """None until some worker has published a catalog."""
@@ -93,6 +102,7 @@ class CatalogCache:
         self._hashes = hashes
         catalogs = list(self._parsed.values())
         self._merged = NodeCatalog.merged(catalogs) if catalogs else None
+        self._placed_options = _placed_options(self._merged)
 
 
 def verified_packs(workers: Iterable[WorkerPacks], packs_in: Mapping[str, frozenset[str]]
@@ -108,6 +118,15 @@ def verified_packs(workers: Iterable[WorkerPacks], packs_in: Mapping[str, frozen
         kept = (kept & worker.packs.verified if carried is None
                 else kept - (carried - worker.packs.verified))
     return kept
+
+
+def _placed_options(catalog: NodeCatalog | None) -> frozenset[str]:
+    """The options of any input of `catalog` that have the shape of a placed name."""
+    if catalog is None:
+        return frozenset()
+    return frozenset(option for spec in catalog.nodes.values()
+                     for item in spec.inputs.values() for option in item.options or ()
+                     if is_placed_name(option))
 
 
 def _packs_of(catalog: NodeCatalog) -> frozenset[str]:

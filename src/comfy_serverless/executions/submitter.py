@@ -29,7 +29,7 @@ from comfy_serverless.access.tiers import Tier
 from comfy_serverless.errors import ApiError, ExecutionNotFound
 from comfy_serverless.executions.catalogs import CatalogCache
 from comfy_serverless.executions.estimates import Estimate, Estimator
-from comfy_serverless.executions.fetched_models import host_check, refuse_hidden_models
+from comfy_serverless.executions.fetched_models import host_check, refuse_unusable_placed_names
 from comfy_serverless.executions.known_environments import refuse_unknown_environment
 from comfy_serverless.executions.model_requests import with_model_sources
 from comfy_serverless.executions.requests import SubmitRequest
@@ -133,8 +133,8 @@ class Submitter:
         """The execution validated and checked, with its model sources checked and its
         input images staged."""
         await refuse_unknown_environment(request.environment, self.store)
-        catalog, hidden = await self.catalogs.for_tier(host_check(tier))
-        refuse_hidden_models(request.workflow, request.input_overrides, hidden, tier)
+        catalog, usable = await self.catalogs.for_tier(host_check(tier))
+        refuse_unusable_placed_names(request.workflow, request.input_overrides, usable)
         submission = new_execution(request, key, self.settings, catalog,
                                    tier=tier, policy=self.access.policy,
                                    verified_packs=self.catalogs.verified_node_packs)

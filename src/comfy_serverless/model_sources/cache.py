@@ -4,6 +4,10 @@ and evicted least-recently-used within a size budget, never while in use.
 - Single flight: in one process, concurrent `fetch`es of one source share one download
   (and each gets its progress); across processes, a file lock per source makes the later
   ones wait and then find the file in the cache.
+- Origins: the sources each file was read from (origins.py), which decide who may see it.
+  A source counts as cached only when it was read before (CacheLayout.recall): a pinned
+  source whose content the cache holds from another source is downloaded and verified
+  once, never vouched for by its pin alone.
 - Verification: a pinned sha256 must match, and with `require_model_hashes` the hash must
   be in the operator's allowlist (also for a file already cached). A mismatch leaves no
   file: the partial download is removed before `HashMismatch` is raised, as after any
@@ -32,7 +36,12 @@ from comfy_serverless.model_sources.errors import (
 )
 from comfy_serverless.model_sources.layout import CacheLayout
 from comfy_serverless.model_sources.locks import exclusive
-from comfy_serverless.model_sources.origins import Origin, add_origin, origins_of, placed_blob
+from comfy_serverless.model_sources.origins import (
+    Origin,
+    add_origin,
+    origins_for_link,
+    placed_blob,
+)
 from comfy_serverless.model_sources.partial import PartialFile
 from comfy_serverless.model_sources.policy import SourcePolicy, check_source
 from comfy_serverless.model_sources.sources import ModelSource
@@ -82,8 +91,8 @@ class ModelCache:
         cached = self._cached(source, policy)
         if cached is None:
             cached = await self._fetched(source, policy, progress)
-        try:
-            add_origin(self.layout.root, cached.sha256, source, self.layout.key(source))
+        try:  # a hit is a file read from this very source too (CacheLayout.recall)
+            await add_origin(self.layout.root, cached.sha256, source, self.layout.key(source))
         except OSError as exc:  # the file is good; only who may see it is not recorded
             logger.warning("cannot record the source of %s: %s", cached.sha256, exc)
         return cached
@@ -102,9 +111,10 @@ class ModelCache:
 
     def placed(self, link: Path) -> tuple[str, tuple[Origin, ...]] | None:
         """For a file of a model folder placed from this cache: the sha256 of its content
-        and the sources it was fetched from; None for any other file."""
+        and the sources it was fetched from under its file name; None for any other file."""
         sha256 = placed_blob(link, self.layout.root)
-        return None if sha256 is None else (sha256, origins_of(self.layout.root, sha256))
+        return None if sha256 is None else (
+            sha256, origins_for_link(self.layout.root, sha256, link))
 
     @contextlib.asynccontextmanager
     async def use(self, source: ModelSource, policy: SourcePolicy,

@@ -2,7 +2,9 @@
 
     <root>/sha256/<hex>          each model's bytes, once, whatever source named them
     <root>/sources/<key>         the sha256 a source turned out to have (key: a hash of the
-                                 source's identity), so an unpinned source is fetched once
+                                 source's identity), so a source is fetched once; a pinned
+                                 source with no such record is fetched even when the cache
+                                 holds its content from another source
     <root>/partial/<key>.part    a download in progress (kept on a network failure when it
                                  can be resumed), `<key>.tag` its validator
     <root>/locks/<key>.lock      held while a source downloads; evict.lock while evicting
@@ -33,13 +35,13 @@ import os
 import re
 from pathlib import Path
 
+from comfy_serverless.loader_inputs import placed_name
 from comfy_serverless.model_sources.errors import ModelUnavailable
 from comfy_serverless.model_sources.locks import exclusive, hold_shared, try_exclusive
 from comfy_serverless.model_sources.sources import ModelSource
 
 __all__ = ["CacheFull", "CacheLayout", "affinity_token", "placed_name", "source_key"]
 
-_LINK_PREFIX_HEX = 12
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -53,11 +55,6 @@ def affinity_token(source: ModelSource) -> str:
     """What a job that names `source` requires on a worker's disk for model affinity: the
     content when pinned, else the source (a worker publishes both for its cached files)."""
     return f"sha256:{source.sha256}" if source.sha256 else f"source:{source_key(source)}"
-
-
-def placed_name(sha256: str, basename: str) -> str:
-    """The name a cached file takes in a model folder: `<first 12 hex>-<basename>`."""
-    return f"{sha256[:_LINK_PREFIX_HEX]}-{basename}"
 
 
 class CacheFull(ModelUnavailable):
@@ -87,12 +84,17 @@ class CacheLayout:
         return self.root / "locks" / f"{self.key(source)}.lock"
 
     def recall(self, source: ModelSource) -> str | None:
-        """The sha256 of a source's content when the cache holds it, else None."""
-        sha256 = source.sha256
-        if sha256 is None:
-            record = self.root / "sources" / self.key(source)
-            sha256 = record.read_text().strip() if record.exists() else None
-        if sha256 is None or not _SHA256.match(sha256):
+        """The sha256 of a source's content when the cache holds it as fetched from this
+        very source (`sources/<key>`), else None. A pinned source whose content the cache
+        holds only from another source is a miss: it is fetched from its own source once,
+        so that the cache never vouches that a source has content it was never read from
+        (the origins that decide who may see a placed file), nor answers whether some
+        tenant fetched a hash."""
+        try:
+            sha256 = (self.root / "sources" / self.key(source)).read_text().strip()
+        except OSError:
+            return None
+        if not _SHA256.match(sha256) or source.sha256 not in (None, sha256):
             return None
         return sha256 if self.blob(sha256).exists() else None
 

@@ -12,7 +12,9 @@ the default endpoint needs this. The rules, one hop at a time:
   destination policy) **before any connection to it**: its host is resolved again, every
   address checked (internal ones refused unless the operator allows their network), and the
   connection pinned to the addresses that passed; https only unless the policy allows
-  http. A refused hop is `SourceRefused`.
+  http. A hop from https to plain http is refused whatever the policy (a downgrade would
+  put the rest of the chain, and the bytes, in the clear on a network the source itself
+  did not choose). A refused hop is `SourceRefused`.
 - The tier's `model_sources` allowlist applies to the source's own URL, not to the hops it
   redirects to: the allowlist says which hosts a tier trusts to name its files; a CDN's host
   is rarely one an operator would list (or know). Where a hop may connect is the SSRF rules'
@@ -84,6 +86,9 @@ def _next_url(body: Body, current: OutboundUrl, location: str) -> str:
                                "location") from exc
     if has_user_info:
         raise SourceRefused(f"{body.source.display} redirected to a URL with user info")
+    if current.scheme == "https" and urlsplit(target).scheme.lower() != "https":
+        raise SourceRefused(f"{body.source.display} redirected from https to "
+                            f"{_shown(target)}, which is refused: no downgrade from https")
     return target
 
 

@@ -13,7 +13,9 @@ model file, with measured figures from the store.
   the display form of a source it was fetched from (no query string, no credential). Such
   a file is listed only to a key whose tier could fetch one of its sources (`may_fetch`,
   the tier's `model_sources` allowlist, handed in by the caller), and names only those
-  sources: a fetched model never shows to another tenant.
+  sources: a fetched model never shows to another tenant. Deny by default: a file whose
+  name has the shape of a placed name (`loader_inputs.is_placed_name`) but that no record
+  of sources comes with is listed to no key.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from comfy_serverless.engine.comfyui.stats import gigabytes
 from comfy_serverless.errors import RequestInvalid
+from comfy_serverless.loader_inputs import is_placed_name
 from comfy_serverless.models.categories import CATEGORIES, category_of
 from comfy_serverless.store.models import FileSource, FleetModelFile, ModelFile
 from comfy_serverless.store.store import Store
@@ -69,9 +72,11 @@ class FleetModel:
         return sorted((s for s in self.sources if may_fetch(s.host)), key=lambda s: s.display)
 
     def visible_to(self, may_fetch: HostCheck) -> bool:
-        """An ordinary file is seen by every key; a fetched one only by a key whose tier
-        could fetch one of its sources."""
-        return not self.sources or bool(self.sources_for(may_fetch))
+        """An ordinary file is seen by every key; a fetched one (or one named as if it
+        were) only by a key whose tier could fetch one of its sources."""
+        if not self.sources and not is_placed_name(PurePosixPath(self.file.filename).name):
+            return True
+        return bool(self.sources_for(may_fetch))
 
     @property
     def regions(self) -> list[str]:

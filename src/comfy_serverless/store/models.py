@@ -138,8 +138,9 @@ class ModelRegistry:
         return [FleetModelFile.from_row(row) for row in rows]
 
     async def placed_files(self, since: float) -> dict[str, tuple[FileSource, ...]]:
-        """The file names of the live workers' files placed from their model caches, each
-        with the sources it was fetched from (over every worker that has it)."""
+        """The names of the files placed from the model caches of the workers heard from
+        since `since` (stopped or not, as for their catalogs), each with the sources it
+        was fetched from (over every worker that has it)."""
         placed: dict[str, set[FileSource]] = {}
         for row in await self._db.fetch_all(self._sql["placed_models"], {"since": since}):
             placed.setdefault(row["filename"], set()).update(_sources(row["sources"]))

@@ -18,10 +18,12 @@ WHERE w.heartbeat_at >= :since AND w.state <> 'stopped'
 ORDER BY m.folder, m.filename, m.worker_id;
 
 -- name: placed_models
--- The live workers' files placed from their model caches (for who may see or name them).
+-- The files placed from the model caches of the workers heard from since :since (for who
+-- may see or name them): the same workers, stopped or not, as the catalogs validated
+-- against (workers.sql catalog_hashes_since, worker_packs_since).
 SELECT m.filename, m.sources
 FROM worker_models m JOIN workers w ON w.id = m.worker_id
-WHERE m.sources IS NOT NULL AND w.heartbeat_at >= :since AND w.state <> 'stopped';
+WHERE m.sources IS NOT NULL AND w.heartbeat_at >= :since;
 
 -- name: insert_preload
 INSERT INTO model_preloads (id, api_key_id, model_id, folder, filename, priority, regions,
