@@ -161,6 +161,8 @@ async def test_a_preload_source_is_checked_as_a_job_source_is() -> None:
     unpinned = await checked_preload_source("models[0]", URL, None, "loras",
                                             _tier("127.0.0.1"), LOOPBACK)
     assert (unpinned.filename, unpinned.model_id) == ("tiny.safetensors", "lora/tiny")
+    # Only the pin makes the placed name known: the unpinned answer's model_id is provisional.
+    assert (wanted.model_id_provisional, unpinned.model_id_provisional) == (False, True)
 
     refusals: list[tuple[str, str, Tier, type[ApiError], str]] = [
         ("https://models.example.com/a.safetensors", "checkpoints", _tier("127.0.0.1"),

@@ -36,7 +36,7 @@ from comfy_serverless.models.warmth import PRELOAD_NODE, WarmModels
 from comfy_serverless.store.models import ModelPreload
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.model_fetch import ModelFetcher
-from comfy_serverless.worker.source_preloads import SourcePreloads
+from comfy_serverless.worker.source_preloads import SourcePreloads, to_keep_warm
 
 if TYPE_CHECKING:  # worker_config imports this module's ModelKeeperConfig
     from comfy_serverless.worker.worker_config import WorkerConfig
@@ -132,9 +132,8 @@ class ModelKeeper(BackgroundService):
             placed, fresh = await self._sources.ready(active)
             if fresh:
                 await self.publish()
-        preloads = [preload for preload in [*active, *placed] if (
-            preload.source is None or preload in placed)
-            and self.inventory.holds(preload.folder, preload.filename)]
+        preloads = [preload for preload in to_keep_warm(active, placed)
+                    if self.inventory.holds(preload.folder, preload.filename)]
         for preload in self.warm.needing_load(preloads):
             load_time = await self._load(preload)
             if load_time is None:
