@@ -170,7 +170,8 @@ async def test_a_window_locked_by_other_claims_never_makes_the_queue_look_empty(
 
 
 # A job that names a model source requires it as `sha256:<hex>` (pinned) or `source:<key>`;
-# a worker publishes both for each file of its model cache among its models on disk.
+# a worker's claim names both, and the placed name, for each file of its model cache (its
+# disk models; the other files of its folders count only when warm, models/inventory.py).
 _CACHED = "sha256:" + "ab" * 32
 
 

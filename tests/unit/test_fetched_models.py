@@ -139,8 +139,8 @@ async def test_a_worker_knows_placed_files_without_hashing_and_publishes_their_t
     assert files[f"{SHA[:12]}-tiny.safetensors"].sources == (SOURCE,)
     assert files["plain.safetensors"].sources == ()
     tokens = {f"sha256:{SHA}", f"source:{SOURCE.key}"}
-    assert inventory.on_disk() == {"plain.safetensors", f"{SHA[:12]}-tiny.safetensors",
-                                   *tokens}
+    # Disk affinity names the placed file only (tests/unit/test_disk_affinity.py).
+    assert inventory.on_disk() == {f"{SHA[:12]}-tiny.safetensors", *tokens}
     assert inventory.tokens_of([f"{SHA[:12]}-tiny.safetensors"]) == tokens
     assert inventory.tokens_of(["plain.safetensors"]) == frozenset()
 
@@ -211,6 +211,8 @@ async def test_a_preload_source_is_checked_as_a_job_source_is() -> None:
     unpinned = await checked_preload_source("models[0]", URL, None, "loras",
                                             _tier("127.0.0.1"), LOOPBACK)
     assert (unpinned.filename, unpinned.model_id) == ("tiny.safetensors", "lora/tiny")
+    # Only the pin makes the placed name known: the unpinned answer's model_id is provisional.
+    assert (wanted.model_id_provisional, unpinned.model_id_provisional) == (False, True)
 
     refusals: list[tuple[str, str, Tier, type[ApiError], str]] = [
         ("https://models.example.com/a.safetensors", "checkpoints", _tier("127.0.0.1"),

@@ -288,6 +288,41 @@ def test_custom_nodes_need_a_verified_pack() -> None:
         WorkflowValidator(disabled, catalog).validate(parsed.graph)
 
 
+def _with_blur_from(module: str) -> NodeCatalog:
+    """The test catalog with ImageBlur's copy coming from `module`."""
+    info = _object_info()
+    info["ImageBlur"] = {**info["ImageBlur"], "python_module": module}
+    return NodeCatalog.from_object_info(info)
+
+
+def test_a_class_counts_as_every_pack_any_worker_takes_it_from() -> None:
+    """Verified per node class, not per pack name: a class that one worker's catalog takes
+    from a verified pack and another's from an unverified one (or that one has as core and
+    another from a pack) may run either copy, so it is refused unless each pack is verified."""
+    workflow = inverted_image(1)
+    workflow["2"] = {"class_type": "ImageBlur",
+                     "inputs": {"image": ["1", 0], "blur_radius": 1, "sigma": 1.0}}
+    graph = parse_workflow(workflow).graph
+    vouched = ValidationRules(verified_node_packs=("pack_a",))
+    for other in ("custom_nodes.pack_b.nodes", "nodes"):
+        merged = NodeCatalog.merged([_with_blur_from("custom_nodes.pack_a.nodes"),
+                                     _with_blur_from(other)])
+        if other == "nodes":  # core on one worker, pack a (verified) on the other: fine
+            WorkflowValidator(vouched, merged).validate(graph)
+            continue
+        with pytest.raises(ApiError) as caught:
+            WorkflowValidator(vouched, merged).validate(graph)
+        assert "'pack_b'" in str(caught.value.body()), caught.value.body()
+    overridden = NodeCatalog.merged([CATALOG, _with_blur_from("custom_nodes.pack_b.nodes")])
+    assert not overridden.nodes["ImageBlur"].is_core  # a pack overriding a core class
+    with pytest.raises(ApiError):
+        WorkflowValidator(vouched, overridden).validate(graph)
+    both = ValidationRules(verified_node_packs=("pack_a", "pack_b"))
+    WorkflowValidator(both, NodeCatalog.merged([_with_blur_from("custom_nodes.pack_a.nodes"),
+                                                _with_blur_from("custom_nodes.pack_b.nodes")])
+                      ).validate(graph)
+
+
 def test_without_a_catalog_only_structure_and_limits_are_checked() -> None:
     workflow = inverted_image(1)
     workflow["2"]["class_type"] = "NoSuchNode"

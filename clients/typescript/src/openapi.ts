@@ -1517,6 +1517,7 @@ export interface components {
          *           "expires_at": "2024-08-31T11:15:30Z",
          *           "folder": "checkpoints",
          *           "model_id": "checkpoint/sdxl_base_1.0",
+         *           "model_id_provisional": false,
          *           "preload_id": "pre_0a1b2c3d4e5f6a7b",
          *           "priority": 9,
          *           "regions": [
@@ -1533,6 +1534,7 @@ export interface components {
          *           "expires_at": "2024-08-31T11:15:30Z",
          *           "folder": "checkpoints",
          *           "model_id": "checkpoint/6ce0161689b3-v1-5-pruned-emaonly",
+         *           "model_id_provisional": false,
          *           "preload_id": "pre_1b2c3d4e5f6a7b8c",
          *           "priority": 5,
          *           "regions": null,
@@ -1808,6 +1810,12 @@ export interface components {
             folder: string;
             /** Model Id */
             model_id: string;
+            /**
+             * Model Id Provisional
+             * @description True for a source without a sha256: its content, and so the `<12 hex>-` prefix of the placed file's name, is known only once fetched; `model_id` is then `<category>/<file name>`, and the model list shows the placed file as `<category>/<12 hex>-<file name>` with `file_info.source` equal to this `source` and `file_info.folder` to this `folder`
+             * @default false
+             */
+            model_id_provisional: boolean;
             /** Preload Id */
             preload_id: string;
             /** Priority */

@@ -6,6 +6,10 @@ an environment, or whose environment does not list the pack, and the pack is not
 the job might be claimed by that worker, whose copy nobody scanned. A pack that any worker's
 scan flagged is not verified either.
 
+Verification is then applied per node class, not per pack name (validation/catalog.py): a
+class that one worker's catalog maps to a verified pack and another's to a pack nobody
+vouched for (or to core and to a pack) counts as coming from both, and is refused.
+
 Checked at most every few seconds: one indexed query for each live worker's catalog hash and
 published packs (one for the placed files); a catalog is parsed only when a new one appears,
 and the verified packs are worked out again only when what the workers publish changed.
@@ -130,5 +134,5 @@ def _placed_options(catalog: NodeCatalog | None) -> frozenset[str]:
 
 
 def _packs_of(catalog: NodeCatalog) -> frozenset[str]:
-    return frozenset(spec.node_pack for spec in catalog.nodes.values()
-                     if spec.node_pack is not None)
+    return frozenset(pack for spec in catalog.nodes.values() for pack in spec.node_packs
+                     if pack is not None)

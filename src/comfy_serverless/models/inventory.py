@@ -4,10 +4,17 @@ mtime) in a small JSON file, so a restart does not hash the same gigabytes again
 
 A file placed from the worker's model cache (a link into it) is known without hashing:
 `placed` (handed in by the worker, which owns the cache) gives its sha256 and the sources
-it was fetched from. `on_disk` is what model affinity matches a job's required models
-against: every file name, and for each placed file `sha256:<hex>` and `source:<key>` of
-each of its sources (a job that names a source requires those, see
-executions/model_requests.py)."""
+it was fetched from.
+
+`on_disk` is what a claim's disk affinity matches a job's required models against: the
+files placed from the model cache only, each by its placed name, `sha256:<hex>` and
+`source:<key>` of each of its sources (a job that names a source requires those, see
+executions/model_requests.py), at most the DISK_AFFINITY_FILES most recently used (the
+cache touches a file's mtime at every use; a link reports its file's). The claim sends it
+with every poll, so it must stay small: the cache's size budget bounds it, the cap bounds
+it whatever the budget. Files an operator put in the folders are not sent: every worker has
+some, so each claim would take the slower affinity query (store/claims.py), and a job that
+uses one gets affinity from a worker where it is warm. Computed once per scan."""
 
 from __future__ import annotations
 
@@ -23,7 +30,11 @@ from comfy_serverless.engine.comfyui.client import ComfyUIClient
 from comfy_serverless.models.inspection import capabilities_of, file_sha256
 from comfy_serverless.store.models import FileSource, ModelFile
 
-__all__ = ["ModelInventory", "PlacedLookup", "placed_tokens"]
+__all__ = ["DISK_AFFINITY_FILES", "ModelInventory", "PlacedLookup", "disk_affinity",
+           "placed_tokens"]
+
+# How many placed files (the most recently used) a claim names for its disk affinity.
+DISK_AFFINITY_FILES = 256
 
 # For a file of a model folder: (sha256, sources) when it was placed from the model cache.
 PlacedLookup = Callable[[Path], "tuple[str, tuple[FileSource, ...]] | None"]
@@ -35,6 +46,14 @@ def placed_tokens(file: ModelFile) -> set[str]:
         return set()
     return {f"sha256:{file.sha256}",
             *(f"source:{source.key}" for source in file.sources if source.key)}
+
+
+def disk_affinity(files: Iterable[ModelFile]) -> frozenset[str]:
+    """The names and tokens of the DISK_AFFINITY_FILES most recently used placed files."""
+    placed = sorted((file for file in files if file.sources),
+                    key=lambda file: file.mtime, reverse=True)[:DISK_AFFINITY_FILES]
+    return frozenset({file.filename for file in placed}.union(
+        *(placed_tokens(file) for file in placed)))
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +84,7 @@ class ModelInventory:
         self._facts: dict[str, dict[str, Any]] = self._load_facts()
         self._paths: dict[tuple[str, str], Path] = {}
         self.files: list[ModelFile] = []
+        self._on_disk: frozenset[str] = frozenset()
 
     async def scan(self) -> list[ModelFile]:
         """Read the model folders from ComfyUI; known facts are filled from the cache."""
@@ -80,6 +100,7 @@ class ModelInventory:
                 files.append(await self._file(name, filename, path, size, mtime))
                 paths[(name, filename)] = path
         self.files, self._paths = files, paths
+        self._on_disk = disk_affinity(files)
         return files
 
     async def _file(self, folder: str, filename: str, path: Path, size: int, mtime: float
@@ -102,9 +123,9 @@ class ModelInventory:
         return (folder, filename) in self._paths
 
     def on_disk(self) -> frozenset[str]:
-        """The file names of every folder, and the tokens of the placed files."""
-        names = {file.filename for file in self.files}
-        return frozenset(names.union(*(placed_tokens(file) for file in self.files)))
+        """The placed files' names and tokens a claim's disk affinity names (as of the last
+        scan; describing a file changes none of them: placed files are never hashed)."""
+        return self._on_disk
 
     def tokens_of(self, filenames: Iterable[str]) -> frozenset[str]:
         """The tokens of the placed files among `filenames` (the warm ones, say)."""

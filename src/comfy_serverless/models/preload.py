@@ -62,6 +62,14 @@ class SourceWanted:
     def model_id(self) -> str:
         return model_id_of(category_of(self.folder), self.filename)
 
+    @property
+    def model_id_provisional(self) -> bool:
+        """Whether `model_id` is not yet the one the list will show: an unpinned source's
+        content, and so the `<12 hex>-` prefix of its placed name, is known only once a
+        worker fetched it (the list's entry is then the one whose `file_info.source` is
+        this display form, in this folder)."""
+        return self.sha256 is None
+
 
 @dataclass(frozen=True)
 class PreloadWanted:
@@ -106,6 +114,7 @@ def _scheduled(preload: ModelPreload, workers: list[str], warm: bool,
         "source": source.display if source else None,
         "sha256": source.sha256 if source else None,
         "folder": preload.folder,
+        "model_id_provisional": source is not None and source.model_id_provisional,
     }
 
 

@@ -279,8 +279,10 @@ class ClaimMatch:
     affinity_window: int = 8
     affinity_max_wait: float = 30.0
     any_gpu_type: bool = False
-    # The model files on the worker's disk (its folders, and its model cache's files by
-    # `sha256:<hex>` and `source:<key>`): affinity prefers loaded, then on disk.
+    # The files on the worker's disk from its model cache, by placed name, `sha256:<hex>`
+    # and `source:<key>` (at most models/inventory.py's DISK_AFFINITY_FILES files; not the
+    # other files of its folders): affinity prefers loaded, then on disk. With neither this
+    # nor warm models the claim takes the strict-order query.
     disk_models: frozenset[str] = frozenset()
     # The environment its engine runs (None: none, and then it takes only rows asking for
     # none); a row that asks for none is taken by any worker.

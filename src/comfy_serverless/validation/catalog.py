@@ -1,7 +1,10 @@
 """The node catalog: what the workers' ComfyUI instances can run, from their /object_info.
 
 Several workers' catalogs merge into one: a node class is known if any worker has it, and a
-combo (e.g. `ckpt_name`) accepts a value that any worker offers.
+combo (e.g. `ckpt_name`) accepts a value that any worker offers. A merged class keeps the
+module every worker's copy comes from (`modules`): a job may be claimed by any of them, so
+the class is core only where every copy is core, and it comes from every pack any copy
+comes from (the validator allows it only if each of those packs is allowed).
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ class NodeSpec:
     output_node: bool
     outputs: tuple[Any, ...]
     inputs: Mapping[str, InputSpec]
+    # The python_module of each catalog's copy, once merged (empty: only python_module).
+    modules: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, class_type: str, raw: Mapping[str, Any]) -> NodeSpec:
@@ -116,14 +121,35 @@ class NodeSpec:
         )
 
     @property
+    def all_modules(self) -> frozenset[str]:
+        return self.modules or frozenset({self.python_module})
+
+    @property
     def is_core(self) -> bool:
-        return self.python_module.split(".")[0] in ("nodes", "comfy_extras", "comfy_api_nodes")
+        """Whether every worker's copy of the class is a core node."""
+        return all(_is_core(module) for module in self.all_modules)
 
     @property
     def node_pack(self) -> str | None:
-        """The custom node pack it comes from (`custom_nodes.<pack>…`), None for core nodes."""
-        parts = self.python_module.split(".")
-        return parts[1] if parts[0] == "custom_nodes" and len(parts) > 1 else None
+        """The custom node pack it comes from (`custom_nodes.<pack>…`), None for core nodes
+        (the first catalog's copy; `node_packs` has every copy's)."""
+        return _pack_of(self.python_module)
+
+    @property
+    def node_packs(self) -> frozenset[str | None]:
+        """The packs of the copies that are not core (None for a module outside
+        `custom_nodes.<pack>`, which no pack vouches for)."""
+        return frozenset(_pack_of(module) for module in self.all_modules
+                         if not _is_core(module))
+
+
+def _is_core(module: str) -> bool:
+    return module.split(".")[0] in ("nodes", "comfy_extras", "comfy_api_nodes")
+
+
+def _pack_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "custom_nodes" and len(parts) > 1 else None
 
 
 def _merge_node(first: NodeSpec, other: NodeSpec) -> NodeSpec:
@@ -135,7 +161,7 @@ def _merge_node(first: NodeSpec, other: NodeSpec) -> NodeSpec:
         elif mine.options is not None and spec.options is not None:
             union = tuple(dict.fromkeys((*mine.options, *spec.options)))
             inputs[name] = replace(mine, options=union)
-    return replace(first, inputs=inputs)
+    return replace(first, inputs=inputs, modules=first.all_modules | other.all_modules)
 
 
 def _without(spec: InputSpec, hidden: frozenset[str]) -> InputSpec:

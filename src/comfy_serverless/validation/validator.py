@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_serverless.loader_inputs import is_model_source
-from comfy_serverless.validation.catalog import InputSpec, NodeCatalog, types_compatible
+from comfy_serverless.validation.catalog import (
+    InputSpec,
+    NodeCatalog,
+    NodeSpec,
+    types_compatible,
+)
 from comfy_serverless.validation.files import (
     MODEL_SAVERS,
     link_problem,
@@ -172,16 +177,21 @@ class _CatalogPass:
                 self.findings.cannot_run(node_id, f"Node class '{class_type}' is not "
                                                   "available on any worker", hint)
                 self.findings.missing_node(class_type)
-            elif not spec.is_core and not self._custom_node_allowed(spec.node_pack):
+            elif not spec.is_core and (refused := self._refused_packs(spec)):
                 self.findings.cannot_run(
                     node_id, f"Node class '{class_type}' comes from the unverified node pack "
-                             f"'{spec.node_pack}'", "Use core nodes or a verified node pack")
+                             f"'{refused[0] or spec.python_module}'",
+                    "Use core nodes or a verified node pack")
 
-    def _custom_node_allowed(self, pack: str | None) -> bool:
+    def _refused_packs(self, spec: NodeSpec) -> list[str | None]:
+        """The packs the class comes from (on any worker: per class, not per pack name)
+        that this service does not allow; empty when every copy is allowed."""
         if not self.rules.custom_nodes_enabled:
-            return False
-        return not self.rules.custom_nodes_require_verification or (
-            pack in self.rules.verified_node_packs)
+            return sorted(spec.node_packs, key=str)
+        if not self.rules.custom_nodes_require_verification:
+            return []
+        return sorted((pack for pack in spec.node_packs
+                       if pack not in self.rules.verified_node_packs), key=str)
 
     def _upstream_of(self, roots: list[str]) -> set[str]:
         seen: set[str] = set()

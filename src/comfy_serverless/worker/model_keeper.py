@@ -8,7 +8,8 @@ fetched, pinned in the model cache and placed first (worker/source_preloads.py);
 placed they are published and kept warm like the others.
 
 `held` is what a claim's model affinity matches against: the models warm in ComfyUI and
-those on disk (the inventory's files, and the cached files' sha256 and sources).
+the files on disk from the model cache (by name, sha256 and sources; bounded, see
+models/inventory.py). A worker with neither claims in strict order (the fast query).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from comfy_serverless.models.warmth import PRELOAD_NODE, WarmModels
 from comfy_serverless.store.models import ModelPreload
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.model_fetch import ModelFetcher
-from comfy_serverless.worker.source_preloads import SourcePreloads
+from comfy_serverless.worker.source_preloads import SourcePreloads, to_keep_warm
 
 if TYPE_CHECKING:  # worker_config imports this module's ModelKeeperConfig
     from comfy_serverless.worker.worker_config import WorkerConfig
@@ -79,8 +80,8 @@ class ModelKeeper(BackgroundService):
         self._published_at = float("-inf")
 
     def held(self) -> tuple[frozenset[str], frozenset[str]]:
-        """(warm, on disk) for a claim: the warm files with their cache tokens, and every
-        file on disk with the cached ones' tokens."""
+        """(warm, on disk) for a claim: the warm files with their cache tokens, and the
+        files placed from the model cache (the most recently used) with theirs."""
         warm = self.warm.current()
         return warm | self.inventory.tokens_of(warm), self.inventory.on_disk()
 
@@ -132,9 +133,8 @@ class ModelKeeper(BackgroundService):
             placed, fresh = await self._sources.ready(active)
             if fresh:
                 await self.publish()
-        preloads = [preload for preload in [*active, *placed] if (
-            preload.source is None or preload in placed)
-            and self.inventory.holds(preload.folder, preload.filename)]
+        preloads = [preload for preload in to_keep_warm(active, placed)
+                    if self.inventory.holds(preload.folder, preload.filename)]
         for preload in self.warm.needing_load(preloads):
             load_time = await self._load(preload)
             if load_time is None:

@@ -139,6 +139,12 @@ class ScheduledPreload(BaseModel):
                                "in display form (no query string or credential)")
     sha256: str | None = Field(default=None, description="The source's pinned sha256")
     folder: str = Field(description="The model folder the file is (or is placed) in")
+    model_id_provisional: bool = Field(
+        default=False, description="True for a source without a sha256: its content, and so "
+        "the `<12 hex>-` prefix of the placed file's name, is known only once fetched; "
+        "`model_id` is then `<category>/<file name>`, and the model list shows the placed "
+        "file as `<category>/<12 hex>-<file name>` with `file_info.source` equal to this "
+        "`source` and `file_info.folder` to this `folder`")
 
 
 class PreloadScheduled(BaseModel):
@@ -150,7 +156,8 @@ class PreloadScheduled(BaseModel):
                       "model_id": "checkpoint/sdxl_base_1.0", "priority": 9,
                       "regions": ["us-east-1"], "expires_at": "2024-08-31T11:15:30Z",
                       "workers": ["gpu-node-7"], "warm_cache": False, "source": None,
-                      "sha256": None, "folder": "checkpoints"},
+                      "sha256": None, "folder": "checkpoints",
+                      "model_id_provisional": False},
                      {"preload_id": "pre_1b2c3d4e5f6a7b8c",
                       "model_id": "checkpoint/6ce0161689b3-v1-5-pruned-emaonly",
                       "priority": 5, "regions": None, "expires_at": "2024-08-31T11:15:30Z",
@@ -158,7 +165,7 @@ class PreloadScheduled(BaseModel):
                       "source": "https://models.example.com/sd15/v1-5-pruned-emaonly"
                                 ".safetensors",
                       "sha256": "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa",
-                      "folder": "checkpoints"}],
+                      "folder": "checkpoints", "model_id_provisional": False}],
     }]})
 
     status: Literal["scheduled"]
