@@ -124,6 +124,18 @@ def _drainer(database_url: str, workers: int, stop_after: float) -> None:
     asyncio.run(_drain(database_url, workers, stop_after))
 
 
+async def _queued(database_url: str) -> int:
+    """The queue's depth: whether the drainers kept up (a deep queue makes the tier's
+    bounded count at each submit longer, up to the tier's max_queue_size)."""
+    store = await Store.open(database_url)
+    try:
+        row = await store.connector.fetch_one(
+            "SELECT COUNT(*) AS n FROM executions WHERE status = 'queued'")
+        return int(row["n"]) if row else 0
+    finally:
+        await store.close()
+
+
 async def _submitted_ids(database_url: str, limit: int) -> list[str]:
     store = await Store.open(database_url)
     try:
@@ -158,12 +170,14 @@ async def _one_count(processes: int, args: argparse.Namespace) -> tuple[list[Wrk
                 for _ in range(args.runs):
                     submits.append(_wrk(service.base_url + "/v1/workflows/execute",
                                         scripts / "submit.lua", args))
+                    depth = await _queued(database_url)
                     ids = await _submitted_ids(database_url, 5000)
                     (scripts / "ids.txt").write_text("\n".join(ids) + "\n")
                     (scripts / "read.lua").write_text(_read_script(key, scripts / "ids.txt"))
                     reads.append(_wrk(service.base_url, scripts / "read.lua", args))
                     print(f"  {processes} process(es): submits {submits[-1]}   "
-                          f"status reads {reads[-1]}", flush=True)
+                          f"status reads {reads[-1]}   (queued after the submits: {depth})",
+                          flush=True)
             finally:
                 drainer.terminate()
                 drainer.join()
