@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -37,7 +36,7 @@ from comfy_serverless.engine.comfyui.installer import (
 )
 from comfy_serverless.settings import Settings
 from comfy_serverless.testing import LocalService
-from tests.model_files import relabelled_safetensors, sha_of_file
+from tests.model_files import model_source_service_env, relabelled_safetensors, sha_of_file
 from tests.range_server import RangeServer, range_server
 from tests.tls_server import make_certificates
 from workloads.workflows import TINY_CHECKPOINT, tiny_sd15
@@ -45,18 +44,8 @@ from workloads.workflows import TINY_CHECKPOINT, tiny_sd15
 
 @contextmanager
 def _service(folder: Path, ca_bundle: Path, layout: EngineLayout) -> Iterator[LocalService]:
-    models = folder / "models"
-    (models / "checkpoints").mkdir(parents=True)
-    (models / "extra_model_paths.yaml").write_text(
-        f"fetched:\n    base_path: {models}\n    checkpoints: checkpoints\n")
-    tiers = folder / "tiers.json"
-    tiers.write_text(json.dumps({"tiers": {"enterprise": {"model_sources": ["127.0.0.1"]}}}))
-    env = {"COMFY_SERVERLESS_TIERS_FILE": str(tiers),
-           "COMFY_SERVERLESS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
-           "COMFY_SERVERLESS_INPUT_CA_BUNDLE": str(ca_bundle),
-           "COMFY_SERVERLESS_MODEL_CACHE_DIR": str(models / ".cs-cache"),
-           "COMFY_SERVERLESS_COMFYUI_EXTRA_ARGS": json.dumps(
-               ["--extra-model-paths-config", str(models / "extra_model_paths.yaml")])}
+    env = model_source_service_env(folder / "models", folder / "tiers.json", ca_bundle,
+                                   {"enterprise": ["127.0.0.1"]})
     with LocalService.start(folder / "data", layout.root, extra_env=env) as service:
         yield service
 

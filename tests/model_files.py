@@ -71,3 +71,25 @@ def relabelled_safetensors(original: Path, target: Path, label: str) -> Path:
         copy.write(struct.pack("<Q", len(encoded)) + encoded)
         shutil.copyfileobj(source, copy, 1 << 20)
     return target
+
+
+def model_source_service_env(models: Path, tiers_file: Path, ca_bundle: Path,
+                             tiers: dict[str, list[str]]) -> dict[str, str]:
+    """What a service needs to fetch model sources from a loopback https server in a test
+    or a bench: an extra models folder `models` that its ComfyUI reads (its checkpoints/
+    made here) with the model cache inside it, the tiers file (tier name: the hosts its
+    `model_sources` allow) written to `tiers_file`, loopback allowed as an address, and
+    the test CA trusted."""
+    (models / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (models / "extra_model_paths.yaml").write_text(
+        f"fetched:\n    base_path: {models}\n    checkpoints: checkpoints\n")
+    tiers_file.parent.mkdir(parents=True, exist_ok=True)
+    tiers_file.write_text(json.dumps({"tiers": {
+        name: {"model_sources": hosts} for name, hosts in tiers.items()}}))
+    return {"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
+            "COMFY_SERVERLESS_TIERS_FILE": str(tiers_file),
+            "COMFY_SERVERLESS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+            "COMFY_SERVERLESS_INPUT_CA_BUNDLE": str(ca_bundle),
+            "COMFY_SERVERLESS_MODEL_CACHE_DIR": str(models / ".cs-cache"),
+            "COMFY_SERVERLESS_COMFYUI_EXTRA_ARGS": json.dumps(
+                ["--extra-model-paths-config", str(models / "extra_model_paths.yaml")])}

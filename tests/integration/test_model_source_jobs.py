@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import pytest
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
 from tests.helpers import assert_error, status_of, submit, wait_for, wait_until_finished
-from tests.model_files import relabelled_safetensors, sha_of_file
+from tests.model_files import model_source_service_env, relabelled_safetensors, sha_of_file
 from tests.range_server import RangeServer, range_server
 from tests.tls_server import LocalCertificates
 from workloads.workflows import TINY_CHECKPOINT, tiny_sd15
@@ -40,11 +39,7 @@ def model_server(test_certificates: LocalCertificates) -> Iterator[RangeServer]:
 
 @pytest.fixture(scope="module")
 def models_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("fetched-models")
-    (folder / "checkpoints").mkdir()
-    (folder / "extra_model_paths.yaml").write_text(
-        f"fetched:\n    base_path: {folder}\n    checkpoints: checkpoints\n")
-    return folder
+    return tmp_path_factory.mktemp("fetched-models")
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +47,8 @@ def sources_service(engine_layout: EngineLayout, models_folder: Path,
                     test_certificates: LocalCertificates,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
     data_dir = tmp_path_factory.mktemp("sources-service")
-    tiers = data_dir / "tiers.json"
-    tiers.write_text(json.dumps({"tiers": {"enterprise": {"model_sources": ["127.0.0.1"]}}}))
-    env = {"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
-           "COMFY_SERVERLESS_TIERS_FILE": str(tiers),
-           "COMFY_SERVERLESS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
-           "COMFY_SERVERLESS_INPUT_CA_BUNDLE": str(test_certificates.ca_bundle),
-           "COMFY_SERVERLESS_MODEL_CACHE_DIR": str(models_folder / ".cs-cache"),
-           "COMFY_SERVERLESS_COMFYUI_EXTRA_ARGS": json.dumps(
-               ["--extra-model-paths-config", str(models_folder / "extra_model_paths.yaml")])}
+    env = model_source_service_env(models_folder, data_dir / "tiers.json",
+                                   test_certificates.ca_bundle, {"enterprise": ["127.0.0.1"]})
     with LocalService.start(data_dir, engine_layout.root, extra_env=env) as running:
         yield running
 

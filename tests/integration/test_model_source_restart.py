@@ -6,7 +6,6 @@ of the file with `Range` instead of fetching it again."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from comfy_serverless.engine.comfyui.installer import EngineLayout
 from comfy_serverless.testing import LocalService
 from tests.helpers import submit, wait_for, wait_until_finished
-from tests.model_files import sha_of_file
+from tests.model_files import model_source_service_env, sha_of_file
 from tests.range_server import range_server
 from tests.tls_server import LocalCertificates
 from workloads.workflows import TINY_CHECKPOINT, tiny_sd15
@@ -30,21 +29,10 @@ PATH = "/ckpt/killed.safetensors"
 
 def _service_env(models: Path, data_dir: Path, certificates: LocalCertificates
                  ) -> dict[str, str]:
-    (models / "checkpoints").mkdir(parents=True)
-    (models / "extra_model_paths.yaml").write_text(
-        f"fetched:\n    base_path: {models}\n    checkpoints: checkpoints\n")
-    tiers = data_dir / "tiers.json"
-    tiers.parent.mkdir(parents=True)
-    tiers.write_text(json.dumps({"tiers": {"enterprise": {"model_sources": ["127.0.0.1"]}}}))
-    return {"COMFY_SERVERLESS_HEARTBEAT_INTERVAL": "1",
-            "COMFY_SERVERLESS_LEASE_SECONDS": "3",
-            "COMFY_SERVERLESS_RESCUE_INTERVAL": "1",
-            "COMFY_SERVERLESS_TIERS_FILE": str(tiers),
-            "COMFY_SERVERLESS_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
-            "COMFY_SERVERLESS_INPUT_CA_BUNDLE": str(certificates.ca_bundle),
-            "COMFY_SERVERLESS_MODEL_CACHE_DIR": str(models / ".cs-cache"),
-            "COMFY_SERVERLESS_COMFYUI_EXTRA_ARGS": json.dumps(
-                ["--extra-model-paths-config", str(models / "extra_model_paths.yaml")])}
+    """Leases short enough that a killed service's job is rescued within seconds."""
+    return {**model_source_service_env(models, data_dir / "tiers.json",
+                                       certificates.ca_bundle, {"enterprise": ["127.0.0.1"]}),
+            "COMFY_SERVERLESS_LEASE_SECONDS": "3", "COMFY_SERVERLESS_RESCUE_INTERVAL": "1"}
 
 
 @asynccontextmanager
