@@ -104,13 +104,15 @@ def _curl(url: str, ca: Path, target: Path) -> tuple[Timing, Timing]:
     return fetched, verified
 
 
-def _transport(ca: Path) -> Transport:
-    return Transport(ssl.create_default_context(cafile=str(ca)), timeout=60)
+def _transport(ca: Path, chunk_bytes: int) -> Transport:
+    return Transport(ssl.create_default_context(cafile=str(ca)), timeout=60,
+                     chunk_bytes=chunk_bytes)
 
 
-async def _cache_fetch(url: str, ca: Path, root: Path) -> tuple[Timing, float]:
+async def _cache_fetch(url: str, ca: Path, root: Path, chunk_bytes: int
+                       ) -> tuple[Timing, float]:
     """The timing and the peak RSS growth (MB) of one download into a new cache."""
-    cache = ModelCache(root, max_bytes=1 << 40, transport=_transport(ca))
+    cache = ModelCache(root, max_bytes=1 << 40, transport=_transport(ca, chunk_bytes))
     before = reset_peak()
     cpu, started = _own_cpu(), time.perf_counter()
     await cache.fetch(parse_source(url), _POLICY)
@@ -120,8 +122,8 @@ async def _cache_fetch(url: str, ca: Path, root: Path) -> tuple[Timing, float]:
     return timing, growth
 
 
-async def _concurrent(url: str, ca: Path, root: Path, count: int) -> float:
-    cache = ModelCache(root, max_bytes=1 << 40, transport=_transport(ca))
+async def _concurrent(url: str, ca: Path, root: Path, count: int, chunk_bytes: int) -> float:
+    cache = ModelCache(root, max_bytes=1 << 40, transport=_transport(ca, chunk_bytes))
     started = time.perf_counter()
     await asyncio.gather(*(cache.fetch(parse_source(url), _POLICY) for _ in range(count)))
     elapsed = time.perf_counter() - started
@@ -134,7 +136,7 @@ def _median(timings: list[Timing]) -> Timing:
                   statistics.median(t.cpu for t in timings))
 
 
-async def _run(megabytes: int, runs: int, folder: Path) -> None:
+async def _run(megabytes: int, runs: int, folder: Path, chunk_bytes: int) -> None:
     model = folder / "model.bin"
     sha256 = _write_model(model, megabytes)
     with _server(folder, model) as base:
@@ -144,11 +146,11 @@ async def _run(megabytes: int, runs: int, folder: Path) -> None:
             fetched, checked = _curl(base, ca, folder / "curl.bin")
             curl.append(fetched)
             verified.append(checked)
-            timing, growth = await _cache_fetch(url, ca, folder / "cache")
+            timing, growth = await _cache_fetch(url, ca, folder / "cache", chunk_bytes)
             cache.append(timing)
             growths.append(growth)
-        one = await _concurrent(url, ca, folder / "cache", 1)
-        eight = await _concurrent(url, ca, folder / "cache", 8)
+        one = await _concurrent(url, ca, folder / "cache", 1, chunk_bytes)
+        eight = await _concurrent(url, ca, folder / "cache", 8, chunk_bytes)
     print(f"file: {megabytes} MB over https on loopback (server in its own process), "
           f"median of {runs}")
     rows = (("curl", _median(curl)), ("curl + sha256sum", _median(verified)),
@@ -171,9 +173,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=512)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--chunk-kib", type=int, default=Transport.DEFAULT_CHUNK_BYTES >> 10,
+                        help="the transport's read size")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-models-") as folder:
-        asyncio.run(_run(arguments.mb, arguments.runs, Path(folder)))
+        asyncio.run(_run(arguments.mb, arguments.runs, Path(folder),
+                         arguments.chunk_kib << 10))
 
 
 if __name__ == "__main__":

@@ -67,8 +67,10 @@ class Transport:
     """How bytes are reached: the TLS context (an operator's CA bundle), the read timeout,
     the chunk size, and the S3 settings that s3 sources are read with."""
 
+    DEFAULT_CHUNK_BYTES = 1 << 20
+
     def __init__(self, tls: ssl.SSLContext | None = None, *, timeout: float = 60.0,
-                 chunk_bytes: int = 1 << 20, s3: S3Config | None = None) -> None:
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES, s3: S3Config | None = None) -> None:
         self.tls = tls or ssl.create_default_context()
         self.timeout = timeout
         self.chunk_bytes = chunk_bytes
