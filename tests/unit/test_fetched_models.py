@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +242,24 @@ def test_a_placed_file_of_unknown_source_is_shown_to_no_tier(tmp_path: Path) -> 
     assert placed[0] == SHA
     listed = fleet_models([_file(link.name, *placed[1])])
     assert visible_models(listed, host_check(_tier("*"))) == []
+
+
+def test_two_placements_of_one_file_at_once_both_succeed(tmp_path: Path) -> None:
+    """Two workers on one cache placing one new file at the same moment (seen in CI: one
+    renamed the other's temporary link from under it): each uses a link of its own."""
+    layout = CacheLayout(tmp_path / ".cs-cache")
+    layout.blob(SHA).write_bytes(b"weights")
+    folder = tmp_path / "checkpoints"
+    start = threading.Barrier(8)
+
+    def place() -> Path:
+        start.wait()
+        return layout.place(SHA, "tiny.safetensors", folder)
+
+    for _ in range(20):
+        for link in folder.glob("*"):
+            link.unlink()
+        with ThreadPoolExecutor(8) as pool:
+            links = list(pool.map(lambda _: place(), range(8)))
+        assert {link.resolve() for link in links} == {layout.blob(SHA).resolve()}
+        assert [path.name for path in folder.iterdir()] == [links[0].name]

@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 from pathlib import Path
 
 from comfy_serverless.loader_inputs import placed_name
@@ -123,8 +124,9 @@ class CacheLayout:
         if _points_at(link, target):
             return link
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = link.with_name(f".{link.name}.tmp")
-        temporary.unlink(missing_ok=True)
+        # A name of its own: two processes placing one file at once each rename their own
+        # link (the same target) over the other's, never one from under the other.
+        temporary = link.with_name(f".{link.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         temporary.symlink_to(os.path.relpath(target, folder))
         os.replace(temporary, link)
         with (self.root / "links" / sha256).open("a") as record:

@@ -39,10 +39,16 @@ from comfy_serverless.store.records import LogEntry
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.execution_context import ExecutionContext, ExecutorConfig, StopRun
 
-__all__ = ["DownloadReport", "ModelFetchFailed", "ModelFetcher"]
+__all__ = ["DownloadReport", "ModelFetchFailed", "ModelFetcher", "PlacementFailed"]
 
 _LOG_EVERY = 5.0
 _UNKNOWN_SOURCE = FileSource(display="", host="", key="")
+
+
+class PlacementFailed(ModelUnavailable):
+    """The model is cached but could not be linked into its folder (a filesystem error)."""
+
+    retryable = True
 
 
 class ModelFetchFailed(Exception):
@@ -166,11 +172,20 @@ class ModelFetcher:
                                   hf_endpoint=self.hf_endpoint)
             display = source.display
             model = await self._held(context, item, source, policy)
-            placed = self.cache.place(model, self.models_dir / item.folder)
+            placed = self._place(model, item.folder)
             self.on_placed()
             return placed
         except ModelSourceError as exc:
             raise ModelFetchFailed(item, class_type, display, exc) from exc
+
+    def _place(self, model: CachedModel, folder: str) -> str:
+        """The cached file linked into its model folder; a filesystem error is a retryable
+        MODEL_UNAVAILABLE (the file is in the cache: the next attempt links it again)."""
+        try:
+            return self.cache.place(model, self.models_dir / folder)
+        except OSError as exc:
+            raise PlacementFailed(f"the cached file could not be placed in '{folder}' "
+                                  f"({type(exc).__name__})") from exc
 
     async def _held(self, context: ExecutionContext, item: ModelSourceInput,
                     source: ModelSource, policy: SourcePolicy) -> CachedModel:
