@@ -31,6 +31,7 @@ from comfy_serverless.store.options import (
 from comfy_serverless.store.records import ExecutionRecord, NewExecution
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
+from comfy_serverless.worker.prompt_submission import PromptSubmission
 from comfy_serverless.worker.worker import Worker
 from comfy_serverless.worker.worker_config import WorkerConfig
 from tests.fakes.comfyui import FakeComfyUI, running_fake
@@ -519,3 +520,21 @@ async def test_keep_engine_history_leaves_each_prompt_in_comfyuis_history(rig: R
     assert await rig.worker.run_burst() == ["completed"]
     [entry] = rig.fake.history.values()
     assert entry["status"]["status_str"] == "success"
+
+
+async def test_a_defect_in_the_worker_puts_the_job_back_at_once(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected exception in an attempt (a bug, not a known failure) is a retryable
+    WORKER_ERROR recorded now: the job does not wait in `processing` for its lease to run
+    out, and the worker goes on."""
+    async def broken(self: object, context: object, output_classes: object) -> None:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(PromptSubmission, "submit", broken)
+    execution_id = await rig.submit(retries=1)
+    assert await rig.worker.run_once() == "requeued"
+    queued = await rig.execution(execution_id)
+    assert queued.status == "queued"
+    assert queued.error is not None
+    assert queued.error["details"]["error_type"] == "WORKER_ERROR"
+    assert queued.error["retry_info"]["retryable"] is True

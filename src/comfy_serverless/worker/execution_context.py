@@ -71,3 +71,7 @@ class ExecutionContext:
     @property
     def lease(self) -> Lease:
         return self.execution.lease
+
+    def usage_metrics(self) -> dict[str, float | None]:
+        """The engine's resource use over the attempt, as recorded with its outcome."""
+        return self.usage.metrics(self.tuning.gpu_memory_fraction)

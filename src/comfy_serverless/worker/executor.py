@@ -125,6 +125,10 @@ class Executor:
                 outcome = await self._follow(context)
             except StopRun as stop:
                 outcome = stop.outcome
+            except Exception:  # a defect: back in the queue now, not when the lease runs out
+                log.exception("execution %s: unexpected worker error", execution.id)
+                outcome = await self._fail(context, context.tracker.failure_here(
+                    "WORKER_ERROR", "the worker met an unexpected error", retryable=True))
             finally:
                 await context.held_models.aclose()
                 self._client.unsubscribe(context.prompt_id)
@@ -216,7 +220,7 @@ class Executor:
                 now, "execution_handed_back", context.tracker.current_node_id,
                 "Worker shutting down; execution returned to the queue"))
         if context.progress.due(now) and not await context.progress.write(
-                now, _usage_metrics(context) if context.usage.samples else None):
+                now, context.usage_metrics() if context.usage.samples else None):
             await self._stop_engine_work(context, "cancelled")
         if now - context.last_lease_renewal >= self._config.heartbeat_interval:
             context.last_lease_renewal = now
@@ -289,7 +293,7 @@ class Executor:
             f"Workflow completed with {len(outputs)} output(s)")]
         completed = await self._patiently(context, "completed", lambda: self._store.claims.complete(
             context.lease, outputs, context.tracker.final_snapshot(), context.tracker.engine_time(),
-            log_entries, engine_metrics=_usage_metrics(context)))
+            log_entries, engine_metrics=context.usage_metrics()))
         return "completed" if completed else "cancelled"
 
     async def _after_interrupt(self, context: ExecutionContext) -> Outcome:
@@ -341,10 +345,5 @@ class Executor:
         log_entries.append(LogEntry(now, "execution_failed", failure.node_id, failure.message))
         failed = await self._patiently(context, "failed", lambda: self._store.claims.fail(
             context.lease, decision.error, gpu_time, log_entries,
-            engine_metrics=_usage_metrics(context)))
+            engine_metrics=context.usage_metrics()))
         return "failed" if failed else "cancelled"
-
-
-def _usage_metrics(context: ExecutionContext) -> dict[str, float | None]:
-    return context.usage.metrics(context.tuning.gpu_memory_fraction)
-
