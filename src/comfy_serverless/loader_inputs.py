@@ -29,7 +29,8 @@ MODEL_SOURCE_SCHEMES: tuple[str, ...] = ("https://", "s3://", "hf://")
 _PLACED_PREFIX_HEX = 12
 # A placed name: 12 lowercase hex digits, a dash, then the source's file name (made of the
 # characters a source's file name keeps, model_sources/sources.py: no space, no slash).
-_PLACED_NAME = re.compile(rf"^[0-9a-f]{{{_PLACED_PREFIX_HEX}}}-[A-Za-z0-9._-]+$")
+_PLACED_NAME = re.compile(rf"[0-9a-f]{{{_PLACED_PREFIX_HEX}}}-[A-Za-z0-9._-]+")
+_PATH_SEPARATORS = re.compile(r"[/\\]")
 
 
 def placed_name(sha256: str, basename: str) -> str:
@@ -39,8 +40,12 @@ def placed_name(sha256: str, basename: str) -> str:
 
 def is_placed_name(value: object) -> bool:
     """Whether `value` has the shape of a placed name, whether or not such a file exists:
-    a file of that shape is usable only where a record of its sources allows it."""
-    return isinstance(value, str) and _PLACED_NAME.match(value) is not None
+    a file of that shape is usable only where a record of its sources allows it. The last
+    part of a path counts (a folder that ComfyUI lists with a subfolder), and the whole of
+    it (no trailing newline)."""
+    if not isinstance(value, str):
+        return False
+    return _PLACED_NAME.fullmatch(_PATH_SEPARATORS.split(value)[-1]) is not None
 
 
 def is_model_source(value: object) -> bool:

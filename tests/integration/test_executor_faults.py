@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from comfy_serverless.auth.keys import issue_key
+from comfy_serverless.engine.comfyui.messages import EngineEvent
 from comfy_serverless.engine.comfyui.supervisor import AttachedEngine
 from comfy_serverless.errors import EngineUnavailable, StorageError
 from comfy_serverless.executions.submission import new_execution_id
@@ -32,6 +33,7 @@ from comfy_serverless.store.records import ExecutionRecord, NewExecution
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import free_port
 from comfy_serverless.worker.prompt_submission import PromptSubmission
+from comfy_serverless.worker.tracked_prompt import TrackedPrompt
 from comfy_serverless.worker.worker import Worker
 from comfy_serverless.worker.worker_config import WorkerConfig
 from tests.fakes.comfyui import FakeComfyUI, running_fake
@@ -538,3 +540,24 @@ async def test_a_defect_in_the_worker_puts_the_job_back_at_once(
     assert queued.error is not None
     assert queued.error["details"]["error_type"] == "WORKER_ERROR"
     assert queued.error["retry_info"]["retryable"] is True
+
+
+async def test_a_defect_while_the_prompt_runs_withdraws_it_from_comfyui(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prompt is interrupted before the job goes back: no orphan runs beside the next
+    attempt."""
+    rig.fake.faults.steps, rig.fake.faults.step_seconds = 200, 0.05
+    apply = TrackedPrompt.apply
+
+    def broken_once_running(self: TrackedPrompt, event: EngineEvent) -> None:
+        apply(self, event)
+        if self.started_at is not None:
+            raise RuntimeError("a defect")
+
+    monkeypatch.setattr(TrackedPrompt, "apply", broken_once_running)
+    execution_id = await rig.submit(retries=1)
+    assert await rig.worker.run_once() == "requeued"
+    record = await rig.execution(execution_id)
+    assert record.error is not None
+    assert record.error["details"]["error_type"] == "WORKER_ERROR"
+    assert rig.fake.interrupted == {record.engine_prompt_id}

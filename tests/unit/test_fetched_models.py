@@ -38,6 +38,8 @@ from comfy_serverless.store.options import ExecutionOptions
 from comfy_serverless.store.records import NewExecution
 from comfy_serverless.validation.catalog import NodeCatalog
 from comfy_serverless.validation.findings import WorkflowNotRunnable
+from comfy_serverless.validation.model_references import model_references
+from comfy_serverless.webhooks.system_events import model_changes
 from tests.model_files import offline_fetcher
 from tests.unit.test_models import _FakeFolders
 from workloads.workflows import tiny_sd15
@@ -263,3 +265,36 @@ def test_two_placements_of_one_file_at_once_both_succeed(tmp_path: Path) -> None
             links = list(pool.map(lambda _: place(), range(8)))
         assert {link.resolve() for link in links} == {layout.blob(SHA).resolve()}
         assert [path.name for path in folder.iterdir()] == [links[0].name]
+
+
+@pytest.mark.parametrize("value", [
+    {"__value__": "abcdef012345-tiny.safetensors"},  # ComfyUI unwraps it
+    "fetched/abcdef012345-tiny.safetensors",  # a folder listed with a subfolder
+])
+def test_a_wrapped_or_nested_placed_name_is_refused_too(value: object) -> None:
+    workflow = tiny_sd15(1)
+    workflow["4"]["inputs"]["ckpt_name"] = value
+    with pytest.raises(WorkflowNotRunnable):
+        refuse_unusable_placed_names(workflow, {}, frozenset())
+    with pytest.raises(WorkflowNotRunnable):
+        refuse_unusable_placed_names(tiny_sd15(1), {"ckpt_name": value}, frozenset())
+
+
+def test_a_wrapped_model_name_counts_for_the_tiers_model_groups() -> None:
+    workflow = tiny_sd15(1)
+    workflow["4"]["inputs"]["ckpt_name"] = {"__value__": "private.safetensors"}
+    assert "checkpoints/private.safetensors" in model_references(workflow)
+
+
+def test_model_updated_events_leave_fetched_files_out() -> None:
+    """Sent to every key's endpoints: another tenant's fetched file must not show there."""
+    def catalog(*files: str) -> dict[str, Any]:
+        return {"CheckpointLoaderSimple": {
+            "input": {"required": {"ckpt_name": [list(files)]}},
+            "output": ["MODEL"], "output_node": False, "category": "loaders",
+            "python_module": "nodes"}}
+
+    changes = model_changes(catalog("a.safetensors"),
+                            catalog("a.safetensors", "b.safetensors",
+                                    "0123456789ab-secret.safetensors"))
+    assert changes == {"added": ["b.safetensors"], "removed": []}

@@ -44,6 +44,7 @@ _HEALTHY_AFTER = 60.0  # a process that ran this long resets the pause
 _QUICK_FAILURE = 10.0  # a process that ends this soon after its start failed at its start
 _QUICK_FAILURES_ALLOWED = 5  # in a row, then the parent gives up
 _PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def bound_socket(host: str, port: int) -> socket.socket:
@@ -77,11 +78,22 @@ class _Supervisor:
             self._reap_one()
 
     def _start(self, index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the child: serve until told to stop, never return into the parent's code
-            os._exit(_serve_child(self._settings, self._make_app, self._listener, index))
-        self._children[pid] = index
-        self._started_at[index] = time.monotonic()
+        """Fork process `index`. SIGTERM and SIGINT wait while it forks and is recorded: a
+        stop that came in between would miss it, or run the parent's handler in the child."""
+        parent = os.getpid()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: serve until told to stop, never return into our code
+                for signum in _STOP_SIGNALS:
+                    signal.signal(signum, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                os._exit(_serve_child(self._settings, self._make_app, self._listener, index,
+                                      parent))
+            self._children[pid] = index
+            self._started_at[index] = time.monotonic()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _reap_one(self) -> None:
         try:
@@ -123,12 +135,10 @@ class _Supervisor:
 
 
 def _serve_child(settings: Settings, make_app: MakeApp, listener: socket.socket,
-                 index: int) -> int:
+                 index: int, parent: int) -> int:
     """One API process: its own app (the first one with the embedded worker), serving from
     the shared socket. Returns its exit status."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _die_with(os.getppid())
+    _die_with(parent)
     try:
         app = make_app(settings, index == 0 and settings.embedded_worker)
         uvicorn.Server(uvicorn_config(app, settings)).run(sockets=[listener])

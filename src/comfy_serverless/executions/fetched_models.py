@@ -22,6 +22,7 @@ from comfy_serverless.access.tiers import Tier
 from comfy_serverless.loader_inputs import is_placed_name
 from comfy_serverless.model_sources import host_allowed
 from comfy_serverless.models.listing import HostCheck
+from comfy_serverless.validation.files import unwrapped
 from comfy_serverless.validation.findings import Findings, nearest
 
 __all__ = ["host_check", "refuse_unusable_placed_names"]
@@ -37,14 +38,14 @@ def host_check(tier: Tier) -> HostCheck:
 def _string_inputs(workflow: Mapping[str, Any], overrides: Mapping[str, Any]
                    ) -> Iterator[tuple[str | None, str, str]]:
     """(node id, input name, value) of each string input of the workflow and each string
-    override (whose node id is None)."""
+    override (whose node id is None), as ComfyUI reads it: `{"__value__": v}` unwrapped."""
     for node_id, node in workflow.items():
         inputs = node.get("inputs") if isinstance(node, Mapping) else None
         for name, value in (inputs or {}).items() if isinstance(inputs, Mapping) else ():
-            if isinstance(value, str):
+            if isinstance(value := unwrapped(value), str):
                 yield str(node_id), str(name), value
     for name, value in overrides.items():
-        if isinstance(value, str):
+        if isinstance(value := unwrapped(value), str):
             yield None, str(name), value
 
 

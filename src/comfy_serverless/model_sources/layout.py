@@ -128,7 +128,11 @@ class CacheLayout:
         # link (the same target) over the other's, never one from under the other.
         temporary = link.with_name(f".{link.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         temporary.symlink_to(os.path.relpath(target, folder))
-        os.replace(temporary, link)
+        try:
+            os.replace(temporary, link)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
         with (self.root / "links" / sha256).open("a") as record:
             record.write(f"{link}\n")
         return link

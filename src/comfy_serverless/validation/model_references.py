@@ -25,6 +25,7 @@ from typing import Any
 
 from comfy_serverless.loader_inputs import is_model_source, loaded_model_names
 from comfy_serverless.validation.catalog import MODEL_EXTENSIONS
+from comfy_serverless.validation.files import unwrapped
 
 __all__ = ["MODEL_FOLDER_BY_INPUT", "SourceInput", "disallowed_models", "model_references",
            "model_source_inputs", "required_models"]
@@ -64,7 +65,8 @@ def model_references(graph: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Each model the graph names, once, in the order of the graph."""
     found: dict[str, None] = {}
     for node in graph.values():
-        for name, value in (node.get("inputs") or {}).items():
+        for name, wrapped in (node.get("inputs") or {}).items():
+            value = unwrapped(wrapped)  # as ComfyUI reads it
             if not isinstance(value, str) or is_model_source(value):
                 continue
             folder = MODEL_FOLDER_BY_INPUT.get(name)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from comfy_serverless.background import BackgroundService
+from comfy_serverless.loader_inputs import is_placed_name
 from comfy_serverless.store.store import Store
 from comfy_serverless.validation.catalog import NodeCatalog
 
@@ -17,9 +18,13 @@ SYSTEM_EVENTS = ("system.maintenance", "system.capacity", "model.updated")
 
 
 def _model_files(object_info: Mapping[str, Any]) -> set[str]:
+    """The catalog's model files, without those fetched by source (placed names): the event
+    goes to every key's endpoints, and a fetched model is seen only by the tiers that could
+    fetch it (docs/reference/security.md)."""
     catalog = NodeCatalog.from_object_info(object_info)
     return {str(option) for node in catalog.nodes.values() for spec in node.inputs.values()
-            if spec.lists_model_files for option in spec.options or ()}
+            if spec.lists_model_files for option in spec.options or ()
+            if not is_placed_name(option)}
 
 
 def model_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -65,6 +65,7 @@ class ExecutionContext:
     last_lease_renewal: float = 0.0
     last_cancel_poll: float = 0.0
     last_event_at: float = 0.0
+    failing: bool = False  # a failure is being recorded (worker/defects.py)
     # The model files the attempt uses, held against eviction until it ends.
     held_models: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 

@@ -38,6 +38,7 @@ from comfy_serverless.store.records import ClaimMatch, ExecutionRecord, LogEntry
 from comfy_serverless.store.store import Store
 from comfy_serverless.worker.attempt_cleanup import AttemptCleanup
 from comfy_serverless.worker.completion import OutputCompletion
+from comfy_serverless.worker.defects import after_defect
 from comfy_serverless.worker.engine_facts import EngineFacts
 from comfy_serverless.worker.engine_history import EngineHistory
 from comfy_serverless.worker.engine_watch import (
@@ -126,9 +127,7 @@ class Executor:
             except StopRun as stop:
                 outcome = stop.outcome
             except Exception:  # a defect: back in the queue now, not when the lease runs out
-                log.exception("execution %s: unexpected worker error", execution.id)
-                outcome = await self._fail(context, context.tracker.failure_here(
-                    "WORKER_ERROR", "the worker met an unexpected error", retryable=True))
+                outcome = await after_defect(context, self._interrupt, self._fail)
             finally:
                 await context.held_models.aclose()
                 self._client.unsubscribe(context.prompt_id)
@@ -332,6 +331,7 @@ class Executor:
     async def _fail(self, context: ExecutionContext, failure: Failure) -> Outcome:
         """Report the failure to the outcome policy (queue/outcome.py) and record what it
         decides: queued again after its backoff, or failed for good."""
+        context.failing = True
         decision = decide(failure, Attempt.of(context.execution))
         log_entries = context.tracker.drain_log()
         gpu_time = context.tracker.engine_time()
