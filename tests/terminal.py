@@ -26,7 +26,9 @@ class Terminal:
     def read_until(self, done: Callable[[str], bool], timeout: float, what: str) -> str:
         deadline = time.monotonic() + timeout
         while not done(self.output):
-            if self._exited() and not self._read(0):
+            # `done` is asked again: the process may have exited (what `wait` waits for)
+            # since it was asked above.
+            if self._exited() and not self._read(0) and not done(self.output):
                 raise AssertionError(f"exited ({self.exit_code}) before {what}:\n{self.output}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n"
