@@ -143,9 +143,11 @@ async def _run(megabytes: int, runs: int, folder: Path, chunk_bytes: int) -> Non
         url, ca = f"{base}#sha256={sha256}", folder / "tls" / "ca.pem"
         curl, verified, cache, growths = [], [], [], []
         for _ in range(runs):
+            os.sync()  # each download starts with no other's dirty pages to write back
             fetched, checked = _curl(base, ca, folder / "curl.bin")
             curl.append(fetched)
             verified.append(checked)
+            os.sync()
             timing, growth = await _cache_fetch(url, ca, folder / "cache", chunk_bytes)
             cache.append(timing)
             growths.append(growth)

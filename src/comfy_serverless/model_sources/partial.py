@@ -8,25 +8,22 @@ continued (see transfer.py). Its hash state is not saved: a resumed download re-
 the bytes already on disk once (a local read, far cheaper than fetching them again) to
 rebuild it.
 
-Used from the download's worker thread. Writing and hashing run in one more thread, a few
-chunks behind the network (`_AHEAD`), so reading the next chunk overlaps hashing the last:
-the download runs at the speed of the slower of the two, not their sum, and memory stays
-at a few chunks whatever the size. The network is read into a ring of `_AHEAD + 2`
-buffers (`buffer`) that the writer reads from in place: no chunk is copied on its way.
+Used from the download's worker thread, which reads each chunk of the network into one
+reused buffer (`buffer`), then writes and hashes it in place while it is still in the
+core's cache: measured against a second thread a few chunks behind (bench.models, 256 KiB
+chunks, a quiet 2-core machine), 1.87 to 1.90 CPU s/GB against 2.03 and 0.82x curl's
+throughput against 0.79x. Memory stays at one chunk whatever the size.
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["PartialFile"]
 
 _REHASH_CHUNK = 1 << 20
-_AHEAD = 4
 
 
 class PartialFile:
@@ -39,11 +36,8 @@ class PartialFile:
         self.size = 0
         self._hasher = hashlib.sha256()
         self._handle: BinaryIO | None = None
-        self._writer: ThreadPoolExecutor | None = None
-        self._pending: collections.deque[Future[None]] = collections.deque()
         self._broken = False  # after a failed write, nothing more is written
-        self._ring: list[memoryview] = []
-        self._turn = 0
+        self._buffer = memoryview(bytearray(0))
 
     def resume(self) -> int:
         """Rebuild the running hash from what is already on disk; the byte offset to ask
@@ -77,29 +71,19 @@ class PartialFile:
     def _open(self) -> None:
         self._broken = False
         self._handle = self.path.open("ab")
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="model-write")
 
     def buffer(self, size: int) -> memoryview:
-        """The next buffer of the ring to read a chunk into. It is free: `append` lets at
-        most `_AHEAD` chunks wait for the writer, and the ring holds two more."""
-        if not self._ring or len(self._ring[0]) != size:
-            self._ring = [memoryview(bytearray(size)) for _ in range(_AHEAD + 2)]
-        self._turn = (self._turn + 1) % len(self._ring)
-        return self._ring[self._turn]
+        """The buffer to read the next chunk into (free again once `append` returns)."""
+        if len(self._buffer) != size:
+            self._buffer = memoryview(bytearray(size))
+        return self._buffer
 
     def append(self, chunk: bytes | memoryview) -> None:
-        """Queue `chunk` (bytes, or a slice of a `buffer`) for writing and hashing; waits
-        only when `_AHEAD` chunks are already queued. A write error surfaces here or in
-        `finish`."""
-        if self._writer is None:
+        """Write and hash `chunk` (bytes, or a slice of `buffer`). After a failed write
+        (raised here) nothing more is written."""
+        if self._handle is None:
             raise RuntimeError("resume() opens a partial file before it is written")
-        self._pending.append(self._writer.submit(self._write, chunk))
-        self.size += len(chunk)
-        if len(self._pending) > _AHEAD:
-            self._pending.popleft().result()
-
-    def _write(self, chunk: bytes | memoryview) -> None:
-        if self._broken or self._handle is None:
+        if self._broken:
             return
         try:
             self._handle.write(chunk)
@@ -107,19 +91,13 @@ class PartialFile:
             self._broken = True
             raise
         self._hasher.update(chunk)
+        self.size += len(chunk)
 
     def finish(self) -> None:
-        """Wait for every queued chunk, then close the file (kept on disk)."""
-        while self._pending:
-            self._pending.popleft().result()
+        """Close the file (kept on disk)."""
         self.close()
 
     def close(self) -> None:
-        """Close the file; chunks still queued are written first."""
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
-        self._pending.clear()
         if self._handle is not None:
             self._handle.close()
             self._handle = None
