@@ -187,7 +187,13 @@ async def wait_ready(stage: Stage, fleet: Fleet) -> None:
                             for api in fleet.apis])
         return False
 
-    await wait_for(apis_ready, timeout=60, interval=0.5, what="both API containers")
+    try:
+        await wait_for(apis_ready, timeout=120, interval=0.5, what="both API containers")
+    except AssertionError:
+        for container in stage.containers[:2]:  # what kept them from being ready
+            print(f"[stage] log of {container[:12]}:\n{container_log(container)[-3000:]}",
+                  file=sys.stderr)
+        raise
 
     async def every_worker_live() -> bool:
         return await live_workers(fleet.apis[1]) == len(fleet.workers)
