@@ -82,12 +82,15 @@ def cdn_resolves_to(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 @pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every address a socket connected to, in order (the connections still happen)."""
+    """Every address a socket connected to, in order. Only loopback connections happen:
+    any other fails the test before it is made (the addresses a test names are data)."""
     made: list[str] = []
     real = socket.socket.connect
 
     def connect(self: socket.socket, address: Any) -> None:
         made.append(str(address[0]))
+        if str(address[0]) not in ("127.0.0.1", "::1"):
+            raise AssertionError(f"tried to connect to {address[0]}")
         real(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", connect)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -32,6 +33,7 @@ from comfy_serverless.model_sources.layout import CacheLayout
 from comfy_serverless.model_sources.locks import exclusive, try_exclusive
 from comfy_serverless.model_sources.partial import PartialFile
 from comfy_serverless.webhooks.ssrf import WebhookPolicy
+from tests.helpers import wait_for
 
 DIGEST = hashlib.sha256(b"model").hexdigest()
 
@@ -252,7 +254,8 @@ async def test_a_lock_file_swept_while_waited_for_is_never_held_twice(tmp_path: 
 
     async with exclusive(path):
         waiting = asyncio.create_task(download())
-        await asyncio.sleep(0.2)  # it has opened the lock file and polls
+        await wait_for(lambda: _opened_here(path), timeout=5, interval=0.01,
+                       what="the waiter to open the lock file")
         path.unlink()  # a sweep removes the file while this holder has it
     await asyncio.wait_for(held.wait(), 5)
     with try_exclusive(path) as free:  # the file now at `path` is the waiter's
@@ -278,3 +281,12 @@ def test_the_package_imports_only_leaves_and_the_outbound_policy() -> None:
                 and node.module.startswith("comfy_serverless")}
     assert imported, "the walk found the package's imports"
     assert {module for module in imported if not module.startswith(allowed)} == set()
+
+
+async def _opened_here(path: Path) -> bool:
+    """Whether this process holds `path` open more than once (the holder, and a waiter)."""
+    opened = 0
+    for descriptor in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            opened += os.readlink(descriptor) == str(path)
+    return opened >= 2
