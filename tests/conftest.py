@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,11 +19,13 @@ from comfy_serverless.engine.comfyui.installer import (
     build_tiny_checkpoint,
     install_engine,
 )
+from comfy_serverless.model_sources import Transport
 from comfy_serverless.settings import Settings
 from comfy_serverless.store.store import Store
 from comfy_serverless.testing import LocalService, scratch_postgres_schema
 from comfy_serverless.testing_s3 import S3Server, moto_server
 from tests.published_inputs import publish_shared_inputs
+from tests.range_server import RangeServer, range_server
 from tests.tls_server import ImageServer, LocalCertificates, image_server, make_certificates
 
 POSTGRES_URL = os.environ.get(
@@ -152,3 +155,17 @@ def _is_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@pytest.fixture(scope="module")
+def models(test_certificates: LocalCertificates) -> Iterator[RangeServer]:
+    """A loopback https server (the session's test CA) that serves model files."""
+    with range_server(test_certificates) as server:
+        yield server
+
+
+@pytest.fixture
+def transport(test_certificates: LocalCertificates) -> Transport:
+    """The model cache's transport, trusting the test CA, in small chunks (many reads)."""
+    return Transport(ssl.create_default_context(cafile=str(test_certificates.ca_bundle)),
+                     timeout=10, chunk_bytes=1 << 14)

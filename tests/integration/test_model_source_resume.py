@@ -4,8 +4,6 @@ test_model_sources.py)."""
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,24 +18,7 @@ from comfy_serverless.model_sources import (
 )
 from comfy_serverless.testing_s3 import S3Server
 from tests.model_files import POLICY, cache_for, file_body, leftovers, sha
-from tests.range_server import RangeServer, range_server
-from tests.tls_server import LocalCertificates
-
-
-@pytest.fixture(scope="module")
-def models(test_certificates: LocalCertificates) -> Iterator[RangeServer]:
-    with range_server(test_certificates) as server:
-        yield server
-
-
-@pytest.fixture
-def transport(test_certificates: LocalCertificates) -> Transport:
-    return Transport(ssl.create_default_context(cafile=str(test_certificates.ca_bundle)),
-                     timeout=10, chunk_bytes=1 << 14)
-
-
-
-
+from tests.range_server import RangeServer
 
 
 async def test_an_unpinned_download_without_a_validator_starts_over_after_a_break(

@@ -9,7 +9,6 @@ import ipaddress
 import logging
 import os
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,28 +33,8 @@ from comfy_serverless.outbound_urls import parse_url
 from comfy_serverless.testing_s3 import S3Server
 from comfy_serverless.webhooks.outbound import pinned_download
 from comfy_serverless.webhooks.ssrf import CheckedUrl, WebhookPolicy
-from tests.model_files import cache_for, file_body, leftovers, sha
+from tests.model_files import POLICY, cache_for, file_body, leftovers, sha
 from tests.range_server import RangeServer, range_server
-from tests.tls_server import LocalCertificates
-
-LOOPBACK = WebhookPolicy(allowed_networks=("127.0.0.1/32",))
-POLICY = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",))
-
-
-@pytest.fixture(scope="module")
-def models(test_certificates: LocalCertificates) -> Iterator[RangeServer]:
-    with range_server(test_certificates) as server:
-        yield server
-
-
-@pytest.fixture
-def transport(test_certificates: LocalCertificates) -> Transport:
-    return Transport(ssl.create_default_context(cafile=str(test_certificates.ca_bundle)),
-                     timeout=10, chunk_bytes=1 << 14)
-
-
-
-
 
 
 async def test_a_source_is_downloaded_once_and_placed_for_a_loader(
@@ -134,7 +113,7 @@ async def test_a_killed_download_resumes_with_range(
 async def test_a_hash_outside_the_operator_allowlist_is_refused_and_removed(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
     allowed = file_body("allowed", 1000)
-    strict = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
+    strict = SourcePolicy(POLICY.destinations, allowed_hosts=("127.0.0.1",),
                           required_hashes=frozenset({sha(allowed)}))
     cache = cache_for(tmp_path, transport)
     with pytest.raises(HashNotAllowed):
@@ -145,7 +124,7 @@ async def test_a_hash_outside_the_operator_allowlist_is_refused_and_removed(
     # Also for a file already on disk: a stricter allowlist refuses it without a download.
     with pytest.raises(HashNotAllowed):
         await cache.fetch(parse_source(url), SourcePolicy(
-            LOOPBACK, allowed_hosts=("127.0.0.1",), required_hashes=frozenset()))
+            POLICY.destinations, allowed_hosts=("127.0.0.1",), required_hashes=frozenset()))
     assert models.hits["/strict/allowed.ckpt"] == 1
 
 
@@ -180,7 +159,7 @@ async def test_credentials_reach_their_host_and_no_error_or_log(
         models: RangeServer, transport: Transport, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
     secret = "sk-model-token-7731"
-    policy = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
+    policy = SourcePolicy(POLICY.destinations, allowed_hosts=("127.0.0.1",),
                           credentials=(HostCredential("127.0.0.1", Secret(secret)),))
     cache = cache_for(tmp_path, transport)
     caplog.set_level(logging.DEBUG)
@@ -205,7 +184,7 @@ async def test_a_hugging_face_path_is_fetched_from_the_endpoint_with_its_token(
     models.serve("/owner/repo/resolve/v2/unet/model.safetensors", body)
     source = parse_source("hf://owner/repo/unet/model.safetensors@v2",
                           hf_endpoint=models.base_url, sha256=sha(body))
-    policy = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",),
+    policy = SourcePolicy(POLICY.destinations, allowed_hosts=("127.0.0.1",),
                           credentials=(hub_credential(models.base_url, Secret("hf_abc")),))
     model = await cache_for(tmp_path, transport).fetch(source, policy)
     assert model.path.read_bytes() == body
@@ -327,7 +306,8 @@ async def test_a_stricter_policy_never_gets_a_file_through_a_shared_download(
         models: RangeServer, transport: Transport, tmp_path: Path) -> None:
     body = file_body("tiers", 200_000)
     url = models.serve("/tiers/model.ckpt", body)
-    strict = SourcePolicy(LOOPBACK, allowed_hosts=("127.0.0.1",), required_hashes=frozenset())
+    strict = SourcePolicy(POLICY.destinations, allowed_hosts=("127.0.0.1",),
+                          required_hashes=frozenset())
     cache = cache_for(tmp_path, transport)
     lenient, refused = await asyncio.gather(
         cache.fetch(parse_source(url), POLICY), cache.fetch(parse_source(url), strict),
